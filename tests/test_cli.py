@@ -1,0 +1,54 @@
+"""The ``emp-kan`` command: version, help, the demo, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from emp_kan import __version__
+from emp_kan.cli import main
+
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"emp-kan {__version__}"
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "demo" in capsys.readouterr().out
+
+
+def test_demo_prints_what_emp_kept(capsys):
+    assert main(["demo", "--scores", "4,1,1,1,1"]) == 0
+    out = capsys.readouterr().out
+    assert "keep nu = 3 of 5" in out
+    assert out.count("yes") == 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["demo", "--beta", "0"], ["demo", "--scores", "1,x"], ["nonsense"], ["demo", "--nope"]],
+)
+def test_bad_usage_is_one_line_and_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emp-kan: error: ")
+    assert err.count("\n") == 1
+
+
+def test_console_script_runs_as_a_process():
+    proc = subprocess.run(
+        [sys.executable, "-m", "emp_kan.cli", "demo", "--beta", "nan"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
