@@ -20,9 +20,34 @@ from emp_kan.core import (
 
 __version__ = "0.1.0"
 
+# The pykan-facing names import torch and pykan; load them on first use so that the pure core
+# stays light.
+_LAZY = {
+    "EMPPruner": "emp_kan.pruners",
+    "ThresholdPruner": "emp_kan.pruners",
+    "LayerDecision": "emp_kan.pruners",
+    "KANScores": "emp_kan.scores",
+    "compute_scores": "emp_kan.scores",
+    "PruneResult": "emp_kan.rounds",
+    "RoundRecord": "emp_kan.rounds",
+    "prune_rounds": "emp_kan.rounds",
+    "prune_step": "emp_kan.rounds",
+    "train": "emp_kan.rounds",
+    "make_kan": "emp_kan.pykan_adapter",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emp_kan' has no attribute {name!r}")
+
 logging.getLogger("emp_kan").addHandler(logging.NullHandler())
 
 __all__ = [
+    *_LAZY,
     "EMPSelection",
     "__version__",
     "effective_number",

@@ -1,0 +1,313 @@
+"""The one place that touches pykan (``kan``, version 0.2.8).
+
+Everything here exists to make pykan behave like a library: no files written (``./model``,
+``./figures``, ``copy_temp_*``), no prints, no progress bars of its own, and the caller's global
+``random`` / numpy / torch generator states left as they were.
+
+Orientation: emp_kan stores every per-layer edge array as ``(out, in)`` (like pykan's
+``edge_scores``). pykan keeps its edge masks as ``(in, out)``; they are transposed here and only
+here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import io
+import logging
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger("emp_kan")
+
+# Per-forward caches that hold non-leaf tensors: deepcopy refuses them, and they are rebuilt by
+# the next forward pass anyway.
+_CACHE_ATTRS = (
+    "cache_data", "acts", "acts_premult", "spline_preacts", "spline_postsplines",
+    "spline_postacts", "acts_scale", "acts_scale_spline", "subnode_actscale", "edge_actscale",
+    "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
+    "subnode_scores_all",
+)  # fmt: skip
+
+DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
+
+
+def _kan_module():
+    """The module ``kan.MultKAN`` (the package shadows its name with the class)."""
+    return importlib.import_module("kan.MultKAN")
+
+
+def multkan_class() -> type:
+    """pykan's ``MultKAN`` class (``kan.KAN`` is the same class)."""
+    return _kan_module().MultKAN
+
+
+@contextlib.contextmanager
+def preserved_global_rng(seed: int | None = None) -> Iterator[None]:
+    """Run a block with the global ``random``, numpy and torch generators saved and restored.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed all three generators on entry, so the block is reproducible.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()  # noqa: NPY002 - pykan uses the legacy global generator
+    torch_state = torch.random.get_rng_state()
+    try:
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)  # noqa: NPY002
+            torch.manual_seed(seed)
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+        torch.random.set_rng_state(torch_state)
+
+
+class _SilentTqdm:
+    """Stands in for tqdm inside pykan: iterates, and keeps the description pykan sets."""
+
+    def __init__(self, iterable: Any = None, *args: Any, **kwargs: Any) -> None:
+        self.iterable = iterable
+        self.description = ""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.iterable)
+
+    def set_description(self, desc: str = "", *args: Any, **kwargs: Any) -> None:
+        self.description = desc
+
+
+def _deterministic_curve2coef(x_eval, y_eval, grid, k):
+    """pykan's spline least squares, solved by SVD (gelsd) in float64.
+
+    pykan's own call uses LAPACK's gelsy in float32, whose result varies in the last bits from
+    run to run on the same input; LBFGS amplifies that, so the same seed gave different pruning.
+    gelsd returns the same minimum-norm solution, bit for bit on every run.
+
+    Shapes: ``x_eval (batch, in)``, ``y_eval (batch, in, out)``, ``grid (in, G + 2k + 1)``;
+    returns ``coef (in, out, G + k)``.
+    """
+    from kan.spline import B_batch
+
+    batch, in_dim = x_eval.shape
+    out_dim = y_eval.shape[2]
+    n_coef = grid.shape[1] - k - 1
+    mat = B_batch(x_eval, grid, k).permute(1, 0, 2)[:, None, :, :]
+    mat = mat.expand(in_dim, out_dim, batch, n_coef).double()
+    rhs = y_eval.permute(1, 2, 0).unsqueeze(dim=3).double()
+    coef = torch.linalg.lstsq(mat, rhs, driver="gelsd").solution[:, :, :, 0]
+    return coef.to(y_eval.dtype)
+
+
+@contextlib.contextmanager
+def quiet_pykan() -> Iterator[None]:
+    """Make pykan behave while the block runs.
+
+    Its prints go to the log at DEBUG level, its tqdm bars are switched off, and its spline
+    least squares is solved deterministically (:func:`_deterministic_curve2coef`).
+    """
+    multkan = _kan_module()
+    kan_layer = importlib.import_module("kan.KANLayer")
+    sink = io.StringIO()
+    saved = (multkan.tqdm, multkan.curve2coef, kan_layer.curve2coef)
+    multkan.tqdm = _SilentTqdm
+    multkan.curve2coef = kan_layer.curve2coef = _deterministic_curve2coef
+    try:
+        with contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        multkan.tqdm, multkan.curve2coef, kan_layer.curve2coef = saved
+        text = sink.getvalue().strip()
+        if text:
+            log.debug("pykan said: %s", text)
+
+
+def _make_inert(model: Any) -> Any:
+    # auto_save=True makes fit/prune write ./model (or crash when it is missing).
+    model.auto_save = False
+    return model
+
+
+def check_model(model: Any) -> None:
+    """Raise TypeError unless ``model`` is a pykan MultKAN with sum nodes only."""
+    cls = multkan_class()
+    if not isinstance(model, cls):
+        raise TypeError(
+            f"expected a pykan model (kan.KAN / kan.MultKAN), got {type(model).__name__}; "
+            "build one with kan.KAN(width=[...], grid=..., k=...)"
+        )
+    if any(int(w[1]) != 0 for w in model.width):
+        raise ValueError(
+            "multiplication nodes are not supported yet; build the KAN with sum nodes only "
+            "(width as a list of integers)"
+        )
+
+
+def make_kan(
+    width: Sequence[int],
+    grid: int = 5,
+    k: int = 3,
+    seed: int = 0,
+    symbolic_enabled: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A new pykan KAN that writes no files and leaves the global generators alone.
+
+    Parameters
+    ----------
+    width : sequence of int
+        Nodes per layer, inputs first, e.g. ``[2, 5, 1]``.
+    grid, k : int
+        Spline grid intervals and order.
+    seed : int
+        pykan's initialisation seed.
+    symbolic_enabled : bool
+        pykan's symbolic branch; off by default since it doubles the cost of a training step.
+    """
+    with preserved_global_rng(), quiet_pykan():
+        model = multkan_class()(
+            width=list(width), grid=grid, k=k, seed=seed, auto_save=False,
+            symbolic_enabled=symbolic_enabled, **kwargs,
+        )  # fmt: skip
+    return model
+
+
+def clone_model(model: Any) -> Any:
+    """A deep copy of a pykan model, made in memory (pykan's ``copy()`` writes files)."""
+    stash = {name: model.__dict__[name] for name in _CACHE_ATTRS if name in model.__dict__}
+    try:
+        for name in stash:
+            model.__dict__[name] = None
+        clone = copy.deepcopy(model)
+    finally:
+        model.__dict__.update(stash)
+    return _make_inert(clone)
+
+
+def widths(model: Any) -> list[int]:
+    """Nodes per layer, inputs first, e.g. ``[2, 5, 1]``."""
+    return [int(w[0]) for w in model.width]
+
+
+def get_edge_masks(model: Any) -> list[torch.Tensor]:
+    """Live-edge masks, one bool tensor of shape ``(out, in)`` per layer."""
+    return [layer.mask.detach().T.clone().bool() for layer in model.act_fun]
+
+
+def set_edge_masks(model: Any, masks: Sequence[Any]) -> None:
+    """Write ``(out, in)`` bool masks into pykan's ``(in, out)`` float masks."""
+    for layer, mask in zip(model.act_fun, masks, strict=True):
+        m = torch.as_tensor(np.asarray(mask), dtype=layer.mask.dtype).T
+        layer.mask.data.copy_(m.to(layer.mask.device))
+
+
+def forward_pass(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """A fresh forward pass that refreshes pykan's cached activations; returns ``(batch, out)``."""
+    save = model.save_act
+    model.save_act = True
+    try:
+        with torch.no_grad():
+            y = model.forward(x)
+    finally:
+        model.save_act = save
+    return y
+
+
+def attribution(model: Any, x: torch.Tensor) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """pykan's attribution scores after a fresh forward pass on ``x``.
+
+    Returns
+    -------
+    edge_scores : list of ndarray, one ``(out, in)`` array per layer
+    node_scores : list of ndarray, one ``(width,)`` array per layer, inputs to outputs
+    """
+    forward_pass(model, x)
+    with torch.no_grad():
+        model.attribute()
+    edges = [e.detach().cpu().numpy().astype(np.float64) for e in model.edge_scores]
+    nodes = [n.detach().cpu().numpy().astype(np.float64) for n in model.node_scores]
+    return edges, nodes
+
+
+def activation_magnitude(model: Any, x: torch.Tensor) -> list[np.ndarray]:
+    """The KAN 1.0 L1 rule: std of an edge's output over (std of its input + 0.1), ``(out, in)``."""
+    forward_pass(model, x)
+    return [a.detach().cpu().numpy().astype(np.float64) for a in model.acts_scale]
+
+
+def coefficient_magnitude(model: Any) -> list[np.ndarray]:
+    """Mean |scaled spline coefficient| of each edge (the EMP paper's KAN score), ``(out, in)``."""
+    out = []
+    for layer in model.act_fun:
+        scaled = layer.coef.detach().abs() * layer.scale_sp.detach().abs()[:, :, None]
+        out.append((scaled.mean(dim=2) * layer.mask.detach()).T.cpu().numpy().astype(np.float64))
+    return out
+
+
+def remove_nodes(model: Any, keep: Sequence[Sequence[int]]) -> Any:
+    """Structurally remove hidden nodes; ``keep[l]`` lists the kept nodes of hidden layer ``l+1``.
+
+    Returns a new model (pykan's ``prune_node`` in manual mode, made side-effect free).
+    """
+    with preserved_global_rng(), quiet_pykan():
+        smaller = model.prune_node(
+            mode="manual", active_neurons_id=[list(map(int, k)) for k in keep], log_history=False
+        )
+    smaller.symbolic_enabled = model.symbolic_enabled
+    smaller.save_act = model.save_act
+    return _make_inert(smaller)
+
+
+def fit(
+    model: Any,
+    dataset: Mapping[str, torch.Tensor],
+    steps: int,
+    lamb: float,
+    seed: int,
+    opt: str = "LBFGS",
+    update_grid: bool = True,
+    **kwargs: Any,
+) -> None:
+    """Train in place with pykan's own ``fit``: silent, file-free, reproducible from ``seed``.
+
+    pykan's fit draws its batches from the global numpy generator; it is seeded here and
+    restored afterwards.
+    """
+    if steps <= 0:
+        return
+    from emp_kan.topology import live_nodes
+
+    dead = [
+        (layer, int(i))
+        for layer, live in enumerate(live_nodes([m.numpy() for m in get_edge_masks(model)]))
+        for i in np.flatnonzero(~live)
+    ]
+    if dead:
+        # pykan's grid update would fail on them (lstsq on a constant node: "coef" unbound).
+        raise ValueError(
+            f"hidden nodes {dead} (layer, index) have no live input or output edge; remove them "
+            "first (emp_kan.prune_step compacts the model)"
+        )
+    _make_inert(model)
+    with preserved_global_rng(seed), quiet_pykan():
+        model.fit(dict(dataset), opt=opt, steps=steps, lamb=lamb, update_grid=update_grid, **kwargs)
+
+
+def rmse(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Root mean squared error of the model on ``(x, y)``; NaN when the output is not finite."""
+    with torch.no_grad():
+        save = model.save_act
+        model.save_act = False
+        try:
+            pred = model.forward(x)
+        finally:
+            model.save_act = save
+        return float(torch.sqrt(torch.mean((pred - y) ** 2)))

@@ -1,0 +1,500 @@
+"""The round loop: train -> score -> prune -> compact -> retrain, with rollback.
+
+Node and edge ids in the history are the ids of the model given to :func:`prune_rounds`
+("original ids"), whatever structural removals happened since.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from emp_kan import pykan_adapter as adapter
+from emp_kan.pruners import EMPPruner, LayerDecision, ThresholdPruner
+from emp_kan.scores import compute_scores
+from emp_kan.topology import live_nodes, restore_cut_outputs
+
+log = logging.getLogger("emp_kan")
+
+__all__ = [
+    "PruneResult",
+    "RoundRecord",
+    "StepOutcome",
+    "check_dataset",
+    "prune_rounds",
+    "prune_step",
+    "train",
+]
+
+
+# --- input checks -------------------------------------------------------------------------
+
+
+def check_dataset(dataset: Any, n_inputs: int | None = None, n_outputs: int | None = None) -> None:
+    """Raise ValueError unless ``dataset`` is a pykan dataset dict that fits the model.
+
+    A pykan dataset maps ``train_input`` / ``test_input`` (``(n, w_0)`` float tensors) and
+    ``train_label`` / ``test_label`` (``(n, w_L)``) to torch tensors.
+    """
+    if not isinstance(dataset, Mapping):
+        raise ValueError(
+            f"dataset must be a dict with keys {', '.join(adapter.DATASET_KEYS)}, "
+            f"got {type(dataset).__name__}"
+        )
+    missing = [k for k in adapter.DATASET_KEYS if k not in dataset]
+    if missing:
+        raise ValueError(
+            f"dataset is missing {', '.join(missing)}; kan.utils.create_dataset builds all four"
+        )
+    for key in adapter.DATASET_KEYS:
+        value = dataset[key]
+        if not isinstance(value, torch.Tensor) or value.ndim != 2:
+            shape = getattr(value, "shape", None)
+            raise ValueError(f"dataset[{key!r}] must be a 2-D torch tensor, got shape {shape}")
+        if value.shape[0] == 0:
+            raise ValueError(f"dataset[{key!r}] has no rows")
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise ValueError(f"dataset[{key!r}] has {bad} NaN or infinite entries; drop them")
+    for split in ("train", "test"):
+        x, y = dataset[f"{split}_input"], dataset[f"{split}_label"]
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"{split}_input has {x.shape[0]} rows but {split}_label has {y.shape[0]}"
+            )
+    if dataset["train_input"].shape[1] != dataset["test_input"].shape[1]:
+        raise ValueError("train_input and test_input have different numbers of columns")
+    if n_inputs is not None and dataset["train_input"].shape[1] != n_inputs:
+        raise ValueError(
+            f"the model takes {n_inputs} inputs but the dataset has "
+            f"{dataset['train_input'].shape[1]} input columns"
+        )
+    if n_outputs is not None and dataset["train_label"].shape[1] != n_outputs:
+        raise ValueError(
+            f"the model has {n_outputs} outputs but the dataset has "
+            f"{dataset['train_label'].shape[1]} label columns"
+        )
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+@dataclass
+class RoundRecord:
+    """One round of the loop. Losses are RMSE; ``*_after_retrain`` is NaN when not retrained."""
+
+    round: int
+    accepted: bool
+    status: str  # "accepted", "fixed point", "rolled back: ..."
+    layers: list[dict]
+    train_rmse_before: float
+    test_rmse_before: float
+    train_rmse_after_prune: float
+    test_rmse_after_prune: float
+    train_rmse_after_retrain: float
+    test_rmse_after_retrain: float
+    edges_alive: int
+    nodes_alive: int
+    widths: list[int]
+    removed_edges: list[list[int]]  # [layer, out_id, in_id], original ids
+    removed_nodes: list[list[int]]  # [layer, node_id], original ids
+    seconds_train: float
+    seconds_score: float
+    seconds_prune: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PruneResult:
+    """What :func:`prune_rounds` returns.
+
+    Attributes
+    ----------
+    model : kan.MultKAN
+        The last accepted model (a new object; the model passed in is left untouched).
+    history : list of RoundRecord
+    node_ids : list of list of int
+        For each layer, the original id of each node of ``model``.
+    edge_pruned_round : list of ndarray
+        Per layer, ``(out, in)`` in original ids: the round in which the edge was removed, or -1.
+    initial_widths : list of int
+    initial_train_rmse, initial_test_rmse : float
+        After the initial training, before any pruning.
+    seconds_initial_train : float
+    """
+
+    model: Any
+    history: list[RoundRecord]
+    node_ids: list[list[int]]
+    edge_pruned_round: list[np.ndarray]
+    initial_widths: list[int]
+    initial_train_rmse: float
+    initial_test_rmse: float
+    seconds_initial_train: float
+    pruner: str
+
+    @property
+    def edges_alive(self) -> int:
+        return int(sum(int(m.sum()) for m in adapter.get_edge_masks(self.model)))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict: everything but the model."""
+        return {
+            "pruner": self.pruner,
+            "initial_widths": self.initial_widths,
+            "final_widths": adapter.widths(self.model),
+            "initial_train_rmse": _json_float(self.initial_train_rmse),
+            "initial_test_rmse": _json_float(self.initial_test_rmse),
+            "seconds_initial_train": self.seconds_initial_train,
+            "node_ids": self.node_ids,
+            "edge_pruned_round": [m.tolist() for m in self.edge_pruned_round],
+            "history": [_jsonable(asdict(r)) for r in self.history],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text; NaN losses are written as null."""
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+
+
+def _json_float(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return _json_float(obj)
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    return obj
+
+
+# --- one pruning step ---------------------------------------------------------------------
+
+
+@dataclass
+class StepOutcome:
+    """The result of :func:`prune_step` on one model state."""
+
+    model: Any
+    node_ids: list[list[int]]
+    decisions: list[LayerDecision]
+    removed_edges: list[list[int]]
+    removed_nodes: list[list[int]]
+    warnings: list[str]
+    masks_before_compaction: list[np.ndarray]
+    node_ids_before_compaction: list[list[int]]
+    seconds_score: float
+
+
+def _strongest_nodes(keep: list[np.ndarray], scores: list[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for k, s in zip(keep, scores, strict=True):
+        k = k.copy()
+        if not k.any():
+            k[int(np.argmax(np.abs(s)))] = True
+        out.append(k)
+    return out
+
+
+def prune_step(
+    model: Any,
+    x: torch.Tensor,
+    pruner: EMPPruner | ThresholdPruner,
+    node_ids: list[list[int]] | None = None,
+) -> StepOutcome:
+    """Score, prune and compact once. ``model`` itself is not changed.
+
+    Nodes are pruned first (when the pruner targets them), then the smaller model is re-scored
+    and its edges pruned (when targeted). Finally every hidden node that lost all its live
+    inputs or outputs is removed, and no output is ever left without a path from an input.
+
+    Parameters
+    ----------
+    model : kan.MultKAN
+    x : torch.Tensor, ``(batch, w_0)``
+        The inputs scores are computed on (the training inputs).
+    pruner : EMPPruner or ThresholdPruner
+    node_ids : list of list of int, optional
+        Original ids of the model's nodes, per layer; defaults to ``0..w_l-1``.
+    """
+    model = adapter.clone_model(model)
+    if node_ids is None:
+        node_ids = [list(range(w)) for w in adapter.widths(model)]
+    decisions: list[LayerDecision] = []
+    removed_edges: list[list[int]] = []
+    removed_nodes: list[list[int]] = []
+    warnings: list[str] = []
+    seconds_score = 0.0
+
+    def timed_scores():
+        nonlocal seconds_score
+        t = time.perf_counter()
+        out = compute_scores(model, x, pruner.edge_score, pruner.node_score)
+        seconds_score += time.perf_counter() - t
+        return out
+
+    if pruner.prunes_nodes and len(adapter.widths(model)) > 2:
+        scores = timed_scores()
+        keep, dec = pruner.keep_nodes(scores.nodes)
+        decisions += dec
+        if any(not k.any() for k in keep):
+            warnings.append("a node rule would empty a hidden layer; kept its strongest node")
+            keep = _strongest_nodes(keep, scores.nodes)
+        for h, k in enumerate(keep):
+            for i in np.flatnonzero(~k):
+                removed_nodes.append([h + 1, node_ids[h + 1][i]])
+        model = adapter.remove_nodes(model, [np.flatnonzero(k) for k in keep])
+        node_ids = (
+            [node_ids[0]]
+            + [
+                [ids[i] for i in np.flatnonzero(k)]
+                for ids, k in zip(node_ids[1:-1], keep, strict=True)
+            ]
+            + [node_ids[-1]]
+        )
+
+    masks = [m.numpy() for m in adapter.get_edge_masks(model)]
+    if pruner.prunes_edges:
+        scores = timed_scores()
+        new_masks, dec = pruner.keep_edges(scores.edges, masks)
+        decisions += dec
+        new_masks, warn = restore_cut_outputs(new_masks, masks, scores.edges)
+        warnings += warn
+        for layer, (old, new) in enumerate(zip(masks, new_masks, strict=True)):
+            for o, i in zip(*np.nonzero(old & ~new), strict=True):
+                removed_edges.append([layer, node_ids[layer + 1][o], node_ids[layer][i]])
+        adapter.set_edge_masks(model, new_masks)
+        masks = new_masks
+    masks_before = [m.copy() for m in masks]
+    ids_before = [list(ids) for ids in node_ids]
+
+    live = live_nodes(masks)
+    if not all(lv.all() for lv in live[1:-1]):
+        for h, lv in enumerate(live[1:-1]):
+            for i in np.flatnonzero(~lv):
+                removed_nodes.append([h + 1, node_ids[h + 1][i]])
+                # the dead node's remaining edges go with it
+                for o in np.flatnonzero(masks[h + 1][:, i]):
+                    removed_edges.append([h + 1, node_ids[h + 2][o], node_ids[h + 1][i]])
+                for j in np.flatnonzero(masks[h][i, :]):
+                    removed_edges.append([h, node_ids[h + 1][i], node_ids[h][j]])
+        model = adapter.remove_nodes(model, [np.flatnonzero(lv) for lv in live[1:-1]])
+        node_ids = (
+            [node_ids[0]]
+            + [
+                [ids[i] for i in np.flatnonzero(lv)]
+                for ids, lv in zip(node_ids[1:-1], live[1:-1], strict=True)
+            ]
+            + [node_ids[-1]]
+        )
+    for w in warnings:
+        log.warning(w)
+    return StepOutcome(
+        model=model,
+        node_ids=node_ids,
+        decisions=decisions,
+        removed_edges=removed_edges,
+        removed_nodes=removed_nodes,
+        warnings=warnings,
+        masks_before_compaction=masks_before,
+        node_ids_before_compaction=ids_before,
+        seconds_score=seconds_score,
+    )
+
+
+# --- training and the loop ----------------------------------------------------------------
+
+
+def train(
+    model: Any,
+    dataset: Mapping[str, torch.Tensor],
+    steps: int = 50,
+    lamb: float = 1e-3,
+    seed: int = 0,
+    opt: str = "LBFGS",
+    update_grid: bool = True,
+) -> Any:
+    """Train a copy of ``model`` with pykan's ``fit``; silent, file-free, reproducible.
+
+    Returns the trained copy; ``model`` and the global generators are left as they were.
+    """
+    adapter.check_model(model)
+    w = adapter.widths(model)
+    check_dataset(dataset, w[0], w[-1])
+    steps = _check_count("steps", steps)
+    if not math.isfinite(lamb) or lamb < 0:
+        raise ValueError(f"lamb must be a finite number >= 0, got {lamb!r}")
+    trained = adapter.clone_model(model)
+    adapter.fit(trained, dataset, steps, lamb, seed, opt=opt, update_grid=update_grid)
+    return trained
+
+
+def _losses(model, dataset) -> tuple[float, float]:
+    return (
+        adapter.rmse(model, dataset["train_input"], dataset["train_label"]),
+        adapter.rmse(model, dataset["test_input"], dataset["test_label"]),
+    )
+
+
+def _count_alive(model) -> tuple[int, int]:
+    edges = sum(int(m.sum()) for m in adapter.get_edge_masks(model))
+    nodes = sum(adapter.widths(model)[1:-1])
+    return edges, nodes
+
+
+def prune_rounds(
+    model: Any,
+    dataset: Mapping[str, torch.Tensor],
+    pruner: EMPPruner | ThresholdPruner | None = None,
+    rounds: int = 5,
+    steps: int = 50,
+    lamb: float = 1e-3,
+    tol: float = 0.2,
+    initial_steps: int | None = None,
+    seed: int = 0,
+    opt: str = "LBFGS",
+    update_grid: bool = True,
+    progress: bool = False,
+) -> PruneResult:
+    """Alternate training and pruning until nothing more can go.
+
+    Parameters
+    ----------
+    model : kan.MultKAN
+        Not modified; the loop works on a copy.
+    dataset : dict of torch.Tensor
+        ``train_input (n, w_0)``, ``train_label (n, w_L)``, ``test_input``, ``test_label``.
+    pruner : EMPPruner or ThresholdPruner
+        Default: ``EMPPruner()`` (edges, per layer, beta 1).
+    rounds : int
+        At most this many prune-and-retrain rounds.
+    steps : int
+        Training steps after each pruning.
+    lamb : float
+        pykan's sparsity regularisation during training.
+    tol : float
+        A round is rolled back (and the loop stops) when its test RMSE after retraining exceeds
+        ``(1 + tol)`` times the test RMSE before its pruning, or is NaN.
+    initial_steps : int, optional
+        Training steps before the first round; default ``steps``. Pass 0 for a trained model.
+    seed : int
+        Seeds every training call (round ``r`` uses ``seed + r``).
+    progress : bool
+        Show a tqdm bar over rounds.
+
+    Returns
+    -------
+    PruneResult
+    """
+    adapter.check_model(model)
+    w0 = adapter.widths(model)
+    check_dataset(dataset, w0[0], w0[-1])
+    rounds = _check_count("rounds", rounds)
+    steps = _check_count("steps", steps)
+    initial_steps = steps if initial_steps is None else _check_count("initial_steps", initial_steps)
+    for name, value in (("lamb", lamb), ("tol", tol)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    pruner = EMPPruner() if pruner is None else pruner
+    if not hasattr(pruner, "keep_edges") or not hasattr(pruner, "keep_nodes"):
+        raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
+    x_train = dataset["train_input"]
+
+    current = adapter.clone_model(model)
+    start = time.perf_counter()
+    adapter.fit(current, dataset, initial_steps, lamb, seed, opt=opt, update_grid=update_grid)
+    seconds_initial = time.perf_counter() - start
+    init_train, init_test = _losses(current, dataset)
+    if not (math.isfinite(init_train) and math.isfinite(init_test)):
+        raise RuntimeError(
+            "the initial training diverged (non-finite loss); try a smaller lamb, fewer steps "
+            "or standardised data"
+        )
+    node_ids = [list(range(w)) for w in w0]
+    pruned_round = [
+        np.full((w_out, w_in), -1, dtype=int) for w_in, w_out in zip(w0[:-1], w0[1:], strict=True)
+    ]
+    for layer, m in enumerate(adapter.get_edge_masks(current)):
+        pruned_round[layer][~m.numpy()] = 0  # dead before the first round
+    history: list[RoundRecord] = []
+
+    bar = tqdm(range(1, rounds + 1), desc="pruning rounds", disable=not progress, leave=False)
+    for r in bar:
+        train_before, test_before = _losses(current, dataset)
+        t0 = time.perf_counter()
+        step = prune_step(current, x_train, pruner, node_ids)
+        seconds_pruning_total = time.perf_counter() - t0
+        train_after, test_after = _losses(step.model, dataset)
+        edges_alive, nodes_alive = _count_alive(step.model)
+        record = RoundRecord(
+            round=r, accepted=True, status="accepted",
+            layers=[asdict(d) for d in step.decisions],
+            train_rmse_before=train_before, test_rmse_before=test_before,
+            train_rmse_after_prune=train_after, test_rmse_after_prune=test_after,
+            train_rmse_after_retrain=math.nan, test_rmse_after_retrain=math.nan,
+            edges_alive=edges_alive, nodes_alive=nodes_alive,
+            widths=adapter.widths(step.model),
+            removed_edges=step.removed_edges, removed_nodes=step.removed_nodes,
+            seconds_train=0.0, seconds_score=step.seconds_score,
+            seconds_prune=seconds_pruning_total - step.seconds_score,
+            warnings=step.warnings,
+        )  # fmt: skip
+        if not step.removed_edges and not step.removed_nodes:
+            record.status = "fixed point: nothing removed"
+            history.append(record)
+            log.info("round %d removed nothing: fixed point", r)
+            break
+        t1 = time.perf_counter()
+        adapter.fit(step.model, dataset, steps, lamb, seed + r, opt=opt, update_grid=update_grid)
+        record.seconds_train = time.perf_counter() - t1
+        record.train_rmse_after_retrain, record.test_rmse_after_retrain = _losses(
+            step.model, dataset
+        )
+        new_test = record.test_rmse_after_retrain
+        if not math.isfinite(new_test) or new_test > (1.0 + tol) * test_before:
+            record.accepted = False
+            record.status = (
+                f"rolled back: test RMSE {new_test:.4g} after retraining vs "
+                f"{test_before:.4g} before pruning (tol {tol:g})"
+            )
+            record.edges_alive, record.nodes_alive = _count_alive(current)
+            record.widths = adapter.widths(current)
+            history.append(record)
+            log.warning("round %d %s", r, record.status)
+            break
+        for layer, o, i in step.removed_edges:
+            if pruned_round[layer][o, i] < 0:
+                pruned_round[layer][o, i] = r
+        current, node_ids = step.model, step.node_ids
+        history.append(record)
+        bar.set_postfix(edges=edges_alive, test_rmse=f"{new_test:.3g}")
+    return PruneResult(
+        model=current,
+        history=history,
+        node_ids=node_ids,
+        edge_pruned_round=pruned_round,
+        initial_widths=w0,
+        initial_train_rmse=init_train,
+        initial_test_rmse=init_test,
+        seconds_initial_train=seconds_initial,
+        pruner=repr(pruner),
+    )
