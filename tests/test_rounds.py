@@ -264,3 +264,20 @@ def test_bad_pruner_settings_raise(make, message):
     with pytest.raises(ValueError, match=None) as info:
         make()
     assert message in str(info.value)
+
+
+def test_global_scope_ranks_all_layers_in_one_pool(dataset, trained):
+    step = prune_step(trained, dataset["train_input"], EMPPruner(scope="global"))
+    assert len(step.decisions) == 1
+    decision = step.decisions[0]
+    assert decision.layer == -1 and decision.alive_before == 16
+    kept = sum(int(m.sum()) for m in step.masks_before_compaction)
+    assert kept == decision.kept
+
+
+def test_per_layer_edge_emp_keeps_nu_per_layer(dataset, trained):
+    step = prune_step(trained, dataset["train_input"], EMPPruner(edge_score="coefficient"))
+    assert [d.layer for d in step.decisions] == [0, 1]
+    for d, mask in zip(step.decisions, step.masks_before_compaction, strict=True):
+        assert int(mask.sum()) == d.kept
+        assert d.preserved_mass >= d.mass_bound - 1e-12

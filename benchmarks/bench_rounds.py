@@ -1,0 +1,149 @@
+"""Evidence for the round loop: overhead, the authors' diabetes prototype, EMP vs thresholds.
+
+Run: ``.venv/bin/python benchmarks/bench_rounds.py [--parts overhead,diabetes,feynman]``
+
+* overhead: per round, (scoring + pruning + compaction seconds) / (that round's training seconds).
+* diabetes: the EMP authors' pykan prototype (sklearn diabetes, standardised, 80/20 split,
+  [10, 16, 1], grid 5, k 3, seed 0, 300 LBFGS steps, lamb 1e-3, one-shot node EMP per hidden
+  layer with beta 1 and node score min(max in, max out) of attribution edge scores), next to
+  pykan's threshold pruning and iterative EMP with retraining, all from the same trained model.
+* feynman: ten equations from pykan's set; one trained model each, then iterative EMP
+  (edges and nodes) and pykan's thresholds with the same rounds, steps, tol and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from emp_kan import pykan_adapter as adapter
+from emp_kan.pruners import EMPPruner, ThresholdPruner
+from emp_kan.rounds import prune_rounds, prune_step, train
+
+FEYNMAN = (1, 2, 3, 6, 8, 10, 15, 16, 25, 28)
+
+
+def feynman_dataset(number: int, n: int, seed: int):
+    from kan.feynman import get_feynman_dataset
+    from kan.utils import create_dataset
+
+    symbols, expr, f, ranges = get_feynman_dataset(number)
+    n_var = len(symbols) if isinstance(symbols, (list, tuple)) else 1
+    with adapter.preserved_global_rng(), adapter.quiet_pykan():
+        data = create_dataset(f, n_var=n_var, ranges=ranges, train_num=n, test_num=n, seed=seed)
+    return data, n_var, expr
+
+
+def edges_alive(model) -> int:
+    return sum(int(m.sum()) for m in adapter.get_edge_masks(model))
+
+
+def overhead() -> None:
+    print("== overhead: (score + prune + compact) / train seconds, per round")
+    data, n_var, _ = feynman_dataset(10, 1000, 0)
+    model = adapter.make_kan([n_var, 5, 1], grid=5, k=3, seed=0)
+    res = prune_rounds(model, data, EMPPruner(target="both"), rounds=4, steps=20, lamb=1e-2,
+                       tol=10.0)  # fmt: skip
+    shares = []
+    for r in res.history:
+        if r.seconds_train > 0:
+            share = (r.seconds_score + r.seconds_prune) / r.seconds_train
+            shares.append(share)
+            print(f"round {r.round}: train {r.seconds_train:.2f}s, score {r.seconds_score:.3f}s, "
+                  f"prune+compact {r.seconds_prune:.3f}s, overhead {100 * share:.2f}%")  # fmt: skip
+    if shares:
+        print(f"median overhead {100 * statistics.median(shares):.2f}% of training time")
+
+
+def diabetes() -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    print("== diabetes: the EMP authors' pykan prototype")
+    x, y = load_diabetes(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y[:, None], test_size=0.2, random_state=0)
+    mx, sx, my, sy = x_tr.mean(0), x_tr.std(0), y_tr.mean(0), y_tr.std(0)
+
+    def t(a):
+        return torch.tensor(a, dtype=torch.float32)
+
+    data = {
+        "train_input": t((x_tr - mx) / sx), "train_label": t((y_tr - my) / sy),
+        "test_input": t((x_te - mx) / sx), "test_label": t((y_te - my) / sy),
+    }  # fmt: skip
+    start = time.perf_counter()
+    trained = train(adapter.make_kan([10, 16, 1], grid=5, k=3, seed=0), data, steps=300,
+                    lamb=1e-3, seed=0)  # fmt: skip
+    print(f"trained 300 steps in {time.perf_counter() - start:.1f}s")
+
+    def mse(model):
+        return adapter.rmse(model, data["test_input"], data["test_label"]) ** 2
+
+    print(f"{'method':46} {'hidden':>6} {'edges':>6} {'test MSE':>9}")
+    print(f"{'trained (no pruning)':46} {16:6d} {edges_alive(trained):6d} {mse(trained):9.3f}")
+    print(f"{'authors reported: trained':46} {16:6d} {'':>6} {1.139:9.3f}")
+    print(f"{'authors reported: node EMP beta 1, one shot':46} {10:6d} {'':>6} {1.213:9.3f}")
+    for beta in (0.5, 0.75, 1.0, 1.25):
+        pruner = EMPPruner(target="nodes", beta=beta, node_score="min_in_out")
+        step = prune_step(trained, data["train_input"], pruner)
+        label = f"ours: node EMP beta {beta}, one shot"
+        print(f"{label:46} {adapter.widths(step.model)[1]:6d} {edges_alive(step.model):6d} "
+              f"{mse(step.model):9.3f}")  # fmt: skip
+    step = prune_step(trained, data["train_input"], ThresholdPruner())
+    print(f"{'pykan thresholds (1e-2, 3e-2), one shot':46} {adapter.widths(step.model)[1]:6d} "
+          f"{edges_alive(step.model):6d} {mse(step.model):9.3f}")  # fmt: skip
+    for name, pruner in (
+        ("iterative node EMP, 3 rounds x 50 steps", EMPPruner(target="nodes",
+                                                              node_score="min_in_out")),
+        ("iterative EMP both, 3 rounds x 50 steps", EMPPruner(target="both")),
+        ("iterative thresholds, 3 rounds x 50 steps", ThresholdPruner()),
+    ):  # fmt: skip
+        res = prune_rounds(trained, data, pruner, rounds=3, steps=50, lamb=1e-3,
+                           initial_steps=0, tol=0.2, seed=0)  # fmt: skip
+        status = res.history[-1].status if res.history else "-"
+        print(f"{name:46} {adapter.widths(res.model)[1]:6d} {edges_alive(res.model):6d} "
+              f"{mse(res.model):9.3f}  ({len(res.history)} rounds; last: {status[:40]})")
+
+
+def feynman() -> None:
+    print("== feynman: EMP (both) vs pykan thresholds, same trained model, 3 rounds x 20 steps")
+    print(f"{'eq':>3} {'vars':>4} {'edges0':>6} | {'EMP edges':>9} {'EMP RMSE':>9} | "
+          f"{'thr edges':>9} {'thr RMSE':>9} | {'trained RMSE':>12}")  # fmt: skip
+    wins = losses = 0
+    for number in FEYNMAN:
+        data, n_var, _ = feynman_dataset(number, 500, 0)
+        trained = train(adapter.make_kan([n_var, 5, 1], grid=5, k=3, seed=0), data, steps=50,
+                        lamb=1e-2, seed=0)  # fmt: skip
+        base = adapter.rmse(trained, data["test_input"], data["test_label"])
+        row = []
+        for pruner in (EMPPruner(target="both"), ThresholdPruner()):
+            res = prune_rounds(trained, data, pruner, rounds=3, steps=20, lamb=1e-2,
+                               initial_steps=0, tol=0.5, seed=0)  # fmt: skip
+            rmse = adapter.rmse(res.model, data["test_input"], data["test_label"])
+            row.append((edges_alive(res.model), rmse))
+        (e_emp, r_emp), (e_thr, r_thr) = row
+        if e_emp < e_thr and r_emp <= 2 * r_thr:
+            wins += 1
+        elif e_emp > e_thr or r_emp > 2 * r_thr:
+            losses += 1
+        print(f"{number:3d} {n_var:4d} {edges_alive(trained):6d} | {e_emp:9d} {r_emp:9.2e} | "
+              f"{e_thr:9d} {r_thr:9.2e} | {base:12.2e}")  # fmt: skip
+    print(f"EMP fewer edges at RMSE <= 2x threshold's: {wins}/{len(FEYNMAN)}; "
+          f"EMP more edges or RMSE > 2x: {losses}/{len(FEYNMAN)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="overhead,diabetes,feynman")
+    parts = parser.parse_args().parts.split(",")
+    np.set_printoptions(precision=4)
+    for part in parts:
+        {"overhead": overhead, "diabetes": diabetes, "feynman": feynman}[part]()
+
+
+if __name__ == "__main__":
+    main()
