@@ -41,16 +41,22 @@ def main() -> None:
         repeats = 7 if n == 10**6 else 3
         t_emp = median_seconds(lambda s=scores: emp_mask(s), repeats)
         t_arg = median_seconds(lambda s=scores, k=k: np.argpartition(-s, k - 1)[:k], repeats)
-        print(f"{n:9d} {'numpy':6} {k:9d} {t_emp:11.4f} {'numpy.argpartition':>24} "
-              f"{t_arg:9.4f} {t_emp / t_arg:6.2f}")
+        print(
+            f"{n:9d} {'numpy':6} {k:9d} {t_emp:11.4f} {'numpy.argpartition':>24} "
+            f"{t_arg:9.4f} {t_emp / t_arg:6.2f}"
+        )
         tensor = torch.from_numpy(scores)
         t_emp_t = median_seconds(lambda t=tensor: emp_mask(t), repeats)
         t_topk = median_seconds(lambda t=tensor, k=k: torch.topk(t, k), repeats)
         t_topk_u = median_seconds(lambda t=tensor, k=k: torch.topk(t, k, sorted=False), repeats)
-        print(f"{n:9d} {'torch':6} {k:9d} {t_emp_t:11.4f} {'torch.topk':>24} "
-              f"{t_topk:9.4f} {t_emp_t / t_topk:6.2f}")
-        print(f"{n:9d} {'torch':6} {k:9d} {t_emp_t:11.4f} {'torch.topk(sorted=False)':>24} "
-              f"{t_topk_u:9.4f} {t_emp_t / t_topk_u:6.2f}")
+        print(
+            f"{n:9d} {'torch':6} {k:9d} {t_emp_t:11.4f} {'torch.topk':>24} "
+            f"{t_topk:9.4f} {t_emp_t / t_topk:6.2f}"
+        )
+        print(
+            f"{n:9d} {'torch':6} {k:9d} {t_emp_t:11.4f} {'torch.topk(sorted=False)':>24} "
+            f"{t_topk_u:9.4f} {t_emp_t / t_topk_u:6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -105,8 +105,10 @@ def diabetes() -> None:
         res = prune_rounds(trained, data, pruner, rounds=3, steps=50, lamb=1e-3,
                            initial_steps=0, tol=0.2, seed=0)  # fmt: skip
         status = res.history[-1].status if res.history else "-"
-        print(f"{name:46} {adapter.widths(res.model)[1]:6d} {edges_alive(res.model):6d} "
-              f"{mse(res.model):9.3f}  ({len(res.history)} rounds; last: {status[:40]})")
+        print(
+            f"{name:46} {adapter.widths(res.model)[1]:6d} {edges_alive(res.model):6d} "
+            f"{mse(res.model):9.3f}  ({len(res.history)} rounds; last: {status[:40]})"
+        )
 
 
 def feynman() -> None:
@@ -132,8 +134,10 @@ def feynman() -> None:
             losses += 1
         print(f"{number:3d} {n_var:4d} {edges_alive(trained):6d} | {e_emp:9d} {r_emp:9.2e} | "
               f"{e_thr:9d} {r_thr:9.2e} | {base:12.2e}")  # fmt: skip
-    print(f"EMP fewer edges at RMSE <= 2x threshold's: {wins}/{len(FEYNMAN)}; "
-          f"EMP more edges or RMSE > 2x: {losses}/{len(FEYNMAN)}")
+    print(
+        f"EMP fewer edges at RMSE <= 2x threshold's: {wins}/{len(FEYNMAN)}; "
+        f"EMP more edges or RMSE > 2x: {losses}/{len(FEYNMAN)}"
+    )
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'emp_kan' has no attribute {name!r}")
 
+
 logging.getLogger("emp_kan").addHandler(logging.NullHandler())
 
 __all__ = [

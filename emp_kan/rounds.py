@@ -205,6 +205,30 @@ class StepOutcome:
     seconds_score: float
 
 
+def _drop_hidden_nodes(model, node_ids, keep_hidden, removed_nodes, removed_edges):
+    """Remove hidden nodes structurally; record them and their live edges in original ids.
+
+    ``keep_hidden[h]`` is the bool keep mask of hidden layer ``h + 1``. Returns the new model
+    and its node ids.
+    """
+    if all(k.all() for k in keep_hidden):
+        return model, node_ids
+    masks = [m.numpy() for m in adapter.get_edge_masks(model)]
+    for h, keep in enumerate(keep_hidden):
+        for i in np.flatnonzero(~keep):
+            removed_nodes.append([h + 1, node_ids[h + 1][i]])
+            for o in np.flatnonzero(masks[h + 1][:, i]):
+                removed_edges.append([h + 1, node_ids[h + 2][o], node_ids[h + 1][i]])
+            for j in np.flatnonzero(masks[h][i, :]):
+                removed_edges.append([h, node_ids[h + 1][i], node_ids[h][j]])
+    model = adapter.remove_nodes(model, [np.flatnonzero(k) for k in keep_hidden])
+    kept_ids = [
+        [ids[i] for i in np.flatnonzero(k)]
+        for ids, k in zip(node_ids[1:-1], keep_hidden, strict=True)
+    ]
+    return model, [node_ids[0], *kept_ids, node_ids[-1]]
+
+
 def _strongest_nodes(keep: list[np.ndarray], scores: list[np.ndarray]) -> list[np.ndarray]:
     out = []
     for k, s in zip(keep, scores, strict=True):
@@ -259,18 +283,7 @@ def prune_step(
         if any(not k.any() for k in keep):
             warnings.append("a node rule would empty a hidden layer; kept its strongest node")
             keep = _strongest_nodes(keep, scores.nodes)
-        for h, k in enumerate(keep):
-            for i in np.flatnonzero(~k):
-                removed_nodes.append([h + 1, node_ids[h + 1][i]])
-        model = adapter.remove_nodes(model, [np.flatnonzero(k) for k in keep])
-        node_ids = (
-            [node_ids[0]]
-            + [
-                [ids[i] for i in np.flatnonzero(k)]
-                for ids, k in zip(node_ids[1:-1], keep, strict=True)
-            ]
-            + [node_ids[-1]]
-        )
+        model, node_ids = _drop_hidden_nodes(model, node_ids, keep, removed_nodes, removed_edges)
 
     masks = [m.numpy() for m in adapter.get_edge_masks(model)]
     if pruner.prunes_edges:
@@ -288,24 +301,7 @@ def prune_step(
     ids_before = [list(ids) for ids in node_ids]
 
     live = live_nodes(masks)
-    if not all(lv.all() for lv in live[1:-1]):
-        for h, lv in enumerate(live[1:-1]):
-            for i in np.flatnonzero(~lv):
-                removed_nodes.append([h + 1, node_ids[h + 1][i]])
-                # the dead node's remaining edges go with it
-                for o in np.flatnonzero(masks[h + 1][:, i]):
-                    removed_edges.append([h + 1, node_ids[h + 2][o], node_ids[h + 1][i]])
-                for j in np.flatnonzero(masks[h][i, :]):
-                    removed_edges.append([h, node_ids[h + 1][i], node_ids[h][j]])
-        model = adapter.remove_nodes(model, [np.flatnonzero(lv) for lv in live[1:-1]])
-        node_ids = (
-            [node_ids[0]]
-            + [
-                [ids[i] for i in np.flatnonzero(lv)]
-                for ids, lv in zip(node_ids[1:-1], live[1:-1], strict=True)
-            ]
-            + [node_ids[-1]]
-        )
+    model, node_ids = _drop_hidden_nodes(model, node_ids, live[1:-1], removed_nodes, removed_edges)
     for w in warnings:
         log.warning(w)
     return StepOutcome(

@@ -22,9 +22,7 @@ from emp_kan import (
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 score_vectors = arrays(np.float64, st.integers(1, 60), elements=finite)
-nonneg_vectors = arrays(
-    np.float64, st.integers(1, 60), elements=st.floats(0, 1e3, allow_nan=False)
-)
+nonneg_vectors = arrays(np.float64, st.integers(1, 60), elements=st.floats(0, 1e3, allow_nan=False))
 
 
 # --- N_eff -------------------------------------------------------------------------------

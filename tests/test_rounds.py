@@ -53,9 +53,10 @@ def test_pruning_prints_nothing(capsys, dataset, trained):
     assert out.err == ""
 
 
-def test_removed_edges_never_come_back(dataset, trained):
+@pytest.mark.parametrize("target", ["edges", "both"])
+def test_removed_edges_never_come_back(dataset, trained, target):
     result = prune_rounds(
-        trained, dataset, EMPPruner(beta=1.0), rounds=3, steps=2, initial_steps=0, tol=100.0
+        trained, dataset, EMPPruner(target=target), rounds=3, steps=2, initial_steps=0, tol=100.0
     )
     assert len(result.history) >= 2
     alive = {(layer, o, i) for layer, (n_out, n_in) in enumerate([(4, 3), (1, 4)])
