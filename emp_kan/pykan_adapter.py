@@ -198,8 +198,69 @@ def widths(model: Any) -> list[int]:
 
 
 def get_edge_masks(model: Any) -> list[torch.Tensor]:
-    """Live-edge masks, one bool tensor of shape ``(out, in)`` per layer."""
-    return [layer.mask.detach().T.clone().bool() for layer in model.act_fun]
+    """Live-edge masks, one bool tensor of shape ``(out, in)`` per layer.
+
+    An edge is live when its spline is on or it holds a symbolic function other than '0'.
+    """
+    out = []
+    for numeric, sym in zip(model.act_fun, model.symbolic_fun, strict=True):
+        live = numeric.mask.detach().T.clone().bool()
+        sym_mask = sym.mask.detach().bool()
+        if bool(sym_mask.any()):
+            names = np.array(sym.funs_name, dtype=object)  # (out, in)
+            live |= sym_mask & torch.as_tensor(names != "0")
+        out.append(live)
+    return out
+
+
+def numeric_edge_masks(model: Any) -> list[np.ndarray]:
+    """Edges still held by splines (not symbolic), one bool ``(out, in)`` array per layer."""
+    return [layer.mask.detach().T.numpy().astype(bool) for layer in model.act_fun]
+
+
+def edge_samples(model: Any, x: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each layer's edge inputs and outputs on ``x``: ``(pre, post)``, each ``(batch, out, in)``."""
+    forward_pass(model, x)
+    return [
+        (
+            pre.detach().cpu().numpy().astype(np.float64),
+            post.detach().cpu().numpy().astype(np.float64),
+        )
+        for pre, post in zip(model.spline_preacts, model.spline_postacts, strict=True)
+    ]
+
+
+def fix_symbolic_edge(
+    model: Any, layer: int, out: int, inp: int, name: str, params: Sequence[float]
+) -> None:
+    """Make edge ``(layer, out, inp)`` into ``c * name(a * x + b) + d``, params ``a, b, c, d``."""
+    with quiet_pykan():
+        model.fix_symbolic(layer, inp, out, name, fit_params_bool=False, verbose=False,
+                           log_history=False)  # fmt: skip
+    model.symbolic_fun[layer].affine.data[out, inp] = torch.tensor(
+        [float(p) for p in params], dtype=model.symbolic_fun[layer].affine.dtype
+    )
+
+
+def symbolic_edge(model: Any, layer: int, out: int, inp: int) -> tuple[str, list[float]]:
+    """The function name and ``[a, b, c, d]`` of a symbolic edge."""
+    sym = model.symbolic_fun[layer]
+    return str(sym.funs_name[out][inp]), [float(v) for v in sym.affine.detach()[out, inp]]
+
+
+def sympy_function(name: str):
+    """pykan's sympy version of library function ``name``."""
+    from kan.utils import SYMBOLIC_LIB
+
+    return SYMBOLIC_LIB[name][1]
+
+
+def node_affines(model: Any, layer: int) -> tuple[np.ndarray, ...]:
+    """``(subnode_scale, subnode_bias, node_scale, node_bias)`` of layer ``layer``'s outputs."""
+    return tuple(
+        p[layer].detach().cpu().numpy().astype(np.float64)
+        for p in (model.subnode_scale, model.subnode_bias, model.node_scale, model.node_bias)
+    )
 
 
 def set_edge_masks(model: Any, masks: Sequence[Any]) -> None:

@@ -136,6 +136,10 @@ class PruneResult:
     initial_train_rmse, initial_test_rmse : float
         After the initial training, before any pruning.
     seconds_initial_train : float
+    pruner : str
+    final_train_rmse, final_test_rmse : float
+        Of ``model``: after the final retraining without regularisation (``final_steps``).
+    seconds_final_train : float
     """
 
     model: Any
@@ -147,6 +151,9 @@ class PruneResult:
     initial_test_rmse: float
     seconds_initial_train: float
     pruner: str
+    final_train_rmse: float
+    final_test_rmse: float
+    seconds_final_train: float
 
     @property
     def edges_alive(self) -> int:
@@ -161,6 +168,9 @@ class PruneResult:
             "initial_train_rmse": _json_float(self.initial_train_rmse),
             "initial_test_rmse": _json_float(self.initial_test_rmse),
             "seconds_initial_train": self.seconds_initial_train,
+            "final_train_rmse": _json_float(self.final_train_rmse),
+            "final_test_rmse": _json_float(self.final_test_rmse),
+            "seconds_final_train": self.seconds_final_train,
             "node_ids": self.node_ids,
             "edge_pruned_round": [m.tolist() for m in self.edge_pruned_round],
             "history": [_jsonable(asdict(r)) for r in self.history],
@@ -366,6 +376,7 @@ def prune_rounds(
     lamb: float = 1e-3,
     tol: float = 0.2,
     initial_steps: int | None = None,
+    final_steps: int | None = None,
     seed: int = 0,
     opt: str = "LBFGS",
     update_grid: bool = True,
@@ -392,6 +403,10 @@ def prune_rounds(
         ``(1 + tol)`` times the test RMSE before its pruning, or is NaN.
     initial_steps : int, optional
         Training steps before the first round; default ``steps``. Pass 0 for a trained model.
+    final_steps : int, optional
+        Training steps without regularisation (``lamb = 0``) on the last accepted model, as
+        pykan's tutorial does after pruning; default ``steps``, 0 to skip. The sparsity
+        penalty that helps pruning costs accuracy, and this gives it back.
     seed : int
         Seeds every training call (round ``r`` uses ``seed + r``).
     progress : bool
@@ -407,6 +422,7 @@ def prune_rounds(
     rounds = _check_count("rounds", rounds)
     steps = _check_count("steps", steps)
     initial_steps = steps if initial_steps is None else _check_count("initial_steps", initial_steps)
+    final_steps = steps if final_steps is None else _check_count("final_steps", final_steps)
     for name, value in (("lamb", lamb), ("tol", tol)):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -483,6 +499,17 @@ def prune_rounds(
         current, node_ids = step.model, step.node_ids
         history.append(record)
         bar.set_postfix(edges=edges_alive, test_rmse=f"{new_test:.3g}")
+    start = time.perf_counter()
+    polished = adapter.clone_model(current)
+    adapter.fit(polished, dataset, final_steps, 0.0, seed + rounds + 1, opt=opt,
+                update_grid=update_grid)  # fmt: skip
+    seconds_final = time.perf_counter() - start
+    final_train, final_test = _losses(polished, dataset)
+    if math.isfinite(final_test):
+        current = polished
+    else:
+        log.warning("the final retraining diverged; returning the model before it")
+        final_train, final_test = _losses(current, dataset)
     return PruneResult(
         model=current,
         history=history,
@@ -493,4 +520,7 @@ def prune_rounds(
         initial_test_rmse=init_test,
         seconds_initial_train=seconds_initial,
         pruner=repr(pruner),
+        final_train_rmse=final_train,
+        final_test_rmse=final_test,
+        seconds_final_train=seconds_final,
     )

@@ -147,6 +147,7 @@ def test_same_seed_gives_identical_masks_and_history(dataset):
             for key in ("seconds_train", "seconds_score", "seconds_prune"):
                 rec.pop(key)
         d.pop("seconds_initial_train")
+        d.pop("seconds_final_train")
         return d, [m.numpy() for m in adapter.get_edge_masks(r.model)]
 
     (h1, m1), (h2, m2) = run(), run()
@@ -157,6 +158,9 @@ def test_same_seed_gives_identical_masks_and_history(dataset):
 def test_history_round_trips_through_json(dataset, trained):
     result = prune_rounds(trained, dataset, EMPPruner(), rounds=2, steps=1, initial_steps=0,
                           tol=10.0)  # fmt: skip
+    assert result.final_test_rmse == pytest.approx(
+        adapter.rmse(result.model, dataset["test_input"], dataset["test_label"])
+    )
     text = result.to_json()
     assert json.loads(text) == result.to_dict()
     rec = json.loads(text)["history"][0]

@@ -1,0 +1,257 @@
+"""Pictures of a KAN graph, a pruning history and a score vector.
+
+matplotlib is imported inside each function; nothing is shown or saved: every function returns
+its Axes or Figure for the caller to show or ``savefig``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_graph", "plot_history", "plot_scores"]
+
+_ALIVE = "#1f4e79"
+_PRUNED = "#b0b0b0"
+_SYMBOLIC = "#b3541e"
+
+
+def _layout(graph) -> dict[str, tuple[float, float]]:
+    """Layered positions: layer l at height l, nodes of a layer spread evenly over [0, 1]."""
+    by_layer: dict[int, list[str]] = {}
+    for node, data in graph.nodes(data=True):
+        by_layer.setdefault(int(data["layer"]), []).append(node)
+    pos = {}
+    for layer, nodes in by_layer.items():
+        nodes.sort(key=lambda n: int(graph.nodes[n]["index"]))
+        for k, node in enumerate(nodes):
+            pos[node] = ((k + 0.5) / len(nodes), float(layer))
+    return pos
+
+
+def plot_graph(
+    graph,
+    ax=None,
+    *,
+    show_pruned: bool = True,
+    symbolic_labels: bool = True,
+    curves: Mapping[tuple[str, str], tuple[Any, Any]] | None = None,
+    title: str | None = None,
+):
+    """Draw a KAN graph from :func:`emp_kan.to_networkx`, inputs at the bottom.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+    ax : matplotlib Axes, optional
+        Drawn into a new figure when omitted.
+    show_pruned : bool
+        Draw pruned edges and nodes faint and dashed (True) or leave them out.
+    symbolic_labels : bool
+        Write each edge's symbolic function (LaTeX where known) next to it.
+    curves : mapping, optional
+        ``{(u, v): (inputs, outputs)}`` from :func:`emp_kan.graph.edge_curves`: each surviving
+        edge's learned curve is drawn as a small inset at its middle.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        n_layers = 1 + max(int(d["layer"]) for _, d in graph.nodes(data=True))
+        widest = max(
+            sum(1 for _, d in graph.nodes(data=True) if int(d["layer"]) == layer)
+            for layer in range(n_layers)
+        )
+        _, ax = plt.subplots(figsize=(max(5.0, 0.9 * widest + 2), 1.9 * n_layers + 0.8))
+    pos = _layout(graph)
+    alive_scores = [float(d["score"]) for *_, d in graph.edges(data=True) if d["alive"]]
+    top = max(alive_scores, default=1.0) or 1.0
+
+    for u, v, d in graph.edges(data=True):
+        (x0, y0), (x1, y1) = pos[u], pos[v]
+        if not d["alive"]:
+            if show_pruned:
+                ax.plot([x0, x1], [y0, y1], color=_PRUNED, lw=0.7, ls=(0, (3, 3)), alpha=0.6,
+                        zorder=1)  # fmt: skip
+            continue
+        share = min(1.0, max(0.0, float(d["score"]) / top))
+        color = _SYMBOLIC if "function" in d else _ALIVE
+        ax.plot([x0, x1], [y0, y1], color=color, lw=0.8 + 3.2 * share, alpha=0.35 + 0.65 * share,
+                solid_capstyle="round", zorder=2)  # fmt: skip
+        if symbolic_labels and "function" in d:
+            text = f"${d['latex']}$" if d.get("latex") else str(d["function"])
+            ax.text(x0 + 0.62 * (x1 - x0), y0 + 0.62 * (y1 - y0), text, fontsize=8,
+                    color=_SYMBOLIC, ha="center", va="center", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.85})  # fmt: skip
+        if curves is not None and (u, v) in curves:
+            xs, ys = curves[(u, v)]
+            inset = ax.inset_axes([x0 + 0.45 * (x1 - x0) - 0.035, y0 + 0.45 * (y1 - y0) - 0.12,
+                                   0.07, 0.24], transform=ax.transData, zorder=3)  # fmt: skip
+            inset.plot(np.asarray(xs), np.asarray(ys), color=color, lw=1.0)
+            inset.set_xticks([])
+            inset.set_yticks([])
+            for spine in inset.spines.values():
+                spine.set_linewidth(0.4)
+
+    last = max(int(d["layer"]) for _, d in graph.nodes(data=True))
+    n_inputs = sum(1 for _, d in graph.nodes(data=True) if int(d["layer"]) == 0)
+    label_size = 10 if n_inputs <= 6 else 8
+    for node, d in graph.nodes(data=True):
+        x, y = pos[node]
+        if not d["alive"] and not show_pruned:
+            continue
+        face = "white" if d["alive"] else "#eeeeee"
+        edge = "black" if d["alive"] else _PRUNED
+        ax.scatter([x], [y], s=140, c=face, edgecolors=edge, linewidths=1.2, zorder=5,
+                   linestyle="-" if d["alive"] else "--")  # fmt: skip
+        layer = int(d["layer"])
+        if layer == 0:
+            ax.text(x, y - 0.2, d["label"], ha="center", va="top", fontsize=label_size,
+                    rotation=0 if n_inputs <= 8 else 30)  # fmt: skip
+        elif layer == last:
+            ax.text(x, y + 0.18, d["label"], ha="center", va="bottom", fontsize=10)
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.6, last + 0.5)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=11)
+    return ax
+
+
+def _records(history: Any) -> list[dict]:
+    if hasattr(history, "history"):
+        history = history.history
+    if isinstance(history, Mapping) and "history" in history:
+        history = history["history"]
+    out = []
+    for r in history:
+        out.append(r if isinstance(r, Mapping) else vars(r))
+    return out
+
+
+def plot_history(history: Any):
+    """Per round: N_eff and kept per layer, edges alive, and the three test losses.
+
+    Parameters
+    ----------
+    history : PruneResult, list of RoundRecord, or the dict of ``PruneResult.to_dict()``
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three panels; rolled-back rounds are marked with a red band.
+    """
+    import matplotlib.pyplot as plt
+
+    records = _records(history)
+    if not records:
+        raise ValueError("the history is empty: run at least one round before plotting it")
+    fig, (ax_n, ax_e, ax_l) = plt.subplots(1, 3, figsize=(13, 3.6))
+    rounds = [int(r["round"]) for r in records]
+    groups: dict[tuple[str, int], list[tuple[int, float, int]]] = {}
+    for r in records:
+        for d in r["layers"]:
+            groups.setdefault((d["kind"], int(d["layer"])), []).append(
+                (int(r["round"]), float(d["n_eff"]), int(d["kept"]))
+            )
+    for k, ((kind, layer), rows) in enumerate(sorted(groups.items())):
+        color = f"C{k % 10}"
+        name = f"{kind} L{layer}" if layer >= 0 else f"{kind} (global)"
+        xs = [row[0] for row in rows]
+        ax_n.plot(xs, [row[1] for row in rows], "o-", color=color, label=f"N_eff {name}")
+        ax_n.plot(xs, [row[2] for row in rows], "s--", color=color, alpha=0.7,
+                  label=f"kept {name}")  # fmt: skip
+    ax_n.set_title("effective number and kept count")
+    ax_n.set_xlabel("round")
+    if groups:
+        ax_n.legend(fontsize=7)
+
+    ax_e.plot(rounds, [int(r["edges_alive"]) for r in records], "o-", color=_ALIVE, label="edges")
+    ax_e.plot(rounds, [int(r["nodes_alive"]) for r in records], "s-", color="C2",
+              label="hidden nodes")  # fmt: skip
+    ax_e.set_title("alive after the round")
+    ax_e.set_xlabel("round")
+    ax_e.legend(fontsize=8)
+
+    def series(key):
+        return [np.nan if r[key] is None else float(r[key]) for r in records]
+
+    ax_l.plot(rounds, series("test_rmse_before"), "o-", label="before pruning")
+    ax_l.plot(rounds, series("test_rmse_after_prune"), "x--", label="right after pruning")
+    ax_l.plot(rounds, series("test_rmse_after_retrain"), "s-", label="after retraining")
+    ax_l.set_yscale("log")
+    ax_l.set_title("test RMSE")
+    ax_l.set_xlabel("round")
+    for r in records:
+        if not r["accepted"]:
+            for ax in (ax_n, ax_e, ax_l):
+                ax.axvspan(r["round"] - 0.4, r["round"] + 0.4, color="red", alpha=0.12)
+            ax_l.annotate("rolled back", (r["round"], 0.95), xycoords=("data", "axes fraction"),
+                          ha="center", va="top", fontsize=8, color="darkred")  # fmt: skip
+    ax_l.legend(fontsize=8)
+    for ax in (ax_n, ax_e, ax_l):
+        ax.set_xticks(rounds)
+    fig.tight_layout()
+    return fig
+
+
+def plot_scores(
+    scores: Any,
+    beta: float = 1.0,
+    *,
+    alive: Any = None,
+    ax=None,
+    signed: str = "abs",
+):
+    """Sorted weights with the EMP cut at nu, annotated with N_eff, s_eff and the mass bound.
+
+    Parameters
+    ----------
+    scores : array_like, any shape
+    beta : float
+    alive : bool mask of the scores' shape, optional
+    ax : matplotlib Axes, optional
+    signed : {"abs", "shift"}
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    from emp_kan.core import emp_select
+
+    sel = emp_select(scores, beta, alive=alive, signed=signed)
+    flat = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=float)
+    flat = flat.ravel()
+    if alive is not None:
+        flat = flat[np.asarray(alive, dtype=bool).ravel()]
+    weights = np.abs(flat) if signed == "abs" else flat - flat.min()
+    total = weights.sum()
+    weights = weights / total if total > 0 else np.full_like(weights, 1.0 / weights.size)
+    ordered: Sequence[float] = np.sort(weights)[::-1]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    ranks = np.arange(1, len(ordered) + 1)
+    kept = ranks <= sel.kept
+    ax.bar(ranks[kept], np.asarray(ordered)[kept], color=_ALIVE, label=f"kept (nu = {sel.kept})")
+    ax.bar(ranks[~kept], np.asarray(ordered)[~kept], color=_PRUNED,
+           label=f"pruned ({int((~kept).sum())})")  # fmt: skip
+    ax.axvline(sel.kept + 0.5, color="black", lw=1, ls="--")
+    bound = "" if sel.mass_bound is None else f"\nmass bound = {sel.mass_bound:.3f}"
+    ax.text(0.97, 0.95, f"N_eff = {sel.n_eff:.2f} of N = {sel.n_alive}\n"
+            f"s_eff = {sel.preserved_mass:.3f}{bound}", transform=ax.transAxes, ha="right",
+            va="top", fontsize=9,
+            bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})  # fmt: skip
+    ax.set_xlabel("rank")
+    ax.set_ylabel("weight |s| / sum |s|")
+    ax.set_title(f"EMP cut (beta = {beta:g})")
+    ax.legend(loc="center right", fontsize=8)
+    return ax

@@ -1,0 +1,115 @@
+"""Did a found formula recover the true one exactly? SRBench's rule (La Cava et al. 2021).
+
+A model is an exact ("symbolic") solution when its test R^2 > 0.5 and, after rounding its
+floats to 3 decimals and dropping constants with ``|c| < 1e-4``, sympy finds ``truth - model``
+to be a constant (0 included) or ``model / truth`` to be a non-zero constant. A model that is 0
+never counts.
+
+Symbolic simplification can take very long on a wrong formula, so both differences are first
+screened numerically at random points inside ``ranges``: only a pair that is numerically
+constant there is handed to sympy for the proof.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+__all__ = ["is_exact_recovery", "round_formula"]
+
+
+def round_formula(expr: Any, digits: int = 3, drop_below: float = 1e-4) -> Any:
+    """Floats rounded to ``digits`` decimals; floats with ``|c| < drop_below`` become 0."""
+    expr = sp.sympify(expr)
+    replace = {}
+    for f in expr.atoms(sp.Float):
+        value = float(f)
+        replace[f] = sp.Integer(0) if abs(value) < drop_below else sp.Float(round(value, digits))
+    return expr.xreplace(replace)
+
+
+def _by_name(expr: Any, variables: Sequence[Any]) -> tuple[Any, list[sp.Symbol]]:
+    """``expr`` with its symbols replaced by plain real symbols named as ``variables``."""
+    plain = [sp.Symbol(str(v), real=True) for v in variables]
+    lookup = {str(v): p for v, p in zip(variables, plain, strict=True)}
+    expr = sp.sympify(expr)
+    return expr.xreplace({s: lookup[s.name] for s in expr.free_symbols if s.name in lookup}), plain
+
+
+def _numerically_constant(expr, symbols, points: np.ndarray) -> bool:
+    fn = sp.lambdify(symbols, expr, "numpy")
+    with np.errstate(all="ignore"):
+        values = np.asarray(fn(*points.T), dtype=np.complex128)
+    values = np.broadcast_to(values, (points.shape[0],))
+    finite = np.isfinite(values)
+    if finite.sum() < max(3, points.shape[0] // 2):
+        return False
+    v = values[finite]
+    spread = float(np.max(np.abs(v - v[0])))
+    return spread <= 1e-6 * max(1.0, float(np.max(np.abs(v))))
+
+
+def _constant(expr, symbols) -> bool:
+    try:
+        simplified = sp.simplify(expr)
+    except Exception:  # sympy fails on some inputs; then we cannot prove it
+        return False
+    return not (simplified.free_symbols & set(symbols))
+
+
+def is_exact_recovery(
+    found: Any,
+    truth: Any,
+    variables: Sequence[Any],
+    *,
+    test_r2: float | None = None,
+    ranges: Mapping[str, tuple[float, float]] | Sequence[tuple[float, float]] | None = None,
+    seed: int = 0,
+) -> bool:
+    """SRBench's exact-recovery rule.
+
+    Parameters
+    ----------
+    found, truth : sympy expression or str
+    variables : sequence of sympy.Symbol or str
+        The input variables (matched by name between ``found`` and ``truth``).
+    test_r2 : float, optional
+        The found formula's test R^2; the rule requires > 0.5. Without it, only the symbolic
+        part is checked.
+    ranges : per-variable (low, high), optional
+        Where to screen numerically (default [0.5, 2] for every variable, which avoids most
+        poles and branch cuts).
+    seed : int
+        For the screening points.
+
+    Returns
+    -------
+    bool
+    """
+    if test_r2 is not None and not (math.isfinite(test_r2) and test_r2 > 0.5):
+        return False
+    names = [str(v) for v in variables]
+    found_r, symbols = _by_name(round_formula(found), names)
+    truth_r, _ = _by_name(truth, names)
+    if found_r == 0:
+        return False
+    if isinstance(ranges, Mapping):
+        bounds = [tuple(ranges.get(n, (0.5, 2.0))) for n in names]
+    elif ranges is not None:
+        bounds = [tuple(r) for r in ranges]
+    else:
+        bounds = [(0.5, 2.0)] * len(names)
+    rng = np.random.default_rng(seed)
+    points = np.column_stack([rng.uniform(lo, hi, 64) for lo, hi in bounds]) if names else (
+        np.zeros((64, 0)))  # fmt: skip
+    difference = truth_r - found_r
+    if _numerically_constant(difference, symbols, points) and _constant(difference, symbols):
+        return True
+    ratio = found_r / truth_r
+    if _numerically_constant(ratio, symbols, points) and _constant(ratio, symbols):
+        return sp.simplify(ratio) != 0
+    return False

@@ -1,0 +1,668 @@
+"""From surviving splines to a verified, simplified sympy formula.
+
+The stage, for a (pruned) pykan model and its data:
+
+1. **Per edge**: sample the edge's activation on the training inputs and fit every library
+   function (:func:`emp_kan.edge_fit.fit_edge`); keep the best ``top_k`` candidates.
+2. **Layer by layer**: fix the first layer's edges, retrain the remaining splines and affine
+   parameters briefly (``retrain_steps``), then fit the next layer from the adapted model. A
+   constant is accepted for a clearly varying edge only if the end-to-end training loss with the
+   constant is within 10% of the loss with the best non-constant candidate.
+3. **Refit** every parameter of the composed formula against the training rows by
+   Levenberg-Marquardt, in a canonical form with one scale per edge and one constant per node
+   (``C * f(a * v + b)`` summed into ``D``), which removes pykan's redundant affine parameters.
+4. **End-to-end choice**: while the formula's validation R^2 is below 0.999, try each edge's
+   other candidates, worst-fitting edges first, keeping a swap only if the validation RMSE
+   drops after a refit; at most ``max_swaps`` trials.
+5. **Compose** the sympy expression in the user's variable names, **snap** constants to simple
+   values (0, integers, small rationals, rational multiples of pi) where the validation RMSE
+   grows by at most 0.1%, and **simplify**.
+6. **Verify** on the held-out test data: RMSE, R^2 and a complexity count. A formula that
+   explains less than predicting the mean is flagged (``explains_data=False``).
+
+The validation split (the last 20% of the training rows) chooses; the test split only reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+from tqdm.auto import tqdm
+
+from emp_kan import pykan_adapter as adapter
+from emp_kan.edge_fit import (
+    DEFAULT_LIBRARY,
+    TOTAL_FUNCTIONS,
+    EdgeCandidate,
+    check_library,
+    fit_edge,
+)
+from emp_kan.rounds import check_dataset
+
+log = logging.getLogger("emp_kan")
+
+__all__ = ["EdgeFit", "SymbolicFormula", "fit_formula", "snap_constants"]
+
+
+@dataclass
+class EdgeFit:
+    """The symbolic function chosen for one edge (ids of the original, unpruned model)."""
+
+    layer: int
+    out_id: int
+    in_id: int
+    function: str
+    r2: float  # held-out R^2 of the fit to the spline, when it was chosen
+    candidates: list[EdgeCandidate]
+    note: str = ""
+
+    def latex(self) -> str:
+        x = sp.Symbol("x")
+        return sp.latex(adapter.sympy_function(self.function)(x)) if self.function != "0" else "0"
+
+
+@dataclass
+class SymbolicFormula:
+    """A formula found in a KAN, checked end to end.
+
+    Attributes
+    ----------
+    expression : sympy.Expr
+        In the variables ``variables`` (one output).
+    variables : list of sympy.Symbol
+    test_rmse, test_r2 : float
+        Of the formula on the held-out test data.
+    spline_test_rmse : float
+        Of the (pruned) spline model before the symbolic stage, for comparison.
+    complexity : int
+        Number of nodes in the expression tree (sympy ``count_ops(visual=False)`` + symbols).
+    edges : list of EdgeFit
+    explains_data : bool
+        False when the formula does worse than predicting the mean (test R^2 <= 0).
+    """
+
+    expression: Any
+    variables: list[Any]
+    test_rmse: float
+    test_r2: float
+    train_rmse: float
+    spline_test_rmse: float
+    complexity: int
+    edges: list[EdgeFit]
+    explains_data: bool
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return str(self.expression)
+
+    def sympy(self) -> Any:
+        """The sympy expression."""
+        return self.expression
+
+    def latex(self) -> str:
+        """LaTeX of the expression."""
+        return sp.latex(self.expression)
+
+    def lambdify(self):
+        """A numpy function ``f(X) -> (n,)`` for ``X`` of shape ``(n, len(variables))``."""
+        fn = sp.lambdify(self.variables, self.expression, "numpy")
+
+        def evaluate(x: Any) -> np.ndarray:
+            x = np.asarray(x, dtype=np.float64)
+            if x.ndim != 2 or x.shape[1] != len(self.variables):
+                raise ValueError(
+                    f"expected inputs of shape (n, {len(self.variables)}), got {x.shape}"
+                )
+            with np.errstate(all="ignore"):
+                out = fn(*x.T)
+            return np.broadcast_to(np.asarray(out, dtype=np.float64), (x.shape[0],)).copy()
+
+        return evaluate
+
+    def graph_attributes(self) -> dict[tuple[int, int, int], dict[str, Any]]:
+        """``{(layer, out_id, in_id): {"function", "latex", "r2"}}`` for :func:`to_networkx`."""
+        return {
+            (e.layer, e.out_id, e.in_id): {
+                "function": e.function,
+                "latex": e.latex(),
+                "r2": float(e.r2),
+            }  # fmt: skip
+            for e in self.edges
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+        return {
+            "formula": str(self.expression),
+            "latex": self.latex(),
+            "variables": [str(v) for v in self.variables],
+            "test_rmse": _finite_or_none(self.test_rmse),
+            "test_r2": _finite_or_none(self.test_r2),
+            "train_rmse": _finite_or_none(self.train_rmse),
+            "spline_test_rmse": _finite_or_none(self.spline_test_rmse),
+            "complexity": self.complexity,
+            "explains_data": self.explains_data,
+            "seconds": self.seconds,
+            "edges": [
+                {
+                    "layer": e.layer,
+                    "out": e.out_id,
+                    "in": e.in_id,
+                    "function": e.function,
+                    "r2": _finite_or_none(e.r2),
+                    "note": e.note,
+                }  # fmt: skip
+                for e in self.edges
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _split_train(dataset: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
+    """(fit data, validation data): the last 20% of the training rows validate."""
+    n = dataset["train_input"].shape[0]
+    n_val = max(1, n // 5) if n >= 10 else 0
+    fit = {
+        "train_input": dataset["train_input"][: n - n_val] if n_val else dataset["train_input"],
+        "train_label": dataset["train_label"][: n - n_val] if n_val else dataset["train_label"],
+        "test_input": dataset["test_input"],
+        "test_label": dataset["test_label"],
+    }
+    val = {
+        "x": dataset["train_input"][n - n_val :] if n_val else dataset["train_input"],
+        "y": dataset["train_label"][n - n_val :] if n_val else dataset["train_label"],
+    }
+    return fit, val
+
+
+def _model_rmse(model, x, y) -> float:
+    return adapter.rmse(model, x, y)
+
+
+def _choose(
+    model, layer, out, inp, cands: list[EdgeCandidate], fit_data
+) -> tuple[EdgeCandidate, str]:
+    best = cands[0]
+    if best.function != "0":
+        return best, ""
+    alternatives = [c for c in cands if c.function != "0"]
+    if not alternatives:
+        return best, ""
+    x_fit, y_fit = fit_data["train_input"], fit_data["train_label"]
+    trial = adapter.clone_model(model)
+    adapter.fix_symbolic_edge(trial, layer, out, inp, "0", (0.0, 0.0, 0.0, best.d))
+    loss_const = _model_rmse(trial, x_fit, y_fit)
+    alt = alternatives[0]
+    adapter.fix_symbolic_edge(trial, layer, out, inp, alt.function, (alt.a, alt.b, alt.c, alt.d))
+    loss_alt = _model_rmse(trial, x_fit, y_fit)
+    if math.isfinite(loss_alt) and loss_const > 1.1 * loss_alt:
+        return alt, (
+            f"kept {alt.function} over a constant: the constant raised the training RMSE "
+            f"from {loss_alt:.3g} to {loss_const:.3g}"
+        )
+    return best, "constant: removing the variation costs under 10% of the training RMSE"
+
+
+def _fix_layer(model, layer, fits, fit_data, ids, progress_bar, library):
+    samples = adapter.edge_samples(model, fit_data["train_input"])
+    pre, post = samples[layer]
+    numeric = adapter.numeric_edge_masks(model)[layer]
+    chosen = []
+    for out, inp in zip(*np.nonzero(numeric), strict=True):
+        cands = fit_edge(pre[:, out, inp], post[:, out, inp], library)
+        cand, note = _choose(model, layer, out, inp, cands, fit_data)
+        adapter.fix_symbolic_edge(model, layer, out, inp, cand.function,
+                                  (cand.a, cand.b, cand.c, cand.d))  # fmt: skip
+        fits.append(EdgeFit(layer, ids[layer + 1][out], ids[layer][inp], cand.function, cand.r2,
+                            cands, note))  # fmt: skip
+        chosen.append((out, inp, cands))
+        progress_bar.update(1)
+    return chosen
+
+
+def _refit(model, data, steps, seed) -> bool:
+    if steps <= 0:
+        return True
+    backup = adapter.clone_model(model)
+    try:
+        adapter.fit(model, data, steps, 0.0, seed, update_grid=False)
+    except Exception as exc:  # pykan raises assorted errors on NaN activations
+        log.debug("symbolic refit failed: %s", exc)
+        model.load_state_dict(backup.state_dict())
+        return False
+    if not math.isfinite(_model_rmse(model, data["train_input"], data["train_label"])):
+        model.load_state_dict(backup.state_dict())
+        return False
+    return True
+
+
+def _replace_with_total(model, layer, chosen, fits, start) -> None:
+    """Swap singular functions of a layer for the best candidate defined on all reals."""
+    for (out, inp, cands), fit in zip(chosen, fits[start:], strict=True):
+        if fit.function in TOTAL_FUNCTIONS:
+            continue
+        safe = next((c for c in cands if c.function in TOTAL_FUNCTIONS), None)
+        if safe is None:
+            continue
+        adapter.fix_symbolic_edge(model, layer, out, inp, safe.function,
+                                  (safe.a, safe.b, safe.c, safe.d))  # fmt: skip
+        fit.function, fit.r2 = safe.function, safe.r2
+        fit.note = "singular function replaced after the refit diverged"
+
+
+@dataclass
+class _Term:
+    """One symbolic edge in canonical form: ``C * f(a * v + b)`` (``C * v`` for ``f = x``).
+
+    ``scale`` is the node's affine factor at extraction, so that a swapped candidate with edge
+    parameters ``(a, b, c, d)`` starts at ``C = scale * c``.
+    """
+
+    layer: int
+    out: int
+    inp: int
+    function: str
+    a: float
+    b: float
+    C: float
+    scale: float
+    d: float
+
+
+# f(a v + b) = |a|**p * f(sign(a) v + b/|a|) for these power-like functions ...
+_HOMOGENEOUS = {"x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": -1, "1/x^2": -2, "1/x^3": -3,
+                "1/x^4": -4, "1/x^5": -5, "sqrt": 0.5, "x^0.5": 0.5, "x^1.5": 1.5,
+                "1/sqrt(x)": -0.5, "1/x^0.5": -0.5, "abs": 1}  # fmt: skip
+
+
+def _free(function: str) -> tuple[bool, bool]:
+    """Whether ``a`` and ``b`` are free parameters in the canonical form of ``function``."""
+    if function == "x":
+        return False, False
+    if function in _HOMOGENEOUS or function == "log":
+        return False, True  # a is the sign +-1
+    if function == "exp":
+        return True, False  # b folded into C
+    return True, True
+
+
+def _canonical(term: _Term, consts: list[np.ndarray]) -> _Term:
+    """Remove the scale redundancy between ``C`` and ``a`` (or ``b`` for exp)."""
+    a, b, C = term.a, term.b, term.C
+    if term.function in _HOMOGENEOUS and abs(a) > 1e-12:
+        p = _HOMOGENEOUS[term.function]
+        return _replace(term, C=C * abs(a) ** p, a=math.copysign(1.0, a), b=b / abs(a))
+    if term.function == "log" and abs(a) > 1e-12:
+        consts[term.layer][term.out] += C * math.log(abs(a))  # log(a v + b) = log|a| + ...
+        return _replace(term, a=math.copysign(1.0, a), b=b / abs(a))
+    if term.function == "exp":
+        return _replace(term, C=C * math.exp(b), b=0.0)
+    return term
+
+
+def _extract_terms(model: Any) -> tuple[list[_Term], list[np.ndarray]]:
+    """The fully symbolic model as terms plus one constant per node (per layer, ``(out,)``)."""
+    numeric = adapter.numeric_edge_masks(model)
+    if any(m.any() for m in numeric):
+        raise ValueError("the model still has spline edges; fix every edge symbolically first")
+    terms: list[_Term] = []
+    consts: list[np.ndarray] = []
+    for layer, sym in enumerate(model.symbolic_fun):
+        mask = sym.mask.detach().cpu().numpy().astype(bool)  # (out, in); '0' edges add d
+        sub_s, sub_b, node_s, node_b = adapter.node_affines(model, layer)
+        scale = node_s * sub_s
+        const = node_s * sub_b + node_b
+        for out, inp in zip(*np.nonzero(mask), strict=True):
+            name, (a, b, c, d) = adapter.symbolic_edge(model, layer, out, inp)
+            const[out] += scale[out] * d
+            if name == "0":
+                continue
+            if name == "x":  # C * (a v + b) = (C a) v + C b
+                const[out] += scale[out] * c * b
+                terms.append(_Term(layer, out, inp, "x", 1.0, 0.0, scale[out] * c * a,
+                                   float(scale[out]), d))  # fmt: skip
+            else:
+                terms.append(_Term(layer, out, inp, name, a, b, scale[out] * c,
+                                   float(scale[out]), d))  # fmt: skip
+        consts.append(const)
+    return [_canonical(t, consts) for t in terms], consts
+
+
+def _build(terms, consts, variables, parametric: bool):
+    """(expression, parameter symbols, parameter values); numbers inline when not parametric."""
+    params: list[Any] = []
+    values: list[float] = []
+
+    def number(v: float):
+        if not parametric:
+            return sp.Float(v)
+        p = sp.Symbol(f"p{len(params)}", real=True)
+        params.append(p)
+        values.append(float(v))
+        return p
+
+    current = list(variables)
+    for layer, const in enumerate(consts):
+        nodes = [number(c) for c in const]
+        for t in (t for t in terms if t.layer == layer):
+            v = current[t.inp]
+            if t.function == "x":
+                nodes[t.out] = nodes[t.out] + number(t.C) * v
+                continue
+            a_free, b_free = _free(t.function)
+            coef = number(t.C)
+            a = number(t.a) if a_free else sp.Integer(int(t.a))
+            b = number(t.b) if b_free else sp.Integer(0)
+            f = adapter.sympy_function(t.function)
+            nodes[t.out] = nodes[t.out] + coef * f(a * v + b)
+        current = nodes
+    return current[0], params, values
+
+
+def compose_expression(model: Any, variables: Sequence[Any]) -> Any:
+    """The sympy expression of a fully symbolic pykan model (one output)."""
+    terms, consts = _extract_terms(model)
+    return _build(terms, consts, variables, parametric=False)[0]
+
+
+def _refit_terms(terms, consts, variables, x, y, max_nfev: int = 300):
+    """Least-squares refit of every parameter of the formula; returns (terms, consts)."""
+    from scipy.optimize import least_squares
+
+    expr, params, values = _build(terms, consts, variables, parametric=True)
+    if not params:
+        return terms, consts
+    fn = sp.lambdify(list(variables) + params, expr, "numpy")
+    xs = x.detach().cpu().numpy().astype(np.float64)
+    ys = y.detach().cpu().numpy().astype(np.float64)[:, 0]
+    scale = float(np.abs(ys).max() + 1.0)
+
+    def residual(p):
+        with np.errstate(all="ignore"):
+            r = np.broadcast_to(np.asarray(fn(*xs.T, *p), dtype=np.float64), ys.shape) - ys
+        return np.where(np.isfinite(r), r, 1e3 * scale)
+
+    start = np.array(values)
+    if not np.isfinite(residual(start)).all():
+        return terms, consts
+    method = "lm" if len(ys) >= len(params) else "trf"
+    with np.errstate(all="ignore"), _quiet_warnings():
+        sol = least_squares(residual, start, method=method, max_nfev=max_nfev * len(params))
+    if not (np.sum(residual(sol.x) ** 2) <= np.sum(residual(start) ** 2)):
+        return terms, consts
+    it = iter(sol.x.tolist())
+    new_consts = []
+    new_terms = list(terms)
+    for layer, const in enumerate(consts):
+        new_consts.append(np.array([next(it) for _ in const]))
+        for k, t in enumerate(new_terms):
+            if t.layer != layer:
+                continue
+            a_free, b_free = _free(t.function)
+            changes = {"C": next(it)}
+            if a_free:
+                changes["a"] = next(it)
+            if b_free:
+                changes["b"] = next(it)
+            new_terms[k] = _replace(t, **changes)
+    return new_terms, new_consts
+
+
+def _replace(term: _Term, **changes) -> _Term:
+    return _Term(**{**term.__dict__, **changes})
+
+
+class _quiet_warnings:
+    def __enter__(self):
+        import warnings as _w
+
+        self._ctx = _w.catch_warnings()
+        self._ctx.__enter__()
+        _w.simplefilter("ignore")
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def _evaluate(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(RMSE, R^2) of ``expr`` on ``(x, y)``; NaN for non-finite predictions."""
+    fn = sp.lambdify(variables, expr, "numpy")
+    xs = x.detach().cpu().numpy().astype(np.float64)
+    ys = y.detach().cpu().numpy().astype(np.float64)[:, 0]
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(fn(*xs.T), dtype=np.complex128), ys.shape)
+    if not np.isfinite(pred).all() or np.abs(pred.imag).max(initial=0.0) > 1e-9:
+        return math.nan, math.nan
+    err = pred.real - ys
+    rmse = float(np.sqrt(np.mean(err**2)))
+    var = float(np.var(ys))
+    r2 = 1.0 - float(np.mean(err**2)) / var if var > 0 else (1.0 if rmse == 0 else -math.inf)
+    return rmse, r2
+
+
+def _snap_candidates(value: float) -> list[Any]:
+    out = [sp.Integer(0), sp.Integer(round(value))]
+    frac = Fraction(value).limit_denominator(12)
+    out.append(sp.Rational(frac.numerator, frac.denominator))
+    pi_frac = Fraction(value / math.pi).limit_denominator(12)
+    if pi_frac != 0:
+        out.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi)
+    seen, unique = set(), []
+    for c in out:
+        if c not in seen:
+            seen.add(c)
+            unique.append(c)
+    return unique
+
+
+def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
+    """Replace floats by 0, integers, small rationals or rational multiples of pi.
+
+    One float at a time, largest first; a replacement is kept when the RMSE on ``(x, y)`` stays
+    within ``rel_tol`` (relative) of the unsnapped expression's RMSE, or within 1e-6 of the
+    labels' standard deviation, whichever is larger.
+    """
+    base_rmse, _ = _evaluate(expr, variables, x, y)
+    if not math.isfinite(base_rmse):
+        return expr
+    # float32 data carry about 7 digits: changes below 1e-6 of the label spread cost nothing.
+    spread = float(y.detach().cpu().double().std()) if y.shape[0] > 1 else 1.0
+    budget = max(base_rmse * (1 + rel_tol), base_rmse + 1e-6 * spread)
+    floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
+    for f in floats:
+        if f not in expr.atoms(sp.Float):
+            continue
+        for cand in _snap_candidates(float(f)):
+            trial = expr.xreplace({f: cand})
+            rmse, _ = _evaluate(trial, variables, x, y)
+            if math.isfinite(rmse) and rmse <= budget:
+                expr = trial
+                break
+    return expr
+
+
+def _simplify(expr):
+    try:
+        simpler = sp.simplify(expr) if expr.count_ops() < 60 else sp.cancel(expr)
+    except Exception:  # sympy can fail on odd expressions; the unsimplified one is still right
+        return expr
+    return simpler if sp.count_ops(simpler) <= sp.count_ops(expr) else expr
+
+
+def _complexity(expr) -> int:
+    return int(sp.count_ops(expr, visual=False)) + len(expr.atoms(sp.Symbol, sp.Number))
+
+
+def _swap(terms, consts, key, cand: EdgeCandidate, fit: EdgeFit):
+    """Terms and constants with edge ``key`` (layer, out, in positions) set to ``cand``."""
+    layer, out, inp = key
+    consts = [c.copy() for c in consts]
+    kept = [t for t in terms if (t.layer, t.out, t.inp) != key]
+    old = next((t for t in terms if (t.layer, t.out, t.inp) == key), None)
+    scale = old.scale if old is not None else 1.0
+    if old is not None:
+        consts[layer][out] -= scale * old.d
+    consts[layer][out] += scale * cand.d
+    if cand.function == "x":
+        consts[layer][out] += scale * cand.c * cand.b
+        kept.append(_Term(layer, out, inp, "x", 1.0, 0.0, scale * cand.c * cand.a, scale,
+                          cand.d))  # fmt: skip
+    elif cand.function != "0":
+        kept.append(_Term(layer, out, inp, cand.function, cand.a, cand.b, scale * cand.c, scale,
+                          cand.d))  # fmt: skip
+    kept = [_canonical(t, consts) if (t.layer, t.out, t.inp) == key else t for t in kept]
+    kept.sort(key=lambda t: (t.layer, t.out, t.inp))
+    return kept, consts
+
+
+def fit_formula(
+    source: Any,
+    dataset: Mapping[str, torch.Tensor],
+    *,
+    variables: Sequence[str] | None = None,
+    library: Sequence[str] = DEFAULT_LIBRARY,
+    retrain_steps: int = 10,
+    refit_evals: int = 100,
+    top_k: int = 3,
+    max_swaps: int = 8,
+    seed: int = 0,
+    progress: bool = False,
+) -> SymbolicFormula:
+    """Turn the surviving splines of a pykan model into a checked sympy formula.
+
+    Parameters
+    ----------
+    source : kan.MultKAN or PruneResult
+        The (pruned) model; not modified. One output.
+    dataset : dict of torch.Tensor
+        pykan dataset; training rows fit (the last 20% validate), test rows only report.
+    variables : sequence of str, optional
+        Names of the inputs (default ``x0, x1, ...``).
+    library : sequence of str
+        Function names (see :data:`emp_kan.edge_fit.DEFAULT_LIBRARY`); ``"0"`` is the constant.
+    retrain_steps : int
+        pykan LBFGS steps after each layer but the last is fixed, so later splines adapt.
+    refit_evals : int
+        Function evaluations per parameter in each least-squares refit of the formula.
+    top_k : int
+        Candidates per edge considered in the end-to-end search.
+    max_swaps : int
+        Bound on end-to-end trials.
+    seed : int
+    progress : bool
+        Show a tqdm bar over edges.
+
+    Returns
+    -------
+    SymbolicFormula
+
+    Raises
+    ------
+    ValueError
+        Unknown library names (the valid ones are listed), a model with no live edge, more
+        than one output, bad variable names, or a bad dataset.
+    """
+    start_time = time.perf_counter()
+    library = check_library(library)
+    model = source.model if hasattr(source, "node_ids") else source
+    adapter.check_model(model)
+    widths = adapter.widths(model)
+    check_dataset(dataset, widths[0], widths[-1])
+    if widths[-1] != 1:
+        raise ValueError(f"fit_formula handles one output; the model has {widths[-1]}")
+    if not any(bool(m.any()) for m in adapter.get_edge_masks(model)):
+        raise ValueError("the model has no live edge: there is nothing to turn into a formula")
+    ids = source.node_ids if hasattr(source, "node_ids") else [list(range(w)) for w in widths]
+    # Inputs are never removed structurally, so the model's inputs are the original ones.
+    names = [f"x{i}" for i in range(widths[0])] if variables is None else list(map(str, variables))
+    if len(names) != widths[0] or len(set(names)) != len(names):
+        raise ValueError(f"variables must be {widths[0]} distinct names, got {names}")
+    symbols = [sp.Symbol(n, real=True) for n in names]
+
+    fit_data, val = _split_train(dataset)
+    spline_test_rmse = _model_rmse(model, dataset["test_input"], dataset["test_label"])
+    model = adapter.clone_model(model)
+    model.symbolic_enabled = True
+    warnings: list[str] = []
+    fits: list[EdgeFit] = []
+    n_edges = int(sum(int(m.sum()) for m in adapter.numeric_edge_masks(model)))
+    bar = tqdm(total=n_edges, desc="symbolic fit", disable=not progress, leave=False)
+
+    with adapter.preserved_global_rng(seed):
+        n_layers = len(widths) - 1
+        for layer in range(n_layers):
+            start = len(fits)
+            chosen = _fix_layer(model, layer, fits, fit_data, ids, bar, library)
+            if layer == n_layers - 1:
+                break  # nothing left to adapt: the formula-level refit follows
+            if not _refit(model, fit_data, retrain_steps, seed + layer):
+                _replace_with_total(model, layer, chosen, fits, start)
+                if not _refit(model, fit_data, retrain_steps, seed + layer):
+                    warnings.append(f"retraining after fixing layer {layer} failed; skipped it")
+        bar.close()
+
+    x_fit, y_fit = fit_data["train_input"], fit_data["train_label"]
+    terms, consts = _extract_terms(model)
+    terms, consts = _refit_terms(terms, consts, symbols, x_fit, y_fit, refit_evals)
+    expr = _build(terms, consts, symbols, parametric=False)[0]
+    val_rmse, val_r2 = _evaluate(expr, symbols, val["x"], val["y"])
+    trials = 0
+    if not (math.isfinite(val_r2) and val_r2 >= 0.999):
+        fit_of_term = {(f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f
+                       for f in fits}  # fmt: skip
+        for fit in sorted(fits, key=lambda f: f.r2):
+            key = (fit.layer, ids[fit.layer + 1].index(fit.out_id), ids[fit.layer].index(fit.in_id))
+            for cand in fit.candidates[:top_k]:
+                if trials >= max_swaps or cand.function == fit.function:
+                    continue
+                trials += 1
+                t_terms, t_consts = _swap(terms, consts, key, cand, fit_of_term[key])
+                t_terms, t_consts = _refit_terms(t_terms, t_consts, symbols, x_fit, y_fit,
+                                                 refit_evals)  # fmt: skip
+                t_expr = _build(t_terms, t_consts, symbols, parametric=False)[0]
+                t_rmse, t_r2 = _evaluate(t_expr, symbols, val["x"], val["y"])
+                if math.isfinite(t_rmse) and (not math.isfinite(val_rmse) or t_rmse < val_rmse):
+                    terms, consts, expr, val_rmse, val_r2 = t_terms, t_consts, t_expr, t_rmse, t_r2
+                    fit.function, fit.r2 = cand.function, cand.r2
+                    fit.note = "chosen end to end over the per-edge best"
+        log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
+
+    expr = snap_constants(expr, symbols, val["x"], val["y"])
+    expr = _simplify(expr)
+    test_rmse, test_r2 = _evaluate(expr, symbols, dataset["test_input"], dataset["test_label"])
+    train_rmse, _ = _evaluate(expr, symbols, dataset["train_input"], dataset["train_label"])
+    explains = math.isfinite(test_r2) and test_r2 > 0.0
+    if not explains:
+        warnings.append(
+            f"the formula explains less than predicting the mean (test R^2 = {test_r2:.3g}); "
+            "do not use it as a result: train longer, prune less, or widen the library"
+        )
+    for w in warnings:
+        log.warning(w)
+    return SymbolicFormula(
+        expression=expr,
+        variables=symbols,
+        test_rmse=test_rmse,
+        test_r2=test_r2,
+        train_rmse=train_rmse,
+        spline_test_rmse=spline_test_rmse,
+        complexity=_complexity(expr),
+        edges=fits,
+        explains_data=explains,
+        seconds=time.perf_counter() - start_time,
+        warnings=warnings,
+    )
