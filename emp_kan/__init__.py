@@ -34,6 +34,17 @@ _LAZY = {
     "prune_step": "emp_kan.rounds",
     "train": "emp_kan.rounds",
     "make_kan": "emp_kan.pykan_adapter",
+    "SymbolicFormula": "emp_kan.symbolic",
+    "fit_formula": "emp_kan.symbolic",
+    "fit_edge": "emp_kan.edge_fit",
+    "is_exact_recovery": "emp_kan.recovery",
+    "to_networkx": "emp_kan.graph",
+    "write_graph": "emp_kan.graph",
+    "read_graph": "emp_kan.graph",
+    "edge_curves": "emp_kan.graph",
+    "plot_graph": "emp_kan.plotting",
+    "plot_history": "emp_kan.plotting",
+    "plot_scores": "emp_kan.plotting",
 }
 
 

@@ -113,7 +113,8 @@ def numpy_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
 class EdgeCandidate:
     """One fitted function for an edge: ``y = c * f(a * x + b) + d``.
 
-    ``nrmse`` is the held-out RMSE over std(y); ``r2 = 1 - nrmse**2`` on held-out samples.
+    ``nrmse`` is the held-out RMSE over std(y) of the fit made without the held-out samples;
+    ``r2 = 1 - nrmse**2``. The returned ``c, d`` are then solved on every sample.
     """
 
     function: str
@@ -216,6 +217,7 @@ def fit_edge(
     library = check_library(library)
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
+    all_x, all_y = x, y
     order = np.argsort(x, kind="stable")
     if x.size > max_samples:
         order = order[np.linspace(0, x.size - 1, max_samples).astype(int)]
@@ -228,7 +230,7 @@ def fit_edge(
     eval_x, eval_y = (x[held], y[held]) if held.any() else (x, y)
     std_y = float(y.std())
     if std_y <= 1e-12 * max(1.0, float(np.abs(y).max())):
-        mean = float(y.mean())
+        mean = float(all_y.mean())
         return [EdgeCandidate("0", 0.0, 0.0, 0.0, mean, 0.0, 1.0, 0, _cost(0.0, 0))]
     mx = float(fit_x.mean())
     sx = float(np.abs(fit_x - mx).max()) or 1.0
@@ -238,7 +240,7 @@ def fit_edge(
     for name in library:
         f = _NUMPY[name]
         if name == "0":
-            params = [(0.0, 0.0, 0.0, float(fit_y.mean()))]
+            params = [(0.0, 0.0, 0.0, float(all_y.mean()))]
         elif name == "x":
             c, d = _linear_cd(fit_x, fit_y)
             params = [(1.0, 0.0, c, d)]
@@ -263,8 +265,36 @@ def fit_edge(
         if best is None:
             continue
         nrmse, a, b, c, d = best
+        if name != "0":
+            # selected on held-out error; the final linear part uses every sample
+            with np.errstate(all="ignore"):
+                u_all = f(a * all_x + b)
+            if np.isfinite(u_all).all():
+                c, d = _linear_cd(u_all, all_y)
         complexity = COMPLEXITY.get(name, 3)
         out.append(EdgeCandidate(name, a, b, c, d, nrmse, 1.0 - nrmse**2, complexity,
                                  _cost(nrmse, complexity)))  # fmt: skip
     out.sort(key=lambda cand: (cand.cost, cand.complexity))
-    return out
+    return [_polish(c, all_x, all_y) if k < 3 else c for k, c in enumerate(out)]
+
+
+def _polish(cand: EdgeCandidate, x: np.ndarray, y: np.ndarray) -> EdgeCandidate:
+    """Refine a selected candidate's ``(a, b, c, d)`` on every sample (its ranking stays)."""
+    if cand.function in ("0", "x"):
+        return cand
+    f = _NUMPY[cand.function]
+    mx = float(x.mean())
+    sx = float(np.abs(x - mx).max()) or 1.0
+    xs = (x - mx) / sx
+    refined = _refine(f, xs, y, cand.a * sx, cand.b + cand.a * mx, max_nfev=100)
+    if refined is None:
+        return cand
+    a_s, b_s, c, d = refined
+    a, b = a_s / sx, b_s - a_s * mx / sx
+    with np.errstate(all="ignore"):
+        new_sse = float(np.sum((c * f(a * x + b) + d - y) ** 2))
+    old_sse = float(np.sum((cand.predict(x) - y) ** 2))
+    if not (np.isfinite(new_sse) and new_sse < old_sse):
+        return cand
+    return EdgeCandidate(cand.function, a, b, c, d, cand.nrmse, cand.r2, cand.complexity,
+                         cand.cost)  # fmt: skip

@@ -31,6 +31,21 @@ def _layout(graph) -> dict[str, tuple[float, float]]:
     return pos
 
 
+_INSET_W, _INSET_H = 0.07, 0.22
+
+
+def _free_spot(placed, start, end):
+    """An inset box on the edge start->end (at 30%, 50% or 70%) clear of ``placed`` boxes."""
+    for t in (0.3, 0.5, 0.7):
+        cx = start[0] + t * (end[0] - start[0])
+        cy = start[1] + t * (end[1] - start[1])
+        box = (cx - _INSET_W / 2, cy - _INSET_H / 2, _INSET_W, _INSET_H)
+        if all(box[0] + _INSET_W < b[0] or b[0] + _INSET_W < box[0] or
+               box[1] + _INSET_H < b[1] or b[1] + _INSET_H < box[1] for b in placed):  # fmt: skip
+            return box
+    return None
+
+
 def plot_graph(
     graph,
     ax=None,
@@ -53,7 +68,8 @@ def plot_graph(
         Write each edge's symbolic function (LaTeX where known) next to it.
     curves : mapping, optional
         ``{(u, v): (inputs, outputs)}`` from :func:`emp_kan.graph.edge_curves`: each surviving
-        edge's learned curve is drawn as a small inset at its middle.
+        edge's learned curve is drawn as a small inset on it (edges carrying under 5% of the
+        top score, and insets that would overlap others, are left without one).
     title : str, optional
 
     Returns
@@ -70,6 +86,7 @@ def plot_graph(
         )
         _, ax = plt.subplots(figsize=(max(5.0, 0.9 * widest + 2), 1.9 * n_layers + 0.8))
     pos = _layout(graph)
+    placed: list[tuple[float, float, float, float]] = []
     alive_scores = [float(d["score"]) for *_, d in graph.edges(data=True) if d["alive"]]
     top = max(alive_scores, default=1.0) or 1.0
 
@@ -90,15 +107,17 @@ def plot_graph(
                     color=_SYMBOLIC, ha="center", va="center", zorder=4,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                           "alpha": 0.85})  # fmt: skip
-        if curves is not None and (u, v) in curves:
-            xs, ys = curves[(u, v)]
-            inset = ax.inset_axes([x0 + 0.45 * (x1 - x0) - 0.035, y0 + 0.45 * (y1 - y0) - 0.12,
-                                   0.07, 0.24], transform=ax.transData, zorder=3)  # fmt: skip
-            inset.plot(np.asarray(xs), np.asarray(ys), color=color, lw=1.0)
-            inset.set_xticks([])
-            inset.set_yticks([])
-            for spine in inset.spines.values():
-                spine.set_linewidth(0.4)
+        if curves is not None and (u, v) in curves and share >= 0.05:
+            box = _free_spot(placed, (x0, y0), (x1, y1))
+            if box is not None:
+                placed.append(box)
+                xs, ys = curves[(u, v)]
+                inset = ax.inset_axes(list(box), transform=ax.transData, zorder=3)
+                inset.plot(np.asarray(xs), np.asarray(ys), color=color, lw=1.0)
+                inset.set_xticks([])
+                inset.set_yticks([])
+                for spine in inset.spines.values():
+                    spine.set_linewidth(0.4)
 
     last = max(int(d["layer"]) for _, d in graph.nodes(data=True))
     n_inputs = sum(1 for _, d in graph.nodes(data=True) if int(d["layer"]) == 0)

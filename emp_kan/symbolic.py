@@ -310,7 +310,9 @@ def _canonical(term: _Term, consts: list[np.ndarray]) -> _Term:
         consts[term.layer][term.out] += C * math.log(abs(a))  # log(a v + b) = log|a| + ...
         return _replace(term, a=math.copysign(1.0, a), b=b / abs(a))
     if term.function == "exp":
-        return _replace(term, C=C * math.exp(b), b=0.0)
+        # C e^b via logs: fits often pair a tiny C with a large b
+        folded = 0.0 if C == 0 else math.copysign(math.exp(min(700.0, math.log(abs(C)) + b)), C)
+        return _replace(term, C=folded, b=0.0)
     return term
 
 

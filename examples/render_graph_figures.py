@@ -4,7 +4,8 @@ Run: ``.venv/bin/python examples/render_graph_figures.py [OUT_DIR]`` (default ``
 
 Three models: a 2-input Feynman equation (I.12.1 ... entry 16, 0.5 k x^2), the 9-input
 Feynman I.9.18 (entry 5), and a deeper [4, 4, 2, 1] net on a 4-input formula. Each is trained
-briefly, pruned with EMP, and drawn with curve insets and symbolic labels where known.
+briefly, pruned with EMP, turned into a formula, and drawn with curve insets and the symbolic
+function of each edge.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def render(name: str, data, names, width, out: Path, steps: int = 30) -> None:
     result = emp_kan.prune_rounds(model, data, emp_kan.EMPPruner(target="both"), rounds=3,
                                   steps=steps, lamb=1e-2, tol=1.0, final_steps=steps)  # fmt: skip
     x = data["train_input"]
-    graph = to_networkx(result, x, variables=names)
-    ax = plot_graph(graph, curves=edge_curves(result, x), title=f"{name}: EMP-pruned KAN")
+    formula = emp_kan.fit_formula(result, data, variables=names)
+    graph = to_networkx(result, x, variables=names, symbolic=formula.graph_attributes())
+    ax = plot_graph(graph, curves=edge_curves(result, x),
+                    title=f"{name}: EMP-pruned KAN\n${formula.latex()}$")  # fmt: skip
     ax.figure.savefig(out / f"graph_{name}.png", dpi=90, bbox_inches="tight")
     fig = plot_history(result)
     fig.savefig(out / f"history_{name}.png", dpi=80, bbox_inches="tight")
@@ -64,7 +67,8 @@ def render(name: str, data, names, width, out: Path, steps: int = 30) -> None:
     ax.figure.savefig(out / f"scores_{name}.png", dpi=80, bbox_inches="tight")
     plt.close("all")
     print(f"{name}: widths {adapter.widths(result.model)}, edges {result.edges_alive}, "
-          f"test RMSE {result.final_test_rmse:.2e}")
+          f"spline test RMSE {result.final_test_rmse:.2e}; formula {formula.expression} "
+          f"(test RMSE {formula.test_rmse:.2e}, R^2 {formula.test_r2:.4f})")
 
 
 def main() -> None:
