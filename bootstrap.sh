@@ -1,6 +1,6 @@
 #!/bin/sh
 # Set up .venv from the repo's own files, then run one job in it.
-#   sh bootstrap.sh run [ARGS...]   emp-kan on its built-in default (or with ARGS)
+#   sh bootstrap.sh run [ARGS...]   emp-kan discover on its built-in default (or emp-kan ARGS)
 #   sh bootstrap.sh test            ruff, then the test suite
 # Idempotent: the install step is skipped while pyproject.toml and constraints.txt are unchanged.
 set -eu
@@ -21,7 +21,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 case "$job" in
-    run)  [ $# -gt 0 ] || set -- demo
+    run)  [ $# -gt 0 ] || set -- discover
           exec .venv/bin/emp-kan "$@" ;;
     test) .venv/bin/ruff check . && exec .venv/bin/python -m pytest -q "$@" ;;
     *)    echo "usage: sh bootstrap.sh {run|test} [ARGS...]" >&2; exit 2 ;;

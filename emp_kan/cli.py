@@ -6,6 +6,7 @@ Every user error ends as one line on stderr and exit code 2; anything unexpected
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -52,6 +53,147 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_FEYNMAN = 37  # hbar * omega on [-1, 1]^2: two variables, a product a KAN can express
+
+
+def _positive_int_list(text: str) -> list[int]:
+    try:
+        out = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise UsageError(f"--width must be comma-separated whole numbers, got {text!r}") from None
+    return out
+
+
+def _problem(args: argparse.Namespace):
+    from emp_kan import data
+
+    given = [n for n, v in (("--feynman", args.feynman), ("--formula", args.formula),
+                            ("--csv", args.csv)) if v is not None]  # fmt: skip
+    if len(given) > 1:
+        raise UsageError(f"give one data source, not {' and '.join(given)}")
+    if args.ranges is not None and args.formula is None:
+        raise UsageError("--ranges goes with --formula")
+    if args.target is not None and args.csv is None:
+        raise UsageError("--target goes with --csv")
+    if args.formula is not None:
+        if args.ranges is None:
+            raise UsageError('--formula needs --ranges, e.g. --ranges "x=0:1,y=0:2"')
+        return data.formula_problem(args.formula, args.ranges, args.samples, args.seed)
+    if args.csv is not None:
+        if args.target is None:
+            raise UsageError("--csv needs --target COLUMN")
+        return data.csv_problem(args.csv, args.target, args.seed)
+    number = DEFAULT_FEYNMAN if args.feynman is None else args.feynman
+    return data.feynman_problem(number, args.samples, args.seed)
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def _table(report: dict, out: str) -> str:
+    runs = [("EMP", report)] + ([("pykan thresholds", report["baseline"])]
+                                if report.get("baseline") else [])  # fmt: skip
+    rows = [
+        ("formula", [r["formula"] for _, r in runs]),
+        ("truth", [report["truth"] or "-"] * len(runs)),
+        ("exact", [_fmt(r["exact"]) for _, r in runs]),
+        ("test RMSE", [_fmt(r["test_rmse"]) for _, r in runs]),
+        ("test R^2", [_fmt(r["test_r2"], ".5f") for _, r in runs]),
+        ("spline RMSE", [_fmt(r["spline_test_rmse"]) for _, r in runs]),
+        ("edges", [f"{r['edges']['initial']} -> {r['edges']['final']}" for _, r in runs]),
+        ("hidden nodes", [f"{r['nodes']['initial']} -> {r['nodes']['final']}" for _, r in runs]),
+        ("seconds train/prune/sym",
+         ["/".join(f"{r['timings'][k]:.1f}" for k in ("train", "prune", "symbolic"))
+          for _, r in runs]),
+    ]  # fmt: skip
+    label_w = max(len(label) for label, _ in rows)
+    col_w = [max(len(name), *(len(values[k]) for _, values in rows))
+             for k, (name, _) in enumerate(runs)]  # fmt: skip
+    lines = [
+        " " * label_w
+        + " | "
+        + " | ".join(n.ljust(w) for (n, _), w in zip(runs, col_w, strict=True))
+    ]
+    lines.append("-" * len(lines[0]))
+    for label, values in rows:
+        cells = " | ".join(v.ljust(w) for v, w in zip(values, col_w, strict=True))
+        lines.append(f"{label.ljust(label_w)} | {cells}")
+    for _, r in runs:
+        for w in r["warnings"][:3]:
+            lines.append(f"note ({r['method']}): {w}")
+    lines.append(f"report: {out}")
+    return "\n".join(lines)
+
+
+def _run_discover(args: argparse.Namespace) -> int:
+    from emp_kan.edge_fit import check_library
+    from emp_kan.pipeline import DiscoverConfig, discover
+    from emp_kan.report import write_report
+
+    try:
+        problem = _problem(args)
+        library = tuple(p.strip() for p in args.library.split(",") if p.strip())
+        check_library(library)
+        config = DiscoverConfig(
+            width=_positive_int_list(args.width) if args.width else None, grid=args.grid,
+            k=args.k, steps=args.steps, round_steps=args.round_steps, rounds=args.rounds,
+            lamb=args.lamb, tol=args.tol, beta=args.beta, prune=args.prune, scope=args.scope,
+            library=library, seed=args.seed, compare=not args.no_compare,
+            progress=not args.quiet,
+        )  # fmt: skip
+        config.check(len(problem.variables))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = args.out or f"emp-kan-out/{problem.name}"
+    report, runs = discover(problem, config)
+    path = write_report(out, report, runs, problem)
+    print(_table(report, str(path)))
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from emp_kan.bench import METHODS, BenchSettings, parse_numbers, run_bench, summarise
+
+    try:
+        equations = parse_numbers(args.equations, "equations")
+        seeds = parse_numbers(args.seeds, "seeds")
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        bad = [m for m in methods if m not in METHODS]
+        if bad or not methods:
+            raise ValueError(f"--methods takes {', '.join(METHODS)}; got {args.methods!r}")
+        settings = BenchSettings(samples=args.samples, steps=args.steps,
+                                 round_steps=args.round_steps, rounds=args.rounds)  # fmt: skip
+        for name in ("samples", "steps", "round_steps", "rounds"):
+            if getattr(settings, name) < (10 if name == "samples" else 0):
+                raise ValueError(f"--{name.replace('_', '-')} is too small")
+        from emp_kan import pykan_adapter as adapter
+
+        for eq in equations:
+            if eq in adapter.BROKEN_FEYNMAN:
+                raise ValueError(f"{adapter.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
+            if not 1 <= eq <= 120:
+                raise ValueError(f"Feynman equations are numbered 1-120, got {eq}")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    rows = run_bench(equations, methods, seeds, args.out, settings, args.scheduler,
+                     progress=not args.quiet)  # fmt: skip
+    summary = summarise(rows)
+    for m, a in summary["methods"].items():
+        print(f"{m:10s} exact {a['exact']}/{a['tasks']}  median edges {a['median_edges']}  "
+              f"median s {a['median_seconds']:.1f}  failed {a['failed']}")  # fmt: skip
+    for other, t in summary["emp_versus"].items():
+        print(f"EMP vs {other}: {t['win']} wins, {t['loss']} losses, {t['tie']} ties")
+    print(f"results: {args.out}/results.jsonl, summary: {args.out}/summary.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``emp-kan`` (used by the CLI reference in docs/)."""
     parser = _Parser(
@@ -59,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Effective Model Pruning for Kolmogorov-Arnold Networks.",
     )
     parser.add_argument("--version", action="version", version=f"emp-kan {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     demo = sub.add_parser(
         "demo",
@@ -70,7 +213,105 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--beta", type=float, default=1.0, help="scale on N_eff (default: 1)")
     demo.set_defaults(handler=_run_demo)
+
+    disc = sub.add_parser(
+        "discover",
+        help="find the formula in a KAN: train, EMP rounds, symbolic fit (vs pykan thresholds)",
+        description=(
+            "Train a KAN, prune it with EMP between training rounds, and turn the surviving "
+            "splines into a verified formula; from the same trained model, do the same with "
+            "pykan's threshold pruning for comparison. With no data source it runs on pykan's "
+            f"Feynman equation {DEFAULT_FEYNMAN} (hbar*omega)."
+        ),
+    )
+    src = disc.add_argument_group("data source (at most one; default --feynman "
+                                  f"{DEFAULT_FEYNMAN})")  # fmt: skip
+    src.add_argument(
+        "--feynman",
+        type=int,
+        metavar="N",
+        help="equation N of pykan's Feynman set (1-120; 20, 113, 114 are broken)",
+    )
+    src.add_argument("--formula", metavar="EXPR", help='a sympy expression, e.g. "x*exp(-y)"')
+    src.add_argument("--ranges", metavar="SPEC", help='input ranges for --formula: "x=0:1,y=0:2"')
+    src.add_argument("--csv", metavar="PATH", help="a CSV file with a header row")
+    src.add_argument("--target", metavar="COLUMN", help="the label column of --csv")
+    opt = disc.add_argument_group("settings")
+    opt.add_argument("--out", metavar="DIR",
+                     help="report folder (default: emp-kan-out/<dataset>)")  # fmt: skip
+    opt.add_argument("--beta", type=float, default=1.0, help="EMP scale on N_eff (default: 1)")
+    opt.add_argument("--prune", choices=("edges", "nodes", "both"), default="both",
+                     help="what EMP prunes (default: both)")  # fmt: skip
+    opt.add_argument("--scope", choices=("layer", "global"), default="layer",
+                     help="rank per layer or across layers (default: layer)")  # fmt: skip
+    opt.add_argument("--rounds", type=int, default=3, help="pruning rounds (default: 3)")
+    opt.add_argument("--steps", type=int, default=50,
+                     help="LBFGS steps of the initial training and of the final unregularised "
+                          "polish (default: 50)")  # fmt: skip
+    opt.add_argument(
+        "--round-steps",
+        type=int,
+        default=20,
+        help="LBFGS steps retraining after each round (default: 20)",
+    )
+    opt.add_argument("--lamb", type=float, default=1e-3,
+                     help="pykan sparsity regularisation (default: 1e-3)")  # fmt: skip
+    opt.add_argument("--tol", type=float, default=0.5,
+                     help="roll a round back when its test RMSE grows by more than this share "
+                          "(default: 0.5)")  # fmt: skip
+    opt.add_argument("--width", metavar="W0,W1,...",
+                     help="KAN widths, inputs first (default: n_inputs,5,1)")  # fmt: skip
+    opt.add_argument("--grid", type=int, default=5, help="spline grid intervals (default: 5)")
+    opt.add_argument("--k", type=int, default=3, help="spline order (default: 3)")
+    opt.add_argument("--seed", type=int, default=0, help="seed of data, model and training")
+    opt.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="train and test rows each for --feynman/--formula (default: 1000)",
+    )
+    opt.add_argument(
+        "--library",
+        default=",".join(_default_library()),
+        help="comma-separated function names (default: %(default)s)",
+    )
+    opt.add_argument(
+        "--no-compare", action="store_true", help="skip pykan's threshold pruning baseline"
+    )
+    opt.add_argument("--quiet", action="store_true", help="no progress bars")
+    disc.set_defaults(handler=_run_discover)
+
+    bench = sub.add_parser(
+        "bench",
+        help="run methods over Feynman equations and seeds on Dask (resumable)",
+        description=(
+            "Run each (equation, method, seed) as one task on a Dask cluster (local by default, "
+            "one single-threaded worker per core). Finished tasks are appended to "
+            "DIR/results.jsonl at once; running the same command again resumes. Writes "
+            "DIR/summary.md and DIR/summary.png."
+        ),
+    )
+    bench.add_argument("--equations", required=True, metavar="LIST",
+                       help="Feynman equation numbers, e.g. 1,2,4-12")  # fmt: skip
+    bench.add_argument("--methods", default="emp,threshold,pykan",
+                       help="any of emp, threshold, pykan (default: all three)")  # fmt: skip
+    bench.add_argument("--seeds", default="0", metavar="LIST", help="e.g. 0,1 (default: 0)")
+    bench.add_argument("--out", required=True, metavar="DIR", help="results folder")
+    bench.add_argument("--scheduler", metavar="ADDRESS",
+                       help="an existing Dask scheduler, e.g. tcp://host:8786")  # fmt: skip
+    bench.add_argument("--samples", type=int, default=500, help="train and test rows each")
+    bench.add_argument("--steps", type=int, default=50, help="initial and final training steps")
+    bench.add_argument("--round-steps", type=int, default=20, help="steps after each pruning")
+    bench.add_argument("--rounds", type=int, default=3, help="pruning rounds")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(handler=_run_bench)
     return parser
+
+
+def _default_library() -> tuple[str, ...]:
+    from emp_kan.edge_fit import DEFAULT_LIBRARY
+
+    return DEFAULT_LIBRARY
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.verbose:
+            logging.basicConfig(level=logging.INFO, format="emp-kan: %(message)s")
         if getattr(args, "handler", None) is None:
             parser.print_help()
             return 0
@@ -86,8 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emp-kan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("emp-kan: interrupted", file=sys.stderr)
+        print("emp-kan: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Exception as exc:  # one line for the user; the traceback goes to the log
+        logging.getLogger("emp_kan").debug("unexpected failure", exc_info=True)
+        print(f"emp-kan: unexpected failure: {type(exc).__name__}: {exc}".splitlines()[0],
+              file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

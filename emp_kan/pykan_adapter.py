@@ -346,11 +346,15 @@ def fit(
         return
     from emp_kan.topology import live_nodes
 
-    dead = [
-        (layer, int(i))
-        for layer, live in enumerate(live_nodes([m.numpy() for m in get_edge_masks(model)]))
-        for i in np.flatnonzero(~live)
-    ]
+    dead = (
+        []
+        if not update_grid
+        else [
+            (layer, int(i))
+            for layer, live in enumerate(live_nodes([m.numpy() for m in get_edge_masks(model)]))
+            for i in np.flatnonzero(~live)
+        ]
+    )
     if dead:
         # pykan's grid update would fail on them (lstsq on a constant node: "coef" unbound).
         raise ValueError(
@@ -372,3 +376,77 @@ def rmse(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
         finally:
             model.save_act = save
         return float(torch.sqrt(torch.mean((pred - y) ** 2)))
+
+
+# pykan's own Feynman table has three entries that disagree with their formula or fail.
+BROKEN_FEYNMAN = {
+    20: "entry 20 (I.16.6) computes u*v where its formula says u+v",
+    113: "entry 113 swaps x and y between its data and its formula",
+    114: "entry 114 raises IndexError inside pykan",
+}
+
+
+def feynman_entry(number: int) -> tuple[list[str], Any, Any, list[tuple[float, float]]]:
+    """pykan's Feynman equation ``number`` (1-120): (names, sympy truth, torch fn, ranges).
+
+    Raises ValueError for numbers outside 1-120 and for the broken entries 20, 113 and 114.
+    """
+    if isinstance(number, bool) or not isinstance(number, (int, np.integer)):
+        raise ValueError(f"Feynman equations are numbered 1-120, got {number!r}")
+    if number in BROKEN_FEYNMAN:
+        raise ValueError(f"{BROKEN_FEYNMAN[number]}; pick another equation")
+    if not 1 <= number <= 120:
+        raise ValueError(f"Feynman equations are numbered 1-120, got {number}")
+    from kan.feynman import get_feynman_dataset
+
+    with preserved_global_rng(), quiet_pykan():
+        symbols, expr, fn, ranges = get_feynman_dataset(int(number))
+    symbols = list(symbols) if isinstance(symbols, (list, tuple)) else [symbols]
+    names = [str(s) for s in symbols]
+    if not isinstance(ranges[0], (list, tuple)):
+        ranges = [ranges] * len(names)
+    bounds = [(float(lo), float(hi)) for lo, hi in ranges]
+    return names, expr, fn, bounds
+
+
+def pykan_prune(model: Any, x: torch.Tensor, node_th: float = 1e-2, edge_th: float = 3e-2) -> Any:
+    """pykan's ``model.prune(node_th, edge_th)`` on a fresh forward pass over ``x``, file-free.
+
+    The same steps as pykan's ``prune()`` (``prune_node``, re-attribution, ``prune_edge``)
+    without its checkpoint log, which would write ``./model`` or crash when it is missing.
+    """
+    forward_pass(model, x)
+    with preserved_global_rng(), quiet_pykan():
+        smaller = _make_inert(model.prune_node(node_th, log_history=False))
+        forward_pass(smaller, x)
+        smaller.attribute()
+        smaller.prune_edge(edge_th, log_history=False)
+    return smaller
+
+
+def refine(model: Any, new_grid: int, x: torch.Tensor) -> Any:
+    """pykan's ``refine(new_grid)`` (a finer spline grid fitted to the old curves), file-free."""
+    forward_pass(model, x)
+    with preserved_global_rng(), quiet_pykan():
+        finer = model.refine(new_grid)
+    return _make_inert(finer)
+
+
+def auto_symbolic(model: Any, library: Sequence[str]) -> None:
+    """pykan's ``auto_symbolic`` with its defaults and ``lib=library``, silent and file-free."""
+    _make_inert(model)
+    model.symbolic_enabled = True
+    with preserved_global_rng(), quiet_pykan():
+        model.auto_symbolic(lib=list(library), verbose=0)
+
+
+def pykan_formula(model: Any, names: Sequence[str]) -> Any:
+    """pykan's own ``symbolic_formula`` for output 0, in the given variable names."""
+    import warnings
+
+    import sympy
+
+    with quiet_pykan(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pykan converts tensors that require grad
+        expr = model.symbolic_formula(var=[sympy.Symbol(n) for n in names])[0][0]
+    return expr

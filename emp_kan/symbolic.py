@@ -402,8 +402,9 @@ def _refit_terms(terms, consts, variables, x, y, max_nfev: int = 300):
     if not np.isfinite(residual(start)).all():
         return terms, consts
     method = "lm" if len(ys) >= len(params) else "trf"
+    budget = min(max_nfev * len(params), 30 * max_nfev)  # bounded: big formulas get less each
     with np.errstate(all="ignore"), _quiet_warnings():
-        sol = least_squares(residual, start, method=method, max_nfev=max_nfev * len(params))
+        sol = least_squares(residual, start, method=method, max_nfev=budget)
     if not (np.sum(residual(sol.x) ** 2) <= np.sum(residual(start) ** 2)):
         return terms, consts
     it = iter(sol.x.tolist())
@@ -498,8 +499,11 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
 
 
 def _simplify(expr):
+    """sympy's simplify for small expressions (it can take minutes on large ones)."""
+    if expr.count_ops() >= 20:
+        return expr
     try:
-        simpler = sp.simplify(expr) if expr.count_ops() < 60 else sp.cancel(expr)
+        simpler = sp.simplify(expr)
     except Exception:  # sympy can fail on odd expressions; the unsimplified one is still right
         return expr
     return simpler if sp.count_ops(simpler) <= sp.count_ops(expr) else expr
@@ -538,7 +542,7 @@ def fit_formula(
     variables: Sequence[str] | None = None,
     library: Sequence[str] = DEFAULT_LIBRARY,
     retrain_steps: int = 10,
-    refit_evals: int = 100,
+    refit_evals: int = 50,
     top_k: int = 3,
     max_swaps: int = 8,
     seed: int = 0,
@@ -633,8 +637,9 @@ def fit_formula(
                     continue
                 trials += 1
                 t_terms, t_consts = _swap(terms, consts, key, cand, fit_of_term[key])
-                t_terms, t_consts = _refit_terms(t_terms, t_consts, symbols, x_fit, y_fit,
-                                                 refit_evals)  # fmt: skip
+                t_terms, t_consts = _refit_terms(
+                    t_terms, t_consts, symbols, x_fit, y_fit, max(10, refit_evals // 3)
+                )
                 t_expr = _build(t_terms, t_consts, symbols, parametric=False)[0]
                 t_rmse, t_r2 = _evaluate(t_expr, symbols, val["x"], val["y"])
                 if math.isfinite(t_rmse) and (not math.isfinite(val_rmse) or t_rmse < val_rmse):
@@ -643,8 +648,10 @@ def fit_formula(
                     fit.note = "chosen end to end over the per-edge best"
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
 
+    # Snap, simplify, and snap again: simplification exposes new numbers (expanded products).
     expr = snap_constants(expr, symbols, val["x"], val["y"])
     expr = _simplify(expr)
+    expr = snap_constants(expr, symbols, val["x"], val["y"])
     test_rmse, test_r2 = _evaluate(expr, symbols, dataset["test_input"], dataset["test_label"])
     train_rmse, _ = _evaluate(expr, symbols, dataset["train_input"], dataset["train_label"])
     explains = math.isfinite(test_r2) and test_r2 > 0.0

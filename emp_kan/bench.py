@@ -1,0 +1,420 @@
+"""``emp-kan bench``: methods x Feynman equations x seeds, on Dask, resumable.
+
+Every (equation, method, seed) is one task, run on a Dask distributed cluster: a local one by
+default (one single-threaded worker process per core) or an existing one given by its scheduler
+address. Each finished task is appended to ``results.jsonl`` at once (flushed and fsynced), so a
+killed bench loses nothing it finished; started again, it skips the finished tasks, and a torn
+last line (a write cut short by the kill) is ignored and overwritten.
+
+Methods:
+
+* ``emp``: train, EMP rounds (edges and nodes, per layer, beta 1), our symbolic stage;
+* ``threshold``: the same training (same seed: the same trained model), pykan's threshold rule
+  in the same round loop, our symbolic stage: this isolates the pruning rule;
+* ``pykan``: pykan's tutorial workflow end to end (fit with lamb, prune, fit, refine(10), fit,
+  auto_symbolic, fit, symbolic_formula): the whole-pipeline comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("emp_kan")
+
+METHODS = ("emp", "threshold", "pykan")
+
+__all__ = ["METHODS", "BenchSettings", "parse_numbers", "read_results", "run_bench",
+           "run_task", "write_summary"]  # fmt: skip
+
+
+@dataclass
+class BenchSettings:
+    """Budget of every task (the same for every method)."""
+
+    samples: int = 500
+    steps: int = 50
+    round_steps: int = 20
+    rounds: int = 3
+    lamb: float = 1e-3
+    tol: float = 0.5
+    grid: int = 5
+    hidden: int = 5
+
+
+def parse_numbers(text: str, what: str) -> list[int]:
+    """``"1,2,4-7"`` -> ``[1, 2, 4, 5, 6, 7]`` (order kept, duplicates dropped)."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                values = range(lo, hi + 1)
+            else:
+                values = [int(part)]
+        except ValueError:
+            raise ValueError(f"cannot read {what} {part!r}; write e.g. 1,2,4-12") from None
+        out += [v for v in values if v not in out]
+    if not out:
+        raise ValueError(f"no {what} given")
+    return out
+
+
+def task_key(equation: int, method: str, seed: int) -> str:
+    return f"{equation}:{method}:{seed}"
+
+
+def _formula_scores(expr, names, data) -> tuple[float, float]:
+    import numpy as np
+    import sympy as sp
+
+    symbols = [sp.Symbol(n) for n in names]
+    expr = sp.sympify(expr)
+    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols})
+    fn = sp.lambdify(symbols, expr, "numpy")
+    x = data["test_input"].double().numpy()
+    y = data["test_label"].double().numpy()[:, 0]
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(fn(*x.T), dtype=np.complex128), y.shape)
+    if not np.isfinite(pred).all() or np.abs(pred.imag).max(initial=0) > 1e-9:
+        return math.nan, math.nan
+    mse = float(np.mean((pred.real - y) ** 2))
+    var = float(np.var(y))
+    return math.sqrt(mse), (1 - mse / var if var > 0 else math.nan)
+
+
+def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
+    from emp_kan import pykan_adapter as adapter
+    from emp_kan.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.recovery import is_exact_recovery
+
+    data, names = problem.dataset, problem.variables
+    x = data["train_input"]
+    model = adapter.make_kan([len(names), settings.hidden, 1], grid=settings.grid, k=3, seed=seed)
+    adapter.fit(model, data, settings.steps, settings.lamb, seed)
+    model = adapter.pykan_prune(model, x)
+    adapter.fit(model, data, settings.round_steps, 0.0, seed + 1)
+    model = adapter.refine(model, 10, x)
+    adapter.fit(model, data, settings.round_steps, 0.0, seed + 2)
+    spline_rmse = adapter.rmse(model, data["test_input"], data["test_label"])
+    edges = sum(int(m.sum()) for m in adapter.get_edge_masks(model))
+    adapter.forward_pass(model, x)
+    adapter.auto_symbolic(model, [f for f in DEFAULT_LIBRARY])
+    adapter.fit(model, data, settings.round_steps, 0.0, seed + 3, update_grid=False)
+    expr = adapter.pykan_formula(model, names)
+    rmse, r2 = _formula_scores(expr, names, data)
+    exact = bool(problem.truth is not None and is_exact_recovery(
+        expr, problem.truth, names, test_r2=r2, ranges=problem.ranges))  # fmt: skip
+    return {"formula": str(expr), "test_rmse": rmse, "test_r2": r2, "exact": exact,
+            "spline_test_rmse": spline_rmse, "edges": edges}  # fmt: skip
+
+
+def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
+    from emp_kan import pykan_adapter as adapter
+    from emp_kan.pipeline import DiscoverConfig, run_method
+    from emp_kan.pruners import EMPPruner, ThresholdPruner
+    from emp_kan.rounds import train
+
+    config = DiscoverConfig(width=[len(problem.variables), settings.hidden, 1],
+                            grid=settings.grid, steps=settings.steps,
+                            round_steps=settings.round_steps, rounds=settings.rounds,
+                            lamb=settings.lamb, tol=settings.tol, seed=seed)  # fmt: skip
+    model = adapter.make_kan(config.width, grid=config.grid, k=config.k, seed=seed)
+    trained = train(model, problem.dataset, steps=config.steps, lamb=config.lamb, seed=seed)
+    pruner = EMPPruner(target="both") if method == "emp" else ThresholdPruner()
+    run = run_method(method, pruner, trained, problem, config, 0.0)
+    return {"formula": str(run.formula.expression), "test_rmse": run.formula.test_rmse,
+            "test_r2": run.formula.test_r2, "exact": bool(run.exact),
+            "spline_test_rmse": run.pruned.final_test_rmse,
+            "edges": run.pruned.edges_alive}  # fmt: skip
+
+
+def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
+    """One bench task; never raises: a failure becomes a row with ``error``."""
+    import torch
+
+    from emp_kan.data import feynman_problem
+
+    torch.set_num_threads(1)  # one single-threaded worker per core
+    row: dict[str, Any] = {"key": task_key(equation, method, seed), "equation": equation,
+                           "method": method, "seed": seed}  # fmt: skip
+    start = time.perf_counter()
+    try:
+        bench = BenchSettings(**settings)
+        problem = feynman_problem(equation, bench.samples, seed)
+        row["truth"] = str(problem.truth)
+        if method == "pykan":
+            row.update(_pykan_workflow(problem, bench, seed))
+        else:
+            row.update(_our_workflow(method, problem, bench, seed))
+    except Exception as exc:  # recorded, so the bench goes on and the summary shows it
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        row["traceback"] = traceback.format_exc(limit=5)
+    row["seconds"] = time.perf_counter() - start
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in row.items()}  # fmt: skip
+
+
+def read_results(path: Path) -> list[dict]:
+    """The finished rows of ``results.jsonl``; an unreadable (torn) last line is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for k, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if k < len(lines) - 1 and any(rest.strip() for rest in lines[k + 1 :]):
+                raise ValueError(f"{path}: line {k + 1} is not JSON; fix or remove it") from None
+            log.warning("ignoring a torn last line in %s", path)
+    return rows
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line, so that the next append starts on a clean line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    with path.open("r+b") as fh:
+        fh.truncate(cut)
+
+
+def _append(path: Path, row: dict) -> None:
+    line = json.dumps(row, allow_nan=False) + "\n"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def run_bench(
+    equations: Sequence[int],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    out_dir: str | os.PathLike,
+    settings: BenchSettings | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> list[dict]:
+    """Run every missing (equation, method, seed) task; returns all rows of ``results.jsonl``."""
+    from tqdm.auto import tqdm
+
+    from emp_kan import pykan_adapter as adapter
+
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+    for eq in equations:
+        if eq in adapter.BROKEN_FEYNMAN:
+            raise ValueError(f"{adapter.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
+        if not 1 <= eq <= 120:
+            raise ValueError(f"Feynman equations are numbered 1-120, got {eq}")
+    settings = settings or BenchSettings()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    _repair_tail(results)
+    done = {r["key"] for r in read_results(results)}
+    todo = [(e, m, s) for e in equations for s in seeds for m in methods
+            if task_key(e, m, s) not in done]  # fmt: skip
+    log.info("%d tasks done before, %d to run", len(done), len(todo))
+    if todo:
+        _run_on_dask(todo, settings, results, scheduler, progress, tqdm)
+    rows = read_results(results)
+    write_summary(rows, out)
+    return rows
+
+
+def _run_on_dask(todo, settings, results, scheduler, progress, tqdm) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)  # fmt: skip
+        client = Client(cluster)
+    try:
+        futures = [client.submit(run_task, e, m, s, asdict(settings), pure=False,
+                                 key=f"emp-kan-{task_key(e, m, s)}-{time.time_ns()}")
+                   for e, m, s in todo]  # fmt: skip
+        bar = tqdm(total=len(futures), desc="bench tasks", disable=not progress)
+        for future in as_completed(futures):
+            _append(results, future.result())
+            bar.update(1)
+        bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# --- summary ------------------------------------------------------------------------------
+
+
+def _median(values):
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.median(values) if values else None
+
+
+def _fmt(value, spec=".2e"):
+    return "-" if value is None else format(value, spec)
+
+
+def _compare(emp_row: dict, other: dict) -> str:
+    """'win', 'loss' or 'tie' of EMP against another method on one (equation, seed)."""
+    e_exact, o_exact = bool(emp_row.get("exact")), bool(other.get("exact"))
+    if e_exact != o_exact:
+        return "win" if e_exact else "loss"
+    e_edges, o_edges = emp_row.get("edges"), other.get("edges")
+    e_rmse, o_rmse = emp_row.get("test_rmse"), other.get("test_rmse")
+    if e_rmse is None or e_edges is None:
+        return "loss" if o_rmse is not None else "tie"
+    if o_rmse is None or o_edges is None:
+        return "win"
+    if e_edges < o_edges and e_rmse <= 2 * o_rmse:
+        return "win"
+    if e_edges > o_edges or e_rmse > 2 * o_rmse:
+        return "loss"
+    return "tie"
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Aggregates per method and EMP's wins and losses (see docs/benchmarks.md)."""
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    agg = {}
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m]
+        ok = [r for r in mine if "error" not in r]
+        agg[m] = {
+            "tasks": len(mine), "failed": len(mine) - len(ok),
+            "exact": sum(bool(r.get("exact")) for r in ok),
+            "exact_rate": sum(bool(r.get("exact")) for r in ok) / len(mine) if mine else 0.0,
+            "median_edges": _median([r.get("edges") for r in ok]),
+            "median_test_rmse": _median([r.get("test_rmse") for r in ok]),
+            "median_seconds": _median([r["seconds"] for r in mine]),
+            "total_seconds": sum(r["seconds"] for r in mine),
+        }  # fmt: skip
+    versus = {}
+    by_key = {(r["equation"], r["seed"], r["method"]): r for r in rows}
+    for other in (m for m in methods if m != "emp"):
+        tally = {"win": 0, "loss": 0, "tie": 0}
+        for (eq, seed, method), r in by_key.items():
+            if method == "emp" and (eq, seed, other) in by_key:
+                tally[_compare(r, by_key[(eq, seed, other)])] += 1
+        versus[other] = tally
+    return {"methods": agg, "emp_versus": versus}
+
+
+def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
+    """``summary.md`` (per-equation table and aggregates) and ``summary.png``, atomically."""
+    out = Path(out_dir)
+    summary = summarise(rows)
+    methods = list(summary["methods"])
+    lines = [
+        "# emp-kan bench",
+        "",
+        "Per equation (median over seeds; exact = seeds with an exact recovery):",
+        "",
+    ]
+    header = "| eq | truth |" + "".join(
+        f" {m} edges | {m} spline RMSE | {m} formula RMSE | {m} exact | {m} s |" for m in methods
+    )
+    lines += [header, "|" + "---|" * (2 + 5 * len(methods))]
+    for eq in sorted({r["equation"] for r in rows}):
+        mine = [r for r in rows if r["equation"] == eq]
+        truth = next((r.get("truth") for r in mine if r.get("truth")), "-")
+        cells = [f"| {eq} | `{truth}` |"]
+        for m in methods:
+            rs = [r for r in mine if r["method"] == m]
+            ok = [r for r in rs if "error" not in r]
+            exact = f"{sum(bool(r.get('exact')) for r in ok)}/{len(rs)}" if rs else "-"
+            if rs and not ok:
+                exact += " (failed)"
+            cells.append(
+                f" {_fmt(_median([r.get('edges') for r in ok]), '.0f')} |"
+                f" {_fmt(_median([r.get('spline_test_rmse') for r in ok]))} |"
+                f" {_fmt(_median([r.get('test_rmse') for r in ok]))} | {exact} |"
+                f" {_fmt(_median([r['seconds'] for r in rs]), '.0f')} |"
+            )
+        lines.append("".join(cells))
+    lines += ["", "## Aggregates", "",
+              "| method | tasks | failed | exact | exact rate | median edges | median formula RMSE "
+              "| median s | total s |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for m, a in summary["methods"].items():
+        lines.append(f"| {m} | {a['tasks']} | {a['failed']} | {a['exact']} | "
+                     f"{100 * a['exact_rate']:.1f}% | {_fmt(a['median_edges'], '.1f')} | "
+                     f"{_fmt(a['median_test_rmse'])} | {_fmt(a['median_seconds'], '.1f')} | "
+                     f"{a['total_seconds']:.0f} |")  # fmt: skip
+    if summary["emp_versus"]:
+        lines += ["", "EMP against each baseline, per (equation, seed): a win is an exact "
+                  "recovery the other missed, or (same exactness) fewer edges at a formula RMSE "
+                  "at most 2x the other's; a loss is the reverse, more edges, or an RMSE above "
+                  "2x.", ""]  # fmt: skip
+        for other, t in summary["emp_versus"].items():
+            lines.append(f"- EMP vs {other}: {t['win']} wins, {t['loss']} losses, "
+                         f"{t['tie']} ties")  # fmt: skip
+    _atomic_write(out / "summary.md", "\n".join(lines) + "\n")
+    _plot_summary(summary, out / "summary.png")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plot_summary(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    methods = list(summary["methods"])
+    agg = summary["methods"]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    panels = (
+        ("exact recovery rate", [agg[m]["exact_rate"] for m in methods]),
+        ("median edges kept", [agg[m]["median_edges"] or 0 for m in methods]),
+        ("median seconds per task", [agg[m]["median_seconds"] or 0 for m in methods]),
+    )
+    for ax, (title, values) in zip(axes, panels, strict=True):
+        ax.bar(methods, values, color=["#1f4e79", "#8c8c8c", "#b3541e"][: len(methods)])
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=80)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,176 @@
+"""Where a problem's data comes from: pykan's Feynman set, a formula, or a CSV file.
+
+Each source returns a :class:`Problem`: a pykan dataset dict, the input names, the true formula
+when it is known, and the input ranges. Sampling is seeded and leaves the global generators
+alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+from emp_kan import pykan_adapter as adapter
+
+__all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges"]
+
+
+@dataclass
+class Problem:
+    """A regression problem: ``dataset`` (pykan dict), ``variables``, ``truth`` (or None)."""
+
+    name: str
+    dataset: dict[str, torch.Tensor]
+    variables: list[str]
+    truth: Any
+    ranges: list[tuple[float, float]] | None
+    target: str = "y"
+
+
+def _sample(fn, bounds, n_train, n_test, seed) -> dict[str, torch.Tensor]:
+    gen = np.random.default_rng(seed)
+
+    def draw(n):
+        cols = [gen.uniform(lo, hi, n) for lo, hi in bounds]
+        x = torch.tensor(np.column_stack(cols), dtype=torch.float32)
+        return x, fn(x)
+
+    x_tr, y_tr = draw(n_train)
+    x_te, y_te = draw(n_test)
+    return {"train_input": x_tr, "train_label": y_tr, "test_input": x_te, "test_label": y_te}
+
+
+def _check_samples(samples: int) -> None:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 10:
+        raise ValueError(f"samples must be a whole number >= 10, got {samples!r}")
+
+
+def feynman_problem(number: int, samples: int = 1000, seed: int = 0) -> Problem:
+    """Equation ``number`` of pykan's Feynman set, ``samples`` train and test rows each."""
+    _check_samples(samples)
+    names, truth, fn, bounds = adapter.feynman_entry(number)
+    data = _sample(lambda x: fn(x).reshape(-1, 1).float(), bounds, samples, samples, seed)
+    return Problem(f"feynman-{number}", data, names, truth, bounds)
+
+
+_RANGE = re.compile(
+    r"^\s*([A-Za-z_]\w*)\s*=\s*([-+0-9.eE]+|[-+]?pi)\s*:\s*([-+0-9.eE]+|[-+]?pi)\s*$"
+)
+
+
+def _number(text: str) -> float:
+    text = text.strip()
+    return float(sp.sympify(text)) if "pi" in text else float(text)
+
+
+def parse_ranges(spec: str) -> dict[str, tuple[float, float]]:
+    """``"x=0:1,y=-pi:pi"`` -> ``{"x": (0.0, 1.0), "y": (-3.14..., 3.14...)}``."""
+    out: dict[str, tuple[float, float]] = {}
+    for part in spec.split(","):
+        match = _RANGE.match(part)
+        if not match:
+            raise ValueError(f"cannot read range {part.strip()!r}; write NAME=LOW:HIGH, e.g. x=0:1")
+        name, lo, hi = match.group(1), _number(match.group(2)), _number(match.group(3))
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"range of {name} must have LOW < HIGH, got {lo}:{hi}")
+        if name in out:
+            raise ValueError(f"{name} has two ranges")
+        out[name] = (lo, hi)
+    return out
+
+
+def formula_problem(expr: str, ranges: str, samples: int = 1000, seed: int = 0) -> Problem:
+    """Data from a sympy expression, e.g. ``"x*exp(-y)"`` with ``"x=0:1,y=0:2"``."""
+    _check_samples(samples)
+    try:
+        truth = sp.sympify(expr, convert_xor=True)
+    except (sp.SympifyError, SyntaxError, TypeError) as exc:
+        raise ValueError(f"cannot read the formula {expr!r}: {exc}") from None
+    bounds_by_name = parse_ranges(ranges)
+    names = sorted(str(s) for s in truth.free_symbols)
+    if not names:
+        raise ValueError(f"the formula {expr!r} has no variable")
+    missing = [n for n in names if n not in bounds_by_name]
+    extra = [n for n in bounds_by_name if n not in names]
+    if missing:
+        raise ValueError(f"no range given for {', '.join(missing)}; add e.g. {missing[0]}=0:1")
+    if extra:
+        raise ValueError(f"ranges name {', '.join(extra)}, which the formula does not use")
+    symbols = [sp.Symbol(n) for n in names]
+    truth = truth.xreplace({s: sp.Symbol(s.name) for s in truth.free_symbols})
+    numeric = sp.lambdify(symbols, truth, "numpy")
+    bounds = [bounds_by_name[n] for n in names]
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        with np.errstate(all="ignore"):
+            y = np.broadcast_to(np.asarray(numeric(*x.double().numpy().T), dtype=float),
+                                (x.shape[0],))  # fmt: skip
+        return torch.tensor(y, dtype=torch.float32).reshape(-1, 1)
+
+    data = _sample(fn, bounds, samples, samples, seed)
+    bad = int((~torch.isfinite(data["train_label"])).sum() + (~torch.isfinite(
+        data["test_label"])).sum())  # fmt: skip
+    if bad:
+        raise ValueError(f"the formula is undefined at {bad} sampled points; narrow the ranges")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", expr)[:40].strip("_") or "formula"
+    return Problem(f"formula-{safe}", data, names, truth, bounds)
+
+
+def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float = 0.2) -> Problem:
+    """Real data: a CSV with a header row; ``target`` is the label, other numeric columns inputs.
+
+    Rows are shuffled with ``seed`` and split ``1 - test_share`` / ``test_share``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such CSV file: {path}")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2:
+        raise ValueError(f"{path} needs a header row and at least one data row")
+    header = [h.strip() for h in rows[0]]
+    if target not in header:
+        raise ValueError(f"{path} has no column {target!r}; its columns: {', '.join(header)}")
+    bad_rows = []
+    values = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            if len(row) != len(header):
+                raise ValueError
+            nums = [float(cell) for cell in row]
+            if not all(math.isfinite(v) for v in nums):
+                raise ValueError
+            values.append(nums)
+        except ValueError:
+            bad_rows.append(line_no)
+    if bad_rows:
+        shown = ", ".join(map(str, bad_rows[:10])) + (" ..." if len(bad_rows) > 10 else "")
+        raise ValueError(
+            f"{path}: non-numeric or missing values on line(s) {shown}; clean or drop them"
+        )
+    if len(values) < 10:
+        raise ValueError(f"{path} has {len(values)} data rows; at least 10 are needed")
+    table = np.array(values)
+    t = header.index(target)
+    inputs = [h for k, h in enumerate(header) if k != t]
+    if not inputs:
+        raise ValueError(f"{path} has no input column besides {target!r}")
+    order = np.random.default_rng(seed).permutation(len(table))
+    n_test = max(1, int(round(test_share * len(table))))
+    test, train = order[:n_test], order[n_test:]
+    x = torch.tensor(np.delete(table, t, axis=1), dtype=torch.float32)
+    y = torch.tensor(table[:, [t]], dtype=torch.float32)
+    data = {"train_input": x[train], "train_label": y[train], "test_input": x[test],
+            "test_label": y[test]}  # fmt: skip
+    bounds = [(float(c.min()), float(c.max())) for c in x.T]
+    return Problem(f"csv-{path.stem}", data, inputs, None, bounds, target)
