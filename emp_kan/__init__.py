@@ -45,6 +45,7 @@ _LAZY = {
     "plot_graph": "emp_kan.plotting",
     "plot_history": "emp_kan.plotting",
     "plot_scores": "emp_kan.plotting",
+    "EMPKANRegressor": "emp_kan.estimator",
 }
 
 

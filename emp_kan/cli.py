@@ -267,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument(
         "--samples",
         type=int,
-        default=1000,
-        help="train and test rows each for --feynman/--formula (default: 1000)",
+        default=500,
+        help="train and test rows each for --feynman/--formula (default: 500)",
     )
     opt.add_argument(
         "--library",
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return args.handler(args)
     except UsageError as exc:
-        print(f"emp-kan: error: {exc}", file=sys.stderr)
+        print(f"emp-kan: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("emp-kan: interrupted; nothing was written", file=sys.stderr)

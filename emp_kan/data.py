@@ -92,8 +92,11 @@ def formula_problem(expr: str, ranges: str, samples: int = 1000, seed: int = 0) 
     _check_samples(samples)
     try:
         truth = sp.sympify(expr, convert_xor=True)
-    except (sp.SympifyError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"cannot read the formula {expr!r}: {exc}") from None
+    except (sp.SympifyError, SyntaxError, TypeError):
+        raise ValueError(
+            f"cannot read the formula {expr!r}; check its brackets and operators "
+            "(sympy syntax, e.g. x*exp(-y))"
+        ) from None
     bounds_by_name = parse_ranges(ranges)
     names = sorted(str(s) for s in truth.free_symbols)
     if not names:

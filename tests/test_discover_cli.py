@@ -1,0 +1,135 @@
+"""`emp-kan discover` and `emp-kan bench`: bad input, a full small run, atomic reports, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emp_kan.cli import main
+
+TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["discover", "--feynman", "20"], "u*v where its formula says u+v"),
+        (["discover", "--feynman", "113"], "swaps x and y"),
+        (["discover", "--feynman", "0"], "numbered 1-120"),
+        (["discover", "--formula", "x*y"], "--formula needs --ranges"),
+        (["discover", "--formula", "x*(y", "--ranges", "x=0:1,y=0:1"], "cannot read the formula"),
+        (["discover", "--formula", "x*y", "--ranges", "x=0:1"], "no range given for y"),
+        (["discover", "--formula", "x", "--ranges", "x=1:0"], "LOW < HIGH"),
+        (["discover", "--formula", "x", "--ranges", "x=0-1"], "write NAME=LOW:HIGH"),
+        (["discover", "--feynman", "1", "--formula", "x", "--ranges", "x=0:1"], "one data source"),
+        (["discover", "--csv", "nope.csv", "--target", "y"], "no such CSV file"),
+        (["discover", "--csv", "data.csv"], "--csv needs --target"),
+        (["discover", "--library", "x,bessel"], "unknown library function"),
+        (["discover", "--width", "3,5,1"], "width must start with the 2 inputs"),
+        (["discover", "--beta", "0"], "beta must be a positive finite number"),
+        (["discover", "--prune", "splines"], "invalid choice"),
+        (["bench", "--equations", "1,20", "--out", "b"], "entry 20"),
+        (["bench", "--equations", "1", "--methods", "emp,magic", "--out", "b"], "--methods"),
+        (["bench", "--equations", "x", "--out", "b"], "cannot read equations"),
+    ],
+)
+def test_bad_usage_is_one_line_exit_2_and_writes_nothing(argv, message, capsys, tmp_path,
+                                                         monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("emp-kan: error: ")
+    assert message in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_csv_with_bad_cells_names_the_lines(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = ["a,b,y"] + [f"{i},{i * 2},{i * 3}" for i in range(12)] + ["1,x,2", "3,,4"]
+    Path("data.csv").write_text("\n".join(rows) + "\n")
+    assert main(["discover", "--csv", "data.csv", "--target", "y"]) == 2
+    assert "line(s) 14, 15" in capsys.readouterr().err
+
+
+def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["discover", "--formula", "x*y + 1", "--ranges", "x=-1:1,y=-1:1", "--width", "2,3,1",
+            "--out", "out", *TINY]  # fmt: skip
+    assert main(argv) == 0
+    assert os.listdir(tmp_path) == ["out"]
+    assert sorted(os.listdir("out")) == ["graph.graphml", "graph.png", "history.png",
+                                         "report.json"]  # fmt: skip
+    report = json.loads(Path("out/report.json").read_text())
+    for key in ("formula", "variables", "truth", "exact", "test_rmse", "test_r2",
+                "spline_test_rmse", "edges", "nodes", "rounds", "timings", "seed", "versions",
+                "baseline"):  # fmt: skip
+        assert key in report
+    import sympy as sp
+
+    sp.sympify(report["formula"])  # parseable
+    assert report["variables"] == ["x", "y"] and report["truth"] == "x*y + 1"
+    assert set(report["timings"]) == {"train", "prune", "symbolic", "total"}
+    assert report["edges"]["initial"] == 9
+    assert report["baseline"]["method"] == "threshold"
+    assert set(report["baseline"]) >= {"formula", "exact", "test_rmse", "edges", "timings"}
+    layer = report["rounds"][0]["layers"][0]
+    assert {"alive_before", "n_eff", "kept", "preserved_mass", "mass_bound"} <= set(layer)
+    out = capsys.readouterr().out
+    assert "formula" in out and "pykan thresholds" in out and "report: out" in out
+
+
+def test_a_failed_run_leaves_no_partial_folder(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    monkeypatch.chdir(tmp_path)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupt)
+    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--width", "1,2,1",
+            "--no-compare", "--out", "out", *TINY]  # fmt: skip
+    assert main(argv) == 130
+    assert os.listdir(tmp_path) == []
+
+
+def _bench(out: Path, equations: str) -> list[str]:
+    return [sys.executable, "-m", "emp_kan.cli", "bench", "--equations", equations,
+            "--methods", "emp,threshold", "--out", str(out), "--samples", "30", "--steps", "2",
+            "--round-steps", "1", "--rounds", "1", "--quiet"]  # fmt: skip
+
+
+def test_killed_bench_resumes_with_every_task_exactly_once(tmp_path):
+    out = tmp_path / "bench"
+    results = out / "results.jsonl"
+    proc = subprocess.Popen(_bench(out, "16,25"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.2)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # the bench and its Dask workers
+    proc.wait(timeout=30)
+    lines_before = results.read_text().count("\n")
+    assert lines_before >= 1
+    with results.open("a") as fh:
+        fh.write('{"key": "16:emp:0", "equation": 16, "meth')  # a torn write
+    done = subprocess.run(_bench(out, "16,25"), capture_output=True, text=True, timeout=600,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    keys = [r["key"] for r in rows]
+    assert sorted(keys) == sorted(["16:emp:0", "16:threshold:0", "25:emp:0",
+                                   "25:threshold:0"])  # fmt: skip
+    assert (out / "summary.md").exists() and (out / "summary.png").exists()
+    assert "EMP vs threshold" in (out / "summary.md").read_text()
+    assert sorted(os.listdir(out)) == ["results.jsonl", "summary.md", "summary.png"]

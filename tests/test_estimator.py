@@ -1,0 +1,80 @@
+"""EMPKANRegressor behaves like a scikit-learn estimator and checks its input up front."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import sympy as sp
+from sklearn.base import clone
+
+from emp_kan import EMPKANRegressor
+
+SMALL = {"width": (2,), "steps": 3, "round_steps": 1, "rounds": 1}
+
+
+@pytest.fixture(scope="module")
+def xy():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(60, 2))
+    return X, 2 * X[:, 0] + X[:, 1] ** 2
+
+
+@pytest.fixture(scope="module")
+def fitted(xy):
+    X, y = xy
+    frame = pd.DataFrame(X, columns=["mass", "speed"])
+    return EMPKANRegressor(**SMALL).fit(frame, y), frame, y
+
+
+def test_params_are_stored_as_given_and_clone_works():
+    est = EMPKANRegressor(beta=1.5, library=("x", "sin"), seed=3)
+    assert est.get_params()["beta"] == 1.5
+    assert est.get_params()["library"] == ("x", "sin")
+    copy = clone(est.set_params(rounds=2))
+    assert copy.get_params() == est.get_params() and copy is not est
+
+
+def test_fit_returns_self_and_sets_fitted_state(fitted):
+    est, frame, y = fitted
+    assert [str(v) for v in est.formula_.variables] == ["mass", "speed"]
+    assert est.n_features_in_ == 2 and list(est.feature_names_in_) == ["mass", "speed"]
+    assert isinstance(est.history_, list) and est.model_ is not None
+    assert est.predict(frame).shape == (60,)
+    assert est.predict(frame, use_formula=True).shape == (60,)
+    assert np.isfinite(est.score(frame, y))
+    assert isinstance(est.sympy(), sp.Expr)
+    assert "mass" in est.latex() or "speed" in est.latex() or est.sympy().is_number
+    graph = est.to_networkx()
+    assert graph.nodes["L0_N0"]["label"] == "mass"
+
+
+def test_numpy_inputs_are_named_x0_x1(xy):
+    X, y = xy
+    est = EMPKANRegressor(**SMALL, symbolic=False).fit(X, y)
+    assert list(est.feature_names_in_) == ["x0", "x1"]
+    assert est.formula_ is None
+    with pytest.raises(ValueError, match="symbolic=True"):
+        est.sympy()
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (np.ones(20), np.ones(20), "must be 2-D"),
+        (np.full((20, 2), np.nan), np.ones(20), "NaN or infinite"),
+        (np.ones((5, 2)), np.ones(5), "at least 10 are needed"),
+        (np.ones((20, 2)), np.ones(19), "one value per row"),
+        (np.ones((20, 2)), np.full(20, np.inf), "y has 20 NaN or infinite"),
+        ([["a", "b"]] * 20, np.ones(20), "must be numeric"),
+    ],
+)
+def test_bad_input_raises_before_training(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        EMPKANRegressor(**SMALL).fit(X, y)
+
+
+def test_predict_checks_the_feature_count(fitted):
+    est, _, _ = fitted
+    with pytest.raises(ValueError, match="3 features"):
+        est.predict(np.ones((4, 3)))
