@@ -34,14 +34,15 @@ def _layout(graph) -> dict[str, tuple[float, float]]:
 _INSET_W, _INSET_H = 0.07, 0.22
 
 
-def _free_spot(placed, start, end):
-    """An inset box on the edge start->end (at 30%, 50% or 70%) clear of ``placed`` boxes."""
-    for t in (0.3, 0.5, 0.7):
+def _free_spot(placed, start, end, ts=(0.3, 0.5, 0.7), size=(_INSET_W, _INSET_H)):
+    """A box on the edge start->end (at the fractions ``ts``) clear of the ``placed`` boxes."""
+    w, h = size
+    for t in ts:
         cx = start[0] + t * (end[0] - start[0])
         cy = start[1] + t * (end[1] - start[1])
-        box = (cx - _INSET_W / 2, cy - _INSET_H / 2, _INSET_W, _INSET_H)
-        if all(box[0] + _INSET_W < b[0] or b[0] + _INSET_W < box[0] or
-               box[1] + _INSET_H < b[1] or b[1] + _INSET_H < box[1] for b in placed):  # fmt: skip
+        box = (cx - w / 2, cy - h / 2, w, h)
+        if all(box[0] + w < b[0] or b[0] + b[2] < box[0] or
+               box[1] + h < b[1] or b[1] + b[3] < box[1] for b in placed):  # fmt: skip
             return box
     return None
 
@@ -65,7 +66,8 @@ def plot_graph(
     show_pruned : bool
         Draw pruned edges and nodes faint and dashed (True) or leave them out.
     symbolic_labels : bool
-        Write each edge's symbolic function (LaTeX where known) next to it.
+        Write each edge's symbolic function (LaTeX where known) next to it; edges carrying
+        under 5% of the top score, and labels that would overlap others, go without.
     curves : mapping, optional
         ``{(u, v): (inputs, outputs)}`` from :func:`emp_kan.graph.edge_curves`: each surviving
         edge's learned curve is drawn as a small inset on it (edges carrying under 5% of the
@@ -86,7 +88,8 @@ def plot_graph(
         )
         _, ax = plt.subplots(figsize=(max(5.0, 0.9 * widest + 2), 1.9 * n_layers + 0.8))
     pos = _layout(graph)
-    placed: list[tuple[float, float, float, float]] = []
+    placed: list[tuple[float, float, float, float]] = []  # curve insets
+    labels: list[tuple[float, float, float, float]] = []  # symbolic labels
     alive_scores = [float(d["score"]) for *_, d in graph.edges(data=True) if d["alive"]]
     top = max(alive_scores, default=1.0) or 1.0
 
@@ -101,12 +104,16 @@ def plot_graph(
         color = _SYMBOLIC if "function" in d else _ALIVE
         ax.plot([x0, x1], [y0, y1], color=color, lw=0.8 + 3.2 * share, alpha=0.35 + 0.65 * share,
                 solid_capstyle="round", zorder=2)  # fmt: skip
-        if symbolic_labels and "function" in d:
-            text = f"${d['latex']}$" if d.get("latex") else str(d["function"])
-            ax.text(x0 + 0.62 * (x1 - x0), y0 + 0.62 * (y1 - y0), text, fontsize=8,
-                    color=_SYMBOLIC, ha="center", va="center", zorder=4,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                          "alpha": 0.85})  # fmt: skip
+        if symbolic_labels and "function" in d and d["function"] != "0" and share >= 0.05:
+            spot = _free_spot(labels, (x0, y0), (x1, y1), ts=(0.72, 0.6, 0.84),
+                              size=(0.09, 0.12))  # fmt: skip
+            if spot is not None:
+                labels.append(spot)
+                text = f"${d['latex']}$" if d.get("latex") else str(d["function"])
+                ax.text(spot[0] + spot[2] / 2, spot[1] + spot[3] / 2, text, fontsize=8,
+                        color=_SYMBOLIC, ha="center", va="center", zorder=4,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                              "alpha": 0.85})  # fmt: skip
         if curves is not None and (u, v) in curves and share >= 0.05:
             box = _free_spot(placed, (x0, y0), (x1, y1))
             if box is not None:

@@ -48,8 +48,8 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
         graph = to_networkx(emp.pruned, x, variables=problem.variables, outputs=[problem.target],
                             symbolic=emp.formula.graph_attributes())  # fmt: skip
         write_graph(graph, staging / "graph.graphml")
-        ax = plot_graph(graph, curves=edge_curves(emp.pruned, x),
-                        title=f"{problem.name}: {report['formula']}"[:120])  # fmt: skip
+        title = report["formula"] if len(report["formula"]) <= 90 else "formula: see report.json"
+        ax = plot_graph(graph, curves=edge_curves(emp.pruned, x), title=f"{problem.name}: {title}")
         ax.figure.savefig(staging / "graph.png", dpi=90, bbox_inches="tight")
         plt.close(ax.figure)
         if emp.pruned.history:

@@ -52,13 +52,15 @@ def deep_dataset(n: int = 400):
 
 def render(name: str, data, names, width, out: Path, steps: int = 30) -> None:
     model = emp_kan.make_kan(width, grid=5, k=3, seed=0)
-    result = emp_kan.prune_rounds(model, data, emp_kan.EMPPruner(target="both"), rounds=3,
-                                  steps=steps, lamb=1e-2, tol=1.0, final_steps=steps)  # fmt: skip
+    result = emp_kan.prune_rounds(model, data, emp_kan.EMPPruner(target="edges"), rounds=3,
+                                  steps=steps, lamb=1e-3, tol=0.5, initial_steps=2 * steps,
+                                  final_steps=2 * steps)  # fmt: skip
     x = data["train_input"]
     formula = emp_kan.fit_formula(result, data, variables=names)
     graph = to_networkx(result, x, variables=names, symbolic=formula.graph_attributes())
+    shown = f"${formula.latex()}$" if len(formula.latex()) <= 90 else "(long formula: see log)"
     ax = plot_graph(graph, curves=edge_curves(result, x),
-                    title=f"{name}: EMP-pruned KAN\n${formula.latex()}$")  # fmt: skip
+                    title=f"{name}: EMP-pruned KAN\n{shown}")  # fmt: skip
     ax.figure.savefig(out / f"graph_{name}.png", dpi=90, bbox_inches="tight")
     fig = plot_history(result)
     fig.savefig(out / f"history_{name}.png", dpi=80, bbox_inches="tight")
@@ -66,9 +68,11 @@ def render(name: str, data, names, width, out: Path, steps: int = 30) -> None:
     ax = plot_scores(first_layer)
     ax.figure.savefig(out / f"scores_{name}.png", dpi=80, bbox_inches="tight")
     plt.close("all")
-    print(f"{name}: widths {adapter.widths(result.model)}, edges {result.edges_alive}, "
-          f"spline test RMSE {result.final_test_rmse:.2e}; formula {formula.expression} "
-          f"(test RMSE {formula.test_rmse:.2e}, R^2 {formula.test_r2:.4f})")
+    print(
+        f"{name}: widths {adapter.widths(result.model)}, edges {result.edges_alive}, "
+        f"spline test RMSE {result.final_test_rmse:.2e}; formula {formula.expression} "
+        f"(test RMSE {formula.test_rmse:.2e}, R^2 {formula.test_r2:.4f})"
+    )
 
 
 def main() -> None:
