@@ -28,6 +28,7 @@ import emp_kan
 from emp_kan import pykan_adapter as adapter
 from emp_kan.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
 from emp_kan.recovery import is_exact_recovery
+from emp_kan.symbolic import evaluate_formula
 
 EQUATIONS = (1, 2, 3, 6, 8, 10, 12, 15, 16, 25, 27, 28)
 
@@ -48,20 +49,6 @@ def r2_against(pred: np.ndarray, y: np.ndarray) -> float:
     if not np.isfinite(pred).all():
         return -math.inf
     return 1.0 - float(np.sum((pred - y) ** 2)) / sst if sst > 0 else 1.0
-
-
-def formula_scores(expr, names, data) -> tuple[float, float]:
-    symbols = [sp.Symbol(n) for n in names]
-    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols})
-    fn = sp.lambdify(symbols, expr, "numpy")
-    x = data["test_input"].double().numpy()
-    y = data["test_label"].double().numpy()[:, 0]
-    with np.errstate(all="ignore"):
-        pred = np.broadcast_to(np.asarray(fn(*x.T), dtype=np.complex128), y.shape)
-    if not np.isfinite(pred).all() or np.abs(pred.imag).max() > 1e-9:
-        return math.nan, math.nan
-    rmse = float(np.sqrt(np.mean((pred.real - y) ** 2)))
-    return rmse, r2_against(pred.real, y)
 
 
 def run_equation(number: int, library) -> dict:
@@ -104,7 +91,9 @@ def run_equation(number: int, library) -> dict:
             theirs.auto_save = False
             theirs.fit(data, opt="LBFGS", steps=50, update_grid=False)
             pykan_expr = theirs.symbolic_formula(var=names)[0][0]
-        pykan_rmse, pykan_r2_test = formula_scores(pykan_expr, names, data)
+        pykan_rmse, pykan_r2_test = evaluate_formula(
+            pykan_expr, names, data["test_input"], data["test_label"]
+        )
     except Exception as exc:  # pykan's own pipeline fails on some equations; count it
         pykan_expr, pykan_rmse, pykan_r2_test = f"failed: {type(exc).__name__}", math.nan, math.nan
     t_pykan_fit = time.perf_counter() - start

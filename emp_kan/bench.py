@@ -30,12 +30,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from emp_kan._io import atomic_write_text
+
 log = logging.getLogger("emp_kan")
 
 METHODS = ("emp", "threshold", "pykan")
 
-__all__ = ["METHODS", "BenchSettings", "parse_numbers", "read_results", "run_bench",
-           "run_task", "write_summary"]  # fmt: skip
+__all__ = [
+    "METHODS",
+    "BenchSettings",
+    "check_request",
+    "parse_numbers",
+    "read_results",
+    "run_bench",
+    "run_task",
+    "write_summary",
+]
 
 
 @dataclass
@@ -75,33 +85,29 @@ def parse_numbers(text: str, what: str) -> list[int]:
     return out
 
 
+def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
+    """Raise ValueError for unknown methods and for equations pykan cannot serve."""
+    from emp_kan import pykan_adapter as adapter
+
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"methods must be among {', '.join(METHODS)}; got {', '.join(methods)}")
+    for eq in equations:
+        if eq in adapter.BROKEN_FEYNMAN:
+            raise ValueError(f"{adapter.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
+        if not 1 <= eq <= 120:
+            raise ValueError(f"Feynman equations are numbered 1-120, got {eq}")
+
+
 def task_key(equation: int, method: str, seed: int) -> str:
     return f"{equation}:{method}:{seed}"
-
-
-def _formula_scores(expr, names, data) -> tuple[float, float]:
-    import numpy as np
-    import sympy as sp
-
-    symbols = [sp.Symbol(n) for n in names]
-    expr = sp.sympify(expr)
-    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols})
-    fn = sp.lambdify(symbols, expr, "numpy")
-    x = data["test_input"].double().numpy()
-    y = data["test_label"].double().numpy()[:, 0]
-    with np.errstate(all="ignore"):
-        pred = np.broadcast_to(np.asarray(fn(*x.T), dtype=np.complex128), y.shape)
-    if not np.isfinite(pred).all() or np.abs(pred.imag).max(initial=0) > 1e-9:
-        return math.nan, math.nan
-    mse = float(np.mean((pred.real - y) ** 2))
-    var = float(np.var(y))
-    return math.sqrt(mse), (1 - mse / var if var > 0 else math.nan)
 
 
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     from emp_kan import pykan_adapter as adapter
     from emp_kan.edge_fit import DEFAULT_LIBRARY
     from emp_kan.recovery import is_exact_recovery
+    from emp_kan.symbolic import evaluate_formula
 
     data, names = problem.dataset, problem.variables
     x = data["train_input"]
@@ -117,7 +123,7 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     adapter.auto_symbolic(model, [f for f in DEFAULT_LIBRARY])
     adapter.fit(model, data, settings.round_steps, 0.0, seed + 3, update_grid=False)
     expr = adapter.pykan_formula(model, names)
-    rmse, r2 = _formula_scores(expr, names, data)
+    rmse, r2 = evaluate_formula(expr, names, data["test_input"], data["test_label"])
     exact = bool(problem.truth is not None and is_exact_recovery(
         expr, problem.truth, names, test_r2=r2, ranges=problem.ranges))  # fmt: skip
     return {"formula": str(expr), "test_rmse": rmse, "test_r2": r2, "exact": exact,
@@ -220,16 +226,7 @@ def run_bench(
     """Run every missing (equation, method, seed) task; returns all rows of ``results.jsonl``."""
     from tqdm.auto import tqdm
 
-    from emp_kan import pykan_adapter as adapter
-
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise ValueError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
-    for eq in equations:
-        if eq in adapter.BROKEN_FEYNMAN:
-            raise ValueError(f"{adapter.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
-        if not 1 <= eq <= 120:
-            raise ValueError(f"Feynman equations are numbered 1-120, got {eq}")
+    check_request(equations, methods)
     settings = settings or BenchSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -377,19 +374,8 @@ def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
         for other, t in summary["emp_versus"].items():
             lines.append(f"- EMP vs {other}: {t['win']} wins, {t['loss']} losses, "
                          f"{t['tie']} ties")  # fmt: skip
-    _atomic_write(out / "summary.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     _plot_summary(summary, out / "summary.png")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plot_summary(summary: dict, path: Path) -> None:

@@ -159,27 +159,18 @@ def _run_discover(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from emp_kan.bench import METHODS, BenchSettings, parse_numbers, run_bench, summarise
+    from emp_kan.bench import BenchSettings, check_request, parse_numbers, run_bench, summarise
 
     try:
         equations = parse_numbers(args.equations, "equations")
         seeds = parse_numbers(args.seeds, "seeds")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        bad = [m for m in methods if m not in METHODS]
-        if bad or not methods:
-            raise ValueError(f"--methods takes {', '.join(METHODS)}; got {args.methods!r}")
+        check_request(equations, methods)
         settings = BenchSettings(samples=args.samples, steps=args.steps,
                                  round_steps=args.round_steps, rounds=args.rounds)  # fmt: skip
         for name in ("samples", "steps", "round_steps", "rounds"):
             if getattr(settings, name) < (10 if name == "samples" else 0):
                 raise ValueError(f"--{name.replace('_', '-')} is too small")
-        from emp_kan import pykan_adapter as adapter
-
-        for eq in equations:
-            if eq in adapter.BROKEN_FEYNMAN:
-                raise ValueError(f"{adapter.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
-            if not 1 <= eq <= 120:
-                raise ValueError(f"Feynman equations are numbered 1-120, got {eq}")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rows = run_bench(equations, methods, seeds, args.out, settings, args.scheduler,

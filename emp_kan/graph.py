@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import networkx as nx
 import numpy as np
 
 from emp_kan import pykan_adapter as adapter
+from emp_kan._io import atomic_write_text
 
 __all__ = ["edge_curves", "node_id", "read_graph", "to_networkx", "write_graph"]
 
@@ -176,18 +176,6 @@ def edge_curves(source: Any, x: Any, points: int = 64) -> dict[tuple[str, str], 
     return curves
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_graph(graph: nx.DiGraph, path: str | os.PathLike) -> Path:
     """Write ``graph`` to ``path`` (``.graphml`` or ``.json`` node-link), atomically."""
     path = Path(path)
@@ -198,8 +186,7 @@ def write_graph(graph: nx.DiGraph, path: str | os.PathLike) -> Path:
         text = json.dumps(nx.node_link_data(graph, edges="edges"), indent=1, allow_nan=False)
     else:
         raise ValueError(f"cannot tell the format of {str(path)!r}; use a .graphml or .json path")
-    _atomic_write_text(path, text)
-    return path
+    return atomic_write_text(path, text)
 
 
 def read_graph(path: str | os.PathLike) -> nx.DiGraph:

@@ -50,7 +50,7 @@ from emp_kan.rounds import check_dataset
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["EdgeFit", "SymbolicFormula", "fit_formula", "snap_constants"]
+__all__ = ["EdgeFit", "SymbolicFormula", "evaluate_formula", "fit_formula", "snap_constants"]
 
 
 @dataclass
@@ -441,9 +441,17 @@ class _quiet_warnings:
         return self._ctx.__exit__(*exc)
 
 
-def _evaluate(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(RMSE, R^2) of ``expr`` on ``(x, y)``; NaN for non-finite predictions."""
-    fn = sp.lambdify(variables, expr, "numpy")
+def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(RMSE, R^2) of ``expr`` on inputs ``x (n, d)`` and labels ``y (n, 1)``.
+
+    ``variables`` (symbols or names) are matched to the columns of ``x`` by name, so formulas
+    from other sources (pykan's, the truth) evaluate alike. NaN for non-finite predictions.
+    """
+    names = [str(v) for v in variables]
+    symbols = [sp.Symbol(n) for n in names]
+    expr = sp.sympify(expr)
+    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
+    fn = sp.lambdify(symbols, expr, "numpy")
     xs = x.detach().cpu().numpy().astype(np.float64)
     ys = y.detach().cpu().numpy().astype(np.float64)[:, 0]
     with np.errstate(all="ignore"):
@@ -455,6 +463,9 @@ def _evaluate(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     var = float(np.var(ys))
     r2 = 1.0 - float(np.mean(err**2)) / var if var > 0 else (1.0 if rmse == 0 else -math.inf)
     return rmse, r2
+
+
+_evaluate = evaluate_formula
 
 
 def _snap_candidates(value: float) -> list[Any]:
