@@ -465,9 +465,6 @@ def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple
     return rmse, r2
 
 
-_evaluate = evaluate_formula
-
-
 def _snap_candidates(value: float) -> list[Any]:
     out = [sp.Integer(0), sp.Integer(round(value))]
     frac = Fraction(value).limit_denominator(12)
@@ -490,7 +487,7 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     within ``rel_tol`` (relative) of the unsnapped expression's RMSE, or within 1e-6 of the
     labels' standard deviation, whichever is larger.
     """
-    base_rmse, _ = _evaluate(expr, variables, x, y)
+    base_rmse, _ = evaluate_formula(expr, variables, x, y)
     if not math.isfinite(base_rmse):
         return expr
     # float32 data carry about 7 digits: changes below 1e-6 of the label spread cost nothing.
@@ -502,7 +499,7 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
             continue
         for cand in _snap_candidates(float(f)):
             trial = expr.xreplace({f: cand})
-            rmse, _ = _evaluate(trial, variables, x, y)
+            rmse, _ = evaluate_formula(trial, variables, x, y)
             if math.isfinite(rmse) and rmse <= budget:
                 expr = trial
                 break
@@ -636,7 +633,7 @@ def fit_formula(
     terms, consts = _extract_terms(model)
     terms, consts = _refit_terms(terms, consts, symbols, x_fit, y_fit, refit_evals)
     expr = _build(terms, consts, symbols, parametric=False)[0]
-    val_rmse, val_r2 = _evaluate(expr, symbols, val["x"], val["y"])
+    val_rmse, val_r2 = evaluate_formula(expr, symbols, val["x"], val["y"])
     trials = 0
     if not (math.isfinite(val_r2) and val_r2 >= 0.999):
         fit_of_term = {(f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f
@@ -652,7 +649,7 @@ def fit_formula(
                     t_terms, t_consts, symbols, x_fit, y_fit, max(10, refit_evals // 3)
                 )
                 t_expr = _build(t_terms, t_consts, symbols, parametric=False)[0]
-                t_rmse, t_r2 = _evaluate(t_expr, symbols, val["x"], val["y"])
+                t_rmse, t_r2 = evaluate_formula(t_expr, symbols, val["x"], val["y"])
                 if math.isfinite(t_rmse) and (not math.isfinite(val_rmse) or t_rmse < val_rmse):
                     terms, consts, expr, val_rmse, val_r2 = t_terms, t_consts, t_expr, t_rmse, t_r2
                     fit.function, fit.r2 = cand.function, cand.r2
@@ -663,8 +660,10 @@ def fit_formula(
     expr = snap_constants(expr, symbols, val["x"], val["y"])
     expr = _simplify(expr)
     expr = snap_constants(expr, symbols, val["x"], val["y"])
-    test_rmse, test_r2 = _evaluate(expr, symbols, dataset["test_input"], dataset["test_label"])
-    train_rmse, _ = _evaluate(expr, symbols, dataset["train_input"], dataset["train_label"])
+    test_rmse, test_r2 = evaluate_formula(
+        expr, symbols, dataset["test_input"], dataset["test_label"]
+    )
+    train_rmse, _ = evaluate_formula(expr, symbols, dataset["train_input"], dataset["train_label"])
     explains = math.isfinite(test_r2) and test_r2 > 0.0
     if not explains:
         warnings.append(
