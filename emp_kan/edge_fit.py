@@ -170,6 +170,8 @@ def _refine(f, xs, y, a0, b0, max_nfev=60):
 
     with np.errstate(all="ignore"):
         c0, d0 = _linear_cd(f(a0 * xs + b0), y)
+    if not all(math.isfinite(v) for v in (a0, b0, c0, d0)):
+        return None
     scale = float(np.abs(y).max() + 1.0)
 
     def residual(p):

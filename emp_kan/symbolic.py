@@ -399,7 +399,8 @@ def _refit_terms(terms, consts, variables, x, y, max_nfev: int = 300):
         return np.where(np.isfinite(r), r, 1e3 * scale)
 
     start = np.array(values)
-    if not np.isfinite(residual(start)).all():
+    # An overflowed parameter (a huge canonical scale) cannot start a fit: keep the terms.
+    if not np.isfinite(start).all() or not np.isfinite(residual(start)).all():
         return terms, consts
     method = "lm" if len(ys) >= len(params) else "trf"
     budget = min(max_nfev * len(params), 30 * max_nfev)  # bounded: big formulas get less each

@@ -147,3 +147,14 @@ def test_srbench_rule_rejects_wrong_zero_and_poor_formulas():
 def test_rounding_follows_srbench():
     x = sp.Symbol("x")
     assert round_formula(1.23456 * x + 0.00005) == sp.Float(1.235) * x
+
+
+def test_an_overflowed_parameter_does_not_break_the_refit():
+    from emp_kan.symbolic import _refit_terms, _Term
+
+    x = torch.linspace(-1, 1, 50).reshape(-1, 1)
+    y = 2 * x + 1
+    terms = [_Term(0, 0, 0, "exp", 1.0, 0.0, float("inf"), 1.0, 0.0)]
+    consts = [np.array([1.0])]
+    out_terms, out_consts = _refit_terms(terms, consts, [sp.Symbol("x0", real=True)], x, y)
+    assert out_terms == terms and out_consts[0].tolist() == [1.0]
