@@ -100,8 +100,11 @@ def _fmt(value, spec: str = ".3g") -> str:
 def _table(report: dict, out: str) -> str:
     runs = [("EMP", report)] + ([("pykan thresholds", report["baseline"])]
                                 if report.get("baseline") else [])  # fmt: skip
+    def short(text: str, width: int = 70) -> str:
+        return text if len(text) <= width else text[: width - 3] + "..."
+
     rows = [
-        ("formula", [r["formula"] for _, r in runs]),
+        ("formula", [short(r["formula"]) for _, r in runs]),
         ("truth", [report["truth"] or "-"] * len(runs)),
         ("exact", [_fmt(r["exact"]) for _, r in runs]),
         ("test RMSE", [_fmt(r["test_rmse"]) for _, r in runs]),
@@ -128,6 +131,8 @@ def _table(report: dict, out: str) -> str:
     for _, r in runs:
         for w in r["warnings"][:3]:
             lines.append(f"note ({r['method']}): {w}")
+    if any(len(r["formula"]) > 70 for _, r in runs):
+        lines.append("(long formulas are shortened here; report.json holds them in full)")
     lines.append(f"report: {out}")
     return "\n".join(lines)
 
