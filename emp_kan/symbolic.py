@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
+from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import sympy as sp
@@ -375,12 +376,6 @@ def _build(terms, consts, variables, parametric: bool):
     return current[0], params, values
 
 
-def compose_expression(model: Any, variables: Sequence[Any]) -> Any:
-    """The sympy expression of a fully symbolic pykan model (one output)."""
-    terms, consts = _extract_terms(model)
-    return _build(terms, consts, variables, parametric=False)[0]
-
-
 def _refit_terms(terms, consts, variables, x, y, max_nfev: int = 300):
     """Least-squares refit of every parameter of the formula; returns (terms, consts)."""
     from scipy.optimize import least_squares
@@ -404,7 +399,8 @@ def _refit_terms(terms, consts, variables, x, y, max_nfev: int = 300):
         return terms, consts
     method = "lm" if len(ys) >= len(params) else "trf"
     budget = min(max_nfev * len(params), 30 * max_nfev)  # bounded: big formulas get less each
-    with np.errstate(all="ignore"), _quiet_warnings():
+    with np.errstate(all="ignore"), catch_warnings():
+        simplefilter("ignore")
         sol = least_squares(residual, start, method=method, max_nfev=budget)
     if not (np.sum(residual(sol.x) ** 2) <= np.sum(residual(start) ** 2)):
         return terms, consts
@@ -428,18 +424,6 @@ def _refit_terms(terms, consts, variables, x, y, max_nfev: int = 300):
 
 def _replace(term: _Term, **changes) -> _Term:
     return _Term(**{**term.__dict__, **changes})
-
-
-class _quiet_warnings:
-    def __enter__(self):
-        import warnings as _w
-
-        self._ctx = _w.catch_warnings()
-        self._ctx.__enter__()
-        _w.simplefilter("ignore")
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
 
 
 def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
