@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import settings
 
 from emp_kan import pykan_adapter as adapter
 from emp_kan.rounds import train
+
+# Timing is not what these properties test; a loaded CI machine must not fail them on a deadline.
+settings.register_profile("emp_kan", deadline=None)
+settings.load_profile("emp_kan")
 
 
 def make_dataset(n_train: int = 60, n_test: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
