@@ -78,7 +78,7 @@ def to_networkx(
         Node attributes: ``layer, index, label, alive, score``. Edge attributes: ``layer, score,
         alive, pruned_round`` and, where known, ``function, latex, r2``.
     """
-    from emp_kan.scores import compute_scores
+    from emp_kan.scores import compute_scores, node_scores_from_edges
 
     model, widths0, node_ids, pruned_round = _unpack(source)
     names_in = _names(variables, widths0[0], "x", "variables")
@@ -89,8 +89,7 @@ def to_networkx(
         edge_scores, hidden_scores = scores.edges, scores.nodes
     else:
         edge_scores = adapter.coefficient_magnitude(model)
-        hidden_scores = [np.maximum(edge_scores[h - 1].max(axis=1), edge_scores[h].max(axis=0))
-                         for h in range(1, len(edge_scores))]  # fmt: skip
+        hidden_scores = node_scores_from_edges(edge_scores, "max")
     symbolic = dict(symbolic or {})
     pykan_symbolic = _pykan_symbolic(model, node_ids)
 
