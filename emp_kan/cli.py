@@ -56,7 +56,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 DEFAULT_FEYNMAN = 37  # hbar * omega on [-1, 1]^2: two variables, a product a KAN can express
 
 
-def _positive_int_list(text: str) -> list[int]:
+def _width_list(text: str) -> list[int]:
     try:
         out = [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
@@ -138,16 +138,14 @@ def _table(report: dict, out: str) -> str:
 
 
 def _run_discover(args: argparse.Namespace) -> int:
-    from emp_kan.edge_fit import check_library
     from emp_kan.pipeline import DiscoverConfig, discover
     from emp_kan.report import write_report
 
     try:
         problem = _problem(args)
         library = tuple(p.strip() for p in args.library.split(",") if p.strip())
-        check_library(library)
         config = DiscoverConfig(
-            width=_positive_int_list(args.width) if args.width else None, grid=args.grid,
+            width=_width_list(args.width) if args.width else None, grid=args.grid,
             k=args.k, steps=args.steps, round_steps=args.round_steps, rounds=args.rounds,
             lamb=args.lamb, tol=args.tol, beta=args.beta, prune=args.prune, scope=args.scope,
             library=library, seed=args.seed, compare=not args.no_compare,
