@@ -85,6 +85,13 @@ def check_dataset(dataset: Any, n_inputs: int | None = None, n_outputs: int | No
         )
 
 
+def _check_nonneg(name: str, value: Any) -> float:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def _check_count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
@@ -347,8 +354,7 @@ def train(
     w = adapter.widths(model)
     check_dataset(dataset, w[0], w[-1])
     steps = _check_count("steps", steps)
-    if not math.isfinite(lamb) or lamb < 0:
-        raise ValueError(f"lamb must be a finite number >= 0, got {lamb!r}")
+    lamb = _check_nonneg("lamb", lamb)
     trained = adapter.clone_model(model)
     adapter.fit(trained, dataset, steps, lamb, seed, opt=opt, update_grid=update_grid)
     return trained
@@ -423,9 +429,8 @@ def prune_rounds(
     steps = _check_count("steps", steps)
     initial_steps = steps if initial_steps is None else _check_count("initial_steps", initial_steps)
     final_steps = steps if final_steps is None else _check_count("final_steps", final_steps)
-    for name, value in (("lamb", lamb), ("tol", tol)):
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    lamb = _check_nonneg("lamb", lamb)
+    tol = _check_nonneg("tol", tol)
     pruner = EMPPruner() if pruner is None else pruner
     if not hasattr(pruner, "keep_edges") or not hasattr(pruner, "keep_nodes"):
         raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
