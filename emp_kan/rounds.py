@@ -455,8 +455,10 @@ def prune_rounds(
     history: list[RoundRecord] = []
 
     bar = tqdm(range(1, rounds + 1), desc="pruning rounds", disable=not progress, leave=False)
+    # Losses of `current`: from the initial training, then from each accepted retraining.
+    losses = (init_train, init_test)
     for r in bar:
-        train_before, test_before = _losses(current, dataset)
+        train_before, test_before = losses
         t0 = time.perf_counter()
         step = prune_step(current, x_train, pruner, node_ids)
         seconds_pruning_total = time.perf_counter() - t0
@@ -502,6 +504,7 @@ def prune_rounds(
             if pruned_round[layer][o, i] < 0:
                 pruned_round[layer][o, i] = r
         current, node_ids = step.model, step.node_ids
+        losses = (record.train_rmse_after_retrain, record.test_rmse_after_retrain)
         history.append(record)
         bar.set_postfix(edges=edges_alive, test_rmse=f"{new_test:.3g}")
     start = time.perf_counter()
