@@ -379,9 +379,6 @@ def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
 
 
 def _plot_summary(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     methods = list(summary["methods"])

@@ -313,6 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command in ("discover", "bench"):
+            import matplotlib
+
+            # The command only saves figures; the library leaves the backend to its caller.
+            matplotlib.use("Agg")
         if args.verbose:
             logging.basicConfig(level=logging.INFO, format="emp-kan: %(message)s")
         if getattr(args, "handler", None) is None:

@@ -31,9 +31,6 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
         The EMP run (``"emp"``) is drawn.
     problem : Problem
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     from emp_kan.graph import edge_curves, to_networkx, write_graph
