@@ -202,7 +202,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     def latex(self) -> str:
         """The formula in LaTeX."""
-        return __import__("sympy").latex(self.sympy())
+        self.sympy()  # raises the same errors when there is no formula
+        return self.formula_.latex()
 
     def to_networkx(self, X: Any = None):
         """The pruned KAN as a graph (see :func:`emp_kan.to_networkx`)."""

@@ -190,10 +190,6 @@ def _split_train(dataset: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
     return fit, val
 
 
-def _model_rmse(model, x, y) -> float:
-    return adapter.rmse(model, x, y)
-
-
 def _choose(
     model, layer, out, inp, cands: list[EdgeCandidate], fit_data
 ) -> tuple[EdgeCandidate, str]:
@@ -206,10 +202,10 @@ def _choose(
     x_fit, y_fit = fit_data["train_input"], fit_data["train_label"]
     trial = adapter.clone_model(model)
     adapter.fix_symbolic_edge(trial, layer, out, inp, "0", (0.0, 0.0, 0.0, best.d))
-    loss_const = _model_rmse(trial, x_fit, y_fit)
+    loss_const = adapter.rmse(trial, x_fit, y_fit)
     alt = alternatives[0]
     adapter.fix_symbolic_edge(trial, layer, out, inp, alt.function, (alt.a, alt.b, alt.c, alt.d))
-    loss_alt = _model_rmse(trial, x_fit, y_fit)
+    loss_alt = adapter.rmse(trial, x_fit, y_fit)
     if math.isfinite(loss_alt) and loss_const > 1.1 * loss_alt:
         return alt, (
             f"kept {alt.function} over a constant: the constant raised the training RMSE "
@@ -245,7 +241,7 @@ def _refit(model, data, steps, seed) -> bool:
         log.debug("symbolic refit failed: %s", exc)
         model.load_state_dict(backup.state_dict())
         return False
-    if not math.isfinite(_model_rmse(model, data["train_input"], data["train_label"])):
+    if not math.isfinite(adapter.rmse(model, data["train_input"], data["train_label"])):
         model.load_state_dict(backup.state_dict())
         return False
     return True
@@ -593,7 +589,7 @@ def fit_formula(
     symbols = [sp.Symbol(n, real=True) for n in names]
 
     fit_data, val = _split_train(dataset)
-    spline_test_rmse = _model_rmse(model, dataset["test_input"], dataset["test_label"])
+    spline_test_rmse = adapter.rmse(model, dataset["test_input"], dataset["test_label"])
     model = adapter.clone_model(model)
     model.symbolic_enabled = True
     warnings: list[str] = []
