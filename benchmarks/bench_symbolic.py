@@ -1,9 +1,12 @@
 """Our symbolic stage against pykan's ``auto_symbolic``, on the same pruned models.
 
-Run: ``.venv/bin/python benchmarks/bench_symbolic.py [--equations 1,2,...] [--out FILE.jsonl]``
+Run: ``.venv/bin/python benchmarks/bench_symbolic.py [--equations 1,2,...] [--pruner NAME]
+[--out FILE.jsonl]``
 
-For each Feynman equation (pykan's set): train a [n, 5, 1] KAN, prune it with EMP, then on that
-one pruned model, with the same function library:
+For each Feynman equation (pykan's set): train a [n, 5, 1] KAN, prune it (default: EMP on edges
+with beta 2; EMP with target "both" and beta 1 rolls its first round back on most of these
+equations and so leaves the model unpruned - see ``bench_emp_beta.py``), then on that one pruned
+model, with the same function library:
 
 * per edge, on the same spline samples (no retraining in between): R^2 of our best fit and of
   the function pykan's ``auto_symbolic`` fixed, both measured as 1 - SSE/SST against the spline;
@@ -51,11 +54,18 @@ def r2_against(pred: np.ndarray, y: np.ndarray) -> float:
     return 1.0 - float(np.sum((pred - y) ** 2)) / sst if sst > 0 else 1.0
 
 
-def run_equation(number: int, library) -> dict:
+PRUNERS = {
+    "emp-edges": lambda: emp_kan.EMPPruner(target="edges", beta=2.0),
+    "emp-both": lambda: emp_kan.EMPPruner(target="both"),
+    "threshold": lambda: emp_kan.ThresholdPruner(),
+}
+
+
+def run_equation(number: int, library, pruner: str = "emp-edges") -> dict:
     data, names, truth, ranges = dataset(number)
     n_var = len(names)
     model = emp_kan.make_kan([n_var, 5, 1], grid=5, k=3, seed=0)
-    pruned = emp_kan.prune_rounds(model, data, emp_kan.EMPPruner(target="both"), rounds=3,
+    pruned = emp_kan.prune_rounds(model, data, PRUNERS[pruner](), rounds=3,
                                   steps=30, lamb=1e-3, initial_steps=100, final_steps=50,
                                   tol=0.5)  # fmt: skip
     x = data["train_input"]
@@ -108,7 +118,7 @@ def run_equation(number: int, library) -> dict:
     exact_pykan = isinstance(pykan_expr, sp.Basic) and is_exact_recovery(
         pykan_expr, truth, names, test_r2=pykan_r2_test, ranges=bounds)  # fmt: skip
     return {
-        "equation": number, "truth": str(truth), "edges": len(edges),
+        "equation": number, "truth": str(truth), "pruner": pruner, "edges": len(edges),
         "spline_test_rmse": pruned.final_test_rmse,
         "ours": {"formula": str(ours.expression), "test_rmse": ours.test_rmse,
                  "test_r2": ours.test_r2, "exact": exact_ours, "seconds": t_ours,
@@ -122,15 +132,16 @@ def run_equation(number: int, library) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--equations", default=",".join(map(str, EQUATIONS)))
+    parser.add_argument("--pruner", choices=sorted(PRUNERS), default="emp-edges")
     parser.add_argument("--out", default=None, help="append one JSON line per equation here")
     args = parser.parse_args()
     library = DEFAULT_LIBRARY
     rows = []
-    print(f"library: {', '.join(library)}")
+    print(f"library: {', '.join(library)}; pruner: {args.pruner}")
     print(f"{'eq':>3} {'edges':>5} {'ours s':>7} {'pykan s':>8} {'speedup':>7} | "
           f"{'ours RMSE':>9} {'exact':>5} | {'pykan RMSE':>10} {'exact':>5}")  # fmt: skip
     for number in map(int, args.equations.split(",")):
-        row = run_equation(number, library)
+        row = run_equation(number, library, args.pruner)
         rows.append(row)
         o, p = row["ours"], row["pykan"]
         t_p = p["seconds_auto_symbolic"]

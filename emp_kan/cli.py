@@ -100,6 +100,7 @@ def _fmt(value, spec: str = ".3g") -> str:
 def _table(report: dict, out: str) -> str:
     runs = [("EMP", report)] + ([("pykan thresholds", report["baseline"])]
                                 if report.get("baseline") else [])  # fmt: skip
+
     def short(text: str, width: int = 70) -> str:
         return text if len(text) <= width else text[: width - 3] + "..."
 

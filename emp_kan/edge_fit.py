@@ -31,6 +31,7 @@ __all__ = [
     "EdgeCandidate",
     "check_library",
     "fit_edge",
+    "numpy_derivative",
     "numpy_function",
 ]
 
@@ -82,6 +83,40 @@ _NUMPY = {
     "gaussian": lambda u: np.exp(-(u**2)),
 }
 
+
+# f'(u) for every library function, so least squares get exact Jacobians (no finite differences).
+_DERIVATIVE = {
+    "0": lambda u: np.zeros_like(u),
+    "x": lambda u: np.ones_like(u),
+    "x^2": lambda u: 2.0 * u,
+    "x^3": lambda u: 3.0 * u**2,
+    "x^4": lambda u: 4.0 * u**3,
+    "x^5": lambda u: 5.0 * u**4,
+    "1/x": lambda u: -1.0 / u**2,
+    "1/x^2": lambda u: -2.0 / u**3,
+    "1/x^3": lambda u: -3.0 / u**4,
+    "1/x^4": lambda u: -4.0 / u**5,
+    "1/x^5": lambda u: -5.0 / u**6,
+    "sqrt": lambda u: 0.5 / np.sqrt(u),
+    "x^0.5": lambda u: 0.5 / np.sqrt(u),
+    "x^1.5": lambda u: 1.5 * np.sqrt(u),
+    "1/sqrt(x)": lambda u: -0.5 / np.sqrt(u) ** 3,
+    "1/x^0.5": lambda u: -0.5 / np.sqrt(u) ** 3,
+    "exp": np.exp,
+    "log": lambda u: 1.0 / u,
+    "sin": np.cos,
+    "cos": lambda u: -np.sin(u),
+    "tan": lambda u: 1.0 / np.cos(u) ** 2,
+    "tanh": lambda u: 1.0 - np.tanh(u) ** 2,
+    "abs": np.sign,
+    "sgn": lambda u: np.zeros_like(u),
+    "arcsin": lambda u: 1.0 / np.sqrt(1.0 - u**2),
+    "arccos": lambda u: -1.0 / np.sqrt(1.0 - u**2),
+    "arctan": lambda u: 1.0 / (1.0 + u**2),
+    "arctanh": lambda u: 1.0 / (1.0 - u**2),
+    "gaussian": lambda u: -2.0 * u * np.exp(-(u**2)),
+}
+
 # Functions defined and finite for every real input: safe to keep when inputs drift in training.
 TOTAL_FUNCTIONS = frozenset({"0", "x", "x^2", "x^3", "x^4", "x^5", "exp", "sin", "cos", "tanh",
                              "abs", "arctan", "gaussian", "sgn"})  # fmt: skip
@@ -107,6 +142,11 @@ def check_library(library: Sequence[str]) -> tuple[str, ...]:
 def numpy_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """The numpy version of library function ``name``."""
     return _NUMPY[name]
+
+
+def numpy_derivative(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The derivative ``f'(u)`` of library function ``name``, in numpy."""
+    return _DERIVATIVE[name]
 
 
 @dataclass(frozen=True)
@@ -165,7 +205,7 @@ def _grid_starts(f, xs: np.ndarray, y: np.ndarray, n_starts: int) -> list[tuple[
     return [(float(aa[k]), float(bb[k])) for k in order if r2[k] > -1.0]
 
 
-def _refine(f, xs, y, a0, b0, max_nfev=60):
+def _refine(f, df, xs, y, a0, b0, max_nfev=60):
     from scipy.optimize import least_squares
 
     with np.errstate(all="ignore"):
@@ -179,9 +219,17 @@ def _refine(f, xs, y, a0, b0, max_nfev=60):
             r = p[2] * f(p[0] * xs + p[1]) + p[3] - y
         return np.where(np.isfinite(r), r, 1e3 * scale)
 
+    def jacobian(p):
+        with np.errstate(all="ignore"):
+            u = p[0] * xs + p[1]
+            g, dg = f(u), p[2] * df(u)
+            jac = np.stack([dg * xs, dg, g, np.ones_like(xs)], axis=1)  # (n, 4)
+        return np.where(np.isfinite(jac), jac, 0.0)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = least_squares(residual, [a0, b0, c0, d0], method="lm", max_nfev=max_nfev)
+        sol = least_squares(residual, [a0, b0, c0, d0], jac=jacobian, method="lm",
+                            max_nfev=max_nfev)  # fmt: skip
     a, b = float(sol.x[0]), float(sol.x[1])
     with np.errstate(all="ignore"):
         u = f(a * xs + b)
@@ -249,7 +297,7 @@ def fit_edge(
         else:
             params = []
             for a_s, b_s in _grid_starts(f, xs, fit_y, n_starts):
-                refined = _refine(f, xs, fit_y, a_s, b_s)
+                refined = _refine(f, _DERIVATIVE[name], xs, fit_y, a_s, b_s)
                 if refined is not None:
                     a_s, b_s, c, d = refined
                     # back to unscaled inputs: a_s * (x - mx) / sx + b_s = a x + b
@@ -288,7 +336,8 @@ def _polish(cand: EdgeCandidate, x: np.ndarray, y: np.ndarray) -> EdgeCandidate:
     mx = float(x.mean())
     sx = float(np.abs(x - mx).max()) or 1.0
     xs = (x - mx) / sx
-    refined = _refine(f, xs, y, cand.a * sx, cand.b + cand.a * mx, max_nfev=100)
+    refined = _refine(f, _DERIVATIVE[cand.function], xs, y, cand.a * sx, cand.b + cand.a * mx,
+                      max_nfev=100)  # fmt: skip
     if refined is None:
         return cand
     a_s, b_s, c, d = refined

@@ -9,8 +9,9 @@ The stage, for a (pruned) pykan model and its data:
    constant is accepted for a clearly varying edge only if the end-to-end training loss with the
    constant is within 10% of the loss with the best non-constant candidate.
 3. **Refit** every parameter of the composed formula against the training rows by
-   Levenberg-Marquardt, in a canonical form with one scale per edge and one constant per node
-   (``C * f(a * v + b)`` summed into ``D``), which removes pykan's redundant affine parameters.
+   Levenberg-Marquardt with the exact Jacobian (:mod:`emp_kan.formula_terms`), in a canonical
+   form with one scale per edge and one constant per node (``C * f(a * v + b)`` summed into
+   ``D``), which removes pykan's redundant affine parameters.
 4. **End-to-end choice**: while the formula's validation R^2 is below 0.999, try each edge's
    other candidates, worst-fitting edges first, keeping a swap only if the validation RMSE
    drops after a refit; at most ``max_swaps`` trials.
@@ -32,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
-from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import sympy as sp
@@ -46,6 +46,14 @@ from emp_kan.edge_fit import (
     EdgeCandidate,
     check_library,
     fit_edge,
+)
+from emp_kan.formula_terms import (
+    Term,
+    build_expression,
+    canonical,
+    evaluate_terms,
+    refit_terms,
+    swap_term,
 )
 from emp_kan.rounds import check_dataset
 
@@ -261,65 +269,17 @@ def _replace_with_total(model, layer, chosen, fits, start) -> None:
         fit.note = "singular function replaced after the refit diverged"
 
 
-@dataclass
-class _Term:
-    """One symbolic edge in canonical form: ``C * f(a * v + b)`` (``C * v`` for ``f = x``).
+def _extract_terms(model: Any) -> tuple[list[Term], list[np.ndarray], list[np.ndarray]]:
+    """The fully symbolic model as terms, one constant per node and each node's scale.
 
-    ``scale`` is the node's affine factor at extraction, so that a swapped candidate with edge
-    parameters ``(a, b, c, d)`` starts at ``C = scale * c``.
+    Constants and scales per layer have shape ``(out,)``.
     """
-
-    layer: int
-    out: int
-    inp: int
-    function: str
-    a: float
-    b: float
-    C: float
-    scale: float
-    d: float
-
-
-# f(a v + b) = |a|**p * f(sign(a) v + b/|a|) for these power-like functions ...
-_HOMOGENEOUS = {"x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": -1, "1/x^2": -2, "1/x^3": -3,
-                "1/x^4": -4, "1/x^5": -5, "sqrt": 0.5, "x^0.5": 0.5, "x^1.5": 1.5,
-                "1/sqrt(x)": -0.5, "1/x^0.5": -0.5, "abs": 1}  # fmt: skip
-
-
-def _free(function: str) -> tuple[bool, bool]:
-    """Whether ``a`` and ``b`` are free parameters in the canonical form of ``function``."""
-    if function == "x":
-        return False, False
-    if function in _HOMOGENEOUS or function == "log":
-        return False, True  # a is the sign +-1
-    if function == "exp":
-        return True, False  # b folded into C
-    return True, True
-
-
-def _canonical(term: _Term, consts: list[np.ndarray]) -> _Term:
-    """Remove the scale redundancy between ``C`` and ``a`` (or ``b`` for exp)."""
-    a, b, C = term.a, term.b, term.C
-    if term.function in _HOMOGENEOUS and abs(a) > 1e-12:
-        p = _HOMOGENEOUS[term.function]
-        return _replace(term, C=C * abs(a) ** p, a=math.copysign(1.0, a), b=b / abs(a))
-    if term.function == "log" and abs(a) > 1e-12:
-        consts[term.layer][term.out] += C * math.log(abs(a))  # log(a v + b) = log|a| + ...
-        return _replace(term, a=math.copysign(1.0, a), b=b / abs(a))
-    if term.function == "exp":
-        # C e^b via logs: fits often pair a tiny C with a large b
-        folded = 0.0 if C == 0 else math.copysign(math.exp(min(700.0, math.log(abs(C)) + b)), C)
-        return _replace(term, C=folded, b=0.0)
-    return term
-
-
-def _extract_terms(model: Any) -> tuple[list[_Term], list[np.ndarray]]:
-    """The fully symbolic model as terms plus one constant per node (per layer, ``(out,)``)."""
     numeric = adapter.numeric_edge_masks(model)
     if any(m.any() for m in numeric):
         raise ValueError("the model still has spline edges; fix every edge symbolically first")
-    terms: list[_Term] = []
+    terms: list[Term] = []
     consts: list[np.ndarray] = []
+    scales: list[np.ndarray] = []
     for layer, sym in enumerate(model.symbolic_fun):
         mask = sym.mask.detach().cpu().numpy().astype(bool)  # (out, in); '0' edges add d
         sub_s, sub_b, node_s, node_b = adapter.node_affines(model, layer)
@@ -332,94 +292,52 @@ def _extract_terms(model: Any) -> tuple[list[_Term], list[np.ndarray]]:
                 continue
             if name == "x":  # C * (a v + b) = (C a) v + C b
                 const[out] += scale[out] * c * b
-                terms.append(_Term(layer, out, inp, "x", 1.0, 0.0, scale[out] * c * a,
-                                   float(scale[out]), d))  # fmt: skip
+                terms.append(Term(layer, out, inp, "x", 1.0, 0.0, scale[out] * c * a,
+                                  float(scale[out]), d))  # fmt: skip
             else:
-                terms.append(_Term(layer, out, inp, name, a, b, scale[out] * c,
-                                   float(scale[out]), d))  # fmt: skip
+                terms.append(Term(layer, out, inp, name, a, b, scale[out] * c,
+                                  float(scale[out]), d))  # fmt: skip
         consts.append(const)
-    return [_canonical(t, consts) for t in terms], consts
+        scales.append(np.asarray(scale, dtype=np.float64))
+    return [canonical(t, consts) for t in terms], consts, scales
 
 
-def _build(terms, consts, variables, parametric: bool):
-    """(expression, parameter symbols, parameter values); numbers inline when not parametric."""
-    params: list[Any] = []
-    values: list[float] = []
-
-    def number(v: float):
-        if not parametric:
-            return sp.Float(v)
-        p = sp.Symbol(f"p{len(params)}", real=True)
-        params.append(p)
-        values.append(float(v))
-        return p
-
-    current = list(variables)
-    for layer, const in enumerate(consts):
-        nodes = [number(c) for c in const]
-        for t in (t for t in terms if t.layer == layer):
-            v = current[t.inp]
-            if t.function == "x":
-                nodes[t.out] = nodes[t.out] + number(t.C) * v
-                continue
-            a_free, b_free = _free(t.function)
-            coef = number(t.C)
-            a = number(t.a) if a_free else sp.Integer(int(t.a))
-            b = number(t.b) if b_free else sp.Integer(0)
-            f = adapter.sympy_function(t.function)
-            nodes[t.out] = nodes[t.out] + coef * f(a * v + b)
-        current = nodes
-    return current[0], params, values
+def _numpy_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``x (n, d)`` and ``y (n,)`` as float64 arrays."""
+    return (x.detach().cpu().numpy().astype(np.float64),
+            y.detach().cpu().numpy().astype(np.float64)[:, 0])  # fmt: skip
 
 
-def _refit_terms(terms, consts, variables, x, y, max_nfev: int = 300):
-    """Least-squares refit of every parameter of the formula; returns (terms, consts)."""
-    from scipy.optimize import least_squares
-
-    expr, params, values = _build(terms, consts, variables, parametric=True)
-    if not params:
-        return terms, consts
-    fn = sp.lambdify(list(variables) + params, expr, "numpy")
-    xs = x.detach().cpu().numpy().astype(np.float64)
-    ys = y.detach().cpu().numpy().astype(np.float64)[:, 0]
-    scale = float(np.abs(ys).max() + 1.0)
-
-    def residual(p):
-        with np.errstate(all="ignore"):
-            r = np.broadcast_to(np.asarray(fn(*xs.T, *p), dtype=np.float64), ys.shape) - ys
-        return np.where(np.isfinite(r), r, 1e3 * scale)
-
-    start = np.array(values)
-    # An overflowed parameter (a huge canonical scale) cannot start a fit: keep the terms.
-    if not np.isfinite(start).all() or not np.isfinite(residual(start)).all():
-        return terms, consts
-    method = "lm" if len(ys) >= len(params) else "trf"
-    budget = min(max_nfev * len(params), 30 * max_nfev)  # bounded: big formulas get less each
-    with np.errstate(all="ignore"), catch_warnings():
-        simplefilter("ignore")
-        sol = least_squares(residual, start, method=method, max_nfev=budget)
-    if not (np.sum(residual(sol.x) ** 2) <= np.sum(residual(start) ** 2)):
-        return terms, consts
-    it = iter(sol.x.tolist())
-    new_consts = []
-    new_terms = list(terms)
-    for layer, const in enumerate(consts):
-        new_consts.append(np.array([next(it) for _ in const]))
-        for k, t in enumerate(new_terms):
-            if t.layer != layer:
-                continue
-            a_free, b_free = _free(t.function)
-            changes = {"C": next(it)}
-            if a_free:
-                changes["a"] = next(it)
-            if b_free:
-                changes["b"] = next(it)
-            new_terms[k] = _replace(t, **changes)
-    return new_terms, new_consts
+def _rmse_r2(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(RMSE, R^2) of predictions ``(n,)``; NaN when any prediction is not finite."""
+    if not np.isfinite(pred).all():
+        return math.nan, math.nan
+    mse = float(np.mean((pred - y) ** 2))
+    var = float(np.var(y))
+    r2 = 1.0 - mse / var if var > 0 else (1.0 if mse == 0 else -math.inf)
+    return math.sqrt(mse), r2
 
 
-def _replace(term: _Term, **changes) -> _Term:
-    return _Term(**{**term.__dict__, **changes})
+def _terms_rmse_r2(terms, consts, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    return _rmse_r2(evaluate_terms(terms, consts, x)[0], y)
+
+
+def _lambdify_by_name(expr, variables, params=()):
+    """``expr`` as a numpy function of ``variables`` (matched by name) and then ``params``."""
+    names = [str(v) for v in variables]
+    symbols = [sp.Symbol(n) for n in names]
+    expr = sp.sympify(expr)
+    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
+    return sp.lambdify(symbols + list(params), expr, "numpy")
+
+
+def _predict(fn, xs: np.ndarray, n: int, params=()) -> np.ndarray:
+    """Real predictions ``(n,)`` of a lambdified formula; NaN where complex or undefined."""
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(fn(*xs.T, *params), dtype=np.complex128), (n,))
+    if np.abs(pred.imag).max(initial=0.0) > 1e-9:
+        return np.full(n, np.nan)
+    return pred.real
 
 
 def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -428,22 +346,8 @@ def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple
     ``variables`` (symbols or names) are matched to the columns of ``x`` by name, so formulas
     from other sources (pykan's, the truth) evaluate alike. NaN for non-finite predictions.
     """
-    names = [str(v) for v in variables]
-    symbols = [sp.Symbol(n) for n in names]
-    expr = sp.sympify(expr)
-    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
-    fn = sp.lambdify(symbols, expr, "numpy")
-    xs = x.detach().cpu().numpy().astype(np.float64)
-    ys = y.detach().cpu().numpy().astype(np.float64)[:, 0]
-    with np.errstate(all="ignore"):
-        pred = np.broadcast_to(np.asarray(fn(*xs.T), dtype=np.complex128), ys.shape)
-    if not np.isfinite(pred).all() or np.abs(pred.imag).max(initial=0.0) > 1e-9:
-        return math.nan, math.nan
-    err = pred.real - ys
-    rmse = float(np.sqrt(np.mean(err**2)))
-    var = float(np.var(ys))
-    r2 = 1.0 - float(np.mean(err**2)) / var if var > 0 else (1.0 if rmse == 0 else -math.inf)
-    return rmse, r2
+    xs, ys = _numpy_xy(x, y)
+    return _rmse_r2(_predict(_lambdify_by_name(expr, variables), xs, ys.size), ys)
 
 
 def _snap_candidates(value: float) -> list[Any]:
@@ -468,23 +372,30 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     within ``rel_tol`` (relative) of the unsnapped expression's RMSE, or within 1e-6 of the
     labels' standard deviation, whichever is larger.
     """
-    base_rmse, _ = evaluate_formula(expr, variables, x, y)
+    floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
+    if not floats:
+        return expr
+    # One lambdified function with every float as an argument: trials cost no sympy work.
+    params = [sp.Dummy(f"c{k}") for k in range(len(floats))]
+    fn = _lambdify_by_name(expr.xreplace(dict(zip(floats, params, strict=True))), variables,
+                           params)  # fmt: skip
+    xs, ys = _numpy_xy(x, y)
+    values = [float(f) for f in floats]
+    base_rmse, _ = _rmse_r2(_predict(fn, xs, ys.size, values), ys)
     if not math.isfinite(base_rmse):
         return expr
     # float32 data carry about 7 digits: changes below 1e-6 of the label spread cost nothing.
-    spread = float(y.detach().cpu().double().std()) if y.shape[0] > 1 else 1.0
+    spread = float(ys.std()) if ys.size > 1 else 1.0
     budget = max(base_rmse * (1 + rel_tol), base_rmse + 1e-6 * spread)
-    floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
-    for f in floats:
-        if f not in expr.atoms(sp.Float):
-            continue
-        for cand in _snap_candidates(float(f)):
-            trial = expr.xreplace({f: cand})
-            rmse, _ = evaluate_formula(trial, variables, x, y)
+    snapped = {}
+    for k, f in enumerate(floats):
+        for cand in _snap_candidates(values[k]):
+            trial = values[:k] + [float(cand)] + values[k + 1 :]
+            rmse, _ = _rmse_r2(_predict(fn, xs, ys.size, trial), ys)
             if math.isfinite(rmse) and rmse <= budget:
-                expr = trial
+                values, snapped[f] = trial, cand
                 break
-    return expr
+    return expr.xreplace(snapped)
 
 
 def _simplify(expr):
@@ -500,28 +411,6 @@ def _simplify(expr):
 
 def _complexity(expr) -> int:
     return int(sp.count_ops(expr, visual=False)) + len(expr.atoms(sp.Symbol, sp.Number))
-
-
-def _swap(terms, consts, key, cand: EdgeCandidate, fit: EdgeFit):
-    """Terms and constants with edge ``key`` (layer, out, in positions) set to ``cand``."""
-    layer, out, inp = key
-    consts = [c.copy() for c in consts]
-    kept = [t for t in terms if (t.layer, t.out, t.inp) != key]
-    old = next((t for t in terms if (t.layer, t.out, t.inp) == key), None)
-    scale = old.scale if old is not None else 1.0
-    if old is not None:
-        consts[layer][out] -= scale * old.d
-    consts[layer][out] += scale * cand.d
-    if cand.function == "x":
-        consts[layer][out] += scale * cand.c * cand.b
-        kept.append(_Term(layer, out, inp, "x", 1.0, 0.0, scale * cand.c * cand.a, scale,
-                          cand.d))  # fmt: skip
-    elif cand.function != "0":
-        kept.append(_Term(layer, out, inp, cand.function, cand.a, cand.b, scale * cand.c, scale,
-                          cand.d))  # fmt: skip
-    kept = [_canonical(t, consts) if (t.layer, t.out, t.inp) == key else t for t in kept]
-    kept.sort(key=lambda t: (t.layer, t.out, t.inp))
-    return kept, consts
 
 
 def fit_formula(
@@ -610,32 +499,30 @@ def fit_formula(
                     warnings.append(f"retraining after fixing layer {layer} failed; skipped it")
         bar.close()
 
-    x_fit, y_fit = fit_data["train_input"], fit_data["train_label"]
-    terms, consts = _extract_terms(model)
-    terms, consts = _refit_terms(terms, consts, symbols, x_fit, y_fit, refit_evals)
-    expr = _build(terms, consts, symbols, parametric=False)[0]
-    val_rmse, val_r2 = evaluate_formula(expr, symbols, val["x"], val["y"])
+    x_fit, y_fit = _numpy_xy(fit_data["train_input"], fit_data["train_label"])
+    x_val, y_val = _numpy_xy(val["x"], val["y"])
+    terms, consts, scales = _extract_terms(model)
+    terms, consts = refit_terms(terms, consts, x_fit, y_fit, refit_evals)
+    val_rmse, val_r2 = _terms_rmse_r2(terms, consts, x_val, y_val)
     trials = 0
     if not (math.isfinite(val_r2) and val_r2 >= 0.999):
-        fit_of_term = {(f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f
-                       for f in fits}  # fmt: skip
         for fit in sorted(fits, key=lambda f: f.r2):
             key = (fit.layer, ids[fit.layer + 1].index(fit.out_id), ids[fit.layer].index(fit.in_id))
             for cand in fit.candidates[:top_k]:
                 if trials >= max_swaps or cand.function == fit.function:
                     continue
                 trials += 1
-                t_terms, t_consts = _swap(terms, consts, key, cand, fit_of_term[key])
-                t_terms, t_consts = _refit_terms(
-                    t_terms, t_consts, symbols, x_fit, y_fit, max(10, refit_evals // 3)
+                t_terms, t_consts = swap_term(terms, consts, key, cand, scales[key[0]][key[1]])
+                t_terms, t_consts = refit_terms(
+                    t_terms, t_consts, x_fit, y_fit, max(10, refit_evals // 3)
                 )
-                t_expr = _build(t_terms, t_consts, symbols, parametric=False)[0]
-                t_rmse, t_r2 = evaluate_formula(t_expr, symbols, val["x"], val["y"])
+                t_rmse, t_r2 = _terms_rmse_r2(t_terms, t_consts, x_val, y_val)
                 if math.isfinite(t_rmse) and (not math.isfinite(val_rmse) or t_rmse < val_rmse):
-                    terms, consts, expr, val_rmse, val_r2 = t_terms, t_consts, t_expr, t_rmse, t_r2
+                    terms, consts, val_rmse, val_r2 = t_terms, t_consts, t_rmse, t_r2
                     fit.function, fit.r2 = cand.function, cand.r2
                     fit.note = "chosen end to end over the per-edge best"
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
+    expr = build_expression(terms, consts, symbols)[0]
 
     # Snap, simplify, and snap again: simplification exposes new numbers (expanded products).
     expr = snap_constants(expr, symbols, val["x"], val["y"])

@@ -1,0 +1,105 @@
+"""The canonical-form formula: its evaluator agrees with sympy, its Jacobian is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emp_kan.edge_fit import EdgeCandidate, numpy_derivative, numpy_function
+from emp_kan.formula_terms import (
+    Term,
+    build_expression,
+    canonical,
+    evaluate_terms,
+    parameter_vector,
+    refit_terms,
+    swap_term,
+)
+
+RNG = np.random.default_rng(0)
+X = np.column_stack([RNG.uniform(1.0, 2.0, 40), RNG.uniform(-1.0, 1.0, 40)])  # (40, 2)
+VARS = [sp.Symbol("u", real=True), sp.Symbol("w", real=True)]
+
+# A [2, 2, 1] formula touching every kind of parameter layout.
+TERMS = [
+    Term(0, 0, 0, "sin", 1.3, 0.2, 0.7, 1.0, 0.0),
+    Term(0, 0, 1, "x^2", 1.0, -0.3, 2.0, 1.0, 0.0),
+    Term(0, 1, 0, "log", 1.0, 0.5, -1.1, 1.0, 0.0),
+    Term(0, 1, 1, "exp", 0.8, 0.0, 0.4, 1.0, 0.0),
+    Term(1, 0, 0, "tanh", 0.6, 0.1, 1.5, 1.0, 0.0),
+    Term(1, 0, 1, "x", 1.0, 0.0, -0.9, 1.0, 0.0),
+]
+CONSTS = [np.array([0.3, -0.2]), np.array([0.05])]
+
+
+@pytest.mark.parametrize("name", sorted(set(["x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3",
+                                              "1/x^4", "1/x^5", "sqrt", "x^0.5", "x^1.5",
+                                              "1/sqrt(x)", "1/x^0.5", "exp", "log", "sin", "cos",
+                                              "tan", "tanh", "abs", "arcsin", "arccos",
+                                              "arctan", "arctanh", "gaussian", "x"])))  # fmt: skip
+def test_every_derivative_matches_a_central_difference(name):
+    u = np.linspace(0.15, 0.85, 29)  # inside every function's domain, away from kinks
+    h = 1e-6
+    numeric = (numpy_function(name)(u + h) - numpy_function(name)(u - h)) / (2 * h)
+    np.testing.assert_allclose(numpy_derivative(name)(u), numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_the_evaluator_agrees_with_the_sympy_expression():
+    expr = build_expression(TERMS, CONSTS, VARS)[0]
+    fn = sp.lambdify(VARS, expr, "numpy")
+    np.testing.assert_allclose(evaluate_terms(TERMS, CONSTS, X)[0], fn(*X.T), rtol=1e-12)
+
+
+def test_parametric_expression_names_the_parameters_in_vector_order():
+    expr, params, values = build_expression(TERMS, CONSTS, VARS, parametric=True)
+    np.testing.assert_array_equal(values, parameter_vector(TERMS, CONSTS))
+    p = parameter_vector(TERMS, CONSTS) * 1.1  # a different point, so the order matters
+    fn = sp.lambdify(VARS + params, expr, "numpy")
+    np.testing.assert_allclose(evaluate_terms(TERMS, CONSTS, X, p)[0], fn(*X.T, *p), rtol=1e-12)
+
+
+@given(st.lists(st.floats(-0.3, 0.3), min_size=16, max_size=16))
+def test_the_jacobian_matches_central_differences(shift):
+    p = parameter_vector(TERMS, CONSTS) + np.array(shift)
+    _, jac = evaluate_terms(TERMS, CONSTS, X, p, jacobian=True)
+    assert jac.shape == (X.shape[0], p.size)
+    h = 1e-6
+    for k in range(p.size):
+        step = np.zeros_like(p)
+        step[k] = h
+        up = evaluate_terms(TERMS, CONSTS, X, p + step)[0]
+        down = evaluate_terms(TERMS, CONSTS, X, p - step)[0]
+        np.testing.assert_allclose(jac[:, k], (up - down) / (2 * h), rtol=1e-4, atol=1e-5)
+
+
+def test_the_refit_recovers_perturbed_parameters():
+    y = evaluate_terms(TERMS, CONSTS, X)[0]
+    p = parameter_vector(TERMS, CONSTS)
+    noisy = [Term(**{**t.__dict__, "C": t.C * 1.2}) for t in TERMS]
+    terms, consts = refit_terms(noisy, CONSTS, X, y)
+    assert np.sqrt(np.mean((evaluate_terms(terms, consts, X)[0] - y) ** 2)) < 1e-6
+    assert parameter_vector(terms, consts).shape == p.shape
+
+
+def test_canonical_form_keeps_the_function_values():
+    for t in [Term(0, 0, 0, "x^2", 2.5, 0.4, 0.3, 1.0, 0.0),
+              Term(0, 0, 0, "log", -2.0, 5.0, 0.3, 1.0, 0.0),
+              Term(0, 0, 0, "exp", 1.5, 0.7, 0.3, 1.0, 0.0)]:  # fmt: skip
+        consts = [np.array([0.1])]
+        before = 0.1 + t.C * numpy_function(t.function)(t.a * X[:, :1] + t.b)[:, 0]
+        new = canonical(t, consts)
+        assert np.isfinite(before).all()
+        np.testing.assert_allclose(evaluate_terms([new], consts, X[:, :1])[0], before, rtol=1e-10)
+
+
+def test_swapping_an_edge_keeps_its_candidate_curve():
+    cand = EdgeCandidate("cos", 1.7, -0.2, 0.9, 0.25, 0.0, 1.0, 2, 0.0)
+    terms, consts = swap_term(TERMS, CONSTS, (0, 0, 1), cand)
+    without_edge = evaluate_terms(TERMS[:1], [CONSTS[0][:1]], X)[0]  # sin term + constant
+    layer0 = [t for t in terms if t.layer == 0 and t.out == 0]
+    assert [t.function for t in layer0] == ["sin", "cos"]
+    got = evaluate_terms(layer0, [consts[0][:1]], X)[0]
+    np.testing.assert_allclose(got, without_edge + cand.predict(X[:, 1]), rtol=1e-10)
