@@ -4,8 +4,10 @@ The stage, for a (pruned) pykan model and its data:
 
 1. **Per edge**: sample the edge's activation on the training inputs and fit every library
    function (:func:`emp_kan.edge_fit.fit_edge`); keep the best ``top_k`` candidates.
-2. **Layer by layer**: fix the first layer's edges, retrain the remaining splines and affine
-   parameters briefly (``retrain_steps``), then fit the next layer from the adapted model. A
+2. **Layer by layer**: fix the first layer's edges, let the remaining splines adapt, then fit
+   the next layer from the adapted model. When only the last layer's splines remain (always,
+   for two-layer KANs) their best coefficients and output biases come from one linear least
+   squares; deeper models get ``retrain_steps`` pykan LBFGS steps on everything left. A
    constant is accepted for a clearly varying edge only if the end-to-end training loss with the
    constant is within 10% of the loss with the best non-constant candidate.
 3. **Refit** every parameter of the composed formula against the training rows by
@@ -240,16 +242,31 @@ def _fix_layer(model, layer, fits, fit_data, ids, progress_bar, library):
 
 
 def _refit(model, data, steps, seed) -> bool:
+    """Let the remaining splines adapt to the edges just fixed; False (model unchanged) on failure.
+
+    When only the last layer still has splines, the output is linear in their coefficients and
+    one least-squares solve finds their best fit; otherwise pykan trains for ``steps`` LBFGS steps.
+    """
     if steps <= 0:
         return True
+    x, y = data["train_input"], data["train_label"]
     backup = adapter.clone_model(model)
+    if not any(m.any() for m in adapter.numeric_edge_masks(model)[:-1]):
+        before = adapter.rmse(model, x, y)
+        after = adapter.rmse(model, x, y) if adapter.solve_last_layer_splines(model, x, y) else None
+        if after is None or not math.isfinite(after):
+            model.load_state_dict(backup.state_dict())
+            return False
+        if after > before:  # float32 rounding of an already optimal fit: keep what was there
+            model.load_state_dict(backup.state_dict())
+        return True
     try:
         adapter.fit(model, data, steps, 0.0, seed, update_grid=False)
     except Exception as exc:  # pykan raises assorted errors on NaN activations
         log.debug("symbolic refit failed: %s", exc)
         model.load_state_dict(backup.state_dict())
         return False
-    if not math.isfinite(adapter.rmse(model, data["train_input"], data["train_label"])):
+    if not math.isfinite(adapter.rmse(model, x, y)):
         model.load_state_dict(backup.state_dict())
         return False
     return True
@@ -398,15 +415,37 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     return expr.xreplace(snapped)
 
 
+# Cheap, predictable rewrites. sympy's ``simplify`` is not used: its trigonometric pass took
+# 69 s on a 4-edge formula with float constants (Feynman I.6.20a) and has no time bound.
+_REWRITES = (
+    sp.cancel,
+    sp.together,
+    sp.factor_terms,
+    lambda e: sp.powsimp(e, combine="all"),
+    lambda e: sp.logcombine(e, force=True),
+    lambda e: sp.expand(e, deep=False),
+)
+
+
 def _simplify(expr):
-    """sympy's simplify for small expressions (it can take minutes on large ones)."""
-    if expr.count_ops() >= 20:
+    """Apply each rewrite in turn, keeping its result when it has fewer operations.
+
+    Cancels common factors, combines fractions, powers and logs, pulls out common terms and
+    multiplies out products where that is shorter. Expressions of 60 operations or more are
+    returned as they are (such formulas are not read anyway, and the rewrites grow costly).
+    """
+    best_ops = sp.count_ops(expr)
+    if best_ops >= 60:
         return expr
-    try:
-        simpler = sp.simplify(expr)
-    except Exception:  # sympy can fail on odd expressions; the unsimplified one is still right
-        return expr
-    return simpler if sp.count_ops(simpler) <= sp.count_ops(expr) else expr
+    for rewrite in _REWRITES:
+        try:
+            candidate = rewrite(expr)
+        except Exception:  # sympy can fail on odd expressions; the current one is still right
+            continue
+        ops = sp.count_ops(candidate)
+        if ops < best_ops:
+            expr, best_ops = candidate, ops
+    return expr
 
 
 def _complexity(expr) -> int:
@@ -439,7 +478,9 @@ def fit_formula(
     library : sequence of str
         Function names (see :data:`emp_kan.edge_fit.DEFAULT_LIBRARY`); ``"0"`` is the constant.
     retrain_steps : int
-        pykan LBFGS steps after each layer but the last is fixed, so later splines adapt.
+        pykan LBFGS steps after fixing a layer while more than one layer of splines remains;
+        with only the last layer left, an exact least-squares solve replaces them. ``0`` turns
+        all retraining between layers off.
     refit_evals : int
         Function evaluations per parameter in each least-squares refit of the formula.
     top_k : int

@@ -11,7 +11,7 @@ import sympy as sp
 import torch
 
 from emp_kan import pykan_adapter as adapter
-from emp_kan.edge_fit import DEFAULT_LIBRARY, fit_edge
+from emp_kan.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
 from emp_kan.formula_terms import Term, refit_terms
 from emp_kan.recovery import is_exact_recovery, round_formula
 from emp_kan.rounds import train
@@ -157,3 +157,14 @@ def test_an_overflowed_parameter_does_not_break_the_refit():
     consts = [np.array([1.0])]
     out_terms, out_consts = refit_terms(terms, consts, x, y)
     assert out_terms == terms and out_consts[0].tolist() == [1.0]
+
+
+def test_no_candidate_imitates_a_polynomial_through_cancellation():
+    # cos(a x + b) with a tiny a near the top of cos fits x^2 to many digits, but only through a
+    # huge c and a cancelling d; such fits must not be offered.
+    x = np.linspace(1.0, 2.0, 200)
+    for cand in fit_edge(x, 3.0 * x**2 - 1.0):
+        if cand.function == "0":
+            continue
+        u = numpy_function(cand.function)(cand.a * x + cand.b)
+        assert u.std() > 1e-3 * np.abs(u).max(), cand
