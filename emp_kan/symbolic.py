@@ -16,7 +16,9 @@ The stage, for a (pruned) pykan model and its data:
    ``D``), which removes pykan's redundant affine parameters.
 4. **End-to-end choice**: while the formula's validation R^2 is below 0.999, try each edge's
    other candidates, worst-fitting edges first, keeping a swap only if the validation RMSE
-   drops after a refit; at most ``max_swaps`` trials.
+   drops after a refit; at most ``max_swaps`` trials. Then **drop** terms the formula does not
+   need: least needed first, each removal refitted and kept while the validation RMSE stays
+   within 5% of what it was (or under 1e-4 of the labels' spread); two refusals end the pass.
 5. **Compose** the sympy expression in the user's variable names, **snap** constants to simple
    values (0, integers, small rationals, rational multiples of pi) where the validation RMSE
    grows by at most 0.1%, and **simplify**.
@@ -339,6 +341,48 @@ def _terms_rmse_r2(terms, consts, x: np.ndarray, y: np.ndarray) -> tuple[float, 
     return _rmse_r2(evaluate_terms(terms, consts, x)[0], y)
 
 
+# A term may go when the validation RMSE stays within 5% of the RMSE before any term went, or
+# below 1e-4 of the labels' spread (float32 labels and spline fits carry no more than that).
+DROP_REL_TOL = 0.05
+DROP_ABS_TOL = 1e-4
+
+
+def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_failures: int = 2):
+    """Remove terms the formula does not need, least needed first; return (terms, consts).
+
+    A term is tried by removing it and refitting the rest; the removal stays when the
+    validation RMSE stays within the tolerance (``DROP_REL_TOL``, ``DROP_ABS_TOL``) of the
+    formula before any removal. Terms are tried in order of the validation RMSE without them
+    (no refit), and the pass stops after ``max_failures`` refused removals, so its cost is a
+    few refits. Removed edges are recorded as constants in ``fit_of_key``.
+    """
+    x_val, y_val = val_xy
+    start_rmse, _ = _terms_rmse_r2(terms, consts, x_val, y_val)
+    allowed = max(start_rmse * (1 + DROP_REL_TOL), DROP_ABS_TOL * float(np.std(y_val)))
+    without = []
+    for t in terms:
+        rest = [u for u in terms if u.key != t.key]
+        rmse, _ = _terms_rmse_r2(rest, consts, x_val, y_val)
+        without.append((rmse if math.isfinite(rmse) else math.inf, t.key))
+    failures = 0
+    for _, key in sorted(without):
+        if failures >= max_failures or len(terms) <= 1:
+            break
+        trial = [u for u in terms if u.key != key]
+        t_terms, t_consts = refit_terms(trial, consts, *fit_xy, refit_evals)
+        rmse, _ = _terms_rmse_r2(t_terms, t_consts, x_val, y_val)
+        if not (math.isfinite(rmse) and rmse <= allowed):
+            failures += 1
+            continue
+        fit = fit_of_key.get(key)
+        if fit is not None:
+            fit.note = (f"dropped ({fit.function}): without it the validation RMSE is {rmse:.3g} "
+                        f"(was {start_rmse:.3g})")  # fmt: skip
+            fit.function = "0"
+        terms, consts = t_terms, t_consts
+    return terms, consts
+
+
 def _lambdify_by_name(expr, variables, params=()):
     """``expr`` as a numpy function of ``variables`` (matched by name) and then ``params``."""
     names = [str(v) for v in variables]
@@ -563,6 +607,13 @@ def fit_formula(
                     fit.function, fit.r2 = cand.function, cand.r2
                     fit.note = "chosen end to end over the per-edge best"
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
+    if math.isfinite(val_rmse):
+        fit_of_key = {
+            (f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f
+            for f in fits
+        }
+        terms, consts = _drop_terms(terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key,
+                                    max(10, refit_evals // 3))  # fmt: skip
     expr = build_expression(terms, consts, symbols)[0]
 
     # Snap, simplify, and snap again: simplification exposes new numbers (expanded products).

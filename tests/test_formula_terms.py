@@ -103,3 +103,19 @@ def test_swapping_an_edge_keeps_its_candidate_curve():
     assert [t.function for t in layer0] == ["sin", "cos"]
     got = evaluate_terms(layer0, [consts[0][:1]], X)[0]
     np.testing.assert_allclose(got, without_edge + cand.predict(X[:, 1]), rtol=1e-10)
+
+
+def test_terms_the_formula_does_not_need_are_dropped_and_recorded():
+    from emp_kan.symbolic import EdgeFit, _drop_terms
+
+    x = np.linspace(1.0, 2.0, 200).reshape(-1, 1)
+    y = 3.0 * x[:, 0] ** 2 - 1.0
+    needed = Term(0, 0, 0, "x^2", 1.0, 0.0, 3.0, 1.0, 0.0)
+    junk = Term(0, 0, 1, "sin", 2.0, 0.1, 1e-7, 1.0, 0.0)  # a tiny second path, as pruning leaves
+    x2 = np.column_stack([x[:, 0], x[:, 0] ** 0.5])
+    fits = {t.key: EdgeFit(0, 0, t.inp, t.function, 1.0, []) for t in (needed, junk)}
+    terms, consts = _drop_terms([needed, junk], [np.array([-1.0])], (x2, y), (x2, y), fits, 20)
+    assert [t.function for t in terms] == ["x^2"]
+    assert fits[junk.key].function == "0" and "dropped (sin)" in fits[junk.key].note
+    assert fits[needed.key].function == "x^2"
+    np.testing.assert_allclose(evaluate_terms(terms, consts, x2)[0], y, atol=1e-6)
