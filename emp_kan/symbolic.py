@@ -14,11 +14,12 @@ The stage, for a (pruned) pykan model and its data:
    Levenberg-Marquardt with the exact Jacobian (:mod:`emp_kan.formula_terms`), in a canonical
    form with one scale per edge and one constant per node (``C * f(a * v + b)`` summed into
    ``D``), which removes pykan's redundant affine parameters.
-4. **End-to-end choice**: while the formula's validation R^2 is below 0.999, try each edge's
-   other candidates, worst-fitting edges first, keeping a swap only if the validation RMSE
-   drops after a refit; at most ``max_swaps`` trials. Then **drop** terms the formula does not
-   need: least needed first, each removal refitted and kept while the validation RMSE stays
-   within 5% of what it was (or under 1e-4 of the labels' spread); two refusals end the pass.
+4. **End-to-end choice**: while the formula's validation RMSE is above twice the spline model's
+   (or its R^2 is below 0.999), try each edge's other candidates, worst-fitting edges first,
+   keeping a swap only if the validation RMSE drops after a refit; at most ``max_swaps``
+   trials. Then **drop** terms the formula does not need: least needed first, each removal
+   refitted and kept while the validation RMSE stays within 5% of what it was (or under 1e-4
+   of the labels' spread); two refusals end the pass.
 5. **Compose** the sympy expression in the user's variable names, **snap** constants to simple
    values (0, integers, small rationals, rational multiples of pi) where the validation RMSE
    grows by at most 0.1%, and **simplify**.
@@ -564,6 +565,7 @@ def fit_formula(
 
     fit_data, val = _split_train(dataset)
     spline_test_rmse = adapter.rmse(model, dataset["test_input"], dataset["test_label"])
+    spline_val_rmse = adapter.rmse(model, val["x"], val["y"])
     model = adapter.clone_model(model)
     model.symbolic_enabled = True
     warnings: list[str] = []
@@ -590,11 +592,14 @@ def fit_formula(
     terms, consts = refit_terms(terms, consts, x_fit, y_fit, refit_evals)
     val_rmse, val_r2 = _terms_rmse_r2(terms, consts, x_val, y_val)
     trials = 0
-    if not (math.isfinite(val_r2) and val_r2 >= 0.999):
+    good_enough = min(2.0 * spline_val_rmse, math.sqrt(1e-3) * float(np.std(y_val)))
+    if not (math.isfinite(val_rmse) and val_rmse <= good_enough):
         for fit in sorted(fits, key=lambda f: f.r2):
             key = (fit.layer, ids[fit.layer + 1].index(fit.out_id), ids[fit.layer].index(fit.in_id))
             for cand in fit.candidates[:top_k]:
-                if trials >= max_swaps or cand.function == fit.function:
+                if trials >= max_swaps or val_rmse <= good_enough:
+                    break
+                if cand.function == fit.function:
                     continue
                 trials += 1
                 t_terms, t_consts = swap_term(terms, consts, key, cand, scales[key[0]][key[1]])
