@@ -53,9 +53,16 @@ def _numerically_constant(expr, symbols, points: np.ndarray) -> bool:
     return spread <= 1e-6 * max(1.0, float(np.max(np.abs(v))))
 
 
+def _exact_decimals(expr):
+    """Floats as the exact decimals they print as: after rounding to 3 decimals, 0.015 means
+    3/200. sympy cannot cancel floats (it leaves ``(0.015*u + 0.03*w)**2 / (u + 2*w)**2``
+    standing), but it cancels the rationals."""
+    return expr.xreplace({f: sp.Rational(str(float(f))) for f in expr.atoms(sp.Float)})
+
+
 def _constant(expr, symbols) -> bool:
     try:
-        simplified = sp.simplify(expr)
+        simplified = sp.simplify(_exact_decimals(expr))
     except Exception:  # sympy fails on some inputs; then we cannot prove it
         return False
     return not (simplified.free_symbols & set(symbols))
@@ -111,5 +118,5 @@ def is_exact_recovery(
         return True
     ratio = found_r / truth_r
     if _numerically_constant(ratio, symbols, points) and _constant(ratio, symbols):
-        return sp.simplify(ratio) != 0
+        return sp.simplify(_exact_decimals(ratio)) != 0
     return False

@@ -20,9 +20,10 @@ The stage, for a (pruned) pykan model and its data:
    trials. Then **drop** terms the formula does not need: least needed first, each removal
    refitted and kept while the validation RMSE stays within 5% of what it was (or under 1e-4
    of the labels' spread); two refusals end the pass.
-5. **Compose** the sympy expression in the user's variable names, **snap** constants to simple
-   values (0, integers, small rationals, rational multiples of pi) where the validation RMSE
-   grows by at most 0.1%, and **simplify**.
+5. **Compose** the sympy expression in the user's variable names, pull the largest coefficient
+   out of every power of a sum, **snap** constants to simple values (0, integers, small
+   rationals, rational multiples of pi) where the validation RMSE grows by at most 0.1%, and
+   **simplify**.
 6. **Verify** on the held-out test data: RMSE, R^2 and a complexity count. A formula that
    explains less than predicting the mean is flagged (``explains_data=False``).
 
@@ -493,6 +494,20 @@ def _simplify(expr):
     return expr
 
 
+def _unit_power_bases(expr):
+    """Pull the largest coefficient out of every power of a sum: ``4336*(0.0152 u + 0.0304 w)**2``
+    becomes ``1.0*(1.0 u + 2.0 w)**2``, whose numbers snap (the same value, another form)."""
+
+    def unit(power):
+        base, exponent = power.args
+        coefficient = max((abs(term.as_coeff_Mul()[0]) for term in base.args), key=float)
+        if not (coefficient.is_Float and 0 < float(coefficient) != 1.0):
+            return power
+        return coefficient**exponent * sp.expand(base / coefficient) ** exponent
+
+    return expr.replace(lambda e: e.is_Pow and e.args[0].is_Add and e.args[1].is_Number, unit)
+
+
 def _complexity(expr) -> int:
     return int(sp.count_ops(expr, visual=False)) + len(expr.atoms(sp.Symbol, sp.Number))
 
@@ -622,7 +637,7 @@ def fit_formula(
     expr = build_expression(terms, consts, symbols)[0]
 
     # Snap, simplify, and snap again: simplification exposes new numbers (expanded products).
-    expr = snap_constants(expr, symbols, val["x"], val["y"])
+    expr = snap_constants(_unit_power_bases(expr), symbols, val["x"], val["y"])
     expr = _simplify(expr)
     expr = snap_constants(expr, symbols, val["x"], val["y"])
     test_rmse, test_r2 = evaluate_formula(

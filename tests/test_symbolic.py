@@ -145,6 +145,13 @@ def test_srbench_rule_rejects_wrong_zero_and_poor_formulas():
     assert not is_exact_recovery(x + 0.01 * x**2, x, [x], test_r2=0.99)
 
 
+def test_a_float_multiple_of_the_truth_is_exact():
+    u, w = sp.symbols("u w", real=True)
+    found = sp.Float(4335.89215860254) * (sp.Float(0.0151866) * u + sp.Float(0.0303732) * w) ** 2
+    assert is_exact_recovery(found, (u + 2 * w) ** 2, [u, w], test_r2=1.0)
+    assert is_exact_recovery(sp.Float(0.5) * u * w**2 + sp.Float(0.25), u * w**2 / 2, [u, w])
+
+
 def test_rounding_follows_srbench():
     x = sp.Symbol("x")
     assert round_formula(1.23456 * x + 0.00005) == sp.Float(1.235) * x
@@ -168,3 +175,39 @@ def test_no_candidate_imitates_a_polynomial_through_cancellation():
             continue
         u = numpy_function(cand.function)(cand.a * x + cand.b)
         assert u.std() > 1e-3 * np.abs(u).max(), cand
+
+
+def test_a_two_layer_kan_gives_its_law_in_simplest_form(tmp_path, monkeypatch):
+    # Layer 0 is fixed first; the last layer's splines are then solved for exactly before they
+    # are fitted, and the scale pykan spreads over both layers is pulled out of the square.
+    monkeypatch.chdir(tmp_path)
+    gen = torch.Generator().manual_seed(0)
+    x_tr = torch.rand(200, 2, generator=gen) * 2 - 1
+    x_te = torch.rand(200, 2, generator=gen) * 2 - 1
+    law = lambda x: (x[:, :1] + 2 * x[:, 1:]) ** 2  # noqa: E731
+    data = {"train_input": x_tr, "train_label": law(x_tr), "test_input": x_te,
+            "test_label": law(x_te)}  # fmt: skip
+    model = train(adapter.make_kan([2, 1, 1], grid=5, k=3, seed=0), data, steps=15, lamb=0.0)
+    found = fit_formula(model, data, variables=["u", "w"])
+    u, w = sp.symbols("u w", real=True)
+    assert sp.expand(found.expression - (u + 2 * w) ** 2) == 0
+    assert [e.function for e in found.edges] == ["x", "x", "x^2"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_last_layer_solve_is_optimal_and_leaves_masked_edges_alone():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(150, 2, generator=gen) * 2 - 1
+    y = torch.sin(2 * x[:, :1]) + x[:, 1:] ** 2
+    data = {"train_input": x, "train_label": y, "test_input": x, "test_label": y}
+    model = train(adapter.make_kan([2, 3, 1], grid=5, k=3, seed=0), data, steps=3, lamb=0.0)
+    last = model.act_fun[1]
+    last.mask.data[0, 0] = 0.0  # a pruned edge of the last layer
+    masked_coef = last.coef[0, 0].clone()
+    before = adapter.rmse(model, x, y)
+    assert adapter.solve_last_layer_splines(model, x, y)
+    after = adapter.rmse(model, x, y)
+    assert after < before
+    torch.testing.assert_close(last.coef[0, 0], masked_coef)
+    assert adapter.solve_last_layer_splines(model, x, y)  # already optimal: nothing to gain
+    assert adapter.rmse(model, x, y) == pytest.approx(after, rel=1e-4)
