@@ -32,9 +32,19 @@ def round_formula(expr: Any, digits: int = 3, drop_below: float = 1e-4) -> Any:
     return expr.xreplace(replace)
 
 
-def _by_name(expr: Any, variables: Sequence[Any]) -> tuple[Any, list[sp.Symbol]]:
-    """``expr`` with its symbols replaced by plain real symbols named as ``variables``."""
-    plain = [sp.Symbol(str(v), real=True) for v in variables]
+def _by_name(
+    expr: Any, variables: Sequence[Any], positive: Sequence[bool] | None = None
+) -> tuple[Any, list[sp.Symbol]]:
+    """``expr`` with its symbols replaced by real symbols named as ``variables``.
+
+    Variables flagged in ``positive`` are declared positive, so that sympy may use
+    ``sqrt(a)*sqrt(b) = sqrt(a*b)`` and the like where the data allow it.
+    """
+    positive = positive if positive is not None else [False] * len(variables)
+    plain = [
+        sp.Symbol(str(v), positive=True) if pos else sp.Symbol(str(v), real=True)
+        for v, pos in zip(variables, positive, strict=True)
+    ]
     lookup = {str(v): p for v, p in zip(variables, plain, strict=True)}
     expr = sp.sympify(expr)
     return expr.xreplace({s: lookup[s.name] for s in expr.free_symbols if s.name in lookup}), plain
@@ -89,7 +99,8 @@ def is_exact_recovery(
         part is checked.
     ranges : per-variable (low, high), optional
         Where to screen numerically (default [0.5, 2] for every variable, which avoids most
-        poles and branch cuts).
+        poles and branch cuts). A variable whose range lies above 0 is treated as positive in
+        the proof (``sqrt(a)*sqrt(b)`` equals ``sqrt(a*b)`` there).
     seed : int
         For the screening points.
 
@@ -100,16 +111,17 @@ def is_exact_recovery(
     if test_r2 is not None and not (math.isfinite(test_r2) and test_r2 > 0.5):
         return False
     names = [str(v) for v in variables]
-    found_r, symbols = _by_name(round_formula(found), names)
-    truth_r, _ = _by_name(truth, names)
-    if found_r == 0:
-        return False
     if isinstance(ranges, Mapping):
         bounds = [tuple(ranges.get(n, (0.5, 2.0))) for n in names]
     elif ranges is not None:
         bounds = [tuple(r) for r in ranges]
     else:
         bounds = [(0.5, 2.0)] * len(names)
+    positive = [float(lo) > 0 for lo, _ in bounds]
+    found_r, symbols = _by_name(round_formula(found), names, positive)
+    truth_r, _ = _by_name(truth, names, positive)
+    if found_r == 0:
+        return False
     rng = np.random.default_rng(seed)
     points = np.column_stack([rng.uniform(lo, hi, 64) for lo, hi in bounds]) if names else (
         np.zeros((64, 0)))  # fmt: skip

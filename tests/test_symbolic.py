@@ -152,6 +152,14 @@ def test_a_float_multiple_of_the_truth_is_exact():
     assert is_exact_recovery(sp.Float(0.5) * u * w**2 + sp.Float(0.25), u * w**2 / 2, [u, w])
 
 
+def test_identities_that_hold_on_positive_ranges_count():
+    g, p, rho = sp.symbols("gamma p rho")
+    found, truth = sp.sqrt(g) * sp.sqrt(p) / sp.sqrt(rho), sp.sqrt(g * p / rho)
+    assert is_exact_recovery(found, truth, ["gamma", "p", "rho"], ranges=[(1, 2)] * 3)
+    assert not is_exact_recovery(found, truth, ["gamma", "p", "rho"],
+                                 ranges=[(-2, -1), (-2, -1), (1, 2)])  # fmt: skip
+
+
 def test_rounding_follows_srbench():
     x = sp.Symbol("x")
     assert round_formula(1.23456 * x + 0.00005) == sp.Float(1.235) * x
