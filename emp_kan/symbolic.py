@@ -20,11 +20,14 @@ The stage, for a (pruned) pykan model and its data:
    trials. Then **drop** terms the formula does not need: least needed first, each removal
    refitted and kept while the validation RMSE stays within 5% of what it was (or under 1e-4
    of the labels' spread); two refusals end the pass.
-5. **Compose** the sympy expression in the user's variable names, pull the largest coefficient
+5. **Check the domain**: on 2000 points drawn from the bounding box of the training inputs,
+   a singular function (sqrt, log, 1/x, ...) that leaves the formula undefined is replaced by
+   the edge's best candidate defined on all reals; if that does not help, a warning says so.
+6. **Compose** the sympy expression in the user's variable names, pull the largest coefficient
    out of every power of a sum, **snap** constants to simple values (0, integers, small
    rationals, rational multiples of pi) where the validation RMSE grows by at most 0.1%, and
    **simplify**.
-6. **Verify** on the held-out test data: RMSE, R^2 and a complexity count. A formula that
+7. **Verify** on the held-out test data: RMSE, R^2 and a complexity count. A formula that
    explains less than predicting the mean is flagged (``explains_data=False``).
 
 The validation split (the last 20% of the training rows) chooses; the test split only reports.
@@ -385,6 +388,49 @@ def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_fail
     return terms, consts
 
 
+def _box_points(x: torch.Tensor, seed: int, n: int = 2000) -> np.ndarray:
+    """``n`` points drawn uniformly from the bounding box of the inputs ``x (rows, d)``."""
+    xs = x.detach().cpu().numpy().astype(np.float64)
+    rng = np.random.default_rng(seed)  # a private generator: the caller's RNGs stay untouched
+    return rng.uniform(xs.min(axis=0), xs.max(axis=0), size=(n, xs.shape[1]))
+
+
+def _defined_on_box(terms, consts, box, fit_xy, fit_of_key, refit_evals):
+    """Replace singular functions (sqrt, log, 1/x, ...) that leave the formula undefined inside
+    the inputs' range by each edge's best candidate defined on all reals.
+
+    Training rows can miss the corners where, say, a ``sqrt`` argument turns negative; test rows
+    then get NaN. Terms are tried one at a time, and only those whose removal makes fewer box
+    points undefined; each swap is refitted. Returns (terms, consts), possibly still undefined
+    somewhere when no defined candidate helps.
+    """
+
+    def undefined(ts, cs) -> int:
+        return int((~np.isfinite(evaluate_terms(ts, cs, box)[0])).sum())
+
+    bad = undefined(terms, consts)
+    for term in [t for t in terms if t.function not in TOTAL_FUNCTIONS]:
+        if bad == 0:
+            break
+        if undefined([t for t in terms if t.key != term.key], consts) >= bad:
+            continue  # not this term's doing
+        fit = fit_of_key.get(term.key)
+        safe = next((c for c in fit.candidates if c.function in TOTAL_FUNCTIONS), None) if fit \
+            else None  # fmt: skip
+        if safe is None:
+            continue
+        t_terms, t_consts = swap_term(terms, consts, term.key, safe, term.scale)
+        t_terms, t_consts = refit_terms(t_terms, t_consts, *fit_xy, refit_evals)
+        now = undefined(t_terms, t_consts)
+        if now < bad:
+            terms, consts, bad = t_terms, t_consts, now
+            fit.note = (
+                f"{fit.function} replaced by {safe.function}: undefined inside the data range"
+            )
+            fit.function, fit.r2 = safe.function, safe.r2
+    return terms, consts
+
+
 def _lambdify_by_name(expr, variables, params=()):
     """``expr`` as a numpy function of ``variables`` (matched by name) and then ``params``."""
     names = [str(v) for v in variables]
@@ -627,13 +673,20 @@ def fit_formula(
                     fit.function, fit.r2 = cand.function, cand.r2
                     fit.note = "chosen end to end over the per-edge best"
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
+    fit_of_key = {
+        (f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f for f in fits
+    }
     if math.isfinite(val_rmse):
-        fit_of_key = {
-            (f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f
-            for f in fits
-        }
         terms, consts = _drop_terms(terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key,
                                     max(10, refit_evals // 3))  # fmt: skip
+    box = _box_points(dataset["train_input"], seed)
+    terms, consts = _defined_on_box(terms, consts, box, (x_fit, y_fit), fit_of_key,
+                                    max(10, refit_evals // 3))  # fmt: skip
+    if not np.isfinite(evaluate_terms(terms, consts, box)[0]).all():
+        warnings.append(
+            "the formula is undefined at some points inside the range of the training inputs "
+            "(a sqrt, log or 1/x of a negative or zero argument); check it before using it there"
+        )
     expr = build_expression(terms, consts, symbols)[0]
 
     # Snap, simplify, and snap again: simplification exposes new numbers (expanded products).

@@ -119,3 +119,22 @@ def test_terms_the_formula_does_not_need_are_dropped_and_recorded():
     assert fits[junk.key].function == "0" and "dropped (sin)" in fits[junk.key].note
     assert fits[needed.key].function == "x^2"
     np.testing.assert_allclose(evaluate_terms(terms, consts, x2)[0], y, atol=1e-6)
+
+
+def test_a_formula_undefined_inside_the_data_range_gets_a_defined_edge():
+    from emp_kan.symbolic import EdgeFit, _defined_on_box
+
+    # Training rows all have x >= 0.6, but the inputs' range starts at 0: sqrt(x - 0.5) is
+    # undefined on part of it, so test rows there would get NaN.
+    x_fit = np.linspace(0.6, 1.0, 50).reshape(-1, 1)
+    y_fit = np.sqrt(x_fit[:, 0] - 0.5)
+    box = np.linspace(0.0, 1.0, 101).reshape(-1, 1)
+    term = Term(0, 0, 0, "sqrt", 1.0, -0.5, 1.0, 1.0, 0.0)
+    sqrt_cand = EdgeCandidate("sqrt", 1.0, -0.5, 1.0, 0.0, 0.0, 1.0, 2, 0.0)
+    quad_cand = EdgeCandidate("x^2", 1.0, 0.0, 0.5, 0.1, 0.01, 0.9999, 2, 0.0)
+    fits = {term.key: EdgeFit(0, 0, 0, "sqrt", 1.0, [sqrt_cand, quad_cand])}
+    assert not np.isfinite(evaluate_terms([term], [np.array([0.0])], box)[0]).all()
+    terms, consts = _defined_on_box([term], [np.array([0.0])], box, (x_fit, y_fit), fits, 20)
+    assert [t.function for t in terms] == ["x^2"]
+    assert np.isfinite(evaluate_terms(terms, consts, box)[0]).all()
+    assert fits[term.key].function == "x^2" and "undefined inside" in fits[term.key].note
