@@ -184,7 +184,7 @@ def _degenerate(u: np.ndarray) -> bool:
     Such a fit uses the function in a nearly flat stretch (``cos`` near its top, ``exp`` of a
     tiny slope) to imitate a polynomial through a huge ``c`` and a cancelling ``d``. It is a
     worse description than the polynomial, and once composed it costs digits or overflows float
-    arithmetic (seen on Feynman I.12.2: a ``1e7984`` coefficient).
+    arithmetic (seen on Feynman I.12.4: a ``1e7984`` coefficient).
     """
     spread = float(u.std())
     return spread <= DEGENERATE_RATIO * float(np.abs(u).max())

@@ -224,7 +224,7 @@ def refit_terms(
 
     Uses the exact Jacobian. ``max_nfev`` evaluations per parameter, at most 10x that in all
     (with an exact Jacobian an evaluation is about one iteration; more rarely paid off in tests
-    on Feynman I.6.20, I.12.1, I.12.2).
+    on Feynman I.6.20a, I.6.20, I.12.1, I.12.4).
     Returns the input unchanged when the fit cannot start (non-finite start) or does not
     improve the squared error.
     """
