@@ -652,11 +652,13 @@ def fit_formula(
     terms, consts, scales = _extract_terms(model)
     terms, consts = refit_terms(terms, consts, x_fit, y_fit, refit_evals)
     val_rmse, val_r2 = _terms_rmse_r2(terms, consts, x_val, y_val)
+    fit_of_key = {  # positions in the pruned model -> the edge's fit
+        (f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f for f in fits
+    }
     trials = 0
     good_enough = min(2.0 * spline_val_rmse, math.sqrt(1e-3) * float(np.std(y_val)))
     if not (math.isfinite(val_rmse) and val_rmse <= good_enough):
-        for fit in sorted(fits, key=lambda f: f.r2):
-            key = (fit.layer, ids[fit.layer + 1].index(fit.out_id), ids[fit.layer].index(fit.in_id))
+        for key, fit in sorted(fit_of_key.items(), key=lambda item: item[1].r2):
             for cand in fit.candidates[:top_k]:
                 if trials >= max_swaps or val_rmse <= good_enough:
                     break
@@ -673,9 +675,6 @@ def fit_formula(
                     fit.function, fit.r2 = cand.function, cand.r2
                     fit.note = "chosen end to end over the per-edge best"
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
-    fit_of_key = {
-        (f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f for f in fits
-    }
     if math.isfinite(val_rmse):
         terms, consts = _drop_terms(terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key,
                                     max(10, refit_evals // 3))  # fmt: skip
