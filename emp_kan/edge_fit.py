@@ -195,12 +195,9 @@ def _cost(nrmse: float, complexity: int) -> float:
 
 
 def _linear_cd(u: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    um, ym = u.mean(), y.mean()
-    var = ((u - um) ** 2).mean()
-    if var <= 1e-300:
-        return 0.0, float(ym)
-    c = float(((u - um) * (y - ym)).mean() / var)
-    return c, float(ym - c * um)
+    """Closed-form ``(c, d)`` minimising ``|c u + d - y|`` for one ``u (n,)``."""
+    c, d = _linear_cd_rows(u[None, :], y)
+    return float(c[0]), float(d[0])
 
 
 def _grid_starts(f, xs: np.ndarray, y: np.ndarray, n_starts: int) -> list[tuple[float, float]]:
@@ -255,14 +252,13 @@ def _refine_batch(names, xs, y, a0, b0, iterations: int = 40):
     groups = {name: np.array([k for k, n in enumerate(names) if n == name]) for name in names}
     a, b = np.array(a0, dtype=np.float64), np.array(b0, dtype=np.float64)
 
-    def values(a, b, derivative: bool):
-        u = a[:, None] * xs[None, :] + b[:, None]  # (m, n)
-        g = np.empty_like(u)
-        dg = np.empty_like(u) if derivative else None
+    def values(a, b):
+        """``f(u)`` and ``f'(u)`` for ``u = a xs + b``, each ``(m, n)``."""
+        u = a[:, None] * xs[None, :] + b[:, None]
+        g, dg = np.empty_like(u), np.empty_like(u)
         for name, rows in groups.items():
             g[rows] = _NUMPY[name](u[rows])
-            if derivative:
-                dg[rows] = _DERIVATIVE[name](u[rows])
+            dg[rows] = _DERIVATIVE[name](u[rows])
         return g, dg
 
     def sse_of(g):
@@ -271,7 +267,7 @@ def _refine_batch(names, xs, y, a0, b0, iterations: int = 40):
         return np.where(np.isfinite(sse), sse, np.inf), c, d
 
     with np.errstate(all="ignore"):
-        g, dg = values(a, b, True)
+        g, dg = values(a, b)
         sse, c, d = sse_of(g)
         damping = np.full(a.shape, 1e-3)
         for _ in range(iterations):
@@ -288,7 +284,7 @@ def _refine_batch(names, xs, y, a0, b0, iterations: int = 40):
             except np.linalg.LinAlgError:
                 step = np.zeros_like(jtr)  # a singular row stops every row this once
             a_t, b_t = a + step[:, 0], b + step[:, 1]
-            g_t, dg_t = values(a_t, b_t, True)
+            g_t, dg_t = values(a_t, b_t)
             sse_t, c_t, d_t = sse_of(g_t)
             better = np.isfinite(sse_t) & (sse_t < sse) & np.isfinite(dg_t).all(axis=1)
             a, b = np.where(better, a_t, a), np.where(better, b_t, b)
@@ -378,10 +374,11 @@ def fit_edge(
         for a, b, c, d in params:
             with np.errstate(all="ignore"):
                 pred = c * f(a * eval_x + b) + d
-                fit_pred = c * f(a * fit_x + b) + d
+                u_fit = f(a * fit_x + b)
+                fit_pred = c * u_fit + d
             if not (np.isfinite(pred).all() and np.isfinite(fit_pred).all()):
                 continue
-            if name != "0" and _degenerate(f(a * fit_x + b)):
+            if name != "0" and _degenerate(u_fit):
                 continue
             nrmse = float(np.sqrt(np.mean((pred - eval_y) ** 2)) / std_y)
             if best is None or nrmse < best[0]:
