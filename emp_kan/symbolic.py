@@ -388,9 +388,8 @@ def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_fail
     return terms, consts
 
 
-def _box_points(x: torch.Tensor, seed: int, n: int = 2000) -> np.ndarray:
-    """``n`` points drawn uniformly from the bounding box of the inputs ``x (rows, d)``."""
-    xs = x.detach().cpu().numpy().astype(np.float64)
+def _box_points(xs: np.ndarray, seed: int, n: int = 2000) -> np.ndarray:
+    """``n`` points drawn uniformly from the bounding box of the inputs ``xs (rows, d)``."""
     rng = np.random.default_rng(seed)  # a private generator: the caller's RNGs stay untouched
     return rng.uniform(xs.min(axis=0), xs.max(axis=0), size=(n, xs.shape[1]))
 
@@ -651,6 +650,7 @@ def fit_formula(
     x_val, y_val = _numpy_xy(val["x"], val["y"])
     terms, consts, scales = _extract_terms(model)
     terms, consts = refit_terms(terms, consts, x_fit, y_fit, refit_evals)
+    trial_evals = max(10, refit_evals // 3)  # the shorter refits after a swap, drop or repair
     val_rmse, val_r2 = _terms_rmse_r2(terms, consts, x_val, y_val)
     fit_of_key = {  # positions in the pruned model -> the edge's fit
         (f.layer, ids[f.layer + 1].index(f.out_id), ids[f.layer].index(f.in_id)): f for f in fits
@@ -666,9 +666,7 @@ def fit_formula(
                     continue
                 trials += 1
                 t_terms, t_consts = swap_term(terms, consts, key, cand, scales[key[0]][key[1]])
-                t_terms, t_consts = refit_terms(
-                    t_terms, t_consts, x_fit, y_fit, max(10, refit_evals // 3)
-                )
+                t_terms, t_consts = refit_terms(t_terms, t_consts, x_fit, y_fit, trial_evals)
                 t_rmse, t_r2 = _terms_rmse_r2(t_terms, t_consts, x_val, y_val)
                 if math.isfinite(t_rmse) and (not math.isfinite(val_rmse) or t_rmse < val_rmse):
                     terms, consts, val_rmse, val_r2 = t_terms, t_consts, t_rmse, t_r2
@@ -677,10 +675,9 @@ def fit_formula(
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
     if math.isfinite(val_rmse):
         terms, consts = _drop_terms(terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key,
-                                    max(10, refit_evals // 3))  # fmt: skip
-    box = _box_points(dataset["train_input"], seed)
-    terms, consts = _defined_on_box(terms, consts, box, (x_fit, y_fit), fit_of_key,
-                                    max(10, refit_evals // 3))  # fmt: skip
+                                    trial_evals)  # fmt: skip
+    box = _box_points(np.vstack([x_fit, x_val]), seed)  # every training row, as arrays
+    terms, consts = _defined_on_box(terms, consts, box, (x_fit, y_fit), fit_of_key, trial_evals)
     if not np.isfinite(evaluate_terms(terms, consts, box)[0]).all():
         warnings.append(
             "the formula is undefined at some points inside the range of the training inputs "
