@@ -19,6 +19,7 @@ import sympy as sp
 import torch
 
 from emp_kan import pykan_adapter as adapter
+from emp_kan.formula_parse import parse_formula
 
 __all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges"]
 
@@ -68,7 +69,7 @@ _RANGE = re.compile(
 
 def _number(text: str) -> float:
     text = text.strip()
-    return float(sp.sympify(text)) if "pi" in text else float(text)
+    return float(parse_formula(text)) if "pi" in text else float(text)
 
 
 def parse_ranges(spec: str) -> dict[str, tuple[float, float]]:
@@ -90,13 +91,7 @@ def parse_ranges(spec: str) -> dict[str, tuple[float, float]]:
 def formula_problem(expr: str, ranges: str, samples: int = 1000, seed: int = 0) -> Problem:
     """Data from a sympy expression, e.g. ``"x*exp(-y)"`` with ``"x=0:1,y=0:2"``."""
     _check_samples(samples)
-    try:
-        truth = sp.sympify(expr, convert_xor=True)
-    except (sp.SympifyError, SyntaxError, TypeError):
-        raise ValueError(
-            f"cannot read the formula {expr!r}; check its brackets and operators "
-            "(sympy syntax, e.g. x*exp(-y))"
-        ) from None
+    truth = parse_formula(expr)
     bounds_by_name = parse_ranges(ranges)
     names = sorted(str(s) for s in truth.free_symbols)
     if not names:
@@ -140,6 +135,13 @@ def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float 
     if len(rows) < 2:
         raise ValueError(f"{path} needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
+    seen: set[str] = set()
+    twice = sorted({h for h in header if h in seen or seen.add(h)})
+    if twice:
+        raise ValueError(f"{path} names the column(s) {', '.join(map(repr, twice))} more than "
+                         "once; give every column its own name")  # fmt: skip
+    if any(not h for h in header):
+        raise ValueError(f"{path} has a column without a name; name every column in the header")
     if target not in header:
         raise ValueError(f"{path} has no column {target!r}; its columns: {', '.join(header)}")
     bad_rows = []

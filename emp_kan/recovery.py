@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from emp_kan.formula_parse import as_expression
+
 __all__ = ["is_exact_recovery", "round_formula"]
 
 
 def round_formula(expr: Any, digits: int = 3, drop_below: float = 1e-4) -> Any:
     """Floats rounded to ``digits`` decimals; floats with ``|c| < drop_below`` become 0."""
-    expr = sp.sympify(expr)
+    expr = as_expression(expr)
     replace = {}
     for f in expr.atoms(sp.Float):
         value = float(f)
@@ -46,7 +48,7 @@ def _by_name(
         for v, pos in zip(variables, positive, strict=True)
     ]
     lookup = {str(v): p for v, p in zip(variables, plain, strict=True)}
-    expr = sp.sympify(expr)
+    expr = as_expression(expr)
     return expr.xreplace({s: lookup[s.name] for s in expr.free_symbols if s.name in lookup}), plain
 
 

@@ -56,6 +56,7 @@ from emp_kan.edge_fit import (
     check_library,
     fit_edge,
 )
+from emp_kan.formula_parse import as_expression
 from emp_kan.formula_terms import (
     Term,
     build_expression,
@@ -434,7 +435,7 @@ def _lambdify_by_name(expr, variables, params=()):
     """``expr`` as a numpy function of ``variables`` (matched by name) and then ``params``."""
     names = [str(v) for v in variables]
     symbols = [sp.Symbol(n) for n in names]
-    expr = sp.sympify(expr)
+    expr = as_expression(expr)
     expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
     return sp.lambdify(symbols + list(params), expr, "numpy")
 
