@@ -1,8 +1,11 @@
-"""Write a discovery report folder, all at once or not at all.
+"""Write a discovery report folder, all at once or not at all, never over a user's files.
 
 Everything is written into a fresh hidden folder beside the destination and moved into place
-with one rename, so a failure or Ctrl-C leaves no partial folder behind; a previous report at
-the destination is replaced only after the new one is complete.
+with one rename, so a failure or Ctrl-C leaves no partial folder behind. The destination may
+be missing, an empty folder, or an earlier emp-kan report (recognised by the marker file this
+module writes and by holding nothing but report files); anything else is refused with
+:class:`DestinationError` before any work, and nothing of the user's is ever moved, renamed or
+deleted.
 """
 
 from __future__ import annotations
@@ -14,7 +17,70 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["DestinationError", "MARKER", "REPORT_FILES", "check_destination", "write_report"]
+
+#: The file that marks a folder as written by :func:`write_report`.
+MARKER = ".emp-kan-report"
+#: Every name a report folder may hold; a folder holding anything else is not replaced.
+REPORT_FILES = frozenset({MARKER, "report.json", "graph.png", "graph.graphml", "history.png"})
+
+
+class DestinationError(ValueError):
+    """The report destination holds something that is not ours to replace."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return candidate
+    return Path(".")  # pragma: no cover - the root always exists
+
+
+def check_destination(out_dir: str | os.PathLike) -> Path:
+    """Raise :class:`DestinationError` unless a report can be written at ``out_dir``.
+
+    Allowed: a path that does not exist yet (in a writable place), an empty folder, or an
+    earlier emp-kan report folder. Call it before any training, so a bad ``--out`` fails fast.
+    Creates nothing: writability is probed with a temporary folder that is removed at once.
+    """
+    out = Path(out_dir)
+    if out.is_symlink():
+        raise DestinationError(f"{out} is a symbolic link; give a new folder name for the report")
+    if out.exists():
+        if not out.is_dir():
+            raise DestinationError(
+                f"{out} is an existing file; give a new folder name for the report "
+                "(emp-kan never replaces a file)"
+            )
+        names = {p.name for p in out.iterdir()}
+        if names and (MARKER not in names or not names <= REPORT_FILES):
+            foreign = sorted(names - REPORT_FILES)
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            what = (f"files that are not an emp-kan report ({shown})" if MARKER in names
+                    else "files and is not an emp-kan report")  # fmt: skip
+            raise DestinationError(
+                f"{out} already holds {what}; give a new or empty folder for the report"
+            )
+    base = _nearest_existing(out.parent if not out.exists() else out)
+    if not base.is_dir():
+        raise DestinationError(f"cannot create the report folder {out}: {base} is a file")
+    try:
+        probe = tempfile.mkdtemp(prefix=".emp-kan-probe-", dir=base)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise DestinationError(
+            f"cannot write the report under {base} ({exc.strerror or exc}); choose another --out"
+        ) from None
+    return out
+
+
+def _make_shareable(folder: Path) -> None:
+    """Give a staged folder the permissions a plain ``mkdir`` would have (mkdtemp gives 0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for item in folder.iterdir():
+        item.chmod(0o666 & ~umask)
 
 
 def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[str, Any],
@@ -24,21 +90,30 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     Parameters
     ----------
     out_dir : path
-        The report folder; its parent is created if needed.
+        The report folder: new, empty, or an earlier emp-kan report (replaced). Its parent is
+        created if needed.
     report : dict
         From :func:`emp_kan.pipeline.discover`.
     runs : dict of MethodRun
         The EMP run (``"emp"``) is drawn.
     problem : Problem
+
+    Raises
+    ------
+    DestinationError
+        ``out_dir`` is a file, a link, or a folder holding anything but an earlier report.
     """
     import matplotlib.pyplot as plt
 
+    from emp_kan import __version__
     from emp_kan.graph import edge_curves, to_networkx, write_graph
     from emp_kan.plotting import plot_graph, plot_history
 
-    out = Path(out_dir)
+    out = check_destination(out_dir)
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    old: Path | None = None
     try:
         emp = runs["emp"]
         x = problem.dataset["train_input"]
@@ -56,14 +131,28 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
         (staging / "report.json").write_text(
             json.dumps(report, indent=2, allow_nan=False, default=str), encoding="utf-8"
         )
-        old = None
-        if out.exists():
+        (staging / MARKER).write_text(
+            json.dumps({"written_by": "emp-kan", "version": __version__}) + "\n", encoding="utf-8"
+        )
+        _make_shareable(staging)
+        check_destination(out)  # again: the folder may have changed during the run
+        if out.exists() and any(out.iterdir()):
+            # An earlier report of ours: set it aside, put the new one in, then delete it.
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(staging, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            os.rename(out, old)
+        os.replace(staging, out)  # onto a missing or empty folder: POSIX replaces it atomically
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.rename(old, out)  # put the earlier report back
+            old = None
+        for folder in created:  # parents this call made, if they stayed empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
+    if old is not None:
+        if {p.name for p in old.iterdir()} <= REPORT_FILES:
+            shutil.rmtree(old, ignore_errors=True)
     return out
