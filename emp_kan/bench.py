@@ -17,6 +17,7 @@ Methods:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -39,11 +40,13 @@ METHODS = ("emp", "threshold", "pykan")
 __all__ = [
     "METHODS",
     "BenchSettings",
+    "check_out_dir",
     "check_request",
     "parse_numbers",
     "read_results",
     "run_bench",
     "run_task",
+    "settings_hash",
     "write_summary",
 ]
 
@@ -103,6 +106,36 @@ def task_key(equation: int, method: str, seed: int) -> str:
     return f"{equation}:{method}:{seed}"
 
 
+def settings_hash(settings: BenchSettings) -> str:
+    """A short fingerprint of the budget; every row carries the one it was run with."""
+    text = json.dumps(asdict(settings), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
+    """Raise ValueError unless ``out_dir`` is new, empty, or a bench run of the same settings.
+
+    A folder holding anything but an earlier bench is refused (the bench writes summary.md
+    there); results of other settings are refused rather than mixed into one table.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is an existing file; give a folder for the results")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    results = out / "results.jsonl"
+    if not results.is_file():
+        raise ValueError(f"--out {out} already holds files and no bench results.jsonl; give a "
+                         "new or empty folder")  # fmt: skip
+    want = settings_hash(settings)
+    other = {r.get("settings_hash") for r in read_results(results)} - {want}
+    if other:
+        raise ValueError(
+            f"{results} holds results of other settings (--samples, --steps, --round-steps, "
+            f"--rounds); rerun with those settings to resume, or give another --out"
+        )
+
+
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     from emp_kan import pykan_adapter as adapter
     from emp_kan.edge_fit import DEFAULT_LIBRARY
@@ -157,11 +190,12 @@ def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
     from emp_kan.data import feynman_problem
 
     torch.set_num_threads(1)  # one single-threaded worker per core
+    bench = BenchSettings(**settings)
     row: dict[str, Any] = {"key": task_key(equation, method, seed), "equation": equation,
-                           "method": method, "seed": seed}  # fmt: skip
+                           "method": method, "seed": seed,
+                           "settings_hash": settings_hash(bench)}  # fmt: skip
     start = time.perf_counter()
     try:
-        bench = BenchSettings(**settings)
         problem = feynman_problem(equation, bench.samples, seed)
         row["truth"] = str(problem.truth)
         if method == "pykan":
@@ -229,6 +263,7 @@ def run_bench(
     check_request(equations, methods)
     settings = settings or BenchSettings()
     out = Path(out_dir)
+    check_out_dir(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     _repair_tail(results)
