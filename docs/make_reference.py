@@ -25,7 +25,8 @@ def cli_reference() -> str:
     for name, p in sub.choices.items():
         parts += ["", f"## emp-kan {name}", "", "```text", p.format_help().rstrip(), "```"]
     parts += ["", "Exit codes: 0 success, 2 bad usage or input (one line on stderr), "
-              "1 unexpected failure, 130 interrupted (nothing written)."]  # fmt: skip
+              "1 unexpected failure (`--verbose` shows its traceback), 130 interrupted (nothing "
+              "written; `bench` keeps the tasks it finished)."]  # fmt: skip
     return "\n".join(parts) + "\n"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from emp_kan import __version__
@@ -43,7 +44,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     lines = [
         f"EMP on {len(scores)} scores (beta={args.beta:g}):",
         f"  N_eff = {sel.n_eff:.4f}; keep nu = {sel.kept} of {sel.n_alive}",
-        f"  preserved mass s_eff = {sel.preserved_mass:.4f} (lower bound {sel.mass_bound:.4f})",
+        f"  preserved mass s_eff = {sel.preserved_mass:.4f} "
+        + (f"(lower bound {sel.mass_bound:.4f})" if sel.mass_bound is not None
+           else "(no lower bound: the mass bound holds only for beta >= 1)"),  # fmt: skip
         "",
         "  index     score   weight  kept",
     ]
@@ -140,7 +143,7 @@ def _table(report: dict, out: str) -> str:
 
 def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.pipeline import DiscoverConfig, discover
-    from emp_kan.report import write_report
+    from emp_kan.report import check_destination, write_report
 
     try:
         problem = _problem(args)
@@ -153,9 +156,10 @@ def _run_discover(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )  # fmt: skip
         config.check(len(problem.variables))
+        out = args.out or f"emp-kan-out/{problem.name}"
+        check_destination(out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    out = args.out or f"emp-kan-out/{problem.name}"
     report, runs = discover(problem, config)
     path = write_report(out, report, runs, problem)
     print(_table(report, str(path)))
@@ -163,7 +167,14 @@ def _run_discover(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from emp_kan.bench import BenchSettings, check_request, parse_numbers, run_bench, summarise
+    from emp_kan.bench import (
+        BenchSettings,
+        check_out_dir,
+        check_request,
+        parse_numbers,
+        run_bench,
+        summarise,
+    )
 
     try:
         equations = parse_numbers(args.equations, "equations")
@@ -175,6 +186,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         for name in ("samples", "steps", "round_steps", "rounds"):
             if getattr(settings, name) < (10 if name == "samples" else 0):
                 raise ValueError(f"--{name.replace('_', '-')} is too small")
+        check_out_dir(args.out, settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rows = run_bench(equations, methods, seeds, args.out, settings, args.scheduler,
@@ -227,13 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="equation N of pykan's Feynman set (1-120; 20, 113, 114 are broken)",
     )
-    src.add_argument("--formula", metavar="EXPR", help='a sympy expression, e.g. "x*exp(-y)"')
+    src.add_argument("--formula", metavar="EXPR",
+                     help='a formula, e.g. "x*exp(-y)": numbers, names, + - * / ** ^, '
+                          "parentheses, pi, E, and sin cos tan exp log sqrt abs tanh and "
+                          "their kin (never run as Python)")  # fmt: skip
     src.add_argument("--ranges", metavar="SPEC", help='input ranges for --formula: "x=0:1,y=0:2"')
     src.add_argument("--csv", metavar="PATH", help="a CSV file with a header row")
     src.add_argument("--target", metavar="COLUMN", help="the label column of --csv")
     opt = disc.add_argument_group("settings")
     opt.add_argument("--out", metavar="DIR",
-                     help="report folder (default: emp-kan-out/<dataset>)")  # fmt: skip
+                     help="report folder: new, empty, or an earlier emp-kan report, which is "
+                          "replaced (default: emp-kan-out/<dataset>)")  # fmt: skip
     opt.add_argument("--beta", type=float, default=1.0, help="EMP scale on N_eff (default: 1)")
     opt.add_argument("--prune", choices=("edges", "nodes", "both"), default="both",
                      help="what EMP prunes (default: both)")  # fmt: skip
@@ -312,6 +328,7 @@ def _default_library() -> tuple[str, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``emp-kan`` console script; returns the exit code."""
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command in ("discover", "bench"):
@@ -329,10 +346,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emp-kan: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("emp-kan: interrupted; nothing was written", file=sys.stderr)
+        if args is not None and args.command == "bench":
+            print(f"emp-kan: interrupted; finished tasks are kept in {args.out}/results.jsonl "
+                  "(run the same command to resume)", file=sys.stderr)  # fmt: skip
+        else:
+            print("emp-kan: interrupted; nothing was written", file=sys.stderr)
         return 130
-    except Exception as exc:  # one line for the user; the traceback goes to the log
+    except Exception as exc:  # one line for the user; --verbose adds the traceback
         logging.getLogger("emp_kan").debug("unexpected failure", exc_info=True)
+        if args is not None and args.verbose:
+            traceback.print_exc(file=sys.stderr)
         print(f"emp-kan: unexpected failure: {type(exc).__name__}: {exc}".splitlines()[0],
               file=sys.stderr)  # fmt: skip
         return 1

@@ -57,8 +57,9 @@ class EMPSelection:
         ``nu``, the number of components kept.
     preserved_mass : float
         ``s_eff``: the share of the alive score mass that the kept components hold.
-    mass_bound : float
-        The tight lower bound on ``s_eff`` for this ``N_eff`` (valid for ``beta >= 1``).
+    mass_bound : float or None
+        The tight lower bound on ``s_eff`` for this ``N_eff``; None when ``beta < 1``, where
+        fewer than ``floor(N_eff)`` components are kept and no such bound holds.
     """
 
     mask: Any
@@ -66,7 +67,7 @@ class EMPSelection:
     n_eff: float
     kept: int
     preserved_mass: float
-    mass_bound: float
+    mass_bound: float | None
 
 
 def _is_torch(x: Any) -> bool:
@@ -373,7 +374,7 @@ def emp_select(
         n_eff=n_eff,
         kept=k,
         preserved_mass=prep.mass_of(keep_alive),
-        mass_bound=mass_lower_bound(n_eff, prep.n),
+        mass_bound=mass_lower_bound(n_eff, prep.n) if beta >= 1.0 else None,
     )
 
 

@@ -4,6 +4,7 @@ threshold rounds -> the same symbolic stage, both from the same trained model.""
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,12 @@ class DiscoverConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        for name in ("lamb", "tol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value >= 0
+            ):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.grid < 1 or self.k < 1:
             raise ValueError("grid and k must be at least 1")
         if self.width is not None:

@@ -52,3 +52,11 @@ def test_console_script_runs_as_a_process():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_demo_shows_the_mass_bound_only_where_it_holds(capsys):
+    assert main(["demo", "--scores", "1,1,1,1", "--beta", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "(lower bound" not in out and "only for beta >= 1" in out
+    assert main(["demo", "--scores", "1,1,1,1", "--beta", "1"]) == 0
+    assert "(lower bound 1.0000)" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from emp_kan.cli import main
+from emp_kan.formula_parse import parse_formula
 
 TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1", "--quiet"]
 
@@ -35,6 +36,13 @@ TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1"
         (["discover", "--width", "3,5,1"], "width must start with the 2 inputs"),
         (["discover", "--beta", "0"], "beta must be a positive finite number"),
         (["discover", "--prune", "splines"], "invalid choice"),
+        (["discover", "--formula", "foo(x)", "--ranges", "x=0:1"], "unknown function 'foo'"),
+        (["discover", "--formula", "__import__('os').system('touch PWNED')", "--ranges",
+          "x=0:1"], "cannot read the formula"),
+        (["discover", "--formula", "x.real", "--ranges", "x=0:1"], "attribute access"),
+        (["discover", "--tol", "-1"], "tol must be a finite number >= 0"),
+        (["discover", "--lamb", "nan"], "lamb must be a finite number >= 0"),
+        (["discover", "--out", "/proc/emp-kan-x"], "cannot write the report"),
         (["bench", "--equations", "1,20", "--out", "b"], "entry 20"),
         (["bench", "--equations", "1", "--methods", "magic", "--out", "b"], "must be among"),
         (["bench", "--equations", "x", "--out", "b"], "cannot read equations"),
@@ -64,16 +72,14 @@ def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
             "--out", "out", *TINY]  # fmt: skip
     assert main(argv) == 0
     assert os.listdir(tmp_path) == ["out"]
-    assert sorted(os.listdir("out")) == ["graph.graphml", "graph.png", "history.png",
-                                         "report.json"]  # fmt: skip
+    assert sorted(os.listdir("out")) == [".emp-kan-report", "graph.graphml", "graph.png",
+                                         "history.png", "report.json"]  # fmt: skip
     report = json.loads(Path("out/report.json").read_text())
     for key in ("formula", "variables", "truth", "exact", "test_rmse", "test_r2",
                 "spline_test_rmse", "edges", "nodes", "rounds", "timings", "seed", "versions",
                 "baseline"):  # fmt: skip
         assert key in report
-    import sympy as sp
-
-    sp.sympify(report["formula"])  # parseable
+    parse_formula(report["formula"])  # our own output reads back through the safe parser
     assert report["variables"] == ["x", "y"] and report["truth"] == "x*y + 1"
     assert set(report["timings"]) == {"train", "prune", "symbolic", "total"}
     assert report["edges"]["initial"] == 9
@@ -83,6 +89,12 @@ def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     assert {"alive_before", "n_eff", "kept", "preserved_mass", "mass_bound"} <= set(layer)
     out = capsys.readouterr().out
     assert "formula" in out and "pykan thresholds" in out and "report: out" in out
+    # Run again into the same folder: an earlier report of ours is replaced, nothing else kept.
+    Path("out/report.json").write_text("{}")
+    assert main(argv) == 0
+    assert json.loads(Path("out/report.json").read_text())["variables"] == ["x", "y"]
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    assert oct(os.stat("out").st_mode & 0o077) != "0o0"  # shareable, not owner-only
 
 
 def test_a_failed_run_leaves_no_partial_folder(tmp_path, monkeypatch):
@@ -133,3 +145,76 @@ def test_killed_bench_resumes_with_every_task_exactly_once(tmp_path):
     assert (out / "summary.md").exists() and (out / "summary.png").exists()
     assert "EMP vs threshold" in (out / "summary.md").read_text()
     assert sorted(os.listdir(out)) == ["results.jsonl", "summary.md", "summary.png"]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["user folder", "file", "report with a user file"])
+def test_out_never_touches_what_is_not_an_emp_kan_report(kind, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if kind == "file":
+        Path("out").write_bytes(b"my thesis\n")
+    else:
+        Path("out").mkdir()
+        Path("out/notes.txt").write_bytes(b"do not lose me\n")
+        if kind == "report with a user file":
+            Path("out/.emp-kan-report").write_text("{}")
+            Path("out/report.json").write_text("{}")
+    before = _snapshot(tmp_path)
+    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--out", "out", *TINY]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out" in err and ("folder" in err or "file" in err)
+    assert _snapshot(tmp_path) == before
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_csv_with_a_repeated_column_name_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = ["a,a,y"] + [f"{i},{i * 2},{i * 3}" for i in range(12)]
+    Path("data.csv").write_text("\n".join(rows) + "\n")
+    assert main(["discover", "--csv", "data.csv", "--target", "y"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'a' more than once" in err
+    assert os.listdir(tmp_path) == ["data.csv"]
+
+
+def test_verbose_shows_the_traceback_of_an_unexpected_failure(tmp_path, monkeypatch, capsys):
+    import emp_kan.pipeline
+
+    monkeypatch.chdir(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(emp_kan.pipeline, "discover", broken)
+    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", *TINY]
+    assert main(argv) == 1
+    quiet = capsys.readouterr().err
+    assert "Traceback" not in quiet and "simulated bug" in quiet
+    assert main(["--verbose", *argv]) == 1
+    loud = capsys.readouterr().err
+    assert "Traceback" in loud and "RuntimeError: simulated bug" in loud
+    assert os.listdir(tmp_path) == []
+
+
+def test_bench_refuses_to_mix_settings(tmp_path, capsys):
+    from emp_kan.bench import BenchSettings, settings_hash
+
+    out = tmp_path / "b"
+    out.mkdir()
+    row = {"key": "1:emp:0", "equation": 1, "method": "emp", "seed": 0, "seconds": 1.0,
+           "settings_hash": settings_hash(BenchSettings(samples=500, steps=50))}  # fmt: skip
+    (out / "results.jsonl").write_text(json.dumps(row) + "\n")
+    before = _snapshot(out)
+    argv = ["bench", "--equations", "1", "--out", str(out), "--steps", "7", "--quiet"]
+    assert main(argv) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert _snapshot(out) == before
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "summary.md").write_text("my own summary")
+    assert main(["bench", "--equations", "1", "--out", str(tmp_path / "mine"), "--quiet"]) == 2
+    assert "no bench results.jsonl" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import pytest
 
 from emp_kan import pykan_adapter as adapter
 from emp_kan.pruners import EMPPruner
+from emp_kan.rounds import prune_step
 from emp_kan.scores import EDGE_SCORES, NODE_SCORES, compute_scores, node_scores_from_edges
 from emp_kan.topology import live_nodes, restore_cut_outputs
 
@@ -50,7 +51,12 @@ def test_user_callables_are_used(trained, dataset):
     assert scores.nodes[0].tolist() == [4.0, 3.0, 2.0, 1.0]
     with pytest.raises(ValueError, match="expected"):
         compute_scores(trained, dataset["train_input"], lambda m, x: [np.ones(3)])
-    EMPPruner(edge_score=edges, node_score=nodes)
+    # The pruner ranks by the callables, not by pykan's attribution: node scores 4, 3, 2, 1
+    # give N_eff = 100/30 = 3.33, so EMP keeps nodes 0-2 and drops node 3.
+    outcome = prune_step(trained, dataset["train_input"],
+                         EMPPruner(target="nodes", edge_score=edges, node_score=nodes))  # fmt: skip
+    assert outcome.removed_nodes == [[1, 3]]
+    assert adapter.widths(outcome.model) == [3, 3, 1]
 
 
 def test_node_scores_from_edges_take_max_in_and_max_out():

@@ -75,10 +75,16 @@ def quadratic():
 def test_fit_formula_recovers_a_quadratic_exactly(quadratic, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model, data = quadratic
-    state = (random.getstate(), torch.random.get_rng_state())
+    # The caller's global generators are what is under test, legacy numpy one included.
+    random.random(), np.random.random(), torch.rand(1)  # noqa: NPY002
+    py_state, np_state, torch_state = (random.getstate(), np.random.get_state(),  # noqa: NPY002
+                                       torch.random.get_rng_state())  # fmt: skip
     found = fit_formula(model, data, variables=["u"])
-    assert (random.getstate(), torch.random.get_rng_state()[:8].tolist()) == (
-        state[0], state[1][:8].tolist())  # fmt: skip
+    assert random.getstate() == py_state
+    np_after = np.random.get_state()  # noqa: NPY002
+    assert np_after[0] == np_state[0] and np.array_equal(np_after[1], np_state[1])
+    assert np_after[2:] == np_state[2:]
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert os.listdir(tmp_path) == []
     u = sp.Symbol("u", real=True)
     assert found.variables == [u]
