@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from emp_kan import pykan_adapter as adapter
+from emp_kan.kan import adapter
 from emp_kan.pruners import EMPPruner, ThresholdPruner
 from emp_kan.rounds import prune_rounds, prune_step, train
 

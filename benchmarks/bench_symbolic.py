@@ -28,8 +28,8 @@ import numpy as np
 import sympy as sp
 
 import emp_kan
-from emp_kan import pykan_adapter as adapter
 from emp_kan.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
+from emp_kan.kan import adapter
 from emp_kan.recovery import is_exact_recovery
 from emp_kan.symbolic import evaluate_formula
 

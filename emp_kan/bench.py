@@ -90,7 +90,7 @@ def parse_numbers(text: str, what: str) -> list[int]:
 
 def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
     """Raise ValueError for unknown methods and for equations pykan cannot serve."""
-    from emp_kan import pykan_adapter as adapter
+    from emp_kan.kan import adapter
 
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
@@ -137,8 +137,8 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
 
 
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan import pykan_adapter as adapter
     from emp_kan.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.kan import adapter
     from emp_kan.recovery import is_exact_recovery
     from emp_kan.symbolic import evaluate_formula
 
@@ -164,7 +164,7 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan import pykan_adapter as adapter
+    from emp_kan.kan import adapter
     from emp_kan.pipeline import DiscoverConfig, run_method
     from emp_kan.pruners import EMPPruner, ThresholdPruner
     from emp_kan.rounds import train

@@ -18,8 +18,8 @@ import numpy as np
 import sympy as sp
 import torch
 
-from emp_kan import pykan_adapter as adapter
 from emp_kan.formula_parse import parse_formula
+from emp_kan.kan import adapter
 
 __all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges"]
 

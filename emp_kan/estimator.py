@@ -136,7 +136,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             DataFrame column names become the formula's variable names.
         y : array_like, ``(n_samples,)``
         """
-        from emp_kan import pykan_adapter as adapter
+        from emp_kan.kan import adapter
         from emp_kan.pruners import EMPPruner
         from emp_kan.rounds import prune_rounds, train
         from emp_kan.symbolic import fit_formula
@@ -187,7 +187,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             if self.formula_ is None:
                 raise ValueError("no formula: fit with symbolic=True first")
             return self.formula_.lambdify()(X)
-        from emp_kan import pykan_adapter as adapter
+        from emp_kan.kan import adapter
 
         with torch.no_grad():
             out = adapter.forward_pass(self.model_, torch.tensor(X, dtype=torch.float32))

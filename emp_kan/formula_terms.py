@@ -305,7 +305,7 @@ def build_expression(
 
 
 def _sympy_function(name: str):
-    from emp_kan.pykan_adapter import sympy_function  # pykan's own sympy names, one place
+    from emp_kan.kan.adapter import sympy_function  # pykan's own sympy names, one place
 
     return sympy_function(name)
 

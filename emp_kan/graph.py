@@ -17,8 +17,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from emp_kan import pykan_adapter as adapter
 from emp_kan._io import atomic_write_text
+from emp_kan.kan import adapter
 
 __all__ = ["edge_curves", "node_id", "read_graph", "to_networkx", "write_graph"]
 
@@ -70,7 +70,7 @@ def to_networkx(
         ``{(layer, out_id, in_id): {"function": str, "latex": str, "r2": float}}`` in original
         ids, for edges fitted symbolically (see the symbolic stage).
     edge_score : str
-        Which score to attach when ``x`` is given (see :mod:`emp_kan.scores`).
+        Which score to attach when ``x`` is given (see :mod:`emp_kan.kan.scores`).
 
     Returns
     -------
@@ -78,7 +78,7 @@ def to_networkx(
         Node attributes: ``layer, index, label, alive, score``. Edge attributes: ``layer, score,
         alive, pruned_round`` and, where known, ``function, latex, r2``.
     """
-    from emp_kan.scores import compute_scores, node_scores_from_edges
+    from emp_kan.kan.scores import compute_scores, node_scores_from_edges
 
     model, widths0, node_ids, pruned_round = _unpack(source)
     names_in = _names(variables, widths0[0], "x", "variables")

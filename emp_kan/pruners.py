@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from emp_kan.core import _check_beta, effective_number, emp_select, preserved_mass
-from emp_kan.scores import EdgeScore, NodeScore, check_score_names
+from emp_kan.kan.scores import EdgeScore, NodeScore, check_score_names
 
 Target = Literal["edges", "nodes", "both"]
 Scope = Literal["layer", "global"]
@@ -63,7 +63,7 @@ class EMPPruner:
     signed : {"abs", "shift"}
         How scores become weights (see :mod:`emp_kan.core`).
     edge_score, node_score : str or callable
-        See :mod:`emp_kan.scores`.
+        See :mod:`emp_kan.kan.scores`.
     """
 
     name = "emp"

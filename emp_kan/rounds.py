@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from emp_kan import pykan_adapter as adapter
+from emp_kan.kan import adapter
+from emp_kan.kan.scores import compute_scores
+from emp_kan.kan.topology import live_nodes, restore_cut_outputs
 from emp_kan.pruners import EMPPruner, LayerDecision, ThresholdPruner
-from emp_kan.scores import compute_scores
-from emp_kan.topology import live_nodes, restore_cut_outputs
 
 log = logging.getLogger("emp_kan")
 

@@ -48,7 +48,6 @@ import sympy as sp
 import torch
 from tqdm.auto import tqdm
 
-from emp_kan import pykan_adapter as adapter
 from emp_kan.edge_fit import (
     DEFAULT_LIBRARY,
     TOTAL_FUNCTIONS,
@@ -65,6 +64,7 @@ from emp_kan.formula_terms import (
     refit_terms,
     swap_term,
 )
+from emp_kan.kan import adapter
 from emp_kan.rounds import check_dataset
 
 log = logging.getLogger("emp_kan")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import settings
 
-from emp_kan import pykan_adapter as adapter
+from emp_kan.kan import adapter
 from emp_kan.rounds import train
 
 # Timing is not what these properties test; a loaded CI machine must not fail them on a deadline.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emp_kan import pykan_adapter as adapter
+from emp_kan.kan import adapter
+from emp_kan.kan.scores import EDGE_SCORES, NODE_SCORES, compute_scores, node_scores_from_edges
+from emp_kan.kan.topology import live_nodes, restore_cut_outputs
 from emp_kan.pruners import EMPPruner
 from emp_kan.rounds import prune_step
-from emp_kan.scores import EDGE_SCORES, NODE_SCORES, compute_scores, node_scores_from_edges
-from emp_kan.topology import live_nodes, restore_cut_outputs
 
 
 @pytest.mark.parametrize("edge_score", EDGE_SCORES)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emp_kan import pykan_adapter as adapter
+from emp_kan.kan import adapter
 
 EDGE_SCORES = ("attribution", "activation", "coefficient")
 NODE_SCORES = ("attribution", "min_in_out", "max_in_out")

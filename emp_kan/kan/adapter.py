@@ -344,7 +344,7 @@ def fit(
     """
     if steps <= 0:
         return
-    from emp_kan.topology import live_nodes
+    from emp_kan.kan.topology import live_nodes
 
     dead = (
         []
