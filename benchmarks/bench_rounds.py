@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from emp_kan.kan import adapter
-from emp_kan.pruners import EMPPruner, ThresholdPruner
-from emp_kan.rounds import prune_rounds, prune_step, train
+from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
+from emp_kan.pruning.rounds import prune_rounds, prune_step, train
 
 FEYNMAN = (1, 2, 3, 6, 8, 10, 15, 16, 25, 28)
 

@@ -166,8 +166,8 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
     from emp_kan.kan import adapter
     from emp_kan.pipeline import DiscoverConfig, run_method
-    from emp_kan.pruners import EMPPruner, ThresholdPruner
-    from emp_kan.rounds import train
+    from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
+    from emp_kan.pruning.rounds import train
 
     config = DiscoverConfig(width=[len(problem.variables), settings.hidden, 1],
                             grid=settings.grid, steps=settings.steps,

@@ -137,8 +137,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         y : array_like, ``(n_samples,)``
         """
         from emp_kan.kan import adapter
-        from emp_kan.pruners import EMPPruner
-        from emp_kan.rounds import prune_rounds, train
+        from emp_kan.pruning.pruners import EMPPruner
+        from emp_kan.pruning.rounds import prune_rounds, train
         from emp_kan.symbolic import fit_formula
 
         X, names = self._check_X(X, fitting=True)

@@ -65,7 +65,7 @@ from emp_kan.formula_terms import (
     swap_term,
 )
 from emp_kan.kan import adapter
-from emp_kan.rounds import check_dataset
+from emp_kan.pruning.rounds import check_dataset
 
 log = logging.getLogger("emp_kan")
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import settings
 
 from emp_kan.kan import adapter
-from emp_kan.rounds import train
+from emp_kan.pruning.rounds import train
 
 # Timing is not what these properties test; a loaded CI machine must not fail them on a deadline.
 settings.register_profile("emp_kan", deadline=None)

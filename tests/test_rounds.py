@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from emp_kan.kan import adapter
-from emp_kan.pruners import EMPPruner, ThresholdPruner
-from emp_kan.rounds import prune_rounds, prune_step, train
+from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
+from emp_kan.pruning.rounds import prune_rounds, prune_step, train
 from tests.conftest import make_dataset
 
 

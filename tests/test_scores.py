@@ -8,8 +8,8 @@ import pytest
 from emp_kan.kan import adapter
 from emp_kan.kan.scores import EDGE_SCORES, NODE_SCORES, compute_scores, node_scores_from_edges
 from emp_kan.kan.topology import live_nodes, restore_cut_outputs
-from emp_kan.pruners import EMPPruner
-from emp_kan.rounds import prune_step
+from emp_kan.pruning.pruners import EMPPruner
+from emp_kan.pruning.rounds import prune_step
 
 
 @pytest.mark.parametrize("edge_score", EDGE_SCORES)

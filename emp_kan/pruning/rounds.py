@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from emp_kan.kan import adapter
 from emp_kan.kan.scores import compute_scores
 from emp_kan.kan.topology import live_nodes, restore_cut_outputs
-from emp_kan.pruners import EMPPruner, LayerDecision, ThresholdPruner
+from emp_kan.pruning.pruners import EMPPruner, LayerDecision, ThresholdPruner
 
 log = logging.getLogger("emp_kan")
 

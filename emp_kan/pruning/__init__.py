@@ -1,0 +1,2 @@
+"""Pruning: the rules (scores in, keep masks out) and the round loop that applies them
+between training rounds."""
