@@ -208,7 +208,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     def to_networkx(self, X: Any = None):
         """The pruned KAN as a graph (see :func:`emp_kan.to_networkx`)."""
         self._check_fitted()
-        from emp_kan.graph import to_networkx
+        from emp_kan.draw.graph import to_networkx
 
         x = None if X is None else torch.tensor(self._check_X(X, fitting=False)[0],
                                                 dtype=torch.float32)  # fmt: skip
@@ -218,6 +218,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     def plot(self, ax=None, X: Any = None):
         """Draw the pruned KAN; returns the Axes."""
-        from emp_kan.plotting import plot_graph
+        from emp_kan.draw.plotting import plot_graph
 
         return plot_graph(self.to_networkx(X), ax=ax)

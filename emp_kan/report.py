@@ -106,8 +106,8 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     import matplotlib.pyplot as plt
 
     from emp_kan import __version__
-    from emp_kan.graph import edge_curves, to_networkx, write_graph
-    from emp_kan.plotting import plot_graph, plot_history
+    from emp_kan.draw.graph import edge_curves, to_networkx, write_graph
+    from emp_kan.draw.plotting import plot_graph, plot_history
 
     out = check_destination(out_dir)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]

@@ -20,10 +20,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import emp_kan  # noqa: E402
-from emp_kan.graph import edge_curves, to_networkx  # noqa: E402
+from emp_kan.draw.graph import edge_curves, to_networkx  # noqa: E402
+from emp_kan.draw.plotting import plot_graph, plot_history, plot_scores  # noqa: E402
 from emp_kan.kan import adapter  # noqa: E402
 from emp_kan.kan.scores import compute_scores  # noqa: E402
-from emp_kan.plotting import plot_graph, plot_history, plot_scores  # noqa: E402
 
 
 def feynman(number: int, n: int = 400):

@@ -11,9 +11,9 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from emp_kan.graph import edge_curves, node_id, read_graph, to_networkx, write_graph  # noqa: E402
+from emp_kan.draw.graph import edge_curves, node_id, read_graph, to_networkx, write_graph  # noqa: E402
+from emp_kan.draw.plotting import plot_graph, plot_history, plot_scores  # noqa: E402
 from emp_kan.kan import adapter  # noqa: E402
-from emp_kan.plotting import plot_graph, plot_history, plot_scores  # noqa: E402
 from emp_kan.pruning.pruners import EMPPruner  # noqa: E402
 from emp_kan.pruning.rounds import prune_rounds  # noqa: E402
 

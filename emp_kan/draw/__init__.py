@@ -1,0 +1,1 @@
+"""Pictures of a KAN: the graph (networkx, GraphML) and the matplotlib plots."""
