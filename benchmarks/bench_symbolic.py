@@ -28,10 +28,10 @@ import numpy as np
 import sympy as sp
 
 import emp_kan
-from emp_kan.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
 from emp_kan.kan import adapter
-from emp_kan.recovery import is_exact_recovery
-from emp_kan.symbolic import evaluate_formula
+from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
+from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.search import evaluate_formula
 
 EQUATIONS = (1, 2, 3, 6, 8, 10, 12, 15, 16, 25, 27, 28)
 

@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _default_library() -> tuple[str, ...]:
-    from emp_kan.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
 
     return DEFAULT_LIBRARY
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from emp_kan.edge_fit import DEFAULT_LIBRARY
+from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
 
 __all__ = ["EMPKANRegressor"]
 
@@ -139,7 +139,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         from emp_kan.kan import adapter
         from emp_kan.pruning.pruners import EMPPruner
         from emp_kan.pruning.rounds import prune_rounds, train
-        from emp_kan.symbolic import fit_formula
+        from emp_kan.symbolic.search import fit_formula
 
         X, names = self._check_X(X, fitting=True)
         y = self._check_y(y, X.shape[0])

@@ -12,12 +12,12 @@ from typing import Any
 
 from emp_kan import __version__
 from emp_kan.data import Problem
-from emp_kan.edge_fit import DEFAULT_LIBRARY, check_library
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.rounds import PruneResult, prune_rounds, train
-from emp_kan.recovery import is_exact_recovery
-from emp_kan.symbolic import SymbolicFormula, fit_formula
+from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, check_library
+from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.search import SymbolicFormula, fit_formula
 
 log = logging.getLogger("emp_kan")
 

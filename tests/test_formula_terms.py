@@ -8,8 +8,8 @@ import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emp_kan.edge_fit import EdgeCandidate, numpy_derivative, numpy_function
-from emp_kan.formula_terms import (
+from emp_kan.symbolic.edge_fit import EdgeCandidate, numpy_derivative, numpy_function
+from emp_kan.symbolic.formula_terms import (
     Term,
     build_expression,
     canonical,
@@ -106,7 +106,7 @@ def test_swapping_an_edge_keeps_its_candidate_curve():
 
 
 def test_terms_the_formula_does_not_need_are_dropped_and_recorded():
-    from emp_kan.symbolic import EdgeFit, _drop_terms
+    from emp_kan.symbolic.search import EdgeFit, _drop_terms
 
     x = np.linspace(1.0, 2.0, 200).reshape(-1, 1)
     y = 3.0 * x[:, 0] ** 2 - 1.0
@@ -122,7 +122,7 @@ def test_terms_the_formula_does_not_need_are_dropped_and_recorded():
 
 
 def test_a_formula_undefined_inside_the_data_range_gets_a_defined_edge():
-    from emp_kan.symbolic import EdgeFit, _defined_on_box
+    from emp_kan.symbolic.search import EdgeFit, _defined_on_box
 
     # Training rows all have x >= 0.6, but the inputs' range starts at 0: sqrt(x - 0.5) is
     # undefined on part of it, so test rows there would get NaN.

@@ -10,12 +10,12 @@ import pytest
 import sympy as sp
 import torch
 
-from emp_kan.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
-from emp_kan.formula_terms import Term, refit_terms
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import train
-from emp_kan.recovery import is_exact_recovery, round_formula
-from emp_kan.symbolic import fit_formula
+from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
+from emp_kan.symbolic.formula_terms import Term, refit_terms
+from emp_kan.symbolic.recovery import is_exact_recovery, round_formula
+from emp_kan.symbolic.search import fit_formula
 
 X = np.linspace(-1, 1, 300)
 

@@ -24,7 +24,7 @@ from warnings import catch_warnings, simplefilter
 import numpy as np
 import sympy as sp
 
-from emp_kan.edge_fit import EdgeCandidate, numpy_derivative, numpy_function
+from emp_kan.symbolic.edge_fit import EdgeCandidate, numpy_derivative, numpy_function
 
 __all__ = [
     "Term",

@@ -11,7 +11,8 @@ The stage, for a (pruned) pykan model and its data:
    constant is accepted for a clearly varying edge only if the end-to-end training loss with the
    constant is within 10% of the loss with the best non-constant candidate.
 3. **Refit** every parameter of the composed formula against the training rows by
-   Levenberg-Marquardt with the exact Jacobian (:mod:`emp_kan.formula_terms`), in a canonical
+   Levenberg-Marquardt with the exact Jacobian
+   (:mod:`emp_kan.symbolic.formula_terms`), in a canonical
    form with one scale per edge and one constant per node (``C * f(a * v + b)`` summed into
    ``D``), which removes pykan's redundant affine parameters.
 4. **End-to-end choice**: while the formula's validation RMSE is above twice the spline model's
@@ -48,15 +49,17 @@ import sympy as sp
 import torch
 from tqdm.auto import tqdm
 
-from emp_kan.edge_fit import (
+from emp_kan.formula_parse import as_expression
+from emp_kan.kan import adapter
+from emp_kan.pruning.rounds import check_dataset
+from emp_kan.symbolic.edge_fit import (
     DEFAULT_LIBRARY,
     TOTAL_FUNCTIONS,
     EdgeCandidate,
     check_library,
     fit_edge,
 )
-from emp_kan.formula_parse import as_expression
-from emp_kan.formula_terms import (
+from emp_kan.symbolic.formula_terms import (
     Term,
     build_expression,
     canonical,
@@ -64,8 +67,6 @@ from emp_kan.formula_terms import (
     refit_terms,
     swap_term,
 )
-from emp_kan.kan import adapter
-from emp_kan.pruning.rounds import check_dataset
 
 log = logging.getLogger("emp_kan")
 
