@@ -15,7 +15,7 @@ DOCS = Path(__file__).resolve().parent
 
 def cli_reference() -> str:
     os.environ["COLUMNS"] = "100"
-    from emp_kan.cli import build_parser
+    from emp_kan.app.cli import build_parser
 
     parser = build_parser()
     parts = ["# CLI reference", "", "Generated from `emp-kan --help` by `docs/make_reference.py`;",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from emp_kan import __version__
-from emp_kan.cli import main
+from emp_kan.app.cli import main
 
 
 def test_version_is_printed(capsys):
@@ -44,7 +44,7 @@ def test_bad_usage_is_one_line_and_exit_2(argv, capsys):
 
 def test_console_script_runs_as_a_process():
     proc = subprocess.run(
-        [sys.executable, "-m", "emp_kan.cli", "demo", "--beta", "nan"],
+        [sys.executable, "-m", "emp_kan.app.cli", "demo", "--beta", "nan"],
         capture_output=True,
         text=True,
         check=False,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emp_kan.cli import main
+from emp_kan.app.cli import main
 from emp_kan.formula_parse import parse_formula
 
 TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1", "--quiet"]
@@ -113,7 +113,7 @@ def test_a_failed_run_leaves_no_partial_folder(tmp_path, monkeypatch):
 
 
 def _bench(out: Path, equations: str) -> list[str]:
-    return [sys.executable, "-m", "emp_kan.cli", "bench", "--equations", equations,
+    return [sys.executable, "-m", "emp_kan.app.cli", "bench", "--equations", equations,
             "--methods", "emp,threshold", "--out", str(out), "--samples", "30", "--steps", "2",
             "--round-steps", "1", "--rounds", "1", "--quiet"]  # fmt: skip
 
@@ -202,7 +202,7 @@ def test_verbose_shows_the_traceback_of_an_unexpected_failure(tmp_path, monkeypa
 
 
 def test_bench_refuses_to_mix_settings(tmp_path, capsys):
-    from emp_kan.bench import BenchSettings, settings_hash
+    from emp_kan.app.bench import BenchSettings, settings_hash
 
     out = tmp_path / "b"
     out.mkdir()

@@ -142,8 +142,8 @@ def _table(report: dict, out: str) -> str:
 
 
 def _run_discover(args: argparse.Namespace) -> int:
+    from emp_kan.app.report import check_destination, write_report
     from emp_kan.pipeline import DiscoverConfig, discover
-    from emp_kan.report import check_destination, write_report
 
     try:
         problem = _problem(args)
@@ -167,7 +167,7 @@ def _run_discover(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from emp_kan.bench import (
+    from emp_kan.app.bench import (
         BenchSettings,
         check_out_dir,
         check_request,
