@@ -20,24 +20,28 @@ from emp_kan.core import (
 
 __version__ = "0.1.0"
 
-# The pykan-facing names import torch and pykan; load them on first use so that the pure core
-# stays light.
+# The user's API. The pykan-facing names import torch and pykan; they load on first use so that
+# the pure core stays light. Internals (prune_step, fit_edge, RoundRecord, LayerDecision, ...)
+# stay importable from their modules but are not advertised here.
 _LAZY = {
-    "EMPPruner": "emp_kan.pruning.pruners",
-    "ThresholdPruner": "emp_kan.pruning.pruners",
-    "LayerDecision": "emp_kan.pruning.pruners",
+    # estimator
+    "EMPKANRegressor": "emp_kan.estimator",
+    # a KAN built and trained without pykan's side effects
+    "make_kan": "emp_kan.kan.adapter",
+    "train": "emp_kan.pruning.rounds",
+    # scores and pruning
     "KANScores": "emp_kan.kan.scores",
     "compute_scores": "emp_kan.kan.scores",
+    "EMPPruner": "emp_kan.pruning.pruners",
+    "ThresholdPruner": "emp_kan.pruning.pruners",
     "PruneResult": "emp_kan.pruning.rounds",
-    "RoundRecord": "emp_kan.pruning.rounds",
     "prune_rounds": "emp_kan.pruning.rounds",
-    "prune_step": "emp_kan.pruning.rounds",
-    "train": "emp_kan.pruning.rounds",
-    "make_kan": "emp_kan.kan.adapter",
+    # formulas
     "SymbolicFormula": "emp_kan.symbolic.search",
     "fit_formula": "emp_kan.symbolic.search",
-    "fit_edge": "emp_kan.symbolic.edge_fit",
     "is_exact_recovery": "emp_kan.symbolic.recovery",
+    "parse_formula": "emp_kan.formula_parse",
+    # graphs and pictures
     "to_networkx": "emp_kan.draw.graph",
     "write_graph": "emp_kan.draw.graph",
     "read_graph": "emp_kan.draw.graph",
@@ -45,7 +49,6 @@ _LAZY = {
     "plot_graph": "emp_kan.draw.plotting",
     "plot_history": "emp_kan.draw.plotting",
     "plot_scores": "emp_kan.draw.plotting",
-    "EMPKANRegressor": "emp_kan.estimator",
 }
 
 

@@ -359,7 +359,7 @@ def fit(
         # pykan's grid update would fail on them (lstsq on a constant node: "coef" unbound).
         raise ValueError(
             f"hidden nodes {dead} (layer, index) have no live input or output edge; remove them "
-            "first (emp_kan.prune_step compacts the model)"
+            "first (emp_kan.pruning.rounds.prune_step compacts the model)"
         )
     _make_inert(model)
     with preserved_global_rng(seed), quiet_pykan():
