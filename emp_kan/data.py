@@ -21,7 +21,8 @@ import torch
 from emp_kan.formula_parse import parse_formula
 from emp_kan.kan import adapter
 
-__all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges"]
+__all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges",
+           "split_validation"]
 
 
 @dataclass
@@ -34,6 +35,38 @@ class Problem:
     truth: Any
     ranges: list[tuple[float, float]] | None
     target: str = "y"
+
+
+def split_validation(
+    dataset: dict[str, torch.Tensor], share: float = 0.2
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Carve validation rows from the training rows: the last ``share`` of them.
+
+    Every decision (accepting a pruning round, choosing a formula) is taken on these rows;
+    the test rows only report.
+
+    Parameters
+    ----------
+    dataset : dict
+        pykan dataset: ``train_input (n, w_0)``, ``train_label (n, w_L)``, ``test_*``.
+    share : float
+
+    Returns
+    -------
+    fit : dict
+        The same dataset with only the first ``n - n_val`` training rows.
+    validation : dict
+        ``{"x": (n_val, w_0), "y": (n_val, w_L)}``; with fewer than 10 training rows there is
+        nothing to carve and these are the training rows themselves.
+    """
+    n = dataset["train_input"].shape[0]
+    n_val = max(1, int(n * share + 1e-9)) if n >= 10 else 0
+    if n_val == 0:
+        return dict(dataset), {"x": dataset["train_input"], "y": dataset["train_label"]}
+    fit = dict(dataset)
+    fit["train_input"] = dataset["train_input"][: n - n_val]
+    fit["train_label"] = dataset["train_label"][: n - n_val]
+    return fit, {"x": dataset["train_input"][n - n_val :], "y": dataset["train_label"][n - n_val :]}
 
 
 def _sample(fn, bounds, n_train, n_test, seed) -> dict[str, torch.Tensor]:

@@ -15,9 +15,12 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from emp_kan.config import DiscoverConfig
 from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
 
 __all__ = ["EMPKANRegressor"]
+
+_DEFAULTS = DiscoverConfig()
 
 
 class EMPKANRegressor(RegressorMixin, BaseEstimator):
@@ -41,15 +44,20 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         EMP's scale on N_eff.
     prune : {"edges", "nodes", "both"}
     scope : {"layer", "global"}
-    tol : float
-        Rollback tolerance of a round's test RMSE (see :func:`emp_kan.prune_rounds`).
+    tol, floor : float
+        Accept rule of a pruning round: its validation RMSE at most ``(1 + tol)`` times the
+        unpruned model's, or at most ``floor`` times the std of ``y`` (see
+        :mod:`emp_kan.pruning.schedule`).
     library : sequence of str
         Functions for the symbolic stage.
     symbolic : bool
         Run the symbolic stage in ``fit``.
     validation_fraction : float
-        Share of the rows held out as the loop's "test" split (rollback and reports).
+        Share of the rows held out to take every decision (accepting a round, choosing a
+        formula); they are not trained on.
     seed : int
+    verbose : bool
+        Show progress bars while fitting.
     """
 
     def __init__(
@@ -57,18 +65,20 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         width: Sequence[int] | None = None,
         grid: int = 5,
         k: int = 3,
-        steps: int = 50,
-        round_steps: int = 20,
-        rounds: int = 3,
-        lamb: float = 1e-3,
+        steps: int = _DEFAULTS.steps,
+        round_steps: int = _DEFAULTS.round_steps,
+        rounds: int = _DEFAULTS.rounds,
+        lamb: float = _DEFAULTS.lamb,
         beta: float = 1.0,
         prune: str = "both",
         scope: str = "layer",
-        tol: float = 0.5,
+        tol: float = _DEFAULTS.tol,
+        floor: float = _DEFAULTS.floor,
         library: Sequence[str] = DEFAULT_LIBRARY,
         symbolic: bool = True,
         validation_fraction: float = 0.2,
         seed: int = 0,
+        verbose: bool = False,
     ) -> None:
         self.width = width
         self.grid = grid
@@ -81,10 +91,12 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self.prune = prune
         self.scope = scope
         self.tol = tol
+        self.floor = floor
         self.library = library
         self.symbolic = symbolic
         self.validation_fraction = validation_fraction
         self.seed = seed
+        self.verbose = verbose
 
     # --- input handling ---------------------------------------------------------------------
 
@@ -136,41 +148,45 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             DataFrame column names become the formula's variable names.
         y : array_like, ``(n_samples,)``
         """
-        from emp_kan.kan import adapter
-        from emp_kan.pruning.pruners import EMPPruner
-        from emp_kan.pruning.rounds import prune_rounds, train
-        from emp_kan.symbolic.search import fit_formula
+        from emp_kan.config import DiscoverConfig
+        from emp_kan.data import Problem
+        from emp_kan.pipeline import make_pruner, run_method, train_dense
 
         X, names = self._check_X(X, fitting=True)
         y = self._check_y(y, X.shape[0])
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError("validation_fraction must lie strictly between 0 and 1")
-        pruner = EMPPruner(target=self.prune, scope=self.scope, beta=self.beta)
+        hidden = list(self.width) if self.width is not None else [5]
+        config = DiscoverConfig(
+            width=[X.shape[1], *hidden, 1], grid=self.grid, k=self.k, steps=self.steps,
+            round_steps=self.round_steps, rounds=self.rounds, lamb=self.lamb, tol=self.tol,
+            floor=self.floor, beta=self.beta, prune=self.prune, scope=self.scope,
+            library=tuple(self.library), seed=self.seed, compare=False, progress=self.verbose,
+            validation=self.validation_fraction,
+        )  # fmt: skip
+        config.check(X.shape[1])
+        # Shuffled rows; the round loop and the symbolic stage decide on the last
+        # validation_fraction of them. With no test rows of its own, the estimator reports
+        # those validation rows in the loop's "test" columns.
         order = np.random.default_rng(self.seed).permutation(X.shape[0])
-        n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
-        val, tr = order[:n_val], order[n_val:]
+        X, y = X[order], y[order]
+        n_val = max(1, int(X.shape[0] * self.validation_fraction + 1e-9))
 
         def t(a):
             return torch.tensor(a, dtype=torch.float32)
 
-        data = {"train_input": t(X[tr]), "train_label": t(y[tr, None]),
-                "test_input": t(X[val]), "test_label": t(y[val, None])}  # fmt: skip
-        hidden = list(self.width) if self.width is not None else [5]
-        model = adapter.make_kan([X.shape[1], *hidden, 1], grid=self.grid, k=self.k,
-                                 seed=self.seed)  # fmt: skip
-        trained = train(model, data, steps=self.steps, lamb=self.lamb, seed=self.seed)
-        self.result_ = prune_rounds(trained, data, pruner, rounds=self.rounds,
-                                    steps=self.round_steps, lamb=self.lamb, tol=self.tol,
-                                    initial_steps=0, final_steps=self.steps,
-                                    seed=self.seed)  # fmt: skip
+        data = {"train_input": t(X), "train_label": t(y[:, None]),
+                "test_input": t(X[-n_val:]), "test_label": t(y[-n_val:, None])}  # fmt: skip
+        problem = Problem("estimator", data, names, None, None)
+        trained, seconds = train_dense(problem, config)
+        run = run_method("emp", make_pruner("emp", config), trained, problem, config, seconds,
+                         symbolic=self.symbolic)  # fmt: skip
+        self.result_ = run.pruned
         self.model_ = self.result_.model
         self.history_ = self.result_.history
         self.feature_names_in_ = np.array(names, dtype=object)
         self.n_features_in_ = X.shape[1]
-        self.formula_ = None
-        if self.symbolic:
-            self.formula_ = fit_formula(self.result_, data, variables=names,
-                                        library=self.library, seed=self.seed)  # fmt: skip
+        self.formula_ = run.formula
         return self
 
     def _check_fitted(self) -> None:

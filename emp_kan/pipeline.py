@@ -4,74 +4,28 @@ threshold rounds -> the same symbolic stage, both from the same trained model.""
 from __future__ import annotations
 
 import logging
-import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from emp_kan import __version__
-from emp_kan.data import Problem
+from emp_kan.config import DiscoverConfig
+from emp_kan.data import Problem, split_validation
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
-from emp_kan.pruning.rounds import PruneResult, prune_rounds, train
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, check_library
+from emp_kan.pruning.rounds import (
+    PruneResult,
+    prune_rounds,
+    train,
+)
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula, fit_formula
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["DiscoverConfig", "MethodRun", "discover", "run_method", "versions"]
-
-
-@dataclass
-class DiscoverConfig:
-    """Settings of one discovery run (the CLI's options; defaults documented there)."""
-
-    width: list[int] | None = None  # default [n_inputs, 5, 1]
-    grid: int = 5
-    k: int = 3
-    steps: int = 50  # initial training, and the final unregularised polish
-    round_steps: int = 20  # retraining after each pruning round
-    rounds: int = 3
-    lamb: float = 1e-3
-    tol: float = 0.5
-    beta: float = 1.0
-    prune: str = "both"
-    scope: str = "layer"
-    library: tuple[str, ...] = DEFAULT_LIBRARY
-    seed: int = 0
-    compare: bool = True
-    progress: bool = False
-
-    def check(self, n_inputs: int) -> None:
-        """Raise ValueError for settings that cannot work, before any training."""
-        check_library(self.library)
-        EMPPruner(target=self.prune, scope=self.scope, beta=self.beta)  # validates
-        for name in ("grid", "k", "steps", "round_steps", "rounds", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-        for name in ("lamb", "tol"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value >= 0
-            ):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.grid < 1 or self.k < 1:
-            raise ValueError("grid and k must be at least 1")
-        if self.width is not None:
-            if len(self.width) < 2 or any(w < 1 for w in self.width):
-                raise ValueError(f"width must list at least two positive layer sizes, got "
-                                 f"{self.width}")  # fmt: skip
-            if self.width[0] != n_inputs or self.width[-1] != 1:
-                raise ValueError(
-                    f"width must start with the {n_inputs} inputs and end with 1 output, "
-                    f"got {self.width}"
-                )
-
-    def model_width(self, n_inputs: int) -> list[int]:
-        return list(self.width) if self.width else [n_inputs, 5, 1]
+__all__ = ["DiscoverConfig", "MethodRun", "discover", "make_pruner", "run_method", "train_dense",
+           "versions"]
 
 
 @dataclass
@@ -103,20 +57,20 @@ class MethodRun:
                 "final": sum(adapter.widths(self.pruned.model)[1:-1]),
             },  # fmt: skip
             "widths": adapter.widths(self.pruned.model),
+            "stop_reason": self.pruned.stop_reason,
+            "accept_below": _num(self.pruned.accept_below),
+            "rejected_attempts": self.pruned.rejected_attempts,
+            "spline_val_rmse": {"initial": _num(self.pruned.initial_val_rmse),
+                                "final": _num(self.pruned.final_val_rmse)},  # fmt: skip
+            # Every attempt, accepted or not: the decision used the val_* numbers only.
             "rounds": [
-                {
-                    "round": r["round"],
-                    "accepted": r["accepted"],
-                    "status": r["status"],
-                    "edges_alive": r["edges_alive"],
-                    "nodes_alive": r["nodes_alive"],
-                    "test_rmse_before": r["test_rmse_before"],
-                    "test_rmse_after_prune": r["test_rmse_after_prune"],
-                    "test_rmse_after_retrain": r["test_rmse_after_retrain"],
-                    "layers": r["layers"],
-                }  # fmt: skip
+                {key: r[key] for key in (
+                    "attempt", "round", "rung", "pruner", "accepted", "status", "edges_alive",
+                    "nodes_alive", "val_rmse_before", "val_rmse_after_prune",
+                    "val_rmse_after_retrain", "accept_below", "test_rmse_before",
+                    "test_rmse_after_prune", "test_rmse_after_retrain", "layers")}
                 for r in hist
-            ],
+            ],  # fmt: skip
             "timings": self.timings,
             "symbolic_edges": self.formula.to_dict()["edges"],
             "warnings": self.formula.warnings + [w for r in hist for w in r["warnings"]],
@@ -144,21 +98,55 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}  # fmt: skip
 
 
-def run_method(name, pruner, trained, problem, config, seconds_train) -> MethodRun:
-    """Prune ``trained`` with ``pruner`` in the round loop, then run the symbolic stage."""
+def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
+    """The unpruned KAN both pruning methods start from, trained on the fit rows only.
+
+    Returns the trained model and the seconds it took. The validation rows (the last share of
+    the training rows, see :func:`emp_kan.data.split_validation`) are kept out of training so
+    that the round loop and the symbolic stage can decide on them.
+    """
+    width = config.model_width(len(problem.variables))
+    fit, val = split_validation(problem.dataset, config.schedule().validation)
+    fit = {**fit, "test_input": val["x"], "test_label": val["y"]}
+    model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
+    start = time.perf_counter()
+    trained = train(model, fit, steps=config.steps, lamb=config.lamb, seed=config.seed)
+    return trained, time.perf_counter() - start
+
+
+def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPruner:
+    """The pruner of ``method`` ("emp" or "threshold") for these settings."""
+    if method == "emp":
+        return EMPPruner(target=config.prune, scope=config.scope, beta=config.beta)
+    if method == "threshold":
+        return ThresholdPruner()
+    raise ValueError(f"unknown method {method!r}; use 'emp' or 'threshold'")
+
+
+def run_method(name, pruner, trained, problem, config, seconds_train,
+               symbolic: bool = True) -> MethodRun:  # fmt: skip
+    """Prune ``trained`` with ``pruner`` in the round loop, then run the symbolic stage.
+
+    The one orchestration of train -> prune -> formula: :func:`discover`, the bench and
+    :class:`~emp_kan.EMPKANRegressor` all call it.
+    """
     start = time.perf_counter()
     pruned = prune_rounds(trained, problem.dataset, pruner, rounds=config.rounds,
-                          steps=config.round_steps, lamb=config.lamb, tol=config.tol,
-                          initial_steps=0, final_steps=config.steps, seed=config.seed,
+                          steps=config.round_steps, lamb=config.lamb,
+                          schedule=config.schedule(), initial_steps=0,
+                          final_steps=config.steps, seed=config.seed,
                           progress=config.progress)  # fmt: skip
     seconds_prune = time.perf_counter() - start
     start = time.perf_counter()
-    formula = fit_formula(pruned, problem.dataset, variables=problem.variables,
-                          library=config.library, seed=config.seed,
-                          progress=config.progress)  # fmt: skip
+    formula = None
+    if symbolic:
+        formula = fit_formula(pruned, problem.dataset, variables=problem.variables,
+                              library=config.library, seed=config.seed,
+                              progress=config.progress,
+                              validation=config.validation)  # fmt: skip
     seconds_symbolic = time.perf_counter() - start
     exact = None
-    if problem.truth is not None:
+    if formula is not None and problem.truth is not None:
         exact = is_exact_recovery(formula.expression, problem.truth, problem.variables,
                                   test_r2=formula.test_r2, ranges=problem.ranges)  # fmt: skip
     timings = {"train": seconds_train, "prune": seconds_prune, "symbolic": seconds_symbolic,
@@ -180,17 +168,10 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
     n_inputs = len(problem.variables)
     config.check(n_inputs)
     width = config.model_width(n_inputs)
-    model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
-    start = time.perf_counter()
-    trained = train(model, problem.dataset, steps=config.steps, lamb=config.lamb,
-                    seed=config.seed)  # fmt: skip
-    seconds_train = time.perf_counter() - start
-    runs = {"emp": run_method("emp", EMPPruner(target=config.prune, scope=config.scope,
-                                                beta=config.beta),
-                               trained, problem, config, seconds_train)}  # fmt: skip
-    if config.compare:
-        runs["threshold"] = run_method("threshold", ThresholdPruner(), trained, problem, config,
-                                        seconds_train)  # fmt: skip
+    trained, seconds_train = train_dense(problem, config)
+    methods = ("emp", "threshold") if config.compare else ("emp",)
+    runs = {m: run_method(m, make_pruner(m, config), trained, problem, config, seconds_train)
+            for m in methods}  # fmt: skip
     report = runs["emp"].summary(width)
     report.update({
         "dataset": problem.name,

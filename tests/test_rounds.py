@@ -16,6 +16,7 @@ import torch
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.rounds import prune_rounds, prune_step, train
+from emp_kan.pruning.schedule import Schedule
 from tests.conftest import make_dataset
 
 
@@ -92,7 +93,7 @@ def test_grid_update_crashes_without_compaction_and_not_with_it(dataset, trained
             keep[0][1, :] = False
             return keep, []
 
-    step = prune_step(trained, dataset["train_input"], CutNodeOne())
+    step = prune_step(trained, dataset["train_input"], CutNodeOne(target="edges"))
     assert adapter.widths(step.model) == [3, 3, 1]
     assert [1, 1] in step.removed_nodes
     adapter.fit(step.model, dataset, steps=12, lamb=1e-2, seed=0)
@@ -110,20 +111,28 @@ def test_output_is_never_cut_off(dataset, trained):
     assert sum(int(m.sum()) for m in adapter.get_edge_masks(step.model)) == 2
 
 
-def test_loss_increase_rolls_back_to_the_last_accepted_model(dataset, trained):
-    result = prune_rounds(
-        trained, dataset, EMPPruner(beta=0.05, target="both"), rounds=3, steps=1,
-        initial_steps=0, tol=0.0,
-    )  # fmt: skip
-    last = result.history[-1]
-    assert not last.accepted and last.status.startswith("rolled back")
-    assert last.test_rmse_after_retrain > last.test_rmse_before
-    assert adapter.widths(result.model) == [3, 4, 1]
-    assert result.edges_alive == 16
-    assert (result.edge_pruned_round[0] == -1).all()
+def test_rejected_attempts_back_off_and_keep_the_last_accepted_model(dataset, trained):
+    # tol = floor = 0: every attempt that retrains to a worse validation RMSE is rejected.
+    strict = Schedule(tol=0.0, floor=0.0, max_rungs=2)
+    result = prune_rounds(trained, dataset, EMPPruner(beta=0.05, target="both"), rounds=3,
+                          steps=1, initial_steps=0, schedule=strict)  # fmt: skip
+    rejected = [r for r in result.history if r.status.startswith("rejected")]
+    assert rejected, "the strict rule must reject something"
+    for r in rejected:
+        assert not r.accepted and r.val_rmse_after_retrain > r.accept_below
+    # Each rejection is retried on the next rung with beta x 1.5, in the same round.
+    rungs = [(r.round, r.rung) for r in result.history]
+    assert rungs[:2] == [(1, 0), (1, 1)]
+    assert "beta=0.05," in result.history[0].pruner
+    assert "beta=0.07500000000000001" in result.history[1].pruner
+    if all(not r.accepted for r in result.history):
+        assert adapter.widths(result.model) == [3, 4, 1] and result.edges_alive == 16
+        assert (result.edge_pruned_round[0] == -1).all()
+    assert result.stop_reason.startswith(("fixed point", "budget"))
+    assert result.rejected_attempts == len(rejected)
 
 
-def test_nan_loss_rolls_back(monkeypatch, dataset, trained):
+def test_nan_loss_is_rejected(monkeypatch, dataset, trained):
     real_fit = adapter.fit
 
     def fit_then_diverge(model, dataset_, steps, *args, **kwargs):
@@ -132,9 +141,56 @@ def test_nan_loss_rolls_back(monkeypatch, dataset, trained):
             model.act_fun[0].coef.data[:] = float("nan")
 
     monkeypatch.setattr(adapter, "fit", fit_then_diverge)
-    result = prune_rounds(trained, dataset, EMPPruner(), rounds=2, steps=1, initial_steps=0)
-    assert result.history[0].status.startswith("rolled back")
+    result = prune_rounds(trained, dataset, EMPPruner(), rounds=2, steps=1, initial_steps=0,
+                          schedule=Schedule(max_rungs=1))  # fmt: skip
+    assert result.history[0].status.startswith("rejected")
     assert math.isfinite(adapter.rmse(result.model, dataset["test_input"], dataset["test_label"]))
+
+
+def test_loop_runs_to_a_fixed_point_not_to_the_round_cap(dataset, trained):
+    lenient = Schedule(tol=100.0)  # everything is accepted: the loop ends when nothing goes
+    result = prune_rounds(trained, dataset, EMPPruner(), rounds=50, steps=1, initial_steps=0,
+                          schedule=lenient)  # fmt: skip
+    assert result.stop_reason.startswith("fixed point")
+    last = result.history[-1]
+    assert last.status.startswith("fixed point") and not last.removed_edges
+    assert all(r.accepted for r in result.history[:-1])
+    assert sum(r.accepted for r in result.history) < 50
+
+
+def test_test_rows_never_reach_a_decision(dataset, trained):
+    """Same training rows, different test labels: every decision and mask is identical."""
+    noisy = dict(dataset)
+    noisy["test_label"] = torch.randn(dataset["test_label"].shape,
+                                      generator=torch.Generator().manual_seed(5)) * 10  # fmt: skip
+
+    def run(data):
+        r = prune_rounds(trained, data, EMPPruner(), rounds=3, steps=2, initial_steps=0,
+                         schedule=Schedule(tol=0.3, max_rungs=1))  # fmt: skip
+        decisions = [(h.accepted, h.rung, h.removed_edges, h.removed_nodes,
+                      h.val_rmse_after_retrain) for h in r.history]  # fmt: skip
+        return decisions, [m.numpy() for m in adapter.get_edge_masks(r.model)], r
+
+    d1, m1, r1 = run(dataset)
+    d2, m2, r2 = run(noisy)
+    assert d1 == d2
+    assert all((a == b).all() for a, b in zip(m1, m2, strict=True))
+    assert r1.final_test_rmse != r2.final_test_rmse  # the test rows are reported ...
+    assert r1.final_val_rmse == r2.final_val_rmse  # ... and the validation rows decide
+
+
+def test_validation_rows_do_decide(dataset, trained):
+    """Changing only the last 20% of the training labels (the validation rows) changes the
+    accept limit: the decisions are taken on them."""
+    shifted = dict(dataset)
+    y = dataset["train_label"].clone()
+    n = y.shape[0]
+    y[n - n // 5 :] += 3.0
+    shifted["train_label"] = y
+    a = prune_rounds(trained, dataset, EMPPruner(), rounds=1, steps=1, initial_steps=0)
+    b = prune_rounds(trained, shifted, EMPPruner(), rounds=1, steps=1, initial_steps=0)
+    assert a.initial_val_rmse < b.initial_val_rmse and a.accept_below < b.accept_below
+    assert a.initial_test_rmse == b.initial_test_rmse
 
 
 def test_same_seed_gives_identical_masks_and_history(dataset):
@@ -272,7 +328,7 @@ def test_bad_pruner_settings_raise(make, message):
 
 
 def test_global_scope_ranks_all_layers_in_one_pool(dataset, trained):
-    step = prune_step(trained, dataset["train_input"], EMPPruner(scope="global"))
+    step = prune_step(trained, dataset["train_input"], EMPPruner(scope="global", target="edges"))
     assert len(step.decisions) == 1
     decision = step.decisions[0]
     assert decision.layer == -1 and decision.alive_before == 16
@@ -281,7 +337,8 @@ def test_global_scope_ranks_all_layers_in_one_pool(dataset, trained):
 
 
 def test_per_layer_edge_emp_keeps_nu_per_layer(dataset, trained):
-    step = prune_step(trained, dataset["train_input"], EMPPruner(edge_score="coefficient"))
+    step = prune_step(trained, dataset["train_input"],
+                      EMPPruner(target="edges", edge_score="coefficient"))  # fmt: skip
     assert [d.layer for d in step.decisions] == [0, 1]
     for d, mask in zip(step.decisions, step.masks_before_compaction, strict=True):
         assert int(mask.sum()) == d.kept

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from emp_kan._io import atomic_write_text
+from emp_kan.config import DiscoverConfig
 
 log = logging.getLogger("emp_kan")
 
@@ -51,17 +52,21 @@ __all__ = [
 ]
 
 
+_DEFAULTS = DiscoverConfig()
+
+
 @dataclass
 class BenchSettings:
     """Budget of every task (the same for every method)."""
 
     samples: int = 500
-    steps: int = 50
-    round_steps: int = 20
-    rounds: int = 3
-    lamb: float = 1e-3
-    tol: float = 0.5
-    grid: int = 5
+    steps: int = _DEFAULTS.steps
+    round_steps: int = _DEFAULTS.round_steps
+    rounds: int = _DEFAULTS.rounds
+    lamb: float = _DEFAULTS.lamb
+    tol: float = _DEFAULTS.tol
+    floor: float = _DEFAULTS.floor
+    grid: int = _DEFAULTS.grid
     hidden: int = 5
 
 
@@ -164,23 +169,22 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan.kan import adapter
-    from emp_kan.pipeline import DiscoverConfig, run_method
-    from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
-    from emp_kan.pruning.rounds import train
+    from emp_kan.pipeline import make_pruner, run_method, train_dense
 
     config = DiscoverConfig(width=[len(problem.variables), settings.hidden, 1],
                             grid=settings.grid, steps=settings.steps,
                             round_steps=settings.round_steps, rounds=settings.rounds,
-                            lamb=settings.lamb, tol=settings.tol, seed=seed)  # fmt: skip
-    model = adapter.make_kan(config.width, grid=config.grid, k=config.k, seed=seed)
-    trained = train(model, problem.dataset, steps=config.steps, lamb=config.lamb, seed=seed)
-    pruner = EMPPruner(target="both") if method == "emp" else ThresholdPruner()
-    run = run_method(method, pruner, trained, problem, config, 0.0)
+                            lamb=settings.lamb, tol=settings.tol, floor=settings.floor,
+                            seed=seed)  # fmt: skip
+    trained, seconds_train = train_dense(problem, config)
+    run = run_method(method, make_pruner(method, config), trained, problem, config,
+                     seconds_train)  # fmt: skip
     return {"formula": str(run.formula.expression), "test_rmse": run.formula.test_rmse,
             "test_r2": run.formula.test_r2, "exact": bool(run.exact),
             "spline_test_rmse": run.pruned.final_test_rmse,
-            "edges": run.pruned.edges_alive}  # fmt: skip
+            "edges": run.pruned.edges_alive,
+            "rejected_attempts": run.pruned.rejected_attempts,
+            "stop_reason": run.pruned.stop_reason}  # fmt: skip
 
 
 def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
@@ -348,6 +352,7 @@ def summarise(rows: list[dict]) -> dict:
             "median_edges": _median([r.get("edges") for r in ok]),
             "median_test_rmse": _median([r.get("test_rmse") for r in ok]),
             "median_seconds": _median([r["seconds"] for r in mine]),
+            "rejected_attempts": sum(int(r.get("rejected_attempts") or 0) for r in ok),
             "total_seconds": sum(r["seconds"] for r in mine),
         }  # fmt: skip
     versus = {}
@@ -395,12 +400,14 @@ def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
         lines.append("".join(cells))
     lines += ["", "## Aggregates", "",
               "| method | tasks | failed | exact | exact rate | median edges | median formula RMSE "
-              "| median s | total s |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| median s | total s | rejected attempts |",
+              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for m, a in summary["methods"].items():
+        rejected = a["rejected_attempts"] if m != "pykan" else "-"
         lines.append(f"| {m} | {a['tasks']} | {a['failed']} | {a['exact']} | "
                      f"{100 * a['exact_rate']:.1f}% | {_fmt(a['median_edges'], '.1f')} | "
                      f"{_fmt(a['median_test_rmse'])} | {_fmt(a['median_seconds'], '.1f')} | "
-                     f"{a['total_seconds']:.0f} |")  # fmt: skip
+                     f"{a['total_seconds']:.0f} | {rejected} |")  # fmt: skip
     if summary["emp_versus"]:
         lines += ["", "EMP against each baseline, per (equation, seed): a win is an exact "
                   "recovery the other missed, or (same exactness) fewer edges at a formula RMSE "

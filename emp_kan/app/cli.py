@@ -143,7 +143,8 @@ def _table(report: dict, out: str) -> str:
 
 def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.app.report import check_destination, write_report
-    from emp_kan.pipeline import DiscoverConfig, discover
+    from emp_kan.config import DiscoverConfig
+    from emp_kan.pipeline import discover
 
     try:
         problem = _problem(args)
@@ -151,7 +152,8 @@ def _run_discover(args: argparse.Namespace) -> int:
         config = DiscoverConfig(
             width=_width_list(args.width) if args.width else None, grid=args.grid,
             k=args.k, steps=args.steps, round_steps=args.round_steps, rounds=args.rounds,
-            lamb=args.lamb, tol=args.tol, beta=args.beta, prune=args.prune, scope=args.scope,
+            lamb=args.lamb, tol=args.tol, floor=args.floor, beta=args.beta, prune=args.prune,
+            scope=args.scope,
             library=library, seed=args.seed, compare=not args.no_compare,
             progress=not args.quiet,
         )  # fmt: skip
@@ -194,7 +196,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     summary = summarise(rows)
     for m, a in summary["methods"].items():
         print(f"{m:10s} exact {a['exact']}/{a['tasks']}  median edges {a['median_edges']}  "
-              f"median s {a['median_seconds']:.1f}  failed {a['failed']}")  # fmt: skip
+              f"median s {a['median_seconds']:.1f}  failed {a['failed']}  "
+              f"rejected attempts {a['rejected_attempts']}")  # fmt: skip
     for other, t in summary["emp_versus"].items():
         print(f"EMP vs {other}: {t['win']} wins, {t['loss']} losses, {t['tie']} ties")
     print(f"results: {args.out}/results.jsonl, summary: {args.out}/summary.md")
@@ -250,31 +253,38 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--out", metavar="DIR",
                      help="report folder: new, empty, or an earlier emp-kan report, which is "
                           "replaced (default: emp-kan-out/<dataset>)")  # fmt: skip
-    opt.add_argument("--beta", type=float, default=1.0, help="EMP scale on N_eff (default: 1)")
-    opt.add_argument("--prune", choices=("edges", "nodes", "both"), default="both",
-                     help="what EMP prunes (default: both)")  # fmt: skip
-    opt.add_argument("--scope", choices=("layer", "global"), default="layer",
-                     help="rank per layer or across layers (default: layer)")  # fmt: skip
-    opt.add_argument("--rounds", type=int, default=3, help="pruning rounds (default: 3)")
-    opt.add_argument("--steps", type=int, default=50,
+    d = _defaults()
+    opt.add_argument("--beta", type=float, default=d.beta,
+                     help="EMP scale on N_eff; a rejected round retries with beta x 1.5 "
+                          "(default: %(default)s)")  # fmt: skip
+    opt.add_argument("--prune", choices=("edges", "nodes", "both"), default=d.prune,
+                     help="what EMP prunes (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--scope", choices=("layer", "global"), default=d.scope,
+                     help="rank per layer or across layers (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--rounds", type=int, default=d.rounds,
+                     help="at most this many accepted pruning rounds; the loop stops earlier "
+                          "at a fixed point (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--steps", type=int, default=d.steps,
                      help="LBFGS steps of the initial training and of the final unregularised "
-                          "polish (default: 50)")  # fmt: skip
-    opt.add_argument(
-        "--round-steps",
-        type=int,
-        default=20,
-        help="LBFGS steps retraining after each round (default: 20)",
-    )
-    opt.add_argument("--lamb", type=float, default=1e-3,
-                     help="pykan sparsity regularisation (default: 1e-3)")  # fmt: skip
-    opt.add_argument("--tol", type=float, default=0.5,
-                     help="roll a round back when its test RMSE grows by more than this share "
-                          "(default: 0.5)")  # fmt: skip
+                          "polish (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--round-steps", type=int, default=d.round_steps,
+                     help="LBFGS steps retraining after each pruning attempt "
+                          "(default: %(default)s)")  # fmt: skip
+    opt.add_argument("--lamb", type=float, default=d.lamb,
+                     help="pykan sparsity regularisation (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--tol", type=float, default=d.tol,
+                     help="accept a pruned model when its validation RMSE is at most (1 + tol) "
+                          "x the unpruned model's ... (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--floor", type=float, default=d.floor,
+                     help="... or at most floor x the std of the labels "
+                          "(default: %(default)s)")  # fmt: skip
     opt.add_argument("--width", metavar="W0,W1,...",
                      help="KAN widths, inputs first (default: n_inputs,5,1)")  # fmt: skip
-    opt.add_argument("--grid", type=int, default=5, help="spline grid intervals (default: 5)")
-    opt.add_argument("--k", type=int, default=3, help="spline order (default: 3)")
-    opt.add_argument("--seed", type=int, default=0, help="seed of data, model and training")
+    opt.add_argument("--grid", type=int, default=d.grid,
+                     help="spline grid intervals (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--k", type=int, default=d.k, help="spline order (default: %(default)s)")
+    opt.add_argument("--seed", type=int, default=d.seed,
+                     help="seed of data, model and training (default: %(default)s)")  # fmt: skip
     opt.add_argument(
         "--samples",
         type=int,
@@ -310,13 +320,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", required=True, metavar="DIR", help="results folder")
     bench.add_argument("--scheduler", metavar="ADDRESS",
                        help="an existing Dask scheduler, e.g. tcp://host:8786")  # fmt: skip
-    bench.add_argument("--samples", type=int, default=500, help="train and test rows each")
-    bench.add_argument("--steps", type=int, default=50, help="initial and final training steps")
-    bench.add_argument("--round-steps", type=int, default=20, help="steps after each pruning")
-    bench.add_argument("--rounds", type=int, default=3, help="pruning rounds")
+    bench.add_argument("--samples", type=int, default=500,
+                       help="train and test rows each (default: %(default)s)")  # fmt: skip
+    bench.add_argument("--steps", type=int, default=d.steps,
+                       help="initial and final training steps (default: %(default)s)")  # fmt: skip
+    bench.add_argument("--round-steps", type=int, default=d.round_steps,
+                       help="steps after each pruning attempt (default: %(default)s)")  # fmt: skip
+    bench.add_argument("--rounds", type=int, default=d.rounds,
+                       help="cap on accepted pruning rounds (default: %(default)s)")  # fmt: skip
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_run_bench)
     return parser
+
+
+def _defaults():
+    from emp_kan.config import DiscoverConfig
+
+    return DiscoverConfig()
 
 
 def _default_library() -> tuple[str, ...]:

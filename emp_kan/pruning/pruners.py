@@ -70,7 +70,7 @@ class EMPPruner:
 
     def __init__(
         self,
-        target: Target = "edges",
+        target: Target = "both",
         scope: Scope = "layer",
         beta: float = 1.0,
         signed: Literal["abs", "shift"] = "abs",
@@ -94,6 +94,12 @@ class EMPPruner:
             f"signed={self.signed!r}, edge_score={self.edge_score!r}, "
             f"node_score={self.node_score!r})"
         )
+
+    def backed_off(self, factor: float) -> EMPPruner:
+        """A gentler EMP: the same rule and target with ``beta * factor``."""
+        return EMPPruner(target=self.target, scope=self.scope, beta=self.beta * factor,
+                         signed=self.signed, edge_score=self.edge_score,
+                         node_score=self.node_score)  # fmt: skip
 
     @property
     def prunes_nodes(self) -> bool:
@@ -186,6 +192,12 @@ class ThresholdPruner:
             f"ThresholdPruner(node_th={self.node_th!r}, edge_th={self.edge_th!r}, "
             f"target={self.target!r})"
         )
+
+    def backed_off(self, factor: float) -> ThresholdPruner:
+        """A gentler rule: both thresholds divided by ``factor``."""
+        return ThresholdPruner(node_th=self.node_th / factor, edge_th=self.edge_th / factor,
+                               target=self.target, edge_score=self.edge_score,
+                               node_score=self.node_score)  # fmt: skip
 
     prunes_nodes = EMPPruner.prunes_nodes
     prunes_edges = EMPPruner.prunes_edges

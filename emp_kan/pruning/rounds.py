@@ -11,17 +11,24 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from emp_kan.data import split_validation
 from emp_kan.kan import adapter
 from emp_kan.kan.scores import compute_scores
 from emp_kan.kan.topology import live_nodes, restore_cut_outputs
 from emp_kan.pruning.pruners import EMPPruner, LayerDecision, ThresholdPruner
+from emp_kan.pruning.schedule import (
+    DEFAULT_ROUND_STEPS,
+    DEFAULT_ROUNDS,
+    DEFAULT_SCHEDULE,
+    Schedule,
+)
 
 log = logging.getLogger("emp_kan")
 
@@ -103,11 +110,16 @@ def _check_count(name: str, value: Any) -> int:
 
 @dataclass
 class RoundRecord:
-    """One round of the loop. Losses are RMSE; ``*_after_retrain`` is NaN when not retrained."""
+    """One attempt of the loop: prune with one rung's pruner, retrain, accept or back off.
 
-    round: int
+    Losses are RMSE. ``val_*`` are on the validation rows (carved from the training rows) and
+    decide; ``test_*`` only report. ``*_after_retrain`` is NaN when the attempt was not
+    retrained (it removed nothing).
+    """
+
+    round: int  # the round this attempt belongs to (1-based)
     accepted: bool
-    status: str  # "accepted", "fixed point", "rolled back: ..."
+    status: str  # "accepted", "rejected: ...", "fixed point: ..."
     layers: list[dict]
     train_rmse_before: float
     test_rmse_before: float
@@ -124,6 +136,13 @@ class RoundRecord:
     seconds_score: float
     seconds_prune: float
     warnings: list[str] = field(default_factory=list)
+    attempt: int = 0  # 1-based over the whole run
+    rung: int = 0  # 0: the pruner as given; k: backed off by backoff**k
+    pruner: str = ""
+    val_rmse_before: float = math.nan
+    val_rmse_after_prune: float = math.nan
+    val_rmse_after_retrain: float = math.nan
+    accept_below: float = math.nan
 
 
 @dataclass
@@ -135,6 +154,7 @@ class PruneResult:
     model : kan.MultKAN
         The last accepted model (a new object; the model passed in is left untouched).
     history : list of RoundRecord
+        Every attempt, accepted or not, in order.
     node_ids : list of list of int
         For each layer, the original id of each node of ``model``.
     edge_pruned_round : list of ndarray
@@ -147,6 +167,14 @@ class PruneResult:
     final_train_rmse, final_test_rmse : float
         Of ``model``: after the final retraining without regularisation (``final_steps``).
     seconds_final_train : float
+    stop_reason : str
+        Why the loop ended: a fixed point, the round cap or the attempt budget.
+    initial_val_rmse, final_val_rmse : float
+        On the validation rows: the reference of the accept rule, and the returned model's.
+    accept_below : float
+        The accept rule's limit on an attempt's validation RMSE.
+    schedule : dict
+        The :class:`~emp_kan.pruning.schedule.Schedule` that ran.
     """
 
     model: Any
@@ -161,10 +189,20 @@ class PruneResult:
     final_train_rmse: float
     final_test_rmse: float
     seconds_final_train: float
+    stop_reason: str = ""
+    initial_val_rmse: float = math.nan
+    final_val_rmse: float = math.nan
+    accept_below: float = math.nan
+    schedule: dict = field(default_factory=dict)
 
     @property
     def edges_alive(self) -> int:
         return int(sum(int(m.sum()) for m in adapter.get_edge_masks(self.model)))
+
+    @property
+    def rejected_attempts(self) -> int:
+        """Attempts that were retrained and rolled back."""
+        return sum(1 for r in self.history if r.status.startswith("rejected"))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict: everything but the model."""
@@ -173,11 +211,17 @@ class PruneResult:
             "initial_widths": self.initial_widths,
             "final_widths": adapter.widths(self.model),
             "initial_train_rmse": _json_float(self.initial_train_rmse),
+            "initial_val_rmse": _json_float(self.initial_val_rmse),
             "initial_test_rmse": _json_float(self.initial_test_rmse),
             "seconds_initial_train": self.seconds_initial_train,
             "final_train_rmse": _json_float(self.final_train_rmse),
+            "final_val_rmse": _json_float(self.final_val_rmse),
             "final_test_rmse": _json_float(self.final_test_rmse),
             "seconds_final_train": self.seconds_final_train,
+            "stop_reason": self.stop_reason,
+            "accept_below": _json_float(self.accept_below),
+            "schedule": self.schedule,
+            "rejected_attempts": self.rejected_attempts,
             "node_ids": self.node_ids,
             "edge_pruned_round": [m.tolist() for m in self.edge_pruned_round],
             "history": [_jsonable(asdict(r)) for r in self.history],
@@ -360,9 +404,12 @@ def train(
     return trained
 
 
-def _losses(model, dataset) -> tuple[float, float]:
+def _rmse3(model, fit: Mapping[str, torch.Tensor], val: Mapping[str, torch.Tensor],
+           dataset: Mapping[str, torch.Tensor]) -> tuple[float, float, float]:
+    """(train, validation, test) RMSE; only the validation one may decide anything."""
     return (
-        adapter.rmse(model, dataset["train_input"], dataset["train_label"]),
+        adapter.rmse(model, fit["train_input"], fit["train_label"]),
+        adapter.rmse(model, val["x"], val["y"]),
         adapter.rmse(model, dataset["test_input"], dataset["test_label"]),
     )
 
@@ -373,22 +420,53 @@ def _count_alive(model) -> tuple[int, int]:
     return edges, nodes
 
 
+def _retrain_and_judge(model, fit_train, splits, steps, lamb, seed, schedule, opt,
+                       update_grid) -> tuple[tuple[float, float, float], str]:
+    """Retrain a pruned ``model`` in place; return the losses it is judged on and, when
+    training failed, a "rejected: ..." status."""
+    nan3 = (math.nan, math.nan, math.nan)
+    try:
+        adapter.fit(model, fit_train, steps, lamb, seed, opt=opt, update_grid=update_grid)
+        losses = _rmse3(model, *splits)
+        if not math.isfinite(losses[1]):
+            return losses, "rejected: retraining diverged (non-finite validation loss)"
+        if lamb > 0 and schedule.judge_steps > 0:
+            # The sparsity penalty costs accuracy that a short plain fit gives back; judge the
+            # pruned structure on what it can fit, not on the penalised fit.
+            judged = adapter.clone_model(model)
+            adapter.fit(judged, fit_train, schedule.judge_steps, 0.0, seed, opt=opt,
+                        update_grid=update_grid)  # fmt: skip
+            losses = _rmse3(judged, *splits)
+    except (RuntimeError, ValueError, torch.linalg.LinAlgError) as exc:  # pykan's solvers
+        log.info("retraining failed: %s", exc)
+        return nan3, f"rejected: retraining failed ({type(exc).__name__})"
+    return losses, ""
+
+
 def prune_rounds(
     model: Any,
     dataset: Mapping[str, torch.Tensor],
     pruner: EMPPruner | ThresholdPruner | None = None,
-    rounds: int = 5,
-    steps: int = 50,
+    rounds: int = DEFAULT_ROUNDS,
+    steps: int = DEFAULT_ROUND_STEPS,
     lamb: float = 1e-3,
-    tol: float = 0.2,
+    tol: float | None = None,
     initial_steps: int | None = None,
     final_steps: int | None = None,
     seed: int = 0,
     opt: str = "LBFGS",
     update_grid: bool = True,
     progress: bool = False,
+    schedule: Schedule | None = None,
 ) -> PruneResult:
-    """Alternate training and pruning until nothing more can go.
+    """Alternate pruning and retraining until nothing more can go (a fixed point).
+
+    Each round tries the pruner; a pruned model that retrains to a validation RMSE above the
+    schedule's limit is rolled back and the round retried with a gentler rung (EMP: a larger
+    beta; thresholds: smaller ones). The loop ends when no rung removes anything that is
+    accepted, or at the ``rounds`` cap, or when the attempt budget is spent. Decisions use only
+    validation rows carved from the training rows (:func:`emp_kan.data.split_validation`); the
+    test rows are reported, never used.
 
     Parameters
     ----------
@@ -397,26 +475,27 @@ def prune_rounds(
     dataset : dict of torch.Tensor
         ``train_input (n, w_0)``, ``train_label (n, w_L)``, ``test_input``, ``test_label``.
     pruner : EMPPruner or ThresholdPruner
-        Default: ``EMPPruner()`` (edges, per layer, beta 1).
+        Default: ``EMPPruner(target="both")``.
     rounds : int
-        At most this many prune-and-retrain rounds.
+        At most this many accepted rounds (a cap; the loop usually stops at a fixed point).
     steps : int
-        Training steps after each pruning.
+        Training steps after each pruning attempt.
     lamb : float
         pykan's sparsity regularisation during training.
-    tol : float
-        A round is rolled back (and the loop stops) when its test RMSE after retraining exceeds
-        ``(1 + tol)`` times the test RMSE before its pruning, or is NaN.
+    tol : float, optional
+        Shorthand for ``schedule.tol``.
     initial_steps : int, optional
-        Training steps before the first round; default ``steps``. Pass 0 for a trained model.
+        Training steps before the first round; default ``steps``. Pass 0 for a model trained
+        on the same fit rows (see :func:`emp_kan.data.split_validation`).
     final_steps : int, optional
         Training steps without regularisation (``lamb = 0``) on the last accepted model, as
-        pykan's tutorial does after pruning; default ``steps``, 0 to skip. The sparsity
-        penalty that helps pruning costs accuracy, and this gives it back.
+        pykan's tutorial does after pruning; default ``steps``, 0 to skip.
     seed : int
-        Seeds every training call (round ``r`` uses ``seed + r``).
+        Seeds every training call (attempt ``a`` uses ``seed + a``).
     progress : bool
-        Show a tqdm bar over rounds.
+        Show a tqdm bar over attempts.
+    schedule : Schedule, optional
+        Accept rule and back-off ladder; default :data:`DEFAULT_SCHEDULE`.
 
     Returns
     -------
@@ -430,22 +509,30 @@ def prune_rounds(
     initial_steps = steps if initial_steps is None else _check_count("initial_steps", initial_steps)
     final_steps = steps if final_steps is None else _check_count("final_steps", final_steps)
     lamb = _check_nonneg("lamb", lamb)
-    tol = _check_nonneg("tol", tol)
-    pruner = EMPPruner() if pruner is None else pruner
-    if not hasattr(pruner, "keep_edges") or not hasattr(pruner, "keep_nodes"):
+    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
+    if tol is not None:
+        schedule = replace(schedule, tol=_check_nonneg("tol", tol))
+    pruner = EMPPruner(target="both") if pruner is None else pruner
+    if not all(hasattr(pruner, a) for a in ("keep_edges", "keep_nodes", "backed_off")):
         raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
-    x_train = dataset["train_input"]
+    fit, val = split_validation(dict(dataset), schedule.validation)
+    # pykan's fit logs a "test" loss each step; give it the validation rows, never the test rows.
+    fit_train = {**fit, "test_input": val["x"], "test_label": val["y"]}
+    x_fit = fit["train_input"]
 
     current = adapter.clone_model(model)
     start = time.perf_counter()
-    adapter.fit(current, dataset, initial_steps, lamb, seed, opt=opt, update_grid=update_grid)
+    adapter.fit(current, fit_train, initial_steps, lamb, seed, opt=opt, update_grid=update_grid)
     seconds_initial = time.perf_counter() - start
-    init_train, init_test = _losses(current, dataset)
-    if not (math.isfinite(init_train) and math.isfinite(init_test)):
+    losses = _rmse3(current, fit, val, dataset)
+    if not all(math.isfinite(v) for v in losses):
         raise RuntimeError(
             "the initial training diverged (non-finite loss); try a smaller lamb, fewer steps "
             "or standardised data"
         )
+    init_losses = losses
+    label_std = float(fit["train_label"].double().std()) if x_fit.shape[0] > 1 else 0.0
+    limit = schedule.accept_below(losses[1], label_std)
     node_ids = [list(range(w)) for w in w0]
     pruned_round = [
         np.full((w_out, w_in), -1, dtype=int) for w_in, w_out in zip(w0[:-1], w0[1:], strict=True)
@@ -454,81 +541,111 @@ def prune_rounds(
         pruned_round[layer][~m.numpy()] = 0  # dead before the first round
     history: list[RoundRecord] = []
 
-    bar = tqdm(range(1, rounds + 1), desc="pruning rounds", disable=not progress, leave=False)
-    # Losses of `current`: from the initial training, then from each accepted retraining.
-    losses = (init_train, init_test)
-    for r in bar:
-        train_before, test_before = losses
-        t0 = time.perf_counter()
-        step = prune_step(current, x_train, pruner, node_ids)
-        seconds_pruning_total = time.perf_counter() - t0
-        train_after, test_after = _losses(step.model, dataset)
-        edges_alive, nodes_alive = _count_alive(step.model)
-        record = RoundRecord(
-            round=r, accepted=True, status="accepted",
-            layers=[asdict(d) for d in step.decisions],
-            train_rmse_before=train_before, test_rmse_before=test_before,
-            train_rmse_after_prune=train_after, test_rmse_after_prune=test_after,
-            train_rmse_after_retrain=math.nan, test_rmse_after_retrain=math.nan,
-            edges_alive=edges_alive, nodes_alive=nodes_alive,
-            widths=adapter.widths(step.model),
-            removed_edges=step.removed_edges, removed_nodes=step.removed_nodes,
-            seconds_train=0.0, seconds_score=step.seconds_score,
-            seconds_prune=seconds_pruning_total - step.seconds_score,
-            warnings=step.warnings,
-        )  # fmt: skip
-        if not step.removed_edges and not step.removed_nodes:
-            record.status = "fixed point: nothing removed"
-            history.append(record)
-            log.info("round %d removed nothing: fixed point", r)
-            break
-        t1 = time.perf_counter()
-        adapter.fit(step.model, dataset, steps, lamb, seed + r, opt=opt, update_grid=update_grid)
-        record.seconds_train = time.perf_counter() - t1
-        record.train_rmse_after_retrain, record.test_rmse_after_retrain = _losses(
-            step.model, dataset
-        )
-        new_test = record.test_rmse_after_retrain
-        if not math.isfinite(new_test) or new_test > (1.0 + tol) * test_before:
-            record.accepted = False
-            record.status = (
-                f"rolled back: test RMSE {new_test:.4g} after retraining vs "
-                f"{test_before:.4g} before pruning (tol {tol:g})"
-            )
+    bar = tqdm(total=schedule.max_attempts, desc="pruning attempts", disable=not progress,
+               leave=False)  # fmt: skip
+    stop_reason = f"round cap: {rounds} accepted rounds"
+    start_rung, attempts, accepted_rounds = 0, 0, 0
+    while accepted_rounds < rounds:
+        r = accepted_rounds + 1
+        outcome = "exhausted"
+        for rung in range(start_rung, start_rung + schedule.max_rungs + 1):
+            if attempts >= schedule.max_attempts:
+                outcome = "budget"
+                break
+            rung_pruner = schedule.rung(pruner, rung)
+            t0 = time.perf_counter()
+            step = prune_step(current, x_fit, rung_pruner, node_ids)
+            seconds_pruning = time.perf_counter() - t0
+            after_prune = _rmse3(step.model, fit, val, dataset)
+            edges_alive, nodes_alive = _count_alive(step.model)
+            record = RoundRecord(
+                round=r, accepted=False, status="",
+                layers=[asdict(d) for d in step.decisions],
+                train_rmse_before=losses[0], test_rmse_before=losses[2],
+                train_rmse_after_prune=after_prune[0], test_rmse_after_prune=after_prune[2],
+                train_rmse_after_retrain=math.nan, test_rmse_after_retrain=math.nan,
+                edges_alive=edges_alive, nodes_alive=nodes_alive,
+                widths=adapter.widths(step.model),
+                removed_edges=step.removed_edges, removed_nodes=step.removed_nodes,
+                seconds_train=0.0, seconds_score=step.seconds_score,
+                seconds_prune=seconds_pruning - step.seconds_score, warnings=step.warnings,
+                attempt=len(history) + 1, rung=rung, pruner=repr(rung_pruner),
+                val_rmse_before=losses[1], val_rmse_after_prune=after_prune[1],
+                accept_below=limit,
+            )  # fmt: skip
+            if not step.removed_edges and not step.removed_nodes:
+                # A gentler rung keeps a superset, so it cannot remove anything either.
+                record.status = f"fixed point: nothing removed at rung {rung}"
+                record.edges_alive, record.nodes_alive = _count_alive(current)
+                history.append(record)
+                outcome = "fixed point"
+                break
+            attempts += 1
+            t1 = time.perf_counter()
+            retrained, failure = _retrain_and_judge(step.model, fit_train, (fit, val, dataset),
+                                                    steps, lamb, seed + attempts, schedule,
+                                                    opt, update_grid)  # fmt: skip
+            record.seconds_train = time.perf_counter() - t1
+            record.train_rmse_after_retrain = retrained[0]
+            record.val_rmse_after_retrain = retrained[1]
+            record.test_rmse_after_retrain = retrained[2]
+            bar.update(1)
+            if math.isfinite(retrained[1]) and retrained[1] <= limit:
+                record.accepted, record.status = True, "accepted"
+                history.append(record)
+                for layer, o, i in step.removed_edges:
+                    if pruned_round[layer][o, i] < 0:
+                        pruned_round[layer][o, i] = r
+                current, node_ids, losses = step.model, step.node_ids, retrained
+                start_rung, outcome = rung, "accepted"
+                bar.set_postfix(edges=edges_alive, val_rmse=f"{retrained[1]:.3g}")
+                break
+            record.status = failure or (f"rejected: validation RMSE {retrained[1]:.4g} after "
+                                        f"retraining > limit {limit:.4g}; backing off")  # fmt: skip
             record.edges_alive, record.nodes_alive = _count_alive(current)
             record.widths = adapter.widths(current)
             history.append(record)
-            log.warning("round %d %s", r, record.status)
-            break
-        for layer, o, i in step.removed_edges:
-            if pruned_round[layer][o, i] < 0:
-                pruned_round[layer][o, i] = r
-        current, node_ids = step.model, step.node_ids
-        losses = (record.train_rmse_after_retrain, record.test_rmse_after_retrain)
-        history.append(record)
-        bar.set_postfix(edges=edges_alive, test_rmse=f"{new_test:.3g}")
+            log.info("attempt %d (round %d, rung %d) %s", record.attempt, r, rung, record.status)
+        if outcome == "accepted":
+            accepted_rounds += 1
+            continue
+        stop_reason = {
+            "fixed point": "fixed point: the gentlest step that removes something was accepted "
+                           "or nothing is left to remove",
+            "exhausted": f"fixed point: every rung up to {start_rung + schedule.max_rungs} was "
+                         "rejected",
+            "budget": f"budget: {schedule.max_attempts} attempts spent",
+        }[outcome]  # fmt: skip
+        break
+    bar.close()
     start = time.perf_counter()
     polished = adapter.clone_model(current)
-    adapter.fit(polished, dataset, final_steps, 0.0, seed + rounds + 1, opt=opt,
+    adapter.fit(polished, fit_train, final_steps, 0.0, seed + attempts + 1, opt=opt,
                 update_grid=update_grid)  # fmt: skip
     seconds_final = time.perf_counter() - start
-    final_train, final_test = _losses(polished, dataset)
-    if math.isfinite(final_test):
+    final = _rmse3(polished, fit, val, dataset)
+    if math.isfinite(final[1]) and final[1] <= max(losses[1], limit):
         current = polished
     else:
-        log.warning("the final retraining diverged; returning the model before it")
-        final_train, final_test = _losses(current, dataset)
+        log.warning("the final retraining made the validation RMSE worse; returning the model "
+                    "before it")  # fmt: skip
+        final = losses
     return PruneResult(
         model=current,
         history=history,
         node_ids=node_ids,
         edge_pruned_round=pruned_round,
         initial_widths=w0,
-        initial_train_rmse=init_train,
-        initial_test_rmse=init_test,
+        initial_train_rmse=init_losses[0],
+        initial_test_rmse=init_losses[2],
         seconds_initial_train=seconds_initial,
         pruner=repr(pruner),
-        final_train_rmse=final_train,
-        final_test_rmse=final_test,
+        final_train_rmse=final[0],
+        final_test_rmse=final[2],
         seconds_final_train=seconds_final,
+        stop_reason=stop_reason,
+        initial_val_rmse=init_losses[1],
+        final_val_rmse=final[1],
+        accept_below=limit,
+        schedule=asdict(schedule),
     )

@@ -49,6 +49,7 @@ import sympy as sp
 import torch
 from tqdm.auto import tqdm
 
+from emp_kan.data import split_validation
 from emp_kan.formula_parse import as_expression
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import check_dataset
@@ -190,23 +191,6 @@ class SymbolicFormula:
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
-
-
-def _split_train(dataset: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
-    """(fit data, validation data): the last 20% of the training rows validate."""
-    n = dataset["train_input"].shape[0]
-    n_val = max(1, n // 5) if n >= 10 else 0
-    fit = {
-        "train_input": dataset["train_input"][: n - n_val] if n_val else dataset["train_input"],
-        "train_label": dataset["train_label"][: n - n_val] if n_val else dataset["train_label"],
-        "test_input": dataset["test_input"],
-        "test_label": dataset["test_label"],
-    }
-    val = {
-        "x": dataset["train_input"][n - n_val :] if n_val else dataset["train_input"],
-        "y": dataset["train_label"][n - n_val :] if n_val else dataset["train_label"],
-    }
-    return fit, val
 
 
 def _choose(
@@ -571,6 +555,7 @@ def fit_formula(
     max_swaps: int = 8,
     seed: int = 0,
     progress: bool = False,
+    validation: float = 0.2,
 ) -> SymbolicFormula:
     """Turn the surviving splines of a pykan model into a checked sympy formula.
 
@@ -597,6 +582,9 @@ def fit_formula(
     seed : int
     progress : bool
         Show a tqdm bar over edges.
+    validation : float
+        Share of the training rows (the last ones) that choose; the same rows the round loop
+        decides on (:func:`emp_kan.data.split_validation`).
 
     Returns
     -------
@@ -625,7 +613,7 @@ def fit_formula(
         raise ValueError(f"variables must be {widths[0]} distinct names, got {names}")
     symbols = [sp.Symbol(n, real=True) for n in names]
 
-    fit_data, val = _split_train(dataset)
+    fit_data, val = split_validation(dict(dataset), validation)
     spline_test_rmse = adapter.rmse(model, dataset["test_input"], dataset["test_label"])
     spline_val_rmse = adapter.rmse(model, val["x"], val["y"])
     model = adapter.clone_model(model)

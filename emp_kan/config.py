@@ -1,0 +1,81 @@
+"""The settings of a discovery run, with the defaults the CLI, the estimator and the bench share.
+
+Kept apart from :mod:`emp_kan.pipeline` so that reading the defaults (``emp-kan --help``) does
+not import torch or pykan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from emp_kan.pruning.schedule import (
+    DEFAULT_ROUND_STEPS,
+    DEFAULT_ROUNDS,
+    DEFAULT_SCHEDULE,
+    Schedule,
+)
+from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+
+__all__ = ["DiscoverConfig"]
+
+
+@dataclass
+class DiscoverConfig:
+    """Settings of one discovery run: the one set of defaults that the CLI, the estimator and
+    the bench share (the CLI documents each option)."""
+
+    width: list[int] | None = None  # default [n_inputs, 5, 1]
+    grid: int = 5
+    k: int = 3
+    steps: int = 50  # initial training, and the final unregularised polish
+    round_steps: int = DEFAULT_ROUND_STEPS  # retraining after each pruning attempt
+    rounds: int = DEFAULT_ROUNDS  # a cap on accepted rounds; the loop stops at a fixed point
+    lamb: float = 1e-3
+    tol: float = DEFAULT_SCHEDULE.tol
+    floor: float = DEFAULT_SCHEDULE.floor
+    validation: float = DEFAULT_SCHEDULE.validation  # share of training rows that decide
+    beta: float = 1.0
+    prune: str = "both"
+    scope: str = "layer"
+    library: tuple[str, ...] = DEFAULT_LIBRARY
+    seed: int = 0
+    compare: bool = True
+    progress: bool = False
+
+    def schedule(self) -> Schedule:
+        """The round loop's accept rule and back-off ladder for these settings."""
+        return replace(DEFAULT_SCHEDULE, tol=self.tol, floor=self.floor,
+                       validation=self.validation)  # fmt: skip
+
+    def check(self, n_inputs: int) -> None:
+        """Raise ValueError for settings that cannot work, before any training."""
+        from emp_kan.pruning.pruners import EMPPruner
+        from emp_kan.symbolic.edge_fit import check_library
+
+        check_library(self.library)
+        EMPPruner(target=self.prune, scope=self.scope, beta=self.beta)  # validates
+        for name in ("grid", "k", "steps", "round_steps", "rounds", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        for name in ("lamb", "tol", "floor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value >= 0
+            ):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.grid < 1 or self.k < 1:
+            raise ValueError("grid and k must be at least 1")
+        if self.width is not None:
+            if len(self.width) < 2 or any(w < 1 for w in self.width):
+                raise ValueError(f"width must list at least two positive layer sizes, got "
+                                 f"{self.width}")  # fmt: skip
+            if self.width[0] != n_inputs or self.width[-1] != 1:
+                raise ValueError(
+                    f"width must start with the {n_inputs} inputs and end with 1 output, "
+                    f"got {self.width}"
+                )
+
+    def model_width(self, n_inputs: int) -> list[int]:
+        return list(self.width) if self.width else [n_inputs, 5, 1]
