@@ -163,7 +163,7 @@ def _records(history: Any) -> list[dict]:
 
 
 def plot_history(history: Any):
-    """Per round: N_eff and kept per layer, edges alive, and the three test losses.
+    """Per attempt: N_eff and kept per layer, what is alive, and the validation losses.
 
     Parameters
     ----------
@@ -172,20 +172,24 @@ def plot_history(history: Any):
     Returns
     -------
     matplotlib.figure.Figure
-        Three panels; rolled-back rounds are marked with a red band.
+        Three panels over the attempts of the round loop. Rejected attempts (rolled back, then
+        retried on a gentler rung) are shaded red and labelled with their rung; the dotted line
+        in the loss panel is the accept limit. The alive counts are those of the model the loop
+        kept after each attempt.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     records = _records(history)
     if not records:
         raise ValueError("the history is empty: run at least one round before plotting it")
     fig, (ax_n, ax_e, ax_l) = plt.subplots(1, 3, figsize=(13, 3.6))
-    rounds = [int(r["round"]) for r in records]
+    xs_all = [int(r.get("attempt") or k + 1) for k, r in enumerate(records)]
     groups: dict[tuple[str, int], list[tuple[int, float, int]]] = {}
-    for r in records:
+    for x, r in zip(xs_all, records, strict=True):
         for d in r["layers"]:
             groups.setdefault((d["kind"], int(d["layer"])), []).append(
-                (int(r["round"]), float(d["n_eff"]), int(d["kept"]))
+                (x, float(d["n_eff"]), int(d["kept"]))
             )
     for k, ((kind, layer), rows) in enumerate(sorted(groups.items())):
         color = f"C{k % 10}"
@@ -195,35 +199,46 @@ def plot_history(history: Any):
         ax_n.plot(xs, [row[2] for row in rows], "s--", color=color, alpha=0.7,
                   label=f"kept {name}")  # fmt: skip
     ax_n.set_title("effective number and kept count")
-    ax_n.set_xlabel("round")
     if groups:
         ax_n.legend(fontsize=7)
 
-    ax_e.plot(rounds, [int(r["edges_alive"]) for r in records], "o-", color=_ALIVE, label="edges")
-    ax_e.plot(rounds, [int(r["nodes_alive"]) for r in records], "s-", color="C2",
+    ax_e.plot(xs_all, [int(r["edges_alive"]) for r in records], "o-", color=_ALIVE,
+              label="edges")  # fmt: skip
+    ax_e.plot(xs_all, [int(r["nodes_alive"]) for r in records], "s-", color="C2",
               label="hidden nodes")  # fmt: skip
-    ax_e.set_title("alive after the round")
-    ax_e.set_xlabel("round")
+    ax_e.set_title("alive after the attempt")
     ax_e.legend(fontsize=8)
 
-    def series(key):
-        return [np.nan if r[key] is None else float(r[key]) for r in records]
+    def series(key, fallback):
+        key = key if key in records[0] else fallback
+        return [np.nan if r.get(key) is None else float(r[key]) for r in records]
 
-    ax_l.plot(rounds, series("test_rmse_before"), "o-", label="before pruning")
-    ax_l.plot(rounds, series("test_rmse_after_prune"), "x--", label="right after pruning")
-    ax_l.plot(rounds, series("test_rmse_after_retrain"), "s-", label="after retraining")
+    ax_l.plot(xs_all, series("val_rmse_before", "test_rmse_before"), "o-", label="before")
+    ax_l.plot(xs_all, series("val_rmse_after_prune", "test_rmse_after_prune"), "x--",
+              label="right after pruning")  # fmt: skip
+    ax_l.plot(xs_all, series("val_rmse_after_retrain", "test_rmse_after_retrain"), "s-",
+              label="after retraining")  # fmt: skip
+    limits = series("accept_below", "accept_below") if "accept_below" in records[0] else []
+    if limits and np.isfinite(limits).any():
+        ax_l.plot(xs_all, limits, ":", color="darkred", label="accept limit")
     ax_l.set_yscale("log")
-    ax_l.set_title("test RMSE")
-    ax_l.set_xlabel("round")
-    for r in records:
-        if not r["accepted"]:
+    ax_l.set_title("validation RMSE" if "val_rmse_before" in records[0] else "test RMSE")
+    for x, r in zip(xs_all, records, strict=True):
+        status = str(r.get("status", ""))
+        if status.startswith(("rejected", "rolled back")):
             for ax in (ax_n, ax_e, ax_l):
-                ax.axvspan(r["round"] - 0.4, r["round"] + 0.4, color="red", alpha=0.12)
-            ax_l.annotate("rolled back", (r["round"], 0.95), xycoords=("data", "axes fraction"),
-                          ha="center", va="top", fontsize=8, color="darkred")  # fmt: skip
-    ax_l.legend(fontsize=8)
+                ax.axvspan(x - 0.4, x + 0.4, color="red", alpha=0.12)
+            ax_l.annotate(f"rejected\nrung {r.get('rung', 0)}", (x, 0.97),
+                          xycoords=("data", "axes fraction"), ha="center", va="top",
+                          fontsize=7, color="darkred")  # fmt: skip
+        elif status.startswith("fixed point"):
+            ax_l.annotate("fixed\npoint", (x, 0.97), xycoords=("data", "axes fraction"),
+                          ha="center", va="top", fontsize=7, color="0.3")  # fmt: skip
+    ax_l.legend(fontsize=7)
     for ax in (ax_n, ax_e, ax_l):
-        ax.set_xticks(rounds)
+        ax.set_xlabel("attempt")
+        ax.set_xticks(xs_all)
+    ax_e.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 1.25 edges
     fig.tight_layout()
     return fig
 
