@@ -150,16 +150,17 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     data, names = problem.dataset, problem.variables
     x = data["train_input"]
     model = adapter.make_kan([len(names), settings.hidden, 1], grid=settings.grid, k=3, seed=seed)
-    adapter.fit(model, data, settings.steps, settings.lamb, seed)
+    adapter.fit(model, data, settings.steps, settings.lamb, seed, engine="pykan")
     model = adapter.pykan_prune(model, x)
-    adapter.fit(model, data, settings.round_steps, 0.0, seed + 1)
+    adapter.fit(model, data, settings.round_steps, 0.0, seed + 1, engine="pykan")
     model = adapter.refine(model, 10, x)
-    adapter.fit(model, data, settings.round_steps, 0.0, seed + 2)
+    adapter.fit(model, data, settings.round_steps, 0.0, seed + 2, engine="pykan")
     spline_rmse = adapter.rmse(model, data["test_input"], data["test_label"])
     edges = sum(int(m.sum()) for m in adapter.get_edge_masks(model))
     adapter.forward_pass(model, x)
     adapter.auto_symbolic(model, [f for f in DEFAULT_LIBRARY])
-    adapter.fit(model, data, settings.round_steps, 0.0, seed + 3, update_grid=False)
+    adapter.fit(model, data, settings.round_steps, 0.0, seed + 3, update_grid=False,
+                engine="pykan")
     expr = adapter.pykan_formula(model, names)
     rmse, r2 = evaluate_formula(expr, names, data["test_input"], data["test_label"])
     exact = bool(problem.truth is not None and is_exact_recovery(

@@ -1,0 +1,131 @@
+"""The fast training path computes what pykan computes, and trains as pykan trains."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from emp_kan.kan import adapter
+from emp_kan.kan.train import _Forward, _regulariser, kan_forward, supports
+from emp_kan.pruning.pruners import EMPPruner
+from emp_kan.pruning.rounds import prune_step
+from tests.conftest import make_dataset
+
+
+def _random_model(width, grid, seed, mask_share=0.3, x=None):
+    """A pykan model with random masked edges and, when ``x`` is given, a data-fitted grid."""
+    model = adapter.make_kan(width, grid=grid, k=3, seed=seed)
+    gen = np.random.default_rng(seed)
+    masks = [m.numpy() & (gen.random(m.shape) > mask_share) for m in adapter.get_edge_masks(model)]
+    for m in masks:  # every node keeps one edge, so no hidden node is left constant
+        m[:, 0] = True
+        m[0, :] = True
+    adapter.set_edge_masks(model, masks)
+    if x is not None:
+        with adapter.quiet_pykan(), torch.no_grad():
+            model.update_grid(x)  # a non-uniform grid, as after training
+    return model
+
+
+CASES = [([2, 5, 1], 5), ([3, 4, 2, 1], 3), ([4, 6, 1], 7), ([1, 3, 3, 1], 4)]
+
+
+@pytest.mark.parametrize(("width", "grid"), CASES)
+def test_forward_equals_pykans(width, grid):
+    x = torch.rand(300, width[0], generator=torch.Generator().manual_seed(1)) * 2 - 1
+    model = _random_model(width, grid, seed=sum(width) + grid, x=x)
+    x_new = torch.rand(200, width[0], generator=torch.Generator().manual_seed(2)) * 2.2 - 1.1
+    with torch.no_grad():
+        expected = model.forward(x_new)
+        assert torch.allclose(kan_forward(model, x_new), expected, atol=1e-6, rtol=0)
+        assert torch.allclose(_Forward(model, x)(x, False)[0], model.forward(x), atol=1e-6,
+                              rtol=0)  # fmt: skip
+
+
+def test_forward_equals_pykans_after_nodes_are_removed(dataset, trained):
+    step = prune_step(trained, dataset["train_input"], EMPPruner(target="both"))
+    assert sum(adapter.widths(step.model)[1:-1]) < 4
+    x = dataset["test_input"]
+    with torch.no_grad():
+        assert torch.allclose(kan_forward(step.model, x), step.model.forward(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(("width", "grid"), CASES[:2])
+def test_regulariser_and_gradients_equal_pykans(width, grid):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(256, width[0], generator=gen) * 2 - 1
+    y = torch.sin(x.sum(dim=1, keepdim=True))
+    model = _random_model(width, grid, seed=7, x=x)
+    model.save_act = True
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def grads(objective):
+        for p in params:
+            p.grad = None
+        value = objective()
+        value.backward()
+        return float(value.detach()), [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                              for p in params]  # fmt: skip
+
+    def pykans():
+        pred = model.forward(x)
+        return torch.mean((pred - y) ** 2) + 0.01 * model.reg("edge_forward_spline_n", 1.0, 2.0,
+                                                              0.0, 0.0)  # fmt: skip
+
+    forward = _Forward(model, x)
+
+    def ours():
+        pred, scales = forward(x, with_scales=True)
+        return torch.mean((pred - y) ** 2) + 0.01 * _regulariser(scales)
+
+    (v_ref, g_ref), (v_ours, g_ours) = grads(pykans), grads(ours)
+    assert v_ours == pytest.approx(v_ref, rel=1e-5)
+    for a, b in zip(g_ref, g_ours, strict=True):
+        assert torch.allclose(a, b, atol=1e-4 * (float(a.abs().max()) + 1e-8), rtol=0)
+
+
+@pytest.mark.parametrize("lamb", [0.0, 1e-3])
+def test_short_training_lowers_the_loss_as_pykans_does(lamb):
+    data = make_dataset(n_train=120, n_test=60)
+    base = adapter.make_kan([3, 4, 1], grid=5, k=3, seed=0)
+    before = adapter.rmse(base, data["test_input"], data["test_label"])
+    ours, theirs = adapter.clone_model(base), adapter.clone_model(base)
+    adapter.fit(ours, data, 6, lamb, seed=0, engine="fast")
+    adapter.fit(theirs, data, 6, lamb, seed=0, engine="pykan")
+    after_ours = adapter.rmse(ours, data["test_input"], data["test_label"])
+    after_theirs = adapter.rmse(theirs, data["test_input"], data["test_label"])
+    assert after_ours < 0.5 * before and after_theirs < 0.5 * before
+    assert after_ours <= 1.5 * after_theirs
+    # The trained object is still a pykan model: its own forward agrees with ours.
+    with torch.no_grad():
+        assert torch.allclose(ours.forward(data["test_input"]),
+                              kan_forward(ours, data["test_input"]), atol=1e-6)  # fmt: skip
+
+
+def test_same_seed_gives_the_same_model_and_leaves_global_rngs_alone():
+    data = make_dataset(n_train=80, n_test=20)
+    random.random(), np.random.random(), torch.rand(1)  # noqa: NPY002
+    states = (random.getstate(), np.random.get_state()[1].copy(),  # noqa: NPY002
+              torch.random.get_rng_state())  # fmt: skip
+    a, b = (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5) for _ in range(2))
+    adapter.fit(a, data, 4, 1e-3, seed=9)
+    adapter.fit(b, data, 4, 1e-3, seed=9)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    assert random.getstate() == states[0]
+    assert np.array_equal(np.random.get_state()[1], states[1])  # noqa: NPY002
+    assert torch.equal(torch.random.get_rng_state(), states[2])
+
+
+def test_models_the_fast_path_does_not_cover_train_with_pykans_fit():
+    data = make_dataset(n_train=60, n_test=20)
+    model = adapter.make_kan([3, 2, 1], grid=3, k=3, seed=0)
+    assert supports(model)
+    adapter.fix_symbolic_edge(model, 0, 0, 0, "x", [1.0, 0.0, 1.0, 0.0])
+    assert not supports(model)
+    before = adapter.rmse(model, data["test_input"], data["test_label"])
+    adapter.fit(model, data, 3, 0.0, seed=0, update_grid=False)
+    assert adapter.rmse(model, data["test_input"], data["test_label"]) < before
