@@ -95,9 +95,9 @@ class EMPPruner:
             f"node_score={self.node_score!r})"
         )
 
-    def backed_off(self, factor: float) -> EMPPruner:
-        """A gentler EMP: the same rule and target with ``beta * factor``."""
-        return EMPPruner(target=self.target, scope=self.scope, beta=self.beta * factor,
+    def backed_off(self, factor: float, target: Target | None = None) -> EMPPruner:
+        """A gentler EMP: the same rule with ``beta * factor`` (and ``target``, if given)."""
+        return EMPPruner(target=target or self.target, scope=self.scope, beta=self.beta * factor,
                          signed=self.signed, edge_score=self.edge_score,
                          node_score=self.node_score)  # fmt: skip
 
@@ -193,10 +193,10 @@ class ThresholdPruner:
             f"target={self.target!r})"
         )
 
-    def backed_off(self, factor: float) -> ThresholdPruner:
-        """A gentler rule: both thresholds divided by ``factor``."""
+    def backed_off(self, factor: float, target: Target | None = None) -> ThresholdPruner:
+        """A gentler rule: both thresholds divided by ``factor`` (and ``target``, if given)."""
         return ThresholdPruner(node_th=self.node_th / factor, edge_th=self.edge_th / factor,
-                               target=self.target, edge_score=self.edge_score,
+                               target=target or self.target, edge_score=self.edge_score,
                                node_score=self.node_score)  # fmt: skip
 
     prunes_nodes = EMPPruner.prunes_nodes

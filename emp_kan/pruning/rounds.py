@@ -548,6 +548,7 @@ def prune_rounds(
     while accepted_rounds < rounds:
         r = accepted_rounds + 1
         outcome = "exhausted"
+        rejected_removals: set = set()
         for rung in range(start_rung, start_rung + schedule.max_rungs + 1):
             if attempts >= schedule.max_attempts:
                 outcome = "budget"
@@ -580,6 +581,14 @@ def prune_rounds(
                 history.append(record)
                 outcome = "fixed point"
                 break
+            removal = (frozenset(map(tuple, step.removed_edges)),
+                       frozenset(map(tuple, step.removed_nodes)))  # fmt: skip
+            if removal in rejected_removals:
+                record.status = "skipped: removes what a rejected attempt of this round removed"
+                record.edges_alive, record.nodes_alive = _count_alive(current)
+                record.widths = adapter.widths(current)
+                history.append(record)
+                continue
             attempts += 1
             t1 = time.perf_counter()
             retrained, failure = _retrain_and_judge(step.model, fit_train, (fit, val, dataset),
@@ -605,6 +614,7 @@ def prune_rounds(
             record.edges_alive, record.nodes_alive = _count_alive(current)
             record.widths = adapter.widths(current)
             history.append(record)
+            rejected_removals.add(removal)
             log.info("attempt %d (round %d, rung %d) %s", record.attempt, r, rung, record.status)
         if outcome == "accepted":
             accepted_rounds += 1

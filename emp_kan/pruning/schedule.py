@@ -7,10 +7,14 @@ This is the one place that decides how the round loop (:func:`emp_kan.prune_roun
   model's validation RMSE, or in any case good enough when the error is below ``floor`` times the
   spread of the training labels (``floor = 0.01`` means validation R^2 of about 0.9999). The
   reference is fixed for the whole run, so errors cannot compound from round to round.
-* **Back-off ladder.** A rejected attempt is retried with a gentler step: rung ``k`` uses the
-  pruner's :meth:`backed_off` with factor ``backoff ** k`` (EMP: ``beta * 1.5 ** k``, still the
-  exact ``floor(beta * N_eff)`` rule; thresholds: divided by ``1.5 ** k``). When a rung removes
-  nothing, no gentler rung can, and the loop has reached its fixed point.
+* **Back-off ladder.** A rejected attempt is retried with a gentler step: the pruner's
+  ``backed_off`` with a factor ``backoff ** j`` (EMP: ``beta * 1.5 ** j``, still the exact
+  ``floor(beta * N_eff)`` rule; thresholds: divided by ``1.5 ** j``). A pruner of nodes and
+  edges alternates: rung 0 both, rung 1 edges only at the same factor, rung 2 both at
+  ``1.5``, rung 3 edges only at ``1.5``, ... (cutting a node is the harsher step). An attempt
+  that would remove exactly what a rejected attempt of the round removed is skipped without
+  retraining. When a rung removes nothing, no gentler rung can, and the loop has reached its
+  fixed point.
 * **Judging.** With a sparsity penalty (``lamb > 0``) the retrained model is judged after
   ``judge_steps`` plain LBFGS steps on a copy: the penalty costs accuracy that a short
   unpenalised fit gives back, and the question is what the pruned structure can fit. The loop
@@ -62,7 +66,7 @@ class Schedule:
     tol: float = 0.5
     floor: float = 0.01
     backoff: float = 1.5
-    max_rungs: int = 4
+    max_rungs: int = 5
     max_attempts: int = 12
     validation: float = 0.2
     judge_steps: int = 5
@@ -90,8 +94,18 @@ class Schedule:
         return max((1.0 + self.tol) * reference_rmse, self.floor * label_std)
 
     def rung(self, pruner: Any, k: int) -> Any:
-        """The pruner of rung ``k`` (0: as given; higher: gentler by ``backoff ** k``)."""
-        return pruner if k == 0 else pruner.backed_off(self.backoff**k)
+        """The pruner of rung ``k`` (0: as given; higher: gentler).
+
+        For a pruner of nodes and edges (``target="both"``) the rungs alternate: even rungs
+        prune both with ``backoff ** (k / 2)``, odd rungs the same rule on edges only (cutting
+        a whole node is the harsher step). Otherwise rung ``k`` is ``backoff ** k``.
+        """
+        if k == 0:
+            return pruner
+        if getattr(pruner, "target", None) == "both":
+            factor = self.backoff ** (k // 2)
+            return pruner.backed_off(factor, target="edges" if k % 2 else "both")
+        return pruner.backed_off(self.backoff**k)
 
 
 #: The defaults shared by prune_rounds, the CLI, the estimator and the bench.
