@@ -113,21 +113,22 @@ def test_output_is_never_cut_off(dataset, trained):
 
 def test_rejected_attempts_back_off_and_keep_the_last_accepted_model(dataset, trained):
     # tol = floor = 0: every attempt that retrains to a worse validation RMSE is rejected.
-    strict = Schedule(tol=0.0, floor=0.0, max_rungs=3)
+    strict = Schedule(tol=0.0, floor=0.0, max_rungs=4)
     result = prune_rounds(trained, dataset, EMPPruner(beta=0.05, target="both"), rounds=3,
                           steps=1, initial_steps=0, schedule=strict)  # fmt: skip
     rejected = [r for r in result.history if r.status.startswith("rejected")]
     assert rejected, "the strict rule must reject something"
     for r in rejected:
         assert not r.accepted and r.val_rmse_after_retrain > r.accept_below
-    # Each rejection is retried on the next rung in the same round: edges only at the same
-    # beta, then nodes and edges at beta x 1.5, ...
+    # Each rejection is retried on the next rung in the same round: nodes only and edges only
+    # at the same beta, then both at beta x 1.5, ...
     rungs = [(r.round, r.rung) for r in result.history]
-    assert rungs[:3] == [(1, 0), (1, 1), (1, 2)]
-    first, second, third = (r.pruner for r in result.history[:3])
-    assert "target='both'" in first and "beta=0.05," in first
-    assert "target='edges'" in second and "beta=0.05," in second
-    assert "target='both'" in third and "beta=0.07500000000000001" in third
+    assert rungs[:4] == [(1, 0), (1, 1), (1, 2), (1, 3)]
+    pruners = [r.pruner for r in result.history[:4]]
+    assert "target='both'" in pruners[0] and "beta=0.05," in pruners[0]
+    assert "target='nodes'" in pruners[1] and "beta=0.05," in pruners[1]
+    assert "target='edges'" in pruners[2] and "beta=0.05," in pruners[2]
+    assert "target='both'" in pruners[3] and "beta=0.07500000000000001" in pruners[3]
     if all(not r.accepted for r in result.history):
         assert adapter.widths(result.model) == [3, 4, 1] and result.edges_alive == 16
         assert (result.edge_pruned_round[0] == -1).all()

@@ -10,8 +10,9 @@ This is the one place that decides how the round loop (:func:`emp_kan.prune_roun
 * **Back-off ladder.** A rejected attempt is retried with a gentler step: the pruner's
   ``backed_off`` with a factor ``backoff ** j`` (EMP: ``beta * 1.5 ** j``, still the exact
   ``floor(beta * N_eff)`` rule; thresholds: divided by ``1.5 ** j``). A pruner of nodes and
-  edges alternates: rung 0 both, rung 1 edges only at the same factor, rung 2 both at
-  ``1.5``, rung 3 edges only at ``1.5``, ... (cutting a node is the harsher step). An attempt
+  edges cycles through its targets at each factor: rung 0 both, rung 1 nodes only, rung 2
+  edges only, rung 3 both at ``1.5``, ... (the node cut and the edge cut of one step can each
+  be the one that does the harm). An attempt
   that would remove exactly what a rejected attempt of the round removed is skipped without
   retraining. When a rung removes nothing, no gentler rung can, and the loop has reached its
   fixed point.
@@ -66,7 +67,7 @@ class Schedule:
     tol: float = 0.5
     floor: float = 0.01
     backoff: float = 1.5
-    max_rungs: int = 5
+    max_rungs: int = 8
     max_attempts: int = 12
     validation: float = 0.2
     judge_steps: int = 5
@@ -96,17 +97,18 @@ class Schedule:
     def rung(self, pruner: Any, k: int) -> Any:
         """The pruner of rung ``k`` (0: as given; higher: gentler).
 
-        For a pruner of nodes and edges (``target="both"``) the rungs alternate: even rungs
-        prune both with ``backoff ** (k / 2)``, odd rungs the same rule on edges only (cutting
-        a whole node is the harsher step). Otherwise rung ``k`` is ``backoff ** k``.
+        For a pruner of nodes and edges (``target="both"``) the rungs cycle through three
+        targets at each factor ``backoff ** (k // 3)``: both, nodes only, edges only. Otherwise
+        rung ``k`` is ``backoff ** k``.
         """
         if k == 0:
             return pruner
         if getattr(pruner, "target", None) == "both":
-            factor = self.backoff ** (k // 2)
-            return pruner.backed_off(factor, target="edges" if k % 2 else "both")
+            return pruner.backed_off(self.backoff ** (k // 3), target=_CYCLE[k % 3])
         return pruner.backed_off(self.backoff**k)
 
+
+_CYCLE = ("both", "nodes", "edges")
 
 #: The defaults shared by prune_rounds, the CLI, the estimator and the bench.
 DEFAULT_SCHEDULE = Schedule()
