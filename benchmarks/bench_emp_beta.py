@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_emp_beta.py [--equations 28,40,46,16,37
 
 For each Feynman equation, one [n, 5, 1] KAN is trained (300/300 samples, 40 LBFGS steps,
 lamb 1e-3); from it, each rule runs 3 rounds x 15 steps (tol 0.5) and a 40-step polish. Prints
-edges kept, the final test RMSE and the number of rolled-back rounds ("rb").
+edges kept, the final test RMSE and the number of rejected attempts ("rb").
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main() -> None:
             res = emp_kan.prune_rounds(trained, problem.dataset, make(), rounds=3, steps=15,
                                        lamb=1e-3, tol=0.5, initial_steps=0,
                                        final_steps=40)  # fmt: skip
-            rolled = sum(not r.accepted for r in res.history)
+            rolled = res.rejected_attempts
             cells.append(f"{name}: {res.edges_alive}e {res.final_test_rmse:.1e} rb{rolled}")
         print(" | ".join(cells), flush=True)
 

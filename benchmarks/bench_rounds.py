@@ -107,7 +107,7 @@ def diabetes() -> None:
         status = res.history[-1].status if res.history else "-"
         print(
             f"{name:46} {adapter.widths(res.model)[1]:6d} {edges_alive(res.model):6d} "
-            f"{mse(res.model):9.3f}  ({len(res.history)} rounds; last: {status[:40]})"
+            f"{mse(res.model):9.3f}  ({len(res.history)} attempts; last: {status[:40]})"
         )
 
 
