@@ -390,7 +390,8 @@ def train(
     opt: str = "LBFGS",
     update_grid: bool = True,
 ) -> Any:
-    """Train a copy of ``model`` with pykan's ``fit``; silent, file-free, reproducible.
+    """Train a copy of ``model`` as pykan's ``fit`` would (through the fast path of
+    :mod:`emp_kan.kan.train` where it applies); silent, file-free, reproducible.
 
     Returns the trained copy; ``model`` and the global generators are left as they were.
     """
@@ -575,9 +576,14 @@ def prune_rounds(
                 accept_below=limit,
             )  # fmt: skip
             if not step.removed_edges and not step.removed_nodes:
-                # A gentler rung keeps a superset, so it cannot remove anything either.
-                record.status = f"fixed point: nothing removed at rung {rung}"
                 record.edges_alive, record.nodes_alive = _count_alive(current)
+                if rung_pruner.target != pruner.target:
+                    # Nodes only (or edges only) removed nothing; the other half may.
+                    record.status = f"nothing removed at rung {rung} ({rung_pruner.target} only)"
+                    history.append(record)
+                    continue
+                # A gentler rung of the full target keeps a superset: nothing more can go.
+                record.status = f"fixed point: nothing removed at rung {rung}"
                 history.append(record)
                 outcome = "fixed point"
                 break
