@@ -12,7 +12,7 @@ import torch
 
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import train
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
+from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, EdgeCandidate, fit_edge, numpy_function
 from emp_kan.symbolic.formula_terms import Term, refit_terms
 from emp_kan.symbolic.recovery import is_exact_recovery, round_formula
 from emp_kan.symbolic.search import fit_formula
@@ -225,3 +225,37 @@ def test_the_last_layer_solve_is_optimal_and_leaves_masked_edges_alone():
     torch.testing.assert_close(last.coef[0, 0], masked_coef)
     assert adapter.solve_last_layer_splines(model, x, y)  # already optimal: nothing to gain
     assert adapter.rmse(model, x, y) == pytest.approx(after, rel=1e-4)
+
+
+def test_an_edge_takes_a_simpler_function_when_the_formula_does_not_need_more():
+    """A sqrt fitted to a nearly straight spline becomes x when the validation error allows."""
+    from emp_kan.symbolic.formula_terms import evaluate_terms, swap_term
+    from emp_kan.symbolic.search import EdgeFit, _simplify_edges
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(300, 2))
+    y = 2 * x[:, 0] + 3 * x[:, 1]
+    cands = [fit_edge(x[:, i], w * x[:, i], library=("x",)) for i, w in ((0, 2), (1, 3))]
+    # c * sqrt(x + 10) + d with slope 2 at 0: nearly straight on [-1, 1], as a spline can be.
+    c = 4 * np.sqrt(10.0)
+    sqrt0 = EdgeCandidate("sqrt", 1.0, 10.0, c, -c * np.sqrt(10.0), 1e-3, 1 - 1e-6, 2, -3.0)
+    cands[0] = [sqrt0, *cands[0]]
+    lin1 = cands[1][0]
+    terms, consts = swap_term([], [np.zeros(1)], (0, 0, 0), sqrt0, 1.0)
+    terms, consts = swap_term(terms, consts, (0, 0, 1), lin1, 1.0)
+    fits = {(0, 0, 0): EdgeFit(0, 0, 0, "sqrt", sqrt0.r2, cands[0]),
+            (0, 0, 1): EdgeFit(0, 0, 1, "x", lin1.r2, cands[1])}  # fmt: skip
+    fit_xy, val_xy = (x[:240], y[:240]), (x[240:], y[240:])
+    terms, consts = _simplify_edges(terms, consts, fit_xy, val_xy, fits, [[1.0]], 30)
+    assert fits[(0, 0, 0)].function == "x" and "simplified sqrt -> x" in fits[(0, 0, 0)].note
+    assert {t.function for t in terms} == {"x"}
+    pred = evaluate_terms(terms, consts, x[240:])[0]
+    assert np.sqrt(np.mean((pred - y[240:]) ** 2)) < 1e-6
+    # A function the data need stays: y = x0**2 cannot be written with x.
+    y2 = x[:, 0] ** 2
+    quad = [c for c in fit_edge(x[:, 0], y2, library=("x", "x^2")) if c.function == "x^2"][0]
+    terms2, consts2 = swap_term([], [np.zeros(1)], (0, 0, 0), quad, 1.0)
+    fits2 = {(0, 0, 0): EdgeFit(0, 0, 0, "x^2", quad.r2,
+                                fit_edge(x[:, 0], y2, library=("x", "x^2")))}  # fmt: skip
+    _simplify_edges(terms2, consts2, (x[:240], y2[:240]), (x[240:], y2[240:]), fits2, [[1.0]], 30)
+    assert fits2[(0, 0, 0)].function == "x^2"

@@ -54,6 +54,7 @@ from emp_kan.formula_parse import as_expression
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import check_dataset
 from emp_kan.symbolic.edge_fit import (
+    COMPLEXITY,
     DEFAULT_LIBRARY,
     TOTAL_FUNCTIONS,
     EdgeCandidate,
@@ -374,6 +375,50 @@ def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_fail
     return terms, consts
 
 
+def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_evals,
+                    max_failures: int = 3):  # fmt: skip
+    """Swap edges to simpler library functions the formula can do without; return
+    (terms, consts).
+
+    Occam's razor with the term-dropping pass's tolerance: an edge whose chosen function has a
+    simpler candidate (lower complexity, e.g. ``x`` for a ``sqrt`` fitted to a nearly straight
+    spline) takes it when, after a refit, the validation RMSE stays within ``DROP_REL_TOL`` of
+    the formula before any swap (or under ``DROP_ABS_TOL`` of the labels' spread). Per-edge fits
+    cannot see this: a slightly curved spline often only compensates another edge's error.
+    The pass stops after ``max_failures`` refused swaps.
+    """
+    x_val, y_val = val_xy
+    start_rmse, _ = _terms_rmse_r2(terms, consts, x_val, y_val)
+    if not math.isfinite(start_rmse):
+        return terms, consts
+    allowed = max(start_rmse * (1 + DROP_REL_TOL), DROP_ABS_TOL * float(np.std(y_val)))
+    live = {t.key for t in terms}
+    failures = 0
+    for key, fit in sorted(fit_of_key.items()):
+        if failures >= max_failures:
+            break
+        if key not in live:
+            continue
+        current = COMPLEXITY.get(fit.function, 0)
+        simpler = sorted((c for c in fit.candidates
+                          if c.function != "0" and c.complexity < current),
+                         key=lambda c: (c.complexity, c.cost))  # fmt: skip
+        if not simpler:
+            continue
+        cand = simpler[0]
+        t_terms, t_consts = swap_term(terms, consts, key, cand, scales[key[0]][key[1]])
+        t_terms, t_consts = refit_terms(t_terms, t_consts, *fit_xy, refit_evals)
+        rmse, _ = _terms_rmse_r2(t_terms, t_consts, x_val, y_val)
+        if not (math.isfinite(rmse) and rmse <= allowed):
+            failures += 1
+            continue
+        fit.note = (f"simplified {fit.function} -> {cand.function}: validation RMSE {rmse:.3g} "
+                    f"(was {start_rmse:.3g})")  # fmt: skip
+        fit.function, fit.r2 = cand.function, cand.r2
+        terms, consts = t_terms, t_consts
+    return terms, consts
+
+
 def _box_points(xs: np.ndarray, seed: int, n: int = 2000) -> np.ndarray:
     """``n`` points drawn uniformly from the bounding box of the inputs ``xs (rows, d)``."""
     rng = np.random.default_rng(seed)  # a private generator: the caller's RNGs stay untouched
@@ -664,6 +709,8 @@ def fit_formula(
                     fit.note = "chosen end to end over the per-edge best"
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
     if math.isfinite(val_rmse):
+        terms, consts = _simplify_edges(terms, consts, (x_fit, y_fit), (x_val, y_val),
+                                        fit_of_key, scales, trial_evals)  # fmt: skip
         terms, consts = _drop_terms(terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key,
                                     trial_evals)  # fmt: skip
     box = _box_points(np.vstack([x_fit, x_val]), seed)  # every training row, as arrays
