@@ -259,3 +259,24 @@ def test_an_edge_takes_a_simpler_function_when_the_formula_does_not_need_more():
                                 fit_edge(x[:, 0], y2, library=("x", "x^2")))}  # fmt: skip
     _simplify_edges(terms2, consts2, (x[:240], y2[:240]), (x[240:], y2[240:]), fits2, [[1.0]], 30)
     assert fits2[(0, 0, 0)].function == "x^2"
+
+
+def test_a_slow_cosine_gives_way_to_the_parabola_it_imitates():
+    """At equal complexity the simplicity pass prefers the algebraic function (x^2 over cos),
+    but never a candidate that fits the edge much worse (x for a parabola)."""
+    from emp_kan.symbolic.formula_terms import swap_term
+    from emp_kan.symbolic.search import EdgeFit, _simplify_edges
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, size=(300, 1))
+    y = x[:, 0] ** 2
+    fitted = fit_edge(x[:, 0], y, library=("x", "x^2"))
+    # -200 * cos(0.1 x) + 200 = x^2 - x^4 / 1200 + ...: a spline cannot tell them apart.
+    quad = next(c for c in fitted if c.function == "x^2")
+    cos = EdgeCandidate("cos", 0.1, 0.0, -200.0, 200.0, quad.nrmse, quad.r2, 2, quad.cost - 0.01)
+    terms, consts = swap_term([], [np.zeros(1)], (0, 0, 0), cos, 1.0)
+    fits = {(0, 0, 0): EdgeFit(0, 0, 0, "cos", cos.r2, [cos, *fitted])}
+    terms, consts = _simplify_edges(terms, consts, (x[:240], y[:240]), (x[240:], y[240:]), fits,
+                                    [[1.0]], 30)  # fmt: skip
+    assert fits[(0, 0, 0)].function == "x^2"
+    assert [t.function for t in terms] == ["x^2"]

@@ -375,6 +375,18 @@ def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_fail
     return terms, consts
 
 
+# At equal complexity, algebraic functions before transcendental ones: the order in which the
+# simplicity pass prefers them.
+_PREFERENCE = ("x", "x^2", "x^3", "x^4", "1/x", "1/x^2", "sqrt", "abs", "exp", "log", "sin",
+               "cos", "tanh", "tan")  # fmt: skip
+
+
+def _simplicity(function: str) -> tuple[int, int]:
+    """Sort key of a library function: (complexity, place in :data:`_PREFERENCE`)."""
+    rank = _PREFERENCE.index(function) if function in _PREFERENCE else len(_PREFERENCE)
+    return COMPLEXITY.get(function, 0), rank
+
+
 def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_evals,
                     max_failures: int = 3):  # fmt: skip
     """Swap edges to simpler library functions the formula can do without; return
@@ -382,10 +394,14 @@ def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_eva
 
     Occam's razor with the term-dropping pass's tolerance: an edge whose chosen function has a
     simpler candidate (lower complexity, e.g. ``x`` for a ``sqrt`` fitted to a nearly straight
-    spline) takes it when, after a refit, the validation RMSE stays within ``DROP_REL_TOL`` of
-    the formula before any swap (or under ``DROP_ABS_TOL`` of the labels' spread). Per-edge fits
-    cannot see this: a slightly curved spline often only compensates another edge's error.
-    The pass stops after ``max_failures`` refused swaps.
+    spline; at equal complexity, earlier in :data:`_PREFERENCE`, e.g. ``x^2`` for a ``cos``
+    whose small frequency imitates a parabola) takes it when, after a refit, the validation
+    RMSE stays within ``DROP_REL_TOL`` of the formula before any swap (or under
+    ``DROP_ABS_TOL`` of the labels' spread). Per-edge fits cannot see this: a slightly curved
+    spline often only compensates another edge's error, and a parabola and a slow cosine fit a
+    spline equally well. Swaps refused one at a time are then tried together once (two slow
+    cosines can stand for a product only together: ``(a+b)^2 - (a-b)^2``). The pass stops after
+    ``max_failures`` refused swaps.
     """
     x_val, y_val = val_xy
     start_rmse, _ = _terms_rmse_r2(terms, consts, x_val, y_val)
@@ -394,15 +410,22 @@ def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_eva
     allowed = max(start_rmse * (1 + DROP_REL_TOL), DROP_ABS_TOL * float(np.std(y_val)))
     live = {t.key for t in terms}
     failures = 0
+    refused: list = []
     for key, fit in sorted(fit_of_key.items()):
         if failures >= max_failures:
             break
         if key not in live:
             continue
-        current = COMPLEXITY.get(fit.function, 0)
+        current = _simplicity(fit.function)
+        chosen = next((c for c in fit.candidates if c.function == fit.function), None)
+        if chosen is None:
+            continue
+        # Only a candidate that fits the edge's spline about as well (held-out error at most
+        # twice the chosen one's) can stand in for it.
         simpler = sorted((c for c in fit.candidates
-                          if c.function != "0" and c.complexity < current),
-                         key=lambda c: (c.complexity, c.cost))  # fmt: skip
+                          if c.function != "0" and _simplicity(c.function) < current
+                          and c.nrmse <= 2.0 * max(chosen.nrmse, 1e-12)),
+                         key=lambda c: (*_simplicity(c.function), c.cost))  # fmt: skip
         if not simpler:
             continue
         cand = simpler[0]
@@ -411,12 +434,27 @@ def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_eva
         rmse, _ = _terms_rmse_r2(t_terms, t_consts, x_val, y_val)
         if not (math.isfinite(rmse) and rmse <= allowed):
             failures += 1
+            refused.append((key, cand))
             continue
-        fit.note = (f"simplified {fit.function} -> {cand.function}: validation RMSE {rmse:.3g} "
-                    f"(was {start_rmse:.3g})")  # fmt: skip
-        fit.function, fit.r2 = cand.function, cand.r2
+        _note_simplified(fit, cand, rmse, start_rmse)
         terms, consts = t_terms, t_consts
+    if len(refused) >= 2:
+        t_terms, t_consts = terms, consts
+        for key, cand in refused:
+            t_terms, t_consts = swap_term(t_terms, t_consts, key, cand, scales[key[0]][key[1]])
+        t_terms, t_consts = refit_terms(t_terms, t_consts, *fit_xy, refit_evals)
+        rmse, _ = _terms_rmse_r2(t_terms, t_consts, x_val, y_val)
+        if math.isfinite(rmse) and rmse <= allowed:
+            for key, cand in refused:
+                _note_simplified(fit_of_key[key], cand, rmse, start_rmse, jointly=True)
+            terms, consts = t_terms, t_consts
     return terms, consts
+
+
+def _note_simplified(fit, cand, rmse: float, start_rmse: float, jointly: bool = False) -> None:
+    fit.note = (f"simplified {fit.function} -> {cand.function}{' jointly' if jointly else ''}: "
+                f"validation RMSE {rmse:.3g} (was {start_rmse:.3g})")  # fmt: skip
+    fit.function, fit.r2 = cand.function, cand.r2
 
 
 def _box_points(xs: np.ndarray, seed: int, n: int = 2000) -> np.ndarray:
