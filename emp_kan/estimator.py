@@ -8,6 +8,7 @@ ends in ``_``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +59,11 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     seed : int
     verbose : bool
         Show progress bars while fitting.
+
+    Notes
+    -----
+    A fitted estimator can be saved with ``pickle`` or ``joblib``; its pykan model travels as a
+    plain description (:func:`emp_kan.kan.adapter.model_state`) and is rebuilt on loading.
     """
 
     def __init__(
@@ -188,6 +194,27 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.formula_ = run.formula
         return self
+
+    # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
+    def __getstate__(self) -> dict:
+        from emp_kan.kan import adapter
+
+        state = self.__dict__.copy()
+        if "model_" in state:
+            state["model_"] = adapter.model_state(self.model_)
+            result = copy.copy(self.result_)
+            result.model = None
+            state["result_"] = result
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("model_"), dict):
+            from emp_kan.kan import adapter
+
+            state = dict(state)
+            state["model_"] = adapter.model_from_state(state["model_"])
+            state["result_"].model = state["model_"]
+        self.__dict__.update(state)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

@@ -83,3 +83,34 @@ def test_predict_checks_the_feature_count(fitted):
     est, _, _ = fitted
     with pytest.raises(ValueError, match="3 features"):
         est.predict(np.ones((4, 3)))
+
+
+def test_a_fitted_estimator_pickles_and_predicts_the_same(fitted, tmp_path):
+    import pickle
+
+    import joblib
+
+    est, frame, y = fitted
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.predict(frame), est.predict(frame))
+    assert back.sympy() == est.sympy() and back.score(frame, y) == est.score(frame, y)
+    assert back.result_.model is back.model_ and len(back.history_) == len(est.history_)
+    path = tmp_path / "est.joblib"
+    joblib.dump(est, path)
+    np.testing.assert_array_equal(joblib.load(path).predict(frame), est.predict(frame))
+    # The estimator itself is untouched by pickling.
+    assert est.result_.model is est.model_
+
+
+def test_model_state_round_trips_symbolic_edges():
+    import torch
+
+    from emp_kan.kan import adapter
+
+    model = adapter.make_kan([2, 3, 1], grid=4, k=3, seed=1)
+    adapter.fix_symbolic_edge(model, 0, 1, 0, "sin", [2.0, 0.5, 1.5, -0.2])
+    back = adapter.model_from_state(adapter.model_state(model))
+    x = torch.rand(50, 2) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(back.forward(x), model.forward(x), atol=1e-7)
+    assert adapter.symbolic_edge(back, 0, 1, 0) == adapter.symbolic_edge(model, 0, 1, 0)

@@ -192,6 +192,44 @@ def clone_model(model: Any) -> Any:
     return _make_inert(clone)
 
 
+def model_state(model: Any) -> dict[str, Any]:
+    """A picklable description of a sum-node pykan model (pykan's own holds lambdas).
+
+    Returns a dict: widths, grid size, spline order, grid_eps, the state dict (tensors cloned),
+    the input order, the symbolic edges as ``(layer, out, in, name)`` and two flags.
+    :func:`model_from_state` rebuilds an equivalent model.
+    """
+    check_model(model)
+    symbolic = []
+    for layer, sym in enumerate(model.symbolic_fun):
+        mask = sym.mask.detach()
+        for out in range(mask.shape[0]):
+            for inp in range(mask.shape[1]):
+                if float(mask[out, inp]) != 0.0:
+                    symbolic.append((layer, out, inp, str(sym.funs_name[out][inp])))
+    return {
+        "widths": widths(model), "grid": int(model.grid), "k": int(model.k),
+        "grid_eps": float(model.grid_eps),
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "input_id": model.input_id.detach().clone(), "symbolic": symbolic,
+        "symbolic_enabled": bool(model.symbolic_enabled), "save_act": bool(model.save_act),
+    }  # fmt: skip
+
+
+def model_from_state(state: Mapping[str, Any]) -> Any:
+    """The pykan model :func:`model_state` described (no files, global generators untouched)."""
+    model = make_kan(state["widths"], grid=state["grid"], k=state["k"],
+                     grid_eps=state["grid_eps"],
+                     symbolic_enabled=state["symbolic_enabled"])  # fmt: skip
+    for layer, out, inp, name in state["symbolic"]:
+        fix_symbolic_edge(model, layer, out, inp, name, [1.0, 0.0, 1.0, 0.0])
+    model.load_state_dict(state["state_dict"])  # masks and affine parameters included
+    model.input_id = state["input_id"].clone()
+    model.symbolic_enabled = state["symbolic_enabled"]
+    model.save_act = state["save_act"]
+    return model
+
+
 def widths(model: Any) -> list[int]:
     """Nodes per layer, inputs first, e.g. ``[2, 5, 1]``."""
     return [int(w[0]) for w in model.width]
