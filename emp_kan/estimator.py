@@ -24,6 +24,26 @@ __all__ = ["EMPKANRegressor"]
 _DEFAULTS = DiscoverConfig()
 
 
+def _check_variable_names(names: Sequence[str], n_features: int) -> list[str]:
+    """``names`` as a list, or ValueError saying what is wrong with them."""
+    from emp_kan.formula_parse import CONSTANTS, FUNCTIONS
+
+    if isinstance(names, str):
+        raise ValueError("variable_names must be a list of names, e.g. ['mass', 'speed']")
+    names = [str(n) for n in names]
+    if len(names) != n_features:
+        raise ValueError(f"variable_names has {len(names)} names for {n_features} features")
+    bad = [n for n in names if not n.isidentifier() or n.startswith("_") or n in FUNCTIONS
+           or n in CONSTANTS]  # fmt: skip
+    if bad:
+        shown = ", ".join(map(repr, bad))
+        raise ValueError(f"variable names must be identifiers that are not a function or "
+                         f"constant name (pi, E, sin, ...): {shown}")  # fmt: skip
+    if len(set(names)) != len(names):
+        raise ValueError("variable_names must be distinct")
+    return names
+
+
 class EMPKANRegressor(RegressorMixin, BaseEstimator):
     """A KAN pruned with EMP, with the formula it holds.
 
@@ -145,7 +165,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     # --- the estimator API ------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> EMPKANRegressor:
+    def fit(self, X: Any, y: Any, variable_names: Sequence[str] | None = None) -> EMPKANRegressor:
         """Train, prune with EMP and (with ``symbolic=True``) find the formula.
 
         Parameters
@@ -153,12 +173,17 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         X : array_like or DataFrame, ``(n_samples, n_features)``
             DataFrame column names become the formula's variable names.
         y : array_like, ``(n_samples,)``
+        variable_names : sequence of str, optional
+            Names of the features in the formula (default: the DataFrame's columns, else
+            ``x0, x1, ...``): identifiers, distinct, not a function or constant name.
         """
         from emp_kan.config import DiscoverConfig
         from emp_kan.data import Problem
         from emp_kan.pipeline import make_pruner, run_method, train_dense
 
         X, names = self._check_X(X, fitting=True)
+        if variable_names is not None:
+            names = _check_variable_names(variable_names, X.shape[1])
         y = self._check_y(y, X.shape[0])
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError("validation_fraction must lie strictly between 0 and 1")

@@ -114,3 +114,15 @@ def test_model_state_round_trips_symbolic_edges():
     with torch.no_grad():
         assert torch.allclose(back.forward(x), model.forward(x), atol=1e-7)
     assert adapter.symbolic_edge(back, 0, 1, 0) == adapter.symbolic_edge(model, 0, 1, 0)
+
+
+def test_numpy_inputs_take_variable_names(xy):
+    X, y = xy
+    est = EMPKANRegressor(**SMALL).fit(X, y, variable_names=["mass", "speed"])
+    assert list(est.feature_names_in_) == ["mass", "speed"]
+    assert {s.name for s in est.sympy().free_symbols} <= {"mass", "speed"}
+    for names, message in ((["a"], "1 names for 2 features"), (["a", "a"], "distinct"),
+                           (["sin", "b"], "'sin'"), (["a b", "c"], "'a b'"),
+                           ("ab", "a list of names")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            EMPKANRegressor(**SMALL).fit(X, y, variable_names=names)
