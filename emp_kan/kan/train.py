@@ -7,8 +7,12 @@ evaluates the test loss, and the B-spline basis of the first layer is recomputed
 inputs on every call. Here a training step computes exactly what the objective needs:
 
 * the forward over pykan's own parameters (``coef``, ``scale_base``, ``scale_sp``, ``mask``,
-  node and subnode affines), batched per layer with one ``einsum``;
-* the first layer's B-spline basis once per grid update (its inputs are the data);
+  node and subnode affines): each layer is one matrix product of its weights (masks and
+  scales folded in) with the features ``[silu(x), B(x)]``, kept as ``(in, p, batch)``;
+* an analytic backward through the B-spline basis (its derivative from the order k-1 values),
+  so autograd never walks the recursion;
+* the first layer's features once per grid update (its inputs are the data);
+* one flat parameter vector for the optimizer, written back into the model at the end;
 * the activation statistics and pykan's sparsity regulariser only when ``lamb > 0``
   (``reg_metric="edge_forward_spline_n"``, ``lamb_l1 = 1``, ``lamb_entropy = 2``, no coefficient
   terms: pykan's defaults);
@@ -291,7 +295,8 @@ def fast_fit(
         ``stop_grid_update_step // grid_update_num`` steps, before step ``stop_grid_update_step``.
     lr : float
     make_lbfgs : callable, optional
-        ``params -> optimizer``: pykan's LBFGS with pykan's settings (given by the adapter).
+        ``params -> optimizer``: pykan's LBFGS with pykan's settings (the adapter passes it);
+        default: torch's LBFGS with the same settings.
 
     Returns
     -------
@@ -303,7 +308,12 @@ def fast_fit(
     x_train, y_train = dataset["train_input"], dataset["train_label"]
     params = _Parameters(model)
     if opt == "LBFGS":
-        optimizer = make_lbfgs([params.flat])
+        if make_lbfgs is None:
+            optimizer = torch.optim.LBFGS([params.flat], lr=lr, history_size=10,
+                                          line_search_fn="strong_wolfe", tolerance_grad=1e-32,
+                                          tolerance_change=1e-32)  # fmt: skip
+        else:
+            optimizer = make_lbfgs([params.flat])
     else:
         optimizer = torch.optim.Adam([params.flat], lr=lr)
     grid_update_freq = max(1, int(stop_grid_update_step / grid_update_num))
