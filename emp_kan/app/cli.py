@@ -116,6 +116,7 @@ def _table(report: dict, out: str) -> str:
         ("spline RMSE", [_fmt(r["spline_test_rmse"]) for _, r in runs]),
         ("edges", [f"{r['edges']['initial']} -> {r['edges']['final']}" for _, r in runs]),
         ("hidden nodes", [f"{r['nodes']['initial']} -> {r['nodes']['final']}" for _, r in runs]),
+        ("rejected attempts", [_fmt(r.get("rejected_attempts")) for _, r in runs]),
         ("seconds train/prune/sym",
          ["/".join(f"{r['timings'][k]:.1f}" for k in ("train", "prune", "symbolic"))
           for _, r in runs]),
