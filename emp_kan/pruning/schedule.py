@@ -12,10 +12,10 @@ This is the one place that decides how the round loop (:func:`emp_kan.prune_roun
   ``floor(beta * N_eff)`` rule; thresholds: divided by ``1.5 ** j``). A pruner of nodes and
   edges cycles through its targets at each factor: rung 0 both, rung 1 nodes only, rung 2
   edges only, rung 3 both at ``1.5``, ... (the node cut and the edge cut of one step can each
-  be the one that does the harm). An attempt
-  that would remove exactly what a rejected attempt of the round removed is skipped without
-  retraining. When a rung removes nothing, no gentler rung can, and the loop has reached its
-  fixed point.
+  be the one that does the harm). An attempt that would remove exactly what a rejected attempt
+  of the round removed is skipped without retraining. When a rung of the pruner's full target
+  removes nothing, no gentler rung can, and the loop has reached its fixed point (a nodes-only
+  or edges-only rung that removes nothing just passes to the next rung).
 * **Judging.** With a sparsity penalty (``lamb > 0``) the retrained model is judged after
   ``judge_steps`` plain LBFGS steps on a copy: the penalty costs accuracy that a short
   unpenalised fit gives back, and the question is what the pruned structure can fit. The loop
