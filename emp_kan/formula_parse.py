@@ -196,15 +196,13 @@ def as_expression(value: Any) -> sp.Expr:
         return parse_formula(value)
     if isinstance(value, sp.Basic):
         return value
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # a numpy scalar
     if isinstance(value, bool):
         raise TypeError("a formula cannot be a bool")
-    if isinstance(value, (int, float)):
-        return sp.sympify(value)
-    try:
-        import numpy as np
-
-        if isinstance(value, np.number):
-            return sp.sympify(value.item())
-    except ImportError:  # pragma: no cover
-        pass
+    # Built directly, never through sympify, which would stringify and eval an odd subclass.
+    if isinstance(value, int):
+        return sp.Integer(int(value))
+    if isinstance(value, float):
+        return sp.Float(float(value))
     raise TypeError(f"expected a formula string or a sympy expression, got {type(value).__name__}")

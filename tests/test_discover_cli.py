@@ -218,3 +218,34 @@ def test_bench_refuses_to_mix_settings(tmp_path, capsys):
     (tmp_path / "mine" / "summary.md").write_text("my own summary")
     assert main(["bench", "--equations", "1", "--out", str(tmp_path / "mine"), "--quiet"]) == 2
     assert "no bench results.jsonl" in capsys.readouterr().err
+
+
+def test_an_empty_user_folder_is_filled_not_replaced(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("out").mkdir(mode=0o750)
+    inode = os.stat("out").st_ino
+    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--width", "1,2,1",
+            "--no-compare", "--out", "out", *TINY]  # fmt: skip
+    assert main(argv) == 0
+    assert os.stat("out").st_ino == inode and (os.stat("out").st_mode & 0o777) == 0o750
+    assert "report.json" in os.listdir("out") and sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_a_report_name_that_is_not_a_file_is_not_ours(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("out/graph.png").mkdir(parents=True)  # a folder where a report has a file
+    Path("out/.emp-kan-report").write_text("{}")
+    Path("out/graph.png/mine.txt").write_text("keep")
+    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--out", "out", *TINY]
+    assert main(argv) == 2
+    assert Path("out/graph.png/mine.txt").read_text() == "keep"
+
+
+def test_bench_refuses_a_results_folder_holding_other_files(tmp_path, capsys):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "results.jsonl").write_text("")
+    (out / "notes.txt").write_text("mine")
+    assert main(["bench", "--equations", "1", "--out", str(out), "--quiet"]) == 2
+    assert "did not write (notes.txt)" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"

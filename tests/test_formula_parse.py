@@ -131,6 +131,15 @@ def test_as_expression_refuses_objects_sympify_would_stringify():
     x = sp.Symbol("x")
     assert as_expression(x + 1) == x + 1
     assert as_expression(2) == 2
+    import numpy as np
+
+    assert as_expression(np.float64(0.5)) == sp.Float(0.5) and as_expression(np.int64(3)) == 3
+
+    class SneakyFloat(float):
+        def __str__(self):
+            return "__import__('os').system('touch PWNED')"
+
+    assert as_expression(SneakyFloat(1.5)) == sp.Float(1.5)
     assert as_expression("x+1") == x + 1
 
 

@@ -37,6 +37,8 @@ from emp_kan.config import DiscoverConfig
 log = logging.getLogger("emp_kan")
 
 METHODS = ("emp", "threshold", "pykan")
+#: The files a bench folder holds.
+BENCH_FILES = frozenset({"results.jsonl", "summary.md", "summary.png"})
 
 __all__ = [
     "METHODS",
@@ -132,6 +134,12 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
     if not results.is_file():
         raise ValueError(f"--out {out} already holds files and no bench results.jsonl; give a "
                          "new or empty folder")  # fmt: skip
+    # A killed summary write leaves a hidden temporary file (".summary.md.XXXX") behind.
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in BENCH_FILES
+                     and not p.name.startswith((".summary.md.", ".summary.png.")))  # fmt: skip
+    if foreign:
+        raise ValueError(f"--out {out} holds files the bench did not write "
+                         f"({', '.join(foreign[:3])}); give a new or empty folder")  # fmt: skip
     want = settings_hash(settings)
     other = {r.get("settings_hash") for r in read_results(results)} - {want}
     if other:

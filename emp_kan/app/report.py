@@ -1,7 +1,8 @@
 """Write a discovery report folder, all at once or not at all, never over a user's files.
 
 Everything is written into a fresh hidden folder beside the destination and moved into place
-with one rename, so a failure or Ctrl-C leaves no partial folder behind. The destination may
+with one rename (into a user's empty folder: file by file, with links that never overwrite),
+so a failure or Ctrl-C leaves no partial folder behind. The destination may
 be missing, an empty folder, or an earlier emp-kan report (recognised by the marker file this
 module writes and by holding nothing but report files); anything else is refused with
 :class:`DestinationError` before any work, and nothing of the user's is ever moved, renamed or
@@ -11,11 +12,14 @@ deleted.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("emp_kan")
 
 __all__ = ["DestinationError", "MARKER", "REPORT_FILES", "check_destination", "write_report"]
 
@@ -53,7 +57,8 @@ def check_destination(out_dir: str | os.PathLike) -> Path:
                 "(emp-kan never replaces a file)"
             )
         names = {p.name for p in out.iterdir()}
-        if names and (MARKER not in names or not names <= REPORT_FILES):
+        ours = all((out / n).is_file() and not (out / n).is_symlink() for n in names)
+        if names and (MARKER not in names or not names <= REPORT_FILES or not ours):
             foreign = sorted(names - REPORT_FILES)
             shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
             what = (f"files that are not an emp-kan report ({shown})" if MARKER in names
@@ -114,6 +119,7 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     old: Path | None = None
+    moved: list[Path] = []
     try:
         emp = runs["emp"]
         x = problem.dataset["train_input"]
@@ -136,13 +142,22 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
         )
         _make_shareable(staging)
         check_destination(out)  # again: the folder may have changed during the run
-        if out.exists() and any(out.iterdir()):
-            # An earlier report of ours: set it aside, put the new one in, then delete it.
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.rename(out, old)
-        os.replace(staging, out)  # onto a missing or empty folder: POSIX replaces it atomically
+        if out.is_dir() and not any(out.iterdir()):
+            # The user's empty folder: fill it, file by file, never replacing the folder.
+            for item in sorted(staging.iterdir()):
+                os.link(item, out / item.name)  # fails rather than overwrite
+                moved.append(out / item.name)
+            shutil.rmtree(staging)
+        else:
+            if out.exists():
+                # An earlier report of ours: set it aside, put the new one in, then delete it.
+                old = out.with_name(f".{out.name}.old-{os.getpid()}")
+                os.rename(out, old)
+            os.rename(staging, out)  # out is missing here: one rename puts the whole report
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # our own temporary folder
+        for path in moved:
+            path.unlink(missing_ok=True)
         if old is not None and not out.exists():
             os.rename(old, out)  # put the earlier report back
             old = None
@@ -153,6 +168,17 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
                 break
         raise
     if old is not None:
-        if {p.name for p in old.iterdir()} <= REPORT_FILES:
-            shutil.rmtree(old, ignore_errors=True)
+        _remove_earlier_report(old)
     return out
+
+
+def _remove_earlier_report(folder: Path) -> None:
+    """Delete an earlier report set aside: only the files a report holds, then the folder."""
+    for name in REPORT_FILES:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    try:
+        folder.rmdir()
+    except OSError:  # something else appeared in it: leave it for the user to see
+        log.warning("left %s in place: it holds files emp-kan did not write", folder)
