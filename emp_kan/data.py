@@ -54,19 +54,20 @@ def split_validation(
     Returns
     -------
     fit : dict
-        The same dataset with only the first ``n - n_val`` training rows.
+        A pykan dataset for training: the first ``n - n_val`` training rows, and the validation
+        rows in its ``test_*`` slots (pykan's ``fit`` logs a test loss on them), so that the
+        test rows never reach training.
     validation : dict
         ``{"x": (n_val, w_0), "y": (n_val, w_L)}``; with fewer than 10 training rows there is
         nothing to carve and these are the training rows themselves.
     """
     n = dataset["train_input"].shape[0]
     n_val = max(1, int(n * share + 1e-9)) if n >= 10 else 0
-    if n_val == 0:
-        return dict(dataset), {"x": dataset["train_input"], "y": dataset["train_label"]}
-    fit = dict(dataset)
-    fit["train_input"] = dataset["train_input"][: n - n_val]
-    fit["train_label"] = dataset["train_label"][: n - n_val]
-    return fit, {"x": dataset["train_input"][n - n_val :], "y": dataset["train_label"][n - n_val :]}
+    x, y = dataset["train_input"], dataset["train_label"]
+    val = {"x": x[n - n_val :], "y": y[n - n_val :]} if n_val else {"x": x, "y": y}
+    fit = {"train_input": x[: n - n_val], "train_label": y[: n - n_val],
+           "test_input": val["x"], "test_label": val["y"]}  # fmt: skip
+    return fit, val
 
 
 def _sample(fn, bounds, n_train, n_test, seed) -> dict[str, torch.Tensor]:

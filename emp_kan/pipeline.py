@@ -106,8 +106,7 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     that the round loop and the symbolic stage can decide on them.
     """
     width = config.model_width(len(problem.variables))
-    fit, val = split_validation(problem.dataset, config.schedule().validation)
-    fit = {**fit, "test_input": val["x"], "test_label": val["y"]}
+    fit, _ = split_validation(problem.dataset, config.validation)
     model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
     start = time.perf_counter()
     trained = train(model, fit, steps=config.steps, lamb=config.lamb, seed=config.seed)

@@ -421,13 +421,14 @@ def _count_alive(model) -> tuple[int, int]:
     return edges, nodes
 
 
-def _retrain_and_judge(model, fit_train, splits, steps, lamb, seed, schedule, opt,
+def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt,
                        update_grid) -> tuple[tuple[float, float, float], str]:
-    """Retrain a pruned ``model`` in place; return the losses it is judged on and, when
-    training failed, a "rejected: ..." status."""
+    """Retrain a pruned ``model`` in place on ``splits = (fit, val, dataset)``; return the
+    losses it is judged on and, when training failed, a "rejected: ..." status."""
+    fit = splits[0]
     nan3 = (math.nan, math.nan, math.nan)
     try:
-        adapter.fit(model, fit_train, steps, lamb, seed, opt=opt, update_grid=update_grid)
+        adapter.fit(model, fit, steps, lamb, seed, opt=opt, update_grid=update_grid)
         losses = _rmse3(model, *splits)
         if not math.isfinite(losses[1]):
             return losses, "rejected: retraining diverged (non-finite validation loss)"
@@ -435,7 +436,7 @@ def _retrain_and_judge(model, fit_train, splits, steps, lamb, seed, schedule, op
             # The sparsity penalty costs accuracy that a short plain fit gives back; judge the
             # pruned structure on what it can fit, not on the penalised fit.
             judged = adapter.clone_model(model)
-            adapter.fit(judged, fit_train, schedule.judge_steps, 0.0, seed, opt=opt,
+            adapter.fit(judged, fit, schedule.judge_steps, 0.0, seed, opt=opt,
                         update_grid=update_grid)  # fmt: skip
             losses = _rmse3(judged, *splits)
     except (RuntimeError, ValueError, torch.linalg.LinAlgError) as exc:  # pykan's solvers
@@ -517,13 +518,11 @@ def prune_rounds(
     if not all(hasattr(pruner, a) for a in ("keep_edges", "keep_nodes", "backed_off")):
         raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
     fit, val = split_validation(dict(dataset), schedule.validation)
-    # pykan's fit logs a "test" loss each step; give it the validation rows, never the test rows.
-    fit_train = {**fit, "test_input": val["x"], "test_label": val["y"]}
     x_fit = fit["train_input"]
 
     current = adapter.clone_model(model)
     start = time.perf_counter()
-    adapter.fit(current, fit_train, initial_steps, lamb, seed, opt=opt, update_grid=update_grid)
+    adapter.fit(current, fit, initial_steps, lamb, seed, opt=opt, update_grid=update_grid)
     seconds_initial = time.perf_counter() - start
     losses = _rmse3(current, fit, val, dataset)
     if not all(math.isfinite(v) for v in losses):
@@ -597,9 +596,9 @@ def prune_rounds(
                 continue
             attempts += 1
             t1 = time.perf_counter()
-            retrained, failure = _retrain_and_judge(step.model, fit_train, (fit, val, dataset),
-                                                    steps, lamb, seed + attempts, schedule,
-                                                    opt, update_grid)  # fmt: skip
+            retrained, failure = _retrain_and_judge(step.model, (fit, val, dataset), steps,
+                                                    lamb, seed + attempts, schedule, opt,
+                                                    update_grid)  # fmt: skip
             record.seconds_train = time.perf_counter() - t1
             record.train_rmse_after_retrain = retrained[0]
             record.val_rmse_after_retrain = retrained[1]
@@ -636,7 +635,7 @@ def prune_rounds(
     bar.close()
     start = time.perf_counter()
     polished = adapter.clone_model(current)
-    adapter.fit(polished, fit_train, final_steps, 0.0, seed + attempts + 1, opt=opt,
+    adapter.fit(polished, fit, final_steps, 0.0, seed + attempts + 1, opt=opt,
                 update_grid=update_grid)  # fmt: skip
     seconds_final = time.perf_counter() - start
     final = _rmse3(polished, fit, val, dataset)

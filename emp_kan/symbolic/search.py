@@ -339,6 +339,11 @@ DROP_REL_TOL = 0.05
 DROP_ABS_TOL = 1e-4
 
 
+def _allowed_rmse(start_rmse: float, y_val: np.ndarray) -> float:
+    """The validation RMSE a removal or simplification may reach (see ``DROP_REL_TOL``)."""
+    return max(start_rmse * (1 + DROP_REL_TOL), DROP_ABS_TOL * float(np.std(y_val)))
+
+
 def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_failures: int = 2):
     """Remove terms the formula does not need, least needed first; return (terms, consts).
 
@@ -350,7 +355,7 @@ def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_fail
     """
     x_val, y_val = val_xy
     start_rmse, _ = _terms_rmse_r2(terms, consts, x_val, y_val)
-    allowed = max(start_rmse * (1 + DROP_REL_TOL), DROP_ABS_TOL * float(np.std(y_val)))
+    allowed = _allowed_rmse(start_rmse, y_val)
     without = []
     for t in terms:
         rest = [u for u in terms if u.key != t.key]
@@ -407,7 +412,7 @@ def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_eva
     start_rmse, _ = _terms_rmse_r2(terms, consts, x_val, y_val)
     if not math.isfinite(start_rmse):
         return terms, consts
-    allowed = max(start_rmse * (1 + DROP_REL_TOL), DROP_ABS_TOL * float(np.std(y_val)))
+    allowed = _allowed_rmse(start_rmse, y_val)
     live = {t.key for t in terms}
     failures = 0
     refused: list = []
