@@ -16,6 +16,7 @@ from emp_kan.pruning.schedule import (
     Schedule,
 )
 from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+from emp_kan.symbolic.transform import TRANSFORMS
 
 __all__ = ["DiscoverConfig"]
 
@@ -39,6 +40,7 @@ class DiscoverConfig:
     prune: str = "both"
     scope: str = "layer"
     library: tuple[str, ...] = DEFAULT_LIBRARY
+    transform: str = "auto"  # also fit log|y| over log|x| where it applies; see pipeline
     seed: int = 0
     compare: bool = True
     progress: bool = False
@@ -54,6 +56,9 @@ class DiscoverConfig:
         from emp_kan.symbolic.edge_fit import check_library
 
         check_library(self.library)
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got "
+                             f"{self.transform!r}")  # fmt: skip
         EMPPruner(target=self.prune, scope=self.scope, beta=self.beta)  # validates
         for name in ("grid", "k", "steps", "round_steps", "rounds", "seed"):
             value = getattr(self, name)

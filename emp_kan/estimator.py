@@ -71,6 +71,11 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         :mod:`emp_kan.pruning.schedule`).
     library : sequence of str
         Functions for the symbolic stage.
+    transform : {"auto", "none", "log"}
+        ``"auto"`` also trains a KAN on ``log|y|`` over ``log|x_i|`` where the data allow it
+        (products and powers become sums) and keeps the formula that the validation rows
+        prefer (see :func:`emp_kan.symbolic.choice.choose_formula`); ``"log"`` only that one.
+        Without the symbolic stage, ``"auto"`` keeps the KAN of the data as given.
     symbolic : bool
         Run the symbolic stage in ``fit``.
     validation_fraction : float
@@ -101,6 +106,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         tol: float = _DEFAULTS.tol,
         floor: float = _DEFAULTS.floor,
         library: Sequence[str] = DEFAULT_LIBRARY,
+        transform: str = _DEFAULTS.transform,
         symbolic: bool = True,
         validation_fraction: float = 0.2,
         seed: int = 0,
@@ -119,6 +125,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self.tol = tol
         self.floor = floor
         self.library = library
+        self.transform = transform
         self.symbolic = symbolic
         self.validation_fraction = validation_fraction
         self.seed = seed
@@ -179,7 +186,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         """
         from emp_kan.config import DiscoverConfig
         from emp_kan.data import Problem
-        from emp_kan.pipeline import make_pruner, run_method, train_dense
+        from emp_kan.pipeline import make_pruner, run_method, train_routes
 
         X, names = self._check_X(X, fitting=True)
         if variable_names is not None:
@@ -192,7 +199,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             width=[X.shape[1], *hidden, 1], grid=self.grid, k=self.k, steps=self.steps,
             round_steps=self.round_steps, rounds=self.rounds, lamb=self.lamb, tol=self.tol,
             floor=self.floor, beta=self.beta, prune=self.prune, scope=self.scope,
-            library=tuple(self.library), seed=self.seed, compare=False, progress=self.verbose,
+            library=tuple(self.library), transform=self.transform, seed=self.seed, compare=False,
+            progress=self.verbose,
             validation=self.validation_fraction,
         )  # fmt: skip
         config.check(X.shape[1])
@@ -209,8 +217,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         data = {"train_input": t(X), "train_label": t(y[:, None]),
                 "test_input": t(X[-n_val:]), "test_label": t(y[-n_val:, None])}  # fmt: skip
         problem = Problem("estimator", data, names, None, None)
-        trained, seconds = train_dense(problem, config)
-        run = run_method("emp", make_pruner("emp", config), trained, problem, config, seconds,
+        routes = train_routes(problem, config)
+        run = run_method("emp", make_pruner("emp", config), routes, problem, config,
                          symbolic=self.symbolic)  # fmt: skip
         self.result_ = run.pruned
         self.model_ = self.result_.model
@@ -218,6 +226,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self.feature_names_in_ = np.array(names, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.formula_ = run.formula
+        self.transform_ = run.log_transform
         return self
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
@@ -257,8 +266,13 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             return self.formula_.lambdify()(X)
         from emp_kan.kan import adapter
 
+        x = torch.tensor(X, dtype=torch.float32)
+        transform = getattr(self, "transform_", None)
         with torch.no_grad():
-            out = adapter.forward_pass(self.model_, torch.tensor(X, dtype=torch.float32))
+            if transform is None:
+                out = adapter.forward_pass(self.model_, x)
+            else:
+                out = transform.to_label(adapter.forward_pass(self.model_, torch.log(x.abs())), x)
         return out.numpy()[:, 0].astype(np.float64)
 
     def sympy(self):

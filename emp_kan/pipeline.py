@@ -4,9 +4,10 @@ threshold rounds -> the same symbolic stage, both from the same trained model.""
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from emp_kan import __version__
@@ -19,13 +20,20 @@ from emp_kan.pruning.rounds import (
     prune_rounds,
     train,
 )
+from emp_kan.symbolic.choice import choose_formula
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import SymbolicFormula, fit_formula
+from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
+from emp_kan.symbolic.transform import (
+    LogTransform,
+    fit_log_transform,
+    formula_in_original_space,
+    power_law_formula,
+)
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["DiscoverConfig", "MethodRun", "discover", "make_pruner", "run_method", "train_dense",
-           "versions"]
+__all__ = ["Candidate", "DiscoverConfig", "MethodRun", "Route", "discover", "make_pruner",
+           "plan_routes", "run_method", "train_dense", "train_routes", "versions"]
 
 
 @dataclass
@@ -37,6 +45,9 @@ class MethodRun:
     formula: SymbolicFormula
     exact: bool | None
     timings: dict[str, float] = field(default_factory=dict)
+    transform: str = "none"  # the chosen candidate: "none", "log" or "power-law"
+    log_transform: LogTransform | None = None
+    front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
 
     def summary(self, initial_widths: list[int]) -> dict[str, Any]:
         hist = self.pruned.to_dict()["history"]
@@ -72,6 +83,8 @@ class MethodRun:
                 for r in hist
             ],  # fmt: skip
             "timings": self.timings,
+            "transform": self.transform,
+            "candidates": self.front,
             "symbolic_edges": self.formula.to_dict()["edges"],
             "warnings": self.formula.warnings + [w for r in hist for w in r["warnings"]],
         }
@@ -98,6 +111,42 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}  # fmt: skip
 
 
+@dataclass
+class Route:
+    """One view of the problem that a KAN is trained in: the data as given (``"none"``) or
+    ``log|y|`` over ``log|x_i|`` (``"log"``), with its trained unpruned model."""
+
+    name: str
+    transform: LogTransform | None
+    problem: Problem  # in this route's space
+    trained: Any = None
+    seconds: float = 0.0
+
+
+def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
+    """The routes ``config.transform`` asks for, untrained.
+
+    ``"auto"`` adds the log route wherever it applies (no zero label or input, and a sign of the
+    label that a product of the inputs' signs explains on the fit rows); ``"log"`` raises
+    ValueError, before any training, when it does not apply.
+    """
+    routes = []
+    if config.transform in ("auto", "none"):
+        routes.append(Route("none", None, problem))
+    if config.transform in ("auto", "log"):
+        fit, _ = split_validation(problem.dataset, config.validation)
+        transform, why = fit_log_transform(fit["train_input"], fit["train_label"])
+        if transform is not None:
+            routes.append(Route("log", transform, replace(
+                problem, dataset=transform.apply(problem.dataset), truth=None)))
+        elif config.transform == "log":
+            raise ValueError(f"the log transform does not apply: {why}; use transform 'auto' "
+                             "or 'none'")  # fmt: skip
+        else:
+            log.info("log transform skipped: %s", why)
+    return routes
+
+
 def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     """The unpruned KAN both pruning methods start from, trained on the fit rows only.
 
@@ -113,6 +162,14 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     return trained, time.perf_counter() - start
 
 
+def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
+    """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`."""
+    routes = plan_routes(problem, config)
+    for route in routes:
+        route.trained, route.seconds = train_dense(route.problem, config)
+    return routes
+
+
 def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPruner:
     """The pruner of ``method`` ("emp" or "threshold") for these settings."""
     if method == "emp":
@@ -122,35 +179,106 @@ def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPru
     raise ValueError(f"unknown method {method!r}; use 'emp' or 'threshold'")
 
 
-def run_method(name, pruner, trained, problem, config, seconds_train,
-               symbolic: bool = True) -> MethodRun:  # fmt: skip
-    """Prune ``trained`` with ``pruner`` in the round loop, then run the symbolic stage.
+@dataclass
+class Candidate:
+    """One formula of ``y`` (whatever the route's space) with the pruned model it came from."""
 
-    The one orchestration of train -> prune -> formula: :func:`discover`, the bench and
-    :class:`~emp_kan.EMPKANRegressor` all call it.
-    """
+    name: str  # "none", "log", or "power-law" (the log route's straight-edge reading)
+    route: Route
+    pruned: PruneResult
+    formula: SymbolicFormula | None
+    val_rmse: float
+    timings: dict[str, float]
+
+    def to_dict(self, chosen: bool) -> dict[str, Any]:
+        return {"candidate": self.name, "transform": self.route.name, "chosen": chosen,
+                "formula": None if self.formula is None else str(self.formula.expression),
+                "complexity": None if self.formula is None else self.formula.complexity,
+                "val_rmse": _num(self.val_rmse),
+                "test_rmse": None if self.formula is None else _num(self.formula.test_rmse),
+                "edges": self.pruned.edges_alive}  # fmt: skip
+
+
+def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
+               symbolic: bool) -> list[Candidate]:  # fmt: skip
+    """The route's pruned model and its candidate formulas: the symbolic stage's and, on the
+    log route, the straight-edge power law over the inputs the pruned KAN kept."""
     start = time.perf_counter()
-    pruned = prune_rounds(trained, problem.dataset, pruner, rounds=config.rounds,
+    pruned = prune_rounds(route.trained, route.problem.dataset, pruner, rounds=config.rounds,
                           steps=config.round_steps, lamb=config.lamb,
                           schedule=config.schedule(), initial_steps=0,
                           final_steps=config.steps, seed=config.seed,
                           progress=config.progress)  # fmt: skip
     seconds_prune = time.perf_counter() - start
     start = time.perf_counter()
-    formula = None
-    if symbolic:
-        formula = fit_formula(pruned, problem.dataset, variables=problem.variables,
-                              library=config.library, seed=config.seed,
-                              progress=config.progress,
-                              validation=config.validation)  # fmt: skip
-    seconds_symbolic = time.perf_counter() - start
+    if not symbolic:
+        timings = {"train": route.seconds, "prune": seconds_prune, "symbolic": 0.0}
+        return [Candidate(route.name, route, pruned, None, math.inf, timings)]
+    formula = fit_formula(pruned, route.problem.dataset, variables=problem.variables,
+                          library=config.library, seed=config.seed, progress=config.progress,
+                          validation=config.validation)  # fmt: skip
+    formulas = {route.name: formula}
+    if route.transform is not None:
+        spline_rmse = _spline_rmse(pruned.model, route.transform, problem.dataset)
+        inputs = [i for i in range(len(problem.variables))
+                  if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
+        formulas = {
+            route.name: formula_in_original_space(formula, route.transform, problem.dataset,
+                                                  config.validation),
+            "power-law": power_law_formula(formula, route.transform, inputs, problem.dataset,
+                                           config.validation),
+        }  # fmt: skip
+        for f in formulas.values():
+            f.spline_test_rmse = spline_rmse
+    _, val = split_validation(problem.dataset, config.validation)
+    timings = {"train": route.seconds, "prune": seconds_prune,
+               "symbolic": time.perf_counter() - start}  # fmt: skip
+    return [Candidate(name, route, pruned, f,
+                      evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0],
+                      timings)
+            for name, f in formulas.items()]  # fmt: skip
+
+
+def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -> float:
+    """Test RMSE of ``y`` predicted by a log-route model (sign model times ``exp``)."""
+    import torch
+
+    x, y = dataset["test_input"], dataset["test_label"]
+    with torch.no_grad():
+        log_prediction = adapter.forward_pass(model, transform.apply({"x": x})["x"])
+        prediction = transform.to_label(log_prediction, x)
+    return float(torch.sqrt(torch.mean((prediction - y) ** 2)))
+
+
+def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
+               config: DiscoverConfig, symbolic: bool = True) -> MethodRun:  # fmt: skip
+    """Prune each route's model with ``pruner`` in the round loop, fit its formula, and choose
+    one formula on the validation rows (:func:`emp_kan.symbolic.choice.choose_formula`).
+
+    The one orchestration of train -> prune -> formula: :func:`discover`, the bench and
+    :class:`~emp_kan.EMPKANRegressor` all call it. Without the symbolic stage there is nothing
+    to compare routes by, and the first route (the data as given) is kept.
+    """
+    candidates = [c for route in routes for c in _run_route(pruner, route, problem, config,
+                                                            symbolic)]  # fmt: skip
+    chosen = 0
+    if symbolic and len(candidates) > 1:
+        _, val = split_validation(problem.dataset, config.validation)
+        picked = choose_formula([c.formula.complexity for c in candidates],
+                                [c.val_rmse for c in candidates], float(val["y"].std()),
+                                [c.pruned.edges_alive for c in candidates])  # fmt: skip
+        chosen = 0 if picked is None else picked
+    best = candidates[chosen]
     exact = None
-    if formula is not None and problem.truth is not None:
-        exact = is_exact_recovery(formula.expression, problem.truth, problem.variables,
-                                  test_r2=formula.test_r2, ranges=problem.ranges)  # fmt: skip
-    timings = {"train": seconds_train, "prune": seconds_prune, "symbolic": seconds_symbolic,
-               "total": seconds_train + seconds_prune + seconds_symbolic}  # fmt: skip
-    return MethodRun(name, pruned, formula, exact, timings)
+    if best.formula is not None and problem.truth is not None:
+        exact = is_exact_recovery(best.formula.expression, problem.truth, problem.variables,
+                                  test_r2=best.formula.test_r2, ranges=problem.ranges)  # fmt: skip
+    per_route = {c.route.name: c.timings for c in candidates}.values()
+    timings = {key: sum(t[key] for t in per_route) for key in ("train", "prune", "symbolic")}
+    timings["total"] = sum(timings.values())
+    front = [c.to_dict(i == chosen) for i, c in enumerate(candidates)]
+    return MethodRun(name, best.pruned, best.formula, exact, timings, best.name,
+                     best.route.transform, front)
 
 
 def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -167,10 +295,9 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
     n_inputs = len(problem.variables)
     config.check(n_inputs)
     width = config.model_width(n_inputs)
-    trained, seconds_train = train_dense(problem, config)
+    routes = train_routes(problem, config)
     methods = ("emp", "threshold") if config.compare else ("emp",)
-    runs = {m: run_method(m, make_pruner(m, config), trained, problem, config, seconds_train)
-            for m in methods}  # fmt: skip
+    runs = {m: run_method(m, make_pruner(m, config), routes, problem, config) for m in methods}
     report = runs["emp"].summary(width)
     report.update({
         "dataset": problem.name,

@@ -70,6 +70,7 @@ class BenchSettings:
     floor: float = _DEFAULTS.floor
     grid: int = _DEFAULTS.grid
     hidden: int = 5
+    transform: str = _DEFAULTS.transform
 
 
 def parse_numbers(text: str, what: str) -> list[int]:
@@ -178,22 +179,22 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan.pipeline import make_pruner, run_method, train_dense
+    from emp_kan.pipeline import make_pruner, run_method, train_routes
 
     config = DiscoverConfig(width=[len(problem.variables), settings.hidden, 1],
                             grid=settings.grid, steps=settings.steps,
                             round_steps=settings.round_steps, rounds=settings.rounds,
                             lamb=settings.lamb, tol=settings.tol, floor=settings.floor,
-                            seed=seed)  # fmt: skip
-    trained, seconds_train = train_dense(problem, config)
-    run = run_method(method, make_pruner(method, config), trained, problem, config,
-                     seconds_train)  # fmt: skip
+                            transform=settings.transform, seed=seed)  # fmt: skip
+    routes = train_routes(problem, config)
+    run = run_method(method, make_pruner(method, config), routes, problem, config)
     return {"formula": str(run.formula.expression), "test_rmse": run.formula.test_rmse,
             "test_r2": run.formula.test_r2, "exact": bool(run.exact),
             "spline_test_rmse": run.pruned.final_test_rmse,
             "edges": run.pruned.edges_alive,
             "rejected_attempts": run.pruned.rejected_attempts,
-            "stop_reason": run.pruned.stop_reason}  # fmt: skip
+            "stop_reason": run.pruned.stop_reason, "transform": run.transform,
+            "candidates": run.front}  # fmt: skip
 
 
 def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:

@@ -145,7 +145,7 @@ def _table(report: dict, out: str) -> str:
 def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.app.report import check_destination, write_report
     from emp_kan.config import DiscoverConfig
-    from emp_kan.pipeline import discover
+    from emp_kan.pipeline import discover, plan_routes
 
     try:
         problem = _problem(args)
@@ -154,11 +154,12 @@ def _run_discover(args: argparse.Namespace) -> int:
             width=_width_list(args.width) if args.width else None, grid=args.grid,
             k=args.k, steps=args.steps, round_steps=args.round_steps, rounds=args.rounds,
             lamb=args.lamb, tol=args.tol, floor=args.floor, beta=args.beta, prune=args.prune,
-            scope=args.scope,
-            library=library, seed=args.seed, compare=not args.no_compare,
+            scope=args.scope, library=library, transform=args.transform, seed=args.seed,
+            compare=not args.no_compare,
             progress=not args.quiet,
         )  # fmt: skip
         config.check(len(problem.variables))
+        plan_routes(problem, config)  # a transform that does not apply fails here
         out = args.out or f"emp-kan-out/{problem.name}"
         check_destination(out)
     except ValueError as exc:
@@ -185,7 +186,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         check_request(equations, methods)
         settings = BenchSettings(samples=args.samples, steps=args.steps,
-                                 round_steps=args.round_steps, rounds=args.rounds)  # fmt: skip
+                                 round_steps=args.round_steps, rounds=args.rounds,
+                                 transform=args.transform)  # fmt: skip
         for name in ("samples", "steps", "round_steps", "rounds"):
             if getattr(settings, name) < (10 if name == "samples" else 0):
                 raise ValueError(f"--{name.replace('_', '-')} is too small")
@@ -297,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(_default_library()),
         help="comma-separated function names (default: %(default)s)",
     )
+    opt.add_argument("--transform", choices=("auto", "none", "log"), default=d.transform,
+                     help="auto: also fit log|y| over log|x| where the data allow it (products "
+                          "and powers become sums) and keep the formula the validation rows "
+                          "prefer; log: only that; none: the data as given "
+                          "(default: %(default)s)")  # fmt: skip
     opt.add_argument(
         "--no-compare", action="store_true", help="skip pykan's threshold pruning baseline"
     )
@@ -329,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="steps after each pruning attempt (default: %(default)s)")  # fmt: skip
     bench.add_argument("--rounds", type=int, default=d.rounds,
                        help="cap on accepted pruning rounds (default: %(default)s)")  # fmt: skip
+    bench.add_argument("--transform", choices=("auto", "none", "log"), default=d.transform,
+                       help="as for discover; emp and threshold only (default: %(default)s)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_run_bench)
     return parser

@@ -72,7 +72,8 @@ from emp_kan.symbolic.formula_terms import (
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["EdgeFit", "SymbolicFormula", "evaluate_formula", "fit_formula", "snap_constants"]
+__all__ = ["EdgeFit", "SymbolicFormula", "evaluate_formula", "finish_expression", "fit_formula",
+           "formula_complexity", "snap_constants"]
 
 
 @dataclass
@@ -532,13 +533,18 @@ def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple
     return _rmse_r2(_predict(_lambdify_by_name(expr, variables), xs, ys.size), ys)
 
 
+_SNAP_UNITS = (sp.pi, 1 / sp.pi, 1 / sp.sqrt(sp.pi), 1 / sp.sqrt(2 * sp.pi), sp.sqrt(2))
+
+
 def _snap_candidates(value: float) -> list[Any]:
     out = [sp.Integer(0), sp.Integer(round(value))]
     frac = Fraction(value).limit_denominator(12)
     out.append(sp.Rational(frac.numerator, frac.denominator))
-    pi_frac = Fraction(value / math.pi).limit_denominator(12)
-    if pi_frac != 0:
-        out.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi)
+    # Rational multiples of pi and the normalisers 1/pi, 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2).
+    for unit in _SNAP_UNITS:
+        unit_frac = Fraction(value / float(unit)).limit_denominator(12)
+        if unit_frac != 0:
+            out.append(sp.Rational(unit_frac.numerator, unit_frac.denominator) * unit)
     seen, unique = set(), []
     for c in out:
         if c not in seen:
@@ -627,8 +633,17 @@ def _unit_power_bases(expr):
     return expr.replace(lambda e: e.is_Pow and e.args[0].is_Add and e.args[1].is_Number, unit)
 
 
-def _complexity(expr) -> int:
+def formula_complexity(expr) -> int:
+    """Nodes of the expression tree: sympy's operation count plus symbols and numbers."""
     return int(sp.count_ops(expr, visual=False)) + len(expr.atoms(sp.Symbol, sp.Number))
+
+
+def finish_expression(expr, symbols, x: torch.Tensor, y: torch.Tensor):
+    """Snap, simplify, and snap again on the rows ``x (n, d)``, ``y (n, 1)`` (validation rows):
+    simplification exposes new numbers (expanded products)."""
+    expr = snap_constants(_unit_power_bases(expr), symbols, x, y)
+    expr = _simplify(expr)
+    return snap_constants(expr, symbols, x, y)
 
 
 def fit_formula(
@@ -765,10 +780,7 @@ def fit_formula(
         )
     expr = build_expression(terms, consts, symbols)[0]
 
-    # Snap, simplify, and snap again: simplification exposes new numbers (expanded products).
-    expr = snap_constants(_unit_power_bases(expr), symbols, val["x"], val["y"])
-    expr = _simplify(expr)
-    expr = snap_constants(expr, symbols, val["x"], val["y"])
+    expr = finish_expression(expr, symbols, val["x"], val["y"])
     test_rmse, test_r2 = evaluate_formula(
         expr, symbols, dataset["test_input"], dataset["test_label"]
     )
@@ -788,7 +800,7 @@ def fit_formula(
         test_r2=test_r2,
         train_rmse=train_rmse,
         spline_test_rmse=spline_test_rmse,
-        complexity=_complexity(expr),
+        complexity=formula_complexity(expr),
         edges=fits,
         explains_data=explains,
         seconds=time.perf_counter() - start_time,

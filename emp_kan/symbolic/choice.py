@@ -1,0 +1,81 @@
+"""Choosing one formula among candidates of different complexity, the way PySR does.
+
+Every candidate (one per route: the data as given, the log transform, ...) has a validation
+RMSE and a complexity. The Pareto front keeps each candidate that no simpler one matches in
+accuracy; on the front, a candidate's score is the drop of log RMSE per unit of complexity from
+its simpler neighbour; the choice is the best-scoring candidate among those within 1.5x of the
+most accurate RMSE (PySR's ``model_selection="best"``). Errors below a floor (1e-5 of the label
+spread: float32 rounding, not model error) count as equal, so that of two exact formulas the
+simpler is chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+__all__ = ["choose_formula", "pareto_front"]
+
+_WITHIN = 1.5
+_NOISE_FLOOR = 1e-5
+
+
+def _floored(rmse: float, floor: float) -> float:
+    return max(rmse, floor) if math.isfinite(rmse) else math.inf
+
+
+def pareto_front(complexities: Sequence[int], rmses: Sequence[float], floor: float = 0.0,
+                 sizes: Sequence[int] | None = None) -> list[int]:  # fmt: skip
+    """Indices of the candidates on the front, simplest first.
+
+    A candidate is on the front when every simpler candidate (or an equally complex one with
+    a smaller ``sizes`` entry, e.g. fewer KAN edges, or else listed before it) has a larger
+    RMSE. RMSEs below ``floor`` count as ``floor``; non-finite ones are never on the front.
+    """
+    sizes = sizes if sizes is not None else [0] * len(rmses)
+    order = sorted(range(len(rmses)), key=lambda i: (complexities[i], sizes[i], i))
+    front, best = [], math.inf
+    for i in order:
+        error = _floored(rmses[i], floor)
+        if error < best:
+            front.append(i)
+            best = error
+    return front
+
+
+def choose_formula(complexities: Sequence[int], rmses: Sequence[float], label_std: float,
+                   sizes: Sequence[int] | None = None) -> int | None:  # fmt: skip
+    """The index of the chosen candidate, or None when no candidate has a finite RMSE.
+
+    Parameters
+    ----------
+    complexities : sequence of int
+    rmses : sequence of float
+        Validation RMSE of each candidate.
+    label_std : float
+        Standard deviation of the validation labels (sets the noise floor).
+    sizes : sequence of int, optional
+        Breaks ties of complexity and RMSE: the smaller wins (the pruned KAN's live edges).
+    """
+    if len(complexities) != len(rmses):
+        raise ValueError("one complexity per RMSE")
+    floor = _NOISE_FLOOR * label_std if math.isfinite(label_std) and label_std > 0 else 0.0
+    front = pareto_front(complexities, rmses, floor, sizes)
+    if not front:
+        return None
+    errors = [_floored(rmses[i], floor) for i in front]
+    best_error = min(errors)
+    chosen, chosen_score = None, -math.inf
+    for position, i in enumerate(front):
+        if errors[position] > _WITHIN * best_error:
+            continue
+        if position == 0:
+            score = 0.0
+        else:
+            previous = front[position - 1]
+            gain = math.log(errors[position - 1]) - math.log(errors[position]) if (
+                errors[position] > 0) else math.inf  # fmt: skip
+            score = gain / max(1, complexities[i] - complexities[previous])
+        if score > chosen_score:
+            chosen, chosen_score = i, score
+    return chosen

@@ -1,0 +1,207 @@
+"""Output and input transforms: fit ``log|y|`` over ``log|x_i|`` and map the formula back.
+
+Products, ratios and powers (about half of the Feynman list) are sums in log space, which a
+KAN models with straight edges: ``q1/(4*pi*epsilon*r**2)`` becomes
+``X_q1 - X_epsilon - 2*X_r - log(4*pi)``. The sign that the logs drop is carried by a sign
+model fitted on the training rows: ``sign(y) = s0 * prod_i sign(x_i)**p_i`` with ``p_i`` in
+{0, 1}. Mapping back puts ``x_i / |x_i|`` in for every ``p_i = 1``, so that an odd power
+``sign(x)*|x|**3`` reads ``x**3`` and an even one ``|x|**2`` reads ``x**2``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+__all__ = ["TRANSFORMS", "LogTransform", "fit_log_transform", "formula_in_original_space",
+           "power_law_formula"]
+
+TRANSFORMS = ("auto", "none", "log")
+_MAX_MIXED_SIGN_INPUTS = 10  # 2**10 sign models to try
+_SIGN_AGREEMENT = 0.99  # share of training rows whose sign the model must explain
+
+
+@dataclass(frozen=True)
+class LogTransform:
+    """``log|y| = f(log|x_0|, ..., log|x_{n-1}|)``, with the sign of ``y`` modelled apart.
+
+    Attributes
+    ----------
+    input_signs : tuple of int
+        Per input: +1 (positive on the data), -1 (negative), 0 (both signs).
+    output_sign : int
+        ``s0`` in ``sign(y) = s0 * prod sign(x_i)**p_i``.
+    parity : tuple of int
+        ``p_i``: 1 where the sign of ``y`` follows the sign of input ``i``.
+    """
+
+    input_signs: tuple[int, ...]
+    output_sign: int
+    parity: tuple[int, ...]
+
+    def apply(self, dataset: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The pykan dataset in log space: every ``x (n, d)`` and ``y (n, 1)`` by ``log|.|``."""
+        return {key: torch.log(torch.abs(value)) for key, value in dataset.items()}
+
+    def to_original(self, expr: Any, symbols: list[Any]) -> Any:
+        """The formula ``expr`` of ``log|y|`` in ``symbols`` (which stand for ``log|x_i|``)
+        as a formula of ``y`` in the same symbols (which now stand for ``x_i``)."""
+        log_of = {}
+        for s, sign in zip(symbols, self.input_signs, strict=True):
+            log_of[s] = sp.log(s) if sign > 0 else sp.log(-s) if sign < 0 else sp.log(sp.Abs(s))
+        body = sp.expand_power_exp(sp.exp(sp.expand(expr.xreplace(log_of))))
+        body = sp.powsimp(body, combine="exp")
+        for s, p in zip(symbols, self.parity, strict=True):
+            if p:
+                body = body * s / sp.Abs(s)
+        return self.output_sign * body
+
+    def sign(self, x: torch.Tensor) -> torch.Tensor:
+        """The sign model's ``sign(y) (n, 1)`` for inputs ``x (n, d)``."""
+        mask = torch.tensor(self.parity, dtype=torch.bool)
+        signs = torch.sign(x[:, mask]).prod(dim=1, keepdim=True) if mask.any() else (
+            torch.ones(x.shape[0], 1, dtype=x.dtype))  # fmt: skip
+        return self.output_sign * signs
+
+    def to_label(self, log_prediction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``y (n, 1)`` from a prediction of ``log|y| (n, 1)`` and the inputs ``x (n, d)``."""
+        return self.sign(x) * torch.exp(log_prediction)
+
+
+def _sign_model(x_signs: np.ndarray, y_signs: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
+    """``(s0, parity)`` that explains the sign of ``y (n,)`` from ``x_signs (n, d)`` on at
+    least 99% of rows, preferring the fewest inputs; None when no model does."""
+    n, d = x_signs.shape
+    mixed = [i for i in range(d) if (x_signs[:, i] > 0).any() and (x_signs[:, i] < 0).any()]
+    if len(mixed) > _MAX_MIXED_SIGN_INPUTS:
+        return None
+    best = None
+    for size in range(len(mixed) + 1):
+        for chosen in itertools.combinations(mixed, size):
+            product = np.prod(x_signs[:, list(chosen)], axis=1) if chosen else np.ones(n)
+            for s0 in (1, -1):
+                agreement = float(np.mean(s0 * product == y_signs))
+                if agreement >= _SIGN_AGREEMENT and (best is None or agreement > best[0]):
+                    best = (agreement, s0, chosen)
+        if best is not None:
+            break
+    if best is None:
+        return None
+    _, s0, chosen = best
+    return s0, tuple(int(i in chosen) for i in range(d))
+
+
+def fit_log_transform(x: torch.Tensor, y: torch.Tensor) -> tuple[LogTransform | None, str]:
+    """The log transform for training rows ``x (n, d)``, ``y (n, 1)``, or why there is none.
+
+    Returns
+    -------
+    transform : LogTransform or None
+    reason : str
+        Empty when a transform is returned; else what rules it out (a zero input or label,
+        a sign of ``y`` that no product of the inputs' signs explains).
+    """
+    xs = x.detach().double().numpy()
+    ys = y.detach().double().numpy().reshape(-1)
+    if ys.size == 0:
+        return None, "no training rows"
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        return None, "non-finite values in the training rows"
+    if (ys == 0).any():
+        return None, "the label is 0 on some training rows (log|y| is undefined there)"
+    zero_inputs = [i for i in range(xs.shape[1]) if (xs[:, i] == 0).any()]
+    if zero_inputs:
+        return None, f"input {zero_inputs[0]} is 0 on some training rows"
+    x_signs = np.sign(xs)
+    model = _sign_model(x_signs, np.sign(ys))
+    if model is None:
+        return None, "the sign of the label is not a product of the inputs' signs"
+    input_signs = tuple(
+        1 if (column > 0).all() else -1 if (column < 0).all() else 0 for column in x_signs.T
+    )
+    s0, parity = model
+    return LogTransform(input_signs, s0, parity), ""
+
+
+def formula_in_original_space(formula: Any, transform: LogTransform,
+                              dataset: dict[str, torch.Tensor], validation: float) -> Any:
+    """``formula`` (a SymbolicFormula of ``log|y|``) as a SymbolicFormula of ``y``.
+
+    Its constants are snapped again on the validation rows of ``dataset`` (``exp`` of a
+    log-space constant such as ``-log(4*pi)`` is a number that snaps only here), and its test
+    and training errors are those of ``y``, so that it competes with formulas fitted to ``y``.
+    """
+    expr = transform.to_original(formula.expression, formula.variables)
+    return _formula_of_y(formula, expr, dataset, validation)
+
+
+def power_law_formula(formula: Any, transform: LogTransform, inputs: list[int],
+                      dataset: dict[str, torch.Tensor], validation: float) -> Any:  # fmt: skip
+    """The straight-edge reading of a log-route KAN: ``y = C * prod_i x_i**a_i`` over the
+    inputs the pruned KAN still uses.
+
+    Every path from input ``i`` is taken as straight, so that ``log|y|`` is linear in the
+    ``log|x_i|``; ``a_i`` and ``log|C|`` are fitted by least squares on the fit rows (not the
+    validation rows), and the exponents snap to simple rationals where the validation rows
+    allow it. Exact for every product, ratio and power of the inputs; for other laws its
+    validation error tells the choice to pass it over.
+
+    Parameters
+    ----------
+    formula : SymbolicFormula
+        The log route's formula (its variables and bookkeeping are reused).
+    transform : LogTransform
+    inputs : list of int
+        Columns of the inputs with a live edge in the pruned log-route KAN.
+    dataset : dict of torch.Tensor
+        The pykan dataset of ``y`` (not logged).
+    validation : float
+        Share of training rows that validate.
+    """
+    from emp_kan.data import split_validation
+
+    fit, _ = split_validation(dict(dataset), validation)
+    logged = transform.apply({"x": fit["train_input"], "y": fit["train_label"]})
+    x_log = logged["x"].double().numpy()[:, inputs]
+    y_log = logged["y"].double().numpy().reshape(-1)
+    design = np.column_stack([x_log, np.ones(len(y_log))])
+    coefficients, *_ = np.linalg.lstsq(design, y_log, rcond=None)
+    symbols = formula.variables
+    log_expr = sum((sp.Float(a) * symbols[i] for a, i in zip(coefficients[:-1], inputs,
+                                                                 strict=True)),
+                   sp.Float(coefficients[-1]))  # fmt: skip
+    expr = transform.to_original(log_expr, symbols)
+    return _formula_of_y(formula, expr, dataset, validation, edges=[])
+
+
+def _formula_of_y(formula: Any, expr: Any, dataset: dict[str, torch.Tensor], validation: float,
+                  edges: list | None = None) -> Any:  # fmt: skip
+    from dataclasses import replace
+
+    from emp_kan.data import split_validation
+    from emp_kan.symbolic.search import evaluate_formula, finish_expression, formula_complexity
+
+    _, val = split_validation(dict(dataset), validation)
+    expr = finish_expression(_integral_floats(expr), formula.variables, val["x"], val["y"])
+    expr = _integral_floats(expr)
+    test_rmse, test_r2 = evaluate_formula(expr, formula.variables, dataset["test_input"],
+                                          dataset["test_label"])  # fmt: skip
+    train_rmse, _ = evaluate_formula(expr, formula.variables, dataset["train_input"],
+                                     dataset["train_label"])  # fmt: skip
+    explains = math.isfinite(test_r2) and test_r2 > 0.0
+    return replace(formula, expression=expr, test_rmse=test_rmse, test_r2=test_r2,
+                   train_rmse=train_rmse, complexity=formula_complexity(expr),
+                   explains_data=explains,
+                   edges=formula.edges if edges is None else edges)  # fmt: skip
+
+
+def _integral_floats(expr: Any) -> Any:
+    """``x**2.0`` -> ``x**2``: exponents that came out of the log space as whole floats."""
+    whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f) == int(f)}
+    return expr.xreplace(whole)

@@ -1,0 +1,127 @@
+"""The log route: log|y| over log|x|, its sign model, mapping formulas back, and the choice."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emp_kan.config import DiscoverConfig
+from emp_kan.data import formula_problem, split_validation
+from emp_kan.pipeline import discover, plan_routes
+from emp_kan.symbolic.choice import choose_formula, pareto_front
+from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.search import SymbolicFormula
+from emp_kan.symbolic.transform import fit_log_transform, power_law_formula
+
+
+def _rows(n=200, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.rand(n, generator=gen) * 2 - 1,  # both signs
+                        torch.rand(n, generator=gen) * 1.5 + 0.5,  # positive
+                        -(torch.rand(n, generator=gen) + 0.5)], dim=1)  # negative  # fmt: skip
+
+
+def test_a_signed_product_maps_back_to_the_product_itself():
+    x = _rows()
+    y = (x[:, 0] / (4 * math.pi * x[:, 1] * x[:, 2] ** 2)).reshape(-1, 1)
+    transform, why = fit_log_transform(x, y)
+    assert why == "" and transform.parity == (1, 0, 0) and transform.input_signs == (0, 1, -1)
+    q, e, r = sp.symbols("q e r", real=True)
+    log_formula = q - e - 2 * r - sp.log(4 * sp.pi)  # what a KAN in log space should find
+    back = transform.to_original(log_formula, [q, e, r])
+    assert sp.simplify(back - q / (4 * sp.pi * e * r**2)) == 0
+    assert not back.has(sp.Abs, sp.sign)
+
+
+@given(st.lists(st.integers(-3, 3), min_size=3, max_size=3), st.sampled_from([1.0, -2.5]))
+def test_the_sign_model_and_exp_give_the_labels_back(exponents, scale):
+    x = _rows(64, seed=1).double()
+    y = scale * torch.prod(x ** torch.tensor(exponents, dtype=torch.float64), dim=1,
+                           keepdim=True)  # fmt: skip
+    transform, _ = fit_log_transform(x, y)
+    logged = transform.apply({"x": x, "y": y})
+    assert torch.allclose(transform.to_label(logged["y"], x), y, rtol=1e-9)
+
+
+@pytest.mark.parametrize("labels, reason", [
+    (lambda x: x[:, :1] * 0, "label is 0"),
+    (lambda x: x[:, :1] + x[:, 1:2], "sign of the label"),
+])  # fmt: skip
+def test_no_log_route_where_it_cannot_hold(labels, reason):
+    x = _rows()
+    transform, why = fit_log_transform(x, labels(x))
+    assert transform is None and reason in why
+
+
+def test_asking_for_log_where_it_cannot_hold_fails_before_training():
+    problem = formula_problem("x + y", "x=-1:1,y=-1:1", samples=50)
+    with pytest.raises(ValueError, match="log transform does not apply.*sign of the label"):
+        plan_routes(problem, DiscoverConfig(transform="log"))
+    assert [r.name for r in plan_routes(problem, DiscoverConfig())] == ["none"]
+
+
+def test_the_choice_prefers_the_simpler_of_two_exact_formulas():
+    # Both at float32 rounding: the simpler wins even though the other is a little closer.
+    assert choose_formula([12, 3], [2e-8, 3e-8], label_std=1.0) == 1
+    # A simpler formula far less accurate than the best is not chosen.
+    assert choose_formula([3, 12], [0.1, 1e-3], label_std=1.0) == 1
+    # Within 1.5x of the best, PySR's score (log-error drop per complexity) decides.
+    assert choose_formula([3, 40], [1.2e-3, 1e-3], label_std=1.0) == 1
+    assert choose_formula([3, 4], [float("nan"), float("inf")], label_std=1.0) is None
+    # Equal formulas: the smaller KAN.
+    assert choose_formula([3, 3], [1e-9, 1e-9], label_std=1.0, sizes=[6, 3]) == 1
+
+
+@given(st.lists(st.tuples(st.integers(1, 30), st.floats(1e-6, 1.0)), min_size=1, max_size=8))
+def test_the_front_only_keeps_what_no_simpler_candidate_beats(candidates):
+    complexities = [c for c, _ in candidates]
+    rmses = [r for _, r in candidates]
+    front = pareto_front(complexities, rmses)
+    for i in front:
+        assert not any(complexities[j] < complexities[i] and rmses[j] <= rmses[i]
+                       for j in range(len(candidates)))  # fmt: skip
+    chosen = choose_formula(complexities, rmses, label_std=1.0)
+    # Errors under the noise floor (1e-5 of the label spread) count as equal.
+    assert chosen in front and max(rmses[chosen], 1e-5) <= 1.5 * max(min(rmses), 1e-5)
+
+
+def _placeholder_formula(names):
+    return SymbolicFormula(expression=sp.Integer(0), variables=sp.symbols(names, real=True),
+                           test_rmse=math.nan, test_r2=math.nan, train_rmse=math.nan,
+                           spline_test_rmse=math.nan, complexity=1, edges=[],
+                           explains_data=False, seconds=0.0)  # fmt: skip
+
+
+def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
+    problem = formula_problem("-3*a*b**2/(4*pi*c)", "a=-1:1,b=0.5:2,c=0.5:2", samples=100)
+    fit, _ = split_validation(problem.dataset, 0.2)
+    transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
+    formula = _placeholder_formula(problem.variables)
+    found = power_law_formula(formula, transform, [0, 1, 2], problem.dataset, 0.2)
+    assert sp.simplify(found.expression - problem.truth.xreplace(
+        {s: sp.Symbol(s.name, real=True) for s in problem.truth.free_symbols})) == 0
+    assert found.test_rmse < 1e-5
+    # Had pruning cut the input c, the power law cannot hold: its error says so.
+    without_c = power_law_formula(formula, transform, [0, 1], problem.dataset, 0.2)
+    assert without_c.test_r2 < 0.9 and not without_c.expression.has(sp.Symbol("c", real=True))
+
+
+def test_discover_finds_a_ratio_of_powers_through_the_log_route():
+    problem = formula_problem("a*b**2/c", "a=-1:1,b=0.5:2,c=0.5:2", samples=200)
+    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=15, round_steps=5, rounds=2,
+                            compare=False)  # fmt: skip
+    report, runs = discover(problem, config)
+    routes = {c["candidate"]: c for c in report["candidates"]}
+    assert set(routes) == {"none", "log", "power-law"}
+    assert sum(c["chosen"] for c in routes.values()) == 1
+    assert report["transform"] in ("log", "power-law") and routes[report["transform"]]["chosen"]
+    assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
+                             ranges=problem.ranges)  # fmt: skip
+    assert report["test_r2"] > 0.999
+    assert np.isfinite(report["spline_test_rmse"])
