@@ -10,6 +10,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import torch
+
 from emp_kan import __version__
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import Problem, split_validation
@@ -165,17 +167,37 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
 def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`."""
     routes = plan_routes(problem, config)
+    kept = []
     for route in routes:
-        route.trained, route.seconds = train_dense(route.problem, config)
-    return routes
+        if route.transform is None or config.transform != "auto":
+            route.trained, route.seconds = train_dense(route.problem, config)
+            kept.append(route)
+            continue
+        # An extra route is an attempt: log|x| of inputs near 0 has long tails, on which
+        # training can diverge. The run goes on without it rather than failing.
+        try:
+            route.trained, route.seconds = train_dense(route.problem, config)
+            fit, _ = split_validation(route.problem.dataset, config.validation)
+            finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
+                                                fit["train_label"]))  # fmt: skip
+        except (RuntimeError, ValueError) as exc:
+            log.warning("the %s route was left out: training failed (%s)", route.name,
+                        str(exc).splitlines()[0][:120])  # fmt: skip
+            continue
+        if finite:
+            kept.append(route)
+        else:
+            log.warning("the %s route was left out: training diverged", route.name)
+    return kept
 
 
 def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPruner:
     """The pruner of ``method`` ("emp" or "threshold") for these settings."""
+    scores = {"edge_score": config.edge_score, "node_score": config.node_score}
     if method == "emp":
-        return EMPPruner(target=config.prune, scope=config.scope, beta=config.beta)
+        return EMPPruner(target=config.prune, scope=config.scope, beta=config.beta, **scores)
     if method == "threshold":
-        return ThresholdPruner()
+        return ThresholdPruner(**scores)
     raise ValueError(f"unknown method {method!r}; use 'emp' or 'threshold'")
 
 
@@ -208,7 +230,8 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
                           steps=config.round_steps, lamb=config.lamb,
                           schedule=config.schedule(), initial_steps=0,
                           final_steps=config.steps, seed=config.seed,
-                          progress=config.progress)  # fmt: skip
+                          progress=config.progress,
+                          label_map=None if route.transform is None else torch.exp)  # fmt: skip
     seconds_prune = time.perf_counter() - start
     start = time.perf_counter()
     if not symbolic:
@@ -241,8 +264,6 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
 
 def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -> float:
     """Test RMSE of ``y`` predicted by a log-route model (sign model times ``exp``)."""
-    import torch
-
     x, y = dataset["test_input"], dataset["test_label"]
     with torch.no_grad():
         log_prediction = adapter.forward_pass(model, transform.apply({"x": x})["x"])

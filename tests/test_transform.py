@@ -125,3 +125,24 @@ def test_discover_finds_a_ratio_of_powers_through_the_log_route():
                              ranges=problem.ranges)  # fmt: skip
     assert report["test_r2"] > 0.999
     assert np.isfinite(report["spline_test_rmse"])
+
+
+def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, caplog):
+    import emp_kan.pipeline as pipeline
+
+    problem = formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=40)
+    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=2, compare=False)
+    real = pipeline.train_dense
+
+    def diverging(route_problem, route_config):
+        if route_problem is not problem:  # the log route's problem
+            raise RuntimeError("lstsq: Argument 6 has illegal value")
+        return real(route_problem, route_config)
+
+    monkeypatch.setattr(pipeline, "train_dense", diverging)
+    routes = pipeline.train_routes(problem, config)
+    assert [r.name for r in routes] == ["none"]
+    assert "log route was left out" in caplog.text
+    with pytest.raises(RuntimeError):  # asked for explicitly, a failure is the user's to see
+        pipeline.train_routes(problem, DiscoverConfig(width=[2, 2, 1], steps=2,
+                                                      transform="log"))  # fmt: skip

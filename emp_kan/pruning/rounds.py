@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from emp_kan.pruning.schedule import (
     Schedule,
 )
 
+LabelMap = Callable[[torch.Tensor], torch.Tensor]
 log = logging.getLogger("emp_kan")
 
 __all__ = [
@@ -405,13 +406,22 @@ def train(
     return trained
 
 
+def _rmse(model, x: torch.Tensor, y: torch.Tensor, label_map: LabelMap | None) -> float:
+    if label_map is None:
+        return adapter.rmse(model, x, y)
+    with torch.no_grad():
+        prediction = adapter.forward_pass(model, x)
+        return float(torch.sqrt(torch.mean((label_map(prediction) - label_map(y)) ** 2)))
+
+
 def _rmse3(model, fit: Mapping[str, torch.Tensor], val: Mapping[str, torch.Tensor],
-           dataset: Mapping[str, torch.Tensor]) -> tuple[float, float, float]:
+           dataset: Mapping[str, torch.Tensor],
+           label_map: LabelMap | None = None) -> tuple[float, float, float]:  # fmt: skip
     """(train, validation, test) RMSE; only the validation one may decide anything."""
     return (
-        adapter.rmse(model, fit["train_input"], fit["train_label"]),
-        adapter.rmse(model, val["x"], val["y"]),
-        adapter.rmse(model, dataset["test_input"], dataset["test_label"]),
+        _rmse(model, fit["train_input"], fit["train_label"], label_map),
+        _rmse(model, val["x"], val["y"], label_map),
+        _rmse(model, dataset["test_input"], dataset["test_label"], label_map),
     )
 
 
@@ -421,15 +431,15 @@ def _count_alive(model) -> tuple[int, int]:
     return edges, nodes
 
 
-def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt,
-                       update_grid) -> tuple[tuple[float, float, float], str]:
+def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt, update_grid,
+                       label_map=None) -> tuple[tuple[float, float, float], str]:  # fmt: skip
     """Retrain a pruned ``model`` in place on ``splits = (fit, val, dataset)``; return the
     losses it is judged on and, when training failed, a "rejected: ..." status."""
     fit = splits[0]
     nan3 = (math.nan, math.nan, math.nan)
     try:
         adapter.fit(model, fit, steps, lamb, seed, opt=opt, update_grid=update_grid)
-        losses = _rmse3(model, *splits)
+        losses = _rmse3(model, *splits, label_map)
         if not math.isfinite(losses[1]):
             return losses, "rejected: retraining diverged (non-finite validation loss)"
         if lamb > 0 and schedule.judge_steps > 0:
@@ -438,7 +448,7 @@ def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt,
             judged = adapter.clone_model(model)
             adapter.fit(judged, fit, schedule.judge_steps, 0.0, seed, opt=opt,
                         update_grid=update_grid)  # fmt: skip
-            losses = _rmse3(judged, *splits)
+            losses = _rmse3(judged, *splits, label_map)
     except (RuntimeError, ValueError, torch.linalg.LinAlgError) as exc:  # pykan's solvers
         log.info("retraining failed: %s", exc)
         return nan3, f"rejected: retraining failed ({type(exc).__name__})"
@@ -460,6 +470,7 @@ def prune_rounds(
     update_grid: bool = True,
     progress: bool = False,
     schedule: Schedule | None = None,
+    label_map: LabelMap | None = None,
 ) -> PruneResult:
     """Alternate pruning and retraining until nothing more can go (a fixed point).
 
@@ -498,6 +509,10 @@ def prune_rounds(
         Show a tqdm bar over attempts.
     schedule : Schedule, optional
         Accept rule and back-off ladder; default :data:`DEFAULT_SCHEDULE`.
+    label_map : callable, optional
+        Maps predictions and labels ``(n, 1)`` elementwise to the space the losses are measured
+        (and decided) in, e.g. ``torch.exp`` for a KAN of ``log|y|``, so that a few rows far out
+        in log space do not outweigh the rest. Default: the labels' own space.
 
     Returns
     -------
@@ -524,14 +539,15 @@ def prune_rounds(
     start = time.perf_counter()
     adapter.fit(current, fit, initial_steps, lamb, seed, opt=opt, update_grid=update_grid)
     seconds_initial = time.perf_counter() - start
-    losses = _rmse3(current, fit, val, dataset)
+    losses = _rmse3(current, fit, val, dataset, label_map)
     if not all(math.isfinite(v) for v in losses):
         raise RuntimeError(
             "the initial training diverged (non-finite loss); try a smaller lamb, fewer steps "
             "or standardised data"
         )
     init_losses = losses
-    label_std = float(fit["train_label"].double().std()) if x_fit.shape[0] > 1 else 0.0
+    labels = fit["train_label"] if label_map is None else label_map(fit["train_label"])
+    label_std = float(labels.double().std()) if x_fit.shape[0] > 1 else 0.0
     limit = schedule.accept_below(losses[1], label_std)
     node_ids = [list(range(w)) for w in w0]
     pruned_round = [
@@ -557,7 +573,7 @@ def prune_rounds(
             t0 = time.perf_counter()
             step = prune_step(current, x_fit, rung_pruner, node_ids)
             seconds_pruning = time.perf_counter() - t0
-            after_prune = _rmse3(step.model, fit, val, dataset)
+            after_prune = _rmse3(step.model, fit, val, dataset, label_map)
             edges_alive, nodes_alive = _count_alive(step.model)
             record = RoundRecord(
                 round=r, accepted=False, status="",
@@ -598,7 +614,7 @@ def prune_rounds(
             t1 = time.perf_counter()
             retrained, failure = _retrain_and_judge(step.model, (fit, val, dataset), steps,
                                                     lamb, seed + attempts, schedule, opt,
-                                                    update_grid)  # fmt: skip
+                                                    update_grid, label_map)  # fmt: skip
             record.seconds_train = time.perf_counter() - t1
             record.train_rmse_after_retrain = retrained[0]
             record.val_rmse_after_retrain = retrained[1]
@@ -638,7 +654,7 @@ def prune_rounds(
     adapter.fit(polished, fit, final_steps, 0.0, seed + attempts + 1, opt=opt,
                 update_grid=update_grid)  # fmt: skip
     seconds_final = time.perf_counter() - start
-    final = _rmse3(polished, fit, val, dataset)
+    final = _rmse3(polished, fit, val, dataset, label_map)
     if math.isfinite(final[1]) and final[1] <= max(losses[1], limit):
         current = polished
     else:
