@@ -39,6 +39,8 @@ class DiscoverConfig:
     beta: float = 1.0
     prune: str = "both"
     scope: str = "layer"
+    edge_score: str = "attribution"  # see emp_kan.kan.scores; both pruners use them
+    node_score: str = "attribution"
     library: tuple[str, ...] = DEFAULT_LIBRARY
     transform: str = "auto"  # also fit log|y| over log|x| where it applies; see pipeline
     seed: int = 0
@@ -59,7 +61,8 @@ class DiscoverConfig:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got "
                              f"{self.transform!r}")  # fmt: skip
-        EMPPruner(target=self.prune, scope=self.scope, beta=self.beta)  # validates
+        EMPPruner(target=self.prune, scope=self.scope, beta=self.beta,
+                  edge_score=self.edge_score, node_score=self.node_score)  # validates
         for name in ("grid", "k", "steps", "round_steps", "rounds", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -152,8 +152,18 @@ def formula_problem(expr: str, ranges: str, samples: int = 1000, seed: int = 0) 
         data["test_label"])).sum())  # fmt: skip
     if bad:
         raise ValueError(f"the formula is undefined at {bad} sampled points; narrow the ranges")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", expr)[:40].strip("_") or "formula"
-    return Problem(f"formula-{safe}", data, names, truth, bounds)
+    return Problem(f"formula-{readable_name(expr)}", data, names, truth, bounds)
+
+
+def readable_name(expr: str, limit: int = 40) -> str:
+    """``expr`` as a folder name that still reads as the formula: ``m*v**2/2`` -> ``m·v^2÷2``.
+
+    Powers become ``^``, products ``·``, quotients ``÷``; spaces go, and any other character a
+    file name cannot hold (or a shell would trip on) becomes ``_``.
+    """
+    text = expr.replace(" ", "").replace("**", "^").replace("*", "·").replace("/", "÷")
+    text = re.sub(r"[^A-Za-z0-9_.^·÷+=-]+", "_", text)[:limit].strip("_.")
+    return text or "formula"
 
 
 def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float = 0.2) -> Problem:

@@ -9,7 +9,9 @@ ends in ``_``.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,10 +63,16 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         Pruning rounds at most.
     lamb : float
         pykan's sparsity regularisation.
+    method : {"emp", "threshold"}
+        The pruner: EMP, or pykan's fixed thresholds in the same round loop (for comparison).
     beta : float
         EMP's scale on N_eff.
     prune : {"edges", "nodes", "both"}
+        What EMP prunes.
     scope : {"layer", "global"}
+        EMP ranks per layer or across layers.
+    edge_score, node_score : str
+        Importance scores both pruners rank by (see :mod:`emp_kan.kan.scores`).
     tol, floor : float
         Accept rule of a pruning round: its validation RMSE at most ``(1 + tol)`` times the
         unpruned model's, or at most ``floor`` times the std of ``y`` (see
@@ -85,9 +93,27 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     verbose : bool
         Show progress bars while fitting.
 
+    Attributes
+    ----------
+    formula_ : SymbolicFormula or None
+        The formula (``formula_.expression`` is sympy; also :meth:`sympy`, :meth:`latex`), its
+        test metrics on the validation rows and per-edge fits; None with ``symbolic=False``.
+    model_ : kan.MultKAN
+        The pruned KAN (in log space when ``transform_`` is set).
+    result_ : PruneResult
+        The round loop's result: ``history``, ``node_ids``, ``stop_reason``, losses.
+    history_ : list of RoundRecord
+        Every pruning attempt, accepted or not (``result_.history``).
+    transform_ : LogTransform or None
+        Set when the chosen formula came from the log route: ``predict`` maps the KAN's
+        ``log|y|`` back through it.
+    feature_names_in_ : ndarray of str
+    n_features_in_ : int
+
     Notes
     -----
-    A fitted estimator can be saved with ``pickle`` or ``joblib``; its pykan model travels as a
+    Save with :meth:`save` and :meth:`load` (a file that loads without running code).
+    A fitted estimator can also be saved with ``pickle`` or ``joblib``; its pykan model travels as a
     plain description (:func:`emp_kan.kan.adapter.model_state`) and is rebuilt on loading.
     """
 
@@ -100,9 +126,12 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         round_steps: int = _DEFAULTS.round_steps,
         rounds: int = _DEFAULTS.rounds,
         lamb: float = _DEFAULTS.lamb,
+        method: str = "emp",
         beta: float = 1.0,
         prune: str = "both",
         scope: str = "layer",
+        edge_score: str = _DEFAULTS.edge_score,
+        node_score: str = _DEFAULTS.node_score,
         tol: float = _DEFAULTS.tol,
         floor: float = _DEFAULTS.floor,
         library: Sequence[str] = DEFAULT_LIBRARY,
@@ -119,9 +148,12 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self.round_steps = round_steps
         self.rounds = rounds
         self.lamb = lamb
+        self.method = method
         self.beta = beta
         self.prune = prune
         self.scope = scope
+        self.edge_score = edge_score
+        self.node_score = node_score
         self.tol = tol
         self.floor = floor
         self.library = library
@@ -199,11 +231,13 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             width=[X.shape[1], *hidden, 1], grid=self.grid, k=self.k, steps=self.steps,
             round_steps=self.round_steps, rounds=self.rounds, lamb=self.lamb, tol=self.tol,
             floor=self.floor, beta=self.beta, prune=self.prune, scope=self.scope,
+            edge_score=self.edge_score, node_score=self.node_score,
             library=tuple(self.library), transform=self.transform, seed=self.seed, compare=False,
             progress=self.verbose,
             validation=self.validation_fraction,
         )  # fmt: skip
         config.check(X.shape[1])
+        pruner = make_pruner(self.method, config)  # an unknown method fails before training
         # Shuffled rows; the round loop and the symbolic stage decide on the last
         # validation_fraction of them. With no test rows of its own, the estimator reports
         # those validation rows in the loop's "test" columns.
@@ -218,7 +252,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
                 "test_input": t(X[-n_val:]), "test_label": t(y[-n_val:, None])}  # fmt: skip
         problem = Problem("estimator", data, names, None, None)
         routes = train_routes(problem, config)
-        run = run_method("emp", make_pruner("emp", config), routes, problem, config,
+        run = run_method(self.method, pruner, routes, problem, config,
                          symbolic=self.symbolic)  # fmt: skip
         self.result_ = run.pruned
         self.model_ = self.result_.model
@@ -249,6 +283,23 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             state["model_"] = adapter.model_from_state(state["model_"])
             state["result_"].model = state["model_"]
         self.__dict__.update(state)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted estimator to one file (replaced if it exists); returns its path.
+
+        The file holds tensors, numbers and text only: :meth:`load` reads it without running
+        code from it, unlike a pickle. ``pickle`` and ``joblib`` work as well.
+        """
+        from emp_kan.saving import save_estimator
+
+        return save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> EMPKANRegressor:
+        """The estimator :meth:`save` wrote to ``path``; it predicts as it did when saved."""
+        from emp_kan.saving import load_estimator
+
+        return load_estimator(path, cls)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

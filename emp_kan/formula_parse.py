@@ -129,7 +129,7 @@ def _not_allowed(node: ast.AST) -> str:
     return kinds.get(type(node), f"{type(node).__name__} is not allowed")
 
 
-def parse_formula(text: str) -> sp.Expr:
+def parse_formula(text: str, max_length: int = MAX_LENGTH) -> sp.Expr:
     """The sympy expression written in ``text``, built without evaluating any Python.
 
     Parameters
@@ -137,6 +137,8 @@ def parse_formula(text: str) -> sp.Expr:
     text : str
         E.g. ``"x*exp(-y)"``, ``"0.5*k*x^2"``, ``"q/(4*pi*epsilon*r**2)"``. Every name that is
         not a function or constant becomes a :class:`sympy.Symbol`.
+    max_length : int
+        Longer texts are refused (a saved model's formula may be longer than a typed one).
 
     Returns
     -------
@@ -160,8 +162,8 @@ def parse_formula(text: str) -> sp.Expr:
     """
     if not isinstance(text, str):
         raise ValueError(f"a formula must be a string, got {type(text).__name__}")
-    if len(text) > MAX_LENGTH:
-        raise ValueError(f"the formula is {len(text)} characters long; at most {MAX_LENGTH}")
+    if len(text) > max_length:
+        raise ValueError(f"the formula is {len(text)} characters long; at most {max_length}")
     if not text.strip():
         raise ValueError("the formula is empty; write e.g. x*exp(-y)")
     if "\x00" in text:

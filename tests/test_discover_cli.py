@@ -33,7 +33,9 @@ TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1"
         (["discover", "--csv", "nope.csv", "--target", "y"], "no such CSV file"),
         (["discover", "--csv", "data.csv"], "--csv needs --target"),
         (["discover", "--library", "x,bessel"], "unknown library function"),
-        (["discover", "--width", "3,5,1"], "width must start with the 2 inputs"),
+        (["discover", "--width", "3,5,1"], "--width is replaced by --hidden"),
+        (["discover", "--hidden", "5,0"], "positive layer sizes"),
+        (["discover", "--edge-score", "magic"], "unknown edge_score 'magic'"),
         (["discover", "--beta", "0"], "beta must be a positive finite number"),
         (["discover", "--prune", "splines"], "invalid choice"),
         (["discover", "--formula", "foo(x)", "--ranges", "x=0:1"], "unknown function 'foo'"),
@@ -68,13 +70,20 @@ def test_csv_with_bad_cells_names_the_lines(tmp_path, capsys, monkeypatch):
 
 def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["discover", "--formula", "x*y + 1", "--ranges", "x=-1:1,y=-1:1", "--width", "2,3,1",
+    argv = ["discover", "--formula", "x*y + 1", "--ranges", "x=-1:1,y=-1:1", "--hidden", "3",
             "--out", "out", *TINY]  # fmt: skip
     assert main(argv) == 0
     assert os.listdir(tmp_path) == ["out"]
-    assert sorted(os.listdir("out")) == [".emp-kan-report", "graph.graphml", "graph.png",
-                                         "history.png", "report.json"]  # fmt: skip
+    assert sorted(os.listdir("out")) == [".emp-kan-report", "graph-threshold.png",
+                                         "graph.graphml", "graph.png", "history-threshold.png",
+                                         "history.png", "model_cache_data", "model_config.yml",
+                                         "model_state", "report.json"]  # fmt: skip
     report = json.loads(Path("out/report.json").read_text())
+    # Every key a user finds in report.json is explained in docs/report.md.
+    guide = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    undocumented = [k for k in (*report, *report["rounds"][0], *report["candidates"][0])
+                    if f"`{k}`" not in guide]  # fmt: skip
+    assert not undocumented, f"docs/report.md does not explain {undocumented}"
     for key in ("formula", "variables", "truth", "exact", "test_rmse", "test_r2",
                 "spline_test_rmse", "edges", "nodes", "rounds", "timings", "seed", "versions",
                 "baseline"):  # fmt: skip
@@ -106,7 +115,7 @@ def test_a_failed_run_leaves_no_partial_folder(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupt)
-    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--width", "1,2,1",
+    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--hidden", "2",
             "--no-compare", "--out", "out", *TINY]  # fmt: skip
     assert main(argv) == 130
     assert os.listdir(tmp_path) == []
@@ -224,7 +233,7 @@ def test_an_empty_user_folder_is_filled_not_replaced(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("out").mkdir(mode=0o750)
     inode = os.stat("out").st_ino
-    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--width", "1,2,1",
+    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--hidden", "2",
             "--no-compare", "--out", "out", *TINY]  # fmt: skip
     assert main(argv) == 0
     assert os.stat("out").st_ino == inode and (os.stat("out").st_mode & 0o777) == 0o750
@@ -249,3 +258,31 @@ def test_bench_refuses_a_results_folder_holding_other_files(tmp_path, capsys):
     assert main(["bench", "--equations", "1", "--out", str(out), "--quiet"]) == 2
     assert "did not write (notes.txt)" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_report_folders_are_named_readably():
+    from emp_kan.data import formula_problem
+
+    assert formula_problem("m*v**2/2", "m=0:1,v=0:1", samples=10).name == "formula-m·v^2÷2"
+    assert "/" not in formula_problem("x/(y+1)", "x=0:1,y=0:1", samples=10).name
+
+
+def test_the_report_holds_the_pruned_kan_as_a_pykan_checkpoint(tmp_path):
+    import torch
+
+    from emp_kan.app.report import write_report
+    from emp_kan.config import DiscoverConfig
+    from emp_kan.data import formula_problem
+    from emp_kan.kan import adapter
+    from emp_kan.pipeline import discover
+
+    problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
+    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+                            compare=False)  # fmt: skip
+    report, runs = discover(problem, config)
+    write_report(tmp_path / "out", report, runs, problem)
+    loaded = adapter.load_checkpoint(tmp_path / "out" / "model")  # pykan's own KAN.loadckpt
+    x = torch.rand(16, 2) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), adapter.forward_pass(runs["emp"].pruned.model, x))
+    assert "graph-threshold.png" not in os.listdir(tmp_path / "out")  # no baseline was run

@@ -79,6 +79,16 @@ def test_bad_input_raises_before_training(X, y, message):
         EMPKANRegressor(**SMALL).fit(X, y)
 
 
+def test_the_estimator_runs_the_threshold_pruner_and_rejects_unknown_ones(xy):
+    X, y = xy
+    with pytest.raises(ValueError, match="unknown method 'magic'; use 'emp' or 'threshold'"):
+        EMPKANRegressor(method="magic").fit(X, y)
+    with pytest.raises(ValueError, match="unknown node_score"):
+        EMPKANRegressor(node_score="magic").fit(X, y)
+    est = EMPKANRegressor(**SMALL, method="threshold", symbolic=False).fit(X, y)
+    assert est.result_.pruner.startswith("ThresholdPruner")
+
+
 def test_predict_checks_the_feature_count(fitted):
     est, _, _ = fitted
     with pytest.raises(ValueError, match="3 features"):
@@ -100,6 +110,44 @@ def test_a_fitted_estimator_pickles_and_predicts_the_same(fitted, tmp_path):
     np.testing.assert_array_equal(joblib.load(path).predict(frame), est.predict(frame))
     # The estimator itself is untouched by pickling.
     assert est.result_.model is est.model_
+
+
+def test_save_and_load_round_trip_without_pickle(fitted, tmp_path):
+    est, frame, y = fitted
+    path = est.save(tmp_path / "model.empkan")
+    back = EMPKANRegressor.load(path)
+    np.testing.assert_array_equal(back.predict(frame), est.predict(frame))
+    np.testing.assert_array_equal(back.predict(frame, use_formula=True),
+                                  est.predict(frame, use_formula=True))  # fmt: skip
+    assert back.sympy() == est.sympy() and back.get_params() == est.get_params()
+    assert back.history_ == est.history_ and back.result_.model is back.model_
+    assert back.to_networkx().nodes["L0_N0"]["label"] == "mass"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.empkan"]  # no temporary left
+
+
+def test_a_log_route_estimator_saves_and_predicts_the_same(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0.5, 2, size=(60, 2)) * np.where(rng.random((60, 1)) < 0.5, -1, 1)
+    y = X[:, 0] * X[:, 1] ** 2
+    est = EMPKANRegressor(**SMALL, transform="log").fit(X, y)
+    assert est.transform_ is not None and est.score(X, y) > 0.9
+    back = EMPKANRegressor.load(est.save(tmp_path / "m.empkan"))
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    assert back.transform_ == est.transform_
+
+
+def test_load_refuses_files_it_did_not_write(tmp_path, fitted):
+    import joblib
+    import torch
+
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.ones(2)}, other)
+    with pytest.raises(ValueError, match="not a saved emp-kan estimator"):
+        EMPKANRegressor.load(other)
+    pickled = tmp_path / "est.joblib"
+    joblib.dump(fitted[0], pickled)  # a pickle would run code on loading: refused unread
+    with pytest.raises(ValueError, match="cannot read"):
+        EMPKANRegressor.load(pickled)
 
 
 def test_model_state_round_trips_symbolic_edges():

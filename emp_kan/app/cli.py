@@ -59,11 +59,13 @@ def _run_demo(args: argparse.Namespace) -> int:
 DEFAULT_FEYNMAN = 37  # hbar * omega on [-1, 1]^2: two variables, a product a KAN can express
 
 
-def _width_list(text: str) -> list[int]:
+def _hidden_list(text: str) -> list[int]:
     try:
         out = [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise UsageError(f"--width must be comma-separated whole numbers, got {text!r}") from None
+        raise UsageError(f"--hidden must be comma-separated whole numbers, got {text!r}") from None
+    if not out or any(w < 1 for w in out):
+        raise UsageError(f"--hidden must list positive layer sizes, e.g. 5 or 5,3; got {text!r}")
     return out
 
 
@@ -147,14 +149,18 @@ def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.config import DiscoverConfig
     from emp_kan.pipeline import discover, plan_routes
 
+    if args.width is not None:
+        raise UsageError("--width is replaced by --hidden, which lists the hidden layers only "
+                         "(as the estimator's width): e.g. --hidden 5 for [n_inputs, 5, 1]")
     try:
         problem = _problem(args)
         library = tuple(p.strip() for p in args.library.split(",") if p.strip())
         config = DiscoverConfig(
-            width=_width_list(args.width) if args.width else None, grid=args.grid,
+            width=[len(problem.variables), *_hidden_list(args.hidden), 1], grid=args.grid,
             k=args.k, steps=args.steps, round_steps=args.round_steps, rounds=args.rounds,
             lamb=args.lamb, tol=args.tol, floor=args.floor, beta=args.beta, prune=args.prune,
-            scope=args.scope, library=library, transform=args.transform, seed=args.seed,
+            scope=args.scope, edge_score=args.edge_score, node_score=args.node_score,
+            library=library, transform=args.transform, seed=args.seed,
             compare=not args.no_compare,
             progress=not args.quiet,
         )  # fmt: skip
@@ -281,8 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--floor", type=float, default=d.floor,
                      help="... or at most floor x the std of the labels "
                           "(default: %(default)s)")  # fmt: skip
-    opt.add_argument("--width", metavar="W0,W1,...",
-                     help="KAN widths, inputs first (default: n_inputs,5,1)")  # fmt: skip
+    opt.add_argument("--hidden", metavar="W1,W2,...", default="5",
+                     help="hidden layer widths, as the estimator's width: 5 makes a "
+                          "[n_inputs, 5, 1] KAN (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--width", help=argparse.SUPPRESS)  # replaced by --hidden
+    opt.add_argument("--edge-score", default=d.edge_score,
+                     help="edge importance both pruners rank by: attribution, activation or "
+                          "coefficient (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--node-score", default=d.node_score,
+                     help="node importance both pruners rank by: attribution, min_in_out or "
+                          "max_in_out (default: %(default)s)")  # fmt: skip
     opt.add_argument("--grid", type=int, default=d.grid,
                      help="spline grid intervals (default: %(default)s)")  # fmt: skip
     opt.add_argument("--k", type=int, default=d.k, help="spline order (default: %(default)s)")

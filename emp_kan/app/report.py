@@ -26,7 +26,9 @@ __all__ = ["DestinationError", "MARKER", "REPORT_FILES", "check_destination", "w
 #: The file that marks a folder as written by :func:`write_report`.
 MARKER = ".emp-kan-report"
 #: Every name a report folder may hold; a folder holding anything else is not replaced.
-REPORT_FILES = frozenset({MARKER, "report.json", "graph.png", "graph.graphml", "history.png"})
+REPORT_FILES = frozenset({MARKER, "report.json", "graph.png", "graph.graphml", "history.png",
+                          "graph-threshold.png", "history-threshold.png", "model_config.yml",
+                          "model_state", "model_cache_data"})  # fmt: skip
 
 
 class DestinationError(ValueError):
@@ -79,6 +81,22 @@ def check_destination(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+def _graph_title(name: str, label: str, run: Any, logged: bool) -> str:
+    """Dataset, method, edges and the formula, shortened to three digits and two lines."""
+    import textwrap
+
+    import sympy as sp
+
+    formula = str(run.formula.expression)
+    if len(formula) > 90:
+        formula = str(sp.N(run.formula.expression, 3))
+    lines = textwrap.wrap(f"{label}, {run.pruned.edges_alive} edges: {formula}", 90)
+    if len(lines) > 2:
+        lines = [lines[0], lines[1][:80] + " ... (in full: report.json)"]
+    space = " (KAN of log|y| over log|x|)" if logged else ""
+    return "\n".join([f"{name}{space}", *lines])
+
+
 def _make_shareable(folder: Path) -> None:
     """Give a staged folder the permissions a plain ``mkdir`` would have (mkdtemp gives 0700)."""
     umask = os.umask(0)
@@ -90,7 +108,9 @@ def _make_shareable(folder: Path) -> None:
 
 def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[str, Any],
                  problem: Any) -> Path:  # fmt: skip
-    """Write ``report.json``, ``graph.png``, ``graph.graphml`` and ``history.png``.
+    """Write ``report.json``, the EMP run's ``graph.png``, ``graph.graphml``, ``history.png``
+    and its pruned KAN as a pykan checkpoint (``model_*``: ``kan.KAN.loadckpt(out/"model")``),
+    and the threshold run's ``graph-threshold.png`` and ``history-threshold.png``.
 
     Parameters
     ----------
@@ -113,6 +133,7 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     from emp_kan import __version__
     from emp_kan.draw.graph import edge_curves, to_networkx, write_graph
     from emp_kan.draw.plotting import plot_graph, plot_history
+    from emp_kan.kan import adapter
 
     out = check_destination(out_dir)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
@@ -121,19 +142,32 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     old: Path | None = None
     moved: list[Path] = []
     try:
-        emp = runs["emp"]
-        x = problem.dataset["train_input"]
-        graph = to_networkx(emp.pruned, x, variables=problem.variables, outputs=[problem.target],
-                            symbolic=emp.formula.graph_attributes())  # fmt: skip
-        write_graph(graph, staging / "graph.graphml")
-        title = report["formula"] if len(report["formula"]) <= 90 else "formula: see report.json"
-        ax = plot_graph(graph, curves=edge_curves(emp.pruned, x), title=f"{problem.name}: {title}")
-        ax.figure.savefig(staging / "graph.png", dpi=90, bbox_inches="tight")
-        plt.close(ax.figure)
-        if emp.pruned.history:
-            fig = plot_history(emp.pruned)
-            fig.savefig(staging / "history.png", dpi=80, bbox_inches="tight")
-            plt.close(fig)
+        for method, run in runs.items():
+            suffix = "" if method == "emp" else f"-{method}"
+            # The KAN lives in its route's space: log|x| -> log|y| on the log route.
+            logged = run.log_transform is not None and run.transform != "none"
+            x = problem.dataset["train_input"]
+            names = list(problem.variables)
+            output = problem.target if problem.target not in names else f"{problem.target} (output)"
+            if logged:
+                x = run.log_transform.apply({"x": x})["x"]
+                names, output = [f"log|{n}|" for n in names], f"log|{problem.target}|"
+            graph = to_networkx(run.pruned, x, variables=names, outputs=[output],
+                                symbolic=run.formula.graph_attributes(names))  # fmt: skip
+            if method == "emp":
+                write_graph(graph, staging / "graph.graphml")
+                adapter.save_checkpoint(run.pruned.model, staging / "model")
+            label = "EMP" if method == "emp" else "pykan thresholds"
+            ax = plot_graph(graph, curves=edge_curves(run.pruned, x),
+                            title=_graph_title(problem.name, label, run, logged))  # fmt: skip
+            ax.figure.savefig(staging / f"graph{suffix}.png", dpi=100, bbox_inches="tight")
+            plt.close(ax.figure)
+            if run.pruned.history:
+                fig = plot_history(run.pruned)
+                fig.suptitle(f"{label}: every pruning attempt", fontsize=11)
+                fig.tight_layout()
+                fig.savefig(staging / f"history{suffix}.png", dpi=80, bbox_inches="tight")
+                plt.close(fig)
         (staging / "report.json").write_text(
             json.dumps(report, indent=2, allow_nan=False, default=str), encoding="utf-8"
         )

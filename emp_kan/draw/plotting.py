@@ -110,7 +110,7 @@ def plot_graph(
             if spot is not None:
                 labels.append(spot)
                 text = f"${d['latex']}$" if d.get("latex") else str(d["function"])
-                ax.text(spot[0] + spot[2] / 2, spot[1] + spot[3] / 2, text, fontsize=8,
+                ax.text(spot[0] + spot[2] / 2, spot[1] + spot[3] / 2, text, fontsize=10,
                         color=_SYMBOLIC, ha="center", va="center", zorder=4,
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                               "alpha": 0.85})  # fmt: skip
@@ -162,6 +162,19 @@ def _records(history: Any) -> list[dict]:
     return out
 
 
+def _unpruned_state(history: Any) -> dict[str, Any] | None:
+    """Edges, hidden nodes and validation RMSE before the first attempt, when known."""
+    if hasattr(history, "to_dict"):
+        history = history.to_dict()
+    if not isinstance(history, Mapping) or "initial_widths" not in history:
+        return None
+    widths = [int(w) for w in history["initial_widths"]]
+    rmse = history.get("initial_val_rmse")
+    return {"edges": sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True)),
+            "nodes": sum(widths[1:-1]),
+            "val_rmse": None if rmse is None or not np.isfinite(rmse) else float(rmse)}
+
+
 def plot_history(history: Any):
     """Per attempt: N_eff and kept per layer, what is alive, and the validation losses.
 
@@ -175,7 +188,8 @@ def plot_history(history: Any):
         Three panels over the attempts of the round loop. Rejected attempts (rolled back, then
         retried on a gentler rung) are shaded red and labelled with their rung; the dotted line
         in the loss panel is the accept limit. The alive counts are those of the model the loop
-        kept after each attempt.
+        kept after each attempt; attempt 0 is the unpruned model (drawn when ``history`` is a
+        PruneResult or its dict, which know it).
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
@@ -183,6 +197,7 @@ def plot_history(history: Any):
     records = _records(history)
     if not records:
         raise ValueError("the history is empty: run at least one round before plotting it")
+    start = _unpruned_state(history)
     fig, (ax_n, ax_e, ax_l) = plt.subplots(1, 3, figsize=(13, 3.6))
     xs_all = [int(r.get("attempt") or k + 1) for k, r in enumerate(records)]
     groups: dict[tuple[str, int], list[tuple[int, float, int]]] = {}
@@ -202,10 +217,13 @@ def plot_history(history: Any):
     if groups:
         ax_n.legend(fontsize=7)
 
-    ax_e.plot(xs_all, [int(r["edges_alive"]) for r in records], "o-", color=_ALIVE,
-              label="edges")  # fmt: skip
-    ax_e.plot(xs_all, [int(r["nodes_alive"]) for r in records], "s-", color="C2",
-              label="hidden nodes")  # fmt: skip
+    xs_alive = ([0] if start else []) + xs_all
+    ax_e.plot(xs_alive, ([start["edges"]] if start else []) + [int(r["edges_alive"])
+                                                               for r in records],
+              "o-", color=_ALIVE, label="edges")  # fmt: skip
+    ax_e.plot(xs_alive, ([start["nodes"]] if start else []) + [int(r["nodes_alive"])
+                                                               for r in records],
+              "s-", color="C2", label="hidden nodes")  # fmt: skip
     ax_e.set_title("alive after the attempt")
     ax_e.legend(fontsize=8)
 
@@ -213,6 +231,8 @@ def plot_history(history: Any):
         key = key if key in records[0] else fallback
         return [np.nan if r.get(key) is None else float(r[key]) for r in records]
 
+    if start and start["val_rmse"] is not None:
+        ax_l.plot([0], [start["val_rmse"]], "D", color="0.2", label="unpruned")
     ax_l.plot(xs_all, series("val_rmse_before", "test_rmse_before"), "o-", label="before")
     ax_l.plot(xs_all, series("val_rmse_after_prune", "test_rmse_after_prune"), "x--",
               label="right after pruning")  # fmt: skip
@@ -235,10 +255,14 @@ def plot_history(history: Any):
             ax_l.annotate("fixed\npoint", (x, 0.97), xycoords=("data", "axes fraction"),
                           ha="center", va="top", fontsize=7, color="0.3")  # fmt: skip
     ax_l.legend(fontsize=7)
+    ticks = ([0] if start else []) + xs_all
+    tick_labels = (["0\nunpruned"] if start else []) + [str(x) for x in xs_all]
     for ax in (ax_n, ax_e, ax_l):
         ax.set_xlabel("attempt")
-        ax.set_xticks(xs_all)
-    ax_e.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 1.25 edges
+        ax.set_xticks(ticks, tick_labels)
+        ax.set_xlim(min(ticks) - 0.6, max(ticks) + 0.6)
+    for ax in (ax_n, ax_e):  # counts: no 1.25 edges
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 

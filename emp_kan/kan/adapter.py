@@ -16,8 +16,10 @@ import copy
 import importlib
 import io
 import logging
+import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -227,6 +229,24 @@ def model_from_state(state: Mapping[str, Any]) -> Any:
     model.input_id = state["input_id"].clone()
     model.symbolic_enabled = state["symbolic_enabled"]
     model.save_act = state["save_act"]
+    return model
+
+
+def save_checkpoint(model: Any, prefix: str | os.PathLike) -> list[Path]:
+    """Write ``model`` in pykan's own checkpoint format, loadable with
+    ``kan.KAN.loadckpt(prefix)``: ``<prefix>_config.yml``, ``<prefix>_state`` and
+    ``<prefix>_cache_data``. Returns the three paths; writes nothing else."""
+    check_model(model)
+    model.saveckpt(str(prefix))
+    return [Path(f"{prefix}{end}") for end in ("_config.yml", "_state", "_cache_data")]
+
+
+def load_checkpoint(prefix: str | os.PathLike) -> Any:
+    """The model :func:`save_checkpoint` wrote (pykan's ``KAN.loadckpt``, no other file)."""
+    from kan import KAN
+
+    model = KAN.loadckpt(str(prefix))
+    model.auto_save = False  # pykan would otherwise write checkpoints beside the caller
     return model
 
 

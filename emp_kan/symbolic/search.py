@@ -88,8 +88,9 @@ class EdgeFit:
     candidates: list[EdgeCandidate]
     note: str = ""
 
-    def latex(self) -> str:
-        x = sp.Symbol("x")
+    def latex(self, variable: str = "x") -> str:
+        """The edge's function of ``variable`` (its input's name) in LaTeX."""
+        x = sp.Symbol(variable)
         return sp.latex(adapter.sympy_function(self.function)(x)) if self.function != "0" else "0"
 
 
@@ -152,12 +153,18 @@ class SymbolicFormula:
 
         return evaluate
 
-    def graph_attributes(self) -> dict[tuple[int, int, int], dict[str, Any]]:
-        """``{(layer, out_id, in_id): {"function", "latex", "r2"}}`` for :func:`to_networkx`."""
+    def graph_attributes(self, input_names: Sequence[str] | None = None
+                         ) -> dict[tuple[int, int, int], dict[str, Any]]:  # fmt: skip
+        """``{(layer, out_id, in_id): {"function", "latex", "r2"}}`` for :func:`to_networkx`.
+
+        Edges out of the inputs are written in the input's name (``input_names``, default the
+        formula's variables: ``sin(mass)``); deeper edges in ``h``, a hidden node's value.
+        """
+        names = [str(v) for v in self.variables] if input_names is None else list(input_names)
         return {
             (e.layer, e.out_id, e.in_id): {
                 "function": e.function,
-                "latex": e.latex(),
+                "latex": e.latex(names[e.in_id] if e.layer == 0 else "h"),
                 "r2": float(e.r2),
             }  # fmt: skip
             for e in self.edges

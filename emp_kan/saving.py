@@ -1,0 +1,158 @@
+"""Saving a fitted estimator to one file and loading it back, without pickle.
+
+The file is written by ``torch.save`` and holds only tensors, numbers, strings, lists and
+dicts, so that :func:`load_estimator` reads it with ``torch.load(weights_only=True)``: loading
+a file never runs code from it (a pickle would). The formula is stored as text and read back by
+:func:`emp_kan.formula_parse.parse_formula`, which evaluates nothing either.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle  # only for its error type: nothing here unpickles
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+__all__ = ["FORMAT", "load_estimator", "save_estimator"]
+
+#: Written into every file; :func:`load_estimator` refuses anything else.
+FORMAT = "emp-kan-estimator"
+_VERSION = 1
+_MAX_FORMULA = 1_000_000
+
+
+def _plain(value: Any) -> Any:
+    """Numbers, strings, lists and dicts only (numpy arrays and tuples become lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _formula_state(formula: Any) -> dict[str, Any] | None:
+    if formula is None:
+        return None
+    return {
+        "expression": str(formula.expression),
+        "variables": [str(v) for v in formula.variables],
+        **{f.name: _plain(getattr(formula, f.name)) for f in fields(formula)
+           if f.name not in ("expression", "variables", "edges")},
+        "edges": [_plain(asdict(e)) for e in formula.edges],
+    }  # fmt: skip
+
+
+def _formula_from_state(state: dict[str, Any] | None) -> Any:
+    if state is None:
+        return None
+    from emp_kan.formula_parse import parse_formula
+    from emp_kan.symbolic.edge_fit import EdgeCandidate
+    from emp_kan.symbolic.search import EdgeFit, SymbolicFormula
+
+    symbols = [sp.Symbol(n, real=True) for n in state["variables"]]
+    by_name = {s.name: s for s in symbols}
+    expr = parse_formula(state["expression"], max_length=_MAX_FORMULA)
+    expr = expr.xreplace({s: by_name[s.name] for s in expr.free_symbols if s.name in by_name})
+    edges = [EdgeFit(**{**e, "candidates": [EdgeCandidate(**c) for c in e["candidates"]]})
+             for e in state["edges"]]  # fmt: skip
+    rest = {k: v for k, v in state.items() if k not in ("expression", "variables", "edges")}
+    return SymbolicFormula(expression=expr, variables=symbols, edges=edges, **rest)
+
+
+def _result_state(result: Any) -> dict[str, Any]:
+    state = {f.name: _plain(getattr(result, f.name)) for f in fields(result)
+             if f.name not in ("model", "history")}  # fmt: skip
+    state["history"] = [_plain(asdict(r)) for r in result.history]
+    return state
+
+
+def _result_from_state(state: dict[str, Any], model: Any) -> Any:
+    from emp_kan.pruning.rounds import PruneResult, RoundRecord
+
+    state = dict(state)
+    state["history"] = [RoundRecord(**r) for r in state["history"]]
+    state["edge_pruned_round"] = [np.asarray(m) for m in state["edge_pruned_round"]]
+    return PruneResult(model=model, **state)
+
+
+def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted estimator to ``path`` (one file, replaced if it exists) and return it.
+
+    Written to a temporary file beside ``path`` and renamed into place, so that a failure
+    leaves no half-written file.
+    """
+    from emp_kan.kan import adapter
+
+    estimator._check_fitted()
+    transform = getattr(estimator, "transform_", None)
+    payload = {
+        "format": FORMAT,
+        "version": _VERSION,
+        "class": type(estimator).__name__,
+        "params": _plain(estimator.get_params()),
+        "model": adapter.model_state(estimator.model_),
+        "result": _result_state(estimator.result_),
+        "feature_names": [str(n) for n in estimator.feature_names_in_],
+        "formula": _formula_state(estimator.formula_),
+        "transform": None if transform is None else _plain(asdict(transform)),
+    }
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name such as model.empkan")
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, staging)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_estimator(path: str | os.PathLike, cls: type) -> Any:
+    """The estimator of class ``cls`` that :func:`save_estimator` wrote to ``path``.
+
+    Raises
+    ------
+    ValueError
+        The file is not an emp-kan estimator file (or of another estimator class).
+    """
+    from emp_kan.kan import adapter
+    from emp_kan.symbolic.transform import LogTransform
+
+    try:
+        payload = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"cannot read {path} as a saved emp-kan estimator: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a saved emp-kan estimator")
+    if payload.get("class") != cls.__name__:
+        raise ValueError(f"{path} holds a {payload.get('class')}, not a {cls.__name__}")
+    params = dict(payload["params"])
+    for name in ("width", "library"):
+        if isinstance(params.get(name), list):
+            params[name] = tuple(params[name])
+    estimator = cls(**params)
+    model = adapter.model_from_state(payload["model"])
+    estimator.model_ = model
+    estimator.result_ = _result_from_state(payload["result"], model)
+    estimator.history_ = estimator.result_.history
+    estimator.feature_names_in_ = np.array(payload["feature_names"], dtype=object)
+    estimator.n_features_in_ = len(payload["feature_names"])
+    estimator.formula_ = _formula_from_state(payload["formula"])
+    transform = payload["transform"]
+    estimator.transform_ = None if transform is None else LogTransform(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in transform.items()})
+    return estimator
+
