@@ -1,6 +1,7 @@
 """Evidence for the round loop: overhead, the authors' diabetes prototype, EMP vs thresholds.
 
-Run: ``.venv/bin/python benchmarks/bench_rounds.py [--parts overhead,diabetes,feynman]``
+Run: ``.venv/bin/python benchmarks/bench_rounds.py [--parts PARTS]``, PARTS among
+``overhead,diabetes,diabetes_seeds,feynman`` (default: all but diabetes_seeds).
 
 * overhead: per round, (scoring + pruning + compaction seconds) / (that round's training seconds).
 * diabetes: the EMP authors' pykan prototype (sklearn diabetes, standardised, 80/20 split,
@@ -59,11 +60,10 @@ def overhead() -> None:
         print(f"median overhead {100 * statistics.median(shares):.2f}% of training time")
 
 
-def diabetes() -> None:
+def diabetes_data() -> dict:
     from sklearn.datasets import load_diabetes
     from sklearn.model_selection import train_test_split
 
-    print("== diabetes: the EMP authors' pykan prototype")
     x, y = load_diabetes(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y[:, None], test_size=0.2, random_state=0)
     mx, sx, my, sy = x_tr.mean(0), x_tr.std(0), y_tr.mean(0), y_tr.std(0)
@@ -71,10 +71,33 @@ def diabetes() -> None:
     def t(a):
         return torch.tensor(a, dtype=torch.float32)
 
-    data = {
-        "train_input": t((x_tr - mx) / sx), "train_label": t((y_tr - my) / sy),
-        "test_input": t((x_te - mx) / sx), "test_label": t((y_te - my) / sy),
-    }  # fmt: skip
+    return {"train_input": t((x_tr - mx) / sx), "train_label": t((y_tr - my) / sy),
+            "test_input": t((x_te - mx) / sx), "test_label": t((y_te - my) / sy)}  # fmt: skip
+
+
+def diabetes_seeds(seeds=range(5)) -> None:
+    """The one-shot node EMP count over training seeds: how much it moves with the model."""
+    import statistics
+
+    print("== diabetes: one-shot node EMP (beta 1, min_in_out) over training seeds")
+    data = diabetes_data()
+    kept, errors = [], []
+    for seed in seeds:
+        trained = train(adapter.make_kan([10, 16, 1], grid=5, k=3, seed=seed), data, steps=300,
+                        lamb=1e-3, seed=seed)  # fmt: skip
+        pruner = EMPPruner(target="nodes", beta=1.0, node_score="min_in_out")
+        step = prune_step(trained, data["train_input"], pruner)
+        kept.append(adapter.widths(step.model)[1])
+        errors.append(adapter.rmse(trained, data["test_input"], data["test_label"]) ** 2)
+        print(f"seed {seed}: 16 -> {kept[-1]} hidden nodes (trained test MSE {errors[-1]:.3f})",
+              flush=True)  # fmt: skip
+    print(f"kept: mean {statistics.mean(kept):.1f}, sd {statistics.stdev(kept):.1f}, "
+          f"range {min(kept)}-{max(kept)} (authors: 10)")  # fmt: skip
+
+
+def diabetes() -> None:
+    print("== diabetes: the EMP authors' pykan prototype")
+    data = diabetes_data()
     start = time.perf_counter()
     trained = train(adapter.make_kan([10, 16, 1], grid=5, k=3, seed=0), data, steps=300,
                     lamb=1e-3, seed=0)  # fmt: skip
@@ -144,7 +167,8 @@ def main() -> None:
     parts = parser.parse_args().parts.split(",")
     np.set_printoptions(precision=4)
     for part in parts:
-        {"overhead": overhead, "diabetes": diabetes, "feynman": feynman}[part]()
+        {"overhead": overhead, "diabetes": diabetes, "diabetes_seeds": diabetes_seeds,
+         "feynman": feynman}[part]()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emp_kan.kan import adapter
-from emp_kan.kan.train import _Forward, _regulariser, kan_forward, supports
+from emp_kan.kan.train import _Forward, _regulariser, fast_fit, kan_forward, supports
 from emp_kan.pruning.pruners import EMPPruner
 from emp_kan.pruning.rounds import prune_step
 from tests.conftest import make_dataset
@@ -129,3 +129,14 @@ def test_models_the_fast_path_does_not_cover_train_with_pykans_fit():
     before = adapter.rmse(model, data["test_input"], data["test_label"])
     adapter.fit(model, data, 3, 0.0, seed=0, update_grid=False)
     assert adapter.rmse(model, data["test_input"], data["test_label"]) < before
+
+
+@pytest.mark.parametrize("opt, lr", [("Adam", 1e20), ("LBFGS", 1e20)])
+def test_a_diverging_fit_keeps_the_last_finite_parameters(dataset, opt, lr):
+    # A step size that blows the parameters up must not leave NaN behind: the next grid
+    # update (a least-squares solve) and every later round would fail on them.
+    model = adapter.make_kan([3, 3, 1], grid=3, k=3, seed=0)
+    fast_fit(model, dataset, 20, opt=opt, lr=lr)
+    with torch.no_grad():
+        assert torch.isfinite(model(dataset["train_input"])).all()
+    fast_fit(model, dataset, 3, opt="LBFGS")  # and training can go on from there

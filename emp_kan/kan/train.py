@@ -26,6 +26,7 @@ The model stays a pykan model: the same object is trained in place, and its ``fo
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,8 @@ from typing import Any
 import torch
 
 __all__ = ["fast_fit", "kan_forward", "supports"]
+
+log = logging.getLogger("emp_kan")
 
 
 def supports(model: Any) -> bool:
@@ -266,6 +269,19 @@ def _regulariser(scales: list[torch.Tensor], lamb_l1: float = 1.0,
     return reg
 
 
+def _loss_at(forward: Any, params: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        pred, _ = forward(x, with_scales=False, views=params.views())
+        return float(torch.mean((pred - y) ** 2))
+
+
+def _restore(params: Any, flat: torch.Tensor, step: int, steps: int) -> None:
+    with torch.no_grad():
+        params.flat.copy_(flat)
+    log.info("training stopped at step %d of %d: the loss became non-finite; the last "
+             "parameters with a finite loss are kept", step + 1, steps)
+
+
 def fast_fit(
     model: Any,
     dataset: Mapping[str, torch.Tensor],
@@ -319,13 +335,15 @@ def fast_fit(
     grid_update_freq = max(1, int(stop_grid_update_step / grid_update_num))
     forward = _Forward(model, x_train)
     losses: list[float] = []
-    state = {}
+    state: dict[str, float] = {}
+    good = None  # the last parameters seen to give a finite loss
 
     def closure() -> torch.Tensor:
         params.flat.grad = None  # optimizer.zero_grad() costs more than the backward here
         pred, scales = forward(x_train, with_scales=lamb > 0, views=params.views())
         train_loss = torch.mean((pred - y_train) ** 2)
-        state["train_loss"] = train_loss.detach()
+        state["train_loss"] = float(train_loss.detach())
+        state.setdefault("first_loss", state["train_loss"])
         loss = train_loss + lamb * _regulariser(scales) if lamb > 0 else train_loss
         loss.backward()
         return loss
@@ -338,12 +356,26 @@ def fast_fit(
                     model.update_grid(x_train)
                 params.load()
                 forward = _Forward(model, x_train)
+            before = params.flat.detach().clone()
+            state.pop("first_loss", None)
             if opt == "LBFGS":
                 optimizer.step(closure)
             else:
                 closure()
                 optimizer.step()
-            losses.append(math.sqrt(float(state["train_loss"])))
+            # The first evaluation of a step is at its starting point: a finite one vouches
+            # for those parameters. A diverged fit would poison the next grid update (lstsq on
+            # NaN); the last vouched-for parameters are kept and training stops.
+            if math.isfinite(state["first_loss"]):
+                good = before
+            if not (math.isfinite(state["first_loss"]) and math.isfinite(state["train_loss"])
+                    and bool(torch.isfinite(params.flat).all())):  # fmt: skip
+                _restore(params, good if good is not None else before, step, steps)
+                break
+            losses.append(math.sqrt(state["train_loss"]))
+        else:
+            if good is not None and not math.isfinite(_loss_at(forward, params, x_train, y_train)):
+                _restore(params, good, steps - 1, steps)
     finally:
         params.store()
     return losses

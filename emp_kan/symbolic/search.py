@@ -547,10 +547,11 @@ def _snap_candidates(value: float) -> list[Any]:
     out = [sp.Integer(0), sp.Integer(round(value))]
     frac = Fraction(value).limit_denominator(12)
     out.append(sp.Rational(frac.numerator, frac.denominator))
-    # Rational multiples of pi and the normalisers 1/pi, 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2).
+    # Rational multiples of pi, and simple ones (p/q with p, q <= 4) of the normalisers 1/pi,
+    # 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2): 2/sqrt(pi), not 13/(5*sqrt(pi)).
     for unit in _SNAP_UNITS:
-        unit_frac = Fraction(value / float(unit)).limit_denominator(12)
-        if unit_frac != 0:
+        unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 4)
+        if unit_frac != 0 and (unit == sp.pi or abs(unit_frac.numerator) <= 4):
             out.append(sp.Rational(unit_frac.numerator, unit_frac.denominator) * unit)
     seen, unique = set(), []
     for c in out:
