@@ -24,8 +24,9 @@ __version__ = "0.1.0"
 # the pure core stays light. Internals (prune_step, fit_edge, RoundRecord, LayerDecision, ...)
 # stay importable from their modules but are not advertised here.
 _LAZY = {
-    # estimator
+    # estimators
     "EMPKANRegressor": "emp_kan.estimator",
+    "EMPKANClassifier": "emp_kan.classifier",
     # a KAN built and trained without pykan's side effects
     "make_kan": "emp_kan.kan.adapter",
     "train": "emp_kan.pruning.rounds",

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from emp_kan.config import DiscoverConfig
 from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
 
-__all__ = ["EMPKANRegressor"]
+__all__ = ["EMPKANRegressor", "check_features"]
 
 _DEFAULTS = DiscoverConfig()
 
@@ -44,6 +44,38 @@ def _check_variable_names(names: Sequence[str], n_features: int) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError("variable_names must be distinct")
     return names
+
+
+def check_features(X: Any, n_features: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """``X`` as a float array ``(n_samples, n_features)`` and its column names (a DataFrame's,
+    else ``x0, x1, ...``), or ValueError saying what is wrong.
+
+    With ``n_features`` (a fitted estimator's), the column count must match; without it (when
+    fitting) at least 10 rows are needed.
+    """
+    names = None
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        names = [str(c) for c in X.columns]
+        X = X.to_numpy()
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("X must be numeric (an array or a DataFrame of numbers)") from None
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (n_samples, n_features), got shape {X.shape}; "
+            "reshape a single feature with X.reshape(-1, 1)"
+        )
+    bad = int((~np.isfinite(X)).sum())
+    if bad:
+        raise ValueError(f"X has {bad} NaN or infinite entries; drop or impute them first")
+    if n_features is None and X.shape[0] < 10:
+        raise ValueError(f"X has {X.shape[0]} rows; at least 10 are needed")
+    if names is None:
+        names = [f"x{i}" for i in range(X.shape[1])]
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {n_features}")
+    return X, names
 
 
 class EMPKANRegressor(RegressorMixin, BaseEstimator):
@@ -79,10 +111,11 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         :mod:`emp_kan.pruning.schedule`).
     library : sequence of str
         Functions for the symbolic stage.
-    transform : {"auto", "none", "log"}
-        ``"auto"`` also trains a KAN on ``log|y|`` over ``log|x_i|`` where the data allow it
-        (products and powers become sums) and keeps the formula that the validation rows
-        prefer (see :func:`emp_kan.symbolic.choice.choose_formula`); ``"log"`` only that one.
+    transform : {"auto", "none", "log", "log-y"}
+        ``"auto"`` also trains KANs on ``log|y|`` over ``log|x_i|`` (products and powers
+        become sums) and on ``log|y|`` over ``x_i`` where the data allow it, and keeps the
+        formula that the validation rows prefer (see
+        :func:`emp_kan.symbolic.choice.choose_formula`); ``"log"`` or ``"log-y"``: only that.
         Without the symbolic stage, ``"auto"`` keeps the KAN of the data as given.
     symbolic : bool
         Run the symbolic stage in ``fit``.
@@ -166,30 +199,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     # --- input handling ---------------------------------------------------------------------
 
     def _check_X(self, X: Any, fitting: bool) -> tuple[np.ndarray, list[str]]:
-        names = None
-        if hasattr(X, "columns") and hasattr(X, "to_numpy"):
-            names = [str(c) for c in X.columns]
-            X = X.to_numpy()
-        try:
-            X = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError("X must be numeric (an array or a DataFrame of numbers)") from None
-        if X.ndim != 2:
-            raise ValueError(
-                f"X must be 2-D (n_samples, n_features), got shape {X.shape}; "
-                "reshape a single feature with X.reshape(-1, 1)"
-            )
-        bad = int((~np.isfinite(X)).sum())
-        if bad:
-            raise ValueError(f"X has {bad} NaN or infinite entries; drop or impute them first")
-        if fitting and X.shape[0] < 10:
-            raise ValueError(f"X has {X.shape[0]} rows; at least 10 are needed")
-        if names is None:
-            names = [f"x{i}" for i in range(X.shape[1])]
-        if not fitting and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the model was fitted on "
-                             f"{self.n_features_in_}")  # fmt: skip
-        return X, names
+        return check_features(X, None if fitting else self.n_features_in_)
 
     def _check_y(self, y: Any, n: int) -> np.ndarray:
         y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=np.float64)

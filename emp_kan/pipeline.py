@@ -27,6 +27,7 @@ from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
 from emp_kan.symbolic.transform import (
     LogTransform,
+    direct_formulas,
     fit_log_transform,
     formula_in_original_space,
     power_law_formula,
@@ -47,7 +48,7 @@ class MethodRun:
     formula: SymbolicFormula
     exact: bool | None
     timings: dict[str, float] = field(default_factory=dict)
-    transform: str = "none"  # the chosen candidate: "none", "log" or "power-law"
+    transform: str = "none"  # the chosen candidate: "none", "log", "log-y" or "power-law"
     log_transform: LogTransform | None = None
     front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
 
@@ -115,10 +116,11 @@ def versions() -> dict[str, str]:
 
 @dataclass
 class Route:
-    """One view of the problem that a KAN is trained in: the data as given (``"none"``) or
-    ``log|y|`` over ``log|x_i|`` (``"log"``), with its trained unpruned model."""
+    """One view of the problem that a KAN is trained in: the data as given (``"none"``),
+    ``log|y|`` over ``log|x_i|`` (``"log"``) or ``log|y|`` over ``x_i`` (``"log-y"``), with its
+    trained unpruned model."""
 
-    name: str
+    name: str  # "none", "log" or "log-y"
     transform: LogTransform | None
     problem: Problem  # in this route's space
     trained: Any = None
@@ -128,24 +130,28 @@ class Route:
 def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     """The routes ``config.transform`` asks for, untrained.
 
-    ``"auto"`` adds the log route wherever it applies (no zero label or input, and a sign of the
-    label that a product of the inputs' signs explains on the fit rows); ``"log"`` raises
-    ValueError, before any training, when it does not apply.
+    ``"auto"`` adds the log and log-y routes wherever they apply (no zero label, no zero input
+    for "log", and a sign of the label that a product of the inputs' signs explains on the fit
+    rows); ``"log"`` or ``"log-y"`` alone raises ValueError, before any training, when it does
+    not apply.
     """
     routes = []
     if config.transform in ("auto", "none"):
         routes.append(Route("none", None, problem))
-    if config.transform in ("auto", "log"):
-        fit, _ = split_validation(problem.dataset, config.validation)
-        transform, why = fit_log_transform(fit["train_input"], fit["train_label"])
+    fit, _ = split_validation(problem.dataset, config.validation)
+    for name in ("log", "log-y"):
+        if config.transform not in ("auto", name):
+            continue
+        transform, why = fit_log_transform(fit["train_input"], fit["train_label"],
+                                           log_inputs=name == "log")  # fmt: skip
         if transform is not None:
-            routes.append(Route("log", transform, replace(
+            routes.append(Route(name, transform, replace(
                 problem, dataset=transform.apply(problem.dataset), truth=None)))
-        elif config.transform == "log":
-            raise ValueError(f"the log transform does not apply: {why}; use transform 'auto' "
-                             "or 'none'")  # fmt: skip
+        elif config.transform == name:
+            raise ValueError(f"the {name} transform does not apply: {why}; use transform "
+                             "'auto' or 'none'")  # fmt: skip
         else:
-            log.info("log transform skipped: %s", why)
+            log.info("%s transform skipped: %s", name, why)
     return routes
 
 
@@ -245,14 +251,19 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
         spline_rmse = _spline_rmse(pruned.model, route.transform, problem.dataset)
         inputs = [i for i in range(len(problem.variables))
                   if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
-        formulas = {
-            route.name: formula_in_original_space(formula, route.transform, problem.dataset,
-                                                  config.validation),
-            "power-law": power_law_formula(formula, route.transform, inputs, problem.dataset,
-                                           config.validation),
-        }  # fmt: skip
+        formulas = {route.name: formula_in_original_space(formula, route.transform,
+                                                          problem.dataset, config.validation)}
+        if route.transform.log_inputs:
+            formulas["power-law"] = power_law_formula(formula, route.transform, inputs,
+                                                      problem.dataset, config.validation)
         for f in formulas.values():
             f.spline_test_rmse = spline_rmse
+    if len(problem.variables) == 1:
+        for k, f in enumerate(direct_formulas(formula, route.transform, route.problem.dataset,
+                                              problem.dataset, config.validation,
+                                              config.library)):  # fmt: skip
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas[f"{route.name}-direct-{k + 1}"] = f
     _, val = split_validation(problem.dataset, config.validation)
     timings = {"train": route.seconds, "prune": seconds_prune,
                "symbolic": time.perf_counter() - start}  # fmt: skip

@@ -118,7 +118,7 @@ def test_discover_finds_a_ratio_of_powers_through_the_log_route():
                             compare=False)  # fmt: skip
     report, runs = discover(problem, config)
     routes = {c["candidate"]: c for c in report["candidates"]}
-    assert set(routes) == {"none", "log", "power-law"}
+    assert set(routes) == {"none", "log", "log-y", "power-law"}
     assert sum(c["chosen"] for c in routes.values()) == 1
     assert report["transform"] in ("log", "power-law") and routes[report["transform"]]["chosen"]
     assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
@@ -146,3 +146,22 @@ def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, cap
     with pytest.raises(RuntimeError):  # asked for explicitly, a failure is the user's to see
         pipeline.train_routes(problem, DiscoverConfig(width=[2, 2, 1], steps=2,
                                                       transform="log"))  # fmt: skip
+
+
+def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():
+    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.transform import direct_formulas
+
+    problem = formula_problem("exp(sin(x))", "x=-2:2", samples=200)
+    routes = {r.name: r for r in plan_routes(problem, DiscoverConfig())}
+    assert set(routes) == {"none", "log", "log-y"}
+    log_y = routes["log-y"]
+    assert not log_y.transform.log_inputs
+    # Inputs as given, labels logged: log|exp(sin(x))| = sin(x).
+    assert torch.equal(log_y.problem.dataset["train_input"], problem.dataset["train_input"])
+    assert torch.allclose(log_y.problem.dataset["train_label"],
+                          torch.sin(problem.dataset["train_input"]), atol=1e-6)  # fmt: skip
+    found = direct_formulas(_placeholder_formula(problem.variables), log_y.transform,
+                            log_y.problem.dataset, problem.dataset, 0.2, DEFAULT_LIBRARY)
+    x = sp.Symbol("x", real=True)
+    assert any(sp.simplify(f.expression - sp.exp(sp.sin(x))) == 0 for f in found)

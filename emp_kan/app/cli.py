@@ -313,11 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(_default_library()),
         help="comma-separated function names (default: %(default)s)",
     )
-    opt.add_argument("--transform", choices=("auto", "none", "log"), default=d.transform,
-                     help="auto: also fit log|y| over log|x| where the data allow it (products "
-                          "and powers become sums) and keep the formula the validation rows "
-                          "prefer; log: only that; none: the data as given "
-                          "(default: %(default)s)")  # fmt: skip
+    opt.add_argument("--transform", choices=("auto", "none", "log", "log-y"), default=d.transform,
+                     help="auto: also fit log|y| over log|x| (products and powers become sums) "
+                          "and log|y| over x (exp(f(x)) becomes f(x)) where the data allow it, "
+                          "and keep the formula the validation rows prefer; log or log-y: only "
+                          "that; none: the data as given (default: %(default)s)")  # fmt: skip
     opt.add_argument(
         "--no-compare", action="store_true", help="skip pykan's threshold pruning baseline"
     )
@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="steps after each pruning attempt (default: %(default)s)")  # fmt: skip
     bench.add_argument("--rounds", type=int, default=d.rounds,
                        help="cap on accepted pruning rounds (default: %(default)s)")  # fmt: skip
-    bench.add_argument("--transform", choices=("auto", "none", "log"), default=d.transform,
+    bench.add_argument("--transform", choices=("auto", "none", "log", "log-y"), default=d.transform,
                        help="as for discover; emp and threshold only (default: %(default)s)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_run_bench)

@@ -93,7 +93,8 @@ def _graph_title(name: str, label: str, run: Any, logged: bool) -> str:
     lines = textwrap.wrap(f"{label}, {run.pruned.edges_alive} edges: {formula}", 90)
     if len(lines) > 2:
         lines = [lines[0], lines[1][:80] + " ... (in full: report.json)"]
-    space = " (KAN of log|y| over log|x|)" if logged else ""
+    space = "" if not logged else (" (KAN of log|y| over log|x|)" if run.log_transform.log_inputs
+                                   else " (KAN of log|y|)")
     return "\n".join([f"{name}{space}", *lines])
 
 
@@ -145,13 +146,15 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
         for method, run in runs.items():
             suffix = "" if method == "emp" else f"-{method}"
             # The KAN lives in its route's space: log|x| -> log|y| on the log route.
-            logged = run.log_transform is not None and run.transform != "none"
+            logged = run.log_transform is not None
             x = problem.dataset["train_input"]
             names = list(problem.variables)
             output = problem.target if problem.target not in names else f"{problem.target} (output)"
             if logged:
                 x = run.log_transform.apply({"x": x})["x"]
-                names, output = [f"log|{n}|" for n in names], f"log|{problem.target}|"
+                if run.log_transform.log_inputs:
+                    names = [f"log|{n}|" for n in names]
+                output = f"log|{problem.target}|"
             graph = to_networkx(run.pruned, x, variables=names, outputs=[output],
                                 symbolic=run.formula.graph_attributes(names))  # fmt: skip
             if method == "emp":

@@ -385,11 +385,11 @@ def remove_nodes(model: Any, keep: Sequence[Sequence[int]]) -> Any:
     return _make_inert(smaller)
 
 
-def _pykan_lbfgs(params: Any) -> Any:
+def _pykan_lbfgs(params: Any, lr: float = 1.0) -> Any:
     """pykan's LBFGS with the settings of pykan's ``fit``."""
     from kan.LBFGS import LBFGS
 
-    return LBFGS(params, lr=1.0, history_size=10, line_search_fn="strong_wolfe",
+    return LBFGS(params, lr=lr, history_size=10, line_search_fn="strong_wolfe",
                  tolerance_grad=1e-32, tolerance_change=1e-32, tolerance_ys=1e-32)  # fmt: skip
 
 
@@ -402,9 +402,14 @@ def fit(
     opt: str = "LBFGS",
     update_grid: bool = True,
     engine: str = "fast",
+    loss: str = "mse",
+    lr: float = 1.0,
     **kwargs: Any,
 ) -> None:
     """Train in place: silent, file-free, reproducible from ``seed``.
+
+    ``loss="cross_entropy"`` trains a classifier: outputs are logits, labels one-hot
+    ``(n, classes)`` (see :func:`emp_kan.kan.train.data_loss`).
 
     ``engine="fast"`` (the default) trains with :func:`emp_kan.kan.train.fast_fit`, pykan's
     ``fit`` with the same meaning at a fraction of the cost; ``engine="pykan"`` (or a model the
@@ -438,10 +443,13 @@ def fit(
     with preserved_global_rng(seed), quiet_pykan():
         if engine == "fast" and not kwargs and fast.supports(model):
             fast.fast_fit(model, dataset, steps, lamb, opt=opt, update_grid=update_grid,
-                          make_lbfgs=_pykan_lbfgs)  # fmt: skip
+                          make_lbfgs=lambda p: _pykan_lbfgs(p, lr), loss=loss,
+                          lr=lr)  # fmt: skip
         else:
+            if loss != "mse":
+                kwargs["loss_fn"] = lambda pred, labels: fast.data_loss(pred, labels, loss)
             model.fit(dict(dataset), opt=opt, steps=steps, lamb=lamb, update_grid=update_grid,
-                      **kwargs)  # fmt: skip
+                      lr=lr, **kwargs)  # fmt: skip
 
 
 def solve_last_layer_splines(model: Any, x: torch.Tensor, y: torch.Tensor) -> bool:

@@ -33,7 +33,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["fast_fit", "kan_forward", "supports"]
+__all__ = ["LOSSES", "data_loss", "fast_fit", "kan_forward", "supports"]
+
+LOSSES = ("mse", "cross_entropy")
 
 log = logging.getLogger("emp_kan")
 
@@ -269,10 +271,18 @@ def _regulariser(scales: list[torch.Tensor], lamb_l1: float = 1.0,
     return reg
 
 
+def data_loss(prediction: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
+    """Mean squared error, or mean cross-entropy of logits ``(n, C)`` against label
+    distributions ``(n, C)`` (one-hot for class labels)."""
+    if loss == "cross_entropy":
+        return torch.nn.functional.cross_entropy(prediction, labels)
+    return torch.mean((prediction - labels) ** 2)
+
+
 def _loss_at(forward: Any, params: Any, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         pred, _ = forward(x, with_scales=False, views=params.views())
-        return float(torch.mean((pred - y) ** 2))
+        return float(data_loss(pred, y, "mse"))
 
 
 def _restore(params: Any, flat: torch.Tensor, step: int, steps: int) -> None:
@@ -293,6 +303,7 @@ def fast_fit(
     grid_update_num: int = 10,
     stop_grid_update_step: int = 50,
     make_lbfgs: Any = None,
+    loss: str = "mse",
 ) -> list[float]:
     """Train ``model`` in place as ``model.fit(dataset, opt, steps, lamb=lamb, lr=lr)`` would.
 
@@ -313,14 +324,19 @@ def fast_fit(
     make_lbfgs : callable, optional
         ``params -> optimizer``: pykan's LBFGS with pykan's settings (the adapter passes it);
         default: torch's LBFGS with the same settings.
+    loss : {"mse", "cross_entropy"}
+        Squared error, or cross-entropy of the outputs (logits) against one-hot or
+        class-probability labels ``(n, classes)`` (pykan's ``loss_fn`` for classification).
 
     Returns
     -------
     list of float
-        The training RMSE after each step.
+        The training RMSE (cross-entropy) after each step.
     """
     if opt not in ("LBFGS", "Adam"):
         raise ValueError(f"opt must be 'LBFGS' or 'Adam', got {opt!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     x_train, y_train = dataset["train_input"], dataset["train_label"]
     params = _Parameters(model)
     if opt == "LBFGS":
@@ -341,12 +357,12 @@ def fast_fit(
     def closure() -> torch.Tensor:
         params.flat.grad = None  # optimizer.zero_grad() costs more than the backward here
         pred, scales = forward(x_train, with_scales=lamb > 0, views=params.views())
-        train_loss = torch.mean((pred - y_train) ** 2)
+        train_loss = data_loss(pred, y_train, loss)
         state["train_loss"] = float(train_loss.detach())
         state.setdefault("first_loss", state["train_loss"])
-        loss = train_loss + lamb * _regulariser(scales) if lamb > 0 else train_loss
-        loss.backward()
-        return loss
+        objective = train_loss + lamb * _regulariser(scales) if lamb > 0 else train_loss
+        objective.backward()
+        return objective
 
     try:
         for step in range(steps):
@@ -372,7 +388,8 @@ def fast_fit(
                     and bool(torch.isfinite(params.flat).all())):  # fmt: skip
                 _restore(params, good if good is not None else before, step, steps)
                 break
-            losses.append(math.sqrt(state["train_loss"]))
+            value = state["train_loss"]
+            losses.append(math.sqrt(value) if loss == "mse" else value)
         else:
             if good is not None and not math.isfinite(_loss_at(forward, params, x_train, y_train)):
                 _restore(params, good, steps - 1, steps)

@@ -22,6 +22,7 @@ from emp_kan.data import split_validation
 from emp_kan.kan import adapter
 from emp_kan.kan.scores import compute_scores
 from emp_kan.kan.topology import live_nodes, restore_cut_outputs
+from emp_kan.kan.train import data_loss
 from emp_kan.pruning.pruners import EMPPruner, LayerDecision, ThresholdPruner
 from emp_kan.pruning.schedule import (
     DEFAULT_ROUND_STEPS,
@@ -390,6 +391,8 @@ def train(
     seed: int = 0,
     opt: str = "LBFGS",
     update_grid: bool = True,
+    loss: str = "mse",
+    lr: float = 1.0,
 ) -> Any:
     """Train a copy of ``model`` as pykan's ``fit`` would (through the fast path of
     :mod:`emp_kan.kan.train` where it applies); silent, file-free, reproducible.
@@ -402,26 +405,31 @@ def train(
     steps = _check_count("steps", steps)
     lamb = _check_nonneg("lamb", lamb)
     trained = adapter.clone_model(model)
-    adapter.fit(trained, dataset, steps, lamb, seed, opt=opt, update_grid=update_grid)
+    adapter.fit(trained, dataset, steps, lamb, seed, opt=opt, update_grid=update_grid, loss=loss,
+                lr=lr)  # fmt: skip
     return trained
 
 
-def _rmse(model, x: torch.Tensor, y: torch.Tensor, label_map: LabelMap | None) -> float:
-    if label_map is None:
+def _rmse(model, x: torch.Tensor, y: torch.Tensor, label_map: LabelMap | None,
+          loss: str = "mse") -> float:  # fmt: skip
+    """RMSE (after ``label_map``), or the mean cross-entropy for ``loss="cross_entropy"``."""
+    if label_map is None and loss == "mse":
         return adapter.rmse(model, x, y)
     with torch.no_grad():
         prediction = adapter.forward_pass(model, x)
+        if loss == "cross_entropy":
+            return float(data_loss(prediction, y, loss))
         return float(torch.sqrt(torch.mean((label_map(prediction) - label_map(y)) ** 2)))
 
 
 def _rmse3(model, fit: Mapping[str, torch.Tensor], val: Mapping[str, torch.Tensor],
-           dataset: Mapping[str, torch.Tensor],
-           label_map: LabelMap | None = None) -> tuple[float, float, float]:  # fmt: skip
-    """(train, validation, test) RMSE; only the validation one may decide anything."""
+           dataset: Mapping[str, torch.Tensor], label_map: LabelMap | None = None,
+           loss: str = "mse") -> tuple[float, float, float]:  # fmt: skip
+    """(train, validation, test) losses; only the validation one may decide anything."""
     return (
-        _rmse(model, fit["train_input"], fit["train_label"], label_map),
-        _rmse(model, val["x"], val["y"], label_map),
-        _rmse(model, dataset["test_input"], dataset["test_label"], label_map),
+        _rmse(model, fit["train_input"], fit["train_label"], label_map, loss),
+        _rmse(model, val["x"], val["y"], label_map, loss),
+        _rmse(model, dataset["test_input"], dataset["test_label"], label_map, loss),
     )
 
 
@@ -432,14 +440,14 @@ def _count_alive(model) -> tuple[int, int]:
 
 
 def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt, update_grid,
-                       label_map=None) -> tuple[tuple[float, float, float], str]:  # fmt: skip
+                       label_map=None, loss="mse") -> tuple[tuple[float, float, float], str]:
     """Retrain a pruned ``model`` in place on ``splits = (fit, val, dataset)``; return the
     losses it is judged on and, when training failed, a "rejected: ..." status."""
     fit = splits[0]
     nan3 = (math.nan, math.nan, math.nan)
     try:
-        adapter.fit(model, fit, steps, lamb, seed, opt=opt, update_grid=update_grid)
-        losses = _rmse3(model, *splits, label_map)
+        adapter.fit(model, fit, steps, lamb, seed, opt=opt, update_grid=update_grid, loss=loss)
+        losses = _rmse3(model, *splits, label_map, loss)
         if not math.isfinite(losses[1]):
             return losses, "rejected: retraining diverged (non-finite validation loss)"
         if lamb > 0 and schedule.judge_steps > 0:
@@ -447,8 +455,8 @@ def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt, update_g
             # pruned structure on what it can fit, not on the penalised fit.
             judged = adapter.clone_model(model)
             adapter.fit(judged, fit, schedule.judge_steps, 0.0, seed, opt=opt,
-                        update_grid=update_grid)  # fmt: skip
-            losses = _rmse3(judged, *splits, label_map)
+                        update_grid=update_grid, loss=loss)  # fmt: skip
+            losses = _rmse3(judged, *splits, label_map, loss)
     except (RuntimeError, ValueError, torch.linalg.LinAlgError) as exc:  # pykan's solvers
         log.info("retraining failed: %s", exc)
         return nan3, f"rejected: retraining failed ({type(exc).__name__})"
@@ -471,6 +479,7 @@ def prune_rounds(
     progress: bool = False,
     schedule: Schedule | None = None,
     label_map: LabelMap | None = None,
+    loss: str = "mse",
 ) -> PruneResult:
     """Alternate pruning and retraining until nothing more can go (a fixed point).
 
@@ -513,6 +522,10 @@ def prune_rounds(
         Maps predictions and labels ``(n, 1)`` elementwise to the space the losses are measured
         (and decided) in, e.g. ``torch.exp`` for a KAN of ``log|y|``, so that a few rows far out
         in log space do not outweigh the rest. Default: the labels' own space.
+    loss : {"mse", "cross_entropy"}
+        ``"cross_entropy"`` for a classifier (logits out, one-hot labels): training minimises
+        it and every ``*_rmse`` of the history holds the mean cross-entropy instead; the accept
+        rule's floor (a share of the label spread) does not apply.
 
     Returns
     -------
@@ -537,9 +550,10 @@ def prune_rounds(
 
     current = adapter.clone_model(model)
     start = time.perf_counter()
-    adapter.fit(current, fit, initial_steps, lamb, seed, opt=opt, update_grid=update_grid)
+    adapter.fit(current, fit, initial_steps, lamb, seed, opt=opt, update_grid=update_grid,
+                loss=loss)  # fmt: skip
     seconds_initial = time.perf_counter() - start
-    losses = _rmse3(current, fit, val, dataset, label_map)
+    losses = _rmse3(current, fit, val, dataset, label_map, loss)
     if not all(math.isfinite(v) for v in losses):
         raise RuntimeError(
             "the initial training diverged (non-finite loss); try a smaller lamb, fewer steps "
@@ -547,7 +561,8 @@ def prune_rounds(
         )
     init_losses = losses
     labels = fit["train_label"] if label_map is None else label_map(fit["train_label"])
-    label_std = float(labels.double().std()) if x_fit.shape[0] > 1 else 0.0
+    # The floor is a share of the labels' spread: it means nothing for class labels.
+    label_std = float(labels.double().std()) if x_fit.shape[0] > 1 and loss == "mse" else 0.0
     limit = schedule.accept_below(losses[1], label_std)
     node_ids = [list(range(w)) for w in w0]
     pruned_round = [
@@ -573,7 +588,7 @@ def prune_rounds(
             t0 = time.perf_counter()
             step = prune_step(current, x_fit, rung_pruner, node_ids)
             seconds_pruning = time.perf_counter() - t0
-            after_prune = _rmse3(step.model, fit, val, dataset, label_map)
+            after_prune = _rmse3(step.model, fit, val, dataset, label_map, loss)
             edges_alive, nodes_alive = _count_alive(step.model)
             record = RoundRecord(
                 round=r, accepted=False, status="",
@@ -614,7 +629,7 @@ def prune_rounds(
             t1 = time.perf_counter()
             retrained, failure = _retrain_and_judge(step.model, (fit, val, dataset), steps,
                                                     lamb, seed + attempts, schedule, opt,
-                                                    update_grid, label_map)  # fmt: skip
+                                                    update_grid, label_map, loss)  # fmt: skip
             record.seconds_train = time.perf_counter() - t1
             record.train_rmse_after_retrain = retrained[0]
             record.val_rmse_after_retrain = retrained[1]
@@ -652,9 +667,9 @@ def prune_rounds(
     start = time.perf_counter()
     polished = adapter.clone_model(current)
     adapter.fit(polished, fit, final_steps, 0.0, seed + attempts + 1, opt=opt,
-                update_grid=update_grid)  # fmt: skip
+                update_grid=update_grid, loss=loss)  # fmt: skip
     seconds_final = time.perf_counter() - start
-    final = _rmse3(polished, fit, val, dataset, label_map)
+    final = _rmse3(polished, fit, val, dataset, label_map, loss)
     if math.isfinite(final[1]) and final[1] <= max(losses[1], limit):
         current = polished
     else:

@@ -19,10 +19,10 @@ import numpy as np
 import sympy as sp
 import torch
 
-__all__ = ["TRANSFORMS", "LogTransform", "fit_log_transform", "formula_in_original_space",
-           "power_law_formula"]
+__all__ = ["TRANSFORMS", "LogTransform", "direct_formulas", "fit_log_transform",
+           "formula_in_original_space", "formula_of_expression", "power_law_formula"]
 
-TRANSFORMS = ("auto", "none", "log")
+TRANSFORMS = ("auto", "none", "log", "log-y")
 _MAX_MIXED_SIGN_INPUTS = 10  # 2**10 sign models to try
 _SIGN_AGREEMENT = 0.99  # share of training rows whose sign the model must explain
 
@@ -39,21 +39,32 @@ class LogTransform:
         ``s0`` in ``sign(y) = s0 * prod sign(x_i)**p_i``.
     parity : tuple of int
         ``p_i``: 1 where the sign of ``y`` follows the sign of input ``i``.
+    log_inputs : bool
+        Whether the inputs are logged too (the "log" route) or kept as given ("log-y": for
+        ``exp(f(x))`` and Gaussians, whose log is a plain function of ``x``).
     """
 
     input_signs: tuple[int, ...]
     output_sign: int
     parity: tuple[int, ...]
+    log_inputs: bool = True  # False: log|y| over the inputs as given (the "log-y" route)
 
     def apply(self, dataset: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The pykan dataset in log space: every ``x (n, d)`` and ``y (n, 1)`` by ``log|.|``."""
-        return {key: torch.log(torch.abs(value)) for key, value in dataset.items()}
+        """The pykan dataset in this route's space: labels (``*_label``, ``"y"``) by
+        ``log|.|``, and inputs (``*_input``, ``"x"``) too when ``log_inputs``."""
+        def is_input(key: str) -> bool:
+            return key == "x" or key.endswith("_input")
+
+        return {key: value if is_input(key) and not self.log_inputs
+                else torch.log(torch.abs(value)) for key, value in dataset.items()}  # fmt: skip
 
     def to_original(self, expr: Any, symbols: list[Any]) -> Any:
-        """The formula ``expr`` of ``log|y|`` in ``symbols`` (which stand for ``log|x_i|``)
-        as a formula of ``y`` in the same symbols (which now stand for ``x_i``)."""
+        """The formula ``expr`` of ``log|y|`` in ``symbols`` (which stand for ``log|x_i|``, or
+        for ``x_i`` without ``log_inputs``) as a formula of ``y`` in ``x_i``."""
         log_of = {}
         for s, sign in zip(symbols, self.input_signs, strict=True):
+            if not self.log_inputs:
+                break
             log_of[s] = sp.log(s) if sign > 0 else sp.log(-s) if sign < 0 else sp.log(sp.Abs(s))
         body = sp.expand_power_exp(sp.exp(sp.expand(expr.xreplace(log_of))))
         body = sp.powsimp(body, combine="exp")
@@ -97,7 +108,8 @@ def _sign_model(x_signs: np.ndarray, y_signs: np.ndarray) -> tuple[int, tuple[in
     return s0, tuple(int(i in chosen) for i in range(d))
 
 
-def fit_log_transform(x: torch.Tensor, y: torch.Tensor) -> tuple[LogTransform | None, str]:
+def fit_log_transform(x: torch.Tensor, y: torch.Tensor,
+                      log_inputs: bool = True) -> tuple[LogTransform | None, str]:  # fmt: skip
     """The log transform for training rows ``x (n, d)``, ``y (n, 1)``, or why there is none.
 
     Returns
@@ -116,7 +128,7 @@ def fit_log_transform(x: torch.Tensor, y: torch.Tensor) -> tuple[LogTransform | 
     if (ys == 0).any():
         return None, "the label is 0 on some training rows (log|y| is undefined there)"
     zero_inputs = [i for i in range(xs.shape[1]) if (xs[:, i] == 0).any()]
-    if zero_inputs:
+    if zero_inputs and log_inputs:
         return None, f"input {zero_inputs[0]} is 0 on some training rows"
     x_signs = np.sign(xs)
     model = _sign_model(x_signs, np.sign(ys))
@@ -126,7 +138,7 @@ def fit_log_transform(x: torch.Tensor, y: torch.Tensor) -> tuple[LogTransform | 
         1 if (column > 0).all() else -1 if (column < 0).all() else 0 for column in x_signs.T
     )
     s0, parity = model
-    return LogTransform(input_signs, s0, parity), ""
+    return LogTransform(input_signs, s0, parity, log_inputs), ""
 
 
 def formula_in_original_space(formula: Any, transform: LogTransform,
@@ -138,7 +150,7 @@ def formula_in_original_space(formula: Any, transform: LogTransform,
     and training errors are those of ``y``, so that it competes with formulas fitted to ``y``.
     """
     expr = transform.to_original(formula.expression, formula.variables)
-    return _formula_of_y(formula, expr, dataset, validation)
+    return formula_of_expression(formula, expr, dataset, validation)
 
 
 def power_law_formula(formula: Any, transform: LogTransform, inputs: list[int],
@@ -177,11 +189,13 @@ def power_law_formula(formula: Any, transform: LogTransform, inputs: list[int],
                                                                  strict=True)),
                    sp.Float(coefficients[-1]))  # fmt: skip
     expr = transform.to_original(log_expr, symbols)
-    return _formula_of_y(formula, expr, dataset, validation, edges=[])
+    return formula_of_expression(formula, expr, dataset, validation, edges=[])
 
 
-def _formula_of_y(formula: Any, expr: Any, dataset: dict[str, torch.Tensor], validation: float,
-                  edges: list | None = None) -> Any:  # fmt: skip
+def formula_of_expression(formula: Any, expr: Any, dataset: dict[str, torch.Tensor],
+                          validation: float, edges: list | None = None) -> Any:  # fmt: skip
+    """``formula`` with ``expr`` (of ``y``) as its expression: whole floats made integers,
+    constants snapped on the validation rows, errors and complexity measured again."""
     from dataclasses import replace
 
     from emp_kan.data import split_validation
@@ -205,3 +219,34 @@ def _integral_floats(expr: Any) -> Any:
     """``x**2.0`` -> ``x**2``: exponents that came out of the log space as whole floats."""
     whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f) == int(f)}
     return expr.xreplace(whole)
+
+
+def direct_formulas(formula: Any, transform: LogTransform | None,
+                    route_dataset: dict[str, torch.Tensor], dataset: dict[str, torch.Tensor],
+                    validation: float, library: Any, top: int = 3) -> list[Any]:  # fmt: skip
+    """For one input: the ``top`` library functions ``c * f(a * x + b) + d`` fitted straight to
+    the route's data, as formulas of ``y``.
+
+    A two-layer KAN of one variable splits the law into an inner and an outer function in any of
+    infinitely many ways (``exp(sin(x))`` as ``g(h)`` with ``h`` any reparametrisation of
+    ``sin``), which the per-edge fits then chase. Where the route has made the law a single
+    library function (``log|y| = sin(x)``), fitting it to the data directly is exact.
+    """
+    from emp_kan.data import split_validation
+    from emp_kan.kan import adapter
+    from emp_kan.symbolic.edge_fit import fit_edge
+
+    fit, _ = split_validation(dict(route_dataset), validation)
+    x = fit["train_input"].double().numpy()[:, 0]
+    y = fit["train_label"].double().numpy()[:, 0]
+    symbol = formula.variables[0]
+    out = []
+    for cand in fit_edge(x, y, library)[:top]:
+        if cand.function == "0":
+            continue
+        inner = sp.Float(cand.a) * symbol + sp.Float(cand.b)
+        expr = sp.Float(cand.c) * adapter.sympy_function(cand.function)(inner) + sp.Float(cand.d)
+        if transform is not None:
+            expr = transform.to_original(expr, formula.variables)
+        out.append(formula_of_expression(formula, expr, dataset, validation, edges=[]))
+    return out
