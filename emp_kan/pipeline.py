@@ -291,8 +291,18 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
     :class:`~emp_kan.EMPKANRegressor` all call it. Without the symbolic stage there is nothing
     to compare routes by, and the first route (the data as given) is kept.
     """
-    candidates = [c for route in routes for c in _run_route(pruner, route, problem, config,
-                                                            symbolic)]  # fmt: skip
+    candidates = []
+    for route in routes:
+        if route.transform is None or config.transform != "auto":
+            candidates += _run_route(pruner, route, problem, config, symbolic)
+            continue
+        try:  # an extra route is an attempt: its failure must not cost the run
+            candidates += _run_route(pruner, route, problem, config, symbolic)
+        except (RuntimeError, ValueError, ArithmeticError, torch.linalg.LinAlgError) as exc:
+            log.warning("the %s route was left out: %s", route.name,
+                        str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+    if not candidates:
+        raise RuntimeError("every route failed; run with transform='none' to see why")
     chosen = 0
     if symbolic and len(candidates) > 1:
         _, val = split_validation(problem.dataset, config.validation)
