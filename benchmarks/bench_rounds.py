@@ -1,7 +1,8 @@
 """Evidence for the round loop: overhead, the authors' diabetes prototype, EMP vs thresholds.
 
 Run: ``.venv/bin/python benchmarks/bench_rounds.py [--parts PARTS]``, PARTS among
-``overhead,diabetes,diabetes_seeds,feynman`` (default: all but diabetes_seeds).
+``overhead,diabetes,diabetes_seeds,diabetes_seeds_pykan,feynman`` (default: overhead,
+diabetes, feynman).
 
 * overhead: per round, (scoring + pruning + compaction seconds) / (that round's training seconds).
 * diabetes: the EMP authors' pykan prototype (sklearn diabetes, standardised, 80/20 split,
@@ -75,16 +76,19 @@ def diabetes_data() -> dict:
             "test_input": t((x_te - mx) / sx), "test_label": t((y_te - my) / sy)}  # fmt: skip
 
 
-def diabetes_seeds(seeds=range(5)) -> None:
-    """The one-shot node EMP count over training seeds: how much it moves with the model."""
+def diabetes_seeds(seeds=range(5), engine: str = "fast") -> None:
+    """The one-shot node EMP count over training seeds: how much it moves with the model.
+
+    ``engine="pykan"`` trains with pykan's own ``fit``, as the authors' prototype did.
+    """
     import statistics
 
-    print("== diabetes: one-shot node EMP (beta 1, min_in_out) over training seeds")
+    print(f"== diabetes: one-shot node EMP (beta 1, min_in_out) over training seeds, {engine}")
     data = diabetes_data()
     kept, errors = [], []
     for seed in seeds:
-        trained = train(adapter.make_kan([10, 16, 1], grid=5, k=3, seed=seed), data, steps=300,
-                        lamb=1e-3, seed=seed)  # fmt: skip
+        trained = adapter.make_kan([10, 16, 1], grid=5, k=3, seed=seed)
+        adapter.fit(trained, data, 300, 1e-3, seed, engine=engine)
         pruner = EMPPruner(target="nodes", beta=1.0, node_score="min_in_out")
         step = prune_step(trained, data["train_input"], pruner)
         kept.append(adapter.widths(step.model)[1])
@@ -168,6 +172,7 @@ def main() -> None:
     np.set_printoptions(precision=4)
     for part in parts:
         {"overhead": overhead, "diabetes": diabetes, "diabetes_seeds": diabetes_seeds,
+         "diabetes_seeds_pykan": lambda: diabetes_seeds(engine="pykan"),
          "feynman": feynman}[part]()
 
 

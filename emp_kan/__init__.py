@@ -27,6 +27,12 @@ _LAZY = {
     # estimators
     "EMPKANRegressor": "emp_kan.estimator",
     "EMPKANClassifier": "emp_kan.classifier",
+    # problems and the whole discovery (what `emp-kan discover` runs)
+    "feynman_problem": "emp_kan.data",
+    "formula_problem": "emp_kan.data",
+    "csv_problem": "emp_kan.data",
+    "DiscoverConfig": "emp_kan.config",
+    "discover": "emp_kan.pipeline",
     # a KAN built and trained without pykan's side effects
     "make_kan": "emp_kan.kan.adapter",
     "train": "emp_kan.pruning.rounds",

@@ -158,9 +158,12 @@ class SymbolicFormula:
         """``{(layer, out_id, in_id): {"function", "latex", "r2"}}`` for :func:`to_networkx`.
 
         Edges out of the inputs are written in the input's name (``input_names``, default the
-        formula's variables: ``sin(mass)``); deeper edges in ``h``, a hidden node's value.
+        formula's variables: ``sin(mass)``; names longer than 6 characters as ``x``); deeper
+        edges in ``h``, a hidden node's value.
         """
         names = [str(v) for v in self.variables] if input_names is None else list(input_names)
+        # Long names make labels that overlap their neighbours': those edges say x.
+        names = [n if len(n) <= 6 and n.isidentifier() else "x" for n in names]
         return {
             (e.layer, e.out_id, e.in_id): {
                 "function": e.function,
