@@ -43,6 +43,7 @@ _LAZY = {
     "ThresholdPruner": "emp_kan.pruning.pruners",
     "PruneResult": "emp_kan.pruning.rounds",
     "prune_rounds": "emp_kan.pruning.rounds",
+    "prune_once": "emp_kan.pruning.rounds",
     # formulas
     "SymbolicFormula": "emp_kan.symbolic.search",
     "fit_formula": "emp_kan.symbolic.search",

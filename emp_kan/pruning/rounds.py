@@ -39,6 +39,7 @@ __all__ = [
     "RoundRecord",
     "StepOutcome",
     "check_dataset",
+    "prune_once",
     "prune_rounds",
     "prune_step",
     "train",
@@ -255,7 +256,9 @@ def _jsonable(obj: Any) -> Any:
 
 @dataclass
 class StepOutcome:
-    """The result of :func:`prune_step` on one model state."""
+    """The result of :func:`prune_step` (or :func:`prune_once`) on one model state:
+    ``model`` (the pruned copy), its ``node_ids``, the per-layer EMP ``decisions`` and what
+    was removed."""
 
     model: Any
     node_ids: list[list[int]]
@@ -266,6 +269,33 @@ class StepOutcome:
     masks_before_compaction: list[np.ndarray]
     node_ids_before_compaction: list[list[int]]
     seconds_score: float
+
+    @property
+    def hidden(self) -> list[int]:
+        """Hidden nodes per hidden layer of the pruned model."""
+        return adapter.widths(self.model)[1:-1]
+
+
+def prune_once(model: Any, x: torch.Tensor, pruner: EMPPruner | ThresholdPruner) -> StepOutcome:
+    """Prune ``model`` once, with no retraining: the EMP paper's one-shot recipe.
+
+    Parameters
+    ----------
+    model : kan.MultKAN
+        A trained model; not changed.
+    x : torch.Tensor, ``(batch, w_0)``
+        The inputs the scores are computed on (the training inputs).
+    pruner : EMPPruner or ThresholdPruner
+        E.g. ``EMPPruner(target="nodes", beta=1.0)`` for one-shot node EMP per hidden layer.
+
+    Returns
+    -------
+    StepOutcome
+        ``.model`` is the pruned copy, ``.hidden`` its hidden widths, ``.decisions`` the EMP
+        arithmetic per layer (N_eff, kept, preserved mass, bound).
+    """
+    adapter.check_model(model)
+    return prune_step(model, x, pruner)
 
 
 def _drop_hidden_nodes(model, node_ids, keep_hidden, removed_nodes, removed_edges):
