@@ -351,3 +351,16 @@ def test_per_layer_edge_emp_keeps_nu_per_layer(dataset, trained):
     for d, mask in zip(step.decisions, step.masks_before_compaction, strict=True):
         assert int(mask.sum()) == d.kept
         assert d.preserved_mass >= d.mass_bound - 1e-12
+
+
+def test_prune_once_is_one_shot_and_leaves_the_model_alone(trained, dataset):
+    import emp_kan
+    from emp_kan.kan import adapter
+
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    step = emp_kan.prune_once(trained, dataset["train_input"],
+                              emp_kan.EMPPruner(target="nodes", beta=1.0))  # fmt: skip
+    (decision,) = step.decisions
+    assert step.hidden == [decision.kept] == [int(decision.n_eff)]  # floor(beta * N_eff)
+    assert adapter.widths(trained)[1] == 4  # the trained model keeps its 4 hidden nodes
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in before.items())
