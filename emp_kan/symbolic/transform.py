@@ -1,4 +1,5 @@
-"""Output and input transforms: fit ``log|y|`` over ``log|x_i|`` and map the formula back.
+"""Output and input transforms: fit ``log|y|`` over ``log|x_i|`` (or over ``x_i``: the log-y
+route) and map the formula back; for one input, library functions fitted to a route's data.
 
 Products, ratios and powers (about half of the Feynman list) are sums in log space, which a
 KAN models with straight edges: ``q1/(4*pi*epsilon*r**2)`` becomes
