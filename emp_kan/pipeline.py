@@ -237,7 +237,9 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
                           schedule=config.schedule(), initial_steps=0,
                           final_steps=config.steps, seed=config.seed,
                           progress=config.progress,
-                          label_map=None if route.transform is None else torch.exp)  # fmt: skip
+                          label_map=None if route.transform is None else torch.exp,
+                          progress_label=f"{getattr(pruner, 'name', 'pruning')}, route "
+                                         f"{route.name}: attempts")  # fmt: skip
     seconds_prune = time.perf_counter() - start
     start = time.perf_counter()
     if not symbolic:

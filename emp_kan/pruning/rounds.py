@@ -510,6 +510,7 @@ def prune_rounds(
     schedule: Schedule | None = None,
     label_map: LabelMap | None = None,
     loss: str = "mse",
+    progress_label: str | None = None,
 ) -> PruneResult:
     """Alternate pruning and retraining until nothing more can go (a fixed point).
 
@@ -556,6 +557,8 @@ def prune_rounds(
         ``"cross_entropy"`` for a classifier (logits out, one-hot labels): training minimises
         it and every ``*_rmse`` of the history holds the mean cross-entropy instead; the accept
         rule's floor (a share of the label spread) does not apply.
+    progress_label : str, optional
+        The progress bar's description (default "pruning attempts").
 
     Returns
     -------
@@ -602,8 +605,8 @@ def prune_rounds(
         pruned_round[layer][~m.numpy()] = 0  # dead before the first round
     history: list[RoundRecord] = []
 
-    bar = tqdm(total=schedule.max_attempts, desc="pruning attempts", disable=not progress,
-               leave=False)  # fmt: skip
+    bar = tqdm(total=schedule.max_attempts, desc=progress_label or "pruning attempts",
+               disable=not progress, leave=False)  # fmt: skip
     stop_reason = f"round cap: {rounds} accepted rounds"
     start_rung, attempts, accepted_rounds = 0, 0, 0
     while accepted_rounds < rounds:
