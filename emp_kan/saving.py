@@ -85,15 +85,43 @@ def _result_from_state(state: dict[str, Any], model: Any) -> Any:
     return PruneResult(model=model, **state)
 
 
-def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
-    """Write a fitted estimator to ``path`` (one file, replaced if it exists) and return it.
+def _read_payload(path: str | os.PathLike) -> tuple[dict[str, Any] | None, str]:
+    """The dict :func:`save_estimator` wrote to ``path``, or None and why it is not one."""
+    try:
+        payload = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        return None, f"cannot read {path} as a saved emp-kan estimator: {exc}"
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        return None, f"{path} is not a saved emp-kan estimator"
+    return payload, ""
 
-    Written to a temporary file beside ``path`` and renamed into place, so that a failure
-    leaves no half-written file.
+
+def _check_save_path(path: Path) -> None:
+    """Raise ValueError unless ``path`` is new or an earlier saved estimator (never a user's
+    other file, a folder or a link), in an existing folder."""
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link; give a new file name")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name such as model.empkan")
+    if path.exists() and _read_payload(path)[0] is None:
+        raise ValueError(f"{path} exists and is not a saved emp-kan estimator; emp-kan never "
+                         "replaces it: give a new file name")  # fmt: skip
+    if not path.parent.is_dir():
+        raise ValueError(f"the folder {path.parent} does not exist; create it first")
+
+
+def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted estimator to ``path`` and return it.
+
+    ``path`` must be new or an earlier file of this function (which is replaced); any other
+    file is refused with ValueError. Written to a temporary file beside ``path`` and renamed
+    into place, so that a failure leaves no half-written file.
     """
     from emp_kan.kan import adapter
 
     estimator._check_fitted()
+    path = Path(path)
+    _check_save_path(path)
     transform = getattr(estimator, "transform_", None)
     payload = {
         "format": FORMAT,
@@ -106,9 +134,6 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
         "formula": _formula_state(estimator.formula_),
         "transform": None if transform is None else _plain(asdict(transform)),
     }
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a file name such as model.empkan")
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
     try:
@@ -131,12 +156,9 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
     from emp_kan.kan import adapter
     from emp_kan.symbolic.transform import LogTransform
 
-    try:
-        payload = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise ValueError(f"cannot read {path} as a saved emp-kan estimator: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a saved emp-kan estimator")
+    payload, why = _read_payload(path)
+    if payload is None:
+        raise ValueError(why)
     if payload.get("class") != cls.__name__:
         raise ValueError(f"{path} holds a {payload.get('class')}, not a {cls.__name__}")
     params = dict(payload["params"])

@@ -136,6 +136,20 @@ def test_a_log_route_estimator_saves_and_predicts_the_same(tmp_path):
     assert back.transform_ == est.transform_
 
 
+def test_save_never_replaces_a_file_it_did_not_write(tmp_path, fitted):
+    est = fitted[0]
+    data = tmp_path / "measurements.csv"
+    data.write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError, match="not a saved emp-kan estimator; emp-kan never replaces"):
+        est.save(data)
+    assert data.read_text() == "x,y\n1,2\n"
+    with pytest.raises(ValueError, match="does not exist"):
+        est.save(tmp_path / "missing" / "m.empkan")
+    saved = est.save(tmp_path / "m.empkan")
+    assert est.save(saved) == saved  # an earlier save is ours to replace
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.empkan", "measurements.csv"]
+
+
 def test_load_refuses_files_it_did_not_write(tmp_path, fitted):
     import joblib
     import torch
