@@ -333,7 +333,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             if transform is None:
                 out = adapter.forward_pass(self.model_, x)
             else:
-                out = transform.to_label(adapter.forward_pass(self.model_, torch.log(x.abs())), x)
+                route_x = transform.apply({"x": x})["x"]  # log|x| on the log route only
+                out = transform.to_label(adapter.forward_pass(self.model_, route_x), x)
         return out.numpy()[:, 0].astype(np.float64)
 
     def sympy(self):

@@ -150,6 +150,16 @@ def test_save_never_replaces_a_file_it_did_not_write(tmp_path, fitted):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.empkan", "measurements.csv"]
 
 
+def test_a_log_y_route_estimator_predicts_from_its_inputs_as_given():
+    rng = np.random.default_rng(2)
+    X = rng.uniform(-1, 1, size=(60, 1))
+    y = np.exp(np.sin(2 * X[:, 0]))
+    est = EMPKANRegressor(**SMALL, transform="log-y").fit(X, y)
+    assert est.transform_ is not None and not est.transform_.log_inputs
+    # The KAN predicts log|y| from x itself: its exp must match the labels, not garbage.
+    assert est.score(X, y) > 0.9
+
+
 def test_load_refuses_files_it_did_not_write(tmp_path, fitted):
     import joblib
     import torch
