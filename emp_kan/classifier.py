@@ -10,7 +10,6 @@ between training rounds, decisions on validation cross-entropy); ``"none"`` keep
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,25 +233,11 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-        from emp_kan.kan import adapter
+        from emp_kan.saving import picklable_state
 
-        state = self.__dict__.copy()
-        for name in ("model_", "dense_model_"):
-            if name in state:
-                state[name] = adapter.model_state(state[name])
-        if state.get("result_") is not None:
-            result = copy.copy(self.result_)
-            result.model = None
-            state["result_"] = result
-        return state
+        return picklable_state(self.__dict__, ("model_", "dense_model_"))
 
     def __setstate__(self, state: dict) -> None:
-        from emp_kan.kan import adapter
+        from emp_kan.saving import restored_state
 
-        state = dict(state)
-        for name in ("model_", "dense_model_"):
-            if isinstance(state.get(name), dict):
-                state[name] = adapter.model_from_state(state[name])
-        if state.get("result_") is not None:
-            state["result_"].model = state["model_"]
-        self.__dict__.update(state)
+        self.__dict__.update(restored_state(state, ("model_", "dense_model_")))

@@ -8,7 +8,6 @@ ends in ``_``.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -275,24 +274,14 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-        from emp_kan.kan import adapter
+        from emp_kan.saving import picklable_state
 
-        state = self.__dict__.copy()
-        if "model_" in state:
-            state["model_"] = adapter.model_state(self.model_)
-            result = copy.copy(self.result_)
-            result.model = None
-            state["result_"] = result
-        return state
+        return picklable_state(self.__dict__, ("model_",))
 
     def __setstate__(self, state: dict) -> None:
-        if isinstance(state.get("model_"), dict):
-            from emp_kan.kan import adapter
+        from emp_kan.saving import restored_state
 
-            state = dict(state)
-            state["model_"] = adapter.model_from_state(state["model_"])
-            state["result_"].model = state["model_"]
-        self.__dict__.update(state)
+        self.__dict__.update(restored_state(state, ("model_",)))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted estimator to one file (replaced if it exists); returns its path.

@@ -48,7 +48,7 @@ class MethodRun:
     formula: SymbolicFormula
     exact: bool | None
     timings: dict[str, float] = field(default_factory=dict)
-    transform: str = "none"  # the chosen candidate: "none", "log", "log-y" or "power-law"
+    transform: str = "none"  # the chosen candidate's name (see Candidate.name)
     log_transform: LogTransform | None = None
     front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
 
@@ -211,7 +211,9 @@ def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPru
 class Candidate:
     """One formula of ``y`` (whatever the route's space) with the pruned model it came from."""
 
-    name: str  # "none", "log", or "power-law" (the log route's straight-edge reading)
+    # The route's name ("none", "log", "log-y"), "power-law" (the log route's straight-edge
+    # reading) or "<route>-direct-<k>" (a library function fitted to one input's data).
+    name: str
     route: Route
     pruned: PruneResult
     formula: SymbolicFormula | None

@@ -19,12 +19,43 @@ import numpy as np
 import sympy as sp
 import torch
 
-__all__ = ["FORMAT", "load_estimator", "save_estimator"]
+__all__ = ["FORMAT", "load_estimator", "picklable_state", "restored_state", "save_estimator"]
 
 #: Written into every file; :func:`load_estimator` refuses anything else.
 FORMAT = "emp-kan-estimator"
 _VERSION = 1
 _MAX_FORMULA = 1_000_000
+
+
+def picklable_state(state: dict[str, Any], models: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of an estimator's ``__dict__`` that pickle can store: the pykan models named in
+    ``models`` as :func:`~emp_kan.kan.adapter.model_state` dicts (pykan's hold lambdas), and
+    ``result_`` without its model (it is ``model_``)."""
+    import copy
+
+    from emp_kan.kan import adapter
+
+    state = dict(state)
+    for name in models:
+        if name in state:
+            state[name] = adapter.model_state(state[name])
+    if state.get("result_") is not None:
+        state["result_"] = copy.copy(state["result_"])
+        state["result_"].model = None
+    return state
+
+
+def restored_state(state: dict[str, Any], models: tuple[str, ...]) -> dict[str, Any]:
+    """The inverse of :func:`picklable_state`."""
+    from emp_kan.kan import adapter
+
+    state = dict(state)
+    for name in models:
+        if isinstance(state.get(name), dict):
+            state[name] = adapter.model_from_state(state[name])
+    if state.get("result_") is not None:
+        state["result_"].model = state["model_"]
+    return state
 
 
 def _plain(value: Any) -> Any:
