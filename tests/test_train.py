@@ -9,7 +9,17 @@ import pytest
 import torch
 
 from emp_kan.kan import adapter
-from emp_kan.kan.train import _Forward, _regulariser, fast_fit, kan_forward, supports
+from emp_kan.kan.optim import FlatAdam, FlatLBFGS
+from emp_kan.kan.train import (
+    _Forward,
+    _Parameters,
+    _regulariser,
+    _update_grid,
+    data_loss,
+    fast_fit,
+    kan_forward,
+    supports,
+)
 from emp_kan.pruning.pruners import EMPPruner
 from emp_kan.pruning.rounds import prune_step
 from tests.conftest import make_dataset
@@ -140,3 +150,108 @@ def test_a_diverging_fit_keeps_the_last_finite_parameters(dataset, opt, lr):
     with torch.no_grad():
         assert torch.isfinite(model(dataset["train_input"])).all()
     fast_fit(model, dataset, 3, opt="LBFGS")  # and training can go on from there
+
+
+@pytest.mark.parametrize(("width", "grid"), CASES)
+@pytest.mark.parametrize("lamb", [0.0, 0.01])
+def test_the_hand_written_gradient_equals_autograds(width, grid, lamb):
+    # Training never runs autograd: the objective's gradient is written out layer by layer.
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(200, width[0], generator=gen) * 2 - 1
+    y = torch.cos(x.sum(dim=1, keepdim=True)).repeat(1, width[-1])
+    model = _random_model(width, grid, seed=11, x=x)
+    params = _Parameters(model)
+    forward = _Forward(model, x)
+    pred, scales = forward(x, with_scales=lamb > 0, views=params.views())
+    objective = torch.mean((pred - y) ** 2) + (lamb * _regulariser(scales) if lamb else 0.0)
+    objective.backward()
+    value, ours, gradient = forward.objective_and_gradient(params, y, "mse", lamb)
+    assert ours == pytest.approx(float(objective.detach()), rel=1e-5)
+    assert value == pytest.approx(float(torch.mean((pred - y) ** 2).detach()), rel=1e-6)
+    scale = float(params.flat.grad.abs().max())
+    assert torch.allclose(gradient, params.flat.grad, atol=1e-5 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("lamb", [0.0, 0.01])
+def test_the_cross_entropy_gradient_equals_autograds(lamb):
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(150, 4, generator=gen) * 2 - 1
+    labels = torch.nn.functional.one_hot(torch.randint(0, 3, (150,), generator=gen), 3).float()
+    model = _random_model([4, 5, 3], 5, seed=3, x=x)
+    params = _Parameters(model)
+    forward = _Forward(model, x)
+    pred, scales = forward(x, with_scales=lamb > 0, views=params.views())
+    objective = data_loss(pred, labels, "cross_entropy")
+    if lamb:
+        objective = objective + lamb * _regulariser(scales)
+    objective.backward()
+    _, ours, gradient = forward.objective_and_gradient(params, labels, "cross_entropy", lamb)
+    assert ours == pytest.approx(float(objective.detach()), rel=1e-5)
+    scale = float(params.flat.grad.abs().max())
+    assert torch.allclose(gradient, params.flat.grad, atol=1e-5 * scale, rtol=0)
+
+
+@pytest.mark.parametrize(("width", "grid"), CASES[:2])
+def test_grid_updates_equal_pykans(width, grid):
+    gen = torch.Generator().manual_seed(8)
+    x = torch.rand(300, width[0], generator=gen) * 3 - 1
+    ours = _random_model(width, grid, seed=4, x=x[:50])
+    ours.input_id = torch.arange(width[0]).flip(0)  # pykan reorders inputs after pruning
+    theirs = adapter.clone_model(ours)
+    with torch.no_grad():
+        _update_grid(ours, x)
+        theirs.update_grid(x)
+    for a, b in zip(ours.act_fun, theirs.act_fun, strict=True):
+        assert torch.allclose(a.grid, b.grid, atol=1e-6)
+        assert torch.allclose(a.coef, b.coef, atol=1e-4)
+
+
+def _rosenbrock(flat: torch.Tensor) -> torch.Tensor:
+    return torch.sum(100 * (flat[1:] - flat[:-1] ** 2) ** 2 + (1 - flat[:-1]) ** 2)
+
+
+def _flat_evaluate(flat):
+    def evaluate():
+        with torch.enable_grad():
+            leaf = flat.detach().clone().requires_grad_(True)
+            value = _rosenbrock(leaf)
+            value.backward()
+        return float(value), leaf.grad
+    return evaluate
+
+
+def test_flat_lbfgs_takes_pykans_steps():
+    from kan.LBFGS import LBFGS
+
+    start = torch.tensor([-1.2, 1.0, 0.5, -0.3])
+    theirs = start.clone().requires_grad_(True)
+    reference = LBFGS([theirs], lr=1, history_size=10, line_search_fn="strong_wolfe",
+                      tolerance_grad=1e-32, tolerance_change=1e-32, tolerance_ys=1e-32)  # fmt: skip
+
+    def closure():
+        reference.zero_grad()
+        value = _rosenbrock(theirs)
+        value.backward()
+        return value
+
+    ours = start.clone()
+    optimizer = FlatLBFGS(ours, lr=1)
+    for _ in range(3):
+        reference.step(closure)
+        optimizer.step(_flat_evaluate(ours))
+        assert torch.allclose(ours, theirs.detach(), atol=1e-4)
+    assert _rosenbrock(ours) < 0.1 * _rosenbrock(start)
+
+
+def test_flat_adam_takes_torchs_steps():
+    start = torch.tensor([-1.2, 1.0, 0.5, -0.3])
+    theirs = start.clone().requires_grad_(True)
+    reference = torch.optim.Adam([theirs], lr=0.05)
+    ours = start.clone()
+    optimizer = FlatAdam(ours, lr=0.05)
+    for _ in range(30):
+        reference.zero_grad()
+        _rosenbrock(theirs).backward()
+        reference.step()
+        optimizer.step(_flat_evaluate(ours))
+    assert torch.allclose(ours, theirs.detach(), atol=1e-6)

@@ -385,14 +385,6 @@ def remove_nodes(model: Any, keep: Sequence[Sequence[int]]) -> Any:
     return _make_inert(smaller)
 
 
-def _pykan_lbfgs(params: Any, lr: float = 1.0) -> Any:
-    """pykan's LBFGS with the settings of pykan's ``fit``."""
-    from kan.LBFGS import LBFGS
-
-    return LBFGS(params, lr=lr, history_size=10, line_search_fn="strong_wolfe",
-                 tolerance_grad=1e-32, tolerance_change=1e-32, tolerance_ys=1e-32)  # fmt: skip
-
-
 def fit(
     model: Any,
     dataset: Mapping[str, torch.Tensor],
@@ -443,8 +435,7 @@ def fit(
     with preserved_global_rng(seed), quiet_pykan():
         if engine == "fast" and not kwargs and fast.supports(model):
             fast.fast_fit(model, dataset, steps, lamb, opt=opt, update_grid=update_grid,
-                          make_lbfgs=lambda p: _pykan_lbfgs(p, lr), loss=loss,
-                          lr=lr)  # fmt: skip
+                          loss=loss, lr=lr)  # fmt: skip
         else:
             if loss != "mse":
                 kwargs["loss_fn"] = lambda pred, labels: fast.data_loss(pred, labels, loss)

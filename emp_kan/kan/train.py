@@ -9,15 +9,19 @@ inputs on every call. Here a training step computes exactly what the objective n
 * the forward over pykan's own parameters (``coef``, ``scale_base``, ``scale_sp``, ``mask``,
   node and subnode affines): each layer is one matrix product of its weights (masks and
   scales folded in) with the features ``[silu(x), B(x)]``, kept as ``(in, p, batch)``;
-* an analytic backward through the B-spline basis (its derivative from the order k-1 values),
-  so autograd never walks the recursion;
+* the gradient written out by hand (:meth:`_Forward.objective_and_gradient`): each layer's
+  backward is two matrix products, the B-spline basis's derivative comes from its order k-1
+  values, and the regulariser's from its closed form; autograd's bookkeeping, which costs
+  more than the arithmetic on models this small, never runs;
 * the first layer's features once per grid update (its inputs are the data);
 * one flat parameter vector for the optimizer, written back into the model at the end;
 * the activation statistics and pykan's sparsity regulariser only when ``lamb > 0``
   (``reg_metric="edge_forward_spline_n"``, ``lamb_l1 = 1``, ``lamb_entropy = 2``, no coefficient
   terms: pykan's defaults);
-* pykan's own LBFGS (same history, strong-Wolfe line search, tolerances) or Adam, and pykan's
-  own ``update_grid`` every ``stop_grid_update_step / grid_update_num`` steps.
+* pykan's LBFGS step (same history, pykan's strong-Wolfe line search, tolerances) or Adam over
+  that vector (:mod:`emp_kan.kan.optim`: no ``torch.optim``, whose first use imports
+  ``torch._dynamo`` for a second), and pykan's own grid update every
+  ``stop_grid_update_step / grid_update_num`` steps, fed by the lean forward.
 
 The model stays a pykan model: the same object is trained in place, and its ``forward``,
 ``plot``, ``prune`` and ``auto_symbolic`` keep working. Models this path does not cover
@@ -31,7 +35,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
+
+from emp_kan.kan.optim import FlatAdam, FlatLBFGS
 
 __all__ = ["LOSSES", "data_loss", "fast_fit", "kan_forward", "supports"]
 
@@ -51,46 +58,48 @@ class _Basis:
     """B-spline bases on a layer's grid, in the ``(in, G + k, batch)`` layout, with every
     grid-only factor computed once.
 
-    pykan's ``B_batch`` recursion level by level, written as ``(A x + B) * v_left +
-    (C x + D) * v_right`` with ``A..D`` from the grid alone. A degenerate interval (two equal
-    knots) has factor 0, which is what pykan's ``nan_to_num`` makes of its 0/0 there. The batch
-    is the last, contiguous axis: the elementwise kernels run twice as fast as on
-    ``(batch, in, G + k)``.
+    pykan's ``B_batch`` recursion level by level. With ``w_j = (x - t_j) / (t_{j+p} - t_j)``
+    the right factor of Cox-de Boor's step is ``1 - w_{j+1}``, so a level is
+    ``B_j = w_j B'_j + B'_{j+1} - w_{j+1} B'_{j+1}``: one product ``u = w B'`` and two
+    shifted sums, four kernels in all. A degenerate interval (two equal knots) has factor 0,
+    which is what pykan's ``nan_to_num`` makes of its 0/0 there (the basis function it
+    multiplies is 0 on such an interval anyway). The batch is the last, contiguous axis: the
+    elementwise kernels run twice as fast as on ``(batch, in, G + k)``.
     """
 
     def __init__(self, grid: torch.Tensor, k: int) -> None:
         g = grid.detach()[:, :, None]  # (in, m, 1)
         self.k = k
-        self.lo, self.hi = g[:, :-1], g[:, 1:]
+        self.knots = g
         self.levels = []
         with torch.no_grad():
             for p in range(1, k + 1):
-                inv_left = _safe_inverse(g[:, p:-1] - g[:, : -(p + 1)])
-                inv_right = _safe_inverse(g[:, p + 1 :] - g[:, 1:-p])
-                self.levels.append((inv_left, -g[:, : -(p + 1)] * inv_left, -inv_right,
-                                    g[:, p + 1 :] * inv_right))  # fmt: skip
+                inverse = _safe_inverse(g[:, p:] - g[:, :-p])  # (in, m - p, 1)
+                self.levels.append((inverse, -g[:, :-p] * inverse))
+            self.slope_factor = k * self.levels[-1][0] if k > 0 else None
 
     def __call__(self, xt: torch.Tensor, derivative: bool = False):
         """Basis values of ``xt (in, batch)``, ``(in, G + k, batch)``, and with ``derivative``
         their derivatives in ``x`` (else None).
 
-        The derivative of an order-k B-spline is ``k * (B_{i,k-1} / (t_{i+k} - t_i) -
-        B_{i+1,k-1} / (t_{i+k+1} - t_{i+1}))``: the order k-1 values and the last level's
-        reciprocals give it at the cost of three products.
+        The derivative of an order-k B-spline is ``k * (B'_j / (t_{j+k} - t_j) -
+        B'_{j+1} / (t_{j+k+1} - t_{j+1}))`` with ``B'`` the order k-1 values: two kernels.
         """
         x = xt[:, None, :]
-        value = ((x >= self.lo) & (x < self.hi)).to(xt.dtype)
+        # Knots are sorted: [t_j <= x < t_{j+1}] is the difference of two steps.
+        step = (x >= self.knots).to(xt.dtype)
+        value = step[:, :-1] - step[:, 1:]
         previous = value
-        for a, b, c, d in self.levels:
+        for inverse, offset in self.levels:
             previous = value
-            value = torch.addcmul(b, x, a) * value[:, :-1] + torch.addcmul(d, x, c) * value[:, 1:]
+            u = torch.addcmul(offset, x, inverse) * value
+            value = (value[:, 1:] - u[:, 1:]).add_(u[:, :-1])
         if not derivative:
             return value, None
         if self.k == 0:
             return value, torch.zeros_like(value)
-        inv_left, _, minus_inv_right, _ = self.levels[-1]
-        slope = self.k * (inv_left * previous[:, :-1] + minus_inv_right * previous[:, 1:])
-        return value, slope
+        q = self.slope_factor * previous
+        return value, q[:, :-1] - q[:, 1:]
 
 
 def _safe_inverse(den: torch.Tensor) -> torch.Tensor:
@@ -175,6 +184,13 @@ class _Parameters:
         return out
 
 
+def _layer_weights(mask: torch.Tensor, scale_base: torch.Tensor, scale_sp: torch.Tensor,
+                   coef: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """A layer's weights on its features, ``(in, p, out)``, masks and scales folded in."""
+    return torch.cat([(mask * scale_base)[:, None, :],
+                      (coef * (mask * scale_sp)[:, :, None]).permute(0, 2, 1)], dim=1)
+
+
 class _Forward:
     """A pykan model's forward pass for training, over a :class:`_Parameters` vector (or the
     model's own tensors); rebuild after every grid update.
@@ -212,25 +228,24 @@ class _Forward:
     def _get(self, views, name: str, i: int, source: Any) -> torch.Tensor:
         return views[name, i] if (name, i) in views else source
 
-    def __call__(self, x: torch.Tensor, with_scales: bool,
-                 views: dict | None = None) -> tuple[torch.Tensor, list]:  # fmt: skip
+    def __call__(self, x: torch.Tensor, with_scales: bool, views: dict | None = None,
+                 depth: int | None = None) -> tuple[torch.Tensor, list]:  # fmt: skip
         """Outputs ``(batch, out)`` and, with ``with_scales``, pykan's ``acts_scale_spline``
         (per layer, ``(out, in)``: std over the batch of each edge's output over the std of its
-        input + 0.1)."""
+        input + 0.1). With ``depth``, the activations after that many layers instead (pykan's
+        ``acts[depth]``)."""
         views = views or {}
         model = self.model
         scales = []
         cached = x is self.x_train
         xt = self.x0t if cached else x[:, self.input_id].T.contiguous()
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers[:depth]):
             first = i == 0 and cached
             features = self.features0 if first else _Features.apply(xt, self.bases[i])
             coef = self._get(views, "coef", i, layer.coef)
             scale_base = self._get(views, "scale_base", i, layer.scale_base)
             scale_sp = self._get(views, "scale_sp", i, layer.scale_sp)
-            weights = torch.cat([(layer.mask * scale_base)[:, None, :],
-                                 (coef * (layer.mask * scale_sp)[:, :, None]).permute(0, 2, 1)],
-                                dim=1)  # (in, p, out)  # fmt: skip
+            weights = _layer_weights(layer.mask, scale_base, scale_sp, coef)
             if with_scales:
                 if first:
                     moment, input_range = self._first_layer_stats()
@@ -251,6 +266,157 @@ class _Forward:
                       + self._get(views, bias, i, getattr(model, bias)[i])[:, None])
         return xt.T, scales
 
+    def objective_and_gradient(self, params: _Parameters, labels: torch.Tensor, loss: str,
+                               lamb: float) -> tuple[float, float, torch.Tensor]:  # fmt: skip
+        """The training objective on the training rows and its gradient, without autograd.
+
+        The same quantities as ``data_loss(self(x_train)) + lamb * _regulariser(scales)``
+        differentiated by autograd (a test holds them equal), at a fraction of the cost: on
+        models this small the engine's bookkeeping costs more than the arithmetic, and each
+        layer's backward is two matrix products.
+
+        Returns
+        -------
+        data_loss : float
+        objective : float
+        gradient : torch.Tensor, ``(n_params,)``
+            In the layout of ``params.flat``.
+        """
+        views = params.views()
+        with torch.no_grad():
+            tape, prediction = self._taped_forward(views, lamb > 0)
+            value = float(data_loss(prediction, labels, loss))
+            n_rows = prediction.shape[0]
+            if loss == "cross_entropy":
+                probabilities = torch.softmax(prediction, dim=1)
+                grad_out = (probabilities * labels.sum(dim=1, keepdim=True) - labels).T / n_rows
+            else:
+                grad_out = (2.0 / prediction.numel()) * (prediction - labels).T
+            objective = value
+            grad_scales: list[torch.Tensor | None] = [None] * len(tape)
+            if lamb > 0:
+                reg, reg_grads = _regulariser_and_gradient([entry["scales"] for entry in tape])
+                objective += lamb * reg
+                grad_scales = [torch.from_numpy(lamb * g) for g in reg_grads]
+            grads: dict[tuple[str, int], torch.Tensor] = {}
+            for i in reversed(range(len(tape))):
+                grad_out = self._layer_backward(i, tape[i], grad_out, grad_scales[i], views, grads)
+            gradient = torch.cat([
+                grads[name, i].reshape(-1) if (name, i) in grads
+                else torch.zeros(param.numel()) for name, i, param in params.entries
+            ])  # fmt: skip
+        return value, objective, gradient
+
+    def _taped_forward(self, views: dict, with_scales: bool) -> tuple[list[dict], torch.Tensor]:
+        """The forward on the training rows, keeping what the backward reads."""
+        model = self.model
+        xt = self.x0t
+        tape = []
+        for i, layer in enumerate(self.layers):
+            entry: dict[str, Any] = {"x": xt}
+            if i == 0:
+                features = self.features0
+            else:
+                basis, entry["slope"] = self.bases[i](xt, derivative=True)
+                entry["sig"] = torch.sigmoid(xt)
+                features = torch.cat([(xt * entry["sig"])[:, None, :], basis], dim=1)
+            coef = self._get(views, "coef", i, layer.coef)
+            scale_sp = self._get(views, "scale_sp", i, layer.scale_sp)
+            scale_base = self._get(views, "scale_base", i, layer.scale_base)
+            weights = _layer_weights(layer.mask, scale_base, scale_sp, coef)
+            entry.update(features=features, weights=weights, coef=coef, scale_sp=scale_sp)
+            if with_scales:
+                if i == 0:
+                    moment, input_range = self._first_layer_stats()
+                else:
+                    entry["centred"] = features - features.mean(dim=2, keepdim=True)
+                    moment = entry["centred"] @ entry["centred"].transpose(1, 2)
+                    moment = moment / max(features.shape[2] - 1, 1)
+                    entry["x_std"] = torch.std(xt, dim=1)
+                    input_range = entry["x_std"] + 0.1
+                entry["moment_weights"] = moment @ weights
+                variance = (entry["moment_weights"] * weights).sum(dim=1)
+                entry["variance"] = variance
+                entry["std"] = torch.sqrt(torch.clamp(variance, min=1e-30))
+                entry["range"] = input_range
+                entry["scales"] = (entry["std"] / input_range[:, None]).T
+            n_out = weights.shape[2]
+            out = weights.reshape(-1, n_out).T @ features.reshape(-1, features.shape[2])
+            entry["affines"] = []
+            for scale_name, bias_name in (("subnode_scale", "subnode_bias"),
+                                          ("node_scale", "node_bias")):  # fmt: skip
+                if (scale_name, i) in self.identity and (bias_name, i) in self.identity:
+                    continue
+                scale = self._get(views, scale_name, i, getattr(model, scale_name)[i])
+                bias = self._get(views, bias_name, i, getattr(model, bias_name)[i])
+                entry["affines"].append((scale_name, bias_name, scale, out))
+                out = scale[:, None] * out + bias[:, None]
+            tape.append(entry)
+            xt = out
+        return tape, xt.T
+
+    def _layer_backward(self, i: int, entry: dict, grad_out: torch.Tensor,
+                        grad_scales: torch.Tensor | None, views: dict,
+                        grads: dict) -> torch.Tensor:  # fmt: skip
+        """Layer ``i``'s parameter gradients into ``grads`` from the gradient of its output
+        ``(out, batch)`` (and of its scales ``(out, in)``); returns its input's gradient."""
+        for scale_name, bias_name, scale, before in reversed(entry["affines"]):
+            if (scale_name, i) in views:
+                grads[scale_name, i] = (grad_out * before).sum(dim=1)
+            if (bias_name, i) in views:
+                grads[bias_name, i] = grad_out.sum(dim=1)
+            grad_out = scale[:, None] * grad_out
+        features, weights = entry["features"], entry["weights"]
+        grad_weights = features @ grad_out.T  # (in, p, out)
+        grad_features = None
+        grad_x = None
+        if grad_scales is not None:
+            g = grad_scales.T  # (in, out)
+            input_range, std = entry["range"], entry["std"]
+            grad_variance = torch.where(entry["variance"] > 1e-30,
+                                        g / (input_range[:, None] * 2 * std),
+                                        torch.zeros_like(std))  # fmt: skip
+            grad_weights = grad_weights + 2 * entry["moment_weights"] * grad_variance[:, None, :]
+            if i > 0:
+                n = max(features.shape[2] - 1, 1)
+                grad_moment = (weights * grad_variance[:, None, :]) @ weights.transpose(1, 2)
+                grad_features = (2.0 / n) * grad_moment @ entry["centred"]
+                grad_range = -(g * std).sum(dim=1) / input_range**2
+                x = entry["x"]
+                x_std = entry["x_std"]
+                factor = torch.where(x_std > 0, grad_range / (n * x_std), torch.zeros_like(x_std))
+                grad_x = factor[:, None] * (x - x.mean(dim=1, keepdim=True))
+        mask = self.layers[i].mask
+        if ("scale_base", i) in views:
+            grads["scale_base", i] = grad_weights[:, 0, :] * mask
+        spline = grad_weights[:, 1:, :].permute(0, 2, 1)  # (in, out, G + k)
+        if ("coef", i) in views:
+            grads["coef", i] = spline * (mask * entry["scale_sp"])[:, :, None]
+        if ("scale_sp", i) in views:
+            grads["scale_sp", i] = (spline * entry["coef"]).sum(dim=2) * mask
+        if i == 0:
+            return grad_out  # the data: nothing further back
+        through = weights @ grad_out  # (in, p, batch)
+        if grad_features is not None:
+            through = through + grad_features
+        x, sig = entry["x"], entry["sig"]
+        grad_in = through[:, 0, :] * (sig * (1 + x * (1 - sig))) + (through[:, 1:, :]
+                                                                     * entry["slope"]).sum(dim=1)
+        return grad_in if grad_x is None else grad_in + grad_x
+
+
+def _update_grid(model: Any, x: torch.Tensor) -> None:
+    """pykan's ``model.update_grid(x)``: layer by layer, the grid from the quantiles of the
+    layer's inputs and the coefficients refitted to keep its curves (pykan's own
+    ``KANLayer.update_grid_from_samples``), each layer's inputs computed after the layers before
+    it changed. pykan runs its full forward once per layer for those inputs; here they come from
+    the lean forward."""
+    for depth, layer in enumerate(model.act_fun):
+        if depth == 0:
+            inputs = x[:, model.input_id.long()]
+        else:
+            inputs = _Forward(model, x)(x, with_scales=False, depth=depth)[0]
+        layer.update_grid_from_samples(inputs)
 
 def kan_forward(model: Any, x: torch.Tensor) -> torch.Tensor:
     """The outputs ``(batch, out)`` of a model :func:`supports`, as pykan's ``forward`` gives."""
@@ -270,6 +436,33 @@ def _regulariser(scales: list[torch.Tensor], lamb_l1: float = 1.0,
         reg = reg + lamb_l1 * l1 + lamb_entropy * (entropy_row + entropy_col)
     return reg
 
+
+def _regulariser_and_gradient(
+    scales: list[torch.Tensor], lamb_l1: float = 1.0, lamb_entropy: float = 2.0
+) -> tuple[float, list[np.ndarray]]:
+    """:func:`_regulariser` and its gradient in each layer's scales ``(out, in)``.
+
+    With ``p = vec / (sum + 1)`` along rows (columns) and ``phi(p) = p log2(p + 1e-4)``, the
+    entropy ``-mean sum phi(p)`` has slope ``-(phi'(p) - sum phi'(p) p) / ((sum + 1) n)`` in
+    ``vec``, where ``n`` is the number of rows (columns) the mean runs over. The matrices are a
+    few entries each: numpy's per-call cost is a fraction of torch's here.
+    """
+    total = 0.0
+    grads = []
+    for tensor in scales:
+        vec = tensor.numpy()
+        grad = np.full(vec.shape, lamb_l1, dtype=vec.dtype)
+        total += lamb_l1 * float(vec.sum())
+        for dim in (1, 0):
+            norm = vec.sum(axis=dim, keepdims=True) + 1
+            p = vec / norm
+            log_p = np.log2(p + 1e-4)
+            total -= lamb_entropy * float(np.mean(np.sum(p * log_p, axis=dim)))
+            slope = log_p + p / ((p + 1e-4) * math.log(2))
+            inner = slope - np.sum(slope * p, axis=dim, keepdims=True)
+            grad -= (lamb_entropy / vec.shape[1 - dim]) * inner / norm
+        grads.append(grad)
+    return total, grads
 
 def data_loss(prediction: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
     """Mean squared error, or mean cross-entropy of logits ``(n, C)`` against label
@@ -302,7 +495,6 @@ def fast_fit(
     lr: float = 1.0,
     grid_update_num: int = 10,
     stop_grid_update_step: int = 50,
-    make_lbfgs: Any = None,
     loss: str = "mse",
 ) -> list[float]:
     """Train ``model`` in place as ``model.fit(dataset, opt, steps, lamb=lamb, lr=lr)`` would.
@@ -321,9 +513,6 @@ def fast_fit(
         pykan's grid update from the training inputs every
         ``stop_grid_update_step // grid_update_num`` steps, before step ``stop_grid_update_step``.
     lr : float
-    make_lbfgs : callable, optional
-        ``params -> optimizer``: pykan's LBFGS with pykan's settings (the adapter passes it);
-        default: torch's LBFGS with the same settings.
     loss : {"mse", "cross_entropy"}
         Squared error, or cross-entropy of the outputs (logits) against one-hot or
         class-probability labels ``(n, classes)`` (pykan's ``loss_fn`` for classification).
@@ -340,45 +529,33 @@ def fast_fit(
     x_train, y_train = dataset["train_input"], dataset["train_label"]
     params = _Parameters(model)
     if opt == "LBFGS":
-        if make_lbfgs is None:
-            optimizer = torch.optim.LBFGS([params.flat], lr=lr, history_size=10,
-                                          line_search_fn="strong_wolfe", tolerance_grad=1e-32,
-                                          tolerance_change=1e-32)  # fmt: skip
-        else:
-            optimizer = make_lbfgs([params.flat])
+        optimizer: FlatLBFGS | FlatAdam = FlatLBFGS(params.flat, lr=lr)
     else:
-        optimizer = torch.optim.Adam([params.flat], lr=lr)
+        optimizer = FlatAdam(params.flat, lr=lr)
     grid_update_freq = max(1, int(stop_grid_update_step / grid_update_num))
     forward = _Forward(model, x_train)
     losses: list[float] = []
     state: dict[str, float] = {}
     good = None  # the last parameters seen to give a finite loss
 
-    def closure() -> torch.Tensor:
-        params.flat.grad = None  # optimizer.zero_grad() costs more than the backward here
-        pred, scales = forward(x_train, with_scales=lamb > 0, views=params.views())
-        train_loss = data_loss(pred, y_train, loss)
-        state["train_loss"] = float(train_loss.detach())
-        state.setdefault("first_loss", state["train_loss"])
-        objective = train_loss + lamb * _regulariser(scales) if lamb > 0 else train_loss
-        objective.backward()
-        return objective
+    def evaluate() -> tuple[float, torch.Tensor]:
+        train_loss, objective, gradient = forward.objective_and_gradient(params, y_train, loss,
+                                                                         lamb)  # fmt: skip
+        state["train_loss"] = train_loss
+        state.setdefault("first_loss", train_loss)
+        return objective, gradient
 
     try:
         for step in range(steps):
             if update_grid and step % grid_update_freq == 0 and step < stop_grid_update_step:
                 params.store()
                 with torch.no_grad():
-                    model.update_grid(x_train)
+                    _update_grid(model, x_train)
                 params.load()
                 forward = _Forward(model, x_train)
             before = params.flat.detach().clone()
             state.pop("first_loss", None)
-            if opt == "LBFGS":
-                optimizer.step(closure)
-            else:
-                closure()
-                optimizer.step()
+            optimizer.step(evaluate)
             # The first evaluation of a step is at its starting point: a finite one vouches
             # for those parameters. A diverged fit would poison the next grid update (lstsq on
             # NaN); the last vouched-for parameters are kept and training stops.
