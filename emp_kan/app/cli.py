@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -144,11 +145,22 @@ def _table(report: dict, out: str) -> str:
     return "\n".join(lines)
 
 
+def _one_torch_thread() -> None:
+    """One torch thread unless OMP_NUM_THREADS says otherwise: KANs this small gain nothing
+    from a second one, and two contend badly on a busy machine (171 s against 48 s for the
+    default discover, docs/benchmarks.md)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.app.report import check_destination, write_report
     from emp_kan.config import DiscoverConfig
     from emp_kan.pipeline import discover, plan_routes
 
+    _one_torch_thread()
     if args.width is not None:
         raise UsageError("--width is replaced by --hidden, which lists the hidden layers only "
                          "(as the estimator's width): e.g. --hidden 5 for [n_inputs, 5, 1]")
