@@ -16,7 +16,7 @@ stamp=.venv/.emp-kan-installed
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test,sr]"
     echo "$want" > "$stamp"
 fi
 

@@ -44,7 +44,9 @@ class DiscoverConfig:
     library: tuple[str, ...] = DEFAULT_LIBRARY
     transform: str = "auto"  # also fit log|y| over log|x| where it applies; see pipeline
     seed: int = 0
-    compare: bool = True
+    compare: bool = True  # also prune with pykan's thresholds, from the same trained model
+    operon: bool = False  # also run pyoperon's genetic programming on the same rows
+    noise: float = 0.0  # label noise (std x SIGMA) added to the training rows; see data
     progress: bool = False
 
     def schedule(self) -> Schedule:
@@ -67,7 +69,11 @@ class DiscoverConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-        for name in ("lamb", "tol", "floor"):
+        if self.operon:
+            from emp_kan.symbolic.operon import require_operon
+
+            require_operon()
+        for name in ("lamb", "tol", "floor", "noise"):  # noise: see emp_kan.data.check_noise
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                 math.isfinite(value) and value >= 0

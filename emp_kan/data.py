@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from emp_kan.formula_parse import parse_formula
 from emp_kan.kan import adapter
 
 __all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges",
-           "split_validation"]
+           "check_noise", "split_validation", "with_label_noise"]
 
 
 @dataclass
@@ -94,6 +94,37 @@ def feynman_problem(number: int, samples: int = 1000, seed: int = 0) -> Problem:
     names, truth, fn, bounds = adapter.feynman_entry(number)
     data = _sample(lambda x: fn(x).reshape(-1, 1).float(), bounds, samples, samples, seed)
     return Problem(f"feynman-{number}", data, names, truth, bounds)
+
+
+def check_noise(sigma: Any) -> None:
+    """Raise ValueError unless ``sigma`` is a finite number >= 0."""
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (
+        math.isfinite(sigma) and sigma >= 0
+    ):
+        raise ValueError(f"noise must be a finite number >= 0 (a share of the label std, e.g. "
+                         f"0.01), got {sigma!r}")  # fmt: skip
+
+
+def with_label_noise(problem: Problem, sigma: float, seed: int = 0) -> Problem:
+    """``problem`` with Gaussian noise of ``sigma`` times the training labels' standard
+    deviation added to the training labels (so to the validation rows carved from them too);
+    the test labels stay clean, as in SRBench. Seeded by ``seed`` on its own stream (the
+    caller's random state is untouched); ``sigma = 0`` returns ``problem`` itself.
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` is not a finite number >= 0.
+    """
+    check_noise(sigma)
+    if sigma == 0:
+        return problem
+    labels = problem.dataset["train_label"]
+    rng = np.random.default_rng([seed, 0x6E6F6973])  # a stream apart from the data's
+    noise = rng.standard_normal(tuple(labels.shape)) * sigma * float(labels.std())
+    dataset = dict(problem.dataset)
+    dataset["train_label"] = labels + torch.as_tensor(noise, dtype=labels.dtype)
+    return replace(problem, name=f"{problem.name}-noise{sigma:g}", dataset=dataset)
 
 
 _RANGE = re.compile(

@@ -14,7 +14,7 @@ import torch
 
 from emp_kan import __version__
 from emp_kan.config import DiscoverConfig
-from emp_kan.data import Problem, split_validation
+from emp_kan.data import Problem, split_validation, with_label_noise
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.rounds import (
@@ -23,6 +23,7 @@ from emp_kan.pruning.rounds import (
     train,
 )
 from emp_kan.symbolic.choice import choose_formula
+from emp_kan.symbolic.operon import run_operon
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
 from emp_kan.symbolic.transform import (
@@ -334,13 +335,15 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
     -------
     report : dict
         JSON-ready: the EMP run's summary at top level, ``baseline`` for the threshold run (or
-        None), ``truth``, ``variables``, ``seed``, ``settings``, ``versions``.
+        None), ``operon`` for pyoperon's run (or None), ``truth``, ``variables``, ``seed``,
+        ``noise``, ``settings``, ``versions``.
     runs : dict of MethodRun
         ``"emp"`` and, when comparing, ``"threshold"``: models and formulas for pictures.
     """
     n_inputs = len(problem.variables)
     config.check(n_inputs)
     width = config.model_width(n_inputs)
+    problem = with_label_noise(problem, config.noise, config.seed)
     routes = train_routes(problem, config)
     methods = ("emp", "threshold") if config.compare else ("emp",)
     runs = {m: run_method(m, make_pruner(m, config), routes, problem, config) for m in methods}
@@ -354,6 +357,9 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
         "settings": {k: (list(v) if isinstance(v, tuple) else v)
                      for k, v in asdict(config).items() if k != "progress"},
         "versions": versions(),
+        "noise": config.noise,
         "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,
+        "operon": run_operon(problem, config.seed, config.validation).summary()
+                  if config.operon else None,
     })  # fmt: skip
     return report, runs

@@ -44,6 +44,10 @@ TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1"
         (["discover", "--formula", "x.real", "--ranges", "x=0:1"], "attribute access"),
         (["discover", "--tol", "-1"], "tol must be a finite number >= 0"),
         (["discover", "--lamb", "nan"], "lamb must be a finite number >= 0"),
+        (["discover", "--noise", "-0.1"], "noise must be a finite number >= 0"),
+        (["discover", "--compare", "gplearn"], "--compare takes threshold, operon"),
+        (["discover", "--compare", "none,operon"], "--compare takes threshold, operon"),
+        (["bench", "--equations", "1", "--noise", "nan", "--out", "b"], "noise must be"),
         (["discover", "--out", "/proc/emp-kan-x"], "cannot write the report"),
         (["bench", "--equations", "1,20", "--out", "b"], "entry 20"),
         (["bench", "--equations", "1", "--methods", "magic", "--out", "b"], "must be among"),
@@ -71,7 +75,7 @@ def test_csv_with_bad_cells_names_the_lines(tmp_path, capsys, monkeypatch):
 def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = ["discover", "--formula", "x*y + 1", "--ranges", "x=-1:1,y=-1:1", "--hidden", "3",
-            "--out", "out", *TINY]  # fmt: skip
+            "--compare", "threshold,operon", "--out", "out", *TINY]  # fmt: skip
     assert main(argv) == 0
     assert os.listdir(tmp_path) == ["out"]
     assert sorted(os.listdir("out")) == [".emp-kan-report", "graph-threshold.png",
@@ -81,8 +85,8 @@ def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     report = json.loads(Path("out/report.json").read_text())
     # Every key a user finds in report.json is explained in docs/report.md.
     guide = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
-    undocumented = [k for k in (*report, *report["rounds"][0], *report["candidates"][0])
-                    if f"`{k}`" not in guide]  # fmt: skip
+    undocumented = [k for k in (*report, *report["rounds"][0], *report["candidates"][0],
+                                *report["operon"]) if f"`{k}`" not in guide]  # fmt: skip
     assert not undocumented, f"docs/report.md does not explain {undocumented}"
     for key in ("formula", "variables", "truth", "exact", "test_rmse", "test_r2",
                 "spline_test_rmse", "edges", "nodes", "rounds", "timings", "seed", "versions",
@@ -96,8 +100,12 @@ def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     assert set(report["baseline"]) >= {"formula", "exact", "test_rmse", "edges", "timings"}
     layer = report["rounds"][0]["layers"][0]
     assert {"alive_before", "n_eff", "kept", "preserved_mass", "mass_bound"} <= set(layer)
+    assert report["operon"]["method"] == "operon" and report["operon"]["budget"]["n_threads"] == 1
+    assert report["operon"]["exact"] is True  # x*y + 1 is within Operon's reach
+    assert report["noise"] == 0.0
     out = capsys.readouterr().out
     assert "formula" in out and "pykan thresholds" in out and "report: out" in out
+    assert "Operon" in out
     # Run again into the same folder: an earlier report of ours is replaced, nothing else kept.
     Path("out/report.json").write_text("{}")
     assert main(argv) == 0

@@ -12,7 +12,12 @@ Methods:
 * ``threshold``: the same training (same seed: the same trained model), pykan's threshold rule
   in the same round loop, our symbolic stage: this isolates the pruning rule;
 * ``pykan``: pykan's tutorial workflow end to end (fit with lamb, prune, fit, refine(10), fit,
-  auto_symbolic, fit, symbolic_formula): the whole-pipeline comparison.
+  auto_symbolic, fit, symbolic_formula): the whole-pipeline comparison;
+* ``operon``: pyoperon's genetic programming on the same fit rows, same test rows, same
+  exactness check (:mod:`emp_kan.symbolic.operon`; the optional extra ``emp-kan[sr]``).
+
+``--noise SIGMA`` adds seeded Gaussian noise of SIGMA times the label standard deviation to the
+training (and so the validation) labels of every method alike; the test labels stay clean.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from emp_kan.config import DiscoverConfig
 
 log = logging.getLogger("emp_kan")
 
-METHODS = ("emp", "threshold", "pykan")
+METHODS = ("emp", "threshold", "pykan", "operon")
 #: The files a bench folder holds.
 BENCH_FILES = frozenset({"results.jsonl", "summary.md", "summary.png"})
 
@@ -71,6 +76,7 @@ class BenchSettings:
     grid: int = _DEFAULTS.grid
     hidden: int = 5
     transform: str = _DEFAULTS.transform
+    noise: float = 0.0  # Gaussian label noise, in units of the label standard deviation
 
 
 def parse_numbers(text: str, what: str) -> list[int]:
@@ -103,6 +109,10 @@ def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods must be among {', '.join(METHODS)}; got {', '.join(methods)}")
+    if "operon" in methods:
+        from emp_kan.symbolic.operon import require_operon
+
+        require_operon()
     for eq in equations:
         if eq in adapter.BROKEN_FEYNMAN:
             raise ValueError(f"{adapter.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
@@ -116,7 +126,10 @@ def task_key(equation: int, method: str, seed: int) -> str:
 
 def settings_hash(settings: BenchSettings) -> str:
     """A short fingerprint of the budget; every row carries the one it was run with."""
-    text = json.dumps(asdict(settings), sort_keys=True)
+    fields = asdict(settings)
+    if not fields["noise"]:
+        del fields["noise"]  # noise-free rows keep the fingerprint they had before --noise
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
@@ -146,7 +159,7 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
     if other:
         raise ValueError(
             f"{results} holds results of other settings (--samples, --steps, --round-steps, "
-            f"--rounds); rerun with those settings to resume, or give another --out"
+            f"--rounds, --noise); rerun with those settings to resume, or give another --out"
         )
 
 
@@ -178,6 +191,15 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
             "spline_test_rmse": spline_rmse, "edges": edges}  # fmt: skip
 
 
+def _operon_workflow(problem, seed: int) -> dict:
+    from emp_kan.symbolic.operon import run_operon
+
+    run = run_operon(problem, seed)
+    return {"formula": str(run.formula), "raw_formula": run.raw, "test_rmse": run.test_rmse,
+            "test_r2": run.test_r2, "exact": bool(run.exact), "spline_test_rmse": None,
+            "edges": None, "complexity": run.complexity}  # fmt: skip
+
+
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
     from emp_kan.pipeline import make_pruner, run_method, train_routes
 
@@ -201,7 +223,7 @@ def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
     """One bench task; never raises: a failure becomes a row with ``error``."""
     import torch
 
-    from emp_kan.data import feynman_problem
+    from emp_kan.data import feynman_problem, with_label_noise
 
     torch.set_num_threads(1)  # one single-threaded worker per core
     bench = BenchSettings(**settings)
@@ -210,10 +232,13 @@ def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
                            "settings_hash": settings_hash(bench)}  # fmt: skip
     start = time.perf_counter()
     try:
-        problem = feynman_problem(equation, bench.samples, seed)
+        problem = with_label_noise(feynman_problem(equation, bench.samples, seed), bench.noise,
+                                   seed)  # fmt: skip
         row["truth"] = str(problem.truth)
         if method == "pykan":
             row.update(_pykan_workflow(problem, bench, seed))
+        elif method == "operon":
+            row.update(_operon_workflow(problem, seed))
         else:
             row.update(_our_workflow(method, problem, bench, seed))
     except Exception as exc:  # recorded, so the bench goes on and the summary shows it
@@ -337,6 +362,11 @@ def _compare(emp_row: dict, other: dict) -> str:
         return "win" if e_exact else "loss"
     e_edges, o_edges = emp_row.get("edges"), other.get("edges")
     e_rmse, o_rmse = emp_row.get("test_rmse"), other.get("test_rmse")
+    if other.get("method") == "operon" and "error" not in other:
+        # No graph to count: the same exactness is settled by the formula's test RMSE alone.
+        if e_rmse is None or o_rmse is None:
+            return "tie" if e_rmse is o_rmse else ("loss" if e_rmse is None else "win")
+        return "win" if o_rmse > 2 * e_rmse else "loss" if e_rmse > 2 * o_rmse else "tie"
     if e_rmse is None or e_edges is None:
         return "loss" if o_rmse is not None else "tie"
     if o_rmse is None or o_edges is None:
@@ -359,6 +389,8 @@ def summarise(rows: list[dict]) -> dict:
             "tasks": len(mine), "failed": len(mine) - len(ok),
             "exact": sum(bool(r.get("exact")) for r in ok),
             "exact_rate": sum(bool(r.get("exact")) for r in ok) / len(mine) if mine else 0.0,
+            "accurate_rate": (sum((r.get("test_r2") or 0.0) > 0.999 for r in ok) / len(mine)
+                              if mine else 0.0),
             "median_edges": _median([r.get("edges") for r in ok]),
             "median_test_rmse": _median([r.get("test_rmse") for r in ok]),
             "median_seconds": _median([r["seconds"] for r in mine]),
@@ -409,13 +441,14 @@ def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
             )
         lines.append("".join(cells))
     lines += ["", "## Aggregates", "",
-              "| method | tasks | failed | exact | exact rate | median edges | median formula RMSE "
-              "| median s | total s | rejected attempts |",
-              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| method | tasks | failed | exact | exact rate | test R^2 > 0.999 | median edges "
+              "| median formula RMSE | median s | total s | rejected attempts |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for m, a in summary["methods"].items():
-        rejected = a["rejected_attempts"] if m != "pykan" else "-"
+        rejected = a["rejected_attempts"] if m in ("emp", "threshold") else "-"
         lines.append(f"| {m} | {a['tasks']} | {a['failed']} | {a['exact']} | "
-                     f"{100 * a['exact_rate']:.1f}% | {_fmt(a['median_edges'], '.1f')} | "
+                     f"{100 * a['exact_rate']:.1f}% | {100 * a['accurate_rate']:.1f}% | "
+                     f"{_fmt(a['median_edges'], '.1f')} | "
                      f"{_fmt(a['median_test_rmse'])} | {_fmt(a['median_seconds'], '.1f')} | "
                      f"{a['total_seconds']:.0f} | {rejected} |")  # fmt: skip
     if summary["emp_versus"]:
@@ -427,23 +460,30 @@ def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
             lines.append(f"- EMP vs {other}: {t['win']} wins, {t['loss']} losses, "
                          f"{t['tie']} ties")  # fmt: skip
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
-    _plot_summary(summary, out / "summary.png")
+    _plot_summary(summary, rows, out / "summary.png")
 
 
-def _plot_summary(summary: dict, path: Path) -> None:
+def _plot_summary(summary: dict, rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     methods = list(summary["methods"])
     agg = summary["methods"]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    panels = (
-        ("exact recovery rate", [agg[m]["exact_rate"] for m in methods]),
-        ("median edges kept", [agg[m]["median_edges"] or 0 for m in methods]),
-        ("median seconds per task", [agg[m]["median_seconds"] or 0 for m in methods]),
-    )
-    for ax, (title, values) in zip(axes, panels, strict=True):
-        ax.bar(methods, values, color=["#1f4e79", "#8c8c8c", "#b3541e"][: len(methods)])
-        ax.set_title(title, fontsize=10)
+    colors = {"emp": "#1f4e79", "threshold": "#8c8c8c", "pykan": "#b3541e", "operon": "#4f7f3a"}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    ax = axes[0]
+    ax.bar(methods, [agg[m]["exact_rate"] for m in methods],
+           color=[colors[m] for m in methods])  # fmt: skip
+    ax.set_title("exact recovery rate", fontsize=10)
+    ax.set_ylim(0, 1)
+    ax = axes[1]
+    seconds = [[r["seconds"] for r in rows if r["method"] == m] for m in methods]
+    ax.boxplot(seconds, tick_labels=methods, showfliers=True)
+    ax.set_yscale("log")
+    ax.set_title("seconds per task (distribution)", fontsize=10)
+    ax = axes[2]
+    ax.bar(methods, [agg[m]["median_edges"] or 0 for m in methods],
+           color=[colors[m] for m in methods])  # fmt: skip
+    ax.set_title("median edges kept (operon: no graph)", fontsize=10)
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)

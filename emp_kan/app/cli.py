@@ -106,9 +106,19 @@ def _fmt(value, spec: str = ".3g") -> str:
 def _table(report: dict, out: str) -> str:
     runs = [("EMP", report)] + ([("pykan thresholds", report["baseline"])]
                                 if report.get("baseline") else [])  # fmt: skip
+    if report.get("operon"):
+        runs.append(("Operon", report["operon"]))
 
     def short(text: str, width: int = 70) -> str:
         return text if len(text) <= width else text[: width - 3] + "..."
+
+    def counts(r: dict, key: str) -> str:
+        return f"{r[key]['initial']} -> {r[key]['final']}" if key in r else "-"
+
+    def seconds(r: dict) -> str:
+        if "timings" not in r:  # Operon: one fit, no stages
+            return f"{r['seconds']:.1f} in all"
+        return "/".join(f"{r['timings'][k]:.1f}" for k in ("train", "prune", "symbolic"))
 
     rows = [
         ("formula", [short(r["formula"]) for _, r in runs]),
@@ -116,13 +126,11 @@ def _table(report: dict, out: str) -> str:
         ("exact", [_fmt(r["exact"]) for _, r in runs]),
         ("test RMSE", [_fmt(r["test_rmse"]) for _, r in runs]),
         ("test R^2", [_fmt(r["test_r2"], ".5f") for _, r in runs]),
-        ("spline RMSE", [_fmt(r["spline_test_rmse"]) for _, r in runs]),
-        ("edges", [f"{r['edges']['initial']} -> {r['edges']['final']}" for _, r in runs]),
-        ("hidden nodes", [f"{r['nodes']['initial']} -> {r['nodes']['final']}" for _, r in runs]),
+        ("spline RMSE", [_fmt(r.get("spline_test_rmse")) for _, r in runs]),
+        ("edges", [counts(r, "edges") for _, r in runs]),
+        ("hidden nodes", [counts(r, "nodes") for _, r in runs]),
         ("rejected attempts", [_fmt(r.get("rejected_attempts")) for _, r in runs]),
-        ("seconds train/prune/sym",
-         ["/".join(f"{r['timings'][k]:.1f}" for k in ("train", "prune", "symbolic"))
-          for _, r in runs]),
+        ("seconds train/prune/sym", [seconds(r) for _, r in runs]),
     ]  # fmt: skip
     label_w = max(len(label) for label, _ in rows)
     col_w = [max(len(name), *(len(values[k]) for _, values in rows))
@@ -137,12 +145,21 @@ def _table(report: dict, out: str) -> str:
         cells = " | ".join(v.ljust(w) for v, w in zip(values, col_w, strict=True))
         lines.append(f"{label.ljust(label_w)} | {cells}")
     for _, r in runs:
-        for w in r["warnings"][:3]:
+        for w in r.get("warnings", [])[:3]:
             lines.append(f"note ({r['method']}): {w}")
     if any(len(r["formula"]) > 70 for _, r in runs):
         lines.append("(long formulas are shortened here; report.json holds them in full)")
     lines.append(f"report: {out}")
     return "\n".join(lines)
+
+
+def _baselines(args: argparse.Namespace) -> set[str]:
+    names = {p.strip() for p in args.compare.split(",") if p.strip()}
+    bad = names - {"threshold", "operon", "none"}
+    if bad or not names or ("none" in names and len(names) > 1):
+        raise UsageError(f"--compare takes threshold, operon, threshold,operon or none; got "
+                         f"{args.compare!r}")  # fmt: skip
+    return set() if args.no_compare else names - {"none"}
 
 
 def _one_torch_thread() -> None:
@@ -165,6 +182,7 @@ def _run_discover(args: argparse.Namespace) -> int:
         raise UsageError("--width is replaced by --hidden, which lists the hidden layers only "
                          "(as the estimator's width): e.g. --hidden 5 for [n_inputs, 5, 1]")
     try:
+        baselines = _baselines(args)
         problem = _problem(args)
         library = tuple(p.strip() for p in args.library.split(",") if p.strip())
         config = DiscoverConfig(
@@ -173,7 +191,7 @@ def _run_discover(args: argparse.Namespace) -> int:
             lamb=args.lamb, tol=args.tol, floor=args.floor, beta=args.beta, prune=args.prune,
             scope=args.scope, edge_score=args.edge_score, node_score=args.node_score,
             library=library, transform=args.transform, seed=args.seed,
-            compare=not args.no_compare,
+            compare="threshold" in baselines, operon="operon" in baselines, noise=args.noise,
             progress=not args.quiet,
         )  # fmt: skip
         config.check(len(problem.variables))
@@ -197,6 +215,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         run_bench,
         summarise,
     )
+    from emp_kan.data import check_noise
 
     try:
         equations = parse_numbers(args.equations, "equations")
@@ -205,7 +224,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         check_request(equations, methods)
         settings = BenchSettings(samples=args.samples, steps=args.steps,
                                  round_steps=args.round_steps, rounds=args.rounds,
-                                 transform=args.transform)  # fmt: skip
+                                 transform=args.transform, noise=args.noise)  # fmt: skip
+        check_noise(settings.noise)
         for name in ("samples", "steps", "round_steps", "rounds"):
             if getattr(settings, name) < (10 if name == "samples" else 0):
                 raise ValueError(f"--{name.replace('_', '-')} is too small")
@@ -330,9 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "and log|y| over x (exp(f(x)) becomes f(x)) where the data allow it, "
                           "and keep the formula the validation rows prefer; log or log-y: only "
                           "that; none: the data as given (default: %(default)s)")  # fmt: skip
-    opt.add_argument(
-        "--no-compare", action="store_true", help="skip pykan's threshold pruning baseline"
-    )
+    opt.add_argument("--compare", metavar="LIST", default="threshold",
+                     help="baselines run beside EMP: threshold (pykan's threshold pruning, same "
+                          "trained model), operon (pyoperon's genetic programming on the same "
+                          "rows; pip install 'emp-kan[sr]'), both as threshold,operon, or none "
+                          "(default: %(default)s)")  # fmt: skip
+    opt.add_argument("--no-compare", action="store_true", help="the same as --compare none")
+    opt.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                     help="add Gaussian noise of SIGMA x the label std to the training labels "
+                          "(seeded; test labels stay clean) (default: %(default)s)")  # fmt: skip
     opt.add_argument("--quiet", action="store_true", help="no progress bars")
     disc.set_defaults(handler=_run_discover)
 
@@ -349,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--equations", required=True, metavar="LIST",
                        help="Feynman equation numbers, e.g. 1,2,4-12")  # fmt: skip
     bench.add_argument("--methods", default="emp,threshold,pykan",
-                       help="any of emp, threshold, pykan (default: all three)")  # fmt: skip
+                       help="any of emp, threshold, pykan, operon (operon needs pip install "
+                            "'emp-kan[sr]') (default: %(default)s)")  # fmt: skip
     bench.add_argument("--seeds", default="0", metavar="LIST", help="e.g. 0,1 (default: 0)")
     bench.add_argument("--out", required=True, metavar="DIR", help="results folder")
     bench.add_argument("--scheduler", metavar="ADDRESS",
@@ -364,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cap on accepted pruning rounds (default: %(default)s)")  # fmt: skip
     bench.add_argument("--transform", choices=("auto", "none", "log", "log-y"), default=d.transform,
                        help="as for discover; emp and threshold only (default: %(default)s)")
+    bench.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                       help="Gaussian noise of SIGMA x the label std on the training labels of "
+                            "every method (seeded; test labels stay clean) "
+                            "(default: %(default)s)")  # fmt: skip
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_run_bench)
     return parser

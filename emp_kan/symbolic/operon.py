@@ -1,0 +1,148 @@
+"""A genetic-programming baseline: pyoperon's scikit-learn regressor on the same rows.
+
+Scientists who do not use a KAN would reach for a symbolic-regression package; Operon is the
+fastest of the SRBench methods that installs offline here. It is an optional dependency
+(``pip install 'emp-kan[sr]'``): :func:`require_operon` fails with that instruction before any
+work starts.
+
+The budget (:data:`OPERON_BUDGET`) is the one issue 13 measured Operon with: population 1000,
+1000 generations, expression length at most 30, one thread (the bench runs one single-threaded
+worker per core), and a two-minute cap per fit. The function set is arithmetic plus ``sin``,
+``cos``, ``exp``, ``log``, ``sqrt`` and ``square``, which covers the Feynman laws.
+
+Operon fits on the same fit rows as the KANs (the training rows minus the validation rows the
+pipeline decides on), is scored on the same test rows, and its formula goes through the same
+exactness check, after sympy's algebraic simplification of its expression tree (Operon writes
+``x*y`` as ``31.17*((-1.79*x)*(-0.0179*y)) + ...``; SRBench also simplifies before checking).
+No constant is snapped: that would lend Operon part of our symbolic stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from emp_kan.data import Problem, split_validation
+from emp_kan.formula_parse import parse_formula
+from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.search import evaluate_formula, formula_complexity
+
+log = logging.getLogger("emp_kan")
+
+__all__ = ["INSTALL_HINT", "OPERON_BUDGET", "OperonRun", "operon_available", "require_operon",
+           "run_operon"]  # fmt: skip
+
+INSTALL_HINT = "pyoperon is not installed; install it with: pip install 'emp-kan[sr]'"
+
+#: pyoperon ``SymbolicRegressor`` settings of every run (``random_state`` is the task's seed).
+OPERON_BUDGET: dict[str, Any] = {
+    "allowed_symbols": "add,sub,mul,div,constant,variable,sin,cos,exp,log,sqrt,square",
+    "population_size": 1000,
+    "generations": 1000,
+    "max_length": 30,
+    "n_threads": 1,
+    "max_time": 120,
+}
+
+
+def operon_available() -> bool:
+    """Whether pyoperon can be imported."""
+    try:
+        import pyoperon.sklearn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require_operon() -> None:
+    """Raise ValueError with the install command unless pyoperon can be imported."""
+    if not operon_available():
+        raise ValueError(INSTALL_HINT)
+
+
+@dataclass
+class OperonRun:
+    """Operon's formula on one problem and how it scores."""
+
+    formula: sp.Expr
+    test_rmse: float
+    test_r2: float
+    val_rmse: float
+    exact: bool | None
+    complexity: int
+    seconds: float
+    raw: str  # Operon's own string, before simplification
+    budget: dict[str, Any] = field(default_factory=lambda: dict(OPERON_BUDGET))
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready, in the keys a report's method entry uses where they apply."""
+        return {
+            "method": "operon",
+            "formula": str(self.formula),
+            "raw_formula": self.raw,
+            "test_rmse": _finite_or_none(self.test_rmse),
+            "test_r2": _finite_or_none(self.test_r2),
+            "val_rmse": _finite_or_none(self.val_rmse),
+            "exact": self.exact,
+            "complexity": self.complexity,
+            "seconds": self.seconds,
+            "budget": self.budget,
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def operon_expression(text: str, variables: list[str]) -> sp.Expr:
+    """Operon's model string over placeholder names ``x0, x1, ...`` as a simplified sympy
+    expression in ``variables`` (built by :func:`parse_formula`, which evaluates nothing)."""
+    placeholders = [f"x{i}" for i in range(len(variables))]
+    expr = parse_formula(text, max_length=max(4000, len(text)))
+    expr = expr.subs({sp.Symbol(p): sp.Symbol(v) for p, v in zip(placeholders, variables,
+                                                                   strict=True)})  # fmt: skip
+    return sp.simplify(sp.expand(expr))
+
+
+def run_operon(problem: Problem, seed: int = 0, validation: float = 0.2) -> OperonRun:
+    """Fit Operon on ``problem``'s fit rows and score it like the KAN methods.
+
+    Parameters
+    ----------
+    problem : Problem
+    seed : int
+        Operon's ``random_state``.
+    validation : float
+        The share of training rows held out for validation, as in the pipeline.
+
+    Returns
+    -------
+    OperonRun
+    """
+    require_operon()
+    from pyoperon.sklearn import SymbolicRegressor
+
+    start = time.perf_counter()
+    fit, val = split_validation(problem.dataset, validation)
+    x = fit["train_input"].double().numpy()
+    y = fit["train_label"].double().numpy().ravel()
+    regressor = SymbolicRegressor(random_state=seed, **OPERON_BUDGET)
+    regressor.fit(x, y)
+    names = [f"x{i}" for i in range(x.shape[1])]
+    raw = regressor.get_model_string(regressor.model_, 12, names)
+    formula = operon_expression(raw, list(problem.variables))
+    data = problem.dataset
+    test_rmse, test_r2 = evaluate_formula(formula, problem.variables, data["test_input"],
+                                          data["test_label"])  # fmt: skip
+    val_rmse, _ = evaluate_formula(formula, problem.variables, val["x"], val["y"])
+    exact = None
+    if problem.truth is not None:
+        exact = is_exact_recovery(formula, problem.truth, problem.variables, test_r2=test_r2,
+                                  ranges=problem.ranges)  # fmt: skip
+    return OperonRun(formula, test_rmse, test_r2, val_rmse, exact, formula_complexity(formula),
+                     time.perf_counter() - start, raw)  # fmt: skip

@@ -1,0 +1,106 @@
+"""The comparisons users ask for: Operon on the same rows, label noise, and the bench's tally."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from emp_kan.app.bench import BenchSettings, _compare, settings_hash, summarise
+from emp_kan.app.cli import main
+from emp_kan.data import feynman_problem, formula_problem, with_label_noise
+from emp_kan.symbolic.operon import INSTALL_HINT, operon_expression, run_operon
+
+
+def test_operon_recovers_a_product_on_the_fit_rows_and_is_scored_on_the_test_rows():
+    problem = feynman_problem(8, samples=120, seed=0)  # N_n * mu
+    run = run_operon(problem, seed=0)
+    assert run.exact is True
+    assert run.test_r2 > 0.999999
+    assert {str(s) for s in run.formula.free_symbols} == {"N_n", "mu"}
+    summary = run.summary()
+    assert summary["budget"] == {**summary["budget"], "population_size": 1000,
+                                 "generations": 1000, "max_length": 30}  # fmt: skip
+    assert summary["raw_formula"] and summary["seconds"] > 0
+
+
+def test_operon_strings_are_read_without_evaluating_them():
+    expr = operon_expression("((2.0 * x0) * (0.5 * x1)) + (3.0 - 3.0)", ["m", "lambda"])
+    assert sp.simplify(expr - sp.Symbol("m") * sp.Symbol("lambda")) == 0
+    with pytest.raises(ValueError):
+        operon_expression("__import__('os').system('true')", ["x"])
+
+
+def test_without_pyoperon_the_operon_method_exits_2_with_the_install_line(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(sys.modules, "pyoperon", None)  # import pyoperon now fails
+    monkeypatch.setitem(sys.modules, "pyoperon.sklearn", None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--equations", "8", "--methods", "emp,operon", "--out", "b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'emp-kan[sr]'" in err
+    assert main(["discover", "--compare", "operon", "--out", "d"]) == 2
+    assert INSTALL_HINT in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_label_noise_touches_training_labels_only_is_seeded_and_leaves_global_rngs_alone():
+    problem = formula_problem("x*y", "x=0:1,y=0:1", samples=400, seed=3)
+    states = (random.getstate(), np.random.get_state()[1].copy(),  # noqa: NPY002
+              torch.random.get_rng_state())  # fmt: skip
+    noisy = with_label_noise(problem, 0.1, seed=3)
+    again = with_label_noise(problem, 0.1, seed=3)
+    other = with_label_noise(problem, 0.1, seed=4)
+    assert random.getstate() == states[0]
+    assert np.array_equal(np.random.get_state()[1], states[1])  # noqa: NPY002
+    assert torch.equal(torch.random.get_rng_state(), states[2])
+    clean, dirty = problem.dataset, noisy.dataset
+    assert torch.equal(dirty["test_label"], clean["test_label"])
+    assert torch.equal(dirty["train_input"], clean["train_input"])
+    added = dirty["train_label"] - clean["train_label"]
+    assert float(added.std()) == pytest.approx(0.1 * float(clean["train_label"].std()), rel=0.15)
+    assert torch.equal(again.dataset["train_label"], dirty["train_label"])
+    assert not torch.equal(other.dataset["train_label"], dirty["train_label"])
+    assert with_label_noise(problem, 0.0) is problem
+    assert noisy.name.endswith("noise0.1") and noisy.truth == problem.truth
+    for bad in (-0.1, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="noise must be"):
+            with_label_noise(problem, bad)
+
+
+def test_noise_free_bench_settings_keep_their_old_fingerprint():
+    # Rows measured before --noise existed resume and compare as the same settings.
+    assert settings_hash(BenchSettings(samples=300, steps=40)) == settings_hash(
+        BenchSettings(samples=300, steps=40, noise=0.0))
+    assert settings_hash(BenchSettings(noise=0.01)) != settings_hash(BenchSettings())
+
+
+def _row(method, exact, rmse, edges=None, seconds=1.0, r2=0.9):
+    return {"key": f"1:{method}:0", "equation": 1, "method": method, "seed": 0,
+            "exact": exact, "test_rmse": rmse, "edges": edges, "seconds": seconds,
+            "test_r2": r2}  # fmt: skip
+
+
+@pytest.mark.parametrize(("emp", "operon", "outcome"), [
+    (_row("emp", True, 1e-3, 3), _row("operon", False, 1e-6), "win"),
+    (_row("emp", False, 1e-3, 3), _row("operon", True, 1e-2), "loss"),
+    (_row("emp", False, 1e-3, 3), _row("operon", False, 1e-2), "win"),
+    (_row("emp", False, 1e-3, 3), _row("operon", False, 1.5e-3), "tie"),
+    (_row("emp", False, 1e-2, 3), _row("operon", False, 1e-3), "loss"),
+])  # fmt: skip
+def test_emp_against_operon_is_settled_by_exactness_then_formula_error(emp, operon, outcome):
+    assert _compare(emp, operon) == outcome
+
+
+def test_the_summary_reports_the_share_of_accurate_formulas():
+    rows = [_row("emp", True, 1e-3, 3, r2=0.9999), _row("operon", False, 1e-3, r2=0.99)]
+    rows[1]["key"] = "1:operon:0"
+    summary = summarise(rows)
+    assert summary["methods"]["emp"]["accurate_rate"] == 1.0
+    assert summary["methods"]["operon"]["accurate_rate"] == 0.0
+    assert summary["emp_versus"]["operon"] == {"win": 1, "loss": 0, "tie": 0}
