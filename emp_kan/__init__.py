@@ -7,6 +7,14 @@ pykan lazily, so ``import emp_kan`` stays light.
 from __future__ import annotations
 
 import logging
+import os
+
+# Torch's CPU build calls MKL, whose default code path rounds matrix products differently with
+# the arrays' memory alignment: the same seed then gave two different formulas from one model
+# (tests/test_symbolic.py, 2 runs in 6). Conditional numerical reproducibility (the fastest
+# branch for this CPU, alignment-independent) takes effect if set before MKL's first call; a
+# caller's own setting wins.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from emp_kan.core import (
     EMPSelection,
@@ -49,6 +57,11 @@ _LAZY = {
     "fit_formula": "emp_kan.symbolic.search",
     "is_exact_recovery": "emp_kan.symbolic.recovery",
     "parse_formula": "emp_kan.formula_parse",
+    "register_function": "emp_kan.symbolic.registry",
+    "library_names": "emp_kan.symbolic.registry",
+    "DEFAULT_LIBRARY": "emp_kan.symbolic.edge_fit",
+    # baselines
+    "with_label_noise": "emp_kan.data",
     # graphs and pictures
     "to_networkx": "emp_kan.draw.graph",
     "write_graph": "emp_kan.draw.graph",

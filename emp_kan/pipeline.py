@@ -171,6 +171,7 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     return trained, time.perf_counter() - start
 
 
+@adapter.single_threaded
 def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`."""
     routes = plan_routes(problem, config)
@@ -287,6 +288,7 @@ def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -
     return float(torch.sqrt(torch.mean((prediction - y) ** 2)))
 
 
+@adapter.single_threaded
 def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
                config: DiscoverConfig, symbolic: bool = True) -> MethodRun:  # fmt: skip
     """Prune each route's model with ``pruner`` in the round loop, fit its formula, and choose

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib
 import io
 import logging
 import os
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,34 @@ def preserved_global_rng(seed: int | None = None) -> Iterator[None]:
         random.setstate(py_state)
         np.random.set_state(np_state)  # noqa: NPY002
         torch.random.set_rng_state(torch_state)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run a block with torch on one thread, restoring the caller's count afterwards.
+
+    Torch's CPU build calls MKL, whose dynamic threading picks a thread count per call from the
+    machine's load, so that sums are split, and rounded, differently from run to run: the same
+    seed stopped giving the same formula on a busy machine (2 runs in 6 of one test). One
+    thread is deterministic, and the models here are too small to gain from more.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def single_threaded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` run inside :func:`one_torch_thread` (for the library's entry points)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with one_torch_thread():
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 class _SilentTqdm:
@@ -289,28 +318,30 @@ def edge_samples(model: Any, x: torch.Tensor) -> list[tuple[np.ndarray, np.ndarr
 
 
 def fix_symbolic_edge(
-    model: Any, layer: int, out: int, inp: int, name: str, params: Sequence[float]
-) -> None:
-    """Make edge ``(layer, out, inp)`` into ``c * name(a * x + b) + d``, params ``a, b, c, d``."""
+    model: Any, layer: int, out: int, inp: int, name: str, params: Sequence[float],
+    torch_function: Any = None, sympy_function: Any = None,
+) -> None:  # fmt: skip
+    """Make edge ``(layer, out, inp)`` into ``c * name(a * x + b) + d``, params ``a, b, c, d``.
+
+    ``name`` is one of pykan's ``SYMBOLIC_LIB`` functions, or, with ``torch_function`` (and
+    its ``sympy_function``), a function pykan does not know: the edge then computes
+    ``torch_function`` and keeps ``name``, so that pykan's ``symbolic_formula`` and our reading
+    of the model see it by name.
+    """
     with quiet_pykan():
-        model.fix_symbolic(layer, inp, out, name, fit_params_bool=False, verbose=False,
-                           log_history=False)  # fmt: skip
-    model.symbolic_fun[layer].affine.data[out, inp] = torch.tensor(
-        [float(p) for p in params], dtype=model.symbolic_fun[layer].affine.dtype
-    )
+        model.fix_symbolic(layer, inp, out, name if torch_function is None else torch_function,
+                           fit_params_bool=False, verbose=False, log_history=False)  # fmt: skip
+    sym = model.symbolic_fun[layer]
+    if torch_function is not None:
+        sym.funs_name[out][inp] = name
+        sym.funs_sympy[out][inp] = sympy_function or torch_function
+    sym.affine.data[out, inp] = torch.tensor([float(p) for p in params], dtype=sym.affine.dtype)
 
 
 def symbolic_edge(model: Any, layer: int, out: int, inp: int) -> tuple[str, list[float]]:
     """The function name and ``[a, b, c, d]`` of a symbolic edge."""
     sym = model.symbolic_fun[layer]
     return str(sym.funs_name[out][inp]), [float(v) for v in sym.affine.detach()[out, inp]]
-
-
-def sympy_function(name: str):
-    """pykan's sympy version of library function ``name``."""
-    from kan.utils import SYMBOLIC_LIB
-
-    return SYMBOLIC_LIB[name][1]
 
 
 def node_affines(model: Any, layer: int) -> tuple[np.ndarray, ...]:
@@ -432,7 +463,7 @@ def fit(
     _make_inert(model)
     from emp_kan.kan import train as fast
 
-    with preserved_global_rng(seed), quiet_pykan():
+    with preserved_global_rng(seed), quiet_pykan(), one_torch_thread():
         if engine == "fast" and not kwargs and fast.supports(model):
             fast.fast_fit(model, dataset, steps, lamb, opt=opt, update_grid=update_grid,
                           loss=loss, lr=lr)  # fmt: skip
@@ -482,8 +513,10 @@ def solve_last_layer_splines(model: Any, x: torch.Tensor, y: torch.Tensor) -> bo
             design = torch.cat(
                 [(bases * factor[None, :, None]).reshape(n, -1), torch.ones(n, 1).double()], dim=1
             )
-            delta = torch.linalg.lstsq(design, residual[:, out : out + 1], driver="gelsd")
-            updates.append(delta.solution[:, 0])
+            # numpy's LAPACK, not torch's MKL: MKL's result moves with the arrays' memory
+            # alignment, and the same seed stopped giving the same formula.
+            solution = np.linalg.lstsq(design.numpy(), residual[:, out].numpy(), rcond=None)[0]
+            updates.append(torch.from_numpy(solution))
         if not all(torch.isfinite(u).all() for u in updates):
             return False
         for out, delta in enumerate(updates):

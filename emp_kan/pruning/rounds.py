@@ -276,6 +276,7 @@ class StepOutcome:
         return adapter.widths(self.model)[1:-1]
 
 
+@adapter.single_threaded
 def prune_once(model: Any, x: torch.Tensor, pruner: EMPPruner | ThresholdPruner) -> StepOutcome:
     """Prune ``model`` once, with no retraining: the EMP paper's one-shot recipe.
 
@@ -413,6 +414,7 @@ def prune_step(
 # --- training and the loop ----------------------------------------------------------------
 
 
+@adapter.single_threaded
 def train(
     model: Any,
     dataset: Mapping[str, torch.Tensor],
@@ -493,6 +495,7 @@ def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt, update_g
     return losses, ""
 
 
+@adapter.single_threaded
 def prune_rounds(
     model: Any,
     dataset: Mapping[str, torch.Tensor],

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emp_kan.symbolic.registry import library_function, library_names
+
 __all__ = [
-    "COMPLEXITY",
     "COMPLEXITY_PENALTY",
     "DEFAULT_LIBRARY",
     "NRMSE_FLOOR",
@@ -48,113 +49,32 @@ DEFAULT_LIBRARY = (
     "0",
 )  # fmt: skip
 
-# Our complexity count of f(a x + b): a rough count of operations a reader must follow.
-# (Counting sin and cos as 3, like tan and tanh, made the default discover exact on eq. 37 but
-# turned eq. 1's accurate cos(tanh) composition into a parabola with 150x the test RMSE on the
-# 30-equation bench; see docs/benchmarks.md. Left at 2.)
-COMPLEXITY = {
-    "0": 0, "x": 1, "x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": 2, "1/x^2": 3, "1/x^3": 4,
-    "1/x^4": 5, "1/x^5": 6, "sqrt": 2, "x^0.5": 2, "x^1.5": 3, "1/sqrt(x)": 3, "1/x^0.5": 3,
-    "exp": 2, "log": 2, "sin": 2, "cos": 2, "tan": 3, "tanh": 3, "abs": 2, "sgn": 3,
-    "arcsin": 3, "arccos": 3, "arctan": 3, "arctanh": 3, "gaussian": 3,
-}  # fmt: skip
-
-_NUMPY = {
-    "0": lambda u: np.zeros_like(u),
-    "x": lambda u: u,
-    "x^2": lambda u: u * u,
-    "x^3": lambda u: u * u * u,
-    "x^4": lambda u: (u * u) * (u * u),
-    "x^5": lambda u: (u * u) * (u * u) * u,
-    "1/x": lambda u: 1.0 / u,
-    "1/x^2": lambda u: 1.0 / (u * u),
-    "1/x^3": lambda u: 1.0 / (u * u * u),
-    "1/x^4": lambda u: 1.0 / ((u * u) * (u * u)),
-    "1/x^5": lambda u: 1.0 / ((u * u) * (u * u) * u),
-    "sqrt": np.sqrt,
-    "x^0.5": np.sqrt,
-    "x^1.5": lambda u: np.sqrt(u) ** 3,
-    "1/sqrt(x)": lambda u: 1.0 / np.sqrt(u),
-    "1/x^0.5": lambda u: 1.0 / np.sqrt(u),
-    "exp": np.exp,
-    "log": np.log,
-    "sin": np.sin,
-    "cos": np.cos,
-    "tan": np.tan,
-    "tanh": np.tanh,
-    "abs": np.abs,
-    "sgn": np.sign,
-    "arcsin": np.arcsin,
-    "arccos": np.arccos,
-    "arctan": np.arctan,
-    "arctanh": np.arctanh,
-    "gaussian": lambda u: np.exp(-(u * u)),
-}
-
-
-# f'(u) for every library function, so least squares get exact Jacobians (no finite differences).
-_DERIVATIVE = {
-    "0": lambda u: np.zeros_like(u),
-    "x": lambda u: np.ones_like(u),
-    "x^2": lambda u: 2.0 * u,
-    "x^3": lambda u: 3.0 * (u * u),
-    "x^4": lambda u: 4.0 * (u * u * u),
-    "x^5": lambda u: 5.0 * ((u * u) * (u * u)),
-    "1/x": lambda u: -1.0 / (u * u),
-    "1/x^2": lambda u: -2.0 / (u * u * u),
-    "1/x^3": lambda u: -3.0 / ((u * u) * (u * u)),
-    "1/x^4": lambda u: -4.0 / ((u * u) * (u * u) * u),
-    "1/x^5": lambda u: -5.0 / ((u * u * u) * (u * u * u)),
-    "sqrt": lambda u: 0.5 / np.sqrt(u),
-    "x^0.5": lambda u: 0.5 / np.sqrt(u),
-    "x^1.5": lambda u: 1.5 * np.sqrt(u),
-    "1/sqrt(x)": lambda u: -0.5 / np.sqrt(u) ** 3,
-    "1/x^0.5": lambda u: -0.5 / np.sqrt(u) ** 3,
-    "exp": np.exp,
-    "log": lambda u: 1.0 / u,
-    "sin": np.cos,
-    "cos": lambda u: -np.sin(u),
-    "tan": lambda u: 1.0 / np.cos(u) ** 2,
-    "tanh": lambda u: 1.0 - np.tanh(u) ** 2,
-    "abs": np.sign,
-    "sgn": lambda u: np.zeros_like(u),
-    "arcsin": lambda u: 1.0 / np.sqrt(1.0 - u**2),
-    "arccos": lambda u: -1.0 / np.sqrt(1.0 - u**2),
-    "arctan": lambda u: 1.0 / (1.0 + u**2),
-    "arctanh": lambda u: 1.0 / (1.0 - u**2),
-    "gaussian": lambda u: -2.0 * u * np.exp(-(u**2)),
-}
-
-# Functions defined and finite for every real input: safe to keep when inputs drift in training.
-TOTAL_FUNCTIONS = frozenset({"0", "x", "x^2", "x^3", "x^4", "x^5", "exp", "sin", "cos", "tanh",
-                             "abs", "arctan", "gaussian", "sgn"})  # fmt: skip
-
 _A_GRID = np.array([0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0])
 _B_GRID = np.linspace(-4.0, 4.0, 17)
 
 
 def check_library(library: Sequence[str]) -> tuple[str, ...]:
-    """Validate function names; ValueError lists the valid ones."""
+    """Validate function names against the registry; ValueError lists the valid ones."""
     library = tuple(library)
     if not library:
         raise ValueError("the function library is empty; give at least one function name")
-    unknown = [name for name in library if name not in _NUMPY]
+    unknown = [name for name in library if name not in library_names()]
     if unknown:
         raise ValueError(
             f"unknown library function(s) {', '.join(map(repr, unknown))}; valid names: "
-            + ", ".join(sorted(_NUMPY))
+            + ", ".join(sorted(library_names()))
         )
     return library
 
 
 def numpy_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """The numpy version of library function ``name``."""
-    return _NUMPY[name]
+    return library_function(name).numpy
 
 
 def numpy_derivative(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """The derivative ``f'(u)`` of library function ``name``, in numpy."""
-    return _DERIVATIVE[name]
+    return library_function(name).derivative
 
 
 @dataclass(frozen=True)
@@ -178,7 +98,7 @@ class EdgeCandidate:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``c * f(a * x + b) + d`` on ``x`` (any shape)."""
         with np.errstate(all="ignore"):
-            return self.c * _NUMPY[self.function](self.a * x + self.b) + self.d
+            return self.c * numpy_function(self.function)(self.a * x + self.b) + self.d
 
 
 def _degenerate(u: np.ndarray) -> bool:
@@ -260,8 +180,8 @@ def _refine_batch(names, xs, y, a0, b0, iterations: int = 40):
         u = a[:, None] * xs[None, :] + b[:, None]
         g, dg = np.empty_like(u), np.empty_like(u)
         for name, rows in groups.items():
-            g[rows] = _NUMPY[name](u[rows])
-            dg[rows] = _DERIVATIVE[name](u[rows])
+            g[rows] = numpy_function(name)(u[rows])
+            dg[rows] = numpy_derivative(name)(u[rows])
         return g, dg
 
     def sse_of(g):
@@ -353,7 +273,7 @@ def fit_edge(
 
     # Grid starts for every curved function, then one batched refinement of all of them.
     starts = [(name, a_s, b_s) for name in library if name not in ("0", "x")
-              for a_s, b_s in _grid_starts(_NUMPY[name], xs, fit_y, n_starts)]  # fmt: skip
+              for a_s, b_s in _grid_starts(numpy_function(name), xs, fit_y, n_starts)]  # fmt: skip
     refined: dict[str, list[tuple[float, float, float, float]]] = {}
     if starts:
         names, a0, b0 = zip(*starts, strict=True)
@@ -365,7 +285,7 @@ def fit_edge(
 
     out = []
     for name in library:
-        f = _NUMPY[name]
+        f = numpy_function(name)
         if name == "0":
             params = [(0.0, 0.0, 0.0, float(all_y.mean()))]
         elif name == "x":
@@ -395,7 +315,7 @@ def fit_edge(
                 u_all = f(a * all_x + b)
             if np.isfinite(u_all).all():
                 c, d = _linear_cd(u_all, all_y)
-        complexity = COMPLEXITY.get(name, 3)
+        complexity = library_function(name).complexity
         out.append(EdgeCandidate(name, float(a), float(b), float(c), float(d), nrmse,
                                  1.0 - nrmse**2, complexity, _cost(nrmse, complexity)))  # fmt: skip
     out.sort(key=lambda cand: (cand.cost, cand.complexity))
@@ -418,7 +338,7 @@ def _polish(cands: list[EdgeCandidate], x: np.ndarray, y: np.ndarray, top: int):
         cand = cands[k]
         a, b = float(a_s / sx), float(b_s - a_s * mx / sx)
         with np.errstate(all="ignore"):
-            new_sse = float(np.sum((c * _NUMPY[cand.function](a * x + b) + d - y) ** 2))
+            new_sse = float(np.sum((c * numpy_function(cand.function)(a * x + b) + d - y) ** 2))
         old_sse = float(np.sum((cand.predict(x) - y) ** 2))
         if np.isfinite(new_sse) and new_sse < old_sse:
             out[k] = EdgeCandidate(cand.function, a, b, float(c), float(d), cand.nrmse, cand.r2,

@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 
 from emp_kan.symbolic.edge_fit import EdgeCandidate, numpy_derivative, numpy_function
+from emp_kan.symbolic.registry import library_function
 
 __all__ = [
     "Term",
@@ -63,10 +64,9 @@ class Term:
         return self.layer, self.out, self.inp
 
 
-# f(a v + b) = |a|**p * f(sign(a) v + b/|a|) for these power-like functions ...
-_HOMOGENEOUS = {"x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": -1, "1/x^2": -2, "1/x^3": -3,
-                "1/x^4": -4, "1/x^5": -5, "sqrt": 0.5, "x^0.5": 0.5, "x^1.5": 1.5,
-                "1/sqrt(x)": -0.5, "1/x^0.5": -0.5, "abs": 1}  # fmt: skip
+def _homogeneous(function: str) -> float | None:
+    """``p`` when ``f(a v + b) = |a|**p * f(sign(a) v + b/|a|)`` (power-like), else None."""
+    return library_function(function).homogeneous
 
 
 def free_parameters(function: str) -> tuple[bool, bool]:
@@ -77,7 +77,7 @@ def free_parameters(function: str) -> tuple[bool, bool]:
     """
     if function == "x":
         return False, False
-    if function in _HOMOGENEOUS or function == "log":
+    if _homogeneous(function) is not None or function == "log":
         return False, True  # a is the sign +-1
     if function == "exp":
         return True, False  # b folded into C
@@ -90,8 +90,8 @@ def canonical(term: Term, consts: list[np.ndarray]) -> Term:
     ``log`` moves ``C log|a|`` into its node's constant: ``consts`` is updated in place.
     """
     a, b, C = term.a, term.b, term.C
-    if term.function in _HOMOGENEOUS and abs(a) > 1e-12:
-        p = _HOMOGENEOUS[term.function]
+    p = _homogeneous(term.function)
+    if p is not None and abs(a) > 1e-12:
         return replace(term, C=C * abs(a) ** p, a=math.copysign(1.0, a), b=b / abs(a))
     if term.function == "log" and abs(a) > 1e-12:
         consts[term.layer][term.out] += C * math.log(abs(a))  # log(a v + b) = log|a| + ...
@@ -298,16 +298,10 @@ def build_expression(
             coef = number(t.C)
             a = number(t.a) if a_free else sp.Integer(int(_fixed_a(t)))
             b = number(t.b) if b_free else sp.Integer(0)
-            f = _sympy_function(t.function)
+            f = library_function(t.function).sympy
             nodes[t.out] = nodes[t.out] + coef * f(a * v + b)
         current = nodes
     return current[0], params, values
-
-
-def _sympy_function(name: str):
-    from emp_kan.kan.adapter import sympy_function  # pykan's own sympy names, one place
-
-    return sympy_function(name)
 
 
 def swap_term(

@@ -54,9 +54,7 @@ from emp_kan.formula_parse import as_expression
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import check_dataset
 from emp_kan.symbolic.edge_fit import (
-    COMPLEXITY,
     DEFAULT_LIBRARY,
-    TOTAL_FUNCTIONS,
     EdgeCandidate,
     check_library,
     fit_edge,
@@ -69,6 +67,7 @@ from emp_kan.symbolic.formula_terms import (
     refit_terms,
     swap_term,
 )
+from emp_kan.symbolic.registry import library_function
 
 log = logging.getLogger("emp_kan")
 
@@ -91,7 +90,7 @@ class EdgeFit:
     def latex(self, variable: str = "x") -> str:
         """The edge's function of ``variable`` (its input's name) in LaTeX."""
         x = sp.Symbol(variable)
-        return sp.latex(adapter.sympy_function(self.function)(x)) if self.function != "0" else "0"
+        return sp.latex(library_function(self.function).sympy(x)) if self.function != "0" else "0"
 
 
 @dataclass
@@ -205,6 +204,13 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
+def _fix_edge(model, layer: int, out: int, inp: int, name: str, params) -> None:
+    """Fix an edge of the pykan model to a registry function (a user's through its torch form)."""
+    entry = library_function(name)
+    adapter.fix_symbolic_edge(model, layer, out, inp, name, params,
+                              torch_function=entry.torch, sympy_function=entry.sympy)  # fmt: skip
+
+
 def _choose(
     model, layer, out, inp, cands: list[EdgeCandidate], fit_data
 ) -> tuple[EdgeCandidate, str]:
@@ -216,10 +222,10 @@ def _choose(
         return best, ""
     x_fit, y_fit = fit_data["train_input"], fit_data["train_label"]
     trial = adapter.clone_model(model)
-    adapter.fix_symbolic_edge(trial, layer, out, inp, "0", (0.0, 0.0, 0.0, best.d))
+    _fix_edge(trial, layer, out, inp, "0", (0.0, 0.0, 0.0, best.d))
     loss_const = adapter.rmse(trial, x_fit, y_fit)
     alt = alternatives[0]
-    adapter.fix_symbolic_edge(trial, layer, out, inp, alt.function, (alt.a, alt.b, alt.c, alt.d))
+    _fix_edge(trial, layer, out, inp, alt.function, (alt.a, alt.b, alt.c, alt.d))
     loss_alt = adapter.rmse(trial, x_fit, y_fit)
     if math.isfinite(loss_alt) and loss_const > 1.1 * loss_alt:
         return alt, (
@@ -237,7 +243,7 @@ def _fix_layer(model, layer, fits, fit_data, ids, progress_bar, library):
     for out, inp in zip(*np.nonzero(numeric), strict=True):
         cands = fit_edge(pre[:, out, inp], post[:, out, inp], library)
         cand, note = _choose(model, layer, out, inp, cands, fit_data)
-        adapter.fix_symbolic_edge(model, layer, out, inp, cand.function,
+        _fix_edge(model, layer, out, inp, cand.function,
                                   (cand.a, cand.b, cand.c, cand.d))  # fmt: skip
         fits.append(EdgeFit(layer, ids[layer + 1][out], ids[layer][inp], cand.function, cand.r2,
                             cands, note))  # fmt: skip
@@ -280,12 +286,12 @@ def _refit(model, data, steps, seed) -> bool:
 def _replace_with_total(model, layer, chosen, fits, start) -> None:
     """Swap singular functions of a layer for the best candidate defined on all reals."""
     for (out, inp, cands), fit in zip(chosen, fits[start:], strict=True):
-        if fit.function in TOTAL_FUNCTIONS:
+        if library_function(fit.function).total:
             continue
-        safe = next((c for c in cands if c.function in TOTAL_FUNCTIONS), None)
+        safe = next((c for c in cands if library_function(c.function).total), None)
         if safe is None:
             continue
-        adapter.fix_symbolic_edge(model, layer, out, inp, safe.function,
+        _fix_edge(model, layer, out, inp, safe.function,
                                   (safe.a, safe.b, safe.c, safe.d))  # fmt: skip
         fit.function, fit.r2 = safe.function, safe.r2
         fit.note = "singular function replaced after the refit diverged"
@@ -456,7 +462,7 @@ _PREFERENCE = ("x", "x^2", "x^3", "x^4", "1/x", "1/x^2", "sqrt", "abs", "exp", "
 def _simplicity(function: str) -> tuple[int, int]:
     """Sort key of a library function: (complexity, place in :data:`_PREFERENCE`)."""
     rank = _PREFERENCE.index(function) if function in _PREFERENCE else len(_PREFERENCE)
-    return COMPLEXITY.get(function, 0), rank
+    return library_function(function).complexity, rank
 
 
 def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_evals,
@@ -549,14 +555,14 @@ def _defined_on_box(terms, consts, box, fit_xy, fit_of_key, refit_evals):
         return int((~np.isfinite(evaluate_terms(ts, cs, box)[0])).sum())
 
     bad = undefined(terms, consts)
-    for term in [t for t in terms if t.function not in TOTAL_FUNCTIONS]:
+    for term in [t for t in terms if not library_function(t.function).total]:
         if bad == 0:
             break
         if undefined([t for t in terms if t.key != term.key], consts) >= bad:
             continue  # not this term's doing
         fit = fit_of_key.get(term.key)
-        safe = next((c for c in fit.candidates if c.function in TOTAL_FUNCTIONS), None) if fit \
-            else None  # fmt: skip
+        totals = [c for c in fit.candidates if library_function(c.function).total] if fit else []
+        safe = totals[0] if totals else None
         if safe is None:
             continue
         t_terms, t_consts = swap_term(terms, consts, term.key, safe, term.scale)
@@ -713,6 +719,7 @@ def finish_expression(expr, symbols, x: torch.Tensor, y: torch.Tensor):
     return snap_constants(expr, symbols, x, y)
 
 
+@adapter.single_threaded
 def fit_formula(
     source: Any,
     dataset: Mapping[str, torch.Tensor],

@@ -20,6 +20,8 @@ import numpy as np
 import sympy as sp
 import torch
 
+from emp_kan.symbolic.registry import library_function
+
 __all__ = ["TRANSFORMS", "LogTransform", "direct_formulas", "fit_log_transform",
            "formula_in_original_space", "formula_of_expression", "power_law_formula"]
 
@@ -234,7 +236,6 @@ def direct_formulas(formula: Any, transform: LogTransform | None,
     library function (``log|y| = sin(x)``), fitting it to the data directly is exact.
     """
     from emp_kan.data import split_validation
-    from emp_kan.kan import adapter
     from emp_kan.symbolic.edge_fit import fit_edge
 
     fit, _ = split_validation(dict(route_dataset), validation)
@@ -246,7 +247,7 @@ def direct_formulas(formula: Any, transform: LogTransform | None,
         if cand.function == "0":
             continue
         inner = sp.Float(cand.a) * symbol + sp.Float(cand.b)
-        expr = sp.Float(cand.c) * adapter.sympy_function(cand.function)(inner) + sp.Float(cand.d)
+        expr = sp.Float(cand.c) * library_function(cand.function).sympy(inner) + sp.Float(cand.d)
         if transform is not None:
             expr = transform.to_original(expr, formula.variables)
         out.append(formula_of_expression(formula, expr, dataset, validation, edges=[]))
