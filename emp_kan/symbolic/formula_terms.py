@@ -259,7 +259,8 @@ def refit_terms(
     # An overflowed parameter (a huge canonical scale) cannot start a fit: keep the terms.
     if not np.isfinite(start).all() or not np.isfinite(evaluate_terms(terms, consts, x)[0]).all():
         return terms, consts
-    start_sse = float(np.sum(residual(start) ** 2))
+    with np.errstate(over="ignore"):  # an overflowing start is refused just below
+        start_sse = float(np.sum(residual(start) ** 2))
     method = "lm" if y.size >= start.size else "trf"
     budget = min(max_nfev * start.size, 10 * max_nfev)  # bounded: big formulas get less each
     with np.errstate(all="ignore"), catch_warnings():

@@ -340,7 +340,8 @@ def _rmse_r2(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(RMSE, R^2) of predictions ``(n,)``; NaN when any prediction is not finite."""
     if not np.isfinite(pred).all():
         return math.nan, math.nan
-    mse = float(np.mean((pred - y) ** 2))
+    with np.errstate(over="ignore"):  # a wild candidate's error overflows to inf: it just loses
+        mse = float(np.mean((pred - y) ** 2))
     var = float(np.var(y))
     r2 = 1.0 - mse / var if var > 0 else (1.0 if mse == 0 else -math.inf)
     return math.sqrt(mse), r2
