@@ -670,6 +670,8 @@ _REWRITES = (
     lambda e: sp.logcombine(e, force=True),
     lambda e: sp.expand(e, deep=False),
 )
+_EXPANDING = (_REWRITES[0], _REWRITES[1], _REWRITES[5])  # cancel, together, expand
+_MAX_EXPANDED_POWER = 6
 
 
 def _simplify(expr):
@@ -682,7 +684,13 @@ def _simplify(expr):
     best_ops = sp.count_ops(expr)
     if best_ops >= 60:
         return expr
+    # Multiplying out a high power of a sum has no time bound: a log route's formula mapped back
+    # as (a + b + c)**75 held a bench worker in sp.cancel for half an hour and 9 GB.
+    risky = any(p.base.is_Add and p.exp.is_Integer and abs(int(p.exp)) > _MAX_EXPANDED_POWER
+                for p in expr.atoms(sp.Pow))  # fmt: skip
     for rewrite in _REWRITES:
+        if risky and rewrite in _EXPANDING:
+            continue
         try:
             candidate = rewrite(expr)
         except Exception:  # sympy can fail on odd expressions; the current one is still right
