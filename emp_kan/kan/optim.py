@@ -6,7 +6,9 @@ evaluation. The fast training path keeps every trainable number in one flat vect
 objective returns the gradient itself, so both optimizers are written here over that vector:
 
 * :class:`FlatLBFGS` is pykan's ``kan.LBFGS.step`` (torch's L-BFGS with a ``tolerance_ys``
-  guard on the curvature pairs) line for line, with pykan's own strong-Wolfe line search;
+  guard on the curvature pairs) step for step, with pykan's own strong-Wolfe line search; only
+  the two-loop recursion runs in float64 numpy (faster on vectors this short, and it rounds
+  less), so trajectories match pykan's to rounding (a test holds three Rosenbrock steps equal);
 * :class:`FlatAdam` is ``torch.optim.Adam`` with its defaults (betas 0.9 / 0.999, eps 1e-8).
 """
 
