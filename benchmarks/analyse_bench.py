@@ -1,6 +1,6 @@
 """Read a bench's results.jsonl: per-method figures, and EMP's misses grouped by the law's shape.
 
-Run: ``.venv/bin/python benchmarks/analyse_bench.py RESULTS.jsonl [--against operon]``
+Run: ``.venv/bin/python benchmarks/analyse_bench.py RESULTS.jsonl [--method emp] [--per-equation]``
 
 Prints markdown. Shapes, from the true law's expression tree:
 
@@ -82,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results")
     parser.add_argument("--method", default="emp", help="whose misses to group (default: emp)")
+    parser.add_argument("--per-equation", action="store_true", help="add a row per equation")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.results, encoding="utf-8") if line.strip()]
     methods = [m for m in ("emp", "threshold", "pykan", "operon")
@@ -135,6 +136,29 @@ def main() -> None:
     print("\nEquations per cell:\n")
     for (s, cause), eqs in sorted(examples.items()):
         print(f"- {s}, {cause}: {', '.join(map(str, eqs))}")
+    if args.per_equation:
+        print("\nPer equation (exact: yes / - ; edges and formula test RMSE of the KAN methods; "
+              "seconds):\n")
+        head = " | ".join(f"{m} exact | {m} edges | {m} RMSE | {m} s" if m in ("emp", "threshold")
+                          else f"{m} exact | {m} RMSE | {m} s" for m in methods)
+        print(f"| eq | law | shape | {head} |")
+        print("|---|---|---|" + "---|" * sum(4 if m in ("emp", "threshold") else 3
+                                            for m in methods))
+        for eq in sorted(by_eq):
+            cells = []
+            for m in methods:
+                r = by_eq[eq].get(m)
+                if r is None:
+                    cells += ["", "", "", ""] if m in ("emp", "threshold") else ["", "", ""]
+                    continue
+                exact = "failed" if "error" in r else ("yes" if r.get("exact") else "-")
+                rmse = "-" if r.get("test_rmse") is None else f"{r['test_rmse']:.1e}"
+                cells.append(exact)
+                if m in ("emp", "threshold"):
+                    cells.append(str(r.get("edges", "-")))
+                cells += [rmse, f"{r['seconds']:.0f}"]
+            truth = next(iter(by_eq[eq].values()))["truth"]
+            print(f"| {eq} | `{truth}` | {shapes[eq]} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
