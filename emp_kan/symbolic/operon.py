@@ -30,7 +30,7 @@ import sympy as sp
 from emp_kan.data import Problem, split_validation
 from emp_kan.formula_parse import parse_formula
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import evaluate_formula, formula_complexity
+from emp_kan.symbolic.search import _expansion_risk, _simplify, evaluate_formula, formula_complexity
 
 log = logging.getLogger("emp_kan")
 
@@ -106,7 +106,10 @@ def operon_expression(text: str, variables: list[str]) -> sp.Expr:
     expr = parse_formula(text, max_length=max(4000, len(text)))
     expr = expr.subs({sp.Symbol(p): sp.Symbol(v) for p, v in zip(placeholders, variables,
                                                                    strict=True)})  # fmt: skip
-    return sp.simplify(sp.expand(expr))
+    # Multiplying out is enough for the exactness check, which simplifies what it compares;
+    # sympy's simplify has no time bound (its trigonometric pass held a bench worker for
+    # half an hour on one Operon expression).
+    return _simplify(sp.expand(expr)) if not _expansion_risk(expr) else expr
 
 
 def run_operon(problem: Problem, seed: int = 0, validation: float = 0.2) -> OperonRun:

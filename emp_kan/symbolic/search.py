@@ -674,6 +674,13 @@ _EXPANDING = (_REWRITES[0], _REWRITES[1], _REWRITES[5])  # cancel, together, exp
 _MAX_EXPANDED_POWER = 6
 
 
+def _expansion_risk(expr) -> bool:
+    """Whether multiplying ``expr`` out could run without bound: a power of a sum above the
+    6th."""
+    return any(p.base.is_Add and p.exp.is_Integer and abs(int(p.exp)) > _MAX_EXPANDED_POWER
+               for p in expr.atoms(sp.Pow))  # fmt: skip
+
+
 def _simplify(expr):
     """Apply each rewrite in turn, keeping its result when it has fewer operations.
 
@@ -686,10 +693,14 @@ def _simplify(expr):
         return expr
     # Multiplying out a high power of a sum has no time bound: a log route's formula mapped back
     # as (a + b + c)**75 held a bench worker in sp.cancel for half an hour and 9 GB.
-    risky = any(p.base.is_Add and p.exp.is_Integer and abs(int(p.exp)) > _MAX_EXPANDED_POWER
-                for p in expr.atoms(sp.Pow))  # fmt: skip
+    risky = _expansion_risk(expr)
+    # logcombine asks sympy whether every factor is real, and on a log inside another function
+    # (tanh(log(...) + ...)) that question multiplied out powers for half an hour (bench eq. 79).
+    logs = expr.atoms(sp.log)
+    combinable = len(logs) >= 2 and all(isinstance(f, (sp.log, sp.exp))
+                                        for f in expr.atoms(sp.Function))  # fmt: skip
     for rewrite in _REWRITES:
-        if risky and rewrite in _EXPANDING:
+        if (risky and rewrite in _EXPANDING) or (rewrite is _REWRITES[4] and not combinable):
             continue
         try:
             candidate = rewrite(expr)
