@@ -12,9 +12,10 @@ worker per core), and a two-minute cap per fit. The function set is arithmetic p
 
 Operon fits on the same fit rows as the KANs (the training rows minus the validation rows the
 pipeline decides on), is scored on the same test rows, and its formula goes through the same
-exactness check, after sympy's algebraic simplification of its expression tree (Operon writes
-``x*y`` as ``31.17*((-1.79*x)*(-0.0179*y)) + ...``; SRBench also simplifies before checking).
-No constant is snapped: that would lend Operon part of our symbolic stage.
+exactness check, after its expression tree is multiplied out and passed through the symbolic
+stage's bounded rewrites (Operon writes ``x*y`` as ``31.17*((-1.79*x)*(-0.0179*y)) + ...``;
+SRBench also simplifies before checking; sympy's own ``simplify`` hung on one expression). No
+constant is snapped: that would lend Operon part of our symbolic stage.
 """
 
 from __future__ import annotations
