@@ -17,7 +17,9 @@ names, ...) raises ``ValueError`` naming the offending piece.
 from __future__ import annotations
 
 import ast
+import keyword
 import math
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +38,9 @@ FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "exp": sp.exp, "log": sp.log, "ln": sp.log, "sqrt": sp.sqrt,
     "abs": sp.Abs, "Abs": sp.Abs, "sign": sp.sign,
 }  # fmt: skip
+
+#: Python keywords a formula may use as variable names (``True``, ``False``, ``None`` excepted).
+_KEYWORD_NAMES = frozenset(keyword.kwlist) - {"True", "False", "None"}
 
 #: Names that mean a constant rather than a variable.
 CONSTANTS: dict[str, Any] = {"pi": sp.pi, "E": sp.E}
@@ -170,13 +175,24 @@ def parse_formula(text: str, max_length: int = MAX_LENGTH) -> sp.Expr:
         raise ValueError("the formula contains a NUL character")
     # '^' means power, as in sympy's convert_xor; Python would read it as a low-precedence xor.
     text = text.strip().replace("^", "**")
+    original = text
+    # Python's keywords are fine variable names in a formula (Feynman's lambda): read each under
+    # a stand-in name, and give the symbol its own name back.
+    stand_ins = {}
+    for word in sorted(_KEYWORD_NAMES):
+        if re.search(rf"\b{word}\b", text):
+            stand_in = f"kw_{word}_"
+            while stand_in in text:
+                stand_in += "_"
+            text = re.sub(rf"\b{word}\b", stand_in, text)
+            stand_ins[stand_in] = word
     try:
         with warnings.catch_warnings():  # ast.parse may warn (SyntaxWarning) on odd input
             warnings.simplefilter("ignore")
             tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
         msg = getattr(exc, "msg", None) or type(exc).__name__
-        raise ValueError(f"cannot read the formula {text[:60]!r}: {msg}; {_HELP}") from None
+        raise ValueError(f"cannot read the formula {original[:60]!r}: {msg}; {_HELP}") from None
     try:
         expr = _build(text, tree)
     except RecursionError:
@@ -185,6 +201,8 @@ def parse_formula(text: str, max_length: int = MAX_LENGTH) -> sp.Expr:
         raise ValueError(f"cannot read the formula {text[:60]!r}: {exc}") from None
     if not isinstance(expr, sp.Expr):
         raise ValueError(f"the formula {text[:60]!r} is not an expression")
+    if stand_ins:
+        expr = expr.subs({sp.Symbol(k): sp.Symbol(v) for k, v in stand_ins.items()})
     return expr
 
 

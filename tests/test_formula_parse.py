@@ -161,3 +161,12 @@ def test_random_strings_give_an_expression_or_a_value_error(text):
     else:
         assert isinstance(expr, sp.Expr)
     assert sorted(os.listdir(".")) == cwd_before
+
+
+def test_python_keywords_are_variable_names():
+    # Feynman's wavelength is called lambda; the formula must read, and read back, with it.
+    expr = parse_formula("asin(lambda/(d*n))")
+    assert {str(s) for s in expr.free_symbols} == {"lambda", "d", "n"}
+    assert parse_formula(str(expr)) == expr
+    with pytest.raises(ValueError, match="'lambda x: x'"):
+        parse_formula("lambda x: x")  # a keyword used as Python still fails, and says so
