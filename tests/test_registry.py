@@ -92,3 +92,18 @@ def test_a_name_is_registered_once_unless_replaced(hypot1):
     assert library_function("hypot1").numpy(np.array([0.0]))[0] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="built-in"):
         unregister_function("exp")
+
+
+def test_a_formula_object_is_never_turned_into_a_string_and_run(tmp_path):
+    class Sneaky:  # sympify would evaluate str(self) as Python
+        def __str__(self):
+            return f"__import__('pathlib').Path('{tmp_path}/PWNED').touch()"
+
+    with pytest.raises(ValueError, match="string or a sympy expression"):
+        register_function("sneaky", Sneaky(), complexity=2)
+    assert not (tmp_path / "PWNED").exists() and "sneaky" not in library_names()
+    entry = register_function("cube1", X**3 + 1, complexity=3)  # a sympy expression is fine
+    try:
+        assert entry.numpy(np.array([2.0]))[0] == pytest.approx(9.0)
+    finally:
+        unregister_function("cube1")

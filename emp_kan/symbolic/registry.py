@@ -170,7 +170,7 @@ def register_function(name: str, formula: str | sp.Expr, complexity: int, *,
     ValueError
         For a bad name or complexity, a formula in anything but ``x``, or a name taken.
     """
-    from emp_kan.formula_parse import parse_formula
+    from emp_kan.formula_parse import as_expression
 
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"a library name is letters, digits and _, not starting with a digit; "
@@ -180,7 +180,11 @@ def register_function(name: str, formula: str | sp.Expr, complexity: int, *,
         raise ValueError(f"library function {name!r} is {kind}; choose another name")
     if isinstance(complexity, bool) or not isinstance(complexity, int) or complexity < 1:
         raise ValueError(f"complexity must be a whole number >= 1, got {complexity!r}")
-    expr = parse_formula(formula) if isinstance(formula, str) else sp.sympify(formula)
+    try:  # never sympify: it would turn an odd object into a string and evaluate it
+        expr = as_expression(formula)
+    except TypeError as exc:
+        raise ValueError(f"the formula must be a string or a sympy expression in x; "
+                         f"{exc}") from None
     if not isinstance(expr, sp.Expr) or expr.free_symbols != {_X}:
         raise ValueError(f"the formula must be a function of x alone, e.g. 'sqrt(x**2 + 1)'; "
                          f"got {formula!r}")  # fmt: skip
