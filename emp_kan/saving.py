@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle  # only for its error type: nothing here unpickles
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 import torch
+
+from emp_kan._io import staged_file
 
 __all__ = ["FORMAT", "load_estimator", "picklable_state", "restored_state", "save_estimator"]
 
@@ -165,14 +166,8 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
         "formula": _formula_state(estimator.formula_),
         "transform": None if transform is None else _plain(asdict(transform)),
     }
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
+    with staged_file(path) as staging:
         torch.save(payload, staging)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
     return path
 
 

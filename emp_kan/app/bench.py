@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import statistics
-import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emp_kan._io import atomic_write_text
+from emp_kan._io import atomic_write_text, staged_file
 from emp_kan.config import DiscoverConfig
 
 log = logging.getLogger("emp_kan")
@@ -485,11 +484,8 @@ def _plot_summary(summary: dict, rows: list[dict], path: Path) -> None:
            color=[colors[m] for m in methods])  # fmt: skip
     ax.set_title("median edges kept (operon: no graph)", fontsize=10)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        with staged_file(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=80)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
