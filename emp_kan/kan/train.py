@@ -228,6 +228,50 @@ class _Forward:
     def _get(self, views, name: str, i: int, source: Any) -> torch.Tensor:
         return views[name, i] if (name, i) in views else source
 
+    def _weights(self, views: dict, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Layer ``i``'s weights ``(in, p, out)``, and the ``coef`` and ``scale_sp`` they used."""
+        layer = self.layers[i]
+        coef = self._get(views, "coef", i, layer.coef)
+        scale_sp = self._get(views, "scale_sp", i, layer.scale_sp)
+        scale_base = self._get(views, "scale_base", i, layer.scale_base)
+        return _layer_weights(layer.mask, scale_base, scale_sp, coef), coef, scale_sp
+
+    def _affines(self, views: dict, i: int) -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
+        """Layer ``i``'s subnode then node affine as ``(scale name, bias name, scale, bias)``,
+        leaving out an untrained one that is still ``x -> 1 * x + 0``."""
+        out = []
+        for scale_name, bias_name in (("subnode_scale", "subnode_bias"),
+                                      ("node_scale", "node_bias")):  # fmt: skip
+            if (scale_name, i) in self.identity and (bias_name, i) in self.identity:
+                continue
+            out.append((scale_name, bias_name,
+                        self._get(views, scale_name, i, getattr(self.model, scale_name)[i]),
+                        self._get(views, bias_name, i, getattr(self.model, bias_name)[i])))
+        return out
+
+    def _edge_stats(self, first: bool, xt: torch.Tensor, features: torch.Tensor,
+                    weights: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
+        """pykan's ``acts_scale_spline`` of a layer (``scales``, ``(out, in)``: the std over the
+        batch of each edge's output over its input's std + 0.1) and what its gradient reads.
+        ``first``: the layer's inputs are the training data, whose statistics are cached."""
+        stats: dict[str, torch.Tensor] = {}
+        if first:
+            moment, input_range = self._first_layer_stats()
+        else:
+            stats["centred"] = features - features.mean(dim=2, keepdim=True)
+            moment = stats["centred"] @ stats["centred"].transpose(1, 2)
+            moment = moment / max(features.shape[2] - 1, 1)
+            stats["x_std"] = torch.std(xt, dim=1)
+            input_range = stats["x_std"] + 0.1
+        stats["moment_weights"] = moment @ weights
+        stats["variance"] = (stats["moment_weights"] * weights).sum(dim=1)  # (in, out)
+        # A dead edge has variance 0, where sqrt's slope is infinite; pykan's masked edges
+        # contribute nothing, so clamp before the root.
+        stats["std"] = torch.sqrt(torch.clamp(stats["variance"], min=1e-30))
+        stats["range"] = input_range
+        stats["scales"] = (stats["std"] / input_range[:, None]).T
+        return stats
+
     def __call__(self, x: torch.Tensor, with_scales: bool, views: dict | None = None,
                  depth: int | None = None) -> tuple[torch.Tensor, list]:  # fmt: skip
         """Outputs ``(batch, out)`` and, with ``with_scales``, pykan's ``acts_scale_spline``
@@ -235,35 +279,19 @@ class _Forward:
         input + 0.1). With ``depth``, the activations after that many layers instead (pykan's
         ``acts[depth]``)."""
         views = views or {}
-        model = self.model
         scales = []
         cached = x is self.x_train
         xt = self.x0t if cached else x[:, self.input_id].T.contiguous()
-        for i, layer in enumerate(self.layers[:depth]):
+        for i in range(len(self.layers))[:depth]:
             first = i == 0 and cached
             features = self.features0 if first else _Features.apply(xt, self.bases[i])
-            coef = self._get(views, "coef", i, layer.coef)
-            scale_base = self._get(views, "scale_base", i, layer.scale_base)
-            scale_sp = self._get(views, "scale_sp", i, layer.scale_sp)
-            weights = _layer_weights(layer.mask, scale_base, scale_sp, coef)
+            weights, _, _ = self._weights(views, i)
             if with_scales:
-                if first:
-                    moment, input_range = self._first_layer_stats()
-                else:
-                    moment = _centred_second_moment(features)
-                    input_range = torch.std(xt, dim=1) + 0.1
-                variance = ((moment @ weights) * weights).sum(dim=1)  # (in, out)
-                # A dead edge has variance 0, where sqrt's slope is infinite; pykan's masked
-                # edges contribute nothing, so clamp before the root.
-                std = torch.sqrt(torch.clamp(variance, min=1e-30))
-                scales.append((std / input_range[:, None]).T)
+                scales.append(self._edge_stats(first, xt, features, weights)["scales"])
             n_out = weights.shape[2]
             xt = weights.reshape(-1, n_out).T @ features.reshape(-1, features.shape[2])
-            for scale, bias in (("subnode_scale", "subnode_bias"), ("node_scale", "node_bias")):
-                if (scale, i) in self.identity and (bias, i) in self.identity:
-                    continue  # an untrained affine that is still x -> 1 * x + 0
-                xt = (self._get(views, scale, i, getattr(model, scale)[i])[:, None] * xt
-                      + self._get(views, bias, i, getattr(model, bias)[i])[:, None])
+            for _, _, scale, bias in self._affines(views, i):
+                xt = scale[:, None] * xt + bias[:, None]
         return xt.T, scales
 
     def objective_and_gradient(self, params: _Parameters, labels: torch.Tensor, loss: str,
@@ -309,10 +337,9 @@ class _Forward:
 
     def _taped_forward(self, views: dict, with_scales: bool) -> tuple[list[dict], torch.Tensor]:
         """The forward on the training rows, keeping what the backward reads."""
-        model = self.model
         xt = self.x0t
         tape = []
-        for i, layer in enumerate(self.layers):
+        for i in range(len(self.layers)):
             entry: dict[str, Any] = {"x": xt}
             if i == 0:
                 features = self.features0
@@ -320,35 +347,14 @@ class _Forward:
                 basis, entry["slope"] = self.bases[i](xt, derivative=True)
                 entry["sig"] = torch.sigmoid(xt)
                 features = torch.cat([(xt * entry["sig"])[:, None, :], basis], dim=1)
-            coef = self._get(views, "coef", i, layer.coef)
-            scale_sp = self._get(views, "scale_sp", i, layer.scale_sp)
-            scale_base = self._get(views, "scale_base", i, layer.scale_base)
-            weights = _layer_weights(layer.mask, scale_base, scale_sp, coef)
+            weights, coef, scale_sp = self._weights(views, i)
             entry.update(features=features, weights=weights, coef=coef, scale_sp=scale_sp)
             if with_scales:
-                if i == 0:
-                    moment, input_range = self._first_layer_stats()
-                else:
-                    entry["centred"] = features - features.mean(dim=2, keepdim=True)
-                    moment = entry["centred"] @ entry["centred"].transpose(1, 2)
-                    moment = moment / max(features.shape[2] - 1, 1)
-                    entry["x_std"] = torch.std(xt, dim=1)
-                    input_range = entry["x_std"] + 0.1
-                entry["moment_weights"] = moment @ weights
-                variance = (entry["moment_weights"] * weights).sum(dim=1)
-                entry["variance"] = variance
-                entry["std"] = torch.sqrt(torch.clamp(variance, min=1e-30))
-                entry["range"] = input_range
-                entry["scales"] = (entry["std"] / input_range[:, None]).T
+                entry.update(self._edge_stats(i == 0, xt, features, weights))
             n_out = weights.shape[2]
             out = weights.reshape(-1, n_out).T @ features.reshape(-1, features.shape[2])
             entry["affines"] = []
-            for scale_name, bias_name in (("subnode_scale", "subnode_bias"),
-                                          ("node_scale", "node_bias")):  # fmt: skip
-                if (scale_name, i) in self.identity and (bias_name, i) in self.identity:
-                    continue
-                scale = self._get(views, scale_name, i, getattr(model, scale_name)[i])
-                bias = self._get(views, bias_name, i, getattr(model, bias_name)[i])
+            for scale_name, bias_name, scale, bias in self._affines(views, i):
                 entry["affines"].append((scale_name, bias_name, scale, out))
                 out = scale[:, None] * out + bias[:, None]
             tape.append(entry)
