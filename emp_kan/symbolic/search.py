@@ -662,15 +662,20 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
 
 # Cheap, predictable rewrites. sympy's ``simplify`` is not used: its trigonometric pass took
 # 69 s on a 4-edge formula with float constants (Feynman I.6.20a) and has no time bound.
-_REWRITES = (
-    sp.cancel,
-    sp.together,
-    sp.factor_terms,
-    lambda e: sp.powsimp(e, combine="all"),
-    lambda e: sp.logcombine(e, force=True),
-    lambda e: sp.expand(e, deep=False),
-)
-_EXPANDING = (_REWRITES[0], _REWRITES[1], _REWRITES[5])  # cancel, together, expand
+def _powsimp(e):
+    return sp.powsimp(e, combine="all")
+
+
+def _logcombine(e):
+    return sp.logcombine(e, force=True)
+
+
+def _expand(e):
+    return sp.expand(e, deep=False)
+
+
+_REWRITES = (sp.cancel, sp.together, sp.factor_terms, _powsimp, _logcombine, _expand)
+_EXPANDING = (sp.cancel, sp.together, _expand)  # these multiply powers of sums out
 _MAX_EXPANDED_POWER = 6
 
 
@@ -700,7 +705,7 @@ def _simplify(expr):
     combinable = len(logs) >= 2 and all(isinstance(f, (sp.log, sp.exp))
                                         for f in expr.atoms(sp.Function))  # fmt: skip
     for rewrite in _REWRITES:
-        if (risky and rewrite in _EXPANDING) or (rewrite is _REWRITES[4] and not combinable):
+        if (risky and rewrite in _EXPANDING) or (rewrite is _logcombine and not combinable):
             continue
         try:
             candidate = rewrite(expr)
