@@ -26,6 +26,7 @@ from emp_kan.symbolic.choice import choose_formula
 from emp_kan.symbolic.operon import run_operon
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
+from emp_kan.symbolic.separable import product_formulas
 from emp_kan.symbolic.transform import (
     LogTransform,
     direct_formulas,
@@ -214,7 +215,9 @@ class Candidate:
     """One formula of ``y`` (whatever the route's space) with the pruned model it came from."""
 
     # The route's name ("none", "log", "log-y"), "power-law" (the log route's straight-edge
-    # reading) or "<route>-direct-<k>" (a library function fitted to one input's data).
+    # reading), "product-<k>" (a power law times one function of one input, fitted to the
+    # data as given) or "<route>-direct-<k>" (a library
+    # function fitted to one input's data).
     name: str
     route: Route
     pruned: PruneResult
@@ -253,10 +256,19 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
                           library=config.library, seed=config.seed, progress=config.progress,
                           validation=config.validation)  # fmt: skip
     formulas = {route.name: formula}
+    inputs = [i for i in range(len(problem.variables))
+              if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
+    if route.transform is None:
+        # Over every input, not only the kept ones: a sum-KAN models a product badly, and
+        # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
+        # does not use gets a zero exponent, which the validation rows snap away.
+        every_input = list(range(len(problem.variables)))
+        for k, f in enumerate(product_formulas(formula, problem.dataset, every_input,
+                                               config.validation, config.library)):
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas[f"product-{k + 1}"] = f
     if route.transform is not None:
         spline_rmse = _spline_rmse(pruned.model, route.transform, problem.dataset)
-        inputs = [i for i in range(len(problem.variables))
-                  if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
         formulas = {route.name: formula_in_original_space(formula, route.transform,
                                                           problem.dataset, config.validation)}
         if route.transform.log_inputs:

@@ -118,7 +118,7 @@ def test_discover_finds_a_ratio_of_powers_through_the_log_route():
                             compare=False)  # fmt: skip
     report, runs = discover(problem, config)
     routes = {c["candidate"]: c for c in report["candidates"]}
-    assert set(routes) == {"none", "log", "log-y", "power-law"}
+    assert {"none", "log", "log-y", "power-law"} <= set(routes)
     assert sum(c["chosen"] for c in routes.values()) == 1
     assert report["transform"] in ("log", "power-law") and routes[report["transform"]]["chosen"]
     assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,

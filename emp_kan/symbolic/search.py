@@ -613,10 +613,14 @@ def _snap_candidates(value: float) -> list[Any]:
     out = [sp.Integer(0), sp.Integer(round(value))]
     frac = Fraction(value).limit_denominator(12)
     out.append(sp.Rational(frac.numerator, frac.denominator))
-    # Rational multiples of pi, and simple ones (p/q with p, q <= 4) of the normalisers 1/pi,
-    # 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2): 2/sqrt(pi), not 13/(5*sqrt(pi)).
+    # Small numerators over larger denominators: 1/16 and 1/32 are common in physics.
+    frac = Fraction(value).limit_denominator(64)
+    if 0 < abs(frac.numerator) <= 4:
+        out.append(sp.Rational(frac.numerator, frac.denominator))
+    # Rational multiples of pi, and simple ones (p/q with p <= 4, q <= 16) of the normalisers
+    # 1/pi, 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2): 3/(8*pi), not 13/(5*sqrt(pi)).
     for unit in _SNAP_UNITS:
-        unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 4)
+        unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 16)
         if unit_frac != 0 and (unit == sp.pi or abs(unit_frac.numerator) <= 4):
             out.append(sp.Rational(unit_frac.numerator, unit_frac.denominator) * unit)
     seen, unique = set(), []

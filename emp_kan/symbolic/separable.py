@@ -1,0 +1,490 @@
+"""A power law times one function of one input: ``y = C * prod_i x_i**a_i * f(a*x_j + b)**c``.
+
+About one law in six in the Feynman list has this shape (``F*r*sin(theta)``,
+``p_d*cos(theta)/(4*pi*epsilon*r**2)``, ``sigma/(epsilon*(chi + 1))``,
+``n_0*exp(-x)``...). A sum-KAN models it as a square of sums, and the log route cannot take it
+when ``f`` changes sign on the data (``sin(theta)`` for ``theta`` in [1, 5]), because then no
+product of the inputs' signs explains the sign of ``y``.
+
+In log space the law is linear in everything but ``(a, b)``::
+
+    log|y| = sum_i a_i log|x_i| + c log|f(a*x_j + b)| + log|C|
+
+so for each input ``j`` the pruned KAN kept and each library function ``f``, a grid over
+``(a, b)`` is scored in closed form (the fixed columns are projected out once; the one column
+that moves with ``(a, b)`` is a rank-one update), the best grid points are polished by
+Nelder-Mead, and the sign of ``y`` is modelled as for the log route: the sign of ``f**c``
+times a product of the other inputs' signs. The fits use the fit rows only; the candidates are
+mapped to formulas of ``y`` whose constants snap on the validation rows, and they compete with
+every other candidate in :func:`emp_kan.symbolic.choice.choose_formula`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+from scipy.optimize import minimize
+
+from emp_kan.symbolic.registry import library_function
+from emp_kan.symbolic.transform import LogTransform, _sign_model, formula_of_expression
+
+__all__ = ["ProductFit", "fit_products", "product_formulas"]
+
+_A_GRID = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0])
+_B_GRID = np.linspace(-math.pi, math.pi, 25)
+_LOG_FLOOR = -30.0  # log|f| where f is 0: a large residual, never -inf
+_INTEGER_POWER = 0.1  # c within this of a whole number is taken as that number
+_MIN_ROWS = 8
+_MAX_POWER = 8.0  # |c| beyond this marks a degenerate fit
+_STARTS = 3  # grid points polished per function and argument
+_EXHAUSTIVE_INPUTS = 6  # up to here every monomial argument is scored, beyond it greedily
+_SQUARES_INPUTS = 4  # up to here the argument's powers may be +-2 as well (theta**2/sigma**2)
+_COARSE_A = np.array([0.5, 1.0, 2.0])
+_COARSE_B = np.linspace(-math.pi, math.pi, 9)
+_GROWTH_GAIN = 0.8  # an input joins the argument when it cuts the log-space RMSE by 20%
+
+
+@dataclass(frozen=True)
+class ProductFit:
+    """One fitted ``C * prod_i |x_i|**a_i * f(a*z + b)**c`` (signs modelled apart), where the
+    argument ``z = prod_k x_k**p_k`` is one input or a monomial of a few.
+
+    Attributes
+    ----------
+    argument : tuple of (int, int)
+        ``(k, p_k)`` pairs of ``z``; ``((j, 1),)`` for one input.
+    function : str
+        ``f``'s library name (``"x"``: a power of the affine ``z + b``).
+    a, b, c : float
+    exponents : dict of int to float
+        ``a_i`` of every input in the power law.
+    log_scale : float
+        ``log|C|``.
+    log_rmse : float
+        RMSE of ``log|y|`` on the fit rows, each row weighted by ``|y| / (|y| + median|y|)``.
+    """
+
+    argument: tuple[tuple[int, int], ...]
+    function: str
+    a: float
+    b: float
+    c: float
+    exponents: dict[int, float]
+    log_scale: float
+    log_rmse: float
+
+    def argument_values(self, x: np.ndarray) -> np.ndarray:
+        """``z (n,)`` on the rows ``x (n, d)``."""
+        return _monomial(x, self.argument)
+
+
+def _monomial(x: np.ndarray, argument: tuple[tuple[int, int], ...]) -> np.ndarray:
+    z = np.ones(len(x))
+    for k, p in argument:
+        z = z * x[:, k] ** float(p)
+    return z
+
+
+def _functions(library: tuple[str, ...]) -> list[str]:
+    """The library's functions worth a search: ``x`` (whose power ``c`` covers every power
+    and root of an affine) and the non-power functions; ``abs``, ``sgn`` and the constant add
+    nothing to a power law."""
+    out = ["x"]
+    for name in library:
+        entry = library_function(name)
+        if entry.homogeneous is None and name not in ("0", "x", "sgn"):
+            out.append(name)
+    return out
+
+
+def _log_abs(values: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.log(np.abs(values))
+    return np.where(np.isfinite(out), np.maximum(out, _LOG_FLOOR), np.nan)
+
+
+class _Projected:
+    """``log|y|`` and the fixed columns (logs of the inputs, a constant) with the fixed columns
+    projected out, so that one more column's fit is closed form."""
+
+    def __init__(self, fixed: np.ndarray, target: np.ndarray, weight: np.ndarray):
+        self.root_weight = np.sqrt(weight)
+        self.fixed = fixed
+        self.log_y = target
+        q, _ = np.linalg.qr(fixed * self.root_weight[:, None])
+        self.q = q
+        target = target * self.root_weight
+        self.target = target - q @ (q.T @ target)
+        self.target_ss = float(self.target @ self.target)
+        self.total_weight = float(np.sum(weight))
+
+    def sse(self, columns: np.ndarray) -> np.ndarray:
+        """Weighted residual sum of squares with each column of ``columns (n, m)`` added:
+        ``(m,)``."""
+        columns = columns * self.root_weight[:, None]
+        residual = columns - self.q @ (self.q.T @ columns)
+        norm = np.einsum("ij,ij->j", residual, residual)
+        dot = residual.T @ self.target
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(norm > 1e-12 * len(self.target), dot * dot / norm, 0.0)
+        return self.target_ss - gain
+
+
+def _columns(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``log|f(a*z + b)|`` for every pair ``(a[k], b[k])``: ``(n, m)``, NaN where ``f`` is
+    undefined."""
+    with np.errstate(all="ignore"):
+        values = library_function(function).numpy(np.outer(z, a) + b)
+    return _log_abs(values)
+
+
+def _grid(function: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starting points ``(a, b)`` for ``f(a*z + b)``, scaled to the spread of ``z``."""
+    span = float(np.max(np.abs(z))) or 1.0
+    if function == "x":  # |a z + b| = |a| |z + b/a|: the scale is the constant's
+        b = np.concatenate([np.linspace(-3 * span, 3 * span, 61), [0.0]])
+        return np.ones_like(b), b
+    a = _scales(_A_GRID, z)
+    aa, bb = np.meshgrid(a, _B_GRID, indexing="ij")
+    return aa.ravel(), bb.ravel()
+
+
+def _scales(grid: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``a`` values for ``f(a*z + b)``: ``grid`` as it is (Feynman-style inputs are of order 1,
+    and ``sin(theta/2)`` wants exactly 0.5) and divided by the typical ``|z|`` (a monomial
+    argument can be of any size), both signs."""
+    scale = float(np.median(np.abs(z))) or 1.0
+    a = grid if 0.5 < scale < 2.0 else np.concatenate([grid, grid / scale])
+    return np.concatenate([a, -a])
+
+
+def _best_fit(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarray,
+              projected: _Projected, power_inputs: list[int]) -> ProductFit | None:  # fmt: skip
+    """The grid's best ``(a, b)`` for ``f`` of ``argument``, polished; None if ``f`` is
+    undefined on the rows for every grid point."""
+    z = _monomial(x, argument)
+    if not np.isfinite(z).all() or len(np.unique(z)) < 5:
+        return None
+    a, b = _grid(function, z)
+    columns = _columns(function, z, a, b)
+    usable = np.isfinite(columns).all(axis=0)
+    if not usable.any():
+        return None
+    sse = np.full(len(a), np.inf)
+    sse[usable] = projected.sse(columns[:, usable])
+    # Several starts: over a short stretch of a smooth f, other (a, b) with another power c
+    # fit almost as well as the law and can hold the grid's very best point.
+    starts = [k for k in np.argsort(sse)[:_STARTS] if np.isfinite(sse[k])]
+    polished = [p for p in (_polish(function, z, projected, a[k], b[k]) for k in starts) if p]
+    if not polished:
+        return None
+    a_z, b_z = min(polished, key=lambda p: p[2])[:2]
+    column = _columns(function, z, np.array([a_z]), np.array([b_z]))
+    design = np.column_stack([projected.fixed, column])
+    root = projected.root_weight
+    log_y = projected.log_y
+    coefficients, *_ = np.linalg.lstsq(design * root[:, None], log_y * root, rcond=None)
+    residual = (design @ coefficients - log_y) * root
+    return ProductFit(argument=argument, function=function, a=a_z, b=b_z,
+                      c=float(coefficients[-1]),
+                      exponents={i: float(e) for i, e in zip(power_inputs, coefficients,
+                                                             strict=False)},
+                      log_scale=float(coefficients[len(power_inputs)]),
+                      log_rmse=float(np.sqrt(np.sum(residual**2) / projected.total_weight)))
+
+
+def fit_products(x: np.ndarray, y: np.ndarray, inputs: list[int], library: tuple[str, ...],
+                 top: int = 3) -> list[ProductFit]:  # fmt: skip
+    """The ``top`` best power-law-times-one-function fits of ``y (n,)`` over ``x (n, d)``.
+
+    Every input is tried as the function's argument with every function; then each
+    function's best argument grows greedily into a monomial (``exp(-g*m*x/(T*k_b))``): one
+    more input to the power +1 or -1 at a time, while that cuts the log-space RMSE by 20%.
+
+    Parameters
+    ----------
+    x : ndarray (n, d)
+        Fit rows (not the validation rows).
+    y : ndarray (n,)
+    inputs : list of int
+        Columns that may appear.
+    library : tuple of str
+        Library names; see :func:`_functions` for which are searched.
+    top : int
+
+    Returns
+    -------
+    list of ProductFit
+        Best first by log-space RMSE; empty when ``y`` is 0 on the rows or too few remain.
+    """
+    keep = np.isfinite(y) & (np.abs(y) > 1e-12 * max(float(np.max(np.abs(y))), 1e-300))
+    x, y = x[keep], y[keep]
+    if len(y) < _MIN_ROWS:
+        return []
+    log_y = np.log(np.abs(y))
+    power_inputs = [i for i in inputs if not (x[:, i] == 0).any()]
+    fixed = np.column_stack([np.log(np.abs(x[:, power_inputs])), np.ones(len(y))])
+    # Rows near a zero of y weigh little: there log|y| moves by decades for a small shift of
+    # (a, b), which makes the search's landscape rugged around the right answer.
+    magnitude = np.abs(y)
+    projected = _Projected(fixed, log_y, magnitude / (magnitude + float(np.median(magnitude))))
+    fits: list[ProductFit] = []
+    for j in inputs:
+        for function in _functions(library):
+            fit = _best_fit(function, ((j, 1),), x, projected, power_inputs)
+            if fit is not None and math.isfinite(fit.log_rmse):
+                fits.append(fit)
+    fits.sort(key=lambda f: f.log_rmse)
+    seeds = {}
+    for fit in fits:  # each function's best argument: the seed its monomial grows from
+        seeds.setdefault(fit.function, fit)
+    grown = [_grow(fit, x, projected, inputs, power_inputs) for fit in seeds.values()]
+    if len(inputs) <= _EXHAUSTIVE_INPUTS:
+        grown += _exhaustive(x, projected, inputs, power_inputs, library)
+    # A huge power of a barely varying factor is a limit of another law, not a law:
+    # (1 + z/b)**c with b and c near 1e5 is exp(z*c/b), which the exp entry states plainly.
+    fits = [f for f in fits + grown if f.function == "exp" or abs(f.c) <= _MAX_POWER]
+    fits = sorted({(f.argument, f.function): f for f in fits}.values(),
+                  key=lambda f: f.log_rmse)  # fmt: skip
+    return fits[:top]
+
+
+def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
+                power_inputs: list[int], library: tuple[str, ...]) -> list[ProductFit]:  # fmt: skip
+    """For every function, the best two arguments among all monomials of two or more inputs
+    with powers -1, 0 or +1 (and +-2 for up to four inputs), scored on a coarse grid, then
+    fitted in full.
+
+    Greedy growth misses arguments whose parts explain nothing alone (no one factor of
+    ``g*m*x/(T*k_b)`` in ``exp(-g*m*x/(T*k_b))`` does); the ``3**6`` monomials of six inputs
+    cost about a second.
+    """
+    usable_inputs = [k for k in inputs if not (x[:, k] == 0).any()]
+    out = []
+    for function in _functions(library):
+        scored = []
+        choices = (-2, -1, 0, 1, 2) if len(usable_inputs) <= _SQUARES_INPUTS else (-1, 0, 1)
+        for powers in itertools.product(choices, repeat=len(usable_inputs)):
+            if sum(p != 0 for p in powers) < 2:
+                continue
+            argument = tuple((k, p) for k, p in zip(usable_inputs, powers, strict=True) if p)
+            scored.append((_grid_score(function, argument, x, projected), argument))
+        scored.sort(key=lambda pair: pair[0])
+        for _, argument in scored[:2]:
+            fit = _best_fit(function, argument, x, projected, power_inputs)
+            if fit is not None and math.isfinite(fit.log_rmse):
+                out.append(fit)
+    return out
+
+
+def _grid_score(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarray,
+                projected: _Projected) -> float:
+    """The best weighted log-space SSE of ``f`` of ``argument`` on a coarse grid of
+    ``(a, b)``, unpolished (inf where ``f`` is undefined at every point)."""
+    z = _monomial(x, argument)
+    if function == "x":
+        a, b = _grid("x", z)
+        a, b = a[::3], b[::3]
+    else:
+        aa, bb = np.meshgrid(_scales(_COARSE_A, z), _COARSE_B, indexing="ij")
+        a, b = aa.ravel(), bb.ravel()
+    columns = _columns(function, z, a, b)
+    usable = np.isfinite(columns).all(axis=0)
+    return float(np.min(projected.sse(columns[:, usable]))) if usable.any() else math.inf
+
+
+def _grow(fit: ProductFit, x: np.ndarray, projected: _Projected, inputs: list[int],
+          power_inputs: list[int]) -> ProductFit:  # fmt: skip
+    """``fit`` with its argument grown one input at a time while the log-space RMSE drops
+    by a fifth (and stays above float rounding)."""
+    while fit.log_rmse > 1e-9 and len(fit.argument) < len(inputs):
+        used = {k for k, _ in fit.argument}
+        arguments = [(*fit.argument, (k, p)) for k in inputs
+                     if k not in used and not (x[:, k] == 0).any() for p in (1, -1)]  # fmt: skip
+        scores = [_grid_score(fit.function, argument, x, projected) for argument in arguments]
+        if not arguments or not math.isfinite(min(scores)):
+            break
+        best = _best_fit(fit.function, arguments[int(np.argmin(scores))], x, projected,
+                         power_inputs)  # fmt: skip
+        if best is None or not best.log_rmse <= _GROWTH_GAIN * fit.log_rmse:
+            break
+        fit = best
+    return fit
+
+
+def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
+            b0: float) -> tuple[float, float, float] | None:  # fmt: skip
+    """Nelder-Mead on ``(a, b)`` (``b`` alone for ``"x"``) from a grid point: ``(a, b, sse)``,
+    or None where ``f`` is undefined at the start."""
+    def sse(params: np.ndarray) -> float:
+        a, b = (1.0, params[0]) if function == "x" else params
+        column = _columns(function, x, np.array([a]), np.array([b]))
+        if not np.isfinite(column).all():
+            return math.inf
+        return float(projected.sse(column)[0])
+
+    start = np.array([b0]) if function == "x" else np.array([a0, b0])
+    if not math.isfinite(sse(start)):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = minimize(sse, start, method="Nelder-Mead",
+                          options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 150})  # fmt: skip
+    params, value = (result.x, float(result.fun)) if (
+        math.isfinite(result.fun) and result.fun <= sse(start)) else (start, sse(start))
+    if function == "x":
+        return 1.0, float(params[0]), value
+    return float(params[0]), float(params[1]), value
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """A :class:`ProductFit` with its power ``c`` settled and the sign of ``y`` modelled:
+    ``y = s0 * prod_{parity} sign(x_i) * exp(log_scale + sum a_i log|x_i|) * f(a z + b)**c``."""
+
+    fit: ProductFit
+    s0: int
+    parity: tuple[int, ...]  # over every column of x
+    input_signs: tuple[int, ...]  # +1 or -1 where a column keeps one sign, else 0
+    fractional_power: bool
+
+    def params(self) -> np.ndarray:
+        fit = self.fit
+        head = [fit.log_scale, *fit.exponents.values(), fit.a, fit.b]
+        return np.array(head + ([fit.c] if self.fractional_power else []))
+
+    def with_params(self, params: np.ndarray) -> _Signed:
+        fit, inputs = self.fit, list(self.fit.exponents)
+        n = len(inputs)
+        new = replace(fit, log_scale=float(params[0]),
+                      exponents={i: float(e) for i, e in zip(inputs, params[1:n + 1],
+                                                             strict=True)},
+                      a=float(params[n + 1]), b=float(params[n + 2]),
+                      c=float(params[n + 3]) if self.fractional_power else fit.c)  # fmt: skip
+        return replace(self, fit=new)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        fit = self.fit
+        inputs = list(fit.exponents)
+        with np.errstate(all="ignore"):
+            log_part = fit.log_scale + np.log(np.abs(x[:, inputs])) @ np.array(
+                list(fit.exponents.values()))  # fmt: skip
+            factor = library_function(fit.function).numpy(fit.a * fit.argument_values(x) + fit.b)
+            sign = self.s0 * np.prod(np.where(np.array(self.parity, dtype=bool),
+                                              np.sign(x), 1.0), axis=1)  # fmt: skip
+            return sign * np.exp(log_part) * factor**fit.c
+
+
+def _signed(fit: ProductFit, x: np.ndarray, y: np.ndarray) -> _Signed | None:
+    """``fit`` with a whole power where ``c`` is near one and a sign model of ``y`` from the
+    rows ``x (n, d)``, ``y (n,)``; None when no sign model explains the sign of ``y``."""
+    if fit.function == "exp":  # exp(a z + b)**c is exp(c*a z + c*b): one exponential
+        fit = replace(fit, a=fit.a * fit.c, b=fit.b * fit.c, c=1.0)
+    c = float(round(fit.c)) if abs(fit.c - round(fit.c)) < _INTEGER_POWER else fit.c
+    if c == 0:
+        return None
+    fit = replace(fit, c=c)
+    with np.errstate(all="ignore"):
+        inner = library_function(fit.function).numpy(fit.a * fit.argument_values(x) + fit.b)
+    fractional = c != int(c)
+    if fractional and (inner <= 0).any():
+        return None  # a fractional power of a sign-changing factor
+    f_sign = np.ones(len(y)) if fractional else np.sign(inner) ** int(c)
+    inputs = list(fit.exponents)
+    model = _sign_model(np.sign(x[:, inputs]), np.sign(y) * f_sign)
+    if model is None:
+        return None
+    s0, parity_inputs = model
+    parity = [0] * x.shape[1]
+    for i, p in zip(inputs, parity_inputs, strict=True):
+        parity[i] = p
+    input_signs = tuple(1 if (column > 0).all() else -1 if (column < 0).all() else 0
+                        for column in x.T)  # fmt: skip
+    return _Signed(fit, s0, tuple(parity), input_signs, fractional)
+
+
+def _polish_in_y(signed: _Signed, x: np.ndarray, y: np.ndarray) -> tuple[_Signed, float]:
+    """Every parameter refitted by least squares on ``y`` itself (the log-space fit weighs
+    rows near a zero of ``f`` far too much), with the RMSE of ``y`` after."""
+    from scipy.optimize import least_squares
+
+    def residual(params: np.ndarray) -> np.ndarray:
+        out = (signed.with_params(params).predict(x) - y) * weight
+        return np.where(np.isfinite(out), out, 1e6)
+
+    def rmse(params: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((signed.with_params(params).predict(x) - y) ** 2)))
+
+    # Relative errors where |y| is large (1/sin(theta/2)**4 spans six decades: absolute ones
+    # would fit its few largest rows only), absolute ones near the zeros of y.
+    weight = 1.0 / (np.abs(y) + (float(np.median(np.abs(y))) or 1.0))
+    start = signed.params()
+    before = rmse(start)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            result = least_squares(residual, start, method="lm", max_nfev=200 * len(start))
+        except (ValueError, np.linalg.LinAlgError):
+            return signed, before
+    after = rmse(result.x)
+    if not math.isfinite(after) or after >= before:
+        return signed, before
+    return signed.with_params(result.x), after
+
+
+def product_expression(signed: _Signed, symbols: list[Any]) -> Any:
+    """The sympy formula of ``y`` for a signed fit, in ``symbols``."""
+    fit = signed.fit
+    transform = LogTransform(signed.input_signs, signed.s0, signed.parity)
+    log_expr = sum((sp.Float(e) * symbols[i] for i, e in fit.exponents.items()),
+                   sp.Float(fit.log_scale))  # fmt: skip
+    power = sp.Float(fit.c) if signed.fractional_power else sp.Integer(int(fit.c))
+    argument = sp.Mul(*(symbols[k] ** p for k, p in fit.argument))
+    factor = library_function(fit.function).sympy(sp.Float(fit.a) * argument + sp.Float(fit.b))
+    return transform.to_original(log_expr, symbols) * factor**power
+
+
+def product_formulas(formula: Any, dataset: dict[str, torch.Tensor], inputs: list[int],
+                     validation: float, library: tuple[str, ...],
+                     top: int = 3) -> list[Any]:  # fmt: skip
+    """The best power-law-times-one-function readings of the data as formulas of ``y``.
+
+    Parameters
+    ----------
+    formula : SymbolicFormula
+        A formula of ``y`` in the user's variables (its variables and bookkeeping are reused).
+    dataset : dict of torch.Tensor
+        The pykan dataset of ``y``.
+    inputs : list of int
+        Columns with a live edge in the pruned KAN.
+    validation : float
+        Share of training rows that validate (and never fit).
+    library : tuple of str
+    top : int
+
+    Returns
+    -------
+    list of SymbolicFormula
+        Constants snapped on the validation rows, errors measured on every split.
+    """
+    from emp_kan.data import split_validation
+
+    fit_rows, _ = split_validation(dict(dataset), validation)
+    x = fit_rows["train_input"].double().numpy()
+    y = fit_rows["train_label"].double().numpy()[:, 0]
+    polished = []
+    for fit in fit_products(x, y, inputs, tuple(library), top=2 * top):
+        signed = _signed(fit, x, y)
+        if signed is not None:
+            polished.append(_polish_in_y(signed, x, y))
+    polished.sort(key=lambda pair: pair[1])
+    return [formula_of_expression(formula, product_expression(signed, formula.variables),
+                                  dataset, validation, edges=[])
+            for signed, _ in polished[:top]]  # fmt: skip

@@ -1,0 +1,110 @@
+"""A power law times one function of one input or of a monomial, fitted straight to the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emp_kan.config import DiscoverConfig
+from emp_kan.data import formula_problem
+from emp_kan.pipeline import discover
+from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.search import SymbolicFormula
+from emp_kan.symbolic.separable import fit_products, product_formulas
+
+
+def _placeholder(variables):
+    symbols = [sp.Symbol(v, real=True) for v in variables]
+    return SymbolicFormula(expression=sp.Integer(0), variables=symbols, test_rmse=np.inf,
+                           test_r2=-np.inf, train_rmse=np.inf, spline_test_rmse=np.nan,
+                           complexity=1, edges=[], explains_data=False, seconds=0.0)
+
+
+def _exact(law, ranges, samples=240):
+    problem = formula_problem(law, ranges, samples=samples)
+    found = product_formulas(_placeholder(problem.variables), problem.dataset,
+                             list(range(len(problem.variables))), 0.2, DEFAULT_LIBRARY)
+    assert found, "no candidate at all"
+    return problem, [f for f in found if is_exact_recovery(f.expression, problem.truth,
+                                                           problem.variables, test_r2=f.test_r2,
+                                                           ranges=problem.ranges)]
+
+
+@pytest.mark.parametrize("law, ranges", [
+    # sin changes sign on the data, so the log route cannot take it; r and F have both signs
+    ("F*r*sin(theta)", "F=-1:1,r=-1:1,theta=0:6"),
+    ("p*cos(theta)/(4*pi*e*r**2)", "p=0.5:2,theta=0:6,e=0.5:2,r=0.5:2"),
+    # a power of an affine, and a power of a shifted sine
+    ("s/(e*(c + 1))", "s=0.5:2,e=0.5:2,c=0.5:2"),
+    ("a/sin(t/2)**4", "a=0.5:2,t=0.5:3"),
+    # a function of a monomial whose factors explain nothing alone
+    ("n*exp(-g*m*x/(T*k))", "n=1:3,g=1:2,m=1:2,x=1:2,T=1:2,k=1:2"),
+    ("T*k*n*log(V/W)", "T=1:2,k=1:2,n=1:2,V=1:3,W=1:3"),
+])
+def test_a_power_law_times_a_function_is_recovered_exactly(law, ranges):
+    problem, exact = _exact(law, ranges)
+    assert exact, f"{law} not recovered"
+    assert exact[0].test_rmse < 1e-4 * float(problem.dataset["test_label"].std())
+
+
+def test_an_input_the_law_does_not_use_gets_no_factor():
+    rng = np.random.default_rng(1)
+    rows = np.column_stack([rng.uniform(0.5, 2, 300), rng.uniform(0, 6, 300),
+                            rng.uniform(1, 3, 300)])  # fmt: skip
+    labels = rows[:, 0] * np.sin(rows[:, 1])
+    found = product_formulas(_placeholder(["x", "y", "z"]), _dataset(rows, labels, 200),
+                             [0, 1, 2], 0.2,
+                             DEFAULT_LIBRARY)  # fmt: skip
+    x, y, z = sp.symbols("x y z", real=True)
+    assert sp.simplify(found[0].expression - x * sp.sin(y)) == 0
+    assert not found[0].expression.has(z)
+
+
+def test_rows_where_the_label_is_zero_are_skipped_not_fatal():
+    x = np.linspace(0.5, 2.0, 120).reshape(-1, 1) * np.ones((1, 2))
+    x[:, 1] = np.linspace(-3, 3, 120)
+    y = x[:, 0] * x[:, 1]  # 0 nowhere but close to it; force exact zeros too
+    y[::10] = 0.0
+    fits = fit_products(x, y, [0, 1], DEFAULT_LIBRARY)
+    assert fits and all(np.isfinite(f.log_rmse) for f in fits)
+
+
+def _dataset(rows: np.ndarray, labels: np.ndarray, n_train: int) -> dict[str, torch.Tensor]:
+    def tensor(a):
+        return torch.tensor(a, dtype=torch.float32)
+
+    return {"train_input": tensor(rows[:n_train]), "train_label": tensor(labels[:n_train, None]),
+            "test_input": tensor(rows[n_train:]), "test_label": tensor(labels[n_train:, None])}
+
+
+# From frequency 0.5 up, v in [0.2, 3] spans more than a quarter period. Below that, a power of
+# a shifted sine with another frequency fits to 1e-4 in log space, and the search (a grid and
+# local polish) may stop there: a limit of the method, not what this test pins down.
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from([1, 2, -1, -2]), st.floats(0.5, 3.0), st.sampled_from(["sin", "cos"]))
+def test_the_fit_finds_the_power_and_the_frequency(power, frequency, name):
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([rng.uniform(0.5, 2, 300), rng.uniform(0.2, 3.0, 300)])
+    labels = 1.5 * rows[:, 0] ** power * getattr(np, name)(frequency * rows[:, 1] + 0.3)
+    found = product_formulas(_placeholder(["u", "v"]), _dataset(rows, labels, 200), [0, 1],
+                             0.2, DEFAULT_LIBRARY)  # fmt: skip
+    assert found[0].test_rmse < 1e-4 * float(np.std(labels))
+    u = sp.Symbol("u", real=True)
+    assert not sp.powsimp(found[0].expression / u**power).has(u)  # the power came out whole
+
+
+def test_discover_offers_the_product_and_chooses_it_on_validation_rows():
+    problem = formula_problem("x*sin(y)", "x=-1:1,y=0:6", samples=200)
+    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=10, round_steps=5, rounds=1,
+                            compare=False)  # fmt: skip
+    report, runs = discover(problem, config)
+    names = [c["candidate"] for c in report["candidates"]]
+    assert "product-1" in names
+    assert report["transform"].startswith("product-")
+    assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
+                             ranges=problem.ranges)  # fmt: skip
