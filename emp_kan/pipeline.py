@@ -32,6 +32,7 @@ from emp_kan.symbolic.transform import (
     direct_formulas,
     fit_log_transform,
     formula_in_original_space,
+    label_transform_formulas,
     power_law_formula,
 )
 
@@ -215,9 +216,9 @@ class Candidate:
     """One formula of ``y`` (whatever the route's space) with the pruned model it came from."""
 
     # The route's name ("none", "log", "log-y"), "power-law" (the log route's straight-edge
-    # reading), "product-<k>" (a power law times one function of one input, fitted to the
-    # data as given) or "<route>-direct-<k>" (a library
-    # function fitted to one input's data).
+    # reading), "product-<k>" (a power law times one function of one input or monomial,
+    # fitted to the data as given), "<route>-direct-<k>" (a library function fitted to one
+    # input's data) or "<transform>-direct-<k>" (one fitted to y**2, exp(y) or 1/y).
     name: str
     route: Route
     pruned: PruneResult
@@ -276,6 +277,11 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
                                                       problem.dataset, config.validation)
         for f in formulas.values():
             f.spline_test_rmse = spline_rmse
+    if len(problem.variables) == 1 and route.transform is None:
+        for name, f in label_transform_formulas(formula, problem.dataset, config.validation,
+                                                config.library).items():
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas[name] = f
     if len(problem.variables) == 1:
         for k, f in enumerate(direct_formulas(formula, route.transform, route.problem.dataset,
                                               problem.dataset, config.validation,

@@ -165,3 +165,32 @@ def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():
                             log_y.problem.dataset, problem.dataset, 0.2, DEFAULT_LIBRARY)
     x = sp.Symbol("x", real=True)
     assert any(sp.simplify(f.expression - sp.exp(sp.sin(x))) == 0 for f in found)
+
+
+@pytest.mark.parametrize("law, ranges, candidate", [
+    ("sqrt(x**2 + 1)", "x=-2:2", "square-direct"),  # y**2 = x**2 + 1
+    ("log(cos(x) + 2)", "x=-3:3", "exp-direct"),  # exp(y) = cos(x) + 2
+    ("1/(x**2 + 1)", "x=-2:2", "reciprocal-direct"),  # 1/y = x**2 + 1
+])
+def test_a_label_transform_turns_a_composition_into_one_library_function(law, ranges,
+                                                                          candidate):
+    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.transform import label_transform_formulas
+
+    problem = formula_problem(law, ranges, samples=200)
+    found = label_transform_formulas(_placeholder_formula(problem.variables), problem.dataset,
+                                     0.2, DEFAULT_LIBRARY)  # fmt: skip
+    exact = [name for name, f in found.items()
+             if is_exact_recovery(f.expression, problem.truth, problem.variables,
+                                  test_r2=f.test_r2, ranges=problem.ranges)]  # fmt: skip
+    assert any(name.startswith(candidate) for name in exact), found
+
+
+def test_label_transforms_apply_only_where_they_are_defined():
+    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.transform import label_transform_formulas
+
+    problem = formula_problem("x**3", "x=-2:2", samples=100)  # both signs, y = 0 possible
+    names = set(label_transform_formulas(_placeholder_formula(problem.variables),
+                                         problem.dataset, 0.2, DEFAULT_LIBRARY))  # fmt: skip
+    assert not any(n.startswith("square") for n in names)  # sqrt cannot give both signs

@@ -30,20 +30,21 @@ from typing import Any
 import numpy as np
 import sympy as sp
 import torch
-from scipy.optimize import minimize
 
 from emp_kan.symbolic.registry import library_function
 from emp_kan.symbolic.transform import LogTransform, _sign_model, formula_of_expression
 
 __all__ = ["ProductFit", "fit_products", "product_formulas"]
 
-_A_GRID = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0])
+_A_GRID = np.arange(0.25, 6.01, 0.25)  # a step of 1/4: sin(2.5*v) over a few periods
 _B_GRID = np.linspace(-math.pi, math.pi, 25)
+_CLIP = math.log(0.05)  # the smooth search floors logs at 5% of their median
 _LOG_FLOOR = -30.0  # log|f| where f is 0: a large residual, never -inf
 _INTEGER_POWER = 0.1  # c within this of a whole number is taken as that number
 _MIN_ROWS = 8
 _MAX_POWER = 8.0  # |c| beyond this marks a degenerate fit
-_STARTS = 3  # grid points polished per function and argument
+_STARTS = 2  # per landscape
+_POLISH_EVALUATIONS = 100
 _EXHAUSTIVE_INPUTS = 6  # up to here every monomial argument is scored, beyond it greedily
 _SQUARES_INPUTS = 4  # up to here the argument's powers may be +-2 as well (theta**2/sigma**2)
 _COARSE_A = np.array([0.5, 1.0, 2.0])
@@ -112,9 +113,19 @@ def _log_abs(values: np.ndarray) -> np.ndarray:
 
 class _Projected:
     """``log|y|`` and the fixed columns (logs of the inputs, a constant) with the fixed columns
-    projected out, so that one more column's fit is closed form."""
+    projected out, so that one more column's fit is closed form.
 
-    def __init__(self, fixed: np.ndarray, target: np.ndarray, weight: np.ndarray):
+    With ``clip``, every column is floored at its median plus ``clip`` (a log): the search's
+    smooth companion. Near the zeros of ``f`` a small shift of ``(a, b)`` moves ``log|f|`` by
+    decades, which makes the exact landscape rugged; floored, the landscape keeps one broad
+    basin around the law, and the exact one finishes there. The target is not floored: at
+    the law, the rows where ``f`` is floored are rows where ``y`` is small, which weigh little.
+    """
+
+    def __init__(self, fixed: np.ndarray, target: np.ndarray, weight: np.ndarray,
+                 clip: float | None = None):  # fmt: skip
+        self.clip = clip
+        self.smooth = self if clip is not None else _Projected(fixed, target, weight, _CLIP)
         self.root_weight = np.sqrt(weight)
         self.fixed = fixed
         self.log_y = target
@@ -125,9 +136,22 @@ class _Projected:
         self.target_ss = float(self.target @ self.target)
         self.total_weight = float(np.sum(weight))
 
+    def residual(self, column: np.ndarray) -> np.ndarray:
+        """The weighted residual vector ``(n,)`` with the one column ``column (n,)`` added."""
+        if self.clip is not None:
+            column = np.maximum(column, np.median(column) + self.clip)
+        column = column * self.root_weight
+        moved = column - self.q @ (self.q.T @ column)
+        norm = float(moved @ moved)
+        if norm <= 1e-12 * len(self.target):
+            return self.target
+        return self.target - moved * (float(moved @ self.target) / norm)
+
     def sse(self, columns: np.ndarray) -> np.ndarray:
         """Weighted residual sum of squares with each column of ``columns (n, m)`` added:
         ``(m,)``."""
+        if self.clip is not None:
+            columns = np.maximum(columns, np.median(columns, axis=0) + self.clip)
         columns = columns * self.root_weight[:, None]
         residual = columns - self.q @ (self.q.T @ columns)
         norm = np.einsum("ij,ij->j", residual, residual)
@@ -177,15 +201,28 @@ def _best_fit(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarra
     usable = np.isfinite(columns).all(axis=0)
     if not usable.any():
         return None
-    sse = np.full(len(a), np.inf)
-    sse[usable] = projected.sse(columns[:, usable])
-    # Several starts: over a short stretch of a smooth f, other (a, b) with another power c
-    # fit almost as well as the law and can hold the grid's very best point.
-    starts = [k for k in np.argsort(sse)[:_STARTS] if np.isfinite(sse[k])]
-    polished = [p for p in (_polish(function, z, projected, a[k], b[k]) for k in starts) if p]
-    if not polished:
+    # Starts on both landscapes, each the best point of one of the best few values of a (one
+    # basin each): the smooth one finds the law's basin where f has zeros in the data's
+    # range, the exact one where the law's own zeros make the floored landscape misjudge it
+    # (log(V/W)). Over a short stretch of a smooth f, other (a, b) with another power c fit
+    # almost as well as the law and can hold the grid's very best point.
+    ends = []
+    for landscape in (projected.smooth, projected):
+        sse = np.full(len(a), np.inf)
+        sse[usable] = landscape.sse(columns[:, usable])
+        for k in _distinct_starts(sse, a):
+            start = (a[k], b[k])
+            if landscape is projected.smooth:
+                start = _polish(function, z, landscape, *start)
+                if start is None:
+                    continue
+                start = start[:2]
+            end = _polish(function, z, projected, *start)
+            if end is not None:
+                ends.append(end)
+    if not ends:
         return None
-    a_z, b_z = min(polished, key=lambda p: p[2])[:2]
+    a_z, b_z, _ = min(ends, key=lambda p: p[2])
     column = _columns(function, z, np.array([a_z]), np.array([b_z]))
     design = np.column_stack([projected.fixed, column])
     root = projected.root_weight
@@ -230,15 +267,25 @@ def fit_products(x: np.ndarray, y: np.ndarray, inputs: list[int], library: tuple
         return []
     log_y = np.log(np.abs(y))
     power_inputs = [i for i in inputs if not (x[:, i] == 0).any()]
-    fixed = np.column_stack([np.log(np.abs(x[:, power_inputs])), np.ones(len(y))])
+
     # Rows near a zero of y weigh little: there log|y| moves by decades for a small shift of
     # (a, b), which makes the search's landscape rugged around the right answer.
     magnitude = np.abs(y)
-    projected = _Projected(fixed, log_y, magnitude / (magnitude + float(np.median(magnitude))))
+    weight = magnitude / (magnitude + float(np.median(magnitude)))
+
+    def projection(columns: list[int]) -> _Projected:
+        fixed = np.column_stack([np.log(np.abs(x[:, columns])), np.ones(len(y))])
+        return _Projected(fixed, log_y, weight)
+
+    projected = projection(power_inputs)
     fits: list[ProductFit] = []
     for j in inputs:
+        # f of one input: that input has no power of its own (x**e * sin(a*x + b) imitates
+        # sin(a'*x + b')**c too well over a short stretch); a monomial argument's inputs may.
+        others = [i for i in power_inputs if i != j]
+        alone = projection(others)
         for function in _functions(library):
-            fit = _best_fit(function, ((j, 1),), x, projected, power_inputs)
+            fit = _best_fit(function, ((j, 1),), x, alone, others)
             if fit is not None and math.isfinite(fit.log_rmse):
                 fits.append(fit)
     fits.sort(key=lambda f: f.log_rmse)
@@ -284,6 +331,18 @@ def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
     return out
 
 
+def _distinct_starts(sse: np.ndarray, a: np.ndarray) -> list[int]:
+    """Indices of the best grid point of each of the ``_STARTS`` best values of ``a``."""
+    starts, seen = [], set()
+    for k in np.argsort(sse):
+        if not np.isfinite(sse[k]) or len(starts) == _STARTS:
+            break
+        if a[k] not in seen:
+            seen.add(a[k])
+            starts.append(k)
+    return starts
+
+
 def _grid_score(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarray,
                 projected: _Projected) -> float:
     """The best weighted log-space SSE of ``f`` of ``argument`` on a coarse grid of
@@ -297,7 +356,7 @@ def _grid_score(function: str, argument: tuple[tuple[int, int], ...], x: np.ndar
         a, b = aa.ravel(), bb.ravel()
     columns = _columns(function, z, a, b)
     usable = np.isfinite(columns).all(axis=0)
-    return float(np.min(projected.sse(columns[:, usable]))) if usable.any() else math.inf
+    return float(np.min(projected.smooth.sse(columns[:, usable]))) if usable.any() else math.inf
 
 
 def _grow(fit: ProductFit, x: np.ndarray, projected: _Projected, inputs: list[int],
@@ -321,24 +380,40 @@ def _grow(fit: ProductFit, x: np.ndarray, projected: _Projected, inputs: list[in
 
 def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
             b0: float) -> tuple[float, float, float] | None:  # fmt: skip
-    """Nelder-Mead on ``(a, b)`` (``b`` alone for ``"x"``) from a grid point: ``(a, b, sse)``,
-    or None where ``f`` is undefined at the start."""
-    def sse(params: np.ndarray) -> float:
+    """Local search on ``(a, b)`` (``b`` alone for ``"x"``) from a grid point, on
+    ``projected``'s residuals: ``(a, b, sse)``, or None where ``f`` is undefined at the start.
+
+    Nelder-Mead on the smooth (floored, so kinked) landscape, Levenberg-Marquardt on the
+    exact one (smooth near the law, where it converges in a few steps).
+    """
+    from scipy.optimize import least_squares, minimize
+
+    def residual(params: np.ndarray) -> np.ndarray:
         a, b = (1.0, params[0]) if function == "x" else params
-        column = _columns(function, x, np.array([a]), np.array([b]))
+        column = _columns(function, x, np.array([a]), np.array([b]))[:, 0]
         if not np.isfinite(column).all():
-            return math.inf
-        return float(projected.sse(column)[0])
+            return np.full(len(x), 1e6)
+        return projected.residual(column)
+
+    def sse(params: np.ndarray) -> float:
+        return float(np.sum(residual(params) ** 2))
 
     start = np.array([b0]) if function == "x" else np.array([a0, b0])
-    if not math.isfinite(sse(start)):
+    before = sse(start)
+    if not math.isfinite(before) or before >= 1e12 * len(x):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = minimize(sse, start, method="Nelder-Mead",
-                          options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 150})  # fmt: skip
-    params, value = (result.x, float(result.fun)) if (
-        math.isfinite(result.fun) and result.fun <= sse(start)) else (start, sse(start))
+        if projected.clip is not None:
+            result = minimize(sse, start, method="Nelder-Mead",
+                              options={"xatol": 1e-6, "fatol": 1e-10,
+                                       "maxiter": _POLISH_EVALUATIONS})  # fmt: skip
+            after = float(result.fun)
+        else:
+            result = least_squares(residual, start, method="lm", max_nfev=_POLISH_EVALUATIONS)
+            after = float(np.sum(result.fun**2))
+    params, value = (result.x, after) if math.isfinite(after) and after <= before else (
+        start, before)  # fmt: skip
     if function == "x":
         return 1.0, float(params[0]), value
     return float(params[0]), float(params[1]), value

@@ -22,8 +22,9 @@ import torch
 
 from emp_kan.symbolic.registry import library_function
 
-__all__ = ["TRANSFORMS", "LogTransform", "direct_formulas", "fit_log_transform",
-           "formula_in_original_space", "formula_of_expression", "power_law_formula"]
+__all__ = ["LABEL_TRANSFORMS", "TRANSFORMS", "LogTransform", "direct_formulas",
+           "fit_log_transform", "formula_in_original_space", "formula_of_expression",
+           "label_transform_formulas", "power_law_formula"]
 
 TRANSFORMS = ("auto", "none", "log", "log-y")
 _MAX_MIXED_SIGN_INPUTS = 10  # 2**10 sign models to try
@@ -251,4 +252,51 @@ def direct_formulas(formula: Any, transform: LogTransform | None,
         if transform is not None:
             expr = transform.to_original(expr, formula.variables)
         out.append(formula_of_expression(formula, expr, dataset, validation, edges=[]))
+    return out
+
+
+# name: (applies to labels y (n,), forward g(y), inverse as sympy of g's formula u and the
+# sign s of y). One-variable laws whose outer function is not exp: sqrt(x**2 + 1) is
+# sqrt of a library function of x, log(cos(x) + 2) a log of one, 1/(1 + x**2) a reciprocal.
+LABEL_TRANSFORMS = {
+    "square": (lambda y: bool((y > 0).all() or (y < 0).all()), np.square,
+               lambda u, s: s * sp.sqrt(u)),
+    "exp": (lambda y: bool(np.abs(y).max() < 30.0), np.exp, lambda u, s: sp.log(u)),
+    "reciprocal": (lambda y: bool((y != 0).all()), np.reciprocal, lambda u, s: 1 / u),
+}
+
+
+def label_transform_formulas(formula: Any, dataset: dict[str, torch.Tensor],
+                             validation: float, library: Any,
+                             top: int = 2) -> dict[str, Any]:  # fmt: skip
+    """For one input: library functions ``g(y) = c * f(a * x + b) + d`` fitted on the fit rows
+    for ``g`` each of :data:`LABEL_TRANSFORMS` that applies, mapped back to formulas of ``y``.
+
+    Returns
+    -------
+    dict of str to SymbolicFormula
+        Keyed ``"<transform>-direct-<k>"``; constants snapped on the validation rows.
+    """
+    from emp_kan.data import split_validation
+    from emp_kan.symbolic.edge_fit import fit_edge
+
+    fit, _ = split_validation(dict(dataset), validation)
+    x = fit["train_input"].double().numpy()[:, 0]
+    y = fit["train_label"].double().numpy()[:, 0]
+    symbol = formula.variables[0]
+    sign = 1 if (y > 0).all() else -1
+    out = {}
+    for name, (applies, forward, inverse) in LABEL_TRANSFORMS.items():
+        if not applies(y):
+            continue
+        with np.errstate(all="ignore"):
+            target = forward(y)
+        if not np.isfinite(target).all():
+            continue
+        candidates = [c for c in fit_edge(x, target, library) if c.function != "0"][:top]
+        for k, cand in enumerate(candidates):
+            inner = sp.Float(cand.a) * symbol + sp.Float(cand.b)
+            u = sp.Float(cand.c) * library_function(cand.function).sympy(inner) + sp.Float(cand.d)
+            out[f"{name}-direct-{k + 1}"] = formula_of_expression(
+                formula, inverse(u, sign), dataset, validation, edges=[])
     return out
