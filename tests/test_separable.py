@@ -45,6 +45,10 @@ def _exact(law, ranges, samples=240):
     # a function of a monomial whose factors explain nothing alone
     ("n*exp(-g*m*x/(T*k))", "n=1:3,g=1:2,m=1:2,x=1:2,T=1:2,k=1:2"),
     ("T*k*n*log(V/W)", "T=1:2,k=1:2,n=1:2,V=1:3,W=1:3"),
+    # a root of 1 minus a ratio of squares, and the exp-family factors of statistical physics
+    ("m/sqrt(1 - v**2/c**2)", "m=1:5,v=1:2,c=3:10"),
+    ("h*w/(exp(h*w/(k*T)) - 1)", "h=1:5,w=1:5,k=1:5,T=1:5"),
+    ("n/cosh(B*u/(k*T))", "n=1:5,B=1:5,u=1:5,k=1:5,T=1:5"),
 ])
 def test_a_power_law_times_a_function_is_recovered_exactly(law, ranges):
     problem, exact = _exact(law, ranges)

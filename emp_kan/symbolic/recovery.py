@@ -53,9 +53,14 @@ def _by_name(
 
 
 def _numerically_constant(expr, symbols, points: np.ndarray) -> bool:
-    fn = sp.lambdify(symbols, expr, "numpy")
-    with np.errstate(all="ignore"):
-        values = np.asarray(fn(*points.T), dtype=np.complex128)
+    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):  # rounding can leave (1.0*c - c)**(-0.5)
+        return False
+    try:
+        fn = sp.lambdify(symbols, expr, "numpy")
+        with np.errstate(all="ignore"):
+            values = np.asarray(fn(*points.T), dtype=np.complex128)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return False  # numpy cannot evaluate it: nothing to screen, so nothing proven
     values = np.broadcast_to(values, (points.shape[0],))
     finite = np.isfinite(values)
     if finite.sum() < max(3, points.shape[0] // 2):

@@ -43,7 +43,10 @@ _LOG_FLOOR = -30.0  # log|f| where f is 0: a large residual, never -inf
 _INTEGER_POWER = 0.1  # c within this of a whole number is taken as that number
 _MIN_ROWS = 8
 _MAX_POWER = 8.0  # |c| beyond this marks a degenerate fit
+_SIGN_AGREEMENT = 0.95  # share of fit rows whose sign the sign model must explain
+_MIN_ARGUMENT_SWING = 0.05  # f's argument must move at least this much over the rows
 _STARTS = 2  # per landscape
+_SNAP_DISTANCE = 0.05  # an exponent this close to a half or a third is tried there
 _POLISH_EVALUATIONS = 100
 _EXHAUSTIVE_INPUTS = 6  # up to here every monomial argument is scored, beyond it greedily
 _SQUARES_INPUTS = 4  # up to here the argument's powers may be +-2 as well (theta**2/sigma**2)
@@ -93,16 +96,36 @@ def _monomial(x: np.ndarray, argument: tuple[tuple[int, int], ...]) -> np.ndarra
     return z
 
 
+# Two functions of exp for products only, searched where the library has exp: the
+# Bose-Einstein and Planck denominator exp(u) - 1 and the cosh of two-state systems.
+_EXP_FAMILY = {
+    "exp(x)-1": (np.expm1, lambda u: sp.exp(u) - 1),
+    "cosh": (np.cosh, sp.cosh),
+}
+
+
 def _functions(library: tuple[str, ...]) -> list[str]:
-    """The library's functions worth a search: ``x`` (whose power ``c`` covers every power
-    and root of an affine) and the non-power functions; ``abs``, ``sgn`` and the constant add
-    nothing to a power law."""
+    """The functions worth a search: ``x`` (whose power ``c`` covers every power and root of
+    an affine), the library's non-power functions (``abs``, ``sgn`` and the constant add
+    nothing to a power law) and, with ``exp``, :data:`_EXP_FAMILY`."""
     out = ["x"]
     for name in library:
         entry = library_function(name)
         if entry.homogeneous is None and name not in ("0", "x", "sgn"):
             out.append(name)
+    if "exp" in library:
+        out += list(_EXP_FAMILY)
     return out
+
+
+def _numpy_form(function: str):
+    return _EXP_FAMILY[function][0] if function in _EXP_FAMILY else (
+        library_function(function).numpy)  # fmt: skip
+
+
+def _sympy_form(function: str):
+    return _EXP_FAMILY[function][1] if function in _EXP_FAMILY else (
+        library_function(function).sympy)  # fmt: skip
 
 
 def _log_abs(values: np.ndarray) -> np.ndarray:
@@ -139,7 +162,7 @@ class _Projected:
     def residual(self, column: np.ndarray) -> np.ndarray:
         """The weighted residual vector ``(n,)`` with the one column ``column (n,)`` added."""
         if self.clip is not None:
-            column = np.maximum(column, np.median(column) + self.clip)
+            column = np.maximum(column, np.median(column[::4]) + self.clip)
         column = column * self.root_weight
         moved = column - self.q @ (self.q.T @ column)
         norm = float(moved @ moved)
@@ -150,8 +173,8 @@ class _Projected:
     def sse(self, columns: np.ndarray) -> np.ndarray:
         """Weighted residual sum of squares with each column of ``columns (n, m)`` added:
         ``(m,)``."""
-        if self.clip is not None:
-            columns = np.maximum(columns, np.median(columns, axis=0) + self.clip)
+        if self.clip is not None:  # the median of every 4th row: as good, 4x cheaper
+            columns = np.maximum(columns, np.median(columns[::4], axis=0) + self.clip)
         columns = columns * self.root_weight[:, None]
         residual = columns - self.q @ (self.q.T @ columns)
         norm = np.einsum("ij,ij->j", residual, residual)
@@ -165,15 +188,20 @@ def _columns(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
     """``log|f(a*z + b)|`` for every pair ``(a[k], b[k])``: ``(n, m)``, NaN where ``f`` is
     undefined."""
     with np.errstate(all="ignore"):
-        values = library_function(function).numpy(np.outer(z, a) + b)
+        values = _numpy_form(function)(np.outer(z, a) + b)
     return _log_abs(values)
 
 
-def _grid(function: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starting points ``(a, b)`` for ``f(a*z + b)``, scaled to the spread of ``z``."""
+def _grid(function: str, z: np.ndarray, even: int = 61) -> tuple[np.ndarray, np.ndarray]:
+    """Starting points ``(a, b)`` for ``f(a*z + b)``, scaled to the spread of ``z`` (for
+    ``x``: ``even`` shifts evenly over the range of ``z``, and a few more)."""
     span = float(np.max(np.abs(z))) or 1.0
     if function == "x":  # |a z + b| = |a| |z + b/a|: the scale is the constant's
-        b = np.concatenate([np.linspace(-3 * span, 3 * span, 61), [0.0]])
+        # Evenly over the range of z, and at the shifts a law of z spread over decades
+        # needs: 1 - v**2/c**2, and z's own typical size.
+        typical = float(np.median(np.abs(z))) or 1.0
+        near = np.outer([1.0, typical], [0.25, 0.5, 1.0, 2.0, 4.0]).ravel()
+        b = np.concatenate([np.linspace(-3 * span, 3 * span, even), [0.0], near, -near])
         return np.ones_like(b), b
     a = _scales(_A_GRID, z)
     aa, bb = np.meshgrid(a, _B_GRID, indexing="ij")
@@ -297,7 +325,8 @@ def fit_products(x: np.ndarray, y: np.ndarray, inputs: list[int], library: tuple
         grown += _exhaustive(x, projected, inputs, power_inputs, library)
     # A huge power of a barely varying factor is a limit of another law, not a law:
     # (1 + z/b)**c with b and c near 1e5 is exp(z*c/b), which the exp entry states plainly.
-    fits = [f for f in fits + grown if f.function == "exp" or abs(f.c) <= _MAX_POWER]
+    fits = [f for f in fits + grown if (f.function == "exp" or abs(f.c) <= _MAX_POWER)
+            and not _linearised(f, x)]  # fmt: skip
     fits = sorted({(f.argument, f.function): f for f in fits}.values(),
                   key=lambda f: f.log_rmse)  # fmt: skip
     return fits[:top]
@@ -306,8 +335,8 @@ def fit_products(x: np.ndarray, y: np.ndarray, inputs: list[int], library: tuple
 def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
                 power_inputs: list[int], library: tuple[str, ...]) -> list[ProductFit]:  # fmt: skip
     """For every function, the best two arguments among all monomials of two or more inputs
-    with powers -1, 0 or +1 (and +-2 for up to four inputs), scored on a coarse grid, then
-    fitted in full.
+    with powers -1, 0 or +1 (and +-2 for up to four inputs, five for ``x``:
+    ``(1 - v**2/c**2)**(-1/2)``), scored on a coarse grid, then fitted in full.
 
     Greedy growth misses arguments whose parts explain nothing alone (no one factor of
     ``g*m*x/(T*k_b)`` in ``exp(-g*m*x/(T*k_b))`` does); the ``3**6`` monomials of six inputs
@@ -317,7 +346,9 @@ def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
     out = []
     for function in _functions(library):
         scored = []
-        choices = (-2, -1, 0, 1, 2) if len(usable_inputs) <= _SQUARES_INPUTS else (-1, 0, 1)
+        squares = len(usable_inputs) <= _SQUARES_INPUTS or (
+            function == "x" and len(usable_inputs) <= _SQUARES_INPUTS + 1)
+        choices = (-2, -1, 0, 1, 2) if squares else (-1, 0, 1)
         for powers in itertools.product(choices, repeat=len(usable_inputs)):
             if sum(p != 0 for p in powers) < 2:
                 continue
@@ -331,14 +362,23 @@ def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
     return out
 
 
+def _linearised(fit: ProductFit, x: np.ndarray) -> bool:
+    """Whether ``f``'s argument barely moves over the rows (``exp(0.0002*z) - 0.9998``):
+    ``f`` then stands in for its own tangent, another law's limit, not a law."""
+    if fit.function == "x":
+        return False
+    z = fit.argument_values(x)
+    return abs(fit.a) * float(np.max(z) - np.min(z)) < _MIN_ARGUMENT_SWING
+
+
 def _distinct_starts(sse: np.ndarray, a: np.ndarray) -> list[int]:
-    """Indices of the best grid point of each of the ``_STARTS`` best values of ``a``."""
+    """Indices of the best grid point of each of the ``_STARTS`` best values of ``|a|``."""
     starts, seen = [], set()
     for k in np.argsort(sse):
         if not np.isfinite(sse[k]) or len(starts) == _STARTS:
             break
-        if a[k] not in seen:
-            seen.add(a[k])
+        if abs(a[k]) not in seen:  # sin(-a z - b) = -sin(a z + b): one basin, two points
+            seen.add(abs(a[k]))
             starts.append(k)
     return starts
 
@@ -349,8 +389,7 @@ def _grid_score(function: str, argument: tuple[tuple[int, int], ...], x: np.ndar
     ``(a, b)``, unpolished (inf where ``f`` is undefined at every point)."""
     z = _monomial(x, argument)
     if function == "x":
-        a, b = _grid("x", z)
-        a, b = a[::3], b[::3]
+        a, b = _grid("x", z, even=21)
     else:
         aa, bb = np.meshgrid(_scales(_COARSE_A, z), _COARSE_B, indexing="ij")
         a, b = aa.ravel(), bb.ravel()
@@ -451,7 +490,7 @@ class _Signed:
         with np.errstate(all="ignore"):
             log_part = fit.log_scale + np.log(np.abs(x[:, inputs])) @ np.array(
                 list(fit.exponents.values()))  # fmt: skip
-            factor = library_function(fit.function).numpy(fit.a * fit.argument_values(x) + fit.b)
+            factor = _numpy_form(fit.function)(fit.a * fit.argument_values(x) + fit.b)
             sign = self.s0 * np.prod(np.where(np.array(self.parity, dtype=bool),
                                               np.sign(x), 1.0), axis=1)  # fmt: skip
             return sign * np.exp(log_part) * factor**fit.c
@@ -467,13 +506,19 @@ def _signed(fit: ProductFit, x: np.ndarray, y: np.ndarray) -> _Signed | None:
         return None
     fit = replace(fit, c=c)
     with np.errstate(all="ignore"):
-        inner = library_function(fit.function).numpy(fit.a * fit.argument_values(x) + fit.b)
+        inner = _numpy_form(fit.function)(fit.a * fit.argument_values(x) + fit.b)
     fractional = c != int(c)
+    if fractional and fit.function == "x" and (inner < 0).all():  # |z - 1| = 1 - z here
+        fit = replace(fit, a=-fit.a, b=-fit.b)
+        inner = -inner
     if fractional and (inner <= 0).any():
         return None  # a fractional power of a sign-changing factor
     f_sign = np.ones(len(y)) if fractional else np.sign(inner) ** int(c)
     inputs = list(fit.exponents)
-    model = _sign_model(np.sign(x[:, inputs]), np.sign(y) * f_sign)
+    # Looser than the log route's 99%: a factor whose zero is still slightly off (the
+    # log-space search ends near, not at, the law) flips the sign of a few rows, which the
+    # refit on y then puts right.
+    model = _sign_model(np.sign(x[:, inputs]), np.sign(y) * f_sign, _SIGN_AGREEMENT)
     if model is None:
         return None
     s0, parity_inputs = model
@@ -485,33 +530,80 @@ def _signed(fit: ProductFit, x: np.ndarray, y: np.ndarray) -> _Signed | None:
     return _Signed(fit, s0, tuple(parity), input_signs, fractional)
 
 
-def _polish_in_y(signed: _Signed, x: np.ndarray, y: np.ndarray) -> tuple[_Signed, float]:
-    """Every parameter refitted by least squares on ``y`` itself (the log-space fit weighs
-    rows near a zero of ``f`` far too much), with the RMSE of ``y`` after."""
+def _polish_in_y(signed: _Signed, x: np.ndarray, y: np.ndarray,
+                 fixed: frozenset[int] = frozenset()) -> tuple[_Signed, float]:  # fmt: skip
+    """The parameters (but those at the positions ``fixed`` of :meth:`_Signed.params`)
+    refitted by least squares on ``y`` itself (the log-space fit weighs rows near a zero of
+    ``f`` far too much), with the RMSE of ``y`` after."""
     from scipy.optimize import least_squares
 
-    def residual(params: np.ndarray) -> np.ndarray:
-        out = (signed.with_params(params).predict(x) - y) * weight
+    full = signed.params()
+    free = np.array([k for k in range(len(full)) if k not in fixed], dtype=int)
+
+    def complete(values: np.ndarray) -> np.ndarray:
+        out = full.copy()
+        out[free] = values
+        return out
+
+    def residual(values: np.ndarray) -> np.ndarray:
+        out = (signed.with_params(complete(values)).predict(x) - y) * weight
         return np.where(np.isfinite(out), out, 1e6)
 
     def rmse(params: np.ndarray) -> float:
-        return float(np.sqrt(np.mean((signed.with_params(params).predict(x) - y) ** 2)))
+        value = float(np.sqrt(np.mean((signed.with_params(params).predict(x) - y) ** 2)))
+        return value if math.isfinite(value) else math.inf
 
     # Relative errors where |y| is large (1/sin(theta/2)**4 spans six decades: absolute ones
     # would fit its few largest rows only), absolute ones near the zeros of y.
     weight = 1.0 / (np.abs(y) + (float(np.median(np.abs(y))) or 1.0))
-    start = signed.params()
-    before = rmse(start)
+    before = rmse(full)
+    if len(free) == 0:
+        return signed, before
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            result = least_squares(residual, start, method="lm", max_nfev=200 * len(start))
+            result = least_squares(residual, full[free], method="lm",
+                                   max_nfev=200 * len(free))  # fmt: skip
         except (ValueError, np.linalg.LinAlgError):
             return signed, before
-    after = rmse(result.x)
-    if not math.isfinite(after) or after >= before:
+    after = rmse(complete(result.x))
+    if not after < before:
         return signed, before
-    return signed.with_params(result.x), after
+    return signed.with_params(complete(result.x)), after
+
+
+def _snap_powers(signed: _Signed, x: np.ndarray, y: np.ndarray,
+                 rmse: float) -> tuple[_Signed, float]:  # fmt: skip
+    """The power law's exponents and a fractional ``c`` snapped to halves or thirds, one at a
+    time (nearest first), every other parameter refitted after each, while the RMSE of ``y``
+    stays within 1.5x (or 1e-7 of the labels' spread) of what it was.
+
+    The fit's parameters are correlated (over a short range of ``z``, ``b``, ``c`` and ``C``
+    trade off), so the constants of a fit exact to float32 can each be off by 1e-5:
+    snapping them one by one without a refit, as the symbolic stage's snapping does, fails.
+    """
+    n = len(signed.fit.exponents)
+    positions = list(range(1, n + 1)) + ([n + 3] if signed.fractional_power else [])
+    params = signed.params()
+
+    def nearest(value: float) -> float:
+        return min((round(value * q) / q for q in (1, 2, 3)), key=lambda v: abs(v - value))
+
+    order = sorted(positions, key=lambda k: abs(params[k] - nearest(params[k])))
+    fixed: set[int] = set()
+    spread = float(np.std(y)) or 1.0
+    for k in order:
+        params = signed.params()
+        target = nearest(params[k])
+        if abs(params[k] - target) > _SNAP_DISTANCE:
+            break
+        params[k] = target
+        trial, trial_rmse = _polish_in_y(signed.with_params(params), x, y,
+                                         frozenset(fixed | {k}))  # fmt: skip
+        if trial_rmse <= max(1.5 * rmse, rmse + 1e-7 * spread):
+            signed, rmse = trial, trial_rmse
+            fixed.add(k)
+    return signed, rmse
 
 
 def product_expression(signed: _Signed, symbols: list[Any]) -> Any:
@@ -522,7 +614,7 @@ def product_expression(signed: _Signed, symbols: list[Any]) -> Any:
                    sp.Float(fit.log_scale))  # fmt: skip
     power = sp.Float(fit.c) if signed.fractional_power else sp.Integer(int(fit.c))
     argument = sp.Mul(*(symbols[k] ** p for k, p in fit.argument))
-    factor = library_function(fit.function).sympy(sp.Float(fit.a) * argument + sp.Float(fit.b))
+    factor = _sympy_form(fit.function)(sp.Float(fit.a) * argument + sp.Float(fit.b))
     return transform.to_original(log_expr, symbols) * factor**power
 
 
@@ -558,8 +650,16 @@ def product_formulas(formula: Any, dataset: dict[str, torch.Tensor], inputs: lis
     for fit in fit_products(x, y, inputs, tuple(library), top=2 * top):
         signed = _signed(fit, x, y)
         if signed is not None:
-            polished.append(_polish_in_y(signed, x, y))
+            refitted, rmse = _polish_in_y(signed, x, y)
+            polished.append(_snap_powers(refitted, x, y, rmse))
     polished.sort(key=lambda pair: pair[1])
-    return [formula_of_expression(formula, product_expression(signed, formula.variables),
-                                  dataset, validation, edges=[])
-            for signed, _ in polished[:top]]  # fmt: skip
+    out, seen = [], set()
+    for signed, _ in polished:  # sin(t) and cos(t - pi/2) snap to one formula: list it once
+        found = formula_of_expression(formula, product_expression(signed, formula.variables),
+                                      dataset, validation, edges=[])  # fmt: skip
+        if str(found.expression) not in seen:
+            seen.add(str(found.expression))
+            out.append(found)
+        if len(out) == top:
+            break
+    return out

@@ -89,9 +89,11 @@ class LogTransform:
         return self.sign(x) * torch.exp(log_prediction)
 
 
-def _sign_model(x_signs: np.ndarray, y_signs: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
+def _sign_model(x_signs: np.ndarray, y_signs: np.ndarray,
+                agreement_needed: float = _SIGN_AGREEMENT) -> tuple[int, tuple[int, ...]] | None:
     """``(s0, parity)`` that explains the sign of ``y (n,)`` from ``x_signs (n, d)`` on at
-    least 99% of rows, preferring the fewest inputs; None when no model does."""
+    least ``agreement_needed`` of the rows, preferring the fewest inputs; None when no model
+    does."""
     n, d = x_signs.shape
     mixed = [i for i in range(d) if (x_signs[:, i] > 0).any() and (x_signs[:, i] < 0).any()]
     if len(mixed) > _MAX_MIXED_SIGN_INPUTS:
@@ -102,7 +104,7 @@ def _sign_model(x_signs: np.ndarray, y_signs: np.ndarray) -> tuple[int, tuple[in
             product = np.prod(x_signs[:, list(chosen)], axis=1) if chosen else np.ones(n)
             for s0 in (1, -1):
                 agreement = float(np.mean(s0 * product == y_signs))
-                if agreement >= _SIGN_AGREEMENT and (best is None or agreement > best[0]):
+                if agreement >= agreement_needed and (best is None or agreement > best[0]):
                     best = (agreement, s0, chosen)
         if best is not None:
             break
