@@ -112,3 +112,18 @@ def test_discover_offers_the_product_and_chooses_it_on_validation_rows():
     assert report["transform"].startswith("product-")
     assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
                              ranges=problem.ranges)  # fmt: skip
+
+
+def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
+    from emp_kan.symbolic.separable import ProductFit, _linearised
+
+    x = np.linspace(0.5, 2.0, 50).reshape(-1, 1)
+
+    def fit(function, a, b):
+        return ProductFit(argument=((0, 1),), function=function, a=a, b=b, c=-1.2,
+                          exponents={}, log_scale=0.0, log_rmse=0.0)  # fmt: skip
+
+    assert _linearised(fit("cosh", 0.4, 20.0), x)  # cosh(20 + 0.4 x) is exp(...)/2 there
+    assert _linearised(fit("exp", 1e-4, 0.0), x)  # a line, not an exponential
+    assert not _linearised(fit("cosh", 1.0, 0.0), x)
+    assert not _linearised(fit("sin", 2.0, 0.3), x)

@@ -45,6 +45,7 @@ _MIN_ROWS = 8
 _MAX_POWER = 8.0  # |c| beyond this marks a degenerate fit
 _SIGN_AGREEMENT = 0.95  # share of fit rows whose sign the sign model must explain
 _MIN_ARGUMENT_SWING = 0.05  # f's argument must move at least this much over the rows
+_ASYMPTOTIC = {"cosh": 6.0, "tanh": 6.0, "exp(x)-1": 10.0}  # |u| beyond: f is its asymptote
 _STARTS = 2  # per landscape
 _SNAP_DISTANCE = 0.05  # an exponent this close to a half or a third is tried there
 _POLISH_EVALUATIONS = 100
@@ -363,12 +364,19 @@ def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
 
 
 def _linearised(fit: ProductFit, x: np.ndarray) -> bool:
-    """Whether ``f``'s argument barely moves over the rows (``exp(0.0002*z) - 0.9998``):
-    ``f`` then stands in for its own tangent, another law's limit, not a law."""
+    """Whether ``f`` stands in for a simpler function over the rows, as another law's limit:
+    its argument barely moves (``exp(0.0002*z) - 0.9998`` is a line), or stays where ``f`` is
+    its asymptote (``cosh(20 + z)**-1.2`` is ``exp(-1.2*z)``, ``tanh(9 + z)`` is 1)."""
     if fit.function == "x":
         return False
-    z = fit.argument_values(x)
-    return abs(fit.a) * float(np.max(z) - np.min(z)) < _MIN_ARGUMENT_SWING
+    u = fit.a * fit.argument_values(x) + fit.b
+    if float(np.max(u) - np.min(u)) < _MIN_ARGUMENT_SWING:
+        return True
+    saturates = _ASYMPTOTIC.get(fit.function)
+    if saturates is None:
+        return False
+    far = u if fit.function == "exp(x)-1" else np.abs(u)  # exp(u) - 1 is exp(u) for large u
+    return bool(np.min(far) > saturates)
 
 
 def _distinct_starts(sse: np.ndarray, a: np.ndarray) -> list[int]:
