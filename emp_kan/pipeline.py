@@ -216,7 +216,8 @@ class Candidate:
     """One formula of ``y`` (whatever the route's space) with the pruned model it came from."""
 
     # The route's name ("none", "log", "log-y"), "power-law" (the log route's straight-edge
-    # reading), "product-<k>" (a power law times one function of one input or monomial,
+    # reading over the inputs its pruned KAN kept), "power-law-all" (the same over every
+    # input), "product-<k>" (a power law times one function of one input or monomial,
     # fitted to the data as given), "<route>-direct-<k>" (a library function fitted to one
     # input's data) or "<transform>-direct-<k>" (one fitted to y**2, exp(y) or 1/y).
     name: str
@@ -268,6 +269,15 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
                                                config.validation, config.library)):
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"product-{k + 1}"] = f
+        # The plain power law over every input too: the log route's reading uses the inputs
+        # its pruned KAN kept, and a cut factor loses the monomial (q/(4*pi*epsilon*r)).
+        fit, _ = split_validation(problem.dataset, config.validation)
+        log_transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
+        if log_transform is not None and len(every_input) > 1:
+            f = power_law_formula(formula, log_transform, every_input, problem.dataset,
+                                  config.validation)  # fmt: skip
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas["power-law-all"] = f
     if route.transform is not None:
         spline_rmse = _spline_rmse(pruned.model, route.transform, problem.dataset)
         formulas = {route.name: formula_in_original_space(formula, route.transform,

@@ -194,3 +194,14 @@ def test_label_transforms_apply_only_where_they_are_defined():
     names = set(label_transform_formulas(_placeholder_formula(problem.variables),
                                          problem.dataset, 0.2, DEFAULT_LIBRARY))  # fmt: skip
     assert not any(n.startswith("square") for n in names)  # sqrt cannot give both signs
+
+
+def test_the_power_law_over_every_input_is_a_candidate_of_the_data_as_given():
+    problem = formula_problem("q/(4*pi*e*r)", "q=0.5:2,e=0.5:2,r=0.5:2", samples=200)
+    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=5, round_steps=3, rounds=1,
+                            compare=False)  # fmt: skip
+    report, _ = discover(problem, config)
+    found = {c["candidate"]: c for c in report["candidates"]}["power-law-all"]
+    assert found["transform"] == "none"  # read beside the KAN of the data as given
+    assert is_exact_recovery(found["formula"], problem.truth, problem.variables,
+                             ranges=problem.ranges)  # fmt: skip
