@@ -305,3 +305,16 @@ def test_simplifying_a_high_power_of_a_sum_returns_at_once():
     out = _simplify(expr)  # multiplying out would take hours: the power must stay whole
     assert any(p.exp == 75 for p in out.atoms(sp.Pow))
     assert sp.count_ops(out) <= sp.count_ops(expr)
+
+
+def test_simplifying_a_high_fractional_power_of_a_sum_returns_at_once():
+    # Feynman I.39.11's log route, mapped back at the discover defaults: sp.cancel sees
+    # (...)**(189/2) as sqrt(...)**189 and held a bench worker for minutes.
+    from emp_kan.symbolic.search import _simplify
+
+    p_f, g, v = sp.symbols("p_F gamma V", real=True)
+    inner = (0.0052 * sp.log(p_f) + 0.4986 * sp.sin(2 * g / 23 + 4.41) + 1
+             - 0.003 / (v + 3 * sp.sqrt(2) / (22 * sp.sqrt(sp.pi))))  # fmt: skip
+    expr = 316300 * inner ** sp.Rational(189, 2) * sp.exp(sp.Rational(313, 6))
+    out = _simplify(expr)
+    assert any(p.exp == sp.Rational(189, 2) for p in out.atoms(sp.Pow))

@@ -685,8 +685,8 @@ _MAX_EXPANDED_POWER = 6
 
 def _expansion_risk(expr) -> bool:
     """Whether multiplying ``expr`` out could run without bound: a power of a sum above the
-    6th."""
-    return any(p.base.is_Add and p.exp.is_Integer and abs(int(p.exp)) > _MAX_EXPANDED_POWER
+    6th, whole or not (``(...)**(189/2)`` is ``sqrt(...)**189`` to ``cancel``)."""
+    return any(p.base.is_Add and p.exp.is_Rational and abs(p.exp) > _MAX_EXPANDED_POWER
                for p in expr.atoms(sp.Pow))  # fmt: skip
 
 
