@@ -258,8 +258,6 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
                           library=config.library, seed=config.seed, progress=config.progress,
                           validation=config.validation)  # fmt: skip
     formulas = {route.name: formula}
-    inputs = [i for i in range(len(problem.variables))
-              if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
     if route.transform is None:
         # Over every input, not only the kept ones: a sum-KAN models a product badly, and
         # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
@@ -280,6 +278,8 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
             formulas["power-law-all"] = f
     if route.transform is not None:
         spline_rmse = _spline_rmse(pruned.model, route.transform, problem.dataset)
+        inputs = [i for i in range(len(problem.variables))
+                  if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
         formulas = {route.name: formula_in_original_space(formula, route.transform,
                                                           problem.dataset, config.validation)}
         if route.transform.log_inputs:

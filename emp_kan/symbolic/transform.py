@@ -227,6 +227,12 @@ def _integral_floats(expr: Any) -> Any:
     return expr.xreplace(whole)
 
 
+def _edge_expression(cand: Any, symbol: Any) -> Any:
+    """``c * f(a * symbol + b) + d`` of an edge-fit candidate, as sympy."""
+    inner = sp.Float(cand.a) * symbol + sp.Float(cand.b)
+    return sp.Float(cand.c) * library_function(cand.function).sympy(inner) + sp.Float(cand.d)
+
+
 def direct_formulas(formula: Any, transform: LogTransform | None,
                     route_dataset: dict[str, torch.Tensor], dataset: dict[str, torch.Tensor],
                     validation: float, library: Any, top: int = 3) -> list[Any]:  # fmt: skip
@@ -249,8 +255,7 @@ def direct_formulas(formula: Any, transform: LogTransform | None,
     for cand in fit_edge(x, y, library)[:top]:
         if cand.function == "0":
             continue
-        inner = sp.Float(cand.a) * symbol + sp.Float(cand.b)
-        expr = sp.Float(cand.c) * library_function(cand.function).sympy(inner) + sp.Float(cand.d)
+        expr = _edge_expression(cand, symbol)
         if transform is not None:
             expr = transform.to_original(expr, formula.variables)
         out.append(formula_of_expression(formula, expr, dataset, validation, edges=[]))
@@ -297,8 +302,7 @@ def label_transform_formulas(formula: Any, dataset: dict[str, torch.Tensor],
             continue
         candidates = [c for c in fit_edge(x, target, library) if c.function != "0"][:top]
         for k, cand in enumerate(candidates):
-            inner = sp.Float(cand.a) * symbol + sp.Float(cand.b)
-            u = sp.Float(cand.c) * library_function(cand.function).sympy(inner) + sp.Float(cand.d)
             out[f"{name}-direct-{k + 1}"] = formula_of_expression(
-                formula, inverse(u, sign), dataset, validation, edges=[])
+                formula, inverse(_edge_expression(cand, symbol), sign), dataset, validation,
+                edges=[])  # fmt: skip
     return out
