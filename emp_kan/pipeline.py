@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from emp_kan import __version__
+from emp_kan._memo import shared_work
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import Problem, split_validation, with_label_noise
 from emp_kan.kan import adapter
@@ -374,9 +375,14 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
     config.check(n_inputs)
     width = config.model_width(n_inputs)
     problem = with_label_noise(problem, config.noise, config.seed)
-    routes = train_routes(problem, config)
     methods = ("emp", "threshold") if config.compare else ("emp",)
-    runs = {m: run_method(m, make_pruner(m, config), routes, problem, config) for m in methods}
+    with shared_work() as reused:  # both methods' identical retraining and product search
+        routes = train_routes(problem, config)
+        runs = {m: run_method(m, make_pruner(m, config), routes, problem, config)
+                for m in methods}  # fmt: skip
+    if reused:
+        log.info("work shared between the methods: %s",
+                 ", ".join(f"{n} {kind}" for kind, n in sorted(reused.items())))  # fmt: skip
     report = runs["emp"].summary(width)
     report.update({
         "dataset": problem.name,

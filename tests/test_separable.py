@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -127,3 +129,20 @@ def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
     assert _linearised(fit("exp", 1e-4, 0.0), x)  # a line, not an exponential
     assert not _linearised(fit("cosh", 1.0, 0.0), x)
     assert not _linearised(fit("sin", 2.0, 0.3), x)
+
+
+def test_discover_searches_products_once_for_both_methods(caplog):
+    problem = formula_problem("x*sin(y)", "x=-1:1,y=0:6", samples=200)
+    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=10, round_steps=5, rounds=1,
+                            transform="none")  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="emp_kan"):
+        report, _ = discover(problem, config)
+    shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]
+    assert len(shared) == 1 and "1 products" in shared[0]
+
+    def products(candidates):
+        return {c["candidate"]: c["formula"] for c in candidates
+                if c["candidate"].startswith("product-")}  # fmt: skip
+
+    assert products(report["candidates"]) == products(report["baseline"]["candidates"])
+    assert products(report["candidates"])

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from emp_kan._memo import digest, recall
+
 log = logging.getLogger("emp_kan")
 
 # Per-forward caches that hold non-leaf tensors: deepcopy refuses them, and they are rebuilt by
@@ -465,13 +467,33 @@ def fit(
 
     with preserved_global_rng(seed), quiet_pykan(), one_torch_thread():
         if engine == "fast" and not kwargs and fast.supports(model):
-            fast.fast_fit(model, dataset, steps, lamb, opt=opt, update_grid=update_grid,
-                          loss=loss, lr=lr)  # fmt: skip
+            # No seed: the fast path draws no random numbers (a test holds fits with
+            # different seeds equal), so the retraining attempts that differ only in it match.
+            settings = (steps, lamb, opt, update_grid, loss, lr)
+
+            def train_here() -> dict[str, torch.Tensor]:
+                fast.fast_fit(model, dataset, steps, lamb, opt=opt, update_grid=update_grid,
+                              loss=loss, lr=lr)  # fmt: skip
+                return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+            # Inside emp_kan._memo.shared_work an identical fit (both methods reaching the same
+            # pruned model) is done once; the fast path is deterministic in this key.
+            trained = recall("fit", _fit_key(model, dataset, settings), train_here)
+            model.load_state_dict(trained)
         else:
             if loss != "mse":
                 kwargs["loss_fn"] = lambda pred, labels: fast.data_loss(pred, labels, loss)
             model.fit(dict(dataset), opt=opt, steps=steps, lamb=lamb, update_grid=update_grid,
                       lr=lr, **kwargs)  # fmt: skip
+
+
+def _fit_key(model: Any, dataset: Mapping[str, torch.Tensor], settings: tuple) -> str:
+    """A digest of everything :func:`emp_kan.kan.train.fast_fit` reads: the model's state, which
+    tensors train, its layers' grid settings, the training rows and the settings."""
+    layers = [(layer.num, layer.k, float(layer.grid_eps)) for layer in model.act_fun]
+    trains = [(name, p.requires_grad) for name, p in model.named_parameters()]
+    return digest(dict(model.state_dict()), trains, layers, list(model.width), model.input_id,
+                  dataset["train_input"], dataset["train_label"], list(settings))
 
 
 def solve_last_layer_splines(model: Any, x: torch.Tensor, y: torch.Tensor) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from emp_kan._memo import digest, recall
 from emp_kan.symbolic.registry import library_function
 from emp_kan.symbolic.transform import LogTransform, _sign_model, formula_of_expression
 
@@ -656,13 +657,19 @@ def product_formulas(formula: Any, dataset: dict[str, torch.Tensor], inputs: lis
     fit_rows, _ = split_validation(dict(dataset), validation)
     x = fit_rows["train_input"].double().numpy()
     y = fit_rows["train_label"].double().numpy()[:, 0]
-    polished = []
-    for fit in fit_products(x, y, inputs, tuple(library), top=2 * top):
-        signed = _signed(fit, x, y)
-        if signed is not None:
-            refitted, rmse = _polish_in_y(signed, x, y)
-            polished.append(_snap_powers(refitted, x, y, rmse))
-    polished.sort(key=lambda pair: pair[1])
+
+    def search() -> list[tuple[Any, float]]:
+        found = []
+        for fit in fit_products(x, y, inputs, tuple(library), top=2 * top):
+            signed = _signed(fit, x, y)
+            if signed is not None:
+                refitted, rmse = _polish_in_y(signed, x, y)
+                found.append(_snap_powers(refitted, x, y, rmse))
+        return sorted(found, key=lambda pair: pair[1])
+
+    # The search reads only the data: in discover both methods ask for it on the same rows.
+    polished = recall("products", digest(x, y, list(inputs), list(library), top), search,
+                      keep=list, restore=list)  # fmt: skip
     out, seen = [], set()
     for signed, _ in polished:  # sin(t) and cos(t - pi/2) snap to one formula: list it once
         found = formula_of_expression(formula, product_expression(signed, formula.variables),

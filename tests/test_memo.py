@@ -1,0 +1,120 @@
+"""Work shared inside one run is the work a fresh computation would do, done once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from emp_kan._memo import digest, recall, shared_work
+from emp_kan.kan import adapter
+from emp_kan.kan import train as fast
+from tests.conftest import make_dataset
+
+
+def _states_equal(a, b) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(),
+                                                 b.state_dict().values(), strict=True))  # fmt: skip
+
+
+@pytest.fixture
+def counted_fits(monkeypatch):
+    """How many times the fast path really trained."""
+    calls = []
+    original = fast.fast_fit
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fast, "fast_fit", counting)
+    return calls
+
+
+def test_the_fast_path_draws_no_random_numbers_so_the_seed_does_not_change_a_fit():
+    data = make_dataset(n_train=80, n_test=20)
+    for opt in ("LBFGS", "Adam"):
+        a, b = (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5) for _ in range(2))
+        adapter.fit(a, data, 3, 1e-3, seed=0, opt=opt)
+        adapter.fit(b, data, 3, 1e-3, seed=11, opt=opt)
+        assert _states_equal(a, b), opt
+
+
+def test_an_identical_fit_inside_shared_work_is_done_once_with_the_same_result(counted_fits):
+    data = make_dataset(n_train=80, n_test=20)
+    fresh = adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5)
+    adapter.fit(fresh, data, 3, 1e-3, seed=0)
+    assert len(counted_fits) == 1
+    with shared_work() as hits:
+        first, second = (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5) for _ in range(2))
+        adapter.fit(first, data, 3, 1e-3, seed=0)
+        adapter.fit(second, data, 3, 1e-3, seed=4)
+        assert len(counted_fits) == 2
+        assert hits == {"fit": 1}
+        assert _states_equal(second, fresh) and _states_equal(first, fresh)
+        # The kept result is a copy: changing a trained model does not change what is handed out.
+        with torch.no_grad():
+            first.act_fun[0].coef.add_(1.0)
+        third = adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5)
+        adapter.fit(third, data, 3, 1e-3, seed=0)
+        assert _states_equal(third, fresh)
+
+
+def test_fits_that_differ_in_state_rows_or_settings_are_all_trained(counted_fits):
+    data = make_dataset(n_train=80, n_test=20)
+    other_rows = dict(data, train_label=data["train_label"] + 0.1)
+    masked = adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5)
+    masks = [m.numpy() for m in adapter.get_edge_masks(masked)]
+    masks[0][0, 0] = False
+    adapter.set_edge_masks(masked, masks)
+    with shared_work() as hits:
+        runs = [(adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "LBFGS"),
+                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=6), data, 3, 1e-3, "LBFGS"),
+                (masked, data, 3, 1e-3, "LBFGS"),
+                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), other_rows, 3, 1e-3, "LBFGS"),
+                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 4, 1e-3, "LBFGS"),
+                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 0.0, "LBFGS"),
+                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "Adam")]
+        for model, rows, steps, lamb, opt in runs:
+            adapter.fit(model, rows, steps, lamb, seed=0, opt=opt)
+        assert len(counted_fits) == len(runs)
+        assert hits == {}
+
+
+def test_nothing_is_kept_outside_shared_work(counted_fits):
+    data = make_dataset(n_train=60, n_test=20)
+    for _ in range(2):
+        adapter.fit(adapter.make_kan([3, 2, 1], grid=3, k=3, seed=1), data, 2, 0.0, seed=0)
+    assert len(counted_fits) == 2
+    assert recall("kind", "key", lambda: [1]) == [1]
+
+
+def test_a_nested_block_shares_the_outer_store():
+    calls = []
+    with shared_work() as outer:
+        recall("x", "k", lambda: calls.append(1))
+        with shared_work() as inner:
+            recall("x", "k", lambda: calls.append(1))
+            assert inner is outer
+    assert calls == [1] and outer == {"x": 1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.integers(1, 6), elements=st.floats(-1e3, 1e3)))
+def test_digest_tells_dtype_shape_and_values_apart(values):
+    assert digest(values) == digest(values.copy())
+    assert digest(values) == digest(torch.from_numpy(values.copy()))
+    assert digest(values) != digest(values.astype(np.float32))
+    assert digest(values) != digest(values.reshape(1, -1))
+    changed = values.copy()
+    changed[0] = changed[0] + 1.0
+    assert digest(values) != digest(changed)
+    assert digest([values, 1]) != digest([values, 1.0])
+
+
+def test_digest_refuses_what_it_cannot_read():
+    with pytest.raises(TypeError, match="cannot digest"):
+        digest(object())
