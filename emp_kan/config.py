@@ -48,6 +48,9 @@ class DiscoverConfig:
     operon: bool = False  # also run pyoperon's genetic programming on the same rows
     noise: float = 0.0  # label noise (std x SIGMA) added to the training rows; see data
     progress: bool = False
+    # Processes that run the methods side by side (EMP here, thresholds in a forked child);
+    # 1 runs them one after the other. More than the machine's CPUs are never used.
+    workers: int = 2
 
     def schedule(self) -> Schedule:
         """The round loop's accept rule and back-off ladder for these settings."""
@@ -79,6 +82,8 @@ class DiscoverConfig:
                 math.isfinite(value) and value >= 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
         if self.grid < 1 or self.k < 1:
             raise ValueError("grid and k must be at least 1")
         if self.width is not None:

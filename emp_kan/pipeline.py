@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import os
+import pickle
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -359,6 +362,74 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
                      best.route.transform, front)
 
 
+def _usable_workers(workers: int) -> int:
+    """``workers``, but no more than the CPUs this process may run on, and 1 where processes
+    cannot be forked."""
+    if not hasattr(os, "fork") or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(workers, cpus or 1))
+
+
+def _run_in_child(connection: Any, method: str, routes: list[Route], problem: Problem,
+                  config: DiscoverConfig) -> None:  # fmt: skip
+    """A forked child's work: one method's run, sent back with its model as a picklable state
+    (pykan's models hold lambdas), or the exception that stopped it."""
+    try:
+        run = run_method(method, make_pruner(method, config), routes, problem,
+                         replace(config, progress=False))  # one progress bar: the parent's
+        pruned = replace(run.pruned, model=adapter.model_state(run.pruned.model))
+        # Plain pickle, in band: multiprocessing's own pickler would pass tensors as shared
+        # memory that vanishes with this process.
+        connection.send_bytes(pickle.dumps(("done", replace(run, pruned=pruned))))
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+        try:
+            payload = pickle.dumps(("failed", exc))
+        except Exception:  # noqa: BLE001 - an exception pickle cannot carry
+            payload = pickle.dumps(("failed", RuntimeError(f"{type(exc).__name__}: {exc}")))
+        connection.send_bytes(payload)
+    finally:
+        connection.close()
+
+
+def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Problem,
+                      config: DiscoverConfig) -> dict[str, MethodRun]:  # fmt: skip
+    """:func:`run_method` for each method, the first in this process and the others in forked
+    children, at the same time: the same runs as one after the other (each is deterministic
+    and reads only the trained routes), in the wall time of the slowest."""
+    context = multiprocessing.get_context("fork")
+    children = []
+    for method in methods[1:]:
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_run_in_child, daemon=True,
+                                args=(sender, method, routes, problem, config))  # fmt: skip
+        child.start()
+        sender.close()
+        children.append((method, child, receiver))
+    try:
+        runs = {methods[0]: run_method(methods[0], make_pruner(methods[0], config), routes,
+                                       problem, config)}  # fmt: skip
+        for method, child, receiver in children:
+            try:
+                status, payload = pickle.loads(receiver.recv_bytes())  # our own child's
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"the {method} run's worker process ended without a result "
+                                   f"(exit code {child.exitcode}); run with workers=1 "
+                                   "(--workers 1) to see why") from None  # fmt: skip
+            if status == "failed":
+                raise payload
+            model = adapter.model_from_state(payload.pruned.model)
+            runs[method] = replace(payload, pruned=replace(payload.pruned, model=model))
+    finally:
+        for _, child, receiver in children:
+            receiver.close()
+            if child.is_alive():
+                child.terminate()
+            child.join()
+    return runs
+
+
 def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the pipeline on ``problem``.
 
@@ -378,8 +449,11 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
     methods = ("emp", "threshold") if config.compare else ("emp",)
     with shared_work() as reused:  # both methods' identical retraining and product search
         routes = train_routes(problem, config)
-        runs = {m: run_method(m, make_pruner(m, config), routes, problem, config)
-                for m in methods}  # fmt: skip
+        if len(methods) > 1 and _usable_workers(config.workers) > 1:
+            runs = _run_side_by_side(methods, routes, problem, config)
+        else:
+            runs = {m: run_method(m, make_pruner(m, config), routes, problem, config)
+                    for m in methods}  # fmt: skip
     if reused:
         log.info("work shared between the methods: %s",
                  ", ".join(f"{n} {kind}" for kind, n in sorted(reused.items())))  # fmt: skip
@@ -391,7 +465,7 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
         "truth": None if problem.truth is None else str(problem.truth),
         "seed": config.seed,
         "settings": {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in asdict(config).items() if k != "progress"},
+                     for k, v in asdict(config).items() if k not in ("progress", "workers")},
         "versions": versions(),
         "noise": config.noise,
         "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,

@@ -133,8 +133,9 @@ def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
 
 def test_discover_searches_products_once_for_both_methods(caplog):
     problem = formula_problem("x*sin(y)", "x=-1:1,y=0:6", samples=200)
+    # One after the other in one process: side by side each process searches on its own CPU.
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=10, round_steps=5, rounds=1,
-                            transform="none")  # fmt: skip
+                            transform="none", workers=1)  # fmt: skip
     with caplog.at_level(logging.INFO, logger="emp_kan"):
         report, _ = discover(problem, config)
     shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]

@@ -192,7 +192,7 @@ def _run_discover(args: argparse.Namespace) -> int:
             scope=args.scope, edge_score=args.edge_score, node_score=args.node_score,
             library=library, transform=args.transform, seed=args.seed,
             compare="threshold" in baselines, operon="operon" in baselines, noise=args.noise,
-            progress=not args.quiet,
+            progress=not args.quiet, workers=args.workers,
         )  # fmt: skip
         config.check(len(problem.variables))
         plan_routes(problem, config)  # a transform that does not apply fails here
@@ -359,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
                      help="add Gaussian noise of SIGMA x the label std to the training labels "
                           "(seeded; test labels stay clean) (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                     help="processes that run EMP and the threshold baseline side by side, at "
+                          "most one per CPU; 1 runs them one after the other (the same results "
+                          "either way) (default: %(default)s)")  # fmt: skip
     opt.add_argument("--quiet", action="store_true", help="no progress bars")
     disc.set_defaults(handler=_run_discover)
 

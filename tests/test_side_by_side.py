@@ -1,0 +1,87 @@
+"""discover runs EMP and the threshold baseline side by side: the same results, clear failures."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+import torch
+
+from emp_kan import pipeline
+from emp_kan.config import DiscoverConfig
+from emp_kan.data import formula_problem
+from emp_kan.kan import adapter
+
+pytestmark = pytest.mark.skipif(pipeline._usable_workers(2) < 2,
+                                reason="needs two CPUs and fork")  # fmt: skip
+
+SMALL = {"width": [2, 2, 1], "grid": 3, "steps": 8, "round_steps": 4, "rounds": 1}
+
+
+def _problem():
+    return formula_problem("x*sin(y)", "x=-1:1,y=0:6", samples=150)
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items()
+                if "second" not in k and k != "timings"}  # fmt: skip
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def test_side_by_side_gives_the_report_and_models_of_one_after_the_other():
+    problem = _problem()
+    one, one_runs = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
+    two, two_runs = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+    assert _without_timings(one) == _without_timings(two)
+    assert "workers" not in two["settings"]  # how it ran is not a setting of the result
+    model = two_runs["threshold"].pruned.model  # rebuilt from the child's state
+    reference = one_runs["threshold"].pruned.model
+    for (name, p), q in zip(model.state_dict().items(), reference.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(p, q), name
+    x = problem.dataset["test_input"]
+    assert torch.equal(adapter.forward_pass(model, x), adapter.forward_pass(reference, x))
+    assert not multiprocessing.active_children()
+
+
+def test_a_failure_in_the_baselines_process_is_raised_as_itself(monkeypatch):
+    real = pipeline.make_pruner
+
+    def failing(method, config):
+        if method == "threshold":
+            raise ValueError("threshold settings are broken")
+        return real(method, config)
+
+    monkeypatch.setattr(pipeline, "make_pruner", failing)
+    with pytest.raises(ValueError, match="threshold settings are broken"):
+        pipeline.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
+    assert not multiprocessing.active_children()
+
+
+def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypatch):
+    real = pipeline.run_method
+
+    def dying(name, *args, **kwargs):
+        if name == "threshold":
+            os._exit(3)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_method", dying)
+    with pytest.raises(RuntimeError, match=r"threshold run.s worker .*\(exit code 3\).*workers=1"):
+        pipeline.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_workers_must_be_a_whole_number_of_at_least_one(workers):
+    with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
+        DiscoverConfig(workers=workers).check(2)
+
+
+def test_no_more_workers_than_cpus():
+    assert pipeline._usable_workers(10_000) == len(os.sched_getaffinity(0))
+    assert pipeline._usable_workers(1) == 1
