@@ -244,6 +244,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             library=tuple(self.library), transform=self.transform, seed=self.seed, compare=False,
             progress=self.verbose,
             validation=self.validation_fraction,
+            workers=1,  # scikit-learn's way: parallel only where the caller asks (n_jobs)
         )  # fmt: skip
         config.check(X.shape[1])
         pruner = make_pruner(self.method, config)  # an unknown method fails before training

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import os
-import pickle
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -16,6 +13,7 @@ from typing import Any
 import torch
 
 from emp_kan import __version__
+from emp_kan._forked import Child, usable_workers
 from emp_kan._memo import shared_work
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import Problem, split_validation, with_label_noise
@@ -177,31 +175,62 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     return trained, time.perf_counter() - start
 
 
+def _train_each(routes: list[Route], config: DiscoverConfig,
+                as_state: bool = False) -> list[tuple[str, Any, float]]:  # fmt: skip
+    """:func:`train_dense` for each route: ``("done", model, seconds)`` or ``("failed", the
+    exception, 0.0)``; with ``as_state`` the models as picklable states (for a forked child)."""
+    out: list[tuple[str, Any, float]] = []
+    for route in routes:
+        try:
+            model, seconds = train_dense(route.problem, config)
+        except (RuntimeError, ValueError) as exc:
+            out.append(("failed", exc, 0.0))
+            continue
+        out.append(("done", adapter.model_state(model) if as_state else model, seconds))
+    return out
+
+
 @adapter.single_threaded
 def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
-    """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`."""
+    """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense` (the
+    later routes in a forked child when ``config.workers`` allows: the same models)."""
     routes = plan_routes(problem, config)
+    here = routes[: (len(routes) + 1) // 2] if usable_workers(config.workers) > 1 else routes
+    child = (Child(_train_each, (routes[len(here):], config, True), "the routes' training")
+             if len(here) < len(routes) else None)  # fmt: skip
+    try:
+        outcomes = _train_each(here, config)
+        if child is not None:
+            outcomes += [(status, adapter.model_from_state(value) if status == "done" else value,
+                          seconds) for status, value, seconds in child.result()]  # fmt: skip
+    finally:
+        if child is not None:
+            child.close()
     kept = []
-    for route in routes:
-        if route.transform is None or config.transform != "auto":
-            route.trained, route.seconds = train_dense(route.problem, config)
-            kept.append(route)
-            continue
-        # An extra route is an attempt: log|x| of inputs near 0 has long tails, on which
-        # training can diverge. The run goes on without it rather than failing.
-        try:
-            route.trained, route.seconds = train_dense(route.problem, config)
-            fit, _ = split_validation(route.problem.dataset, config.validation)
-            finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
-                                                fit["train_label"]))  # fmt: skip
-        except (RuntimeError, ValueError) as exc:
+    for route, (status, value, seconds) in zip(routes, outcomes, strict=True):
+        essential = route.transform is None or config.transform != "auto"
+        if status == "failed":
+            if essential:
+                raise value
+            # An extra route is an attempt: log|x| of inputs near 0 has long tails, on which
+            # training can diverge. The run goes on without it rather than failing.
             log.warning("the %s route was left out: training failed (%s)", route.name,
-                        str(exc).splitlines()[0][:120])  # fmt: skip
+                        str(value).splitlines()[0][:120])  # fmt: skip
             continue
-        if finite:
-            kept.append(route)
-        else:
-            log.warning("the %s route was left out: training diverged", route.name)
+        route.trained, route.seconds = value, seconds
+        if not essential:
+            fit, _ = split_validation(route.problem.dataset, config.validation)
+            try:
+                finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
+                                                    fit["train_label"]))  # fmt: skip
+            except (RuntimeError, ValueError) as exc:
+                log.warning("the %s route was left out: training failed (%s)", route.name,
+                            str(exc).splitlines()[0][:120])  # fmt: skip
+                continue
+            if not finite:
+                log.warning("the %s route was left out: training diverged", route.name)
+                continue
+        kept.append(route)
     return kept
 
 
@@ -362,34 +391,13 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
                      best.route.transform, front)
 
 
-def _usable_workers(workers: int) -> int:
-    """``workers``, but no more than the CPUs this process may run on, and 1 where processes
-    cannot be forked."""
-    if not hasattr(os, "fork") or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(workers, cpus or 1))
-
-
-def _run_in_child(connection: Any, method: str, routes: list[Route], problem: Problem,
-                  config: DiscoverConfig) -> None:  # fmt: skip
-    """A forked child's work: one method's run, sent back with its model as a picklable state
-    (pykan's models hold lambdas), or the exception that stopped it."""
-    try:
-        run = run_method(method, make_pruner(method, config), routes, problem,
-                         replace(config, progress=False))  # one progress bar: the parent's
-        pruned = replace(run.pruned, model=adapter.model_state(run.pruned.model))
-        # Plain pickle, in band: multiprocessing's own pickler would pass tensors as shared
-        # memory that vanishes with this process.
-        connection.send_bytes(pickle.dumps(("done", replace(run, pruned=pruned))))
-    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
-        try:
-            payload = pickle.dumps(("failed", exc))
-        except Exception:  # noqa: BLE001 - an exception pickle cannot carry
-            payload = pickle.dumps(("failed", RuntimeError(f"{type(exc).__name__}: {exc}")))
-        connection.send_bytes(payload)
-    finally:
-        connection.close()
+def _run_method_in_child(method: str, routes: list[Route], problem: Problem,
+                         config: DiscoverConfig) -> MethodRun:  # fmt: skip
+    """:func:`run_method` for a forked child: its model sent back as a picklable state (pykan's
+    models hold lambdas), one progress bar (the parent's)."""
+    run = run_method(method, make_pruner(method, config), routes, problem,
+                     replace(config, progress=False))  # fmt: skip
+    return replace(run, pruned=replace(run.pruned, model=adapter.model_state(run.pruned.model)))
 
 
 def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Problem,
@@ -397,36 +405,18 @@ def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Pr
     """:func:`run_method` for each method, the first in this process and the others in forked
     children, at the same time: the same runs as one after the other (each is deterministic
     and reads only the trained routes), in the wall time of the slowest."""
-    context = multiprocessing.get_context("fork")
-    children = []
-    for method in methods[1:]:
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_run_in_child, daemon=True,
-                                args=(sender, method, routes, problem, config))  # fmt: skip
-        child.start()
-        sender.close()
-        children.append((method, child, receiver))
+    children = [(m, Child(_run_method_in_child, (m, routes, problem, config), f"the {m} run"))
+                for m in methods[1:]]  # fmt: skip
     try:
         runs = {methods[0]: run_method(methods[0], make_pruner(methods[0], config), routes,
                                        problem, config)}  # fmt: skip
-        for method, child, receiver in children:
-            try:
-                status, payload = pickle.loads(receiver.recv_bytes())  # our own child's
-            except EOFError:
-                child.join()
-                raise RuntimeError(f"the {method} run's worker process ended without a result "
-                                   f"(exit code {child.exitcode}); run with workers=1 "
-                                   "(--workers 1) to see why") from None  # fmt: skip
-            if status == "failed":
-                raise payload
-            model = adapter.model_from_state(payload.pruned.model)
-            runs[method] = replace(payload, pruned=replace(payload.pruned, model=model))
+        for method, child in children:
+            run = child.result()
+            model = adapter.model_from_state(run.pruned.model)
+            runs[method] = replace(run, pruned=replace(run.pruned, model=model))
     finally:
-        for _, child, receiver in children:
-            receiver.close()
-            if child.is_alive():
-                child.terminate()
-            child.join()
+        for _, child in children:
+            child.close()
     return runs
 
 
@@ -449,7 +439,7 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
     methods = ("emp", "threshold") if config.compare else ("emp",)
     with shared_work() as reused:  # both methods' identical retraining and product search
         routes = train_routes(problem, config)
-        if len(methods) > 1 and _usable_workers(config.workers) > 1:
+        if len(methods) > 1 and usable_workers(config.workers) > 1:
             runs = _run_side_by_side(methods, routes, problem, config)
         else:
             runs = {m: run_method(m, make_pruner(m, config), routes, problem, config)

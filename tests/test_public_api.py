@@ -29,7 +29,7 @@ def test_internals_are_not_advertised():
 
 
 # The stages, bottom to top; a module may import only from its own stage or below.
-_STAGE = {"core": 0, "formula_parse": 0, "_io": 0, "_memo": 0, "kan": 1, "pruning": 2,
+_STAGE = {"core": 0, "formula_parse": 0, "_io": 0, "_memo": 0, "_forked": 0, "kan": 1, "pruning": 2,
           "draw": 2, "data": 2,
           "symbolic": 3, "config": 4, "pipeline": 4, "saving": 4, "estimator": 4,
           "classifier": 4,

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from emp_kan import pipeline
+from emp_kan._forked import usable_workers
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import formula_problem
 from emp_kan.kan import adapter
 
-pytestmark = pytest.mark.skipif(pipeline._usable_workers(2) < 2,
+pytestmark = pytest.mark.skipif(usable_workers(2) < 2,
                                 reason="needs two CPUs and fork")  # fmt: skip
 
 SMALL = {"width": [2, 2, 1], "grid": 3, "steps": 8, "round_steps": 4, "rounds": 1}
@@ -83,5 +84,47 @@ def test_workers_must_be_a_whole_number_of_at_least_one(workers):
 
 
 def test_no_more_workers_than_cpus():
-    assert pipeline._usable_workers(10_000) == len(os.sched_getaffinity(0))
-    assert pipeline._usable_workers(1) == 1
+    assert usable_workers(10_000) == len(os.sched_getaffinity(0))
+    assert usable_workers(1) == 1
+
+
+def _positive_problem():
+    return formula_problem("x*y**2", "x=0.5:2,y=0.5:2", samples=120)
+
+
+def test_routes_trained_in_a_child_are_the_models_trained_here():
+    problem = _positive_problem()
+    one = pipeline.train_routes(problem, DiscoverConfig(workers=1, **SMALL))
+    two = pipeline.train_routes(problem, DiscoverConfig(workers=2, **SMALL))
+    assert [r.name for r in one] == [r.name for r in two] == ["none", "log", "log-y"]
+    for a, b in zip(one, two, strict=True):
+        for (name, p), q in zip(a.trained.state_dict().items(), b.trained.state_dict().values(),
+                                strict=True):  # fmt: skip
+            assert torch.equal(p, q), (a.name, name)
+
+
+def test_an_extra_route_that_fails_in_the_child_is_left_out_with_a_warning(monkeypatch, caplog):
+    real = pipeline.train_dense
+
+    def failing(problem, config):
+        if problem.truth is None:  # log here, log-y in the child
+            raise ValueError("diverged on purpose")
+        return real(problem, config)
+
+    monkeypatch.setattr(pipeline, "train_dense", failing)
+    with caplog.at_level("WARNING", logger="emp_kan"):
+        routes = pipeline.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
+    assert [r.name for r in routes] == ["none"]
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert left_out == [f"the {name} route was left out: training failed (diverged on purpose)"
+                        for name in ("log", "log-y")]  # fmt: skip
+
+
+def test_the_data_route_failing_fails_the_run_with_its_own_error(monkeypatch):
+    def failing(problem, config):
+        raise ValueError("cannot train on purpose")
+
+    monkeypatch.setattr(pipeline, "train_dense", failing)
+    with pytest.raises(ValueError, match="cannot train on purpose"):
+        pipeline.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
+    assert not multiprocessing.active_children()

@@ -255,3 +255,19 @@ def test_flat_adam_takes_torchs_steps():
         reference.step()
         optimizer.step(_flat_evaluate(ours))
     assert torch.allclose(ours, theirs.detach(), atol=1e-6)
+
+
+def test_one_thread_holds_torch_and_blas_to_one_thread_and_restores_the_callers_counts():
+    import scipy.linalg  # noqa: F401 - loads scipy's own BLAS too
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(limits=2):
+        torch_before = torch.get_num_threads()
+        blas_before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()
+                       if i["user_api"] == "blas"]  # fmt: skip
+        with adapter.one_thread():
+            assert torch.get_num_threads() == 1
+            assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+        assert torch.get_num_threads() == torch_before
+        assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()
+                if i["user_api"] == "blas"] == blas_before  # fmt: skip

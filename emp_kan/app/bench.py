@@ -206,7 +206,8 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
                             grid=settings.grid, steps=settings.steps,
                             round_steps=settings.round_steps, rounds=settings.rounds,
                             lamb=settings.lamb, tol=settings.tol, floor=settings.floor,
-                            transform=settings.transform, seed=seed)  # fmt: skip
+                            transform=settings.transform, seed=seed,
+                            workers=1)  # one task per CPU already  # fmt: skip
     routes = train_routes(problem, config)
     run = run_method(method, make_pruner(method, config), routes, problem, config)
     return {"formula": str(run.formula.expression), "test_rmse": run.formula.test_rmse,

@@ -77,28 +77,36 @@ def preserved_global_rng(seed: int | None = None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run a block with torch on one thread, restoring the caller's count afterwards.
+def one_thread() -> Iterator[None]:
+    """Run a block with torch and the BLAS libraries numpy and scipy load on one thread each,
+    restoring the caller's counts afterwards.
 
     Torch's CPU build calls MKL, whose dynamic threading picks a thread count per call from the
     machine's load, so that sums are split, and rounded, differently from run to run: the same
     seed stopped giving the same formula on a busy machine (2 runs in 6 of one test). One
-    thread is deterministic, and the models here are too small to gain from more.
+    thread is deterministic, and the models here are too small to gain from more. numpy's and
+    scipy's OpenBLAS start a thread per CPU for the symbolic stage's small solves: with the
+    methods side by side (see emp_kan.pipeline) the four threads on two CPUs made the default
+    discover 31.4 s against 26.7 s on one thread each.
     """
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    limits = threadpool_limits(limits=1)
     try:
         yield
     finally:
+        limits.restore_original_limits()
         torch.set_num_threads(before)
 
 
 def single_threaded(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` run inside :func:`one_torch_thread` (for the library's entry points)."""
+    """``function`` run inside :func:`one_thread` (for the library's entry points)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with one_torch_thread():
+        with one_thread():
             return function(*args, **kwargs)
 
     return wrapper
@@ -465,7 +473,7 @@ def fit(
     _make_inert(model)
     from emp_kan.kan import train as fast
 
-    with preserved_global_rng(seed), quiet_pykan(), one_torch_thread():
+    with preserved_global_rng(seed), quiet_pykan(), one_thread():
         if engine == "fast" and not kwargs and fast.supports(model):
             # No seed: the fast path draws no random numbers (a test holds fits with
             # different seeds equal), so the retraining attempts that differ only in it match.
