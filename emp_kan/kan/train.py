@@ -258,13 +258,10 @@ class _Forward:
         if first:
             moment, input_range = self._first_layer_stats()
         else:
-            n = max(features.shape[2] - 1, 1)
             stats["centred"] = features - features.mean(dim=2, keepdim=True)
             moment = stats["centred"] @ stats["centred"].transpose(1, 2)
-            moment = moment / n
-            # The centred inputs serve the std here and its gradient in the backward.
-            stats["x_centred"] = xt - xt.mean(dim=1, keepdim=True)
-            stats["x_std"] = torch.sqrt((stats["x_centred"] * stats["x_centred"]).sum(dim=1) / n)
+            moment = moment / max(features.shape[2] - 1, 1)
+            stats["x_std"] = torch.std(xt, dim=1)
             input_range = stats["x_std"] + 0.1
         stats["moment_weights"] = moment @ weights
         stats["variance"] = (stats["moment_weights"] * weights).sum(dim=1)  # (in, out)
@@ -377,7 +374,7 @@ class _Forward:
             grad_out = scale[:, None] * grad_out
         features, weights = entry["features"], entry["weights"]
         grad_weights = features @ grad_out.T  # (in, p, out)
-        grad_moment = None
+        grad_features = None
         grad_x = None
         if grad_scales is not None:
             g = grad_scales.T  # (in, out)
@@ -389,10 +386,12 @@ class _Forward:
             if i > 0:
                 n = max(features.shape[2] - 1, 1)
                 grad_moment = (weights * grad_variance[:, None, :]) @ weights.transpose(1, 2)
+                grad_features = (2.0 / n) * grad_moment @ entry["centred"]
                 grad_range = -(g * std).sum(dim=1) / input_range**2
+                x = entry["x"]
                 x_std = entry["x_std"]
                 factor = torch.where(x_std > 0, grad_range / (n * x_std), torch.zeros_like(x_std))
-                grad_x = factor[:, None] * entry["x_centred"]
+                grad_x = factor[:, None] * (x - x.mean(dim=1, keepdim=True))
         mask = self.layers[i].mask
         if ("scale_base", i) in views:
             grads["scale_base", i] = grad_weights[:, 0, :] * mask
@@ -404,9 +403,8 @@ class _Forward:
         if i == 0:
             return grad_out  # the data: nothing further back
         through = weights @ grad_out  # (in, p, batch)
-        if grad_moment is not None:  # the statistics' share, fused into one kernel
-            through = torch.baddbmm(through, grad_moment, entry["centred"],
-                                    alpha=2.0 / max(features.shape[2] - 1, 1))  # fmt: skip
+        if grad_features is not None:
+            through = through + grad_features
         x, sig = entry["x"], entry["sig"]
         grad_in = through[:, 0, :] * (sig * (1 + x * (1 - sig))) + (through[:, 1:, :]
                                                                      * entry["slope"]).sum(dim=1)
