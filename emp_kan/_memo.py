@@ -7,7 +7,8 @@ product search reads only the data, so both methods compute the same candidates.
 out again; outside it nothing is kept (no global cache, no memory held between calls).
 
 The results are the ones a fresh computation gives: only computations that are deterministic in
-their key are memoised here (training on one torch thread with the seed in the key, numpy fits).
+their key are memoised here (the fast training path on one thread, which draws no random
+numbers; the product search's numpy fits).
 """
 
 from __future__ import annotations
