@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["digest", "recall", "shared_work"]
+__all__ = ["digest", "recall", "remember", "shared_work", "sharing"]
 
 T = TypeVar("T")
 
@@ -101,3 +101,16 @@ def recall(kind: str, key: str, compute: Callable[[], T], keep: Callable[[T], An
     value = compute()
     store[kind, key] = keep(value)
     return value
+
+
+def remember(kind: str, key: str, value: Any) -> None:
+    """Inside :func:`shared_work`, keep ``value`` as the result for ``(kind, key)`` (computed
+    elsewhere, e.g. in a forked child); outside it, nothing."""
+    store = _STORE.get()
+    if store is not None:
+        store[kind, key] = value
+
+
+def sharing() -> bool:
+    """Whether a :func:`shared_work` block is open (so that work done ahead will be used)."""
+    return _STORE.get() is not None

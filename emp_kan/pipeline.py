@@ -14,7 +14,7 @@ import torch
 
 from emp_kan import __version__
 from emp_kan._forked import Child, usable_workers
-from emp_kan._memo import shared_work
+from emp_kan._memo import remember, shared_work, sharing
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import Problem, split_validation, with_label_noise
 from emp_kan.kan import adapter
@@ -28,7 +28,7 @@ from emp_kan.symbolic.choice import choose_formula
 from emp_kan.symbolic.operon import run_operon
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
-from emp_kan.symbolic.separable import product_formulas
+from emp_kan.symbolic.separable import product_formulas, product_search_ahead
 from emp_kan.symbolic.transform import (
     LogTransform,
     direct_formulas,
@@ -190,19 +190,40 @@ def _train_each(routes: list[Route], config: DiscoverConfig,
     return out
 
 
+def _train_each_and_search_ahead(routes: list[Route], problem: Problem, config: DiscoverConfig,
+                                 ahead: bool) -> tuple[list, tuple[str, Any] | None]:  # fmt: skip
+    """A forked child's share of :func:`train_routes` (it has one route fewer), then, with
+    ``ahead``, the product search every method's data route will ask for (see
+    :func:`_run_route`), done ahead."""
+    trained = _train_each(routes, config, as_state=True)
+    if not ahead:
+        return trained, None
+    try:
+        ahead = product_search_ahead(problem.dataset, list(range(len(problem.variables))),
+                                     config.validation, config.library)  # fmt: skip
+    except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
+        ahead = None
+    return trained, ahead
+
+
 @adapter.single_threaded
 def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense` (the
     later routes in a forked child when ``config.workers`` allows: the same models)."""
     routes = plan_routes(problem, config)
     here = routes[: (len(routes) + 1) // 2] if usable_workers(config.workers) > 1 else routes
-    child = (Child(_train_each, (routes[len(here):], config, True), "the routes' training")
-             if len(here) < len(routes) else None)  # fmt: skip
+    # Ahead only where it will be used: inside discover's shared work, on the data route.
+    ahead = sharing() and any(route.transform is None for route in routes)
+    child = (Child(_train_each_and_search_ahead, (routes[len(here):], problem, config, ahead),
+                   "the routes' training") if len(here) < len(routes) else None)  # fmt: skip
     try:
         outcomes = _train_each(here, config)
         if child is not None:
+            theirs, ahead = child.result()
             outcomes += [(status, adapter.model_from_state(value) if status == "done" else value,
-                          seconds) for status, value, seconds in child.result()]  # fmt: skip
+                          seconds) for status, value, seconds in theirs]  # fmt: skip
+            if ahead is not None:  # inside discover's shared_work: both methods find it
+                remember("products", *ahead)
     finally:
         if child is not None:
             child.close()

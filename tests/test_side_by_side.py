@@ -128,3 +128,13 @@ def test_the_data_route_failing_fails_the_run_with_its_own_error(monkeypatch):
     with pytest.raises(ValueError, match="cannot train on purpose"):
         pipeline.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
     assert not multiprocessing.active_children()
+
+
+def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods(caplog):
+    problem = _positive_problem()  # three routes
+    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
+    with caplog.at_level("INFO", logger="emp_kan"):
+        two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+    assert _without_timings(one) == _without_timings(two)
+    shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]
+    assert shared == ["work shared between the methods: 1 products"]  # EMP's, found here

@@ -629,6 +629,36 @@ def product_expression(signed: _Signed, symbols: list[Any]) -> Any:
     return transform.to_original(log_expr, symbols) * factor**power
 
 
+def _product_search(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
+                    library: tuple[str, ...], top: int) -> tuple[str, Any]:  # fmt: skip
+    """The memo key of :func:`product_formulas`'s search and the search itself (a function of
+    no arguments returning ``(signed fit, rmse)`` pairs, best first)."""
+    from emp_kan.data import split_validation
+
+    fit_rows, _ = split_validation(dict(dataset), validation)
+    x = fit_rows["train_input"].double().numpy()
+    y = fit_rows["train_label"].double().numpy()[:, 0]
+
+    def search() -> list[tuple[Any, float]]:
+        found = []
+        for fit in fit_products(x, y, inputs, tuple(library), top=2 * top):
+            signed = _signed(fit, x, y)
+            if signed is not None:
+                refitted, rmse = _polish_in_y(signed, x, y)
+                found.append(_snap_powers(refitted, x, y, rmse))
+        return sorted(found, key=lambda pair: pair[1])
+
+    return digest(x, y, list(inputs), list(library), top), search
+
+
+def product_search_ahead(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
+                         library: tuple[str, ...], top: int = 3) -> tuple[str, Any]:  # fmt: skip
+    """What :func:`product_formulas` with these arguments will search, done now: ``(key,
+    result)`` for :func:`emp_kan._memo.remember` (a forked child with time to spare runs it)."""
+    key, search = _product_search(dataset, inputs, validation, library, top)
+    return key, search()
+
+
 def product_formulas(formula: Any, dataset: dict[str, torch.Tensor], inputs: list[int],
                      validation: float, library: tuple[str, ...],
                      top: int = 3) -> list[Any]:  # fmt: skip
@@ -652,24 +682,9 @@ def product_formulas(formula: Any, dataset: dict[str, torch.Tensor], inputs: lis
     list of SymbolicFormula
         Constants snapped on the validation rows, errors measured on every split.
     """
-    from emp_kan.data import split_validation
-
-    fit_rows, _ = split_validation(dict(dataset), validation)
-    x = fit_rows["train_input"].double().numpy()
-    y = fit_rows["train_label"].double().numpy()[:, 0]
-
-    def search() -> list[tuple[Any, float]]:
-        found = []
-        for fit in fit_products(x, y, inputs, tuple(library), top=2 * top):
-            signed = _signed(fit, x, y)
-            if signed is not None:
-                refitted, rmse = _polish_in_y(signed, x, y)
-                found.append(_snap_powers(refitted, x, y, rmse))
-        return sorted(found, key=lambda pair: pair[1])
-
+    key, search = _product_search(dataset, inputs, validation, library, top)
     # The search reads only the data: in discover both methods ask for it on the same rows.
-    polished = recall("products", digest(x, y, list(inputs), list(library), top), search,
-                      keep=list, restore=list)  # fmt: skip
+    polished = recall("products", key, search, keep=list, restore=list)
     out, seen = [], set()
     for signed, _ in polished:  # sin(t) and cos(t - pi/2) snap to one formula: list it once
         found = formula_of_expression(formula, product_expression(signed, formula.variables),
