@@ -9,10 +9,12 @@ libraries are not fork-safe, and elsewhere there is no fork.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import pickle
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -29,22 +31,43 @@ def usable_workers(workers: int) -> int:
     return max(1, min(workers, len(os.sched_getaffinity(0))))
 
 
-def _child_main(connection: Any, function: Callable[..., Any], args: tuple) -> None:
-    try:
-        # A lock another thread of the parent held at the fork stays held here: tqdm's
-        # monitor thread takes tqdm's class lock every few seconds, and a disabled bar takes it.
-        from tqdm import tqdm
-        from tqdm.std import TqdmDefaultWriteLock
+class _Collect(logging.Handler):
+    """Keeps the child's log records (message formatted, so that they pickle)."""
 
-        tqdm.set_lock(TqdmDefaultWriteLock())
-        # Plain pickle, in band: multiprocessing's own pickler passes tensors as shared memory
-        # that vanishes with this process.
-        payload = pickle.dumps(("done", function(*args)))
-    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None
+        record.exc_info = record.exc_text = None
+        self.records.append(record)
+
+
+def _child_main(connection: Any, function: Callable[..., Any], args: tuple) -> None:
+    # The child writes nothing itself: a lock another thread of the parent held at the fork
+    # stays held here (a notebook's output thread, tqdm's monitor), so its log records and
+    # warnings go back with the result and the parent emits them.
+    logger = logging.getLogger("emp_kan")
+    collect = _Collect()
+    logger.handlers, logger.propagate = [collect], False
+    with warnings.catch_warnings(record=True) as caught:
         try:
-            payload = pickle.dumps(("failed", exc))
-        except Exception:  # noqa: BLE001 - an exception pickle cannot carry
-            payload = pickle.dumps(("failed", RuntimeError(f"{type(exc).__name__}: {exc}")))
+            from tqdm import tqdm
+            from tqdm.std import TqdmDefaultWriteLock
+
+            tqdm.set_lock(TqdmDefaultWriteLock())  # a disabled bar still takes tqdm's lock
+            result = ("done", function(*args))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+            result = ("failed", exc)
+    said = (collect.records, [(str(w.message), w.category, w.filename, w.lineno) for w in caught])
+    # Plain pickle, in band: multiprocessing's own pickler passes tensors as shared memory
+    # that vanishes with this process.
+    try:
+        payload = pickle.dumps((*result, said))
+    except Exception as exc:  # noqa: BLE001 - an exception (or result) pickle cannot carry
+        error = RuntimeError(f"{type(exc).__name__}: {exc}")
+        payload = pickle.dumps(("failed", error, said))
     try:
         connection.send_bytes(payload)
     finally:
@@ -76,7 +99,8 @@ class Child:
     def result(self) -> Any:
         """Wait for the child and return what ``function`` returned, or raise what it raised."""
         try:
-            status, payload = pickle.loads(self._receiver.recv_bytes())  # our own child's
+            # Our own child's bytes: nothing from outside is unpickled here.
+            status, payload, (records, caught) = pickle.loads(self._receiver.recv_bytes())
         except EOFError:
             self._process.join()
             raise RuntimeError(f"{self.what}'s worker process ended without a result (exit code "
@@ -84,6 +108,10 @@ class Child:
                                "to see why") from None  # fmt: skip
         finally:
             self.close()
+        for record in records:  # in the order the child said them
+            logging.getLogger(record.name).handle(record)
+        for message, category, filename, lineno in caught:
+            warnings.warn_explicit(message, category, filename, lineno)
         if status == "failed":
             raise payload
         return payload

@@ -138,3 +138,22 @@ def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods
     assert _without_timings(one) == _without_timings(two)
     shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]
     assert shared == ["work shared between the methods: 1 products"]  # EMP's, found here
+
+
+def _speaks(value):
+    import logging
+    import warnings
+
+    logging.getLogger("emp_kan").warning("the child says %s", value)
+    warnings.warn(f"the child warns {value}", RuntimeWarning, stacklevel=1)
+    return value * 2
+
+
+def test_a_childs_log_records_and_warnings_are_emitted_by_the_parent(caplog):
+    from emp_kan._forked import Child
+
+    with caplog.at_level("WARNING", logger="emp_kan"), pytest.warns(RuntimeWarning,
+                                                                     match="child warns 21"):
+        assert Child(_speaks, (21,), "a test").result() == 42
+    assert [r.getMessage() for r in caplog.records] == ["the child says 21"]
+    assert not multiprocessing.active_children()
