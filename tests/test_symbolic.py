@@ -318,3 +318,27 @@ def test_simplifying_a_high_fractional_power_of_a_sum_returns_at_once():
     expr = 316300 * inner ** sp.Rational(189, 2) * sp.exp(sp.Rational(313, 6))
     out = _simplify(expr)
     assert any(p.exp == sp.Rational(189, 2) for p in out.atoms(sp.Pow))
+
+
+def test_one_pruned_model_gives_one_formula_on_every_call():
+    # A log-route model whose edge reads as exp(85*y/9): MINPACK's refit gave one of two
+    # formulas by heap state here (docs/concepts.md, Determinism).
+    from emp_kan.config import DiscoverConfig
+    from emp_kan.data import formula_problem
+    from emp_kan.pipeline import make_pruner, train_routes
+    from emp_kan.pruning.rounds import prune_rounds
+
+    problem = formula_problem("x*sin(y)", "x=0.5:2,y=0.5:3", samples=150)
+    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=8, round_steps=4, rounds=1, workers=1)
+    route = next(r for r in train_routes(problem, config) if r.name == "log")
+    pruned = prune_rounds(route.trained, route.problem.dataset, make_pruner("emp", config),
+                          rounds=config.rounds, steps=config.round_steps, lamb=config.lamb,
+                          schedule=config.schedule(), initial_steps=0, final_steps=config.steps,
+                          seed=config.seed, label_map=torch.exp)  # fmt: skip
+    formulas = set()
+    for k in range(4):
+        _heap_noise = [np.empty(17 * (k + 1) + j) for j in range(k * 5)]  # moves allocations
+        formulas.add(str(fit_formula(pruned, route.problem.dataset, variables=problem.variables,
+                                     library=config.library, seed=config.seed,
+                                     validation=config.validation).expression))  # fmt: skip
+    assert len(formulas) == 1, formulas

@@ -220,7 +220,8 @@ def refit_terms(
     y: np.ndarray,
     max_nfev: int = 50,
 ) -> tuple[list[Term], list[np.ndarray]]:
-    """Levenberg-Marquardt refit of every parameter against ``x (n, d)``, ``y (n,)``.
+    """Least-squares refit (scipy's trust-region reflective method) of every parameter against
+    ``x (n, d)``, ``y (n,)``.
 
     Uses the exact Jacobian. ``max_nfev`` evaluations per parameter, at most 10x that in all
     (with an exact Jacobian an evaluation is about one iteration; more rarely paid off in tests
@@ -261,7 +262,11 @@ def refit_terms(
         return terms, consts
     with np.errstate(over="ignore"):  # an overflowing start is refused just below
         start_sse = float(np.sum(residual(start) ** 2))
-    method = "lm" if y.size >= start.size else "trf"
+    # Not MINPACK's "lm": it rounds with the memory alignment of the work arrays it allocates,
+    # and on an ill-conditioned refit (an edge read as exp(85*y/9)) the same inputs gave one
+    # of two results by heap state, so one pruned model gave different formulas from call to
+    # call. "trf" gave one result in 16 replays; the 30-equation set kept every exact law.
+    method = "trf"
     budget = min(max_nfev * start.size, 10 * max_nfev)  # bounded: big formulas get less each
     with np.errstate(all="ignore"), catch_warnings():
         simplefilter("ignore")
