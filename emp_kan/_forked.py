@@ -66,8 +66,8 @@ def _child_main(connection: Any, function: Callable[..., Any], args: tuple) -> N
     try:
         payload = pickle.dumps((*result, said))
     except Exception as exc:  # noqa: BLE001 - an exception (or result) pickle cannot carry
-        error = RuntimeError(f"{type(exc).__name__}: {exc}")
-        payload = pickle.dumps(("failed", error, said))
+        cause = result[1] if result[0] == "failed" else exc  # name the failure, not the pickle's
+        payload = pickle.dumps(("failed", RuntimeError(f"{type(cause).__name__}: {cause}"), said))
     try:
         connection.send_bytes(payload)
     finally:

@@ -157,3 +157,19 @@ def test_a_childs_log_records_and_warnings_are_emitted_by_the_parent(caplog):
         assert Child(_speaks, (21,), "a test").result() == 42
     assert [r.getMessage() for r in caplog.records] == ["the child says 21"]
     assert not multiprocessing.active_children()
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("cannot pickle this exception")
+
+
+def _fails_unpicklably():
+    raise _Unpicklable("the real failure")
+
+
+def test_an_exception_pickle_cannot_carry_comes_back_named():
+    from emp_kan._forked import Child
+
+    with pytest.raises(RuntimeError, match="_Unpicklable: the real failure"):
+        Child(_fails_unpicklably, (), "a test").result()
