@@ -14,6 +14,13 @@ settings.register_profile("emp_kan", deadline=None)
 settings.load_profile("emp_kan")
 
 
+def different_tensors(a, b) -> list[str]:
+    """The names of the state tensors in which models ``a`` and ``b`` differ (bitwise); the
+    two must have the same state layout."""
+    return [name for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(),
+                                         strict=True) if not torch.equal(p, q)]  # fmt: skip
+
+
 def make_dataset(n_train: int = 60, n_test: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
     """y = sin(pi x0) + x1^2 on [-1, 1]^2, plus an irrelevant third input."""
     gen = torch.Generator().manual_seed(seed)

@@ -13,6 +13,7 @@ from emp_kan._forked import usable_workers
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import formula_problem
 from emp_kan.kan import adapter
+from tests.conftest import different_tensors
 
 pytestmark = pytest.mark.skipif(usable_workers(2) < 2,
                                 reason="needs two CPUs and fork")  # fmt: skip
@@ -41,9 +42,7 @@ def test_side_by_side_gives_the_report_and_models_of_one_after_the_other():
     assert "workers" not in two["settings"]  # how it ran is not a setting of the result
     model = two_runs["threshold"].pruned.model  # rebuilt from the child's state
     reference = one_runs["threshold"].pruned.model
-    for (name, p), q in zip(model.state_dict().items(), reference.state_dict().values(),
-                            strict=True):  # fmt: skip
-        assert torch.equal(p, q), name
+    assert different_tensors(model, reference) == []
     x = problem.dataset["test_input"]
     assert torch.equal(adapter.forward_pass(model, x), adapter.forward_pass(reference, x))
     assert not multiprocessing.active_children()
@@ -98,9 +97,7 @@ def test_routes_trained_in_a_child_are_the_models_trained_here():
     two = pipeline.train_routes(problem, DiscoverConfig(workers=2, **SMALL))
     assert [r.name for r in one] == [r.name for r in two] == ["none", "log", "log-y"]
     for a, b in zip(one, two, strict=True):
-        for (name, p), q in zip(a.trained.state_dict().items(), b.trained.state_dict().values(),
-                                strict=True):  # fmt: skip
-            assert torch.equal(p, q), (a.name, name)
+        assert different_tensors(a.trained, b.trained) == [], a.name
 
 
 def test_an_extra_route_that_fails_in_the_child_is_left_out_with_a_warning(monkeypatch, caplog):
