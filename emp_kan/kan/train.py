@@ -209,6 +209,7 @@ class _Forward:
         with torch.no_grad():
             self.features0 = _Features.apply(self.x0t, self.bases[0])
         self._moment0: torch.Tensor | None = None
+        self._compiled: _CompiledObjective | None = None
         self._range0: torch.Tensor | None = None
         # Node affines that are not trained and hold their initial 1 * x + 0 can be skipped.
         self.identity = set()
@@ -299,9 +300,8 @@ class _Forward:
         """The training objective on the training rows and its gradient, without autograd.
 
         The same quantities as ``data_loss(self(x_train)) + lamb * _regulariser(scales)``
-        differentiated by autograd (a test holds them equal), at a fraction of the cost: on
-        models this small the engine's bookkeeping costs more than the arithmetic, and each
-        layer's backward is two matrix products.
+        differentiated by autograd (a test holds them equal), computed by the compiled loops
+        of :mod:`emp_kan.kan.kernels` in float64 over each point's live basis functions.
 
         Returns
         -------
@@ -310,105 +310,206 @@ class _Forward:
         gradient : torch.Tensor, ``(n_params,)``
             In the layout of ``params.flat``.
         """
-        views = params.views()
-        with torch.no_grad():
-            tape, prediction = self._taped_forward(views, lamb > 0)
-            value = float(data_loss(prediction, labels, loss))
-            n_rows = prediction.shape[0]
-            if loss == "cross_entropy":
-                probabilities = torch.softmax(prediction, dim=1)
-                grad_out = (probabilities * labels.sum(dim=1, keepdim=True) - labels).T / n_rows
-            else:
-                grad_out = (2.0 / prediction.numel()) * (prediction - labels).T
-            objective = value
-            grad_scales: list[torch.Tensor | None] = [None] * len(tape)
-            if lamb > 0:
-                reg, reg_grads = _regulariser_and_gradient([entry["scales"] for entry in tape])
-                objective += lamb * reg
-                grad_scales = [torch.from_numpy(lamb * g) for g in reg_grads]
-            grads: dict[tuple[str, int], torch.Tensor] = {}
-            for i in reversed(range(len(tape))):
-                grad_out = self._layer_backward(i, tape[i], grad_out, grad_scales[i], views, grads)
-            gradient = torch.cat([
-                grads[name, i].reshape(-1) if (name, i) in grads
-                else torch.zeros(param.numel()) for name, i, param in params.entries
-            ])  # fmt: skip
-        return value, objective, gradient
+        if self._compiled is None:
+            self._compiled = _CompiledObjective(self, params)
+        return self._compiled(params.flat, labels, loss, lamb)
 
-    def _taped_forward(self, views: dict, with_scales: bool) -> tuple[list[dict], torch.Tensor]:
-        """The forward on the training rows, keeping what the backward reads."""
-        xt = self.x0t
+
+class _LayerBuffers:
+    """One layer's per-point arrays on the training rows (see :mod:`emp_kan.kan.kernels`)."""
+
+    def __init__(self, n_in: int, n_out: int, n_points: int, k: int) -> None:
+        self.values = np.zeros((n_in, n_points, k + 1))
+        self.slopes = np.zeros((n_in, n_points, k + 1))
+        self.start = np.zeros((n_in, n_points), dtype=np.int64)
+        self.silu = np.zeros((n_in, n_points))
+        self.silu_slope = np.zeros((n_in, n_points))
+        self.out = np.zeros((n_out, n_points))
+        self.edges = np.zeros((n_in, n_out, n_points))
+        self.edge_mean = np.zeros((n_in, n_out))
+        self.variance = np.zeros((n_in, n_out))
+        self.grad_base = np.zeros((n_in, n_out))
+        self.grad_input = np.zeros((n_in, n_points))
+
+
+class _CompiledObjective:
+    """:meth:`_Forward.objective_and_gradient` over one grid: the model's fixed tensors, the
+    knots and the first layer's basis on the training rows (its inputs are the data) are read
+    once, in float64.
+
+    Each evaluation runs, per layer, the compiled basis (hidden layers only), forward and
+    backward loops, and around them a few small numpy operations: the masks and scales folded
+    into the weights, the node affines, and (``lamb > 0``) the edges' standard deviations, which
+    give pykan's ``acts_scale_spline`` and the regulariser's gradient through them.
+    """
+
+    def __init__(self, forward: _Forward, params: _Parameters) -> None:
+        from emp_kan.kan import kernels
+
+        self.kernels = kernels
+        model = forward.model
+        self.n_layers = len(forward.layers)
+        self.slices: dict[tuple[str, int], tuple[int, int, tuple[int, ...]]] = {}
+        position = 0
+        for name, i, param in params.entries:
+            self.slices[name, i] = (position, position + param.numel(), tuple(param.shape))
+            position += param.numel()
+        self.n_params = position
+        self.fixed: dict[tuple[str, int], np.ndarray] = {}
+        for i, layer in enumerate(forward.layers):
+            for name in ("coef", "scale_base", "scale_sp"):
+                if (name, i) not in self.slices:
+                    self.fixed[name, i] = _float64(getattr(layer, name))
+        self.affines: list[list[tuple[str, str]]] = []
+        for i in range(self.n_layers):
+            pairs = []
+            for scale_name, bias_name in (("subnode_scale", "subnode_bias"),
+                                          ("node_scale", "node_bias")):  # fmt: skip
+                if (scale_name, i) in forward.identity and (bias_name, i) in forward.identity:
+                    continue
+                pairs.append((scale_name, bias_name))
+                for name in (scale_name, bias_name):
+                    if (name, i) not in self.slices:
+                        self.fixed[name, i] = _float64(getattr(model, name)[i])
+            self.affines.append(pairs)
+        self.masks = [_float64(layer.mask) for layer in forward.layers]
+        self.knots = [_float64(layer.grid) for layer in forward.layers]
+        self.ks = [int(layer.k) for layer in forward.layers]
+        self.padded = [kernels.padded_knots(knots, k) for knots, k in zip(self.knots, self.ks,
+                                                                          strict=True)]
+        self.x0 = _float64(forward.x0t)
+        n_points = self.x0.shape[1]
+        self.n_points = n_points
+        self.buffers = [_LayerBuffers(layer.in_dim, layer.out_dim, n_points, int(layer.k))
+                        for layer in forward.layers]  # fmt: skip
+        first = self.buffers[0]
+        kernels.layer_basis(self.x0, *self.padded[0], self.ks[0], first.values,
+                            first.slopes,
+                            first.start, first.silu, first.silu_slope)  # fmt: skip
+        self.x0_std = self.x0.std(axis=1, ddof=1) if n_points > 1 else np.zeros(len(self.x0))
+
+    def _get(self, flat: np.ndarray, name: str, i: int) -> np.ndarray:
+        if (name, i) in self.slices:
+            begin, end, shape = self.slices[name, i]
+            return flat[begin:end].reshape(shape)
+        return self.fixed[name, i]
+
+    def __call__(self, flat_tensor: torch.Tensor, labels: torch.Tensor, loss: str,
+                 lamb: float) -> tuple[float, float, torch.Tensor]:  # fmt: skip
+        kernels = self.kernels
+        flat = flat_tensor.detach().numpy().astype(np.float64)
+        with_stats = lamb > 0
+        n = self.n_points
         tape = []
-        for i in range(len(self.layers)):
-            entry: dict[str, Any] = {"x": xt}
-            if i == 0:
-                features = self.features0
-            else:
-                basis, entry["slope"] = self.bases[i](xt, derivative=True)
-                entry["sig"] = torch.sigmoid(xt)
-                features = torch.cat([(xt * entry["sig"])[:, None, :], basis], dim=1)
-            weights, coef, scale_sp = self._weights(views, i)
-            entry.update(features=features, weights=weights, coef=coef, scale_sp=scale_sp)
-            if with_scales:
-                entry.update(self._edge_stats(i == 0, xt, features, weights))
-            n_out = weights.shape[2]
-            out = weights.reshape(-1, n_out).T @ features.reshape(-1, features.shape[2])
+        xt = self.x0
+        for i in range(self.n_layers):
+            buf = self.buffers[i]
+            if i > 0:
+                kernels.layer_basis(xt, *self.padded[i], self.ks[i], buf.values,
+                                    buf.slopes,
+                                    buf.start, buf.silu, buf.silu_slope)  # fmt: skip
+            mask = self.masks[i]
+            coef = self._get(flat, "coef", i)
+            scale_sp = self._get(flat, "scale_sp", i)
+            scale_base = self._get(flat, "scale_base", i)
+            base = mask * scale_base
+            spline = (mask * scale_sp)[:, :, None] * coef
+            kernels.layer_forward(buf.values, buf.start, buf.silu, base, spline, buf.out,
+                                  buf.edges, with_stats)  # fmt: skip
+            entry: dict[str, Any] = {"x": xt, "base": base, "spline": spline, "coef": coef,
+                                     "scale_sp": scale_sp}  # fmt: skip
+            if with_stats:
+                kernels.edge_moments(buf.edges, buf.edge_mean, buf.variance)
+                x_std = self.x0_std if i == 0 else xt.std(axis=1, ddof=1)
+                # A dead edge has variance 0, where sqrt's slope is infinite; pykan's masked
+                # edges contribute nothing, so clamp before the root.
+                std = np.sqrt(np.maximum(buf.variance, 1e-30))
+                entry.update(std=std, x_std=x_std, range=x_std + 0.1,
+                             scales=np.ascontiguousarray((std / (x_std + 0.1)[:, None]).T))
+            out = buf.out
             entry["affines"] = []
-            for scale_name, bias_name, scale, bias in self._affines(views, i):
+            for scale_name, bias_name in self.affines[i]:
+                scale = self._get(flat, scale_name, i)
                 entry["affines"].append((scale_name, bias_name, scale, out))
-                out = scale[:, None] * out + bias[:, None]
+                out = scale[:, None] * out + self._get(flat, bias_name, i)[:, None]
             tape.append(entry)
             xt = out
-        return tape, xt.T
+        prediction = xt.T
+        target = _float64(labels)
+        if loss == "cross_entropy":
+            shifted = prediction - prediction.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            value = float(-(target * (shifted - log_norm)).sum(axis=1).mean())
+            probabilities = np.exp(shifted - log_norm)
+            grad_out = (probabilities * target.sum(axis=1, keepdims=True) - target).T / n
+        else:
+            residual = prediction - target
+            value = float(np.mean(residual * residual))
+            grad_out = (2.0 / residual.size) * residual.T
+        objective = value
+        grad_scales: list[np.ndarray | None] = [None] * self.n_layers
+        if with_stats:
+            for i, entry in enumerate(tape):
+                grad = np.empty_like(entry["scales"])
+                objective += lamb * kernels.regulariser(entry["scales"], 1.0, 2.0, grad)
+                grad_scales[i] = lamb * grad
+        gradient = np.zeros(self.n_params)
+        for i in reversed(range(self.n_layers)):
+            grad_out = self._layer_backward(i, tape[i], grad_out, grad_scales[i], gradient)
+        # The model holds float32: a loss or gradient beyond float32's range is infinite there,
+        # and fast_fit's divergence guard must see it so.
+        with np.errstate(over="ignore"):
+            value, objective = float(np.float32(value)), float(np.float32(objective))
+            return value, objective, torch.from_numpy(gradient.astype(np.float32))
 
-    def _layer_backward(self, i: int, entry: dict, grad_out: torch.Tensor,
-                        grad_scales: torch.Tensor | None, views: dict,
-                        grads: dict) -> torch.Tensor:  # fmt: skip
-        """Layer ``i``'s parameter gradients into ``grads`` from the gradient of its output
-        ``(out, batch)`` (and of its scales ``(out, in)``); returns its input's gradient."""
+    def _put(self, gradient: np.ndarray, name: str, i: int, value: np.ndarray) -> None:
+        if (name, i) in self.slices:
+            begin, end, _ = self.slices[name, i]
+            gradient[begin:end] = value.reshape(-1)
+
+    def _layer_backward(self, i: int, entry: dict, grad_out: np.ndarray,
+                        grad_scales: np.ndarray | None,
+                        gradient: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Layer ``i``'s parameter gradients into ``gradient`` from its output's gradient
+        ``(out, B)`` (and its scales' ``(out, in)``); returns its input's gradient."""
         for scale_name, bias_name, scale, before in reversed(entry["affines"]):
-            if (scale_name, i) in views:
-                grads[scale_name, i] = (grad_out * before).sum(dim=1)
-            if (bias_name, i) in views:
-                grads[bias_name, i] = grad_out.sum(dim=1)
+            self._put(gradient, scale_name, i, (grad_out * before).sum(axis=1))
+            self._put(gradient, bias_name, i, grad_out.sum(axis=1))
             grad_out = scale[:, None] * grad_out
-        features, weights = entry["features"], entry["weights"]
-        grad_weights = features @ grad_out.T  # (in, p, out)
-        grad_features = None
-        grad_x = None
-        if grad_scales is not None:
+        buf = self.buffers[i]
+        n = max(self.n_points - 1, 1)
+        with_edges = grad_scales is not None
+        if with_edges:
             g = grad_scales.T  # (in, out)
-            input_range, std = entry["range"], entry["std"]
-            grad_variance = torch.where(entry["variance"] > 1e-30,
-                                        g / (input_range[:, None] * 2 * std),
-                                        torch.zeros_like(std))  # fmt: skip
-            grad_weights = grad_weights + 2 * entry["moment_weights"] * grad_variance[:, None, :]
-            if i > 0:
-                n = max(features.shape[2] - 1, 1)
-                grad_moment = (weights * grad_variance[:, None, :]) @ weights.transpose(1, 2)
-                grad_features = (2.0 / n) * grad_moment @ entry["centred"]
-                grad_range = -(g * std).sum(dim=1) / input_range**2
-                x = entry["x"]
-                x_std = entry["x_std"]
-                factor = torch.where(x_std > 0, grad_range / (n * x_std), torch.zeros_like(x_std))
-                grad_x = factor[:, None] * (x - x.mean(dim=1, keepdim=True))
-        mask = self.layers[i].mask
-        if ("scale_base", i) in views:
-            grads["scale_base", i] = grad_weights[:, 0, :] * mask
-        spline = grad_weights[:, 1:, :].permute(0, 2, 1)  # (in, out, G + k)
-        if ("coef", i) in views:
-            grads["coef", i] = spline * (mask * entry["scale_sp"])[:, :, None]
-        if ("scale_sp", i) in views:
-            grads["scale_sp", i] = (spline * entry["coef"]).sum(dim=2) * mask
+            std, input_range = entry["std"], entry["range"]
+            edge_factor = np.where(buf.variance > 1e-30, g / (n * std * input_range[:, None]),
+                                   0.0)  # fmt: skip
+            edge_mean = buf.edge_mean
+        else:
+            edge_factor = edge_mean = buf.grad_base  # unread
+        grad_spline = np.zeros_like(entry["spline"])
+        self.kernels.layer_backward(buf.values, buf.slopes, buf.start, buf.silu, buf.silu_slope,
+                                    entry["base"], entry["spline"],
+                                    np.ascontiguousarray(grad_out), edge_factor, buf.edges,
+                                    edge_mean, with_edges, i > 0, buf.grad_base, grad_spline,
+                                    buf.grad_input)  # fmt: skip
+        mask = self.masks[i]
+        self._put(gradient, "scale_base", i, buf.grad_base * mask)
+        self._put(gradient, "coef", i, grad_spline * (mask * entry["scale_sp"])[:, :, None])
+        self._put(gradient, "scale_sp", i, (grad_spline * entry["coef"]).sum(axis=2) * mask)
         if i == 0:
             return grad_out  # the data: nothing further back
-        through = weights @ grad_out  # (in, p, batch)
-        if grad_features is not None:
-            through = through + grad_features
-        x, sig = entry["x"], entry["sig"]
-        grad_in = through[:, 0, :] * (sig * (1 + x * (1 - sig))) + (through[:, 1:, :]
-                                                                     * entry["slope"]).sum(dim=1)
-        return grad_in if grad_x is None else grad_in + grad_x
+        grad_in = buf.grad_input.copy()
+        if with_edges:
+            x, x_std = entry["x"], entry["x_std"]
+            grad_range = -(g * std).sum(axis=1) / input_range**2
+            factor = np.where(x_std > 0, grad_range / (n * np.where(x_std > 0, x_std, 1.0)), 0.0)
+            grad_in += factor[:, None] * (x - x.mean(axis=1, keepdims=True))
+        return grad_in
+
+
+def _float64(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().numpy(), dtype=np.float64)
 
 
 def _update_grid(model: Any, x: torch.Tensor) -> None:
@@ -442,33 +543,6 @@ def _regulariser(scales: list[torch.Tensor], lamb_l1: float = 1.0,
         reg = reg + lamb_l1 * l1 + lamb_entropy * (entropy_row + entropy_col)
     return reg
 
-
-def _regulariser_and_gradient(
-    scales: list[torch.Tensor], lamb_l1: float = 1.0, lamb_entropy: float = 2.0
-) -> tuple[float, list[np.ndarray]]:
-    """:func:`_regulariser` and its gradient in each layer's scales ``(out, in)``.
-
-    With ``p = vec / (sum + 1)`` along rows (columns) and ``phi(p) = p log2(p + 1e-4)``, the
-    entropy ``-mean sum phi(p)`` has slope ``-(phi'(p) - sum phi'(p) p) / ((sum + 1) n)`` in
-    ``vec``, where ``n`` is the number of rows (columns) the mean runs over. The matrices are a
-    few entries each: numpy's per-call cost is a fraction of torch's here.
-    """
-    total = 0.0
-    grads = []
-    for tensor in scales:
-        vec = tensor.numpy()
-        grad = np.full(vec.shape, lamb_l1, dtype=vec.dtype)
-        total += lamb_l1 * float(vec.sum())
-        for dim in (1, 0):
-            norm = vec.sum(axis=dim, keepdims=True) + 1
-            p = vec / norm
-            log_p = np.log2(p + 1e-4)
-            total -= lamb_entropy * float(np.mean(np.sum(p * log_p, axis=dim)))
-            slope = log_p + p / ((p + 1e-4) * math.log(2))
-            inner = slope - np.sum(slope * p, axis=dim, keepdims=True)
-            grad -= (lamb_entropy / vec.shape[1 - dim]) * inner / norm
-        grads.append(grad)
-    return total, grads
 
 def data_loss(prediction: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
     """Mean squared error, or mean cross-entropy of logits ``(n, C)`` against label
