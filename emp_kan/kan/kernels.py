@@ -26,9 +26,21 @@ of its 0/0 there.
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import numpy as np
 from numba import njit
+
+# Compiling these loops takes about 2 s per process. Where Python may keep bytecode beside
+# this module (no PYTHONDONTWRITEBYTECODE, no -B, a writable folder), numba keeps the machine
+# code there too, in the same __pycache__, and later processes load it in milliseconds.
+# Otherwise nothing is kept: numba's fallback is a folder in the user's home, which emp_kan
+# was not given.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_PYCACHE = os.path.join(_HERE, "__pycache__")
+_CACHE = not sys.flags.dont_write_bytecode and (
+    os.access(_PYCACHE, os.W_OK) if os.path.isdir(_PYCACHE) else os.access(_HERE, os.W_OK))
 
 __all__ = ["edge_moments", "layer_backward", "layer_basis", "layer_forward", "padded_knots",
            "regulariser"]
@@ -50,7 +62,7 @@ def padded_knots(knots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(padded), inverse
 
 
-@njit(cache=False, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def layer_basis(xt, padded, inverse, k, values, slopes, start, silu,
                 silu_slope):  # pragma: no cover  # fmt: skip
     """Fill ``values``, ``slopes`` ``(n_in, B, k + 1)``, ``start`` ``(n_in, B)``, ``silu`` and
@@ -119,7 +131,7 @@ def layer_basis(xt, padded, inverse, k, values, slopes, start, silu,
                 slopes[i, b, r] = k * slope
 
 
-@njit(cache=False, nogil=True, inline="always")
+@njit(cache=_CACHE, nogil=True, inline="always")
 def _cubic(x, t, inv, jp, values, slopes):  # pragma: no cover
     """:func:`layer_basis`'s triangle written out for k = 3 (pykan's default), the same
     operations in the same order: with the loops unrolled the values stay in registers, and
@@ -148,7 +160,7 @@ def _cubic(x, t, inv, jp, values, slopes):  # pragma: no cover
     slopes[3] = 3 * (n2 * inv[3, jp])
 
 
-@njit(cache=False, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def layer_forward(values, start, silu, base, spline, out, edges, keep_edges):  # pragma: no cover
     """The layer's outputs into ``out`` ``(n_out, B)``; with ``keep_edges`` each edge's output
     into ``edges`` ``(n_in, n_out, B)``."""
@@ -170,7 +182,7 @@ def layer_forward(values, start, silu, base, spline, out, edges, keep_edges):  #
                     edges[i, o, b] = edge
 
 
-@njit(cache=False, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def layer_backward(values, slopes, start, silu, silu_slope, base, spline, grad_out, edge_factor,
                    edges, edge_mean, with_edges, with_input, grad_base, grad_spline,
                    grad_input):  # pragma: no cover  # fmt: skip
@@ -206,7 +218,7 @@ def layer_backward(values, slopes, start, silu, silu_slope, base, spline, grad_o
                     grad_input[i, b] += g * slope
 
 
-@njit(cache=False, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def edge_moments(edges, mean, variance):  # pragma: no cover
     """Each edge's mean and unbiased variance over the points, ``(n_in, n_out)``, from
     ``edges`` ``(n_in, n_out, B)``."""
@@ -225,7 +237,7 @@ def edge_moments(edges, mean, variance):  # pragma: no cover
             variance[i, o] = square / max(n_points - 1, 1)
 
 
-@njit(cache=False, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def regulariser(scales, lamb_l1, lamb_entropy, grad):  # pragma: no cover
     """pykan's ``reg("edge_forward_spline_n", lamb_l1, lamb_entropy, 0, 0)`` share of one
     layer's ``scales`` ``(out, in)``; its gradient into ``grad`` ``(out, in)``.
