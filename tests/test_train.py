@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -299,9 +301,6 @@ def test_one_thread_holds_torch_and_blas_to_one_thread_and_restores_the_callers_
 def test_compiled_kernels_are_kept_on_disk_only_where_python_may_write_bytecode():
     # numba's machine-code cache goes beside the module, as bytecode does; under -B (or
     # PYTHONDONTWRITEBYTECODE) the user asked for no such files, and none are written.
-    import subprocess
-    import sys
-
     probe = "from emp_kan.kan import kernels; print(kernels._CACHE)"
     quiet = subprocess.run([sys.executable, "-B", "-c", probe], capture_output=True, text=True,
                            check=True)  # fmt: skip
