@@ -19,12 +19,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import sympy as sp
 
 from emp_kan.symbolic.edge_fit import EdgeCandidate, numpy_derivative, numpy_function
+from emp_kan.symbolic.levenberg import levenberg_marquardt
 from emp_kan.symbolic.registry import library_function
 
 __all__ = [
@@ -220,8 +220,8 @@ def refit_terms(
     y: np.ndarray,
     max_nfev: int = 50,
 ) -> tuple[list[Term], list[np.ndarray]]:
-    """Least-squares refit (scipy's trust-region reflective method) of every parameter against
-    ``x (n, d)``, ``y (n,)``.
+    """Least-squares refit (Levenberg-Marquardt, :mod:`emp_kan.symbolic.levenberg`) of every
+    parameter against ``x (n, d)``, ``y (n,)``.
 
     Uses the exact Jacobian. ``max_nfev`` evaluations per parameter, at most 10x that in all
     (with an exact Jacobian an evaluation is about one iteration; more rarely paid off in tests
@@ -229,8 +229,6 @@ def refit_terms(
     Returns the input unchanged when the fit cannot start (non-finite start) or does not
     improve the squared error.
     """
-    from scipy.optimize import least_squares
-
     terms, consts = list(terms), [np.asarray(c, dtype=np.float64) for c in consts]
     start = parameter_vector(terms, consts)
     if start.size == 0:
@@ -254,9 +252,6 @@ def refit_terms(
     def residual(p):
         return both(p)[0]
 
-    def jacobian(p):
-        return both(p)[1]
-
     # An overflowed parameter (a huge canonical scale) cannot start a fit: keep the terms.
     if not np.isfinite(start).all() or not np.isfinite(evaluate_terms(terms, consts, x)[0]).all():
         return terms, consts
@@ -265,15 +260,13 @@ def refit_terms(
     # Not MINPACK's "lm": it rounds with the memory alignment of the work arrays it allocates,
     # and on an ill-conditioned refit (an edge read as exp(85*y/9)) the same inputs gave one
     # of two results by heap state, so one pruned model gave different formulas from call to
-    # call. "trf" gave one result in 16 replays; the 30-equation set kept every exact law.
-    method = "trf"
+    # call. Not scipy's "trf" either: an SVD of the Jacobian per iteration made it 3x slower.
     budget = min(max_nfev * start.size, 10 * max_nfev)  # bounded: big formulas get less each
-    with np.errstate(all="ignore"), catch_warnings():
-        simplefilter("ignore")
-        sol = least_squares(residual, start, jac=jacobian, method=method, max_nfev=budget)
-    if not float(np.sum(residual(sol.x) ** 2)) <= start_sse:
+    with np.errstate(all="ignore"):
+        solution = levenberg_marquardt(both, start, budget)
+    if not float(np.sum(residual(solution) ** 2)) <= start_sse:
         return terms, consts
-    return _unpack(terms, consts, sol.x)
+    return _unpack(terms, consts, solution)
 
 
 def build_expression(

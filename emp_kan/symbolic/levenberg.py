@@ -1,0 +1,83 @@
+"""Levenberg-Marquardt for the formula refits: small, dense, deterministic.
+
+The refits of :mod:`emp_kan.symbolic.formula_terms` have a few to a few dozen parameters and
+hundreds of rows, with an exact Jacobian. scipy's ``trf`` spends most of each iteration on an SVD
+of the ``(n, P)`` Jacobian and its own bookkeeping; MINPACK's ``lm`` rounds with the memory
+alignment of its work arrays (one model gave different formulas from call to call). Here an
+iteration is the residual and Jacobian, ``J^T J`` and ``J^T r`` (``(P, P)``, ``(P,)``) and one
+``P x P`` solve, with Marquardt's scaling by ``diag(J^T J)`` and Nielsen's damping update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["levenberg_marquardt"]
+
+ResidualAndJacobian = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""``p (P,) -> (residual (n,), jacobian (n, P))``."""
+
+
+def levenberg_marquardt(residual_and_jacobian: ResidualAndJacobian, start: np.ndarray,
+                        max_nfev: int, ftol: float = 1e-8, xtol: float = 1e-8,
+                        gtol: float = 1e-8) -> np.ndarray:  # fmt: skip
+    """Minimise ``sum(residual(p)**2)`` from ``start`` ``(P,)``; returns the best ``p`` seen.
+
+    Parameters
+    ----------
+    residual_and_jacobian
+        ``p -> (r (n,), J (n, P))``, both finite.
+    start : ndarray, ``(P,)``
+    max_nfev : int
+        Evaluations at most (the start included).
+    ftol, xtol, gtol : float
+        Stop when an accepted step lowers the cost by less than ``ftol`` of it, when the step
+        is shorter than ``xtol`` of ``|p|``, or when the gradient's largest entry is below
+        ``gtol``: scipy's ``least_squares`` defaults and meanings.
+
+    Returns
+    -------
+    ndarray, ``(P,)``
+        Never worse than ``start``: a rejected step is not taken.
+    """
+    p = np.array(start, dtype=np.float64)
+    r, jac = residual_and_jacobian(p)
+    cost = float(r @ r)
+    normal = jac.T @ jac
+    gradient = jac.T @ r
+    damping = 1e-3 * float(np.max(np.diag(normal), initial=0.0))
+    growth = 2.0
+    for _ in range(max_nfev - 1):
+        if not np.max(np.abs(gradient), initial=0.0) > gtol:
+            break
+        scale = np.maximum(np.diag(normal), 1e-12 * max(float(np.max(np.diag(normal))), 1e-300))
+        try:
+            step = np.linalg.solve(normal + damping * np.diag(scale), -gradient)
+        except np.linalg.LinAlgError:
+            damping = damping * growth if damping > 0 else 1e-12
+            growth *= 2.0
+            continue
+        if not np.all(np.isfinite(step)):
+            break
+        if float(np.linalg.norm(step)) <= xtol * (float(np.linalg.norm(p)) + xtol):
+            break
+        trial = p + step
+        r_trial, jac_trial = residual_and_jacobian(trial)
+        cost_trial = float(r_trial @ r_trial)
+        predicted = float(step @ (damping * scale * step - gradient))
+        if np.isfinite(cost_trial) and cost_trial < cost and predicted > 0:
+            ratio = (cost - cost_trial) / predicted
+            converged = cost - cost_trial <= ftol * cost
+            p, r, jac, cost = trial, r_trial, jac_trial, cost_trial
+            normal = jac.T @ jac
+            gradient = jac.T @ r
+            damping *= max(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3)
+            growth = 2.0
+            if converged:
+                break
+        else:
+            damping = damping * growth if damping > 0 else 1e-12
+            growth *= 2.0
+    return p
