@@ -1,28 +1,30 @@
-"""pykan's optimizers over one flat parameter vector, without ``torch.optim``.
+"""pykan's optimizers over one flat float64 parameter vector, in numpy.
 
 Constructing any ``torch.optim.Optimizer`` imports ``torch._dynamo`` (about 1 s on this
 machine, once per process), and pykan's LBFGS gathers and scatters its parameter list on every
 evaluation. The fast training path keeps every trainable number in one flat vector and its
-objective returns the gradient itself, so both optimizers are written here over that vector:
+objective (compiled loops, float64) returns the gradient itself, so both optimizers are written
+here over that vector, in numpy float64: on vectors of a few hundred numbers a numpy operation
+costs a fraction of a torch one, and a step rounds less.
 
 * :class:`FlatLBFGS` is pykan's ``kan.LBFGS.step`` (torch's L-BFGS with a ``tolerance_ys``
-  guard on the curvature pairs) step for step, with pykan's own strong-Wolfe line search; only
-  the two-loop recursion runs in float64 numpy (faster on vectors this short, and it rounds
-  less), so trajectories match pykan's to rounding (a test holds three Rosenbrock steps equal);
+  guard on the curvature pairs) step for step, with pykan's strong-Wolfe line search ported
+  line for line (:func:`_strong_wolfe`); trajectories match pykan's to rounding (a test holds
+  three Rosenbrock steps equal);
 * :class:`FlatAdam` is ``torch.optim.Adam`` with its defaults (betas 0.9 / 0.999, eps 1e-8).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 __all__ = ["Evaluate", "FlatAdam", "FlatLBFGS"]
 
-Evaluate = Callable[[], tuple[float, torch.Tensor]]
-"""The objective at the vector's current value: ``() -> (value, gradient (n,))``."""
+Evaluate = Callable[[np.ndarray], tuple[float, np.ndarray]]
+"""The objective at a point ``(n,)``: ``x -> (value, gradient (n,))``; it must not keep ``x``."""
 
 
 class FlatLBFGS:
@@ -30,7 +32,7 @@ class FlatLBFGS:
 
     Parameters
     ----------
-    flat : torch.Tensor, ``(n,)``
+    flat : ndarray, ``(n,)``, float64
         Updated in place.
     lr : float
     history_size, max_iter : int
@@ -39,7 +41,7 @@ class FlatLBFGS:
         pykan's ``fit`` sets all three to 1e-32: every step makes its ``max_iter`` iterations.
     """
 
-    def __init__(self, flat: torch.Tensor, lr: float = 1.0, history_size: int = 10,
+    def __init__(self, flat: np.ndarray, lr: float = 1.0, history_size: int = 10,
                  max_iter: int = 20, tolerance_grad: float = 1e-32,
                  tolerance_change: float = 1e-32, tolerance_ys: float = 1e-32) -> None:  # fmt: skip
         self.flat = flat
@@ -51,22 +53,19 @@ class FlatLBFGS:
         self.tolerance_change = tolerance_change
         self.tolerance_ys = tolerance_ys
         self.n_iter = 0
-        self.d: torch.Tensor | None = None
-        self.t: float | torch.Tensor = lr
-        self.old_dirs: list[np.ndarray] = []  # float64 curvature pairs
+        self.d: np.ndarray | None = None
+        self.t: float = lr
+        self.old_dirs: list[np.ndarray] = []  # curvature pairs
         self.old_stps: list[np.ndarray] = []
         self.ro: list[float] = []
         self.h_diag = 1.0
-        self.prev_flat_grad: torch.Tensor | None = None
+        self.prev_flat_grad: np.ndarray | None = None
 
-    @torch.no_grad()
     def step(self, evaluate: Evaluate) -> float:
         """One pykan LBFGS step (up to ``max_iter`` iterations); returns the first value."""
-        from kan.LBFGS import _strong_wolfe  # pykan's line search, unchanged
-
-        loss, flat_grad = evaluate()
+        loss, flat_grad = evaluate(self.flat)
         first_loss = loss
-        if flat_grad.abs().max() <= self.tolerance_grad:
+        if np.max(np.abs(flat_grad)) <= self.tolerance_grad:
             return first_loss
         current_evals = 1
         n_iter = 0
@@ -74,55 +73,44 @@ class FlatLBFGS:
             n_iter += 1
             self.n_iter += 1
             if self.n_iter == 1:
-                d = flat_grad.neg()
+                d = -flat_grad
                 self.old_dirs, self.old_stps, self.ro = [], [], []
                 self.h_diag = 1.0
             else:
                 d = self._direction(flat_grad)
-            if self.prev_flat_grad is None:
-                self.prev_flat_grad = flat_grad.clone()
-            else:
-                self.prev_flat_grad.copy_(flat_grad)
+            self.prev_flat_grad = flat_grad.copy()
             if self.n_iter == 1:
-                t = min(1.0, 1.0 / float(flat_grad.abs().sum())) * self.lr
+                t = min(1.0, 1.0 / float(np.sum(np.abs(flat_grad)))) * self.lr
             else:
                 t = self.lr
             self.d, self.t = d, t
             prev_loss = loss
-            gtd = flat_grad.dot(d)
+            gtd = float(flat_grad @ d)
             if gtd > -self.tolerance_change:
                 break
-            x_init = [self.flat.clone()]
+            start = self.flat.copy()
 
-            def directional(x: list[torch.Tensor], step: float, direction: torch.Tensor):
-                self.flat.add_(direction, alpha=step)
-                value, grad = evaluate()
-                self.flat.copy_(x[0])
-                return value, grad
+            def directional(step: float, direction: np.ndarray = d,
+                            start: np.ndarray = start) -> tuple[float, np.ndarray]:  # fmt: skip
+                return evaluate(start + step * direction)
 
-            loss, flat_grad, t, ls_evals = _strong_wolfe(directional, x_init, t, d, loss,
-                                                         flat_grad, gtd)  # fmt: skip
-            self.flat.add_(d, alpha=t)
+            loss, flat_grad, t, ls_evals = _strong_wolfe(directional, t, d, loss, flat_grad, gtd)
+            self.flat += t * d
             self.t = t
-            opt_cond = flat_grad.abs().max() <= self.tolerance_grad
+            opt_cond = np.max(np.abs(flat_grad)) <= self.tolerance_grad
             current_evals += ls_evals
             if n_iter == self.max_iter or current_evals >= self.max_eval or opt_cond:
                 break
-            if d.mul(t).abs().max() <= self.tolerance_change:
+            if np.max(np.abs(d * t)) <= self.tolerance_change:
                 break
             if abs(loss - prev_loss) < self.tolerance_change:
                 break
         return first_loss
 
-    def _direction(self, flat_grad: torch.Tensor) -> torch.Tensor:
-        """The two-loop recursion after storing the newest curvature pair.
-
-        The history is a few dozen vectors of a few hundred numbers: numpy in float64 does the
-        recursion's ~50 small operations in a fifth of torch's time (and rounds less).
-        """
-        g = flat_grad.numpy().astype(np.float64)
-        y = g - self.prev_flat_grad.numpy()
-        s = self.d.numpy().astype(np.float64) * float(self.t)
+    def _direction(self, flat_grad: np.ndarray) -> np.ndarray:
+        """The two-loop recursion after storing the newest curvature pair."""
+        y = flat_grad - self.prev_flat_grad
+        s = self.d * self.t
         ys = float(y @ s)
         if ys > self.tolerance_ys:
             if len(self.old_dirs) == self.history_size:
@@ -134,37 +122,154 @@ class FlatLBFGS:
             self.ro.append(1.0 / ys)
             self.h_diag = ys / float(y @ y)
         al = [0.0] * len(self.old_dirs)
-        q = -g
+        q = -flat_grad
         for i in range(len(self.old_dirs) - 1, -1, -1):
             al[i] = float(self.old_stps[i] @ q) * self.ro[i]
-            q -= al[i] * self.old_dirs[i]
+            q = q - al[i] * self.old_dirs[i]
         r = q * self.h_diag
         for i in range(len(self.old_dirs)):
             be_i = float(self.old_dirs[i] @ r) * self.ro[i]
-            r += (al[i] - be_i) * self.old_stps[i]
-        return torch.from_numpy(r.astype(np.float32))
+            r = r + (al[i] - be_i) * self.old_stps[i]
+        return r
+
+
+def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
+                       bounds: tuple[float, float] | None = None) -> float:  # fmt: skip
+    """pykan's (torch's) ``_cubic_interpolate``: the minimiser of the cubic through two points
+    with their values and slopes, clipped to ``bounds``."""
+    if bounds is not None:
+        xmin_bound, xmax_bound = bounds
+    else:
+        xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    d2_square = d1**2 - g1 * g2
+    if d2_square >= 0:
+        d2 = math.sqrt(d2_square)
+        if x1 <= x2:
+            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+        else:
+            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+        return min(max(min_pos, xmin_bound), xmax_bound)
+    return (xmin_bound + xmax_bound) / 2.0
+
+
+def _strong_wolfe(obj_func: Callable[[float], tuple[float, np.ndarray]], t: float,
+                  d: np.ndarray, f: float, g: np.ndarray, gtd: float, c1: float = 1e-4,
+                  c2: float = 0.9, tolerance_change: float = 1e-9,
+                  max_ls: int = 25) -> tuple[float, np.ndarray, float, int]:  # fmt: skip
+    """pykan's (torch's) ``_strong_wolfe`` line search, line for line, on numpy vectors.
+
+    ``obj_func(t)`` is the objective and gradient at ``x + t * d``. Returns the accepted
+    point's value and gradient, its step ``t`` and the number of evaluations.
+    """
+    d_norm = float(np.max(np.abs(d)))
+    f_new, g_new = obj_func(t)
+    ls_func_evals = 1
+    gtd_new = float(g_new @ d)
+    t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
+    done = False
+    ls_iter = 0
+    while ls_iter < max_ls:
+        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
+            bracket = [t_prev, t]
+            bracket_f = [f_prev, f_new]
+            bracket_g = [g_prev, g_new]
+            bracket_gtd = [gtd_prev, gtd_new]
+            break
+        if abs(gtd_new) <= -c2 * gtd:
+            bracket = [t]
+            bracket_f = [f_new]
+            bracket_g = [g_new]
+            done = True
+            break
+        if gtd_new >= 0:
+            bracket = [t_prev, t]
+            bracket_f = [f_prev, f_new]
+            bracket_g = [g_prev, g_new]
+            bracket_gtd = [gtd_prev, gtd_new]
+            break
+        min_step = t + 0.01 * (t - t_prev)
+        max_step = t * 10
+        tmp = t
+        t = _cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
+                               bounds=(min_step, max_step))  # fmt: skip
+        t_prev = tmp
+        f_prev = f_new
+        g_prev = g_new
+        gtd_prev = gtd_new
+        f_new, g_new = obj_func(t)
+        ls_func_evals += 1
+        gtd_new = float(g_new @ d)
+        ls_iter += 1
+    if ls_iter == max_ls:
+        bracket = [0.0, t]
+        bracket_f = [f, f_new]
+        bracket_g = [g, g_new]
+    insuf_progress = False
+    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
+    while not done and ls_iter < max_ls:
+        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
+            break
+        t = _cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0], bracket[1],
+                               bracket_f[1], bracket_gtd[1])  # fmt: skip
+        eps = 0.1 * (max(bracket) - min(bracket))
+        if min(max(bracket) - t, t - min(bracket)) < eps:
+            if insuf_progress or t >= max(bracket) or t <= min(bracket):
+                if abs(t - max(bracket)) < abs(t - min(bracket)):
+                    t = max(bracket) - eps
+                else:
+                    t = min(bracket) + eps
+                insuf_progress = False
+            else:
+                insuf_progress = True
+        else:
+            insuf_progress = False
+        f_new, g_new = obj_func(t)
+        ls_func_evals += 1
+        gtd_new = float(g_new @ d)
+        ls_iter += 1
+        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
+            bracket[high_pos] = t
+            bracket_f[high_pos] = f_new
+            bracket_g[high_pos] = g_new
+            bracket_gtd[high_pos] = gtd_new
+            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
+        else:
+            if abs(gtd_new) <= -c2 * gtd:
+                done = True
+            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
+                bracket[high_pos] = bracket[low_pos]
+                bracket_f[high_pos] = bracket_f[low_pos]
+                bracket_g[high_pos] = bracket_g[low_pos]
+                bracket_gtd[high_pos] = bracket_gtd[low_pos]
+            bracket[low_pos] = t
+            bracket_f[low_pos] = f_new
+            bracket_g[low_pos] = g_new
+            bracket_gtd[low_pos] = gtd_new
+    if len(bracket) == 1:
+        return bracket_f[0], bracket_g[0], bracket[0], ls_func_evals
+    return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
 
 
 class FlatAdam:
     """``torch.optim.Adam(lr=lr)`` (betas 0.9 / 0.999, eps 1e-8) on a flat vector."""
 
-    def __init__(self, flat: torch.Tensor, lr: float = 1e-3,
+    def __init__(self, flat: np.ndarray, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:  # fmt: skip
         self.flat, self.lr, self.betas, self.eps = flat, lr, betas, eps
-        self.exp_avg = torch.zeros_like(flat)
-        self.exp_avg_sq = torch.zeros_like(flat)
+        self.exp_avg = np.zeros_like(flat)
+        self.exp_avg_sq = np.zeros_like(flat)
         self.n_step = 0
 
-    @torch.no_grad()
     def step(self, evaluate: Evaluate) -> float:
         """One Adam update from the gradient at the current value; returns that value."""
-        loss, grad = evaluate()
+        loss, grad = evaluate(self.flat)
         self.n_step += 1
         beta1, beta2 = self.betas
-        self.exp_avg.lerp_(grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
+        self.exp_avg += (grad - self.exp_avg) * (1 - beta1)
+        self.exp_avg_sq = self.exp_avg_sq * beta2 + (1 - beta2) * grad * grad
         bias_correction1 = 1 - beta1**self.n_step
         bias_correction2_sqrt = (1 - beta2**self.n_step) ** 0.5
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-        self.flat.addcdiv_(self.exp_avg, denom, value=-self.lr / bias_correction1)
+        denom = np.sqrt(self.exp_avg_sq) / bias_correction2_sqrt + self.eps
+        self.flat -= (self.lr / bias_correction1) * self.exp_avg / denom
         return loss

@@ -296,23 +296,37 @@ class _Forward:
         return xt.T, scales
 
     def objective_and_gradient(self, params: _Parameters, labels: torch.Tensor, loss: str,
-                               lamb: float) -> tuple[float, float, torch.Tensor]:  # fmt: skip
+                               lamb: float, point: np.ndarray | None = None,
+                               ) -> tuple[float, float, np.ndarray]:  # fmt: skip
         """The training objective on the training rows and its gradient, without autograd.
 
         The same quantities as ``data_loss(self(x_train)) + lamb * _regulariser(scales)``
         differentiated by autograd (a test holds them equal), computed by the compiled loops
         of :mod:`emp_kan.kan.kernels` in float64 over each point's live basis functions.
 
+        Parameters
+        ----------
+        params : _Parameters
+            Which tensors are trained, and (without ``point``) their values.
+        labels : torch.Tensor, ``(n, w_L)``
+        loss : {"mse", "cross_entropy"}
+        lamb : float
+        point : ndarray, ``(n_params,)``, optional
+            float64 values of the trained tensors in ``params.flat``'s layout, instead of it.
+
         Returns
         -------
         data_loss : float
         objective : float
-        gradient : torch.Tensor, ``(n_params,)``
+            Both infinite beyond float32's range, as in the model.
+        gradient : ndarray, ``(n_params,)``, float64
             In the layout of ``params.flat``.
         """
         if self._compiled is None:
             self._compiled = _CompiledObjective(self, params)
-        return self._compiled(params.flat, labels, loss, lamb)
+        if point is None:
+            point = params.flat.detach().numpy().astype(np.float64)
+        return self._compiled(point, labels, loss, lamb)
 
 
 class _LayerBuffers:
@@ -394,10 +408,9 @@ class _CompiledObjective:
             return flat[begin:end].reshape(shape)
         return self.fixed[name, i]
 
-    def __call__(self, flat_tensor: torch.Tensor, labels: torch.Tensor, loss: str,
-                 lamb: float) -> tuple[float, float, torch.Tensor]:  # fmt: skip
+    def __call__(self, flat: np.ndarray, labels: torch.Tensor, loss: str,
+                 lamb: float) -> tuple[float, float, np.ndarray]:  # fmt: skip
         kernels = self.kernels
-        flat = flat_tensor.detach().numpy().astype(np.float64)
         with_stats = lamb > 0
         n = self.n_points
         tape = []
@@ -456,11 +469,11 @@ class _CompiledObjective:
         gradient = np.zeros(self.n_params)
         for i in reversed(range(self.n_layers)):
             grad_out = self._layer_backward(i, tape[i], grad_out, grad_scales[i], gradient)
-        # The model holds float32: a loss or gradient beyond float32's range is infinite there,
-        # and fast_fit's divergence guard must see it so.
+        # The model holds float32: a loss beyond float32's range is infinite there, and
+        # fast_fit's divergence guard must see it so.
         with np.errstate(over="ignore"):
             value, objective = float(np.float32(value)), float(np.float32(objective))
-            return value, objective, torch.from_numpy(gradient.astype(np.float32))
+        return value, objective, gradient
 
     def _put(self, gradient: np.ndarray, name: str, i: int, value: np.ndarray) -> None:
         if (name, i) in self.slices:
@@ -558,11 +571,9 @@ def _loss_at(forward: Any, params: Any, x: torch.Tensor, y: torch.Tensor) -> flo
         return float(data_loss(pred, y, "mse"))
 
 
-def _restore(params: Any, flat: torch.Tensor, step: int, steps: int) -> None:
-    with torch.no_grad():
-        params.flat.copy_(flat)
-    log.info("training stopped at step %d of %d: the loss became non-finite; the last "
-             "parameters with a finite loss are kept", step + 1, steps)
+def _in_float32(vector: np.ndarray) -> bool:
+    """Whether every entry is finite and stays finite as the model's float32."""
+    return bool(np.all(np.abs(vector) <= np.finfo(np.float32).max))
 
 
 def fast_fit(
@@ -608,32 +619,46 @@ def fast_fit(
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     x_train, y_train = dataset["train_input"], dataset["train_label"]
     params = _Parameters(model)
+    # The optimizer works on a float64 copy; the model gets it back (as float32) before every
+    # grid update and at the end.
+    vector = params.flat.detach().numpy().astype(np.float64)
     if opt == "LBFGS":
-        optimizer: FlatLBFGS | FlatAdam = FlatLBFGS(params.flat, lr=lr)
+        optimizer: FlatLBFGS | FlatAdam = FlatLBFGS(vector, lr=lr)
     else:
-        optimizer = FlatAdam(params.flat, lr=lr)
+        optimizer = FlatAdam(vector, lr=lr)
     grid_update_freq = max(1, int(stop_grid_update_step / grid_update_num))
     forward = _Forward(model, x_train)
     losses: list[float] = []
     state: dict[str, float] = {}
     good = None  # the last parameters seen to give a finite loss
 
-    def evaluate() -> tuple[float, torch.Tensor]:
+    def evaluate(point: np.ndarray) -> tuple[float, np.ndarray]:
         train_loss, objective, gradient = forward.objective_and_gradient(params, y_train, loss,
-                                                                         lamb)  # fmt: skip
+                                                                         lamb, point)  # fmt: skip
         state["train_loss"] = train_loss
         state.setdefault("first_loss", train_loss)
         return objective, gradient
 
+    def give_back() -> None:
+        with torch.no_grad():
+            params.flat.copy_(torch.from_numpy(vector))
+
+    def stop(kept: np.ndarray, step: int) -> None:
+        vector[:] = kept
+        log.info("training stopped at step %d of %d: the loss became non-finite; the last "
+                 "parameters with a finite loss are kept", step + 1, steps)
+
     try:
         for step in range(steps):
             if update_grid and step % grid_update_freq == 0 and step < stop_grid_update_step:
+                give_back()
                 params.store()
                 with torch.no_grad():
                     _update_grid(model, x_train)
                 params.load()
+                vector[:] = params.flat.detach().numpy()
                 forward = _Forward(model, x_train)
-            before = params.flat.detach().clone()
+            before = vector.copy()
             state.pop("first_loss", None)
             optimizer.step(evaluate)
             # The first evaluation of a step is at its starting point: a finite one vouches
@@ -642,14 +667,16 @@ def fast_fit(
             if math.isfinite(state["first_loss"]):
                 good = before
             if not (math.isfinite(state["first_loss"]) and math.isfinite(state["train_loss"])
-                    and bool(torch.isfinite(params.flat).all())):  # fmt: skip
-                _restore(params, good if good is not None else before, step, steps)
+                    and _in_float32(vector)):  # fmt: skip
+                stop(good if good is not None else before, step)
                 break
             value = state["train_loss"]
             losses.append(math.sqrt(value) if loss == "mse" else value)
         else:
+            give_back()
             if good is not None and not math.isfinite(_loss_at(forward, params, x_train, y_train)):
-                _restore(params, good, steps - 1, steps)
+                stop(good, steps - 1)
     finally:
+        give_back()
         params.store()
     return losses
