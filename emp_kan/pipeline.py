@@ -175,60 +175,88 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     return trained, time.perf_counter() - start
 
 
-def _train_each(routes: list[Route], config: DiscoverConfig,
-                as_state: bool = False) -> list[tuple[str, Any, float]]:  # fmt: skip
-    """:func:`train_dense` for each route: ``("done", model, seconds)`` or ``("failed", the
-    exception, 0.0)``; with ``as_state`` the models as picklable states (for a forked child)."""
-    out: list[tuple[str, Any, float]] = []
-    for route in routes:
-        try:
-            model, seconds = train_dense(route.problem, config)
-        except (RuntimeError, ValueError) as exc:
-            out.append(("failed", exc, 0.0))
-            continue
-        out.append(("done", adapter.model_state(model) if as_state else model, seconds))
+def _train_one(route: Route, config: DiscoverConfig, as_state: bool) -> tuple[str, Any, float]:
+    """:func:`train_dense` on one route: ``("done", model, seconds)`` or ``("failed", the
+    exception, 0.0)``; with ``as_state`` the model as a picklable state (for a forked child)."""
+    try:
+        model, seconds = train_dense(route.problem, config)
+    except (RuntimeError, ValueError) as exc:
+        return "failed", exc, 0.0
+    return "done", adapter.model_state(model) if as_state else model, seconds
+
+
+def _claim(counter: Any, total: int) -> int | None:
+    """The next unclaimed route's index (shared between a process and its forked child), or
+    None when every route is taken."""
+    with counter.get_lock():
+        index = counter.value
+        if index >= total:
+            return None
+        counter.value = index + 1
+        return index
+
+
+def _train_claimed(routes: list[Route], config: DiscoverConfig, counter: Any,
+                   as_state: bool) -> dict[int, tuple[str, Any, float]]:  # fmt: skip
+    """Train routes one at a time, each claimed from ``counter``, until none is left."""
+    out = {}
+    while (index := _claim(counter, len(routes))) is not None:
+        out[index] = _train_one(routes[index], config, as_state)
     return out
 
 
-def _train_each_and_search_ahead(routes: list[Route], problem: Problem, config: DiscoverConfig,
-                                 ahead: bool) -> tuple[list, tuple[str, Any] | None]:  # fmt: skip
-    """A forked child's share of :func:`train_routes` (it has one route fewer), then, with
-    ``ahead``, the product search every method's data route will ask for (see
-    :func:`_run_route`), done ahead."""
-    trained = _train_each(routes, config, as_state=True)
-    if not ahead:
-        return trained, None
-    try:
-        ahead = product_search_ahead(problem.dataset, list(range(len(problem.variables))),
-                                     config.validation, config.library)  # fmt: skip
-    except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
-        ahead = None
-    return trained, ahead
+def _search_ahead_then_train(routes: list[Route], problem: Problem, config: DiscoverConfig,
+                             counter: Any, ahead: bool,
+                             ) -> tuple[dict, tuple[str, Any] | None]:  # fmt: skip
+    """A forked child's share of :func:`train_routes`: with ``ahead``, first the product search
+    every method's data route will ask for (see :func:`_run_route`), then whichever routes
+    are still unclaimed."""
+    found = None
+    if ahead:
+        try:
+            found = product_search_ahead(problem.dataset, list(range(len(problem.variables))),
+                                         config.validation, config.library)  # fmt: skip
+        except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
+            found = None
+    return _train_claimed(routes, config, counter, as_state=True), found
 
 
 @adapter.single_threaded
 def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
-    """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense` (the
-    later routes in a forked child when ``config.workers`` allows: the same models)."""
+    """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`.
+
+    When ``config.workers`` allows, a forked child shares the work: it runs the product search
+    ahead (inside :func:`discover`'s shared work, where both methods' data routes will ask for
+    it) and both processes claim the routes one at a time, so that neither waits while the
+    other has work left. Which process trains a route does not change its model.
+    """
+    import multiprocessing
+
     routes = plan_routes(problem, config)
-    here = routes[: (len(routes) + 1) // 2] if usable_workers(config.workers) > 1 else routes
     # Ahead only where it will be used: inside discover's shared work, on the data route.
     ahead = sharing() and any(route.transform is None for route in routes)
-    child = (Child(_train_each_and_search_ahead, (routes[len(here):], problem, config, ahead),
-                   "the routes' training") if len(here) < len(routes) else None)  # fmt: skip
+    counter = multiprocessing.get_context("fork").Value("i", 0) if usable_workers(
+        config.workers) > 1 and (len(routes) > 1 or ahead) else None  # fmt: skip
+    child = None if counter is None else Child(
+        _search_ahead_then_train, (routes, problem, config, counter, ahead),
+        "the routes' training")  # fmt: skip
     try:
-        outcomes = _train_each(here, config)
-        if child is not None:
-            theirs, ahead = child.result()
-            outcomes += [(status, adapter.model_from_state(value) if status == "done" else value,
-                          seconds) for status, value, seconds in theirs]  # fmt: skip
-            if ahead is not None:  # inside discover's shared_work: both methods find it
-                remember("products", *ahead)
+        if child is None:
+            outcomes = {i: _train_one(route, config, False) for i, route in enumerate(routes)}
+        else:
+            outcomes = _train_claimed(routes, config, counter, as_state=False)
+            theirs, found = child.result()
+            outcomes.update({i: (status, adapter.model_from_state(value) if status == "done"
+                                 else value, seconds)
+                             for i, (status, value, seconds) in theirs.items()})  # fmt: skip
+            if found is not None:  # inside discover's shared_work: both methods find it
+                remember("products", *found)
     finally:
         if child is not None:
             child.close()
     kept = []
-    for route, (status, value, seconds) in zip(routes, outcomes, strict=True):
+    for index, route in enumerate(routes):
+        status, value, seconds = outcomes[index]
         essential = route.transform is None or config.transform != "auto"
         if status == "failed":
             if essential:

@@ -170,3 +170,25 @@ def test_an_exception_pickle_cannot_carry_comes_back_named():
 
     with pytest.raises(RuntimeError, match="_Unpicklable: the real failure"):
         Child(_fails_unpicklably, (), "a test").result()
+
+
+def _claim_all(counter, total):
+    claimed = []
+    while (index := pipeline._claim(counter, total)) is not None:
+        claimed.append(index)
+    return claimed
+
+
+def test_the_two_processes_claim_every_route_once():
+    # Routes are claimed one at a time by this process and the training child, so that the
+    # one done first takes what is left: each index exactly once, whoever is faster.
+    from emp_kan._forked import Child
+
+    counter = multiprocessing.get_context("fork").Value("i", 0)
+    child = Child(_claim_all, (counter, 2000), "a test")
+    try:
+        here = _claim_all(counter, 2000)
+        theirs = child.result()
+    finally:
+        child.close()
+    assert sorted(here + theirs) == list(range(2000))
