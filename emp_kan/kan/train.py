@@ -401,6 +401,8 @@ class _CompiledObjective:
                             first.slopes,
                             first.start, first.silu, first.silu_slope)  # fmt: skip
         self.x0_std = self.x0.std(axis=1, ddof=1) if n_points > 1 else np.zeros(len(self.x0))
+        self._labels: torch.Tensor | None = None
+        self._target = np.zeros(0)
 
     def _get(self, flat: np.ndarray, name: str, i: int) -> np.ndarray:
         if (name, i) in self.slices:
@@ -448,7 +450,9 @@ class _CompiledObjective:
             tape.append(entry)
             xt = out
         prediction = xt.T
-        target = _float64(labels)
+        if labels is not self._labels:
+            self._labels, self._target = labels, _float64(labels)
+        target = self._target
         if loss == "cross_entropy":
             shifted = prediction - prediction.max(axis=1, keepdims=True)
             log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -471,9 +475,7 @@ class _CompiledObjective:
             grad_out = self._layer_backward(i, tape[i], grad_out, grad_scales[i], gradient)
         # The model holds float32: a loss beyond float32's range is infinite there, and
         # fast_fit's divergence guard must see it so.
-        with np.errstate(over="ignore"):
-            value, objective = float(np.float32(value)), float(np.float32(objective))
-        return value, objective, gradient
+        return _as_float32(value), _as_float32(objective), gradient
 
     def _put(self, gradient: np.ndarray, name: str, i: int, value: np.ndarray) -> None:
         if (name, i) in self.slices:
@@ -519,6 +521,16 @@ class _CompiledObjective:
             factor = np.where(x_std > 0, grad_range / (n * np.where(x_std > 0, x_std, 1.0)), 0.0)
             grad_in += factor[:, None] * (x - x.mean(axis=1, keepdims=True))
         return grad_in
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_float32(value: float) -> float:
+    """``value``, infinite beyond float32's range (without numpy's warning)."""
+    if not abs(value) <= _FLOAT32_MAX:  # NaN too
+        return value if math.isnan(value) else math.copysign(math.inf, value)
+    return value
 
 
 def _float64(tensor: torch.Tensor) -> np.ndarray:
