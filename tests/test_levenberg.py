@@ -60,3 +60,18 @@ def test_a_problem_that_cannot_move_returns_the_start():
     start = np.array([1.0, -2.0])
     found = levenberg_marquardt(lambda p: (np.ones(5), np.zeros((5, 2))), start, 50)
     assert np.array_equal(found, start)
+
+
+def test_a_badly_scaled_fit_is_not_stopped_by_its_first_damped_steps():
+    # A scale of 1e5 beside a frequency of 1: the first steps are heavily damped, short and
+    # gain little; stopping on them (as the first version did, on two refits in three of a
+    # default discovery) would return the start.
+    x = np.linspace(-2, 2, 300)
+    y = 8e4 * np.sin(1.3 * x) + 5 * x
+
+    def both(p):
+        s, c = np.sin(p[1] * x), np.cos(p[1] * x)
+        return p[0] * s + p[2] * x - y, np.stack([s, p[0] * x * c, x], axis=1)
+
+    found = levenberg_marquardt(both, np.array([6e4, 1.0, 0.0]), 200)
+    assert np.allclose(found, [8e4, 1.3, 5.0], rtol=1e-6, atol=1e-6)
