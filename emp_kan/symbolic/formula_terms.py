@@ -174,6 +174,8 @@ def evaluate_terms(
     values: list[np.ndarray] = [x[:, i] for i in range(x.shape[1])]
     grads: list[np.ndarray | None] = [None] * x.shape[1]
     k = 0
+    # Each node's Jacobian is kept transposed, (P, n): a parameter's slope is then one
+    # contiguous row; the result is handed back as (n, P) in C order, number for number.
     with np.errstate(all="ignore"):
         for layer, const in enumerate(consts):
             node_v = []
@@ -181,8 +183,8 @@ def evaluate_terms(
             for _ in const:
                 node_v.append(np.full(n, p[k]))
                 if jacobian:
-                    g = np.zeros((n, n_par))
-                    g[:, k] = 1.0
+                    g = np.zeros((n_par, n))
+                    g[k] = 1.0
                     node_g.append(g)
                 k += 1
             for t in (t for t in terms if t.layer == layer):
@@ -202,15 +204,15 @@ def evaluate_terms(
                     continue
                 df_u = C * numpy_derivative(t.function)(u)
                 g = node_g[t.out]
-                g[:, i_c] += f_u
+                g[i_c] += f_u
                 if i_a is not None:
-                    g[:, i_a] += df_u * v
+                    g[i_a] += df_u * v
                 if i_b is not None:
-                    g[:, i_b] += df_u
+                    g[i_b] += df_u
                 if grads[t.inp] is not None:
-                    g += (df_u * a)[:, None] * grads[t.inp]
+                    g += (df_u * a)[None, :] * grads[t.inp]
             values, grads = node_v, node_g if jacobian else [None] * len(node_v)
-    return values[0], (grads[0] if jacobian else None)
+    return values[0], (np.ascontiguousarray(grads[0].T) if jacobian else None)
 
 
 def refit_terms(
