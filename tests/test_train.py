@@ -27,9 +27,9 @@ from emp_kan.pruning.rounds import prune_step
 from tests.conftest import different_tensors, make_dataset
 
 
-def _random_model(width, grid, seed, mask_share=0.3, x=None):
+def _random_model(width, grid, seed, mask_share=0.3, x=None, k=3):
     """A pykan model with random masked edges and, when ``x`` is given, a data-fitted grid."""
-    model = adapter.make_kan(width, grid=grid, k=3, seed=seed)
+    model = adapter.make_kan(width, grid=grid, k=k, seed=seed)
     gen = np.random.default_rng(seed)
     masks = [m.numpy() & (gen.random(m.shape) > mask_share) for m in adapter.get_edge_masks(model)]
     for m in masks:  # every node keeps one edge, so no hidden node is left constant
@@ -196,6 +196,36 @@ def test_the_hand_written_gradient_equals_autograds(width, grid, lamb, affines):
                                                                   lamb)  # fmt: skip
     assert ours == pytest.approx(ref_objective, rel=1e-6)
     assert value == pytest.approx(ref_value, rel=1e-6)
+    scale = float(ref_gradient.abs().max())
+    assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_the_gradient_equals_autograds_for_other_spline_orders(k):
+    # k = 3 has its own unrolled basis; every other order runs the general triangle.
+    gen = torch.Generator().manual_seed(k)
+    x = torch.rand(160, 3, generator=gen) * 2 - 1
+    y = torch.sin(x.sum(dim=1, keepdim=True))
+    model = _random_model([3, 4, 2, 1], 4, seed=k, x=x, k=k)
+    params = _Parameters(model)
+    _, ours, gradient = _Forward(model, x).objective_and_gradient(params, y, "mse", 0.01)
+    _, ref_objective, ref_gradient = _autograd_in_float64(model, params, x, y, "mse", 0.01)
+    assert ours == pytest.approx(ref_objective, rel=1e-6)
+    scale = float(ref_gradient.abs().max())
+    assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
+
+
+def test_the_gradient_equals_autograds_where_points_leave_the_grid():
+    # Between grid updates a layer's inputs can leave its grid: there pykan's basis is 0 and
+    # only the silu part of an edge remains.
+    gen = torch.Generator().manual_seed(9)
+    x = torch.rand(200, 2, generator=gen) * 5 - 2.5  # the grid spans [-1, 1]
+    y = torch.cos(x.sum(dim=1, keepdim=True))
+    model = _random_model([2, 3, 1], 5, seed=2)
+    params = _Parameters(model)
+    _, ours, gradient = _Forward(model, x).objective_and_gradient(params, y, "mse", 0.01)
+    _, ref_objective, ref_gradient = _autograd_in_float64(model, params, x, y, "mse", 0.01)
+    assert ours == pytest.approx(ref_objective, rel=1e-6)
     scale = float(ref_gradient.abs().max())
     assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
 
