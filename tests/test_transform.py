@@ -207,3 +207,25 @@ def test_the_power_law_over_every_input_is_a_candidate_of_the_data_as_given():
     assert found["transform"] == "none"  # read beside the KAN of the data as given
     assert is_exact_recovery(found["formula"], problem.truth, problem.variables,
                              ranges=problem.ranges)  # fmt: skip
+
+
+@pytest.mark.parametrize("edges", [[], None])
+def test_a_formula_rewritten_into_another_expression_does_not_carry_the_old_ones_warnings(edges):
+    # A power law read off the data of a route whose own spline formula failed was exact, and
+    # still said "do not use it as a result" (the README's example, after session 8's training).
+    from emp_kan.symbolic.search import UNDEFINED_WARNING, unexplained_warning
+    from emp_kan.symbolic.transform import formula_of_expression
+
+    problem = formula_problem("x*y", "x=0.5:2,y=0.5:2", samples=200)
+    x, y = sp.symbols("x y", real=True)
+    process = "retraining after fixing layer 0 failed; skipped it"
+    failed = SymbolicFormula(expression=sp.sqrt(x - 3), variables=[x, y], test_rmse=1.0,
+                             test_r2=-0.2, train_rmse=1.0, spline_test_rmse=0.1, complexity=4,
+                             edges=[], explains_data=False, seconds=0.0,
+                             warnings=[process, UNDEFINED_WARNING, unexplained_warning(-0.2)])
+    found = formula_of_expression(failed, x * y, problem.dataset, 0.2, edges=edges)
+    assert found.explains_data and found.test_r2 > 0.999
+    # The domain warning stays on the same expression mapped back (edges kept), not on a new one.
+    assert found.warnings == ([process] if edges == [] else [process, UNDEFINED_WARNING])
+    bad = formula_of_expression(failed, x * 0 + 7, problem.dataset, 0.2, edges=edges)
+    assert any(w.startswith("the formula explains less") for w in bad.warnings)

@@ -93,6 +93,25 @@ class EdgeFit:
         return sp.latex(library_function(self.function).sympy(x)) if self.function != "0" else "0"
 
 
+UNDEFINED_WARNING = (
+    "the formula is undefined at some points inside the range of the training inputs "
+    "(a sqrt, log or 1/x of a negative or zero argument); check it before using it there"
+)
+
+
+def unexplained_warning(test_r2: float) -> str:
+    """The warning on a formula whose test R^2 is not above 0."""
+    return (f"the formula explains less than predicting the mean (test R^2 = {test_r2:.3g}); "
+            "do not use it as a result: train longer, prune less, or widen the library")
+
+
+def is_expression_warning(warning: str, domain: bool = True) -> bool:
+    """Whether ``warning`` is about one expression's fit (or, with ``domain``, its domain), not
+    about how the symbolic stage ran: a formula rewritten into another expression drops it."""
+    return (domain and warning == UNDEFINED_WARNING) or warning.startswith(
+        "the formula explains less than predicting the mean")
+
+
 @dataclass
 class SymbolicFormula:
     """A formula found in a KAN, checked end to end.
@@ -881,10 +900,7 @@ def fit_formula(
     box = _box_points(np.vstack([x_fit, x_val]), seed)  # every training row, as arrays
     terms, consts = _defined_on_box(terms, consts, box, (x_fit, y_fit), fit_of_key, trial_evals)
     if not np.isfinite(evaluate_terms(terms, consts, box)[0]).all():
-        warnings.append(
-            "the formula is undefined at some points inside the range of the training inputs "
-            "(a sqrt, log or 1/x of a negative or zero argument); check it before using it there"
-        )
+        warnings.append(UNDEFINED_WARNING)
     expr = build_expression(terms, consts, symbols)[0]
 
     expr = finish_expression(expr, symbols, val["x"], val["y"])
@@ -894,10 +910,7 @@ def fit_formula(
     train_rmse, _ = evaluate_formula(expr, symbols, dataset["train_input"], dataset["train_label"])
     explains = math.isfinite(test_r2) and test_r2 > 0.0
     if not explains:
-        warnings.append(
-            f"the formula explains less than predicting the mean (test R^2 = {test_r2:.3g}); "
-            "do not use it as a result: train longer, prune less, or widen the library"
-        )
+        warnings.append(unexplained_warning(test_r2))
     for w in warnings:
         log.warning(w)
     return SymbolicFormula(

@@ -205,7 +205,13 @@ def formula_of_expression(formula: Any, expr: Any, dataset: dict[str, torch.Tens
     from dataclasses import replace
 
     from emp_kan.data import split_validation
-    from emp_kan.symbolic.search import evaluate_formula, finish_expression, formula_complexity
+    from emp_kan.symbolic.search import (
+        evaluate_formula,
+        finish_expression,
+        formula_complexity,
+        is_expression_warning,
+        unexplained_warning,
+    )
 
     _, val = split_validation(dict(dataset), validation)
     expr = finish_expression(_integral_floats(expr), formula.variables, val["x"], val["y"])
@@ -215,9 +221,16 @@ def formula_of_expression(formula: Any, expr: Any, dataset: dict[str, torch.Tens
     train_rmse, _ = evaluate_formula(expr, formula.variables, dataset["train_input"],
                                      dataset["train_label"])  # fmt: skip
     explains = math.isfinite(test_r2) and test_r2 > 0.0
+    # The fit warning is this expression's own; so is the domain warning when the expression
+    # is a new one (``edges=[]``: read off the data, not the route's edges). An exact power law
+    # read off a route whose own formula failed carried "do not use it as a result".
+    warnings = [w for w in formula.warnings
+                if not is_expression_warning(w, domain=edges is not None)]  # fmt: skip
+    if not explains:
+        warnings.append(unexplained_warning(test_r2))
     return replace(formula, expression=expr, test_rmse=test_rmse, test_r2=test_r2,
                    train_rmse=train_rmse, complexity=formula_complexity(expr),
-                   explains_data=explains,
+                   explains_data=explains, warnings=warnings,
                    edges=formula.edges if edges is None else edges)  # fmt: skip
 
 
