@@ -5,9 +5,10 @@ An order-k B-spline basis is nonzero on only ``k + 1`` of its ``G + k`` function
 the functions ``j - k .. j`` of the knot interval ``[t_j, t_{j+1})`` that holds it. Torch
 evaluates all of them with a dozen whole-array kernels per layer, each costing more in dispatch
 than in arithmetic on models this small. Here one loop over the points runs de Boor's triangle
-for the live functions only (Cox-de Boor's recursion restricted to them: a function that does
-not exist at some level, because its index falls outside the basis, is 0 there, and no existing
-function reads one that does not), and the layer's forward and backward read only those.
+for the live functions only, and the layer's forward and backward read only those. Near either
+end of the grid some of the triangle's functions fall outside the basis: they are computed on
+knots padded at both ends (finite, never read), and no function of the basis reads one of
+them.
 
 Conventions (a layer with ``n_in`` inputs, ``n_out`` outputs, ``m`` knots per input,
 ``n_fun = m - 1 - k`` basis functions, ``B`` points):
