@@ -74,7 +74,8 @@ def levenberg_marquardt(residual_and_jacobian: ResidualAndJacobian, start: np.nd
         trial = p + step
         r_trial, jac_trial = residual_and_jacobian(trial)
         evaluations += 1
-        cost_trial = float(r_trial @ r_trial)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing trial is rejected
+            cost_trial = float(r_trial @ r_trial)
         predicted = float(step @ (damping * scale * step - gradient))
         if not (np.isfinite(cost_trial) and cost_trial < cost and predicted > 0):
             damping = damping * growth if damping > 0 else 1e-12
