@@ -99,17 +99,19 @@ UNDEFINED_WARNING = (
 )
 
 
+_UNEXPLAINED = "the formula explains less than predicting the mean"
+
+
 def unexplained_warning(test_r2: float) -> str:
     """The warning on a formula whose test R^2 is not above 0."""
-    return (f"the formula explains less than predicting the mean (test R^2 = {test_r2:.3g}); "
-            "do not use it as a result: train longer, prune less, or widen the library")
+    return (f"{_UNEXPLAINED} (test R^2 = {test_r2:.3g}); do not use it as a result: train "
+            "longer, prune less, or widen the library")
 
 
 def is_expression_warning(warning: str, domain: bool = True) -> bool:
     """Whether ``warning`` is about one expression's fit (or, with ``domain``, its domain), not
     about how the symbolic stage ran: a formula rewritten into another expression drops it."""
-    return (domain and warning == UNDEFINED_WARNING) or warning.startswith(
-        "the formula explains less than predicting the mean")
+    return (domain and warning == UNDEFINED_WARNING) or warning.startswith(_UNEXPLAINED)
 
 
 @dataclass
