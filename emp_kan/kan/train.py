@@ -6,22 +6,23 @@ outputs for plotting, a recursive B-spline basis with a ``nan_to_num`` per level
 evaluates the test loss, and the B-spline basis of the first layer is recomputed from the same
 inputs on every call. Here a training step computes exactly what the objective needs:
 
-* the forward over pykan's own parameters (``coef``, ``scale_base``, ``scale_sp``, ``mask``,
-  node and subnode affines): each layer is one matrix product of its weights (masks and
-  scales folded in) with the features ``[silu(x), B(x)]``, kept as ``(in, p, batch)``;
-* the gradient written out by hand (:meth:`_Forward.objective_and_gradient`): each layer's
-  backward is two matrix products, the B-spline basis's derivative comes from its order k-1
-  values, and the regulariser's from its closed form; autograd's bookkeeping, which costs
-  more than the arithmetic on models this small, never runs;
-* the first layer's features once per grid update (its inputs are the data);
-* one flat parameter vector for the optimizer, written back into the model at the end;
+* the objective and its gradient as compiled loops in float64
+  (:meth:`_Forward.objective_and_gradient`, :mod:`emp_kan.kan.kernels`) over pykan's own
+  parameters (``coef``, ``scale_base``, ``scale_sp``, ``mask``, node and subnode affines):
+  per point only the k+1 B-spline functions that are not 0 there, the basis's derivative from
+  its order k-1 values, the regulariser's gradient from its closed form; autograd's
+  bookkeeping, which costs more than the arithmetic on models this small, never runs;
+* the first layer's basis once per grid update (its inputs are the data);
+* one flat float64 parameter vector for the optimizer, written back into the model (float32,
+  as pykan keeps it) before each grid update and at the end;
 * the activation statistics and pykan's sparsity regulariser only when ``lamb > 0``
   (``reg_metric="edge_forward_spline_n"``, ``lamb_l1 = 1``, ``lamb_entropy = 2``, no coefficient
   terms: pykan's defaults);
 * pykan's LBFGS step (same history, pykan's strong-Wolfe line search, tolerances) or Adam over
-  that vector (:mod:`emp_kan.kan.optim`: no ``torch.optim``, whose first use imports
+  that vector, in numpy (:mod:`emp_kan.kan.optim`: no ``torch.optim``, whose first use imports
   ``torch._dynamo`` for a second), and pykan's own grid update every
-  ``stop_grid_update_step / grid_update_num`` steps, fed by the lean forward.
+  ``stop_grid_update_step / grid_update_num`` steps, fed by a lean torch forward
+  (:class:`_Forward`, which also gives :func:`kan_forward`).
 
 The model stays a pykan model: the same object is trained in place, and its ``forward``,
 ``plot``, ``prune`` and ``auto_symbolic`` keep working. Models this path does not cover
