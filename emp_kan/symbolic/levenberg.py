@@ -39,7 +39,8 @@ def levenberg_marquardt(residual_and_jacobian: ResidualAndJacobian, start: np.nd
         ``least_squares`` defaults). The tests read the undamped step because a damped one is
         short and gains little whenever the damping is high, as it is at the start of a badly
         scaled refit (a ``C`` of 1e5 beside an ``a`` of 1): tested on the damped step, the
-        solver stopped there, at the start, on two refits in three of a default discovery.
+        solver stopped at or near the start, and ended worse than scipy's ``trf`` on 61 of the
+        90 refits of a default discovery.
     max_rejections : int
         Stop after this many rejected steps in a row (the damping then grows without bound).
 
