@@ -230,49 +230,41 @@ class _Forward:
     def _get(self, views, name: str, i: int, source: Any) -> torch.Tensor:
         return views[name, i] if (name, i) in views else source
 
-    def _weights(self, views: dict, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Layer ``i``'s weights ``(in, p, out)``, and the ``coef`` and ``scale_sp`` they used."""
+    def _weights(self, views: dict, i: int) -> torch.Tensor:
+        """Layer ``i``'s weights ``(in, p, out)``."""
         layer = self.layers[i]
         coef = self._get(views, "coef", i, layer.coef)
         scale_sp = self._get(views, "scale_sp", i, layer.scale_sp)
         scale_base = self._get(views, "scale_base", i, layer.scale_base)
-        return _layer_weights(layer.mask, scale_base, scale_sp, coef), coef, scale_sp
+        return _layer_weights(layer.mask, scale_base, scale_sp, coef)
 
-    def _affines(self, views: dict, i: int) -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
-        """Layer ``i``'s subnode then node affine as ``(scale name, bias name, scale, bias)``,
-        leaving out an untrained one that is still ``x -> 1 * x + 0``."""
+    def _affines(self, views: dict, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Layer ``i``'s subnode then node affine as ``(scale, bias)``, leaving out an untrained
+        one that is still ``x -> 1 * x + 0``."""
         out = []
         for scale_name, bias_name in (("subnode_scale", "subnode_bias"),
                                       ("node_scale", "node_bias")):  # fmt: skip
             if (scale_name, i) in self.identity and (bias_name, i) in self.identity:
                 continue
-            out.append((scale_name, bias_name,
-                        self._get(views, scale_name, i, getattr(self.model, scale_name)[i]),
+            out.append((self._get(views, scale_name, i, getattr(self.model, scale_name)[i]),
                         self._get(views, bias_name, i, getattr(self.model, bias_name)[i])))
         return out
 
-    def _edge_stats(self, first: bool, xt: torch.Tensor, features: torch.Tensor,
-                    weights: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
-        """pykan's ``acts_scale_spline`` of a layer (``scales``, ``(out, in)``: the std over the
-        batch of each edge's output over its input's std + 0.1) and what its gradient reads.
-        ``first``: the layer's inputs are the training data, whose statistics are cached."""
-        stats: dict[str, torch.Tensor] = {}
+    def _edge_scales(self, first: bool, xt: torch.Tensor, features: torch.Tensor,
+                     weights: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """pykan's ``acts_scale_spline`` of a layer, ``(out, in)``: the std over the batch of
+        each edge's output over its input's std + 0.1. ``first``: the layer's inputs are the
+        training data, whose statistics are cached."""
         if first:
             moment, input_range = self._first_layer_stats()
         else:
-            stats["centred"] = features - features.mean(dim=2, keepdim=True)
-            moment = stats["centred"] @ stats["centred"].transpose(1, 2)
-            moment = moment / max(features.shape[2] - 1, 1)
-            stats["x_std"] = torch.std(xt, dim=1)
-            input_range = stats["x_std"] + 0.1
-        stats["moment_weights"] = moment @ weights
-        stats["variance"] = (stats["moment_weights"] * weights).sum(dim=1)  # (in, out)
+            centred = features - features.mean(dim=2, keepdim=True)
+            moment = centred @ centred.transpose(1, 2) / max(features.shape[2] - 1, 1)
+            input_range = torch.std(xt, dim=1) + 0.1
+        variance = ((moment @ weights) * weights).sum(dim=1)  # (in, out)
         # A dead edge has variance 0, where sqrt's slope is infinite; pykan's masked edges
         # contribute nothing, so clamp before the root.
-        stats["std"] = torch.sqrt(torch.clamp(stats["variance"], min=1e-30))
-        stats["range"] = input_range
-        stats["scales"] = (stats["std"] / input_range[:, None]).T
-        return stats
+        return (torch.sqrt(torch.clamp(variance, min=1e-30)) / input_range[:, None]).T
 
     def __call__(self, x: torch.Tensor, with_scales: bool, views: dict | None = None,
                  depth: int | None = None) -> tuple[torch.Tensor, list]:  # fmt: skip
@@ -287,12 +279,12 @@ class _Forward:
         for i in range(len(self.layers))[:depth]:
             first = i == 0 and cached
             features = self.features0 if first else _Features.apply(xt, self.bases[i])
-            weights, _, _ = self._weights(views, i)
+            weights = self._weights(views, i)
             if with_scales:
-                scales.append(self._edge_stats(first, xt, features, weights)["scales"])
+                scales.append(self._edge_scales(first, xt, features, weights))
             n_out = weights.shape[2]
             xt = weights.reshape(-1, n_out).T @ features.reshape(-1, features.shape[2])
-            for _, _, scale, bias in self._affines(views, i):
+            for scale, bias in self._affines(views, i):
                 xt = scale[:, None] * xt + bias[:, None]
         return xt.T, scales
 
