@@ -153,19 +153,23 @@ def test_a_diverging_fit_keeps_the_last_finite_parameters(dataset, opt, lr):
     fast_fit(model, dataset, 3, opt="LBFGS")  # and training can go on from there
 
 
-def _autograd_in_float64(model, params, x, labels, loss, lamb):
-    """The objective, its data part and autograd's gradient in ``params``' flat layout,
-    computed on a float64 copy of ``model`` (a float32 reference rounds more than the
-    hand-written gradient, which runs in float64)."""
+def _assert_gradient_equals_autograds(model, x, labels, loss, lamb):
+    """The compiled objective, its data part and its gradient equal autograd's on a float64
+    copy of ``model`` (a float32 reference rounds more than the compiled loops, which run in
+    float64)."""
+    params = _Parameters(model)
+    value, ours, gradient = _Forward(model, x).objective_and_gradient(params, labels, loss, lamb)
     wide = adapter.clone_model(model).double()
     trained = [getattr(wide.act_fun[i], name) if name in ("coef", "scale_base", "scale_sp")
                else getattr(wide, name)[i] for name, i, _ in params.entries]  # fmt: skip
     pred, scales = _Forward(wide, x.double())(x.double(), with_scales=lamb > 0)
-    value = data_loss(pred, labels.double(), loss)
-    objective = value + (lamb * _regulariser(scales) if lamb else 0.0)
-    gradient = torch.autograd.grad(objective, trained)
-    flat = torch.cat([g.reshape(-1) for g in gradient])
-    return float(value.detach()), float(objective.detach()), flat
+    ref_value = data_loss(pred, labels.double(), loss)
+    ref_objective = ref_value + (lamb * _regulariser(scales) if lamb else 0.0)
+    ref_gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(ref_objective, trained)])
+    assert ours == pytest.approx(float(ref_objective.detach()), rel=1e-6)
+    assert value == pytest.approx(float(ref_value.detach()), rel=1e-6)
+    scale = float(ref_gradient.abs().max())
+    assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
 
 
 def _with_trained_affines(model, seed):
@@ -190,14 +194,7 @@ def test_the_hand_written_gradient_equals_autograds(width, grid, lamb, affines):
     model = _random_model(width, grid, seed=11, x=x)
     if affines:
         model = _with_trained_affines(model, seed=grid)
-    params = _Parameters(model)
-    value, ours, gradient = _Forward(model, x).objective_and_gradient(params, y, "mse", lamb)
-    ref_value, ref_objective, ref_gradient = _autograd_in_float64(model, params, x, y, "mse",
-                                                                  lamb)  # fmt: skip
-    assert ours == pytest.approx(ref_objective, rel=1e-6)
-    assert value == pytest.approx(ref_value, rel=1e-6)
-    scale = float(ref_gradient.abs().max())
-    assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
+    _assert_gradient_equals_autograds(model, x, y, "mse", lamb)
 
 
 @pytest.mark.parametrize("k", [1, 2, 4])
@@ -207,12 +204,7 @@ def test_the_gradient_equals_autograds_for_other_spline_orders(k):
     x = torch.rand(160, 3, generator=gen) * 2 - 1
     y = torch.sin(x.sum(dim=1, keepdim=True))
     model = _random_model([3, 4, 2, 1], 4, seed=k, x=x, k=k)
-    params = _Parameters(model)
-    _, ours, gradient = _Forward(model, x).objective_and_gradient(params, y, "mse", 0.01)
-    _, ref_objective, ref_gradient = _autograd_in_float64(model, params, x, y, "mse", 0.01)
-    assert ours == pytest.approx(ref_objective, rel=1e-6)
-    scale = float(ref_gradient.abs().max())
-    assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
+    _assert_gradient_equals_autograds(model, x, y, "mse", 0.01)
 
 
 def test_the_gradient_equals_autograds_where_points_leave_the_grid():
@@ -222,12 +214,7 @@ def test_the_gradient_equals_autograds_where_points_leave_the_grid():
     x = torch.rand(200, 2, generator=gen) * 5 - 2.5  # the grid spans [-1, 1]
     y = torch.cos(x.sum(dim=1, keepdim=True))
     model = _random_model([2, 3, 1], 5, seed=2)
-    params = _Parameters(model)
-    _, ours, gradient = _Forward(model, x).objective_and_gradient(params, y, "mse", 0.01)
-    _, ref_objective, ref_gradient = _autograd_in_float64(model, params, x, y, "mse", 0.01)
-    assert ours == pytest.approx(ref_objective, rel=1e-6)
-    scale = float(ref_gradient.abs().max())
-    assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
+    _assert_gradient_equals_autograds(model, x, y, "mse", 0.01)
 
 
 @pytest.mark.parametrize("lamb", [0.0, 0.01])
@@ -236,14 +223,7 @@ def test_the_cross_entropy_gradient_equals_autograds(lamb):
     x = torch.rand(150, 4, generator=gen) * 2 - 1
     labels = torch.nn.functional.one_hot(torch.randint(0, 3, (150,), generator=gen), 3).float()
     model = _random_model([4, 5, 3], 5, seed=3, x=x)
-    params = _Parameters(model)
-    forward = _Forward(model, x)
-    _, ours, gradient = forward.objective_and_gradient(params, labels, "cross_entropy", lamb)
-    _, ref_objective, ref_gradient = _autograd_in_float64(model, params, x, labels,
-                                                          "cross_entropy", lamb)  # fmt: skip
-    assert ours == pytest.approx(ref_objective, rel=1e-6)
-    scale = float(ref_gradient.abs().max())
-    assert torch.allclose(torch.from_numpy(gradient), ref_gradient, atol=1e-6 * scale, rtol=0)
+    _assert_gradient_equals_autograds(model, x, labels, "cross_entropy", lamb)
 
 
 @pytest.mark.parametrize(("width", "grid"), CASES[:2])
