@@ -262,7 +262,8 @@ def refit_terms(
     # Not MINPACK's "lm": it rounds with the memory alignment of the work arrays it allocates,
     # and on an ill-conditioned refit (an edge read as exp(85*y/9)) the same inputs gave one
     # of two results by heap state, so one pruned model gave different formulas from call to
-    # call. Not scipy's "trf" either: an SVD of the Jacobian per iteration made it 3x slower.
+    # call. Not scipy's "trf" either: on the refits of a default discovery it took 1.9x our
+    # solver's time (benchmarks/bench_refit.py).
     budget = min(max_nfev * start.size, 10 * max_nfev)  # bounded: big formulas get less each
     with np.errstate(all="ignore"):
         solution = levenberg_marquardt(both, start, budget)
