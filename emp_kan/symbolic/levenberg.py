@@ -67,18 +67,16 @@ def levenberg_marquardt(residual_and_jacobian: ResidualAndJacobian, start: np.nd
             step = np.linalg.solve(normal + damping * np.diag(scale), -gradient)
         except np.linalg.LinAlgError:
             step = np.full_like(p, np.nan)
-        if not np.all(np.isfinite(step)):
-            damping = damping * growth if damping > 0 else 1e-12
-            growth *= 2.0
-            rejections += 1
-            continue
-        trial = p + step
-        r_trial, jac_trial = residual_and_jacobian(trial)
-        evaluations += 1
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing trial is rejected
-            cost_trial = float(r_trial @ r_trial)
-        predicted = float(step @ (damping * scale * step - gradient))
-        if not (np.isfinite(cost_trial) and cost_trial < cost and predicted > 0):
+        accepted = False
+        if np.all(np.isfinite(step)):
+            trial = p + step
+            r_trial, jac_trial = residual_and_jacobian(trial)
+            evaluations += 1
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflowing trial is rejected
+                cost_trial = float(r_trial @ r_trial)
+            predicted = float(step @ (damping * scale * step - gradient))
+            accepted = bool(np.isfinite(cost_trial) and cost_trial < cost and predicted > 0)
+        if not accepted:  # no step, or a step that does not lower the cost: damp harder
             damping = damping * growth if damping > 0 else 1e-12
             growth *= 2.0
             rejections += 1
