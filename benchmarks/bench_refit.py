@@ -20,37 +20,21 @@ import numpy as np
 from emp_kan.symbolic import formula_terms
 
 
-def refit_with_trf(terms, consts, x, y, max_nfev: int = 50):
-    """``refit_terms`` as it was up to session 7: scipy's ``least_squares(method="trf")``."""
+def trf(residual_and_jacobian, start, max_nfev):
+    """The solver ``refit_terms`` used up to session 7: scipy's ``least_squares(method="trf")``
+    with the exact Jacobian."""
     from scipy.optimize import least_squares
 
-    terms, consts = list(terms), [np.asarray(c, dtype=np.float64) for c in consts]
-    start = formula_terms.parameter_vector(terms, consts)
-    if start.size == 0:
-        return terms, consts
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).ravel()
-    penalty = 1e3 * float(np.abs(y).max() + 1.0)
-
-    def both(p):
-        out, jac = formula_terms.evaluate_terms(terms, consts, x, p, jacobian=True)
-        bad = ~np.isfinite(out)
-        return (np.where(bad, penalty, out - y),
-                np.where(np.isfinite(jac) & ~bad[:, None], jac, 0.0))  # fmt: skip
-
-    if not np.isfinite(start).all() or not np.isfinite(
-            formula_terms.evaluate_terms(terms, consts, x)[0]).all():  # fmt: skip
-        return terms, consts
-    with np.errstate(over="ignore"):
-        start_sse = float(np.sum(both(start)[0] ** 2))
-    budget = min(max_nfev * start.size, 10 * max_nfev)
-    with np.errstate(all="ignore"), catch_warnings():
+    with catch_warnings():
         simplefilter("ignore")
-        sol = least_squares(lambda p: both(p)[0], start, jac=lambda p: both(p)[1], method="trf",
-                            max_nfev=budget)  # fmt: skip
-    if not float(np.sum(both(sol.x)[0] ** 2)) <= start_sse:
-        return terms, consts
-    return formula_terms._unpack(terms, consts, sol.x)
+        return least_squares(lambda p: residual_and_jacobian(p)[0], start,
+                             jac=lambda p: residual_and_jacobian(p)[1], method="trf",
+                             max_nfev=max_nfev).x  # fmt: skip
+
+
+def refit_with_trf(terms, consts, x, y, max_nfev: int = 50):
+    """``refit_terms`` as it was up to session 7 (the same refit, solved by :func:`trf`)."""
+    return formula_terms.refit_terms(terms, consts, x, y, max_nfev, solve=trf)
 
 
 def _sse(terms, consts, x, y) -> float:

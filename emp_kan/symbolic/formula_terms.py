@@ -16,7 +16,7 @@ the node's scale and bias), which keeps the least squares well posed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -221,6 +221,7 @@ def refit_terms(
     x: np.ndarray,
     y: np.ndarray,
     max_nfev: int = 50,
+    solve: Callable[[Callable, np.ndarray, int], np.ndarray] = levenberg_marquardt,
 ) -> tuple[list[Term], list[np.ndarray]]:
     """Least-squares refit (Levenberg-Marquardt, :mod:`emp_kan.symbolic.levenberg`) of every
     parameter against ``x (n, d)``, ``y (n,)``.
@@ -229,7 +230,8 @@ def refit_terms(
     (with an exact Jacobian an evaluation is about one iteration; more rarely paid off in tests
     on Feynman I.6.20a, I.6.20, I.12.1, I.12.4).
     Returns the input unchanged when the fit cannot start (non-finite start) or does not
-    improve the squared error.
+    improve the squared error. ``solve(residual_and_jacobian, start, max_evaluations) -> p``
+    is the least-squares solver (another one for comparisons: benchmarks/bench_refit.py).
     """
     terms, consts = list(terms), [np.asarray(c, dtype=np.float64) for c in consts]
     start = parameter_vector(terms, consts)
@@ -262,11 +264,11 @@ def refit_terms(
     # Not MINPACK's "lm": it rounds with the memory alignment of the work arrays it allocates,
     # and on an ill-conditioned refit (an edge read as exp(85*y/9)) the same inputs gave one
     # of two results by heap state, so one pruned model gave different formulas from call to
-    # call. Not scipy's "trf" either: on the refits of a default discovery it took 1.9x our
+    # call. Not scipy's "trf" either: on the refits of a default discovery it took 1.4x our
     # solver's time (benchmarks/bench_refit.py).
     budget = min(max_nfev * start.size, 10 * max_nfev)  # bounded: big formulas get less each
     with np.errstate(all="ignore"):
-        solution = levenberg_marquardt(both, start, budget)
+        solution = solve(both, start, budget)
     if not float(np.sum(residual(solution) ** 2)) <= start_sse:
         return terms, consts
     return _unpack(terms, consts, solution)
