@@ -33,18 +33,25 @@ import sys
 import numpy as np
 from numba import njit
 
+
+def may_cache(module_file: str) -> bool:
+    """Whether numba may keep the machine code of the module at ``module_file`` in the
+    ``__pycache__`` beside it: only where Python itself may write bytecode there."""
+    here = os.path.dirname(os.path.abspath(module_file))
+    pycache = os.path.join(here, "__pycache__")
+    return not sys.flags.dont_write_bytecode and (
+        os.access(pycache, os.W_OK) if os.path.isdir(pycache) else os.access(here, os.W_OK))
+
+
 # Compiling these loops takes about 2 s per process. Where Python may keep bytecode beside
 # this module (no PYTHONDONTWRITEBYTECODE, no -B, a writable folder), numba keeps the machine
 # code there too, in the same __pycache__, and later processes load it in milliseconds.
 # Otherwise nothing is kept: numba's fallback is a folder in the user's home, which emp_kan
 # was not given.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_PYCACHE = os.path.join(_HERE, "__pycache__")
-_CACHE = not sys.flags.dont_write_bytecode and (
-    os.access(_PYCACHE, os.W_OK) if os.path.isdir(_PYCACHE) else os.access(_HERE, os.W_OK))
+_CACHE = may_cache(__file__)
 
-__all__ = ["edge_moments", "layer_backward", "layer_basis", "layer_forward", "padded_knots",
-           "regulariser"]
+__all__ = ["edge_moments", "layer_backward", "layer_basis", "layer_forward", "may_cache",
+           "padded_knots", "regulariser"]
 
 
 def padded_knots(knots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,12 @@ import sympy as sp
 import torch
 
 from emp_kan._memo import digest, recall
+from emp_kan.symbolic.product_kernels import (
+    FUNCTION_CODES,
+    LOG_FLOOR,
+    grid_sse,
+    log_column_residual,
+)
 from emp_kan.symbolic.registry import library_function
 from emp_kan.symbolic.transform import LogTransform, _sign_model, formula_of_expression
 
@@ -40,7 +46,6 @@ __all__ = ["ProductFit", "fit_products", "product_formulas"]
 _A_GRID = np.arange(0.25, 6.01, 0.25)  # a step of 1/4: sin(2.5*v) over a few periods
 _B_GRID = np.linspace(-math.pi, math.pi, 25)
 _CLIP = math.log(0.05)  # the smooth search floors logs at 5% of their median
-_LOG_FLOOR = -30.0  # log|f| where f is 0: a large residual, never -inf
 _INTEGER_POWER = 0.1  # c within this of a whole number is taken as that number
 _MIN_ROWS = 8
 _MAX_POWER = 8.0  # |c| beyond this marks a degenerate fit
@@ -133,7 +138,7 @@ def _sympy_form(function: str):
 def _log_abs(values: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.log(np.abs(values))
-    return np.where(np.isfinite(out), np.maximum(out, _LOG_FLOOR), np.nan)
+    return np.where(np.isfinite(out), np.maximum(out, LOG_FLOOR), np.nan)
 
 
 class _Projected:
@@ -196,6 +201,19 @@ def _columns(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
     return _log_abs(values)
 
 
+def _grid_sse(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray, projected: _Projected,
+              exact: bool) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The weighted SSE of ``f(a[k]*z + b[k])`` for every grid point on the smooth landscape
+    and (with ``exact``) on the exact one: ``(m,)`` each, inf where ``f`` is undefined."""
+    with np.errstate(all="ignore"):
+        logs = np.log(np.abs(_numpy_form(function)(np.outer(a, z) + b[:, None])))
+    smooth_sse = np.empty(len(a))
+    exact_sse = np.empty(len(a) if exact else 0)
+    grid_sse(logs, projected.smooth.clip, projected.root_weight, projected.q, projected.target,
+             exact_sse, smooth_sse)  # fmt: skip
+    return smooth_sse, (exact_sse if exact else None)
+
+
 def _grid(function: str, z: np.ndarray, even: int = 61) -> tuple[np.ndarray, np.ndarray]:
     """Starting points ``(a, b)`` for ``f(a*z + b)``, scaled to the spread of ``z`` (for
     ``x``: ``even`` shifts evenly over the range of ``z``, and a few more)."""
@@ -229,9 +247,8 @@ def _best_fit(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarra
     if not np.isfinite(z).all() or len(np.unique(z)) < 5:
         return None
     a, b = _grid(function, z)
-    columns = _columns(function, z, a, b)
-    usable = np.isfinite(columns).all(axis=0)
-    if not usable.any():
+    smooth_sse, exact_sse = _grid_sse(function, z, a, b, projected, exact=True)
+    if not np.isfinite(smooth_sse).any():
         return None
     # Starts on both landscapes, each the best point of one of the best few values of a (one
     # basin each): the smooth one finds the law's basin where f has zeros in the data's
@@ -239,9 +256,7 @@ def _best_fit(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarra
     # (log(V/W)). Over a short stretch of a smooth f, other (a, b) with another power c fit
     # almost as well as the law and can hold the grid's very best point.
     ends = []
-    for landscape in (projected.smooth, projected):
-        sse = np.full(len(a), np.inf)
-        sse[usable] = landscape.sse(columns[:, usable])
+    for landscape, sse in ((projected.smooth, smooth_sse), (projected, exact_sse)):
         for k in _distinct_starts(sse, a):
             start = (a[k], b[k])
             if landscape is projected.smooth:
@@ -404,9 +419,8 @@ def _grid_score(function: str, argument: tuple[tuple[int, int], ...], x: np.ndar
     else:
         aa, bb = np.meshgrid(_scales(_COARSE_A, z), _COARSE_B, indexing="ij")
         a, b = aa.ravel(), bb.ravel()
-    columns = _columns(function, z, a, b)
-    usable = np.isfinite(columns).all(axis=0)
-    return float(np.min(projected.smooth.sse(columns[:, usable]))) if usable.any() else math.inf
+    smooth_sse, _ = _grid_sse(function, z, a, b, projected, exact=False)
+    return float(np.min(smooth_sse))
 
 
 def _grow(fit: ProductFit, x: np.ndarray, projected: _Projected, inputs: list[int],
@@ -438,15 +452,28 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
     """
     from scipy.optimize import least_squares, minimize
 
+    code = FUNCTION_CODES.get(function)
+    clip = math.nan if projected.clip is None else projected.clip
+    out = np.empty(len(x))
+
     def residual(params: np.ndarray) -> np.ndarray:
         a, b = (1.0, params[0]) if function == "x" else params
+        if code is not None:
+            sse = log_column_residual(code, x, float(a), float(b), clip, projected.root_weight,
+                                      projected.q, projected.target, out)  # fmt: skip
+            return np.full(len(x), 1e6) if sse < 0.0 else out.copy()
         column = _columns(function, x, np.array([a]), np.array([b]))[:, 0]
         if not np.isfinite(column).all():
             return np.full(len(x), 1e6)
         return projected.residual(column)
 
     def sse(params: np.ndarray) -> float:
-        return float(np.sum(residual(params) ** 2))
+        if code is None:
+            return float(np.sum(residual(params) ** 2))
+        a, b = (1.0, params[0]) if function == "x" else params
+        total = log_column_residual(code, x, float(a), float(b), clip, projected.root_weight,
+                                    projected.q, projected.target, out)  # fmt: skip
+        return 1e12 * len(x) if total < 0.0 else total
 
     start = np.array([b0]) if function == "x" else np.array([a0, b0])
     before = sse(start)

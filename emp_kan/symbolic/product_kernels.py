@@ -1,0 +1,189 @@
+"""The compiled inner loop of the product search (:mod:`emp_kan.symbolic.separable`): one
+column ``log|f(a*z + b)|``, projected against the fixed columns, and its residual.
+
+The search polishes every grid start with a few hundred evaluations of this residual, each
+on a single column of a few hundred rows. In numpy each evaluation is a dozen array calls
+whose dispatch costs more than their arithmetic; here it is one loop. The arithmetic is the
+numpy path's, in the same order where it matters (floor, weight, projection), so the two agree
+to rounding: the transcendental functions and the sums may differ in the last bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from emp_kan.kan.kernels import may_cache
+
+__all__ = ["FUNCTION_CODES", "LOG_FLOOR", "grid_sse", "log_column_residual"]
+
+_CACHE = may_cache(__file__)  # see emp_kan.kan.kernels
+
+LOG_FLOOR = -30.0  # log|f| where f is 0 underflows to this, never -inf
+
+# The library's built-in functions (and the two exp forms of products only) the loop knows;
+# any other function (a user's registered one) takes the numpy path.
+FUNCTION_CODES = {"x": 0, "exp": 1, "log": 2, "sin": 3, "cos": 4, "tan": 5, "tanh": 6,
+                  "arcsin": 7, "arccos": 8, "arctan": 9, "arctanh": 10, "gaussian": 11,
+                  "exp(x)-1": 12, "cosh": 13}  # fmt: skip
+
+
+@njit(cache=_CACHE, nogil=True, inline="always")
+def _apply(code, u):  # pragma: no cover
+    if code == 0:
+        return u
+    if code == 1:
+        return math.exp(u)
+    if code == 2:
+        return math.log(u) if u >= 0.0 else math.nan
+    if code == 3:
+        return math.sin(u)
+    if code == 4:
+        return math.cos(u)
+    if code == 5:
+        return math.tan(u)
+    if code == 6:
+        return math.tanh(u)
+    if code == 7:
+        return math.asin(u) if abs(u) <= 1.0 else math.nan
+    if code == 8:
+        return math.acos(u) if abs(u) <= 1.0 else math.nan
+    if code == 9:
+        return math.atan(u)
+    if code == 10:
+        if abs(u) < 1.0:
+            return math.atanh(u)
+        return math.copysign(math.inf, u) if abs(u) == 1.0 else math.nan
+    if code == 11:
+        return math.exp(-(u * u))
+    if code == 12:
+        return math.expm1(u)
+    return math.cosh(u)
+
+
+@njit(cache=_CACHE, nogil=True)
+def log_column_residual(code, z, a, b, clip, root_weight, q, target,
+                        residual):  # pragma: no cover  # fmt: skip
+    """Fill ``residual (n,)`` with the weighted residual of ``target (n,)`` once the column
+    ``log|f(a*z + b)|`` is fitted, and return its sum of squares; -1.0 where the column is
+    not finite at some row (``f`` undefined there), with ``residual`` unspecified.
+
+    Parameters
+    ----------
+    code : int
+        ``f``'s entry in :data:`FUNCTION_CODES`.
+    z : ndarray (n,)
+        The argument's values on the rows.
+    a, b : float
+    clip : float
+        With a finite ``clip``, the column is first floored at the median of every 4th row
+        plus ``clip`` (the smooth landscape); NaN for none.
+    root_weight : ndarray (n,)
+        Square roots of the rows' weights.
+    q : ndarray (n, p)
+        Orthonormal basis of the weighted fixed columns, which are projected out.
+    target : ndarray (n,)
+        The weighted target with the fixed columns projected out.
+    residual : ndarray (n,)
+        Output.
+    """
+    n = z.shape[0]
+    column = np.empty(n)
+    for r in range(n):
+        value = math.log(abs(_apply(code, a * z[r] + b)))
+        if not math.isfinite(value):
+            return -1.0
+        column[r] = max(value, LOG_FLOOR)
+    if not math.isnan(clip):
+        floor = np.median(column[::4]) + clip
+        for r in range(n):
+            column[r] = max(column[r], floor)
+    for r in range(n):
+        column[r] *= root_weight[r]
+    p = q.shape[1]
+    along = np.zeros(p)
+    for r in range(n):
+        for j in range(p):
+            along[j] += q[r, j] * column[r]
+    norm = 0.0
+    dot = 0.0
+    for r in range(n):
+        moved = column[r]
+        for j in range(p):
+            moved -= q[r, j] * along[j]
+        column[r] = moved
+        norm += moved * moved
+        dot += moved * target[r]
+    total = 0.0
+    if norm <= 1e-12 * n:
+        for r in range(n):
+            residual[r] = target[r]
+            total += target[r] * target[r]
+        return total
+    gain = dot / norm
+    for r in range(n):
+        residual[r] = target[r] - column[r] * gain
+        total += residual[r] * residual[r]
+    return total
+
+
+@njit(cache=_CACHE, nogil=True)
+def grid_sse(logs, clip, root_weight, q, target, exact, smooth):  # pragma: no cover
+    """The weighted sums of squares of :func:`log_column_residual` for every grid point at
+    once, on both landscapes: ``exact (m,)`` with the column as it is, ``smooth (m,)`` with it
+    floored by ``clip``; inf where the column is not finite at some row. ``exact`` may have
+    length 0 (not wanted).
+
+    ``logs (m, n)`` holds ``log|f(a[k]*z + b[k])|`` row by row, computed by numpy, whose
+    vectorised transcendental functions are several times faster than the scalar ones here.
+    """
+    m, n = logs.shape
+    p = q.shape[1]
+    target_ss = 0.0
+    for r in range(n):
+        target_ss += target[r] * target[r]
+    column = np.empty(n)
+    floored = np.empty(n)
+    for k in range(m):
+        usable = True
+        for r in range(n):
+            value = logs[k, r]
+            if not math.isfinite(value):
+                usable = False
+                break
+            column[r] = max(value, LOG_FLOOR)
+        if not usable:
+            smooth[k] = math.inf
+            if exact.shape[0]:
+                exact[k] = math.inf
+            continue
+        floor = np.median(column[::4]) + clip
+        for r in range(n):
+            floored[r] = max(column[r], floor)
+        smooth[k] = _projected_sse(floored, root_weight, q, target, target_ss, n, p)
+        if exact.shape[0]:
+            exact[k] = _projected_sse(column, root_weight, q, target, target_ss, n, p)
+    return 0
+
+
+@njit(cache=_CACHE, nogil=True, inline="always")
+def _projected_sse(column, root_weight, q, target, target_ss, n, p):  # pragma: no cover
+    """``target_ss`` less what the weighted, projected ``column`` explains (overwritten)."""
+    along = np.zeros(p)
+    for r in range(n):
+        column[r] *= root_weight[r]
+        for j in range(p):
+            along[j] += q[r, j] * column[r]
+    norm = 0.0
+    dot = 0.0
+    for r in range(n):
+        moved = column[r]
+        for j in range(p):
+            moved -= q[r, j] * along[j]
+        norm += moved * moved
+        dot += moved * target[r]
+    if norm > 1e-12 * n:
+        return target_ss - dot * dot / norm
+    return target_ss
