@@ -20,8 +20,13 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
+
+from emp_kan.kan.kernels import may_cache
 
 __all__ = ["Evaluate", "FlatAdam", "FlatLBFGS"]
+
+_CACHE = may_cache(__file__)  # see emp_kan.kan.kernels
 
 Evaluate = Callable[[np.ndarray], tuple[float, np.ndarray]]
 """The objective at a point ``(n,)``: ``x -> (value, gradient (n,))``; it must not keep ``x``."""
@@ -55,9 +60,10 @@ class FlatLBFGS:
         self.n_iter = 0
         self.d: np.ndarray | None = None
         self.t: float = lr
-        self.old_dirs: list[np.ndarray] = []  # curvature pairs
-        self.old_stps: list[np.ndarray] = []
-        self.ro: list[float] = []
+        self.dirs: np.ndarray | None = None  # curvature pairs, (history_size, n), oldest first
+        self.stps: np.ndarray | None = None
+        self.ro: np.ndarray | None = None
+        self.count = 0  # pairs held
         self.h_diag = 1.0
         self.prev_flat_grad: np.ndarray | None = None
 
@@ -74,7 +80,7 @@ class FlatLBFGS:
             self.n_iter += 1
             if self.n_iter == 1:
                 d = -flat_grad
-                self.old_dirs, self.old_stps, self.ro = [], [], []
+                self.count = 0
                 self.h_diag = 1.0
             else:
                 d = self._direction(flat_grad)
@@ -109,28 +115,49 @@ class FlatLBFGS:
 
     def _direction(self, flat_grad: np.ndarray) -> np.ndarray:
         """The two-loop recursion after storing the newest curvature pair."""
-        y = flat_grad - self.prev_flat_grad
-        s = self.d * self.t
-        ys = float(y @ s)
-        if ys > self.tolerance_ys:
-            if len(self.old_dirs) == self.history_size:
-                self.old_dirs.pop(0)
-                self.old_stps.pop(0)
-                self.ro.pop(0)
-            self.old_dirs.append(y)
-            self.old_stps.append(s)
-            self.ro.append(1.0 / ys)
-            self.h_diag = ys / float(y @ y)
-        al = [0.0] * len(self.old_dirs)
-        q = -flat_grad
-        for i in range(len(self.old_dirs) - 1, -1, -1):
-            al[i] = float(self.old_stps[i] @ q) * self.ro[i]
-            q = q - al[i] * self.old_dirs[i]
-        r = q * self.h_diag
-        for i in range(len(self.old_dirs)):
-            be_i = float(self.old_dirs[i] @ r) * self.ro[i]
-            r = r + (al[i] - be_i) * self.old_stps[i]
-        return r
+        if self.dirs is None:
+            self.dirs = np.zeros((self.history_size, len(flat_grad)))
+            self.stps = np.zeros((self.history_size, len(flat_grad)))
+            self.ro = np.zeros(self.history_size)
+        self.count, self.h_diag, direction = _lbfgs_direction(
+            flat_grad, self.prev_flat_grad, self.d, self.t, self.dirs, self.stps, self.ro,
+            self.count, self.h_diag, self.tolerance_ys)
+        return direction
+
+
+@njit(cache=_CACHE, nogil=True)
+def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, count, h_diag,
+                     tolerance_ys):  # pragma: no cover  # fmt: skip
+    """torch's L-BFGS direction: store the newest curvature pair (``y``, ``s``) in the history
+    ``dirs``, ``stps`` ``(history, n)`` and ``ro`` ``(history,)`` (the oldest ``count`` rows
+    first, the oldest dropped when full), then the two-loop recursion. Returns ``(count,
+    h_diag, direction (n,))``. Dot products go to BLAS, as numpy's do, and every elementwise
+    operation is numpy's, in its order: the numbers are numpy's."""
+    y = flat_grad - prev_flat_grad
+    s = d * t
+    ys = np.dot(y, s)
+    if ys > tolerance_ys:
+        if count == dirs.shape[0]:
+            for i in range(count - 1):
+                dirs[i] = dirs[i + 1]
+                stps[i] = stps[i + 1]
+                ro[i] = ro[i + 1]
+            count -= 1
+        dirs[count] = y
+        stps[count] = s
+        ro[count] = 1.0 / ys
+        count += 1
+        h_diag = ys / np.dot(y, y)
+    al = np.zeros(count)
+    q = -flat_grad
+    for i in range(count - 1, -1, -1):
+        al[i] = np.dot(stps[i], q) * ro[i]
+        q = q - al[i] * dirs[i]
+    r = q * h_diag
+    for i in range(count):
+        be_i = np.dot(dirs[i], r) * ro[i]
+        r = r + (al[i] - be_i) * stps[i]
+    return count, h_diag, r
 
 
 def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
