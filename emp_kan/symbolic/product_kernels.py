@@ -17,7 +17,7 @@ from numba import njit
 
 from emp_kan.kan.kernels import may_cache
 
-__all__ = ["FUNCTION_CODES", "LOG_FLOOR", "grid_sse", "log_column_residual"]
+__all__ = ["FUNCTION_CODES", "LOG_FLOOR", "grid_sse", "log_column_jacobian", "log_column_residual"]
 
 _CACHE = may_cache(__file__)  # see emp_kan.kan.kernels
 
@@ -187,3 +187,93 @@ def _projected_sse(column, root_weight, q, target, target_ss, n, p):  # pragma: 
     if norm > 1e-12 * n:
         return target_ss - dot * dot / norm
     return target_ss
+
+
+@njit(cache=_CACHE, nogil=True, inline="always")
+def _log_slope(code, u, value):  # pragma: no cover
+    """``d log|f(u)| / du = f'(u) / f(u)`` at ``u``, where ``value = f(u)`` (nonzero)."""
+    if code == 0:
+        return 1.0 / u
+    if code == 1:
+        return 1.0
+    if code == 2:
+        return 1.0 / (u * value)
+    if code == 3:
+        return math.cos(u) / value
+    if code == 4:
+        return -math.sin(u) / value
+    if code == 5:
+        return (1.0 + value * value) / value
+    if code == 6:
+        return (1.0 - value * value) / value
+    if code == 7:
+        return 1.0 / (math.sqrt(1.0 - u * u) * value)
+    if code == 8:
+        return -1.0 / (math.sqrt(1.0 - u * u) * value)
+    if code == 9:
+        return 1.0 / ((1.0 + u * u) * value)
+    if code == 10:
+        return 1.0 / ((1.0 - u * u) * value)
+    if code == 11:
+        return -2.0 * u
+    if code == 12:
+        return math.exp(u) / value
+    return math.sinh(u) / value
+
+
+@njit(cache=_CACHE, nogil=True)
+def log_column_jacobian(code, z, a, b, root_weight, q, target, jacobian):  # pragma: no cover
+    """Fill ``jacobian (n, 2)`` with the derivatives of :func:`log_column_residual`'s residual
+    (exact landscape: no ``clip``) by ``a`` and ``b``; returns -1.0 where the column is not
+    finite at some row (``jacobian`` unspecified), else 0.0.
+
+    With ``m`` the weighted, projected column, ``g = m.t / m.m`` and the residual ``t - g m``,
+    the derivative along ``dm`` is ``-(g dm + m (dm.t - 2 g m.dm) / m.m)``; a row floored at
+    :data:`LOG_FLOOR` does not move.
+    """
+    n = z.shape[0]
+    p = q.shape[1]
+    column = np.empty(n)
+    moves = np.zeros((n, 2))
+    for r in range(n):
+        u = a * z[r] + b
+        value = _apply(code, u)
+        log_value = math.log(abs(value))
+        if not math.isfinite(log_value):
+            return -1.0
+        if log_value > LOG_FLOOR:
+            slope = _log_slope(code, u, value) * root_weight[r]
+            moves[r, 0] = slope * z[r]
+            moves[r, 1] = slope
+        column[r] = max(log_value, LOG_FLOOR) * root_weight[r]
+    along = np.zeros((p, 3))
+    for r in range(n):
+        for j in range(p):
+            along[j, 0] += q[r, j] * column[r]
+            along[j, 1] += q[r, j] * moves[r, 0]
+            along[j, 2] += q[r, j] * moves[r, 1]
+    norm = 0.0
+    dot = 0.0
+    for r in range(n):
+        for j in range(p):
+            column[r] -= q[r, j] * along[j, 0]
+            moves[r, 0] -= q[r, j] * along[j, 1]
+            moves[r, 1] -= q[r, j] * along[j, 2]
+        norm += column[r] * column[r]
+        dot += column[r] * target[r]
+    if norm <= 1e-12 * n:
+        for r in range(n):
+            jacobian[r, 0] = 0.0
+            jacobian[r, 1] = 0.0
+        return 0.0
+    gain = dot / norm
+    for c in range(2):
+        move_target = 0.0
+        move_column = 0.0
+        for r in range(n):
+            move_target += moves[r, c] * target[r]
+            move_column += moves[r, c] * column[r]
+        shift = (move_target - 2.0 * gain * move_column) / norm
+        for r in range(n):
+            jacobian[r, c] = -(gain * moves[r, c] + column[r] * shift)
+    return 0.0

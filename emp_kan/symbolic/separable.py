@@ -36,6 +36,7 @@ from emp_kan.symbolic.product_kernels import (
     FUNCTION_CODES,
     LOG_FLOOR,
     grid_sse,
+    log_column_jacobian,
     log_column_residual,
 )
 from emp_kan.symbolic.registry import library_function
@@ -45,6 +46,7 @@ __all__ = ["ProductFit", "fit_products", "product_formulas"]
 
 _A_GRID = np.arange(0.25, 6.01, 0.25)  # a step of 1/4: sin(2.5*v) over a few periods
 _B_GRID = np.linspace(-math.pi, math.pi, 25)
+_B_GRID = (_B_GRID - _B_GRID[::-1]) / 2  # exactly odd: (a, b) and (-a, -b) pair up bitwise
 _CLIP = math.log(0.05)  # the smooth search floors logs at 5% of their median
 _INTEGER_POWER = 0.1  # c within this of a whole number is taken as that number
 _MIN_ROWS = 8
@@ -109,6 +111,11 @@ _EXP_FAMILY = {
     "exp(x)-1": (np.expm1, lambda u: sp.exp(u) - 1),
     "cosh": (np.cosh, sp.cosh),
 }
+
+
+# Functions with |f(-u)| = |f(u)| bitwise in numpy, so log|f(a z + b)| = log|f(-a z - b)|.
+_MIRRORED = frozenset({"sin", "cos", "tan", "tanh", "arcsin", "arctan", "arctanh", "gaussian",
+                       "cosh"})  # fmt: skip
 
 
 def _functions(library: tuple[str, ...]) -> list[str]:
@@ -205,12 +212,21 @@ def _grid_sse(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray, projec
               exact: bool) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """The weighted SSE of ``f(a[k]*z + b[k])`` for every grid point on the smooth landscape
     and (with ``exact``) on the exact one: ``(m,)`` each, inf where ``f`` is undefined."""
+    every = None
+    if function in _MIRRORED:  # f(-u) = +-f(u): (a, b) and (-a, -b) give one column
+        sign = np.sign(a)
+        _, first, every = np.unique(np.column_stack([a * sign, b * sign]), axis=0,
+                                    return_index=True, return_inverse=True)  # fmt: skip
+        a, b = a[first], b[first]
     with np.errstate(all="ignore"):
         logs = np.log(np.abs(_numpy_form(function)(np.outer(a, z) + b[:, None])))
     smooth_sse = np.empty(len(a))
     exact_sse = np.empty(len(a) if exact else 0)
     grid_sse(logs, projected.smooth.clip, projected.root_weight, projected.q, projected.target,
              exact_sse, smooth_sse)  # fmt: skip
+    if every is not None:
+        smooth_sse = smooth_sse[every]
+        exact_sse = exact_sse[every] if exact else exact_sse
     return smooth_sse, (exact_sse if exact else None)
 
 
@@ -467,6 +483,14 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
             return np.full(len(x), 1e6)
         return projected.residual(column)
 
+    def jacobian(params: np.ndarray) -> np.ndarray:
+        a, b = (1.0, params[0]) if function == "x" else params
+        slopes = np.empty((len(x), 2))
+        if log_column_jacobian(code, x, float(a), float(b), projected.root_weight, projected.q,
+                               projected.target, slopes) < 0.0:  # fmt: skip
+            slopes[:] = 0.0  # the residual is the constant 1e6 there
+        return slopes[:, 1:] if function == "x" else slopes
+
     def sse(params: np.ndarray) -> float:
         if code is None:
             return float(np.sum(residual(params) ** 2))
@@ -487,7 +511,9 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
                                        "maxiter": _POLISH_EVALUATIONS})  # fmt: skip
             after = float(result.fun)
         else:
-            result = least_squares(residual, start, method="lm", max_nfev=_POLISH_EVALUATIONS)
+            jac = "2-point" if code is None else jacobian
+            result = least_squares(residual, start, jac=jac, method="lm",
+                                   max_nfev=_POLISH_EVALUATIONS)  # fmt: skip
             after = float(np.sum(result.fun**2))
     params, value = (result.x, after) if math.isfinite(after) and after <= before else (
         start, before)  # fmt: skip
