@@ -131,33 +131,58 @@ def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, count, h_d
     """torch's L-BFGS direction: store the newest curvature pair (``y``, ``s``) in the history
     ``dirs``, ``stps`` ``(history, n)`` and ``ro`` ``(history,)`` (the oldest ``count`` rows
     first, the oldest dropped when full), then the two-loop recursion. Returns ``(count,
-    h_diag, direction (n,))``. Dot products go to BLAS, as numpy's do, and every elementwise
-    operation is numpy's, in its order: the numbers are numpy's."""
-    y = flat_grad - prev_flat_grad
-    s = d * t
-    ys = np.dot(y, s)
+    h_diag, direction (n,))``.
+
+    Each elementwise operation rounds as numpy's does, in its order; the dot products are
+    plain sums. Written as scalar loops: numba's array expressions, slice assignments and BLAS
+    binding would add about 2 s to every process's compile.
+    """
+    n = flat_grad.shape[0]
+    y = np.empty(n)
+    s = np.empty(n)
+    for j in range(n):
+        y[j] = flat_grad[j] - prev_flat_grad[j]
+        s[j] = d[j] * t
+    ys = 0.0
+    for j in range(n):
+        ys += y[j] * s[j]
     if ys > tolerance_ys:
         if count == dirs.shape[0]:
             for i in range(count - 1):
-                dirs[i] = dirs[i + 1]
-                stps[i] = stps[i + 1]
+                for j in range(n):
+                    dirs[i, j] = dirs[i + 1, j]
+                    stps[i, j] = stps[i + 1, j]
                 ro[i] = ro[i + 1]
             count -= 1
-        dirs[count] = y
-        stps[count] = s
+        yy = 0.0
+        for j in range(n):
+            dirs[count, j] = y[j]
+            stps[count, j] = s[j]
+            yy += y[j] * y[j]
         ro[count] = 1.0 / ys
         count += 1
-        h_diag = ys / np.dot(y, y)
+        h_diag = ys / yy
     al = np.zeros(count)
-    q = -flat_grad
+    q = np.empty(n)
+    for j in range(n):
+        q[j] = -flat_grad[j]
     for i in range(count - 1, -1, -1):
-        al[i] = np.dot(stps[i], q) * ro[i]
-        q = q - al[i] * dirs[i]
-    r = q * h_diag
+        along = 0.0
+        for j in range(n):
+            along += stps[i, j] * q[j]
+        al[i] = along * ro[i]
+        for j in range(n):
+            q[j] = q[j] - al[i] * dirs[i, j]
+    for j in range(n):
+        q[j] = q[j] * h_diag
     for i in range(count):
-        be_i = np.dot(dirs[i], r) * ro[i]
-        r = r + (al[i] - be_i) * stps[i]
-    return count, h_diag, r
+        along = 0.0
+        for j in range(n):
+            along += dirs[i, j] * q[j]
+        step = al[i] - along * ro[i]
+        for j in range(n):
+            q[j] = q[j] + step * stps[i, j]
+    return count, h_diag, q
 
 
 def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
