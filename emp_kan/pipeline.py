@@ -208,27 +208,32 @@ def _train_claimed(routes: list[Route], config: DiscoverConfig, counter: Any,
 def _search_ahead_then_train(routes: list[Route], problem: Problem, config: DiscoverConfig,
                              counter: Any, ahead: bool,
                              ) -> tuple[dict, tuple[str, Any] | None]:  # fmt: skip
-    """A forked child's share of :func:`train_routes`: with ``ahead``, first the product search
-    every method's data route will ask for (see :func:`_run_route`), then whichever routes
-    are still unclaimed."""
-    found = None
-    if ahead:
-        try:
-            found = product_search_ahead(problem.dataset, list(range(len(problem.variables))),
-                                         config.validation, config.library)  # fmt: skip
-        except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
-            found = None
-    return _train_claimed(routes, config, counter, as_state=True), found
+    """A forked child's share of :func:`train_routes`: with ``ahead``, the product search
+    every method's data route will ask for (see :func:`_run_route`) and nothing else;
+    without, routes claimed one at a time.
+
+    After the search the child does not claim routes: it was forked before the training
+    loops were compiled, so a route would cost it about 2 s of compiling first, while the
+    parent, compiled by then, trains a default route in a fraction of a second.
+    """
+    if not ahead:
+        return _train_claimed(routes, config, counter, as_state=True), None
+    try:
+        found = product_search_ahead(problem.dataset, list(range(len(problem.variables))),
+                                     config.validation, config.library)  # fmt: skip
+    except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
+        found = None
+    return {}, found
 
 
 @adapter.single_threaded
 def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`.
 
-    When ``config.workers`` allows, a forked child shares the work: it runs the product search
-    ahead (inside :func:`discover`'s shared work, where both methods' data routes will ask for
-    it) and both processes claim the routes one at a time, so that neither waits while the
-    other has work left. Which process trains a route does not change its model.
+    When ``config.workers`` allows, a forked child shares the work: inside :func:`discover`'s
+    shared work, where both methods' data routes will ask for it, it runs the product search
+    while this process trains every route; elsewhere both processes claim the routes one at
+    a time. Which process trains a route does not change its model.
     """
     import multiprocessing
 
