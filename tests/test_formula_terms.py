@@ -75,6 +75,31 @@ def test_the_jacobian_matches_central_differences(shift):
         np.testing.assert_allclose(jac[:, k], (up - down) / (2 * h), rtol=1e-4, atol=1e-5)
 
 
+def test_the_jacobian_of_a_deeper_formula_listed_out_of_order_matches_central_differences():
+    # Three layers, a node read by two terms, a node no term reads, terms listed out of layer
+    # order: each node's Jacobian holds only the parameters it depends on, in scattered rows.
+    terms = [
+        Term(2, 0, 1, "sin", 0.7, 0.1, 1.2, 1.0, 0.0),
+        Term(0, 0, 0, "x^2", 1.0, 0.2, 0.5, 1.0, 0.0),
+        Term(1, 0, 0, "tanh", 0.9, -0.2, 1.1, 1.0, 0.0),
+        Term(0, 1, 1, "cos", 1.1, 0.3, -0.6, 1.0, 0.0),
+        Term(1, 1, 0, "exp", 0.4, 0.0, 0.3, 1.0, 0.0),
+        Term(1, 1, 1, "x", 1.0, 0.0, 0.8, 1.0, 0.0),
+        Term(0, 2, 0, "sin", 0.5, 0.0, 0.9, 1.0, 0.0),
+        Term(2, 0, 0, "x^3", 1.0, 0.1, -0.4, 1.0, 0.0),
+    ]
+    consts = [np.array([0.1, -0.3, 0.2]), np.array([0.0, 0.4]), np.array([-0.1])]
+    p = parameter_vector(terms, consts)
+    _, jac = evaluate_terms(terms, consts, X, p, jacobian=True)
+    h = 1e-6
+    for k in range(p.size):
+        step = np.zeros_like(p)
+        step[k] = h
+        up = evaluate_terms(terms, consts, X, p + step)[0]
+        down = evaluate_terms(terms, consts, X, p - step)[0]
+        np.testing.assert_allclose(jac[:, k], (up - down) / (2 * h), rtol=1e-4, atol=1e-5)
+
+
 def test_the_refit_recovers_perturbed_parameters():
     y = evaluate_terms(TERMS, CONSTS, X)[0]
     p = parameter_vector(TERMS, CONSTS)
