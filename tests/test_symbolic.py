@@ -345,3 +345,35 @@ def test_one_pruned_model_gives_one_formula_on_every_call():
                                      library=config.library, seed=config.seed,
                                      validation=config.validation).expression))  # fmt: skip
     assert len(formulas) == 1, formulas
+
+
+def test_the_composition_search_finds_both_functions_of_a_link_together():
+    # y = exp(sin(x)): the per-edge fits read the inner edge as tanh and the outer as x^2, and
+    # neither swap alone helps; the pair (sin, exp), refitted end to end, is the law.
+    from types import SimpleNamespace
+
+    from emp_kan.symbolic.search import _chain_search, _terms_rmse_r2
+
+    rng = np.random.default_rng(0)
+    x_fit, x_val = rng.uniform(-2, 2, (300, 1)), rng.uniform(-2, 2, (100, 1))
+    y_fit, y_val = np.exp(np.sin(x_fit[:, 0])), np.exp(np.sin(x_val[:, 0]))
+
+    def candidate(function, a=1.0, b=0.0, c=1.0, d=0.0):
+        return EdgeCandidate(function, a, b, c, d, nrmse=0.1, r2=0.99, complexity=2, cost=0.0)
+
+    inner = SimpleNamespace(function="tanh", r2=0.99, note="",
+                            candidates=[candidate("tanh"), candidate("sin", 1.05, 0.05)])
+    outer = SimpleNamespace(function="x^2", r2=0.99, note="",
+                            candidates=[candidate("x^2", 1.0, 1.0, 0.6, 0.5),
+                                        candidate("exp", 0.95, 0.0, 1.1)])  # fmt: skip
+    terms = [Term(0, 0, 0, "tanh", 1.0, 0.0, 1.0, 1.0, 0.0),
+             Term(1, 0, 0, "x^2", 1.0, 1.0, 0.6, 1.0, 0.0)]  # fmt: skip
+    consts = [np.zeros(1), np.array([0.5])]
+    terms, consts = refit_terms(terms, consts, x_fit, y_fit, 50)
+    start_rmse, start_r2 = _terms_rmse_r2(terms, consts, x_val, y_val)
+    fits = {(0, 0, 0): inner, (1, 0, 0): outer}
+    terms, _, rmse, _ = _chain_search(terms, consts, fits, [[1.0], [1.0]], (x_fit, y_fit),
+                                      (x_val, y_val), 2, 16, start_rmse, start_r2)  # fmt: skip
+    assert sorted(t.function for t in terms) == ["exp", "sin"]
+    assert rmse < 1e-6 < start_rmse
+    assert inner.function == "sin" and outer.function == "exp"

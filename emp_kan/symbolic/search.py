@@ -434,20 +434,24 @@ def _chains(terms) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
 
 
 def _chain_search(terms, consts, fit_of_key, scales, fit_xy, val_xy, top_k, refit_evals,
-                  val_rmse, val_r2, max_trials: int = 24):  # fmt: skip
+                  val_rmse, val_r2, max_trials: int = 24, finalists: int = 2):  # fmt: skip
     """Search both functions of a composition link together: every pair of the two edges'
     top ``top_k`` candidates, refitted end to end, kept when the validation RMSE drops.
 
     The one-edge swaps before cannot find ``exp(sin(x))`` when the per-edge fits chose
     ``sin`` for the outer edge and ``tanh`` for the inner one: each swap alone is worse.
+    Each pair is first refitted with a quarter of the budget; the ``finalists`` best on the
+    validation rows go on from there with the whole budget and are judged (most pairs are
+    wrong, and a wrong pair spends its whole budget failing to converge).
     Returns ``(terms, consts, val_rmse, val_r2)``.
     """
+    screen_evals = max(4, refit_evals // 4)
     trials = 0
     for first, second in _chains(terms):
         fits = fit_of_key.get(first), fit_of_key.get(second)
         if None in fits:
             continue
-        best = None
+        screened = []
         for c1 in fits[0].candidates[:top_k]:
             for c2 in fits[1].candidates[:top_k]:
                 if trials >= max_trials:
@@ -461,10 +465,17 @@ def _chain_search(terms, consts, fit_of_key, scales, fit_xy, val_xy, top_k, refi
                                               scales[first[0]][first[1]])  # fmt: skip
                 t_terms, t_consts = swap_term(t_terms, t_consts, second, c2,
                                               scales[second[0]][second[1]])  # fmt: skip
-                t_terms, t_consts = refit_terms(t_terms, t_consts, *fit_xy, refit_evals)
-                rmse, r2 = _terms_rmse_r2(t_terms, t_consts, *val_xy)
-                if math.isfinite(rmse) and rmse < val_rmse and (best is None or rmse < best[2]):
-                    best = (t_terms, t_consts, rmse, r2, c1, c2)
+                t_terms, t_consts = refit_terms(t_terms, t_consts, *fit_xy, screen_evals)
+                rmse, _ = _terms_rmse_r2(t_terms, t_consts, *val_xy)
+                if math.isfinite(rmse):
+                    screened.append((rmse, len(screened), t_terms, t_consts, c1, c2))
+        screened.sort(key=lambda entry: entry[:2])
+        best = None
+        for _, _, t_terms, t_consts, c1, c2 in screened[:finalists]:
+            t_terms, t_consts = refit_terms(t_terms, t_consts, *fit_xy, refit_evals)
+            rmse, r2 = _terms_rmse_r2(t_terms, t_consts, *val_xy)
+            if math.isfinite(rmse) and rmse < val_rmse and (best is None or rmse < best[2]):
+                best = (t_terms, t_consts, rmse, r2, c1, c2)
         if best is not None:
             terms, consts, val_rmse, val_r2, c1, c2 = best
             for fit, cand in zip(fits, (c1, c2), strict=True):
