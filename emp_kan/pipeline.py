@@ -7,6 +7,7 @@ import logging
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -455,15 +456,20 @@ def _run_method_in_child(method: str, routes: list[Route], problem: Problem,
 
 
 def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Problem,
-                      config: DiscoverConfig) -> dict[str, MethodRun]:  # fmt: skip
+                      config: DiscoverConfig,
+                      on_run: Callable[[str, MethodRun], None] | None = None,
+                      ) -> dict[str, MethodRun]:  # fmt: skip
     """:func:`run_method` for each method, the first in this process and the others in forked
     children, at the same time: the same runs as one after the other (each is deterministic
-    and reads only the trained routes), in the wall time of the slowest."""
+    and reads only the trained routes), in the wall time of the slowest. ``on_run`` gets the
+    first method's run as soon as it is done, while the children may still be running."""
     children = [(m, Child(_run_method_in_child, (m, routes, problem, config), f"the {m} run"))
                 for m in methods[1:]]  # fmt: skip
     try:
         runs = {methods[0]: run_method(methods[0], make_pruner(methods[0], config), routes,
                                        problem, config)}  # fmt: skip
+        if on_run is not None:
+            on_run(methods[0], runs[methods[0]])
         for method, child in children:
             run = child.result()
             model = adapter.model_from_state(run.pruned.model)
@@ -474,8 +480,13 @@ def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Pr
     return runs
 
 
-def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def discover(problem: Problem, config: DiscoverConfig,
+             on_run: Callable[[str, MethodRun], None] | None = None,
+             ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """Run the pipeline on ``problem``.
+
+    ``on_run(method, run)``, if given, is called with a method's run while another method
+    still runs in a forked child (the CLI draws the finished run's figures there).
 
     Returns
     -------
@@ -494,7 +505,7 @@ def discover(problem: Problem, config: DiscoverConfig) -> tuple[dict[str, Any], 
     with shared_work() as reused:  # both methods' identical retraining and product search
         routes = train_routes(problem, config)
         if len(methods) > 1 and usable_workers(config.workers) > 1:
-            runs = _run_side_by_side(methods, routes, problem, config)
+            runs = _run_side_by_side(methods, routes, problem, config, on_run)
         else:
             runs = {m: run_method(m, make_pruner(m, config), routes, problem, config)
                     for m in methods}  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from emp_kan._forked import usable_workers
 from emp_kan.app.cli import main
 from emp_kan.formula_parse import parse_formula
 
@@ -294,3 +295,27 @@ def test_the_report_holds_the_pruned_kan_as_a_pykan_checkpoint(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(x), adapter.forward_pass(runs["emp"].pruned.model, x))
     assert "graph-threshold.png" not in os.listdir(tmp_path / "out")  # no baseline was run
+
+
+@pytest.mark.skipif(usable_workers(2) < 2, reason="side by side needs two CPUs")
+def test_a_finished_method_is_handed_over_while_the_other_runs_and_drawn_the_same(tmp_path):
+    # The CLI draws the EMP run's figures while the threshold child still runs; the report
+    # holds the same files as one drawn at the end.
+    from emp_kan.app.report import render_figures, write_report
+    from emp_kan.config import DiscoverConfig
+    from emp_kan.data import formula_problem
+    from emp_kan.pipeline import discover
+
+    problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
+    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+                            workers=2)  # fmt: skip
+    calls = []
+    report, runs = discover(problem, config, on_run=lambda m, run: calls.append((m, run)))
+    assert [m for m, _ in calls] == ["emp"] and calls[0][1] is runs["emp"]
+    early = {"emp": render_figures("emp", runs["emp"], problem)}
+    write_report(tmp_path / "early", report, runs, problem, early)
+    write_report(tmp_path / "late", report, runs, problem)
+    names = sorted(os.listdir(tmp_path / "late"))
+    assert sorted(os.listdir(tmp_path / "early")) == names
+    for name in ("graph.png", "history.png", "graph.graphml", "graph-threshold.png"):
+        assert (tmp_path / "early" / name).read_bytes() == (tmp_path / "late" / name).read_bytes()

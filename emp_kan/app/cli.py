@@ -173,7 +173,7 @@ def _one_torch_thread() -> None:
 
 
 def _run_discover(args: argparse.Namespace) -> int:
-    from emp_kan.app.report import check_destination, write_report
+    from emp_kan.app.report import check_destination, render_figures, write_report
     from emp_kan.config import DiscoverConfig
     from emp_kan.pipeline import discover, plan_routes
 
@@ -200,8 +200,13 @@ def _run_discover(args: argparse.Namespace) -> int:
         check_destination(out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    report, runs = discover(problem, config)
-    path = write_report(out, report, runs, problem)
+    rendered: dict[str, dict[str, bytes]] = {}
+
+    def draw_early(method: str, run: object) -> None:  # while the other method's child runs
+        rendered[method] = render_figures(method, run, problem)
+
+    report, runs = discover(problem, config, on_run=draw_early)
+    path = write_report(out, report, runs, problem, rendered)
     print(_table(report, str(path)))
     return 0
 

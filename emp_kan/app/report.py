@@ -21,7 +21,8 @@ from typing import Any
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["DestinationError", "MARKER", "REPORT_FILES", "check_destination", "write_report"]
+__all__ = ["DestinationError", "MARKER", "REPORT_FILES", "check_destination", "render_figures",
+           "write_report"]
 
 #: The file that marks a folder as written by :func:`write_report`.
 MARKER = ".emp-kan-report"
@@ -107,8 +108,59 @@ def _make_shareable(folder: Path) -> None:
         item.chmod(0o666 & ~umask)
 
 
+def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
+    """The report files drawn from one method's run, in memory: ``graph{-method}.png`` and
+    ``history{-method}.png`` (no suffix for ``"emp"``), and for EMP ``graph.graphml``.
+
+    :func:`emp_kan.pipeline.discover` hands each run over as soon as it is done
+    (``on_run``), so the CLI draws the faster method's figures while the slower one still
+    runs; :func:`write_report` draws whatever it was not given.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    from emp_kan.draw.graph import edge_curves, to_networkx
+    from emp_kan.draw.plotting import plot_graph, plot_history
+
+    files: dict[str, bytes] = {}
+    suffix = "" if method == "emp" else f"-{method}"
+    # The KAN lives in its route's space: log|x| -> log|y| on the log route.
+    logged = run.log_transform is not None
+    x = problem.dataset["train_input"]
+    names = list(problem.variables)
+    output = problem.target if problem.target not in names else f"{problem.target} (output)"
+    if logged:
+        x = run.log_transform.apply({"x": x})["x"]
+        if run.log_transform.log_inputs:
+            names = [f"log|{n}|" for n in names]
+        output = f"log|{problem.target}|"
+    graph = to_networkx(run.pruned, x, variables=names, outputs=[output],
+                        symbolic=run.formula.graph_attributes(names))  # fmt: skip
+    if method == "emp":
+        files["graph.graphml"] = "\n".join(nx.generate_graphml(graph)).encode("utf-8")
+    label = "EMP" if method == "emp" else "pykan thresholds"
+    ax = plot_graph(graph, curves=edge_curves(run.pruned, x),
+                    title=_graph_title(problem.name, label, run, logged))  # fmt: skip
+    buffer = io.BytesIO()
+    ax.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(ax.figure)
+    files[f"graph{suffix}.png"] = buffer.getvalue()
+    if run.pruned.history:
+        fig = plot_history(run.pruned)
+        fig.suptitle(f"{label}: every pruning attempt", fontsize=11)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        files[f"history{suffix}.png"] = buffer.getvalue()
+    return files
+
+
 def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[str, Any],
-                 problem: Any) -> Path:  # fmt: skip
+                 problem: Any, rendered: dict[str, dict[str, bytes]] | None = None,
+                 ) -> Path:  # fmt: skip
     """Write ``report.json``, the EMP run's ``graph.png``, ``graph.graphml``, ``history.png``
     and its pruned KAN as a pykan checkpoint (``model_*``: ``kan.KAN.loadckpt(out/"model")``),
     and the threshold run's ``graph-threshold.png`` and ``history-threshold.png``.
@@ -123,17 +175,16 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     runs : dict of MethodRun
         The EMP run (``"emp"``) is drawn.
     problem : Problem
+    rendered : dict, optional
+        Per method, its files from :func:`render_figures`, drawn earlier; methods missing
+        here are drawn now.
 
     Raises
     ------
     DestinationError
         ``out_dir`` is a file, a link, or a folder holding anything but an earlier report.
     """
-    import matplotlib.pyplot as plt
-
     from emp_kan import __version__
-    from emp_kan.draw.graph import edge_curves, to_networkx, write_graph
-    from emp_kan.draw.plotting import plot_graph, plot_history
     from emp_kan.kan import adapter
 
     out = check_destination(out_dir)
@@ -144,33 +195,11 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     moved: list[Path] = []
     try:
         for method, run in runs.items():
-            suffix = "" if method == "emp" else f"-{method}"
-            # The KAN lives in its route's space: log|x| -> log|y| on the log route.
-            logged = run.log_transform is not None
-            x = problem.dataset["train_input"]
-            names = list(problem.variables)
-            output = problem.target if problem.target not in names else f"{problem.target} (output)"
-            if logged:
-                x = run.log_transform.apply({"x": x})["x"]
-                if run.log_transform.log_inputs:
-                    names = [f"log|{n}|" for n in names]
-                output = f"log|{problem.target}|"
-            graph = to_networkx(run.pruned, x, variables=names, outputs=[output],
-                                symbolic=run.formula.graph_attributes(names))  # fmt: skip
+            files = (rendered or {}).get(method) or render_figures(method, run, problem)
+            for name, content in files.items():
+                (staging / name).write_bytes(content)
             if method == "emp":
-                write_graph(graph, staging / "graph.graphml")
                 adapter.save_checkpoint(run.pruned.model, staging / "model")
-            label = "EMP" if method == "emp" else "pykan thresholds"
-            ax = plot_graph(graph, curves=edge_curves(run.pruned, x),
-                            title=_graph_title(problem.name, label, run, logged))  # fmt: skip
-            ax.figure.savefig(staging / f"graph{suffix}.png", dpi=100, bbox_inches="tight")
-            plt.close(ax.figure)
-            if run.pruned.history:
-                fig = plot_history(run.pruned)
-                fig.suptitle(f"{label}: every pruning attempt", fontsize=11)
-                fig.tight_layout()
-                fig.savefig(staging / f"history{suffix}.png", dpi=80, bbox_inches="tight")
-                plt.close(fig)
         (staging / "report.json").write_text(
             json.dumps(report, indent=2, allow_nan=False, default=str), encoding="utf-8"
         )
