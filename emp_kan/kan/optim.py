@@ -119,34 +119,38 @@ class FlatLBFGS:
             self.dirs = np.zeros((self.history_size, len(flat_grad)))
             self.stps = np.zeros((self.history_size, len(flat_grad)))
             self.ro = np.zeros(self.history_size)
-        self.count, self.h_diag, direction = _lbfgs_direction(
-            flat_grad, self.prev_flat_grad, self.d, self.t, self.dirs, self.stps, self.ro,
-            self.count, self.h_diag, self.tolerance_ys)
+            self._al = np.zeros(self.history_size)
+        state = np.array([self.count, self.h_diag, self.tolerance_ys])
+        direction = np.empty(len(flat_grad))
+        _lbfgs_direction(flat_grad, self.prev_flat_grad, self.d, self.t, self.dirs, self.stps,
+                         self.ro, state, self._al, direction)  # fmt: skip
+        self.count, self.h_diag = int(state[0]), float(state[1])
         return direction
 
 
 @njit(cache=_CACHE, nogil=True)
-def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, count, h_diag,
-                     tolerance_ys):  # pragma: no cover  # fmt: skip
-    """torch's L-BFGS direction: store the newest curvature pair (``y``, ``s``) in the history
-    ``dirs``, ``stps`` ``(history, n)`` and ``ro`` ``(history,)`` (the oldest ``count`` rows
-    first, the oldest dropped when full), then the two-loop recursion. Returns ``(count,
-    h_diag, direction (n,))``.
+def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, state, al,
+                     q):  # pragma: no cover  # fmt: skip
+    """torch's L-BFGS direction into ``q (n,)``: store the newest curvature pair (``y``,
+    ``s``) in the history ``dirs``, ``stps`` ``(history, n)`` and ``ro`` ``(history,)`` (the
+    oldest ``count`` rows first, the oldest dropped when full), then the two-loop recursion.
+    ``state`` is ``[count, h_diag, tolerance_ys]`` (the first two updated); ``al`` is scratch.
 
     Each elementwise operation rounds as numpy's does, in its order; the dot products are
-    plain sums. Written as scalar loops: numba's array expressions, slice assignments and BLAS
-    binding would add about 2 s to every process's compile.
+    plain sums. Written as scalar loops into given arrays: numba's array expressions, slice
+    assignments, allocations and BLAS binding would add up to 2 s to every process's compile.
     """
     n = flat_grad.shape[0]
-    y = np.empty(n)
-    s = np.empty(n)
-    for j in range(n):
-        y[j] = flat_grad[j] - prev_flat_grad[j]
-        s[j] = d[j] * t
+    count = int(state[0])
     ys = 0.0
+    yy = 0.0
     for j in range(n):
-        ys += y[j] * s[j]
-    if ys > tolerance_ys:
+        y = flat_grad[j] - prev_flat_grad[j]
+        s = d[j] * t
+        ys += y * s
+        yy += y * y
+        q[j] = s  # scratch until the recursion starts
+    if ys > state[2]:
         if count == dirs.shape[0]:
             for i in range(count - 1):
                 for j in range(n):
@@ -154,16 +158,14 @@ def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, count, h_d
                     stps[i, j] = stps[i + 1, j]
                 ro[i] = ro[i + 1]
             count -= 1
-        yy = 0.0
         for j in range(n):
-            dirs[count, j] = y[j]
-            stps[count, j] = s[j]
-            yy += y[j] * y[j]
+            dirs[count, j] = flat_grad[j] - prev_flat_grad[j]
+            stps[count, j] = q[j]
         ro[count] = 1.0 / ys
         count += 1
-        h_diag = ys / yy
-    al = np.zeros(count)
-    q = np.empty(n)
+        state[1] = ys / yy
+    state[0] = count
+    h_diag = state[1]
     for j in range(n):
         q[j] = -flat_grad[j]
     for i in range(count - 1, -1, -1):
@@ -182,7 +184,7 @@ def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, count, h_d
         step = al[i] - along * ro[i]
         for j in range(n):
             q[j] = q[j] + step * stps[i, j]
-    return count, h_diag, q
+    return 0
 
 
 def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
