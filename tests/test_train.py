@@ -313,3 +313,23 @@ def test_compiled_kernels_are_kept_on_disk_only_where_python_may_write_bytecode(
     quiet = subprocess.run([sys.executable, "-B", "-c", probe], capture_output=True, text=True,
                            check=True)  # fmt: skip
     assert quiet.stdout.strip() == "False"
+
+
+def test_the_written_out_cubic_basis_is_the_general_triangle_bitwise():
+    # k = 3 runs its own unrolled loop; it must be the general triangle, number for number
+    # (points outside the grid included).
+    from emp_kan.kan import kernels
+
+    rng = np.random.default_rng(0)
+    knots = np.sort(rng.uniform(-1.5, 1.5, (3, 12)), axis=1)
+    xt = rng.uniform(-2.0, 2.0, (3, 400))
+    padded, inverse = kernels.padded_knots(knots, 3)
+    out = []
+    for basis in (kernels._basis_cubic, kernels._basis_any_order):
+        arrays = (np.zeros((3, 400, 4)), np.zeros((3, 400, 4)), np.zeros((3, 400), np.int64),
+                  np.zeros((3, 400)), np.zeros((3, 400)))  # fmt: skip
+        basis(xt, padded, inverse, 3, *arrays)
+        out.append(arrays)
+    for cubic, general in zip(*out, strict=True):
+        assert np.array_equal(cubic, general)
+    assert ((xt < knots[:, :1]) | (xt >= knots[:, -1:])).any()  # points outside the grid too

@@ -70,17 +70,64 @@ def padded_knots(knots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(padded), inverse
 
 
-@njit(cache=_CACHE, nogil=True)
-def layer_basis(xt, padded, inverse, k, values, slopes, start, silu,
-                silu_slope):  # pragma: no cover  # fmt: skip
+def layer_basis(xt, padded, inverse, k, values, slopes, start, silu, silu_slope) -> None:
     """Fill ``values``, ``slopes`` ``(n_in, B, k + 1)``, ``start`` ``(n_in, B)``, ``silu`` and
     ``silu_slope`` ``(n_in, B)`` for the inputs ``xt`` ``(n_in, B)`` (``padded`` knots and
     their ``inverse`` from :func:`padded_knots`).
 
     de Boor's triangle in pykan's form ``B_{i,p} = (x - t_i) / (t_{i+p} - t_i) B_{i,p-1} +
     (t_{i+p+1} - x) / (t_{i+p+1} - t_{i+1}) B_{i+1,p-1}``: each order p-1 value feeds its own
-    function's left term and its left neighbour's right term, which share one inverse.
+    function's left term and its left neighbour's right term, which share one inverse. Two
+    compiled loops, one written out for k = 3 (pykan's default) and one for any k: a process
+    compiles only the one it uses.
     """
+    basis = _basis_cubic if k == 3 else _basis_any_order
+    basis(xt, padded, inverse, k, values, slopes, start, silu, silu_slope)
+
+
+@njit(cache=_CACHE, nogil=True, inline="always")
+def _point(xt, i, b, first, last, t, k, m, values, slopes, start, silu,
+           silu_slope):  # pragma: no cover  # fmt: skip
+    """The SiLU at point ``b`` of input ``i`` and its knot interval: the padded index ``j + k``
+    of the knot starting it, or -1 (values and slopes zeroed) outside the grid."""
+    x = xt[i, b]
+    sig = 1.0 / (1.0 + math.exp(-x))
+    silu[i, b] = x * sig
+    silu_slope[i, b] = sig * (1.0 + x * (1.0 - sig))
+    if not (x >= first and x < last):
+        start[i, b] = 0
+        for r in range(k + 1):
+            values[i, b, r] = 0.0
+            slopes[i, b, r] = 0.0
+        return -1
+    # The interval [t_j, t_{j+1}) holding x: j counts the inner knots <= x.
+    j = 0
+    for q in range(k + 1, k + m - 1):
+        j += t[q] <= x
+    start[i, b] = j - k
+    return j + k
+
+
+@njit(cache=_CACHE, nogil=True)
+def _basis_cubic(xt, padded, inverse, k, values, slopes, start, silu,
+                 silu_slope):  # pragma: no cover  # fmt: skip
+    """:func:`layer_basis` for k = 3."""
+    n_in, n_points = xt.shape
+    m = padded.shape[1] - 2 * k  # the knots proper start at index k
+    for i in range(n_in):
+        t = padded[i]
+        first = t[k]
+        last = t[k + m - 1]
+        for b in range(n_points):
+            jp = _point(xt, i, b, first, last, t, k, m, values, slopes, start, silu, silu_slope)
+            if jp >= 0:
+                _cubic(xt[i, b], t, inverse[i], jp, values[i, b], slopes[i, b])
+
+
+@njit(cache=_CACHE, nogil=True)
+def _basis_any_order(xt, padded, inverse, k, values, slopes, start, silu,
+                     silu_slope):  # pragma: no cover  # fmt: skip
+    """:func:`layer_basis` for any k."""
     n_in, n_points = xt.shape
     m = padded.shape[1] - 2 * k  # the knots proper start at index k
     level = np.zeros(k + 1)
@@ -91,25 +138,10 @@ def layer_basis(xt, padded, inverse, k, values, slopes, start, silu,
         first = t[k]
         last = t[k + m - 1]
         for b in range(n_points):
+            jp = _point(xt, i, b, first, last, t, k, m, values, slopes, start, silu, silu_slope)
+            if jp < 0:
+                continue
             x = xt[i, b]
-            sig = 1.0 / (1.0 + math.exp(-x))
-            silu[i, b] = x * sig
-            silu_slope[i, b] = sig * (1.0 + x * (1.0 - sig))
-            if not (x >= first and x < last):
-                start[i, b] = 0
-                for r in range(k + 1):
-                    values[i, b, r] = 0.0
-                    slopes[i, b, r] = 0.0
-                continue
-            # The interval [t_j, t_{j+1}) holding x: j counts the inner knots <= x.
-            j = 0
-            for q in range(k + 1, k + m - 1):
-                j += t[q] <= x
-            start[i, b] = j - k
-            jp = j + k  # j's index in the padded knots
-            if k == 3:
-                _cubic(x, t, inv, jp, values[i, b], slopes[i, b])
-                continue
             level[0] = 1.0
             for p in range(1, k + 1):
                 if p == k:
