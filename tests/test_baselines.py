@@ -104,3 +104,25 @@ def test_the_summary_reports_the_share_of_accurate_formulas():
     assert summary["methods"]["emp"]["accurate_rate"] == 1.0
     assert summary["methods"]["operon"]["accurate_rate"] == 0.0
     assert summary["emp_versus"]["operon"] == {"win": 1, "loss": 0, "tie": 0}
+
+
+def test_pykan_loads_without_scikit_learn_and_its_symbolic_fit_still_gets_the_real_one():
+    # scikit-learn is most of pykan's import time; it is loaded only when pykan's own
+    # symbolic fitting (the pykan baseline's auto_symbolic) first asks for LinearRegression.
+    import subprocess
+
+    probe = (
+        "import sys, torch\n"
+        "from emp_kan.kan import adapter\n"
+        "model = adapter.make_kan([1, 2, 1], grid=3, seed=0)\n"
+        "print('sklearn' in sys.modules)\n"
+        "x = torch.linspace(-1, 1, 40)[:, None]\n"
+        "with adapter.quiet_pykan():\n"
+        "    model(x)\n"
+        "    model.fix_symbolic(0, 0, 0, 'sin', verbose=False)\n"
+        "real = sys.modules.get('sklearn.linear_model')\n"
+        "print(real is not None and hasattr(real, 'Ridge'))\n"  # the real module, not a stand-in
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["False", "True"]

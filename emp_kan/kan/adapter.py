@@ -19,6 +19,8 @@ import io
 import logging
 import os
 import random
+import sys
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,47 @@ _CACHE_ATTRS = (
 DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
 
 
+# pykan imports scikit-learn for two things only: LinearRegression in kan.utils.fit_params
+# (its auto_symbolic) and AgglomerativeClustering in kan.hypothesis (never called here).
+# scikit-learn's import takes 0.65 s of pykan's 0.73 s (-X importtime), in every process that
+# touches a KAN; pykan gets stand-ins that import the real class when first called.
+_DEFERRED_SKLEARN = (("sklearn.linear_model", "LinearRegression"),
+                     ("sklearn.cluster", "AgglomerativeClustering"))  # fmt: skip
+
+
+def _deferred(module: str, name: str) -> Callable[..., Any]:
+    def construct(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    construct.__name__ = construct.__qualname__ = name
+    construct.__doc__ = f"``{module}.{name}``, imported when first called."
+    return construct
+
+
+def _import_pykan() -> None:
+    """Import pykan, with :data:`_DEFERRED_SKLEARN` standing in for scikit-learn while it
+    loads (unless scikit-learn is loaded already). The stand-in modules are taken out of
+    ``sys.modules`` at once: any later import of scikit-learn gets the real one."""
+    if "kan" in sys.modules:
+        return
+    stubs = {}
+    for module, name in _DEFERRED_SKLEARN:
+        if module not in sys.modules:
+            stub = types.ModuleType(module)
+            setattr(stub, name, _deferred(module, name))
+            stubs[module] = stub
+    sys.modules.update(stubs)
+    try:
+        importlib.import_module("kan")
+    finally:
+        for module, stub in stubs.items():
+            if sys.modules.get(module) is stub:
+                del sys.modules[module]
+
+
 def _kan_module():
     """The module ``kan.MultKAN`` (the package shadows its name with the class)."""
+    _import_pykan()
     return importlib.import_module("kan.MultKAN")
 
 
@@ -136,6 +177,7 @@ def _deterministic_curve2coef(x_eval, y_eval, grid, k):
     Shapes: ``x_eval (batch, in)``, ``y_eval (batch, in, out)``, ``grid (in, G + 2k + 1)``;
     returns ``coef (in, out, G + k)``.
     """
+    _import_pykan()
     from kan.spline import B_batch
 
     batch, in_dim = x_eval.shape
@@ -156,7 +198,7 @@ def quiet_pykan() -> Iterator[None]:
     least squares is solved deterministically (:func:`_deterministic_curve2coef`).
     """
     multkan = _kan_module()
-    kan_layer = importlib.import_module("kan.KANLayer")
+    kan_layer = importlib.import_module("kan.KANLayer")  # loaded by _kan_module
     sink = io.StringIO()
     saved = (multkan.tqdm, multkan.curve2coef, kan_layer.curve2coef)
     multkan.tqdm = _SilentTqdm
@@ -282,6 +324,7 @@ def save_checkpoint(model: Any, prefix: str | os.PathLike) -> list[Path]:
 
 def load_checkpoint(prefix: str | os.PathLike) -> Any:
     """The model :func:`save_checkpoint` wrote (pykan's ``KAN.loadckpt``, no other file)."""
+    _import_pykan()
     from kan import KAN
 
     model = KAN.loadckpt(str(prefix))
@@ -524,6 +567,7 @@ def solve_last_layer_splines(model: Any, x: torch.Tensor, y: torch.Tensor) -> bo
     bool
         Whether the model was updated.
     """
+    _import_pykan()
     from kan.spline import B_batch
 
     last = model.depth - 1
@@ -587,6 +631,7 @@ def feynman_entry(number: int) -> tuple[list[str], Any, Any, list[tuple[float, f
         raise ValueError(f"{BROKEN_FEYNMAN[number]}; pick another equation")
     if not 1 <= number <= 120:
         raise ValueError(f"Feynman equations are numbered 1-120, got {number}")
+    _import_pykan()
     from kan.feynman import get_feynman_dataset
 
     with preserved_global_rng(), quiet_pykan():
