@@ -60,3 +60,14 @@ def test_demo_shows_the_mass_bound_only_where_it_holds(capsys):
     assert "(lower bound" not in out and "only for beta >= 1" in out
     assert main(["demo", "--scores", "1,1,1,1", "--beta", "1"]) == 0
     assert "(lower bound 1.0000)" in capsys.readouterr().out
+
+
+def test_the_console_script_exits_quickly_with_all_its_output(capsys):
+    # run() skips the interpreter's teardown; what main() prints must still all arrive,
+    # through a pipe, with main()'s exit code.
+    argv = ["demo", "--scores", "5,3,1,1", "--beta", "1"]
+    assert main(argv) == 0
+    expected = capsys.readouterr().out
+    proc = subprocess.run([sys.executable, "-m", "emp_kan.app.cli", *argv], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout == expected and expected.strip()
