@@ -86,25 +86,19 @@ def layer_basis(xt, padded, inverse, k, values, slopes, start, silu, silu_slope)
 
 
 @njit(cache=_CACHE, nogil=True, inline="always")
-def _point(xt, i, b, first, last, t, k, m, values, slopes, start, silu,
-           silu_slope):  # pragma: no cover  # fmt: skip
-    """The SiLU at point ``b`` of input ``i`` and its knot interval: the padded index ``j + k``
-    of the knot starting it, or -1 (values and slopes zeroed) outside the grid."""
-    x = xt[i, b]
+def _silu(x):  # pragma: no cover
+    """``silu(x)`` and its slope."""
     sig = 1.0 / (1.0 + math.exp(-x))
-    silu[i, b] = x * sig
-    silu_slope[i, b] = sig * (1.0 + x * (1.0 - sig))
-    if not (x >= first and x < last):
-        start[i, b] = 0
-        for r in range(k + 1):
-            values[i, b, r] = 0.0
-            slopes[i, b, r] = 0.0
-        return -1
-    # The interval [t_j, t_{j+1}) holding x: j counts the inner knots <= x.
+    return x * sig, sig * (1.0 + x * (1.0 - sig))
+
+
+@njit(cache=_CACHE, nogil=True, inline="always")
+def _interval(t, x, k, m):  # pragma: no cover
+    """The padded index ``j + k`` of the knot starting the interval ``[t_j, t_{j+1})`` that
+    holds ``x`` (inside the grid): ``j`` counts the inner knots <= x."""
     j = 0
     for q in range(k + 1, k + m - 1):
         j += t[q] <= x
-    start[i, b] = j - k
     return j + k
 
 
@@ -116,12 +110,21 @@ def _basis_cubic(xt, padded, inverse, k, values, slopes, start, silu,
     m = padded.shape[1] - 2 * k  # the knots proper start at index k
     for i in range(n_in):
         t = padded[i]
+        inv = inverse[i]
         first = t[k]
         last = t[k + m - 1]
         for b in range(n_points):
-            jp = _point(xt, i, b, first, last, t, k, m, values, slopes, start, silu, silu_slope)
-            if jp >= 0:
-                _cubic(xt[i, b], t, inverse[i], jp, values[i, b], slopes[i, b])
+            x = xt[i, b]
+            silu[i, b], silu_slope[i, b] = _silu(x)
+            if not (x >= first and x < last):  # outside the grid: no live function
+                start[i, b] = 0
+                for r in range(k + 1):
+                    values[i, b, r] = 0.0
+                    slopes[i, b, r] = 0.0
+                continue
+            jp = _interval(t, x, k, m)
+            start[i, b] = jp - 2 * k
+            _cubic(x, t, inv, jp, values[i, b], slopes[i, b])
 
 
 @njit(cache=_CACHE, nogil=True)
@@ -138,10 +141,16 @@ def _basis_any_order(xt, padded, inverse, k, values, slopes, start, silu,
         first = t[k]
         last = t[k + m - 1]
         for b in range(n_points):
-            jp = _point(xt, i, b, first, last, t, k, m, values, slopes, start, silu, silu_slope)
-            if jp < 0:
-                continue
             x = xt[i, b]
+            silu[i, b], silu_slope[i, b] = _silu(x)
+            if not (x >= first and x < last):  # outside the grid: no live function
+                start[i, b] = 0
+                for r in range(k + 1):
+                    values[i, b, r] = 0.0
+                    slopes[i, b, r] = 0.0
+                continue
+            jp = _interval(t, x, k, m)
+            start[i, b] = jp - 2 * k
             level[0] = 1.0
             for p in range(1, k + 1):
                 if p == k:
