@@ -106,23 +106,28 @@ def test_the_summary_reports_the_share_of_accurate_formulas():
     assert summary["emp_versus"]["operon"] == {"win": 1, "loss": 0, "tie": 0}
 
 
-def test_pykan_loads_without_scikit_learn_and_its_symbolic_fit_still_gets_the_real_one():
-    # scikit-learn is most of pykan's import time; it is loaded only when pykan's own
-    # symbolic fitting (the pykan baseline's auto_symbolic) first asks for LinearRegression.
+def test_pykan_loads_without_its_heavy_imports_and_its_own_tools_still_get_the_real_ones(
+        tmp_path):  # fmt: skip
+    # scikit-learn, pyplot and pandas are most of pykan's import time; each is loaded only
+    # when pykan first uses it (its symbolic fit, its plot), and then it is the real module.
     import subprocess
 
     probe = (
-        "import sys, torch\n"
+        "import sys, os, torch, matplotlib\n"
+        "matplotlib.use('Agg')\n"
         "from emp_kan.kan import adapter\n"
         "model = adapter.make_kan([1, 2, 1], grid=3, seed=0)\n"
-        "print('sklearn' in sys.modules)\n"
+        "print(any(m in sys.modules for m in ('sklearn', 'matplotlib.pyplot', 'pandas')))\n"
         "x = torch.linspace(-1, 1, 40)[:, None]\n"
         "with adapter.quiet_pykan():\n"
         "    model(x)\n"
+        f"    model.plot(folder={str(tmp_path)!r})\n"
         "    model.fix_symbolic(0, 0, 0, 'sin', verbose=False)\n"
         "real = sys.modules.get('sklearn.linear_model')\n"
         "print(real is not None and hasattr(real, 'Ridge'))\n"  # the real module, not a stand-in
+        "print(hasattr(sys.modules.get('matplotlib.pyplot'), 'subplots'))\n"
+        "print(len(os.listdir(" + repr(str(tmp_path)) + ")) > 0)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()  # fmt: skip
-    assert out == ["False", "True"]
+    assert out == ["False", "True", "True", "True"]

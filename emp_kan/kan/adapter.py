@@ -61,18 +61,39 @@ def _deferred(module: str, name: str) -> Callable[..., Any]:
     return construct
 
 
+# pykan also imports matplotlib.pyplot (0.26 s) and pandas (0.21 s) at its top, for its plots
+# and one table; it gets modules that import the real one at their first attribute use.
+_DEFERRED_MODULES = ("matplotlib.pyplot", "pandas")
+
+
+class _ImportedOnUse(types.ModuleType):
+    """Stands in for the module of the same name: its first attribute lookup imports the real
+    module (taking this one out of ``sys.modules`` if it is still there) and every lookup is
+    answered by the real one."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
 def _import_pykan() -> None:
-    """Import pykan, with :data:`_DEFERRED_SKLEARN` standing in for scikit-learn while it
-    loads (unless scikit-learn is loaded already). The stand-in modules are taken out of
-    ``sys.modules`` at once: any later import of scikit-learn gets the real one."""
+    """Import pykan, with :data:`_DEFERRED_SKLEARN` and :data:`_DEFERRED_MODULES` standing in
+    for the real modules while it loads (those not loaded already). The stand-ins are taken
+    out of ``sys.modules`` at once: any later import gets the real module."""
     if "kan" in sys.modules:
         return
-    stubs = {}
+    stubs: dict[str, types.ModuleType] = {}
     for module, name in _DEFERRED_SKLEARN:
         if module not in sys.modules:
             stub = types.ModuleType(module)
             setattr(stub, name, _deferred(module, name))
             stubs[module] = stub
+    for module in _DEFERRED_MODULES:
+        if module not in sys.modules:
+            if "." in module:  # `import a.b as c` needs the package a itself
+                importlib.import_module(module.rpartition(".")[0])
+            stubs[module] = _ImportedOnUse(module)
     sys.modules.update(stubs)
     try:
         importlib.import_module("kan")
