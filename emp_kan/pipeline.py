@@ -416,14 +416,26 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
     """
     candidates = []
     for route in routes:
-        if route.transform is None or config.transform != "auto":
-            candidates += _run_route(pruner, route, problem, config, symbolic)
-            continue
-        try:  # an extra route is an attempt: its failure must not cost the run
-            candidates += _run_route(pruner, route, problem, config, symbolic)
-        except (RuntimeError, ValueError, ArithmeticError, torch.linalg.LinAlgError) as exc:
-            log.warning("the %s route was left out: %s", route.name,
-                        str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        candidates += _route_candidates(pruner, route, problem, config, symbolic)
+    return _chosen_run(name, candidates, problem, config, symbolic)
+
+
+def _route_candidates(pruner: Any, route: Route, problem: Problem, config: DiscoverConfig,
+                      symbolic: bool) -> list[Candidate]:  # fmt: skip
+    """:func:`_run_route`, where an extra route's failure is logged and leaves no candidate."""
+    if route.transform is None or config.transform != "auto":
+        return _run_route(pruner, route, problem, config, symbolic)
+    try:  # an extra route is an attempt: its failure must not cost the run
+        return _run_route(pruner, route, problem, config, symbolic)
+    except (RuntimeError, ValueError, ArithmeticError, torch.linalg.LinAlgError) as exc:
+        log.warning("the %s route was left out: %s", route.name,
+                    str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        return []
+
+
+def _chosen_run(name: str, candidates: list[Candidate], problem: Problem,
+                config: DiscoverConfig, symbolic: bool) -> MethodRun:  # fmt: skip
+    """The method's run: its candidates (every route's, in route order) and the one chosen."""
     if not candidates:
         raise RuntimeError("every route failed; run with transform='none' to see why")
     chosen = 0
@@ -446,37 +458,59 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
                      best.route.transform, front)
 
 
-def _run_method_in_child(method: str, routes: list[Route], problem: Problem,
-                         config: DiscoverConfig) -> MethodRun:  # fmt: skip
-    """:func:`run_method` for a forked child: its model sent back as a picklable state (pykan's
-    models hold lambdas), one progress bar (the parent's)."""
-    run = run_method(method, make_pruner(method, config), routes, problem,
-                     replace(config, progress=False))  # fmt: skip
-    return replace(run, pruned=replace(run.pruned, model=adapter.model_state(run.pruned.model)))
+@adapter.single_threaded
+def _claimed_routes(method: str, routes: list[Route], order: list[int], counter: Any,
+                    problem: Problem, config: DiscoverConfig,
+                    as_state: bool) -> dict[int, list[Candidate]]:  # fmt: skip
+    """``method``'s routes (indices in ``order``) claimed one at a time from ``counter``, each
+    with its candidates; with ``as_state`` (a forked child's share) each pruned model goes
+    back as a picklable state and each route as its index."""
+    out = {}
+    pruner = make_pruner(method, config)
+    while (k := _claim(counter, len(order))) is not None:
+        index = order[k]
+        found = _route_candidates(pruner, routes[index], problem, config, symbolic=True)
+        if as_state and found:
+            pruned = found[0].pruned  # one pruned model per route, shared by its candidates
+            shipped = replace(pruned, model=adapter.model_state(pruned.model))
+            found = [replace(c, route=index, pruned=shipped) for c in found]
+        out[index] = found
+    return out
 
 
 def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Problem,
                       config: DiscoverConfig,
                       on_run: Callable[[str, MethodRun], None] | None = None,
                       ) -> dict[str, MethodRun]:  # fmt: skip
-    """:func:`run_method` for each method, the first in this process and the others in forked
-    children, at the same time: the same runs as one after the other (each is deterministic
-    and reads only the trained routes), in the wall time of the slowest. ``on_run`` gets the
-    first method's run as soon as it is done, while the children may still be running."""
-    children = [(m, Child(_run_method_in_child, (m, routes, problem, config), f"the {m} run"))
-                for m in methods[1:]]  # fmt: skip
+    """:func:`run_method` for the two methods at once: the first in this process, the second
+    in a forked child, which takes the second method's routes one at a time (the longest
+    usually last in the list, so first here); when the first is done, this process takes the
+    second method's routes still unclaimed, then hands the first run to ``on_run``. Each route's
+    candidates are the same whichever process computes them (deterministic, reading only
+    the trained routes), so the runs are those of one method after the other."""
+    import multiprocessing
+
+    first, second = methods
+    order = list(reversed(range(len(routes))))
+    counter = multiprocessing.get_context("fork").Value("i", 0)
+    child = Child(_claimed_routes, (second, routes, order, counter, problem,
+                                    replace(config, progress=False), True),
+                  f"the {second} run")  # fmt: skip
     try:
-        runs = {methods[0]: run_method(methods[0], make_pruner(methods[0], config), routes,
-                                       problem, config)}  # fmt: skip
-        if on_run is not None:
-            on_run(methods[0], runs[methods[0]])
-        for method, child in children:
-            run = child.result()
-            model = adapter.model_from_state(run.pruned.model)
-            runs[method] = replace(run, pruned=replace(run.pruned, model=model))
+        runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
+        found = _claimed_routes(second, routes, order, counter, problem, config, False)
+        if on_run is not None:  # while the child finishes its last route
+            on_run(first, runs[first])
+        for index, shipped in child.result().items():
+            if shipped:
+                pruned = replace(shipped[0].pruned,
+                                 model=adapter.model_from_state(shipped[0].pruned.model))
+                shipped = [replace(c, route=routes[index], pruned=pruned) for c in shipped]
+            found[index] = shipped
     finally:
-        for _, child in children:
-            child.close()
+        child.close()
+    runs[second] = _chosen_run(second, [c for index in range(len(routes)) for c in found[index]],
+                               problem, config, True)  # fmt: skip
     return runs
 
 

@@ -63,14 +63,14 @@ def test_a_failure_in_the_baselines_process_is_raised_as_itself(monkeypatch):
 
 
 def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypatch):
-    real = pipeline.run_method
+    real = pipeline._claimed_routes
 
-    def dying(name, *args, **kwargs):
-        if name == "threshold":
+    def dying(method, routes, order, counter, problem, config, as_state):
+        if as_state:  # the forked child's share of the threshold run
             os._exit(3)
-        return real(name, *args, **kwargs)
+        return real(method, routes, order, counter, problem, config, as_state)
 
-    monkeypatch.setattr(pipeline, "run_method", dying)
+    monkeypatch.setattr(pipeline, "_claimed_routes", dying)
     with pytest.raises(RuntimeError, match=r"threshold run.s worker .*\(exit code 3\).*workers=1"):
         pipeline.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
     assert not multiprocessing.active_children()
@@ -192,3 +192,29 @@ def test_the_two_processes_claim_every_route_once():
     finally:
         child.close()
     assert sorted(here + theirs) == list(range(2000))
+
+
+@pytest.mark.parametrize("computes", ["here", "child", "either"])
+def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(monkeypatch,
+                                                                                computes):
+    # The child takes the threshold method's routes one at a time; once EMP is done, this
+    # process takes those still unclaimed. Each split must give the run of workers=1.
+    import time
+
+    real = pipeline._claimed_routes
+
+    def waiting_for_the_other(method, routes, order, counter, problem, config, as_state):
+        idle = as_state if computes == "here" else not as_state
+        if computes != "either" and idle:  # let the other process claim every route first
+            deadline = time.monotonic() + 300
+            while counter.value < len(order) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return real(method, routes, order, counter, problem, config, as_state)
+
+    problem = _positive_problem()
+    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
+    monkeypatch.setattr(pipeline, "_claimed_routes", waiting_for_the_other)
+    two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+    assert [c["transform"] for c in two["baseline"]["candidates"]].count("log-y") >= 1
+    assert _without_timings(one) == _without_timings(two)
+    assert not multiprocessing.active_children()
