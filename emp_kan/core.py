@@ -22,6 +22,7 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -182,8 +183,10 @@ class _Prepared:
         b = self.base64
         sq = float(b.dot(b)) if self.torch_kind else float(np.dot(b, b))
         ratio = self.total * self.total / sq if sq > 0.0 else math.inf
-        if not math.isfinite(ratio):
-            # Squares of tiny (or huge) scores under- or overflowed: rescale by the largest.
+        if not math.isfinite(ratio) or sq < sys.float_info.min:
+            # Squares of tiny (or huge) scores under- or overflowed, or are subnormal and kept
+            # only a few digits (two scores of 1.8e-158 gave N_eff 1.99999999): rescale by the
+            # largest.
             scaled = b / b.max()
             ratio = float(scaled.sum()) ** 2 / float((scaled * scaled).sum())
         # (sum s)^2 / sum s^2 is 1 / sum w^2 with one rounding step fewer.
