@@ -1,11 +1,13 @@
-"""The compiled inner loop of the product search (:mod:`emp_kan.symbolic.separable`): one
-column ``log|f(a*z + b)|``, projected against the fixed columns, and its residual.
+"""The compiled inner loops of the product search (:mod:`emp_kan.symbolic.separable`): the
+residual of one column ``log|f(a*z + b)|`` projected against the fixed columns, its Jacobian in
+``(a, b)``, and the sums of squares of a whole grid of such columns (whose logs numpy computes).
 
 The search polishes every grid start with a few hundred evaluations of this residual, each
 on a single column of a few hundred rows. In numpy each evaluation is a dozen array calls
 whose dispatch costs more than their arithmetic; here it is one loop. The arithmetic is the
 numpy path's, in the same order where it matters (floor, weight, projection), so the two agree
-to rounding: the transcendental functions and the sums may differ in the last bits.
+to rounding: the transcendental functions and the sums may differ in the last bits
+(``tests/test_product_kernels.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ FUNCTION_CODES = {"x": 0, "exp": 1, "log": 2, "sin": 3, "cos": 4, "tan": 5, "tan
 
 @njit(cache=_CACHE, nogil=True)
 def _apply(code, u):  # pragma: no cover
+    """``f(u)`` for the function of :data:`FUNCTION_CODES` entry ``code`` (NaN outside its
+    domain, as numpy's)."""
     if code == 0:
         return u
     if code == 1:
