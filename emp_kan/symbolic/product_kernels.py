@@ -144,22 +144,7 @@ def log_column_residual(code, z, a, b, clip, root_weight, q, target,
         floor = _median_of_every_4th(column) + clip
         for r in range(n):
             column[r] = max(column[r], floor)
-    for r in range(n):
-        column[r] *= root_weight[r]
-    p = q.shape[1]
-    along = np.zeros(p)
-    for r in range(n):
-        for j in range(p):
-            along[j] += q[r, j] * column[r]
-    norm = 0.0
-    dot = 0.0
-    for r in range(n):
-        moved = column[r]
-        for j in range(p):
-            moved -= q[r, j] * along[j]
-        column[r] = moved
-        norm += moved * moved
-        dot += moved * target[r]
+    norm, dot = _project(column, root_weight, q, target, n, q.shape[1])
     total = 0.0
     if norm <= 1e-12 * n:
         for r in range(n):
@@ -213,8 +198,9 @@ def grid_sse(logs, clip, root_weight, q, target, exact, smooth):  # pragma: no c
 
 
 @njit(cache=_CACHE, nogil=True, inline="always")
-def _projected_sse(column, root_weight, q, target, target_ss, n, p):  # pragma: no cover
-    """``target_ss`` less what the weighted, projected ``column`` explains (overwritten)."""
+def _project(column, root_weight, q, target, n, p):  # pragma: no cover
+    """Weight ``column (n,)`` and project the fixed columns ``q (n, p)`` out of it, in place;
+    returns its squared norm and its dot product with ``target``."""
     along = np.zeros(p)
     for r in range(n):
         column[r] *= root_weight[r]
@@ -226,8 +212,16 @@ def _projected_sse(column, root_weight, q, target, target_ss, n, p):  # pragma: 
         moved = column[r]
         for j in range(p):
             moved -= q[r, j] * along[j]
+        column[r] = moved
         norm += moved * moved
         dot += moved * target[r]
+    return norm, dot
+
+
+@njit(cache=_CACHE, nogil=True, inline="always")
+def _projected_sse(column, root_weight, q, target, target_ss, n, p):  # pragma: no cover
+    """``target_ss`` less what the weighted, projected ``column`` explains (overwritten)."""
+    norm, dot = _project(column, root_weight, q, target, n, p)
     if norm > 1e-12 * n:
         return target_ss - dot * dot / norm
     return target_ss
