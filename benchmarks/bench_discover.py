@@ -14,11 +14,10 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _worktree import ROOT, checked_out  # benchmarks/, beside this script
 
 
 def run(tree: Path, out: Path) -> float:
@@ -35,22 +34,14 @@ def main() -> None:
     parser.add_argument("--base", default="d50f3a6", help="commit to compare against")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
-                        args.base], check=True, capture_output=True)  # fmt: skip
-        try:
-            times = {"base": [], "this": []}
-            for k in range(args.repeats):
-                for name, tree in (("base", base), ("this", ROOT)):
-                    times[name].append(run(tree, Path(tmp) / f"out-{name}-{k}"))
-            b, t = min(times["base"]), min(times["this"])
-            print(f"default discover: base {args.base} {b:.1f} s, this tree {t:.1f} s, "
-                  f"ratio {b / t:.2f}x")  # fmt: skip
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                           check=False, capture_output=True)  # fmt: skip
-
+    with checked_out(args.base) as base:
+        times = {"base": [], "this": []}
+        for k in range(args.repeats):
+            for name, tree in (("base", base), ("this", ROOT)):
+                times[name].append(run(tree, base.parent / f"out-{name}-{k}"))
+    b, t = min(times["base"]), min(times["this"])
+    print(f"default discover: base {args.base} {b:.1f} s, this tree {t:.1f} s, "
+          f"ratio {b / t:.2f}x")  # fmt: skip
 
 if __name__ == "__main__":
     main()

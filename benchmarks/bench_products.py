@@ -17,10 +17,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _worktree import ROOT, checked_out  # benchmarks/, beside this script
+
 EQUATIONS = (2, 6, 8, 10, 11, 15, 19, 26, 27, 31, 37, 40, 46, 50, 53)
 
 _PROBE = """
@@ -59,15 +59,8 @@ def main() -> None:
     parser.add_argument("--base", default="5eea388", help="commit to compare against")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
-                        args.base], check=True, capture_output=True)  # fmt: skip
-        try:
-            base_run, this_run = run(base, args.repeats), run(ROOT, args.repeats)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                           check=False, capture_output=True)  # fmt: skip
+    with checked_out(args.base) as base:
+        base_run, this_run = run(base, args.repeats), run(ROOT, args.repeats)
     b, t = base_run["seconds"], this_run["seconds"]
     print(f"product search on {len(EQUATIONS)} equations: base {args.base} {b:.2f} s, "
           f"this tree {t:.2f} s, ratio {b / t:.2f}x")  # fmt: skip
