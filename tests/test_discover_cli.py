@@ -319,3 +319,12 @@ def test_a_finished_method_is_handed_over_while_the_other_runs_and_drawn_the_sam
     assert sorted(os.listdir(tmp_path / "early")) == names
     for name in ("graph.png", "history.png", "graph.graphml", "graph-threshold.png"):
         assert (tmp_path / "early" / name).read_bytes() == (tmp_path / "late" / name).read_bytes()
+
+
+def test_write_report_refuses_rendered_files_that_are_not_report_files(tmp_path):
+    # A rendered name is joined to the staging folder: "../x" would write outside it.
+    from emp_kan.app.report import write_report
+
+    with pytest.raises(ValueError, match=r"not \.\./escape\.png"):
+        write_report(tmp_path / "out", {}, {}, None, {"emp": {"../escape.png": b"x"}})
+    assert os.listdir(tmp_path) == []

@@ -177,7 +177,8 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     problem : Problem
     rendered : dict, optional
         Per method, its files from :func:`render_figures`, drawn earlier; methods missing
-        here are drawn now.
+        here are drawn now. A name that is not a report file raises ValueError before
+        anything is written.
 
     Raises
     ------
@@ -187,6 +188,11 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     from emp_kan import __version__
     from emp_kan.kan import adapter
 
+    foreign = sorted({name for files in (rendered or {}).values() for name in files}
+                     - REPORT_FILES)  # fmt: skip
+    if foreign:
+        raise ValueError(f"rendered files must be report files from render_figures, not "
+                         f"{', '.join(foreign)}")  # fmt: skip
     out = check_destination(out_dir)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
