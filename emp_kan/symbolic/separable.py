@@ -472,21 +472,27 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
     clip = math.nan if projected.clip is None else projected.clip
     out = np.empty(len(x))
 
+    def a_and_b(params: np.ndarray) -> tuple[float, float]:
+        return (1.0, float(params[0])) if function == "x" else (float(params[0]),
+                                                                float(params[1]))
+
+    def compiled(params: np.ndarray) -> float:
+        """The compiled residual into ``out``; its sum of squares, or -1.0 if undefined."""
+        return log_column_residual(code, x, *a_and_b(params), clip, projected.root_weight,
+                                   projected.q, projected.target, out)  # fmt: skip
+
     def residual(params: np.ndarray) -> np.ndarray:
-        a, b = (1.0, params[0]) if function == "x" else params
         if code is not None:
-            sse = log_column_residual(code, x, float(a), float(b), clip, projected.root_weight,
-                                      projected.q, projected.target, out)  # fmt: skip
-            return np.full(len(x), 1e6) if sse < 0.0 else out.copy()
+            return np.full(len(x), 1e6) if compiled(params) < 0.0 else out.copy()
+        a, b = a_and_b(params)
         column = _columns(function, x, np.array([a]), np.array([b]))[:, 0]
         if not np.isfinite(column).all():
             return np.full(len(x), 1e6)
         return projected.residual(column)
 
     def jacobian(params: np.ndarray) -> np.ndarray:
-        a, b = (1.0, params[0]) if function == "x" else params
         slopes = np.empty((len(x), 2))
-        if log_column_jacobian(code, x, float(a), float(b), projected.root_weight, projected.q,
+        if log_column_jacobian(code, x, *a_and_b(params), projected.root_weight, projected.q,
                                projected.target, slopes) < 0.0:  # fmt: skip
             slopes[:] = 0.0  # the residual is the constant 1e6 there
         return slopes[:, 1:] if function == "x" else slopes
@@ -494,9 +500,7 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
     def sse(params: np.ndarray) -> float:
         if code is None:
             return float(np.sum(residual(params) ** 2))
-        a, b = (1.0, params[0]) if function == "x" else params
-        total = log_column_residual(code, x, float(a), float(b), clip, projected.root_weight,
-                                    projected.q, projected.target, out)  # fmt: skip
+        total = compiled(params)
         return 1e12 * len(x) if total < 0.0 else total
 
     start = np.array([b0]) if function == "x" else np.array([a0, b0])
