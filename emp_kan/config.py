@@ -43,6 +43,9 @@ class DiscoverConfig:
     node_score: str = "attribution"
     library: tuple[str, ...] = DEFAULT_LIBRARY
     transform: str = "auto"  # also fit log|y| over log|x| where it applies; see pipeline
+    # Every route even when an earlier one already gave a formula at the noise floor on the
+    # validation rows (which no later route can beat, only tie); see pipeline.run_method.
+    all_routes: bool = False
     seed: int = 0
     compare: bool = True  # also prune with pykan's thresholds, from the same trained model
     operon: bool = False  # also run pyoperon's genetic programming on the same rows
@@ -84,6 +87,8 @@ class DiscoverConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
+        if not isinstance(self.all_routes, bool):
+            raise ValueError(f"all_routes must be True or False, got {self.all_routes!r}")
         if self.grid < 1 or self.k < 1:
             raise ValueError("grid and k must be at least 1")
         if self.width is not None:

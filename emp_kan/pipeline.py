@@ -25,7 +25,7 @@ from emp_kan.pruning.rounds import (
     prune_rounds,
     train,
 )
-from emp_kan.symbolic.choice import choose_formula
+from emp_kan.symbolic.choice import choose_formula, noise_floor
 from emp_kan.symbolic.operon import run_operon
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
@@ -57,6 +57,7 @@ class MethodRun:
     transform: str = "none"  # the chosen candidate's name (see Candidate.name)
     log_transform: LogTransform | None = None
     front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
+    skipped_routes: list[str] = field(default_factory=list)  # see run_method
 
     def summary(self, initial_widths: list[int]) -> dict[str, Any]:
         hist = self.pruned.to_dict()["history"]
@@ -94,6 +95,7 @@ class MethodRun:
             "timings": self.timings,
             "transform": self.transform,
             "candidates": self.front,
+            "skipped_routes": self.skipped_routes,
             "symbolic_edges": self.formula.to_dict()["edges"],
             "warnings": self.formula.warnings + [w for r in hist for w in r["warnings"]],
         }
@@ -129,8 +131,9 @@ class Route:
     name: str  # "none", "log" or "log-y"
     transform: LogTransform | None
     problem: Problem  # in this route's space
-    trained: Any = None
+    trained: Any = None  # None until trained (see train_routes' only_first)
     seconds: float = 0.0
+    left_out: bool = False  # an extra route whose training failed or diverged (logged)
 
 
 def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
@@ -228,29 +231,36 @@ def _search_ahead_then_train(routes: list[Route], problem: Problem, config: Disc
 
 
 @adapter.single_threaded
-def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
+def train_routes(problem: Problem, config: DiscoverConfig,
+                 only_first: bool = False) -> list[Route]:  # fmt: skip
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`.
+
+    With ``only_first`` only the first route (the data as given, under "auto") is trained; the
+    others are returned untrained, for :func:`run_method` to train if it gets to them. An extra
+    route whose training fails or diverges is left out (logged); the first route's failure
+    raises.
 
     When ``config.workers`` allows, a forked child shares the work: inside :func:`discover`'s
     shared work, where both methods' data routes will ask for it, it runs the product search
-    while this process trains every route; elsewhere both processes claim the routes one at
+    while this process trains the routes; elsewhere both processes claim the routes one at
     a time. Which process trains a route does not change its model.
     """
     import multiprocessing
 
     routes = plan_routes(problem, config)
+    to_train = routes[:1] if only_first else routes
     # Ahead only where it will be used: inside discover's shared work, on the data route.
     ahead = sharing() and any(route.transform is None for route in routes)
     counter = multiprocessing.get_context("fork").Value("i", 0) if usable_workers(
-        config.workers) > 1 and (len(routes) > 1 or ahead) else None  # fmt: skip
+        config.workers) > 1 and (len(to_train) > 1 or ahead) else None  # fmt: skip
     child = None if counter is None else Child(
-        _search_ahead_then_train, (routes, problem, config, counter, ahead),
+        _search_ahead_then_train, (to_train, problem, config, counter, ahead),
         "the routes' training")  # fmt: skip
     try:
         if child is None:
-            outcomes = {i: _train_one(route, config, False) for i, route in enumerate(routes)}
+            outcomes = {i: _train_one(route, config, False) for i, route in enumerate(to_train)}
         else:
-            outcomes = _train_claimed(routes, config, counter, as_state=False)
+            outcomes = _train_claimed(to_train, config, counter, as_state=False)
             theirs, found = child.result()
             outcomes.update({i: (status, adapter.model_from_state(value) if status == "done"
                                  else value, seconds)
@@ -260,33 +270,49 @@ def train_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     finally:
         if child is not None:
             child.close()
-    kept = []
-    for index, route in enumerate(routes):
-        status, value, seconds = outcomes[index]
-        essential = route.transform is None or config.transform != "auto"
-        if status == "failed":
-            if essential:
-                raise value
-            # An extra route is an attempt: log|x| of inputs near 0 has long tails, on which
-            # training can diverge. The run goes on without it rather than failing.
-            log.warning("the %s route was left out: training failed (%s)", route.name,
-                        str(value).splitlines()[0][:120])  # fmt: skip
-            continue
-        route.trained, route.seconds = value, seconds
-        if not essential:
-            fit, _ = split_validation(route.problem.dataset, config.validation)
-            try:
-                finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
-                                                    fit["train_label"]))  # fmt: skip
-            except (RuntimeError, ValueError) as exc:
-                log.warning("the %s route was left out: training failed (%s)", route.name,
-                            str(exc).splitlines()[0][:120])  # fmt: skip
-                continue
-            if not finite:
-                log.warning("the %s route was left out: training diverged", route.name)
-                continue
-        kept.append(route)
-    return kept
+    for index, route in enumerate(to_train):
+        _settle(route, config, *outcomes[index])
+    return [route for route in routes if not route.left_out]
+
+
+def _settle(route: Route, config: DiscoverConfig, status: str, value: Any,
+            seconds: float) -> None:  # fmt: skip
+    """Give ``route`` the outcome of its training (see :func:`_train_one`): its model, or, for
+    an extra route that failed or diverged, ``left_out`` (logged). The first route's failure
+    raises."""
+    essential = route.transform is None or config.transform != "auto"
+    if status == "failed":
+        if essential:
+            raise value
+        # An extra route is an attempt: log|x| of inputs near 0 has long tails, on which
+        # training can diverge. The run goes on without it rather than failing.
+        log.warning("the %s route was left out: training failed (%s)", route.name,
+                    str(value).splitlines()[0][:120])  # fmt: skip
+        route.left_out = True
+        return
+    route.trained, route.seconds = value, seconds
+    if essential:
+        return
+    fit, _ = split_validation(route.problem.dataset, config.validation)
+    try:
+        finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
+                                            fit["train_label"]))  # fmt: skip
+    except (RuntimeError, ValueError) as exc:
+        log.warning("the %s route was left out: training failed (%s)", route.name,
+                    str(exc).splitlines()[0][:120])  # fmt: skip
+        finite = None
+    else:
+        if not finite:
+            log.warning("the %s route was left out: training diverged", route.name)
+    if not finite:
+        route.trained, route.left_out = None, True
+
+
+def _trained(route: Route, config: DiscoverConfig) -> bool:
+    """Train ``route`` if it is not yet (:func:`_settle`); whether it has a model to prune."""
+    if route.trained is None and not route.left_out:
+        _settle(route, config, *_train_one(route, config, False))
+    return not route.left_out
 
 
 def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPruner:
@@ -411,13 +437,42 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
     one formula on the validation rows (:func:`emp_kan.symbolic.choice.choose_formula`).
 
     The one orchestration of train -> prune -> formula: :func:`discover`, the bench and
-    :class:`~emp_kan.EMPKANRegressor` all call it. Without the symbolic stage there is nothing
-    to compare routes by, and the first route (the data as given) is kept.
+    :class:`~emp_kan.EMPKANRegressor` all call it. Routes are taken in order, and one not yet
+    trained is trained when reached. Unless ``config.all_routes``, the run stops after the
+    first route with a candidate at the noise floor on the validation rows
+    (:func:`~emp_kan.symbolic.choice.noise_floor`): a later route could only tie with it, and
+    the later routes are listed in the run's ``skipped_routes``. Without the symbolic stage
+    there is nothing to compare routes by: only the first route (the data as given) is run.
     """
-    candidates = []
-    for route in routes:
+    candidates: list[Candidate] = []
+    skipped: list[str] = []
+    for position, route in enumerate(routes):
+        if not _trained(route, config):
+            continue
         candidates += _route_candidates(pruner, route, problem, config, symbolic)
-    return _chosen_run(name, candidates, problem, config, symbolic)
+        if _enough(candidates, problem, config, symbolic):
+            skipped = [r.name for r in routes[position + 1:] if not r.left_out]
+            if skipped:
+                log.info("%s: routes %s skipped: route %s has a formula at the noise floor on "
+                         "the validation rows", name, ", ".join(skipped), route.name)
+            break
+    return _chosen_run(name, candidates, problem, config, symbolic, skipped)
+
+
+def _enough(candidates: list[Candidate], problem: Problem, config: DiscoverConfig,
+            symbolic: bool) -> bool:  # fmt: skip
+    """Whether the routes after these candidates' can change nothing worth their time: without
+    the symbolic stage the first route is kept anyway; with it, one candidate is at the noise
+    floor on the validation rows (unless ``config.all_routes``)."""
+    if not candidates:
+        return False
+    if not symbolic:
+        return True
+    if config.all_routes:
+        return False
+    _, val = split_validation(problem.dataset, config.validation)
+    floor = noise_floor(float(val["y"].std()))
+    return any(c.val_rmse <= floor for c in candidates)
 
 
 def _route_candidates(pruner: Any, route: Route, problem: Problem, config: DiscoverConfig,
@@ -434,8 +489,10 @@ def _route_candidates(pruner: Any, route: Route, problem: Problem, config: Disco
 
 
 def _chosen_run(name: str, candidates: list[Candidate], problem: Problem,
-                config: DiscoverConfig, symbolic: bool) -> MethodRun:  # fmt: skip
-    """The method's run: its candidates (every route's, in route order) and the one chosen."""
+                config: DiscoverConfig, symbolic: bool,
+                skipped: list[str] | None = None) -> MethodRun:  # fmt: skip
+    """The method's run: its candidates (every route's it ran, in route order) and the one
+    chosen; ``skipped`` names the routes it did not run."""
     if not candidates:
         raise RuntimeError("every route failed; run with transform='none' to see why")
     chosen = 0
@@ -455,7 +512,7 @@ def _chosen_run(name: str, candidates: list[Candidate], problem: Problem,
     timings["total"] = sum(timings.values())
     front = [c.to_dict(i == chosen) for i, c in enumerate(candidates)]
     return MethodRun(name, best.pruned, best.formula, exact, timings, best.name,
-                     best.route.transform, front)
+                     best.route.transform, front, list(skipped or []))
 
 
 @adapter.single_threaded
@@ -491,6 +548,8 @@ def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Pr
     import multiprocessing
 
     first, second = methods
+    if not config.all_routes:
+        return _run_each_whole(methods, routes, problem, config, on_run)
     order = list(reversed(range(len(routes))))
     counter = multiprocessing.get_context("fork").Value("i", 0)
     child = Child(_claimed_routes, (second, routes, order, counter, problem,
@@ -511,6 +570,38 @@ def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Pr
         child.close()
     runs[second] = _chosen_run(second, [c for index in range(len(routes)) for c in found[index]],
                                problem, config, True)  # fmt: skip
+    return runs
+
+
+def _whole_run_as_state(method: str, routes: list[Route], problem: Problem,
+                        config: DiscoverConfig) -> MethodRun:  # fmt: skip
+    """A forked child's :func:`run_method`, its pruned model as a picklable state."""
+    run = run_method(method, make_pruner(method, config), routes, problem, config)
+    return replace(run, pruned=replace(run.pruned, model=adapter.model_state(run.pruned.model)))
+
+
+def _run_each_whole(methods: tuple[str, ...], routes: list[Route], problem: Problem,
+                    config: DiscoverConfig,
+                    on_run: Callable[[str, MethodRun], None] | None = None,
+                    ) -> dict[str, MethodRun]:  # fmt: skip
+    """:func:`run_method` for the two methods at once, the second whole in a forked child.
+
+    Each method stops at its own route (see :func:`run_method`), so the routes are not split
+    between the processes: each trains the extra routes it gets to itself (the same model in
+    either process)."""
+    first, second = methods
+    child = Child(_whole_run_as_state, (second, routes, problem,
+                                        replace(config, progress=False)),
+                  f"the {second} run")  # fmt: skip
+    try:
+        runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
+        if on_run is not None:  # while the child finishes
+            on_run(first, runs[first])
+        shipped = child.result()
+    finally:
+        child.close()
+    runs[second] = replace(shipped, pruned=replace(
+        shipped.pruned, model=adapter.model_from_state(shipped.pruned.model)))
     return runs
 
 
@@ -537,7 +628,7 @@ def discover(problem: Problem, config: DiscoverConfig,
     problem = with_label_noise(problem, config.noise, config.seed)
     methods = ("emp", "threshold") if config.compare else ("emp",)
     with shared_work() as reused:  # both methods' identical retraining and product search
-        routes = train_routes(problem, config)
+        routes = train_routes(problem, config, only_first=not config.all_routes)
         if len(methods) > 1 and usable_workers(config.workers) > 1:
             runs = _run_side_by_side(methods, routes, problem, config, on_run)
         else:

@@ -63,6 +63,16 @@ def test_a_failure_in_the_baselines_process_is_raised_as_itself(monkeypatch):
 
 
 def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypatch):
+    def dying(method, routes, problem, config):
+        os._exit(3)  # the forked child's whole threshold run
+
+    monkeypatch.setattr(pipeline, "_whole_run_as_state", dying)
+    with pytest.raises(RuntimeError, match=r"threshold run.s worker .*\(exit code 3\).*workers=1"):
+        pipeline.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
+    assert not multiprocessing.active_children()
+
+
+def test_with_every_route_a_baselines_process_that_dies_is_named_too(monkeypatch):
     real = pipeline._claimed_routes
 
     def dying(method, routes, order, counter, problem, config, as_state):
@@ -72,7 +82,7 @@ def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypa
 
     monkeypatch.setattr(pipeline, "_claimed_routes", dying)
     with pytest.raises(RuntimeError, match=r"threshold run.s worker .*\(exit code 3\).*workers=1"):
-        pipeline.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
+        pipeline.discover(_problem(), DiscoverConfig(workers=2, all_routes=True, **SMALL))
     assert not multiprocessing.active_children()
 
 
@@ -197,7 +207,7 @@ def test_the_two_processes_claim_every_route_once():
 @pytest.mark.parametrize("computes", ["here", "child", "either"])
 def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(monkeypatch,
                                                                                 computes):
-    # The child takes the threshold method's routes one at a time; once EMP is done, this
+    # With every route, the child takes the threshold routes one at a time; once EMP is done, this
     # process takes those still unclaimed. Each split must give the run of workers=1.
     import time
 
@@ -212,9 +222,9 @@ def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(
         return real(method, routes, order, counter, problem, config, as_state)
 
     problem = _positive_problem()
-    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
+    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, all_routes=True, **SMALL))
     monkeypatch.setattr(pipeline, "_claimed_routes", waiting_for_the_other)
-    two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+    two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, all_routes=True, **SMALL))
     assert [c["transform"] for c in two["baseline"]["candidates"]].count("log-y") >= 1
     assert _without_timings(one) == _without_timings(two)
     assert not multiprocessing.active_children()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emp_kan.config import DiscoverConfig
-from emp_kan.data import formula_problem, split_validation
+from emp_kan.data import formula_problem, split_validation, with_label_noise
 from emp_kan.pipeline import discover, plan_routes
 from emp_kan.symbolic.choice import choose_formula, pareto_front
 from emp_kan.symbolic.recovery import is_exact_recovery
@@ -115,8 +116,9 @@ def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
 def test_discover_finds_a_ratio_of_powers_through_the_log_route():
     problem = formula_problem("a*b**2/c", "a=-1:1,b=0.5:2,c=0.5:2", samples=200)
     config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=15, round_steps=5, rounds=2,
-                            compare=False)  # fmt: skip
+                            compare=False, all_routes=True)  # fmt: skip
     report, runs = discover(problem, config)
+    assert report["skipped_routes"] == []
     routes = {c["candidate"]: c for c in report["candidates"]}
     assert {"none", "log", "log-y", "power-law"} <= set(routes)
     assert sum(c["chosen"] for c in routes.values()) == 1
@@ -148,6 +150,65 @@ def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, cap
     with pytest.raises(RuntimeError):  # asked for explicitly, a failure is the user's to see
         pipeline.train_routes(problem, DiscoverConfig(width=[2, 2, 1], steps=2,
                                                       transform="log"))  # fmt: skip
+
+
+def test_routes_after_one_with_a_formula_at_the_noise_floor_are_skipped_and_named(caplog):
+    problem = formula_problem("a*b**2/c", "a=-1:1,b=0.5:2,c=0.5:2", samples=200)
+    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=15, round_steps=5, rounds=2,
+                            compare=False)  # fmt: skip
+    with caplog.at_level("INFO", logger="emp_kan"):
+        report, runs = discover(problem, config)
+    # The data route's power law over every input is the law: the log routes could only tie.
+    assert report["skipped_routes"] == ["log", "log-y"]
+    assert "routes log, log-y skipped: route none has a formula at the noise floor" in caplog.text
+    assert {c["transform"] for c in report["candidates"]} == {"none"}
+    assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
+                             ranges=problem.ranges)  # fmt: skip
+    every, _ = discover(problem, replace(config, all_routes=True))
+    assert {c["transform"] for c in every["candidates"]} == {"none", "log", "log-y"}
+    assert every["formula"] == report["formula"]
+
+
+def test_every_route_runs_while_no_formula_reaches_the_noise_floor():
+    # With label noise no formula can reach the floor: every route is trained and run.
+    problem = formula_problem("a*b**2/c", "a=0.5:2,b=0.5:2,c=0.5:2", samples=200)
+    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=15, round_steps=5, rounds=2,
+                            compare=False, noise=0.05)  # fmt: skip
+    report, _ = discover(problem, config)
+    assert report["skipped_routes"] == []
+    assert {c["transform"] for c in report["candidates"]} == {"none", "log", "log-y"}
+
+
+def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_fail(
+        monkeypatch, caplog):  # fmt: skip
+    from emp_kan import pipeline
+
+    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+                            compare=False)  # fmt: skip
+    problem = with_label_noise(formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=60), 0.05,
+                               seed=0)  # no formula at the floor: every route is reached
+    routes = pipeline.train_routes(problem, config, only_first=True)
+    assert [r.name for r in routes] == ["none", "log", "log-y"]
+    assert routes[0].trained is not None and routes[1].trained is routes[2].trained is None
+    real = pipeline.train_dense
+
+    def failing_log(route_problem, route_config):
+        if route_problem is routes[1].problem:
+            raise RuntimeError("lstsq: Argument 6 has illegal value")
+        return real(route_problem, route_config)
+
+    monkeypatch.setattr(pipeline, "train_dense", failing_log)
+    with caplog.at_level("WARNING", logger="emp_kan"):
+        run = pipeline.run_method("emp", pipeline.make_pruner("emp", config), routes, problem,
+                                  config)  # fmt: skip
+    assert "log route was left out" in caplog.text
+    assert routes[1].left_out and routes[2].trained is not None
+    assert {c["transform"] for c in run.front} == {"none", "log-y"}
+    # Without the symbolic stage the first route is kept anyway: no other is trained.
+    fresh = pipeline.train_routes(problem, config, only_first=True)
+    pipeline.run_method("emp", pipeline.make_pruner("emp", config), fresh, problem, config,
+                        symbolic=False)  # fmt: skip
+    assert fresh[1].trained is None and fresh[2].trained is None
 
 
 def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():

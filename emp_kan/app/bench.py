@@ -208,7 +208,7 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
                             lamb=settings.lamb, tol=settings.tol, floor=settings.floor,
                             transform=settings.transform, seed=seed,
                             workers=1)  # one task per CPU already  # fmt: skip
-    routes = train_routes(problem, config)
+    routes = train_routes(problem, config, only_first=not config.all_routes)
     run = run_method(method, make_pruner(method, config), routes, problem, config)
     return {"formula": str(run.formula.expression), "test_rmse": run.formula.test_rmse,
             "test_r2": run.formula.test_r2, "exact": bool(run.exact),

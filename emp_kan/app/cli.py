@@ -190,9 +190,9 @@ def _run_discover(args: argparse.Namespace) -> int:
             k=args.k, steps=args.steps, round_steps=args.round_steps, rounds=args.rounds,
             lamb=args.lamb, tol=args.tol, floor=args.floor, beta=args.beta, prune=args.prune,
             scope=args.scope, edge_score=args.edge_score, node_score=args.node_score,
-            library=library, transform=args.transform, seed=args.seed,
-            compare="threshold" in baselines, operon="operon" in baselines, noise=args.noise,
-            progress=not args.quiet, workers=args.workers,
+            library=library, transform=args.transform, all_routes=args.all_routes,
+            seed=args.seed, compare="threshold" in baselines, operon="operon" in baselines,
+            noise=args.noise, progress=not args.quiet, workers=args.workers,
         )  # fmt: skip
         config.check(len(problem.variables))
         plan_routes(problem, config)  # a transform that does not apply fails here
@@ -355,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "and log|y| over x (exp(f(x)) becomes f(x)) where the data allow it, "
                           "and keep the formula the validation rows prefer; log or log-y: only "
                           "that; none: the data as given (default: %(default)s)")  # fmt: skip
+    opt.add_argument("--all-routes", action="store_true",
+                     help="run every route of --transform auto even after one gave a formula "
+                          "at the noise floor on the validation rows (by default the later "
+                          "routes, which could only tie, are skipped and named in the report)")
     opt.add_argument("--compare", metavar="LIST", default="threshold",
                      help="baselines run beside EMP: threshold (pykan's threshold pruning, same "
                           "trained model), operon (pyoperon's genetic programming on the same "

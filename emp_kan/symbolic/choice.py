@@ -14,10 +14,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["choose_formula", "pareto_front"]
+__all__ = ["choose_formula", "noise_floor", "pareto_front"]
 
 _WITHIN = 1.5
 _NOISE_FLOOR = 1e-5
+
+
+def noise_floor(label_std: float) -> float:
+    """The RMSE below which errors count as equal (float32 rounding, not model error): 1e-5
+    of the validation labels' standard deviation ``label_std``, 0 where that is not a positive
+    number. No candidate can beat one at the floor."""
+    return _NOISE_FLOOR * label_std if math.isfinite(label_std) and label_std > 0 else 0.0
 
 
 def _floored(rmse: float, floor: float) -> float:
@@ -59,7 +66,7 @@ def choose_formula(complexities: Sequence[int], rmses: Sequence[float], label_st
     """
     if len(complexities) != len(rmses):
         raise ValueError("one complexity per RMSE")
-    floor = _NOISE_FLOOR * label_std if math.isfinite(label_std) and label_std > 0 else 0.0
+    floor = noise_floor(label_std)
     front = pareto_front(complexities, rmses, floor, sizes)
     if not front:
         return None
