@@ -27,30 +27,15 @@ of its 0/0 there.
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import numpy as np
-from numba import njit
 
+from emp_kan._jit import compiled
 
-def may_cache(module_file: str) -> bool:
-    """Whether numba may keep the machine code of the module at ``module_file`` in the
-    ``__pycache__`` beside it: only where Python itself may write bytecode there."""
-    here = os.path.dirname(os.path.abspath(module_file))
-    pycache = os.path.join(here, "__pycache__")
-    return not sys.flags.dont_write_bytecode and (
-        os.access(pycache, os.W_OK) if os.path.isdir(pycache) else os.access(here, os.W_OK))
+# Compiling these loops takes about 2 s per process: their machine code is kept where
+# emp_kan._jit allows (written at install time by python -m emp_kan.precompile).
 
-
-# Compiling these loops takes about 2 s per process. Where Python may keep bytecode beside
-# this module (no PYTHONDONTWRITEBYTECODE, no -B, a writable folder), numba keeps the machine
-# code there too, in the same __pycache__, and later processes load it in milliseconds.
-# Otherwise nothing is kept: numba's fallback is a folder in the user's home, which emp_kan
-# was not given.
-_CACHE = may_cache(__file__)
-
-__all__ = ["edge_moments", "layer_backward", "layer_basis", "layer_forward", "may_cache",
+__all__ = ["edge_moments", "layer_backward", "layer_basis", "layer_forward",
            "padded_knots", "regulariser"]
 
 
@@ -85,14 +70,14 @@ def layer_basis(xt, padded, inverse, k, values, slopes, start, silu, silu_slope)
     basis(xt, padded, inverse, k, values, slopes, start, silu, silu_slope)
 
 
-@njit(cache=_CACHE, nogil=True, inline="always")
+@compiled(nogil=True, inline="always")
 def _silu(x):  # pragma: no cover
     """``silu(x)`` and its slope."""
     sig = 1.0 / (1.0 + math.exp(-x))
     return x * sig, sig * (1.0 + x * (1.0 - sig))
 
 
-@njit(cache=_CACHE, nogil=True, inline="always")
+@compiled(nogil=True, inline="always")
 def _interval(t, x, k, m):  # pragma: no cover
     """The padded index ``j + k`` of the knot starting the interval ``[t_j, t_{j+1})`` that
     holds ``x`` (inside the grid): ``j`` counts the inner knots <= x."""
@@ -106,7 +91,7 @@ def _interval(t, x, k, m):  # pragma: no cover
 # driver taking the triangle as a numba function argument, it was bitwise the same but 3%
 # slower per call and compiled 0.2 s longer in every process; shared as an inlined helper
 # writing the arrays, 4.4x slower. The split exists to save compile time.
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def _basis_cubic(xt, padded, inverse, k, values, slopes, start, silu,
                  silu_slope):  # pragma: no cover  # fmt: skip
     """:func:`layer_basis` for k = 3."""
@@ -131,7 +116,7 @@ def _basis_cubic(xt, padded, inverse, k, values, slopes, start, silu,
             _cubic(x, t, inv, jp, values[i, b], slopes[i, b])
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def _basis_any_order(xt, padded, inverse, k, values, slopes, start, silu,
                      silu_slope):  # pragma: no cover  # fmt: skip
     """:func:`layer_basis` for any k."""
@@ -184,7 +169,7 @@ def _basis_any_order(xt, padded, inverse, k, values, slopes, start, silu,
                 slopes[i, b, r] = k * slope
 
 
-@njit(cache=_CACHE, nogil=True, inline="always")
+@compiled(nogil=True, inline="always")
 def _cubic(x, t, inv, jp, values, slopes):  # pragma: no cover
     """:func:`layer_basis`'s triangle written out for k = 3 (pykan's default), the same
     operations in the same order: with the loops unrolled the values stay in registers, and
@@ -213,7 +198,7 @@ def _cubic(x, t, inv, jp, values, slopes):  # pragma: no cover
     slopes[3] = 3 * (n2 * inv[3, jp])
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def layer_forward(values, start, silu, base, spline, out, edges, keep_edges):  # pragma: no cover
     """The layer's outputs into ``out`` ``(n_out, B)``; with ``keep_edges`` each edge's output
     into ``edges`` ``(n_in, n_out, B)``."""
@@ -235,7 +220,7 @@ def layer_forward(values, start, silu, base, spline, out, edges, keep_edges):  #
                     edges[i, o, b] = edge
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def layer_backward(values, slopes, start, silu, silu_slope, base, spline, grad_out, edge_factor,
                    edges, edge_mean, with_edges, with_input, grad_base, grad_spline,
                    grad_input):  # pragma: no cover  # fmt: skip
@@ -271,7 +256,7 @@ def layer_backward(values, slopes, start, silu, silu_slope, base, spline, grad_o
                     grad_input[i, b] += g * slope
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def edge_moments(edges, mean, variance):  # pragma: no cover
     """Each edge's mean and unbiased variance over the points, ``(n_in, n_out)``, from
     ``edges`` ``(n_in, n_out, B)``."""
@@ -290,7 +275,7 @@ def edge_moments(edges, mean, variance):  # pragma: no cover
             variance[i, o] = square / max(n_points - 1, 1)
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def regulariser(scales, lamb_l1, lamb_entropy, grad):  # pragma: no cover
     """pykan's ``reg("edge_forward_spline_n", lamb_l1, lamb_entropy, 0, 0)`` share of one
     layer's ``scales`` ``(out, in)``; its gradient into ``grad`` ``(out, in)``.

@@ -22,13 +22,11 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from numba import njit
 
-from emp_kan.kan.kernels import may_cache
+from emp_kan._jit import compiled
 
 __all__ = ["Evaluate", "FlatAdam", "FlatLBFGS"]
 
-_CACHE = may_cache(__file__)  # see emp_kan.kan.kernels
 
 Evaluate = Callable[[np.ndarray], tuple[float, np.ndarray]]
 """The objective at a point ``(n,)``: ``x -> (value, gradient (n,))``; it must not keep ``x``."""
@@ -131,7 +129,7 @@ class FlatLBFGS:
         return direction
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, state, al,
                      q):  # pragma: no cover  # fmt: skip
     """torch's L-BFGS direction into ``q (n,)``: store the newest curvature pair (``y``,

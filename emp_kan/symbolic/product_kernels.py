@@ -15,13 +15,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-from emp_kan.kan.kernels import may_cache
+from emp_kan._jit import compiled
 
 __all__ = ["FUNCTION_CODES", "LOG_FLOOR", "grid_sse", "log_column_jacobian", "log_column_residual"]
 
-_CACHE = may_cache(__file__)  # see emp_kan.kan.kernels
 
 LOG_FLOOR = -30.0  # log|f| where f is 0 underflows to this, never -inf
 
@@ -32,7 +30,7 @@ FUNCTION_CODES = {"x": 0, "exp": 1, "log": 2, "sin": 3, "cos": 4, "tan": 5, "tan
                   "exp(x)-1": 12, "cosh": 13}  # fmt: skip
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def _apply(code, u):  # pragma: no cover
     """``f(u)`` for the function of :data:`FUNCTION_CODES` entry ``code`` (NaN outside its
     domain, as numpy's)."""
@@ -67,7 +65,7 @@ def _apply(code, u):  # pragma: no cover
     return math.cosh(u)
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def _median_of_every_4th(column):  # pragma: no cover
     """``np.median(column[::4])``, bitwise: two quickselects on a copy. (numba's own median
     adds about a second to every process's compile.)"""
@@ -80,7 +78,7 @@ def _median_of_every_4th(column):  # pragma: no cover
     return (_select(values, half - 1) + upper) / 2.0
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def _select(values, k):  # pragma: no cover
     """The ``k``-th smallest of ``values`` (reordered in place; no NaN), Hoare's quickselect."""
     low = 0
@@ -107,7 +105,7 @@ def _select(values, k):  # pragma: no cover
     return values[k]
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def log_column_residual(code, z, a, b, clip, root_weight, q, target,
                         residual):  # pragma: no cover  # fmt: skip
     """Fill ``residual (n,)`` with the weighted residual of ``target (n,)`` once the column
@@ -158,7 +156,7 @@ def log_column_residual(code, z, a, b, clip, root_weight, q, target,
     return total
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def grid_sse(logs, clip, root_weight, q, target, exact, smooth):  # pragma: no cover
     """The weighted sums of squares of :func:`log_column_residual` for every grid point at
     once, on both landscapes: ``exact (m,)`` with the column as it is, ``smooth (m,)`` with it
@@ -197,7 +195,7 @@ def grid_sse(logs, clip, root_weight, q, target, exact, smooth):  # pragma: no c
     return 0
 
 
-@njit(cache=_CACHE, nogil=True, inline="always")
+@compiled(nogil=True, inline="always")
 def _project(column, root_weight, q, target, n, p):  # pragma: no cover
     """Weight ``column (n,)`` and project the fixed columns ``q (n, p)`` out of it, in place;
     returns its squared norm and its dot product with ``target``."""
@@ -218,7 +216,7 @@ def _project(column, root_weight, q, target, n, p):  # pragma: no cover
     return norm, dot
 
 
-@njit(cache=_CACHE, nogil=True, inline="always")
+@compiled(nogil=True, inline="always")
 def _projected_sse(column, root_weight, q, target, target_ss, n, p):  # pragma: no cover
     """``target_ss`` less what the weighted, projected ``column`` explains (overwritten)."""
     norm, dot = _project(column, root_weight, q, target, n, p)
@@ -227,7 +225,7 @@ def _projected_sse(column, root_weight, q, target, target_ss, n, p):  # pragma: 
     return target_ss
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def _log_slope(code, u, value):  # pragma: no cover
     """``d log|f(u)| / du = f'(u) / f(u)`` at ``u``, where ``value = f(u)`` (nonzero)."""
     if code == 0:
@@ -259,7 +257,7 @@ def _log_slope(code, u, value):  # pragma: no cover
     return math.sinh(u) / value
 
 
-@njit(cache=_CACHE, nogil=True)
+@compiled(nogil=True)
 def log_column_jacobian(code, z, a, b, root_weight, q, target, jacobian):  # pragma: no cover
     """Fill ``jacobian (n, 2)`` with the derivatives of :func:`log_column_residual`'s residual
     (exact landscape: no ``clip``) by ``a`` and ``b``; returns -1.0 where the column is not

@@ -1,0 +1,44 @@
+"""``python -m emp_kan.precompile``: compile emp_kan's loops once and keep their machine code
+beside their modules (see :mod:`emp_kan._jit`), so that later processes load it instead of
+compiling it (about 2 s per process that trains, as much again for the product search).
+
+bootstrap.sh runs it as part of the install. It writes only into emp_kan's own
+``__pycache__`` folders, prints nothing, and exits 0; run it again after editing a module with
+compiled loops (a stale entry is simply not used).
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+_COMPILED_MODULES = ("emp_kan.kan.kernels", "emp_kan.kan.optim", "emp_kan.symbolic.product_kernels")
+
+
+def main() -> int:
+    """Compile every loop on a small discovery (both methods, every route, the product search)
+    and one fit of another spline order; returns the exit code."""
+    from emp_kan import _jit
+
+    early = [name for name in _COMPILED_MODULES if name in sys.modules]
+    if early:
+        raise RuntimeError(f"{', '.join(early)} imported before the request to keep compiled "
+                           "code; run python -m emp_kan.precompile in a fresh process")
+    _jit.keep_compiled_code()
+
+    from emp_kan.config import DiscoverConfig
+    from emp_kan.data import formula_problem
+    from emp_kan.kan import adapter
+    from emp_kan.pipeline import discover
+
+    problem = formula_problem("a*sin(b)", "a=0.5:2,b=0.5:3", samples=120)
+    discover(problem, DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+                                     workers=1, all_routes=True))  # fmt: skip
+    model = adapter.make_kan([2, 2, 1], grid=3, k=2, seed=0)
+    adapter.fit(model, problem.dataset, 2, 1e-3, 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
