@@ -4,8 +4,11 @@ Run: ``.venv/bin/python benchmarks/bench_discover.py [--base COMMIT] [--repeats 
 
 The base commit is checked out into a temporary git worktree (removed afterwards) and both
 trees run ``emp-kan discover --quiet --out DIR`` (Feynman eq. 37, both methods) in fresh
-processes with the same interpreter, alternating. Prints the best time of each and the ratio
-base / this tree (target: >= 3).
+processes with the same interpreter, alternating. This tree runs as installed by bootstrap.sh:
+its loops compiled ahead (``python -m emp_kan.precompile`` is run on it first). A third
+column runs this tree's HEAD commit from a fresh worktree with ``PYTHONDONTWRITEBYTECODE=1``,
+so that it compiles its loops in every process as a tree without that step would. Prints the
+best time of each and the ratios base / this tree (target: >= 3).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from pathlib import Path
 from _worktree import ROOT, checked_out  # benchmarks/, beside this script
 
 
-def run(tree: Path, out: Path) -> float:
-    env = dict(os.environ, PYTHONPATH=str(tree))
+def run(tree: Path, out: Path, **env_extra: str) -> float:
+    env = dict(os.environ, PYTHONPATH=str(tree), **env_extra)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "emp_kan.app.cli" if (tree / "emp_kan/app").exists()
                     else "emp_kan.cli", "discover", "--quiet", "--out", str(out)],
@@ -34,14 +37,18 @@ def main() -> None:
     parser.add_argument("--base", default="d50f3a6", help="commit to compare against")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    with checked_out(args.base) as base:
-        times = {"base": [], "this": []}
+    subprocess.run([sys.executable, "-m", "emp_kan.precompile"], cwd=ROOT,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)  # fmt: skip
+    with checked_out(args.base) as base, checked_out("HEAD") as cold:
+        times: dict[str, list[float]] = {"base": [], "this": [], "cold": []}
         for k in range(args.repeats):
-            for name, tree in (("base", base), ("this", ROOT)):
-                times[name].append(run(tree, base.parent / f"out-{name}-{k}"))
-    b, t = min(times["base"]), min(times["this"])
-    print(f"default discover: base {args.base} {b:.1f} s, this tree {t:.1f} s, "
-          f"ratio {b / t:.2f}x")  # fmt: skip
+            for name, tree, extra in (("base", base, {}), ("this", ROOT, {}),
+                                      ("cold", cold, {"PYTHONDONTWRITEBYTECODE": "1"})):
+                times[name].append(run(tree, base.parent / f"out-{name}-{k}", **extra))
+    b, t, c = (min(times[name]) for name in ("base", "this", "cold"))
+    print(f"default discover: base {args.base} {b:.1f} s, this tree {t:.1f} s (ratio "
+          f"{b / t:.2f}x); HEAD compiling in every process {c:.1f} s (ratio {b / c:.2f}x)")
+
 
 if __name__ == "__main__":
     main()
