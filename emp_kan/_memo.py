@@ -14,6 +14,9 @@ numbers; the product search's numpy fits).
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,7 +25,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["digest", "recall", "remember", "shared_work", "sharing"]
+__all__ = ["Pending", "digest", "recall", "remember", "settle_pending", "share_pending_with_a_fork",
+           "shared_work", "sharing"]
 
 T = TypeVar("T")
 
@@ -47,8 +51,118 @@ def shared_work() -> Iterator[dict[str, int]]:
     try:
         yield hits
     finally:
+        for value in _STORE.get().values():  # type: ignore[union-attr]
+            if isinstance(value, Pending):
+                value.close()
         _STORE.reset(store_token)
         _HITS.reset(hits_token)
+
+
+class Pending:
+    """A result another process is computing (a forked child), kept by :func:`remember` and
+    fetched by :func:`recall` the first time it is asked for, so that this process works on
+    meanwhile.
+
+    A process forked after :func:`share_pending_with_a_fork` gets the result from this one,
+    through a pipe, as soon as this one has it; if this one settles without it (see
+    :func:`settle_pending`), the fork computes it itself.
+
+    Parameters
+    ----------
+    fetch : callable
+        Waits for the result; returns None where the other process has none (it failed).
+    close : callable
+        Stops the other process if it still runs.
+    """
+
+    def __init__(self, fetch: Callable[[], Any], close: Callable[[], None]) -> None:
+        self._fetch = fetch
+        self._close: Callable[[], None] | None = close
+        self._owner = os.getpid()
+        self._pipes: list[tuple[Any, Any]] = []  # (reader, writer), one per later fork
+
+    def share_with_a_fork(self) -> None:
+        """Call before forking a process that may ask for the result."""
+        self._pipes.append(multiprocessing.get_context("fork").Pipe(duplex=False))
+
+    def resolve(self, compute: Callable[[], Any]) -> Any:
+        """The result: fetched (or, where that fails, computed) and passed on to the forks, or
+        in a fork, what the process that forked it passed on (or computed)."""
+        if os.getpid() != self._owner:
+            reader, writer = self._pipes[-1]  # the pipe made for this fork
+            writer.close()  # else a parent that closes its end would leave this one waiting
+            try:
+                # Our own parent's bytes: nothing from outside is unpickled here.
+                return pickle.loads(reader.recv_bytes())
+            except EOFError:  # settled without the result
+                return compute()
+            finally:
+                reader.close()
+        value = self._take()
+        if value is None:
+            value = compute()
+        self._pass_on(value)
+        return value
+
+    def settle(self) -> None:
+        """In the process that made it: pass the result on to the forks if the other process
+        has it, else let them compute it. Nothing here asks for it any more."""
+        if os.getpid() == self._owner and self._pipes:
+            value = self._take()
+            if value is None:
+                self.close()
+            else:
+                self._pass_on(value)
+
+    def _take(self) -> Any:
+        try:
+            return self._fetch()
+        except Exception:  # noqa: BLE001 - the other process failed: compute here instead
+            return None
+        finally:
+            self._stop()
+
+    def _pass_on(self, value: Any) -> None:
+        payload = pickle.dumps(value)
+        for reader, writer in self._pipes:
+            reader.close()  # so that a fork gone without reading cannot hold the pipe open
+            try:
+                writer.send_bytes(payload)
+            except OSError:  # the fork ended without asking
+                pass
+            finally:
+                writer.close()
+        self._pipes = []
+
+    def _stop(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def close(self) -> None:
+        """Stop the other process if it still runs, and close the forks' pipes."""
+        if os.getpid() != self._owner:
+            return
+        self._stop()
+        for reader, writer in self._pipes:
+            reader.close()
+            writer.close()
+        self._pipes = []
+
+
+def share_pending_with_a_fork() -> None:
+    """:meth:`Pending.share_with_a_fork` for every pending result of the open block."""
+    for value in (_STORE.get() or {}).values():
+        if isinstance(value, Pending):
+            value.share_with_a_fork()
+
+
+def settle_pending() -> None:
+    """:meth:`Pending.settle` for every pending result of the open block (call before waiting
+    for a fork that may ask for one)."""
+    for value in (_STORE.get() or {}).values():
+        if isinstance(value, Pending):
+            value.settle()
 
 
 def _feed(h: Any, part: Any) -> None:
@@ -97,7 +211,12 @@ def recall(kind: str, key: str, compute: Callable[[], T], keep: Callable[[T], An
         hits = _HITS.get()
         if hits is not None:
             hits[kind] = hits.get(kind, 0) + 1
-        return restore(store[kind, key])
+        value = store[kind, key]
+        if isinstance(value, Pending):
+            fresh = value.resolve(compute)
+            store[kind, key] = keep(fresh)
+            return fresh
+        return restore(value)
     value = compute()
     store[kind, key] = keep(value)
     return value
@@ -105,10 +224,13 @@ def recall(kind: str, key: str, compute: Callable[[], T], keep: Callable[[T], An
 
 def remember(kind: str, key: str, value: Any) -> None:
     """Inside :func:`shared_work`, keep ``value`` as the result for ``(kind, key)`` (computed
-    elsewhere, e.g. in a forked child); outside it, nothing."""
+    elsewhere, e.g. in a forked child, or a :class:`Pending` one); outside it, nothing (a
+    :class:`Pending` is closed)."""
     store = _STORE.get()
     if store is not None:
         store[kind, key] = value
+    elif isinstance(value, Pending):
+        value.close()
 
 
 def sharing() -> bool:

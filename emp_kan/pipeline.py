@@ -15,7 +15,14 @@ import torch
 
 from emp_kan import __version__
 from emp_kan._forked import Child, usable_workers
-from emp_kan._memo import remember, shared_work, sharing
+from emp_kan._memo import (
+    Pending,
+    remember,
+    settle_pending,
+    share_pending_with_a_fork,
+    shared_work,
+    sharing,
+)
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import Problem, split_validation, with_label_noise
 from emp_kan.kan import adapter
@@ -29,7 +36,11 @@ from emp_kan.symbolic.choice import choose_formula, noise_floor
 from emp_kan.symbolic.operon import run_operon
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
-from emp_kan.symbolic.separable import product_formulas, product_search_ahead
+from emp_kan.symbolic.separable import (
+    product_formulas,
+    product_search_ahead,
+    product_search_key,
+)
 from emp_kan.symbolic.transform import (
     LogTransform,
     direct_formulas,
@@ -259,20 +270,30 @@ def train_routes(problem: Problem, config: DiscoverConfig,
     try:
         if child is None:
             outcomes = {i: _train_one(route, config, False) for i, route in enumerate(to_train)}
+        elif ahead:  # the child only searches: both methods' data routes will ask for it
+            outcomes = _train_claimed(to_train, config, counter, as_state=False)
+            searching, child = child, None  # the pending result closes it from now on
+            remember("products", product_search_key(
+                problem.dataset, list(range(len(problem.variables))), config.validation,
+                config.library), Pending(lambda: _found_ahead(searching), searching.close))
         else:
             outcomes = _train_claimed(to_train, config, counter, as_state=False)
-            theirs, found = child.result()
+            theirs, _ = child.result()
             outcomes.update({i: (status, adapter.model_from_state(value) if status == "done"
                                  else value, seconds)
                              for i, (status, value, seconds) in theirs.items()})  # fmt: skip
-            if found is not None:  # inside discover's shared_work: both methods find it
-                remember("products", *found)
     finally:
         if child is not None:
             child.close()
     for index, route in enumerate(to_train):
         _settle(route, config, *outcomes[index])
     return [route for route in routes if not route.left_out]
+
+
+def _found_ahead(child: Child) -> Any:
+    """The product search's result from the training child, or None where it has none."""
+    _, found = child.result()
+    return None if found is None else found[1]
 
 
 def _settle(route: Route, config: DiscoverConfig, status: str, value: Any,
@@ -552,12 +573,14 @@ def _run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Pr
         return _run_each_whole(methods, routes, problem, config, on_run)
     order = list(reversed(range(len(routes))))
     counter = multiprocessing.get_context("fork").Value("i", 0)
+    share_pending_with_a_fork()  # the product search, if still running: passed on from here
     child = Child(_claimed_routes, (second, routes, order, counter, problem,
                                     replace(config, progress=False), True),
                   f"the {second} run")  # fmt: skip
     try:
         runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
         found = _claimed_routes(second, routes, order, counter, problem, config, False)
+        settle_pending()
         if on_run is not None:  # while the child finishes its last route
             on_run(first, runs[first])
         for index, shipped in child.result().items():
@@ -590,11 +613,13 @@ def _run_each_whole(methods: tuple[str, ...], routes: list[Route], problem: Prob
     between the processes: each trains the extra routes it gets to itself (the same model in
     either process)."""
     first, second = methods
+    share_pending_with_a_fork()  # the product search, if still running: passed on from here
     child = Child(_whole_run_as_state, (second, routes, problem,
                                         replace(config, progress=False)),
                   f"the {second} run")  # fmt: skip
     try:
         runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
+        settle_pending()
         if on_run is not None:  # while the child finishes
             on_run(first, runs[first])
         shipped = child.result()

@@ -113,3 +113,65 @@ def test_digest_tells_dtype_shape_and_values_apart(values):
 def test_digest_refuses_what_it_cannot_read():
     with pytest.raises(TypeError, match="cannot digest"):
         digest(object())
+
+
+def _ask(kind, key):
+    return recall(kind, key, lambda: "computed in the fork")
+
+
+def _in_a_fork(kind, key):
+    from emp_kan._forked import Child
+
+    return Child(_ask, (kind, key), "a test")
+
+
+def _pending(value, log):
+    from emp_kan._memo import Pending
+
+    def fetch():
+        log.append("fetched")
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    return Pending(fetch, lambda: log.append("closed"))
+
+
+def test_a_pending_result_is_fetched_once_when_asked_for_and_passed_on_to_a_later_fork():
+    from emp_kan._memo import remember, share_pending_with_a_fork
+
+    log = []
+    with shared_work() as hits:
+        remember("search", "k", _pending(["found elsewhere"], log))
+        assert log == []  # nothing waits until someone asks
+        share_pending_with_a_fork()
+        fork = _in_a_fork("search", "k")
+        assert recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
+        assert fork.result() == ["found elsewhere"]  # passed on, not computed again
+        assert recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
+        assert hits == {"search": 2}
+    assert log == ["fetched", "closed"]  # fetched once; the other process closed with the block
+
+
+def test_where_the_other_process_failed_the_result_is_computed_and_passed_on():
+    from emp_kan._memo import remember, share_pending_with_a_fork
+
+    with shared_work():
+        remember("search", "k", _pending(RuntimeError("the worker died"), []))
+        share_pending_with_a_fork()
+        fork = _in_a_fork("search", "k")
+        assert recall("search", "k", lambda: "computed here") == "computed here"
+        assert fork.result() == "computed here"
+
+
+def test_a_fork_computes_the_result_itself_when_nobody_here_asked_for_it():
+    from emp_kan._memo import remember, settle_pending, share_pending_with_a_fork
+
+    log = []
+    with shared_work():
+        remember("search", "k", _pending(None, log))  # the other process has no result
+        share_pending_with_a_fork()
+        fork = _in_a_fork("search", "k")
+        settle_pending()  # nothing here asks: the fork must not wait for this process
+        assert fork.result() == "computed in the fork"
+    assert log == ["fetched", "closed"]

@@ -147,6 +147,21 @@ def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods
     assert shared == ["work shared between the methods: 1 products"]  # EMP's, found here
 
 
+def test_a_product_search_child_that_dies_costs_only_its_time(monkeypatch):
+    # Both methods go on while the search runs ahead; if its process dies, the search is done
+    # here when first asked for and passed on to the threshold run's process.
+    problem = _positive_problem()
+    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
+
+    def dying(*args, **kwargs):
+        os._exit(3)
+
+    monkeypatch.setattr(pipeline, "product_search_ahead", dying)
+    two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+    assert _without_timings(one) == _without_timings(two)
+    assert not multiprocessing.active_children()
+
+
 def _speaks(value):
     import logging
     import warnings

@@ -708,6 +708,13 @@ def _product_search(dataset: dict[str, torch.Tensor], inputs: list[int], validat
     return digest(x, y, list(inputs), list(library), top), search
 
 
+def product_search_key(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
+                       library: tuple[str, ...], top: int = 3) -> str:  # fmt: skip
+    """The memo key under which :func:`product_formulas` with these arguments keeps its
+    search (the key :func:`product_search_ahead` returns), without searching."""
+    return _product_search(dataset, inputs, validation, library, top)[0]
+
+
 def product_search_ahead(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
                          library: tuple[str, ...], top: int = 3) -> tuple[str, Any]:  # fmt: skip
     """What :func:`product_formulas` with these arguments will search, done now: ``(key,
