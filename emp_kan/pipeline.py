@@ -272,10 +272,11 @@ def train_routes(problem: Problem, config: DiscoverConfig,
             outcomes = {i: _train_one(route, config, False) for i, route in enumerate(to_train)}
         elif ahead:  # the child only searches: both methods' data routes will ask for it
             outcomes = _train_claimed(to_train, config, counter, as_state=False)
+            key = product_search_key(problem.dataset, list(range(len(problem.variables))),
+                                     config.validation, config.library)  # fmt: skip
             searching, child = child, None  # the pending result closes it from now on
-            remember("products", product_search_key(
-                problem.dataset, list(range(len(problem.variables))), config.validation,
-                config.library), Pending(lambda: _found_ahead(searching), searching.close))
+            remember("products", key, Pending(lambda: _found_ahead(searching, key),
+                                                searching.close))
         else:
             outcomes = _train_claimed(to_train, config, counter, as_state=False)
             theirs, _ = child.result()
@@ -290,10 +291,11 @@ def train_routes(problem: Problem, config: DiscoverConfig,
     return [route for route in routes if not route.left_out]
 
 
-def _found_ahead(child: Child) -> Any:
-    """The product search's result from the training child, or None where it has none."""
+def _found_ahead(child: Child, key: str) -> Any:
+    """The product search's result under ``key`` from the training child, or None where it
+    has none."""
     _, found = child.result()
-    return None if found is None else found[1]
+    return found[1] if found is not None and found[0] == key else None
 
 
 def _settle(route: Route, config: DiscoverConfig, status: str, value: Any,
