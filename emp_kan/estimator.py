@@ -116,6 +116,10 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         formula that the validation rows prefer (see
         :func:`emp_kan.symbolic.choice.choose_formula`); ``"log"`` or ``"log-y"``: only that.
         Without the symbolic stage, ``"auto"`` keeps the KAN of the data as given.
+    all_routes : bool
+        Under ``"auto"``, run every route even after one gave a formula at the noise floor on
+        the validation rows (by default the later routes, which could only tie, are skipped;
+        see :func:`emp_kan.pipeline.run_method`).
     symbolic : bool
         Run the symbolic stage in ``fit``.
     validation_fraction : float
@@ -168,6 +172,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         floor: float = _DEFAULTS.floor,
         library: Sequence[str] = DEFAULT_LIBRARY,
         transform: str = _DEFAULTS.transform,
+        all_routes: bool = _DEFAULTS.all_routes,
         symbolic: bool = True,
         validation_fraction: float = 0.2,
         seed: int = 0,
@@ -190,6 +195,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self.floor = floor
         self.library = library
         self.transform = transform
+        self.all_routes = all_routes
         self.symbolic = symbolic
         self.validation_fraction = validation_fraction
         self.seed = seed
@@ -241,7 +247,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             round_steps=self.round_steps, rounds=self.rounds, lamb=self.lamb, tol=self.tol,
             floor=self.floor, beta=self.beta, prune=self.prune, scope=self.scope,
             edge_score=self.edge_score, node_score=self.node_score,
-            library=tuple(self.library), transform=self.transform, seed=self.seed, compare=False,
+            library=tuple(self.library), transform=self.transform, all_routes=self.all_routes,
+            seed=self.seed, compare=False,
             progress=self.verbose,
             validation=self.validation_fraction,
             workers=1,  # scikit-learn's way: parallel only where the caller asks (n_jobs)

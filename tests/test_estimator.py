@@ -198,3 +198,21 @@ def test_numpy_inputs_take_variable_names(xy):
                            ("ab", "a list of names")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             EMPKANRegressor(**SMALL).fit(X, y, variable_names=names)
+
+
+def test_routes_after_an_exact_formula_are_skipped_unless_all_routes(caplog):
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0.5, 2, size=(80, 2))
+    y = X[:, 0] * X[:, 1] ** 2  # the data route's power law over every input is exact
+    with caplog.at_level("INFO", logger="emp_kan"):
+        quick = EMPKANRegressor(**SMALL).fit(X, y)
+    assert "routes log, log-y skipped" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="emp_kan"):
+        every = EMPKANRegressor(**SMALL, all_routes=True).fit(X, y)
+    assert "skipped" not in caplog.text
+    assert quick.get_params()["all_routes"] is False and every.get_params()["all_routes"]
+    np.testing.assert_allclose(quick.predict(X, use_formula=True), y, rtol=1e-6)
+    np.testing.assert_allclose(every.predict(X, use_formula=True), y, rtol=1e-6)
+    with pytest.raises(ValueError, match="all_routes must be True or False"):
+        EMPKANRegressor(**SMALL, all_routes="yes").fit(X, y)
