@@ -80,6 +80,14 @@ def test_noise_free_bench_settings_keep_their_old_fingerprint():
     assert settings_hash(BenchSettings(noise=0.01)) != settings_hash(BenchSettings())
 
 
+def test_bench_rows_that_ran_every_route_keep_their_old_fingerprint():
+    # Every row before routes stopped at the noise floor ran every route: such rows resume
+    # under --all-routes only, and rows that stopped never mix with them.
+    settings = {"samples": 300, "steps": 40, "round_steps": 15, "rounds": 3}
+    assert settings_hash(BenchSettings(**settings, all_routes=True)) == "ea7b66143f0c"
+    assert settings_hash(BenchSettings(**settings)) != "ea7b66143f0c"
+
+
 def _row(method, exact, rmse, edges=None, seconds=1.0, r2=0.9):
     return {"key": f"1:{method}:0", "equation": 1, "method": method, "seed": 0,
             "exact": exact, "test_rmse": rmse, "edges": edges, "seconds": seconds,

@@ -76,6 +76,7 @@ class BenchSettings:
     hidden: int = 5
     transform: str = _DEFAULTS.transform
     noise: float = 0.0  # Gaussian label noise, in units of the label standard deviation
+    all_routes: bool = False  # every route, also after one at the noise floor (run_method)
 
 
 def parse_numbers(text: str, what: str) -> list[int]:
@@ -128,6 +129,10 @@ def settings_hash(settings: BenchSettings) -> str:
     fields = asdict(settings)
     if not fields["noise"]:
         del fields["noise"]  # noise-free rows keep the fingerprint they had before --noise
+    if fields["all_routes"]:
+        # Every route is how every row was run before routes stopped at the noise floor:
+        # those rows resume under --all-routes, and are never mixed with rows that stopped.
+        del fields["all_routes"]
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
@@ -158,7 +163,8 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
     if other:
         raise ValueError(
             f"{results} holds results of other settings (--samples, --steps, --round-steps, "
-            f"--rounds, --noise); rerun with those settings to resume, or give another --out"
+            f"--rounds, --noise, --all-routes; rows from before session 10 ran every route); "
+            f"rerun with those settings to resume, or give another --out"
         )
 
 
@@ -206,7 +212,8 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
                             grid=settings.grid, steps=settings.steps,
                             round_steps=settings.round_steps, rounds=settings.rounds,
                             lamb=settings.lamb, tol=settings.tol, floor=settings.floor,
-                            transform=settings.transform, seed=seed,
+                            transform=settings.transform, all_routes=settings.all_routes,
+                            seed=seed,
                             workers=1)  # one task per CPU already  # fmt: skip
     routes = train_routes(problem, config, only_first=not config.all_routes)
     run = run_method(method, make_pruner(method, config), routes, problem, config)

@@ -229,7 +229,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         check_request(equations, methods)
         settings = BenchSettings(samples=args.samples, steps=args.steps,
                                  round_steps=args.round_steps, rounds=args.rounds,
-                                 transform=args.transform, noise=args.noise)  # fmt: skip
+                                 transform=args.transform, noise=args.noise,
+                                 all_routes=args.all_routes)  # fmt: skip
         check_noise(settings.noise)
         for name in ("samples", "steps", "round_steps", "rounds"):
             if getattr(settings, name) < (10 if name == "samples" else 0):
@@ -408,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Gaussian noise of SIGMA x the label std on the training labels of "
                             "every method (seeded; test labels stay clean) "
                             "(default: %(default)s)")  # fmt: skip
+    bench.add_argument("--all-routes", action="store_true",
+                       help="emp and threshold run every route, also after one gave a formula "
+                            "at the noise floor (as every bench before session 10 did)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_run_bench)
     return parser
