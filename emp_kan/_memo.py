@@ -89,6 +89,8 @@ class Pending:
         """The result: fetched (or, where that fails, computed) and passed on to the forks, or
         in a fork, what the process that forked it passed on (or computed)."""
         if os.getpid() != self._owner:
+            if not self._pipes:  # forked without a pipe: nothing will be passed on
+                return compute()
             reader, writer = self._pipes[-1]  # the pipe made for this fork
             writer.close()  # else a parent that closes its end would leave this one waiting
             try:

@@ -175,3 +175,14 @@ def test_a_fork_computes_the_result_itself_when_nobody_here_asked_for_it():
         settle_pending()  # nothing here asks: the fork must not wait for this process
         assert fork.result() == "computed in the fork"
     assert log == ["fetched", "closed"]
+
+
+def test_a_fork_made_without_a_pipe_computes_the_result_itself():
+    from emp_kan._memo import remember
+
+    log = []
+    with shared_work():
+        remember("search", "k", _pending(["found elsewhere"], log))
+        fork = _in_a_fork("search", "k")  # no share_pending_with_a_fork before it
+        assert fork.result() == "computed in the fork"
+        assert recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
