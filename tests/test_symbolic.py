@@ -377,3 +377,16 @@ def test_the_composition_search_finds_both_functions_of_a_link_together():
     assert sorted(t.function for t in terms) == ["exp", "sin"]
     assert rmse < 1e-6 < start_rmse
     assert inner.function == "sin" and outer.function == "exp"
+
+
+def test_roots_of_one_degree_are_taken_together_only_where_the_rows_allow():
+    from emp_kan.symbolic.search import finish_expression
+
+    gamma, p, rho = sp.symbols("gamma p rho", real=True)
+    split = sp.sqrt(gamma) * sp.sqrt(p) / sp.sqrt(rho)
+    x = torch.rand(50, 3, generator=torch.Generator().manual_seed(0)) + 0.5
+    y = torch.sqrt(x[:, 0] * x[:, 1] / x[:, 2])[:, None]
+    assert finish_expression(split, [gamma, p, rho], x, y) == sp.sqrt(gamma * p / rho)
+    # With gamma and p negative, sqrt(gamma)*sqrt(p) = -sqrt(gamma*p): the form is kept.
+    negative = x * torch.tensor([-1.0, -1.0, 1.0])
+    assert finish_expression(split, [gamma, p, rho], negative, y) == split

@@ -774,10 +774,51 @@ def formula_complexity(expr) -> int:
 
 def finish_expression(expr, symbols, x: torch.Tensor, y: torch.Tensor):
     """Snap, simplify, and snap again on the rows ``x (n, d)``, ``y (n, 1)`` (validation rows):
-    simplification exposes new numbers (expanded products)."""
+    simplification exposes new numbers (expanded products). Last, roots of one degree are
+    taken together where that is shorter and gives the same values on those rows."""
     expr = snap_constants(_unit_power_bases(expr), symbols, x, y)
     expr = _simplify(expr)
-    return snap_constants(expr, symbols, x, y)
+    expr = snap_constants(expr, symbols, x, y)
+    merged = _common_roots(expr)
+    if formula_complexity(merged) < formula_complexity(expr) and _same_values(
+            merged, expr, symbols, x):  # fmt: skip
+        return merged
+    return expr
+
+
+def _common_roots(expr):
+    """Each product's roots of one degree as one root: ``sqrt(a)*sqrt(b)/sqrt(c)`` becomes
+    ``sqrt(a*b/c)``. sympy does not do this for real symbols, since it is true only where the
+    bases are not negative: :func:`finish_expression` checks it on the rows."""
+
+    def merge(product):
+        kept, roots = [], {}
+        for factor in product.args:
+            if factor.is_Pow and factor.exp.is_Rational and not factor.exp.is_Integer:
+                roots.setdefault(factor.exp.q, []).append(factor)
+            else:
+                kept.append(factor)
+        for degree, factors in roots.items():
+            if len(factors) < 2:
+                kept += factors
+                continue
+            inside = sp.Mul(*(f.base ** (f.exp * degree) for f in factors))
+            kept.append(sp.Pow(inside, sp.Rational(1, degree)))
+        return sp.Mul(*kept)
+
+    try:
+        return expr.replace(lambda e: e.is_Mul, merge)
+    except Exception:  # noqa: BLE001 - sympy can fail on odd expressions; keep the one we have
+        return expr
+
+
+def _same_values(one, other, symbols, x: torch.Tensor) -> bool:
+    """Whether two expressions give the same finite values on the rows ``x (n, d)``."""
+    xs = x.detach().double().numpy()
+    a = _predict(_lambdify_by_name(one, symbols), xs, len(xs))
+    b = _predict(_lambdify_by_name(other, symbols), xs, len(xs))
+    return bool(np.all(np.isfinite(a)) and np.all(np.isfinite(b))
+                and np.allclose(a, b, rtol=1e-10, atol=0.0))  # fmt: skip
 
 
 @adapter.single_threaded
