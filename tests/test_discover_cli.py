@@ -107,6 +107,7 @@ def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "formula" in out and "pykan thresholds" in out and "report: out" in out
     assert "Operon" in out
+    assert any(line.startswith("routes") and "none" in line for line in out.splitlines())
     # Run again into the same folder: an earlier report of ours is replaced, nothing else kept.
     Path("out/report.json").write_text("{}")
     assert main(argv) == 0
@@ -328,3 +329,19 @@ def test_write_report_refuses_rendered_files_that_are_not_report_files(tmp_path)
     with pytest.raises(ValueError, match=r"not \.\./escape\.png"):
         write_report(tmp_path / "out", {}, {}, None, {"emp": {"../escape.png": b"x"}})
     assert os.listdir(tmp_path) == []
+
+
+def test_the_summary_names_the_routes_run_and_skipped():
+    from emp_kan.app.cli import _table
+
+    def run(method, routes, skipped):
+        return {"method": method, "formula": "x", "exact": True, "test_rmse": 0.0,
+                "test_r2": 1.0, "edges": {"initial": 4, "final": 1},
+                "nodes": {"initial": 2, "final": 1}, "rejected_attempts": 0,
+                "timings": {"train": 1.0, "prune": 1.0, "symbolic": 1.0},
+                "candidates": [{"transform": r} for r in routes], "skipped_routes": skipped}
+
+    report = {**run("emp", ["none", "none"], ["log", "log-y"]), "truth": "x",
+              "baseline": run("threshold", ["none", "log", "log-y"], [])}  # fmt: skip
+    line = next(x for x in _table(report, "out").splitlines() if x.startswith("routes"))
+    assert "none (skipped log, log-y)" in line and "none, log, log-y" in line

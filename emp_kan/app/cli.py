@@ -115,6 +115,13 @@ def _table(report: dict, out: str) -> str:
     def counts(r: dict, key: str) -> str:
         return f"{r[key]['initial']} -> {r[key]['final']}" if key in r else "-"
 
+    def routes(r: dict) -> str:
+        if "candidates" not in r:  # Operon: no KAN routes
+            return "-"
+        ran = ", ".join(dict.fromkeys(c["transform"] for c in r["candidates"]))
+        skipped = r.get("skipped_routes") or []
+        return ran + (f" (skipped {', '.join(skipped)})" if skipped else "")
+
     def seconds(r: dict) -> str:
         if "timings" not in r:  # Operon: one fit, no stages
             return f"{r['seconds']:.1f} in all"
@@ -130,6 +137,7 @@ def _table(report: dict, out: str) -> str:
         ("edges", [counts(r, "edges") for _, r in runs]),
         ("hidden nodes", [counts(r, "nodes") for _, r in runs]),
         ("rejected attempts", [_fmt(r.get("rejected_attempts")) for _, r in runs]),
+        ("routes", [routes(r) for _, r in runs]),
         ("seconds train/prune/sym", [seconds(r) for _, r in runs]),
     ]  # fmt: skip
     label_w = max(len(label) for label, _ in rows)
