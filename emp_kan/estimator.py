@@ -268,7 +268,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         data = {"train_input": t(X), "train_label": t(y[:, None]),
                 "test_input": t(X[-n_val:]), "test_label": t(y[-n_val:, None])}  # fmt: skip
         problem = Problem("estimator", data, names, None, None)
-        routes = train_routes(problem, config, only_first=not config.all_routes)
+        routes = train_routes(problem, config, only_first=not config.all_routes,
+                              symbolic=self.symbolic)  # fmt: skip
         run = run_method(self.method, pruner, routes, problem, config,
                          symbolic=self.symbolic)  # fmt: skip
         self.result_ = run.pruned

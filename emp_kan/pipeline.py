@@ -53,7 +53,8 @@ from emp_kan.symbolic.transform import (
 log = logging.getLogger("emp_kan")
 
 __all__ = ["Candidate", "DiscoverConfig", "MethodRun", "Route", "discover", "make_pruner",
-           "plan_routes", "run_method", "train_dense", "train_routes", "versions"]
+           "plan_routes", "run_method", "train_dense", "train_routes", "trial_order",
+           "versions"]
 
 
 @dataclass
@@ -242,14 +243,14 @@ def _search_ahead_then_train(routes: list[Route], problem: Problem, config: Disc
 
 
 @adapter.single_threaded
-def train_routes(problem: Problem, config: DiscoverConfig,
-                 only_first: bool = False) -> list[Route]:  # fmt: skip
+def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = False,
+                 symbolic: bool = True) -> list[Route]:  # fmt: skip
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`.
 
-    With ``only_first`` only the first route (the data as given, under "auto") is trained; the
-    others are returned untrained, for :func:`run_method` to train if it gets to them. An extra
-    route whose training fails or diverges is left out (logged); the first route's failure
-    raises.
+    With ``only_first`` only the route :func:`run_method` tries first (:func:`trial_order`, with
+    or without the ``symbolic`` stage) is trained; the others are returned untrained, for
+    :func:`run_method` to train if it gets to them. An extra route whose training fails or
+    diverges is left out (logged); the data route's failure raises.
 
     When ``config.workers`` allows, a forked child shares the work: inside :func:`discover`'s
     shared work, where both methods' data routes will ask for it, it runs the product search
@@ -259,9 +260,10 @@ def train_routes(problem: Problem, config: DiscoverConfig,
     import multiprocessing
 
     routes = plan_routes(problem, config)
-    to_train = routes[:1] if only_first else routes
-    # Ahead only where it will be used: inside discover's shared work, on the data route.
-    ahead = sharing() and any(route.transform is None for route in routes)
+    to_train = [routes[trial_order(routes, symbolic)[0]]] if only_first and routes else routes
+    # Ahead only where it will be used: inside discover's shared work, on the data route,
+    # when that route is trained now (a first route that holds the law leaves it untried).
+    ahead = sharing() and any(route.transform is None for route in to_train)
     counter = multiprocessing.get_context("fork").Value("i", 0) if usable_workers(
         config.workers) > 1 and (len(to_train) > 1 or ahead) else None  # fmt: skip
     child = None if counter is None else Child(
@@ -460,33 +462,45 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
     one formula on the validation rows (:func:`emp_kan.symbolic.choice.choose_formula`).
 
     The one orchestration of train -> prune -> formula: :func:`discover`, the bench and
-    :class:`~emp_kan.EMPKANRegressor` all call it. Routes are taken in order, and one not yet
-    trained is trained when reached. Unless ``config.all_routes``, the run stops after the
-    first route with a candidate at the noise floor on the validation rows
-    (:func:`~emp_kan.symbolic.choice.noise_floor`): a later route could only tie with it, and
-    the later routes are listed in the run's ``skipped_routes``. Without the symbolic stage
-    there is nothing to compare routes by: only the first route (the data as given) is run.
+    :class:`~emp_kan.EMPKANRegressor` all call it. Routes are tried in :func:`trial_order`
+    (the log route first), and one not yet trained is trained when reached. Unless
+    ``config.all_routes``, the run stops after the first route with a candidate at the noise
+    floor on the validation rows (:func:`~emp_kan.symbolic.choice.noise_floor`): a later route
+    could only tie with it, and the routes not tried are listed in the run's
+    ``skipped_routes``. The candidates are chosen among in the routes' own order, so that with
+    every route the choice is the one of trying them in that order. Without the symbolic stage
+    there is nothing to compare routes by: only the data route is run.
     """
-    candidates: list[Candidate] = []
-    skipped: list[str] = []
-    for position, route in enumerate(routes):
+    found: dict[int, list[Candidate]] = {}
+    for index in trial_order(routes, symbolic):
+        route = routes[index]
         if not _trained(route, config):
             continue
-        candidates += _route_candidates(pruner, route, problem, config, symbolic)
-        if _enough(candidates, problem, config, symbolic):
-            skipped = [r.name for r in routes[position + 1:] if not r.left_out]
-            if skipped:
-                log.info("%s: routes %s skipped: route %s has a formula at the noise floor on "
-                         "the validation rows", name, ", ".join(skipped), route.name)
+        found[index] = _route_candidates(pruner, route, problem, config, symbolic)
+        if _enough(found[index], problem, config, symbolic):
             break
+    skipped = [r.name for k, r in enumerate(routes) if k not in found and not r.left_out]
+    if skipped and symbolic:
+        log.info("%s: routes %s skipped: route %s has a formula at the noise floor on the "
+                 "validation rows", name, ", ".join(skipped), routes[index].name)
+    candidates = [c for k in sorted(found) for c in found[k]]
     return _chosen_run(name, candidates, problem, config, symbolic, skipped)
+
+
+def trial_order(routes: list[Route], symbolic: bool = True) -> list[int]:
+    """The order :func:`run_method` tries ``routes`` in (indices): the log route first, where
+    there is one, since most physical laws are products of powers, which it reads as a sum
+    with the fewest edges and without the product search; then the others in their order.
+    Without the symbolic stage, the data route first (the one kept)."""
+    first = "log" if symbolic else "none"
+    return sorted(range(len(routes)), key=lambda k: (routes[k].name != first, k))
 
 
 def _enough(candidates: list[Candidate], problem: Problem, config: DiscoverConfig,
             symbolic: bool) -> bool:  # fmt: skip
-    """Whether the routes after these candidates' can change nothing worth their time: without
-    the symbolic stage the first route is kept anyway; with it, one candidate is at the noise
-    floor on the validation rows (unless ``config.all_routes``)."""
+    """Whether the routes after these (one route's) candidates can change nothing worth their
+    time: without the symbolic stage the data route is kept anyway; with it, one candidate is
+    at the noise floor on the validation rows (unless ``config.all_routes``)."""
     if not candidates:
         return False
     if not symbolic:

@@ -137,11 +137,16 @@ def test_the_data_route_failing_fails_the_run_with_its_own_error(monkeypatch):
     assert not multiprocessing.active_children()
 
 
-def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods(caplog):
-    problem = _positive_problem()  # three routes
-    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
+@pytest.mark.parametrize("all_routes", [False, True])
+def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods(caplog,
+                                                                                 all_routes):
+    # Ahead where the data route is trained first: where no log route applies, or with every
+    # route (three routes here).
+    problem = _problem() if not all_routes else _positive_problem()
+    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, all_routes=all_routes, **SMALL))
     with caplog.at_level("INFO", logger="emp_kan"):
-        two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+        two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, all_routes=all_routes,
+                                                           **SMALL))  # fmt: skip
     assert _without_timings(one) == _without_timings(two)
     shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]
     assert shared == ["work shared between the methods: 1 products"]  # EMP's, found here
@@ -150,7 +155,7 @@ def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods
 def test_a_product_search_child_that_dies_costs_only_its_time(monkeypatch):
     # Both methods go on while the search runs ahead; if its process dies, the search is done
     # here when first asked for and passed on to the threshold run's process.
-    problem = _positive_problem()
+    problem = _problem()  # no log route: the data route is trained first, with the search
     one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
 
     def dying(*args, **kwargs):

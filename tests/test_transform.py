@@ -158,10 +158,10 @@ def test_routes_after_one_with_a_formula_at_the_noise_floor_are_skipped_and_name
                             compare=False)  # fmt: skip
     with caplog.at_level("INFO", logger="emp_kan"):
         report, runs = discover(problem, config)
-    # The data route's power law over every input is the law: the log routes could only tie.
-    assert report["skipped_routes"] == ["log", "log-y"]
-    assert "routes log, log-y skipped: route none has a formula at the noise floor" in caplog.text
-    assert {c["transform"] for c in report["candidates"]} == {"none"}
+    # The log route is tried first, and its power law is the law: the others could only tie.
+    assert report["skipped_routes"] == ["none", "log-y"]
+    assert "routes none, log-y skipped: route log has a formula at the noise floor" in caplog.text
+    assert {c["transform"] for c in report["candidates"]} == {"log"}
     assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
                              ranges=problem.ranges)  # fmt: skip
     every, _ = discover(problem, replace(config, all_routes=True))
@@ -189,23 +189,26 @@ def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_
                                seed=0)  # no formula at the floor: every route is reached
     routes = pipeline.train_routes(problem, config, only_first=True)
     assert [r.name for r in routes] == ["none", "log", "log-y"]
-    assert routes[0].trained is not None and routes[1].trained is routes[2].trained is None
+    assert pipeline.trial_order(routes) == [1, 0, 2]  # the log route first
+    assert routes[1].trained is not None and routes[0].trained is routes[2].trained is None
     real = pipeline.train_dense
 
-    def failing_log(route_problem, route_config):
-        if route_problem is routes[1].problem:
+    def failing_log_y(route_problem, route_config):
+        if route_problem is routes[2].problem:
             raise RuntimeError("lstsq: Argument 6 has illegal value")
         return real(route_problem, route_config)
 
-    monkeypatch.setattr(pipeline, "train_dense", failing_log)
+    monkeypatch.setattr(pipeline, "train_dense", failing_log_y)
     with caplog.at_level("WARNING", logger="emp_kan"):
         run = pipeline.run_method("emp", pipeline.make_pruner("emp", config), routes, problem,
                                   config)  # fmt: skip
-    assert "log route was left out" in caplog.text
-    assert routes[1].left_out and routes[2].trained is not None
-    assert {c["transform"] for c in run.front} == {"none", "log-y"}
-    # Without the symbolic stage the first route is kept anyway: no other is trained.
-    fresh = pipeline.train_routes(problem, config, only_first=True)
+    assert "log-y route was left out" in caplog.text
+    assert routes[2].left_out and routes[0].trained is not None
+    # Candidates in the routes' own order, whatever order they were tried in.
+    assert list(dict.fromkeys(c["transform"] for c in run.front)) == ["none", "log"]
+    # Without the symbolic stage the data route is kept anyway: no other is trained.
+    fresh = pipeline.train_routes(problem, config, only_first=True, symbolic=False)
+    assert fresh[0].trained is not None and fresh[1].trained is fresh[2].trained is None
     pipeline.run_method("emp", pipeline.make_pruner("emp", config), fresh, problem, config,
                         symbolic=False)  # fmt: skip
     assert fresh[1].trained is None and fresh[2].trained is None
@@ -262,7 +265,7 @@ def test_label_transforms_apply_only_where_they_are_defined():
 def test_the_power_law_over_every_input_is_a_candidate_of_the_data_as_given():
     problem = formula_problem("q/(4*pi*e*r)", "q=0.5:2,e=0.5:2,r=0.5:2", samples=200)
     config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=5, round_steps=3, rounds=1,
-                            compare=False)  # fmt: skip
+                            compare=False, all_routes=True)  # fmt: skip
     report, _ = discover(problem, config)
     found = {c["candidate"]: c for c in report["candidates"]}["power-law-all"]
     assert found["transform"] == "none"  # read beside the KAN of the data as given
