@@ -163,8 +163,8 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
     if other:
         raise ValueError(
             f"{results} holds results of other settings (--samples, --steps, --round-steps, "
-            f"--rounds, --noise, --all-routes; rows from before session 10 ran every route); "
-            f"rerun with those settings to resume, or give another --out"
+            f"--rounds, --noise, --all-routes; rows from before methods stopped at the noise "
+            f"floor ran every route); rerun with those settings to resume, or give another --out"
         )
 
 

@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: %(default)s)")  # fmt: skip
     bench.add_argument("--all-routes", action="store_true",
                        help="emp and threshold run every route, also after one gave a formula "
-                            "at the noise floor (as every bench before session 10 did)")
+                            "at the noise floor (as every bench did before methods stopped "
+                            "there)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_run_bench)
     return parser
