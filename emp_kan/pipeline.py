@@ -254,8 +254,10 @@ def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = Fa
 
     When ``config.workers`` allows, a forked child shares the work: inside :func:`discover`'s
     shared work, where both methods' data routes will ask for it, it runs the product search
-    while this process trains the routes; elsewhere both processes claim the routes one at
-    a time. Which process trains a route does not change its model.
+    while this process trains the routes, and goes on after this returns (its result is kept
+    as pending, :class:`emp_kan._memo.Pending`, fetched when first asked for); elsewhere both
+    processes claim the routes one at a time. Which process trains a route does not change
+    its model.
     """
     import multiprocessing
 
