@@ -23,7 +23,11 @@ from typing import Any
 
 from numba import njit
 from numba.core import config as numba_config
-from numba.core.caching import CompileResultCacheImpl, FunctionCache, InTreeCacheLocator
+
+try:  # numba's own classes, which this module narrows; where they differ, no cache at all
+    from numba.core.caching import CompileResultCacheImpl, FunctionCache, InTreeCacheLocator
+except ImportError:  # pragma: no cover - another numba than constraints.txt pins
+    CompileResultCacheImpl = FunctionCache = InTreeCacheLocator = None
 
 __all__ = ["bytecode_may_be_written", "compiled", "keep_compiled_code"]
 
@@ -50,7 +54,7 @@ def _writes(module_file: str) -> bool:
     return _asked_to_keep or bytecode_may_be_written(module_file)
 
 
-class _BesideTheModule(InTreeCacheLocator):
+class _BesideTheModule(InTreeCacheLocator or object):  # type: ignore[misc]
     """numba's in-tree locator (``__pycache__`` beside the module), which makes or probes the
     folder only where it may write there; otherwise it is used only if the folder exists."""
 
@@ -69,11 +73,11 @@ class _BesideTheModule(InTreeCacheLocator):
         return self
 
 
-class _Impl(CompileResultCacheImpl):
+class _Impl(CompileResultCacheImpl or object):  # type: ignore[misc]
     _locator_classes = [_BesideTheModule]
 
 
-class _KeptCode(FunctionCache):
+class _KeptCode(FunctionCache or object):  # type: ignore[misc]
     """numba's per-function cache through :class:`_BesideTheModule`, saving only where
     :func:`_writes` allows."""
 
@@ -91,11 +95,12 @@ def compiled(**options: Any) -> Callable[[Callable], Any]:
         dispatcher = njit(**options)(function)
         # NUMBA_CACHE_LOCATOR_CLASSES would replace our locator with the user's choice of
         # numba's, some of which write into the home folder: no cache then.
-        if numba_config.CACHE_LOCATOR_CLASSES or not hasattr(dispatcher, "_cache"):
+        if (FunctionCache is None or getattr(numba_config, "CACHE_LOCATOR_CLASSES", None)
+                or not hasattr(dispatcher, "_cache")):  # fmt: skip
             return dispatcher
         try:
             dispatcher._cache = _KeptCode(function)
-        except RuntimeError:  # no folder to read from, none we may make
+        except (RuntimeError, OSError):  # no folder to read from, none we may make
             pass
         return dispatcher
 
