@@ -51,9 +51,8 @@ def shared_work() -> Iterator[dict[str, int]]:
     try:
         yield hits
     finally:
-        for value in _STORE.get().values():  # type: ignore[union-attr]
-            if isinstance(value, Pending):
-                value.close()
+        for pending in _pending_results():
+            pending.close()
         _STORE.reset(store_token)
         _HITS.reset(hits_token)
 
@@ -152,19 +151,22 @@ class Pending:
         self._pipes = []
 
 
+def _pending_results() -> list[Pending]:
+    """The pending results of the open block (none outside one)."""
+    return [value for value in (_STORE.get() or {}).values() if isinstance(value, Pending)]
+
+
 def share_pending_with_a_fork() -> None:
     """:meth:`Pending.share_with_a_fork` for every pending result of the open block."""
-    for value in (_STORE.get() or {}).values():
-        if isinstance(value, Pending):
-            value.share_with_a_fork()
+    for pending in _pending_results():
+        pending.share_with_a_fork()
 
 
 def settle_pending() -> None:
     """:meth:`Pending.settle` for every pending result of the open block (call before waiting
     for a fork that may ask for one)."""
-    for value in (_STORE.get() or {}).values():
-        if isinstance(value, Pending):
-            value.settle()
+    for pending in _pending_results():
+        pending.settle()
 
 
 def _feed(h: Any, part: Any) -> None:
