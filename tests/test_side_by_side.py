@@ -13,7 +13,7 @@ from emp_kan._forked import usable_workers
 from emp_kan.config import DiscoverConfig
 from emp_kan.data import formula_problem
 from emp_kan.kan import adapter
-from tests.conftest import different_tensors
+from tests.conftest import different_tensors, report_differences
 
 pytestmark = pytest.mark.skipif(usable_workers(2) < 2,
                                 reason="needs two CPUs and fork")  # fmt: skip
@@ -25,20 +25,11 @@ def _problem():
     return formula_problem("x*sin(y)", "x=-1:1,y=0:6", samples=150)
 
 
-def _without_timings(value):
-    if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items()
-                if "second" not in k and k != "timings"}  # fmt: skip
-    if isinstance(value, list):
-        return [_without_timings(v) for v in value]
-    return value
-
-
 def test_side_by_side_gives_the_report_and_models_of_one_after_the_other():
     problem = _problem()
     one, one_runs = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
     two, two_runs = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
-    assert _without_timings(one) == _without_timings(two)
+    assert report_differences(one, two) == []
     assert "workers" not in two["settings"]  # how it ran is not a setting of the result
     model = two_runs["threshold"].pruned.model  # rebuilt from the child's state
     reference = one_runs["threshold"].pruned.model
@@ -147,7 +138,7 @@ def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods
     with caplog.at_level("INFO", logger="emp_kan"):
         two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, all_routes=all_routes,
                                                            **SMALL))  # fmt: skip
-    assert _without_timings(one) == _without_timings(two)
+    assert report_differences(one, two) == []
     shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]
     assert shared == ["work shared between the methods: 1 products"]  # EMP's, found here
 
@@ -163,7 +154,7 @@ def test_a_product_search_child_that_dies_costs_only_its_time(monkeypatch):
 
     monkeypatch.setattr(pipeline, "product_search_ahead", dying)
     two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
-    assert _without_timings(one) == _without_timings(two)
+    assert report_differences(one, two) == []
     assert not multiprocessing.active_children()
 
 
@@ -246,5 +237,14 @@ def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(
     monkeypatch.setattr(pipeline, "_claimed_routes", waiting_for_the_other)
     two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, all_routes=True, **SMALL))
     assert [c["transform"] for c in two["baseline"]["candidates"]].count("log-y") >= 1
-    assert _without_timings(one) == _without_timings(two)
+    assert report_differences(one, two) == []
     assert not multiprocessing.active_children()
+
+
+def test_reports_are_compared_by_value_where_formulas_print_differently():
+    # The comparison above: equal functions in other forms pass, other values do not.
+    a = {"formula": "x*(y + 1)", "test_rmse": 0.5, "timings": {"total": 1.0}, "latex": "a"}
+    b = {"formula": "x + x*y", "test_rmse": 0.5, "timings": {"total": 2.0}, "latex": "b"}
+    assert report_differences(a, b) == []
+    assert report_differences(a, {**b, "formula": "x + 1.0000001*x*y"}) != []
+    assert report_differences(a, {**b, "test_rmse": 0.5000001}) != []
