@@ -3,7 +3,7 @@
 #   sh bootstrap.sh run [ARGS...]   emp-kan discover on its built-in default (or emp-kan ARGS)
 #   sh bootstrap.sh test            ruff, then the test suite
 # Idempotent: the install step is skipped while pyproject.toml and constraints.txt are unchanged,
-# and compiling ahead (python -m emp_kan.precompile) while the compiled modules are.
+# and compiling ahead (python -m emp_kan.app.precompile) while the compiled modules are.
 set -eu
 cd "$(dirname "$0")"
 job=${1:-run}
@@ -21,12 +21,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 # numba's machine code for emp_kan's loops, kept beside their modules so that runs load it
-# instead of compiling it (emp_kan/_jit.py); again whenever those modules change.
+# instead of compiling it (emp_kan/_runtime/jit.py); again whenever those modules change.
 compiled=.venv/.emp-kan-compiled
-have=$(cat "$stamp" emp_kan/_jit.py emp_kan/precompile.py emp_kan/kan/kernels.py \
-       emp_kan/kan/optim.py emp_kan/symbolic/product_kernels.py | sha256sum | cut -d' ' -f1)
+have=$(cat "$stamp" emp_kan/_runtime/jit.py emp_kan/app/precompile.py emp_kan/kan/fast/kernels.py \
+       emp_kan/kan/fast/optim.py emp_kan/symbolic/products/kernels.py | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$compiled" 2>/dev/null)" != "$have" ]; then
-    if .venv/bin/python -m emp_kan.precompile; then
+    if .venv/bin/python -m emp_kan.app.precompile; then
         echo "$have" > "$compiled"
     else
         echo "bootstrap.sh: compiling ahead failed; runs will compile in memory instead" >&2

@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 
 import sympy as sp
 
-from emp_kan.formula_parse import parse_formula
+from emp_kan.data.formula_parse import parse_formula
 
 SHAPES = ("monomial", "monomial x function", "sum", "function of a sum")
 

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_discover.py [--base COMMIT] [--repeats 
 The base commit is checked out into a temporary git worktree (removed afterwards) and both
 trees run ``emp-kan discover --quiet --out DIR`` (Feynman eq. 37, both methods) in fresh
 processes with the same interpreter, alternating. This tree runs as installed by bootstrap.sh:
-its loops compiled ahead (``python -m emp_kan.precompile`` is run on it first). A third
+its loops compiled ahead (``python -m emp_kan.app.precompile`` is run on it first). A third
 column runs this tree's HEAD commit from a fresh worktree with ``PYTHONDONTWRITEBYTECODE=1``,
 so that it compiles its loops in every process as a tree without that step would. Prints the
 best time of each and the ratios base / this tree (target: >= 3).
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--base", default="d50f3a6", help="commit to compare against")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    subprocess.run([sys.executable, "-m", "emp_kan.precompile"], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "emp_kan.app.precompile"], cwd=ROOT,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)  # fmt: skip
     with checked_out(args.base) as base, checked_out("HEAD") as cold:
         times: dict[str, list[float]] = {"base": [], "this": [], "cold": []}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import emp_kan
-from emp_kan.data import feynman_problem
+from emp_kan.data.problems import feynman_problem
 
 RULES = {
     "thresholds": lambda: emp_kan.ThresholdPruner(),

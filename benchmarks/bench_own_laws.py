@@ -17,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from emp_kan.config import DiscoverConfig
-from emp_kan.data import formula_problem
-from emp_kan.pipeline import discover
+from emp_kan.data.problems import formula_problem
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.pipeline import discover
 
 LAWS = [
     # (shape, formula, ranges)

@@ -33,14 +33,14 @@ __version__ = "0.1.0"
 # stay importable from their modules but are not advertised here.
 _LAZY = {
     # estimators
-    "EMPKANRegressor": "emp_kan.estimator",
-    "EMPKANClassifier": "emp_kan.classifier",
+    "EMPKANRegressor": "emp_kan.estimators.regressor",
+    "EMPKANClassifier": "emp_kan.estimators.classifier",
     # problems and the whole discovery (what `emp-kan discover` runs)
-    "feynman_problem": "emp_kan.data",
-    "formula_problem": "emp_kan.data",
-    "csv_problem": "emp_kan.data",
-    "DiscoverConfig": "emp_kan.config",
-    "discover": "emp_kan.pipeline",
+    "feynman_problem": "emp_kan.data.problems",
+    "formula_problem": "emp_kan.data.problems",
+    "csv_problem": "emp_kan.data.problems",
+    "DiscoverConfig": "emp_kan.discovery.config",
+    "discover": "emp_kan.discovery.pipeline",
     # a KAN built and trained without pykan's side effects
     "make_kan": "emp_kan.kan.adapter",
     "train": "emp_kan.pruning.rounds",
@@ -56,12 +56,12 @@ _LAZY = {
     "SymbolicFormula": "emp_kan.symbolic.search",
     "fit_formula": "emp_kan.symbolic.search",
     "is_exact_recovery": "emp_kan.symbolic.recovery",
-    "parse_formula": "emp_kan.formula_parse",
+    "parse_formula": "emp_kan.data.formula_parse",
     "register_function": "emp_kan.symbolic.registry",
     "library_names": "emp_kan.symbolic.registry",
     "DEFAULT_LIBRARY": "emp_kan.symbolic.edge_fit",
     # baselines
-    "with_label_noise": "emp_kan.data",
+    "with_label_noise": "emp_kan.data.problems",
     # graphs and pictures
     "to_networkx": "emp_kan.draw.graph",
     "write_graph": "emp_kan.draw.graph",

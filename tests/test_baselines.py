@@ -12,8 +12,8 @@ import torch
 
 from emp_kan.app.bench import BenchSettings, _compare, settings_hash, summarise
 from emp_kan.app.cli import main
-from emp_kan.data import feynman_problem, formula_problem, with_label_noise
-from emp_kan.symbolic.operon import INSTALL_HINT, operon_expression, run_operon
+from emp_kan.baselines.operon import INSTALL_HINT, operon_expression, run_operon
+from emp_kan.data.problems import feynman_problem, formula_problem, with_label_noise
 
 
 def test_operon_recovers_a_product_on_the_fit_rows_and_is_scored_on_the_test_rows():

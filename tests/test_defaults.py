@@ -7,7 +7,7 @@ import inspect
 from emp_kan import EMPKANRegressor, prune_rounds
 from emp_kan.app.bench import BenchSettings
 from emp_kan.app.cli import build_parser
-from emp_kan.config import DiscoverConfig
+from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.pruning.schedule import DEFAULT_SCHEDULE
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from emp_kan._forked import usable_workers
+from emp_kan._runtime.forked import usable_workers
 from emp_kan.app.cli import main
-from emp_kan.formula_parse import parse_formula
+from emp_kan.data.formula_parse import parse_formula
 
 TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1", "--quiet"]
 
@@ -202,14 +202,14 @@ def test_csv_with_a_repeated_column_name_is_refused(tmp_path, capsys, monkeypatc
 
 
 def test_verbose_shows_the_traceback_of_an_unexpected_failure(tmp_path, monkeypatch, capsys):
-    import emp_kan.pipeline
+    import emp_kan.discovery.pipeline
 
     monkeypatch.chdir(tmp_path)
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(emp_kan.pipeline, "discover", broken)
+    monkeypatch.setattr(emp_kan.discovery.pipeline, "discover", broken)
     argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", *TINY]
     assert main(argv) == 1
     quiet = capsys.readouterr().err
@@ -271,7 +271,7 @@ def test_bench_refuses_a_results_folder_holding_other_files(tmp_path, capsys):
 
 
 def test_report_folders_are_named_readably():
-    from emp_kan.data import formula_problem
+    from emp_kan.data.problems import formula_problem
 
     assert formula_problem("m*v**2/2", "m=0:1,v=0:1", samples=10).name == "formula-m·v^2÷2"
     assert "/" not in formula_problem("x/(y+1)", "x=0:1,y=0:1", samples=10).name
@@ -281,10 +281,10 @@ def test_the_report_holds_the_pruned_kan_as_a_pykan_checkpoint(tmp_path):
     import torch
 
     from emp_kan.app.report import write_report
-    from emp_kan.config import DiscoverConfig
-    from emp_kan.data import formula_problem
+    from emp_kan.data.problems import formula_problem
+    from emp_kan.discovery.config import DiscoverConfig
+    from emp_kan.discovery.pipeline import discover
     from emp_kan.kan import adapter
-    from emp_kan.pipeline import discover
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
@@ -303,9 +303,9 @@ def test_a_finished_method_is_handed_over_while_the_other_runs_and_drawn_the_sam
     # The CLI draws the EMP run's figures while the threshold child still runs; the report
     # holds the same files as one drawn at the end.
     from emp_kan.app.report import render_figures, write_report
-    from emp_kan.config import DiscoverConfig
-    from emp_kan.data import formula_problem
-    from emp_kan.pipeline import discover
+    from emp_kan.data.problems import formula_problem
+    from emp_kan.discovery.config import DiscoverConfig
+    from emp_kan.discovery.pipeline import discover
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,

@@ -9,7 +9,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emp_kan.formula_parse import MAX_LENGTH, as_expression, parse_formula
+from emp_kan.data.formula_parse import MAX_LENGTH, as_expression, parse_formula
 
 HOSTILE = [
     "__import__('os').system('touch PWNED')",

@@ -1,5 +1,5 @@
 """Compiled loops keep their machine code only where allowed: written when Python may write
-bytecode or at install time (python -m emp_kan.precompile), read by every later process, which
+bytecode or at install time (python -m emp_kan.app.precompile), read by every later process, which
 then writes nothing."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ PACKAGE = Path(emp_kan.__file__).parent
 # edge_moments is the smallest loop: quick to compile, and it has a known answer.
 CALL = """
 import numpy as np
-import emp_kan.kan.kernels as kernels
+import emp_kan.kan.fast.kernels as kernels
 assert kernels.__file__.startswith({root!r}), kernels.__file__
 edges = np.arange(12.0).reshape(2, 3, 2)
 mean, variance = np.zeros((2, 3)), np.zeros((2, 3))
@@ -58,7 +58,7 @@ def test_without_leave_to_write_bytecode_nothing_is_written(tmp_path):
 
 def test_code_kept_at_install_time_is_loaded_later_without_writing(tmp_path):
     root = _copy_of_the_package(tmp_path)
-    keep = "from emp_kan import _jit\n_jit.keep_compiled_code()\n" + CALL
+    keep = "from emp_kan._runtime import jit as _jit\n_jit.keep_compiled_code()\n" + CALL
     assert _run(tmp_path, root, keep, "-B") == [0, 1]  # compiled, and kept although -B
     kept = _files(tmp_path)
     assert any(name.endswith(".nbi") for name in kept)
@@ -66,7 +66,7 @@ def test_code_kept_at_install_time_is_loaded_later_without_writing(tmp_path):
     assert _run(tmp_path, root, CALL, "-B") == [1, 0]  # loaded, not compiled
     assert _files(tmp_path) == kept
     # Once the module's source changes, the kept code is not used, and still nothing written.
-    kernels = root / "emp_kan" / "kan" / "kernels.py"
+    kernels = root / "emp_kan" / "kan" / "fast" / "kernels.py"
     kernels.write_text(kernels.read_text() + "\n# changed\n")
     assert _run(tmp_path, root, CALL, "-B") == [0, 1]
     assert _files(tmp_path) == kept
@@ -76,13 +76,13 @@ def test_where_python_may_write_bytecode_the_code_is_kept_as_numba_would(tmp_pat
     root = _copy_of_the_package(tmp_path)
     assert _run(tmp_path, root, CALL) == [0, 1]
     assert _run(tmp_path, root, CALL) == [1, 0]
-    assert (root / "emp_kan" / "kan" / "__pycache__").is_dir()
+    assert (root / "emp_kan" / "kan" / "fast" / "__pycache__").is_dir()
     assert not any((tmp_path / "home").iterdir())
 
 
 def test_precompile_refuses_to_run_after_the_loops_were_compiled_without_it():
-    code = ("import emp_kan.kan.kernels\nfrom emp_kan.precompile import main\n"
+    code = ("import emp_kan.kan.fast.kernels\nfrom emp_kan.app.precompile import main\n"
             "try:\n    main()\nexcept RuntimeError as e:\n    print(e)\n")  # fmt: skip
     done = subprocess.run([sys.executable, "-B", "-c", code], capture_output=True, text=True,
                           check=True)  # fmt: skip
-    assert "emp_kan.kan.kernels imported before" in done.stdout
+    assert "emp_kan.kan.fast.kernels imported before" in done.stdout

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from emp_kan._memo import digest, recall, shared_work
+from emp_kan._runtime.memo import digest, recall, shared_work
 from emp_kan.kan import adapter
-from emp_kan.kan import train as fast
+from emp_kan.kan.fast import train as fast
 from tests.conftest import different_tensors, make_dataset
 
 
@@ -120,13 +120,13 @@ def _ask(kind, key):
 
 
 def _in_a_fork(kind, key):
-    from emp_kan._forked import Child
+    from emp_kan._runtime.forked import Child
 
     return Child(_ask, (kind, key), "a test")
 
 
 def _pending(value, log):
-    from emp_kan._memo import Pending
+    from emp_kan._runtime.memo import Pending
 
     def fetch():
         log.append("fetched")
@@ -138,7 +138,7 @@ def _pending(value, log):
 
 
 def test_a_pending_result_is_fetched_once_when_asked_for_and_passed_on_to_a_later_fork():
-    from emp_kan._memo import remember, share_pending_with_a_fork
+    from emp_kan._runtime.memo import remember, share_pending_with_a_fork
 
     log = []
     with shared_work() as hits:
@@ -154,7 +154,7 @@ def test_a_pending_result_is_fetched_once_when_asked_for_and_passed_on_to_a_late
 
 
 def test_where_the_other_process_failed_the_result_is_computed_and_passed_on():
-    from emp_kan._memo import remember, share_pending_with_a_fork
+    from emp_kan._runtime.memo import remember, share_pending_with_a_fork
 
     with shared_work():
         remember("search", "k", _pending(RuntimeError("the worker died"), []))
@@ -165,7 +165,7 @@ def test_where_the_other_process_failed_the_result_is_computed_and_passed_on():
 
 
 def test_a_fork_computes_the_result_itself_when_nobody_here_asked_for_it():
-    from emp_kan._memo import remember, settle_pending, share_pending_with_a_fork
+    from emp_kan._runtime.memo import remember, settle_pending, share_pending_with_a_fork
 
     log = []
     with shared_work():
@@ -178,7 +178,7 @@ def test_a_fork_computes_the_result_itself_when_nobody_here_asked_for_it():
 
 
 def test_a_fork_made_without_a_pipe_computes_the_result_itself():
-    from emp_kan._memo import remember
+    from emp_kan._runtime.memo import remember
 
     log = []
     with shared_work():

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emp_kan.symbolic import separable
-from emp_kan.symbolic.product_kernels import (
+from emp_kan.symbolic.products import search as separable
+from emp_kan.symbolic.products.kernels import (
     FUNCTION_CODES,
     _median_of_every_4th,
     log_column_jacobian,

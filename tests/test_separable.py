@@ -11,13 +11,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emp_kan.config import DiscoverConfig
-from emp_kan.data import formula_problem
-from emp_kan.pipeline import discover
+from emp_kan.data.problems import formula_problem
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.pipeline import discover
 from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+from emp_kan.symbolic.products.search import fit_products, product_formulas
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula
-from emp_kan.symbolic.separable import fit_products, product_formulas
 
 
 def _placeholder(variables):
@@ -117,7 +117,7 @@ def test_discover_offers_the_product_and_chooses_it_on_validation_rows():
 
 
 def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
-    from emp_kan.symbolic.separable import ProductFit, _linearised
+    from emp_kan.symbolic.products.search import ProductFit, _linearised
 
     x = np.linspace(0.5, 2.0, 50).reshape(-1, 1)
 

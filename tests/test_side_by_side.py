@@ -8,10 +8,10 @@ import os
 import pytest
 import torch
 
-from emp_kan import pipeline
-from emp_kan._forked import usable_workers
-from emp_kan.config import DiscoverConfig
-from emp_kan.data import formula_problem
+from emp_kan._runtime.forked import usable_workers
+from emp_kan.data.problems import formula_problem
+from emp_kan.discovery import pipeline
+from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.kan import adapter
 from tests.conftest import different_tensors, report_differences
 
@@ -168,7 +168,7 @@ def _speaks(value):
 
 
 def test_a_childs_log_records_and_warnings_are_emitted_by_the_parent(caplog):
-    from emp_kan._forked import Child
+    from emp_kan._runtime.forked import Child
 
     with caplog.at_level("WARNING", logger="emp_kan"), pytest.warns(RuntimeWarning,
                                                                      match="child warns 21"):
@@ -187,7 +187,7 @@ def _fails_unpicklably():
 
 
 def test_an_exception_pickle_cannot_carry_comes_back_named():
-    from emp_kan._forked import Child
+    from emp_kan._runtime.forked import Child
 
     with pytest.raises(RuntimeError, match="_Unpicklable: the real failure"):
         Child(_fails_unpicklably, (), "a test").result()
@@ -203,7 +203,7 @@ def _claim_all(counter, total):
 def test_the_two_processes_claim_every_route_once():
     # Routes are claimed one at a time by this process and the training child, so that the
     # one done first takes what is left: each index exactly once, whoever is faster.
-    from emp_kan._forked import Child
+    from emp_kan._runtime.forked import Child
 
     counter = multiprocessing.get_context("fork").Value("i", 0)
     child = Child(_claim_all, (counter, 2000), "a test")

@@ -326,9 +326,9 @@ def test_simplifying_a_high_fractional_power_of_a_sum_returns_at_once():
 def test_one_pruned_model_gives_one_formula_on_every_call():
     # A log-route model whose edge reads as exp(85*y/9): MINPACK's refit gave one of two
     # formulas by heap state here (docs/concepts.md, Determinism).
-    from emp_kan.config import DiscoverConfig
-    from emp_kan.data import formula_problem
-    from emp_kan.pipeline import make_pruner, train_routes
+    from emp_kan.data.problems import formula_problem
+    from emp_kan.discovery.config import DiscoverConfig
+    from emp_kan.discovery.pipeline import make_pruner, train_routes
     from emp_kan.pruning.rounds import prune_rounds
 
     problem = formula_problem("x*sin(y)", "x=0.5:2,y=0.5:3", samples=150)

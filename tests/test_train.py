@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from emp_kan.kan import adapter
-from emp_kan.kan.optim import FlatAdam, FlatLBFGS
-from emp_kan.kan.train import (
+from emp_kan.kan.fast.optim import FlatAdam, FlatLBFGS
+from emp_kan.kan.fast.train import (
     _Forward,
     _Parameters,
     _regulariser,
@@ -307,7 +307,7 @@ def test_one_thread_holds_torch_and_blas_to_one_thread_and_restores_the_callers_
 def test_the_written_out_cubic_basis_is_the_general_triangle_bitwise():
     # k = 3 runs its own unrolled loop; it must be the general triangle, number for number
     # (points outside the grid included).
-    from emp_kan.kan import kernels
+    from emp_kan.kan.fast import kernels
 
     rng = np.random.default_rng(0)
     knots = np.sort(rng.uniform(-1.5, 1.5, (3, 12)), axis=1)

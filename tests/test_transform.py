@@ -12,9 +12,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emp_kan.config import DiscoverConfig
-from emp_kan.data import formula_problem, split_validation, with_label_noise
-from emp_kan.pipeline import discover, plan_routes
+from emp_kan.data.problems import formula_problem, split_validation, with_label_noise
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.pipeline import discover, plan_routes
 from emp_kan.symbolic.choice import choose_formula, pareto_front
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula
@@ -132,7 +132,7 @@ def test_discover_finds_a_ratio_of_powers_through_the_log_route():
 
 
 def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, caplog):
-    import emp_kan.pipeline as pipeline
+    import emp_kan.discovery.pipeline as pipeline
 
     problem = formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=40)
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=2, compare=False)
@@ -181,7 +181,7 @@ def test_every_route_runs_while_no_formula_reaches_the_noise_floor():
 
 def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_fail(
         monkeypatch, caplog):  # fmt: skip
-    from emp_kan import pipeline
+    from emp_kan.discovery import pipeline
 
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
                             compare=False)  # fmt: skip

@@ -14,7 +14,7 @@ Methods:
 * ``pykan``: pykan's tutorial workflow end to end (fit with lamb, prune, fit, refine(10), fit,
   auto_symbolic, fit, symbolic_formula): the whole-pipeline comparison;
 * ``operon``: pyoperon's genetic programming on the same fit rows, same test rows, same
-  exactness check (:mod:`emp_kan.symbolic.operon`; the optional extra ``emp-kan[sr]``).
+  exactness check (:mod:`emp_kan.baselines.operon`; the optional extra ``emp-kan[sr]``).
 
 ``--noise SIGMA`` adds seeded Gaussian noise of SIGMA times the label standard deviation to the
 training (and so the validation) labels of every method alike; the test labels stay clean.
@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emp_kan._io import atomic_write_text, staged_file
-from emp_kan.config import DiscoverConfig
+from emp_kan._runtime.io import atomic_write_text, staged_file
+from emp_kan.discovery.config import DiscoverConfig
 
 log = logging.getLogger("emp_kan")
 
@@ -110,7 +110,7 @@ def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
     if bad or not methods:
         raise ValueError(f"methods must be among {', '.join(METHODS)}; got {', '.join(methods)}")
     if "operon" in methods:
-        from emp_kan.symbolic.operon import require_operon
+        from emp_kan.baselines.operon import require_operon
 
         require_operon()
     for eq in equations:
@@ -197,7 +197,7 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
 
 def _operon_workflow(problem, seed: int) -> dict:
-    from emp_kan.symbolic.operon import run_operon
+    from emp_kan.baselines.operon import run_operon
 
     run = run_operon(problem, seed)
     return {"formula": str(run.formula), "raw_formula": run.raw, "test_rmse": run.test_rmse,
@@ -206,7 +206,7 @@ def _operon_workflow(problem, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan.pipeline import make_pruner, run_method, train_routes
+    from emp_kan.discovery.pipeline import make_pruner, run_method, train_routes
 
     config = DiscoverConfig(width=[len(problem.variables), settings.hidden, 1],
                             grid=settings.grid, steps=settings.steps,
@@ -230,7 +230,7 @@ def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
     """One bench task; never raises: a failure becomes a row with ``error``."""
     import torch
 
-    from emp_kan.data import feynman_problem, with_label_noise
+    from emp_kan.data.problems import feynman_problem, with_label_noise
 
     torch.set_num_threads(1)  # one single-threaded worker per core
     bench = BenchSettings(**settings)

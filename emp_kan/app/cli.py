@@ -71,7 +71,7 @@ def _hidden_list(text: str) -> list[int]:
 
 
 def _problem(args: argparse.Namespace):
-    from emp_kan import data
+    from emp_kan.data import problems as data
 
     given = [n for n, v in (("--feynman", args.feynman), ("--formula", args.formula),
                             ("--csv", args.csv)) if v is not None]  # fmt: skip
@@ -182,8 +182,8 @@ def _one_torch_thread() -> None:
 
 def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.app.report import check_destination, render_figures, write_report
-    from emp_kan.config import DiscoverConfig
-    from emp_kan.pipeline import discover, plan_routes
+    from emp_kan.discovery.config import DiscoverConfig
+    from emp_kan.discovery.pipeline import discover, plan_routes
 
     _one_torch_thread()
     if args.width is not None:
@@ -228,7 +228,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         run_bench,
         summarise,
     )
-    from emp_kan.data import check_noise
+    from emp_kan.data.problems import check_noise
 
     try:
         equations = parse_numbers(args.equations, "equations")
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _defaults():
-    from emp_kan.config import DiscoverConfig
+    from emp_kan.discovery.config import DiscoverConfig
 
     return DiscoverConfig()
 

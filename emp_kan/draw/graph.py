@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from emp_kan._io import atomic_write_text
+from emp_kan._runtime.io import atomic_write_text
 from emp_kan.kan import adapter
 
 __all__ = ["edge_curves", "node_id", "read_graph", "to_networkx", "write_graph"]

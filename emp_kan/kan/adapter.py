@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emp_kan._memo import digest, recall
+from emp_kan._runtime.memo import digest, recall
 
 log = logging.getLogger("emp_kan")
 
@@ -148,8 +148,8 @@ def one_thread() -> Iterator[None]:
     seed stopped giving the same formula on a busy machine (2 runs in 6 of one test). One
     thread is deterministic, and the models here are too small to gain from more. numpy's and
     scipy's OpenBLAS start a thread per CPU for the symbolic stage's small solves: with the
-    methods side by side (see emp_kan.pipeline) the four threads on two CPUs made the default
-    discover 31.4 s against 26.7 s on one thread each.
+    methods side by side (see emp_kan.discovery.pipeline) the four threads on two CPUs made the
+    default discover 31.4 s against 26.7 s on one thread each.
     """
     from threadpoolctl import threadpool_limits
 
@@ -506,9 +506,9 @@ def fit(
     """Train in place: silent, file-free, reproducible from ``seed``.
 
     ``loss="cross_entropy"`` trains a classifier: outputs are logits, labels one-hot
-    ``(n, classes)`` (see :func:`emp_kan.kan.train.data_loss`).
+    ``(n, classes)`` (see :func:`emp_kan.kan.fast.train.data_loss`).
 
-    ``engine="fast"`` (the default) trains with :func:`emp_kan.kan.train.fast_fit`, pykan's
+    ``engine="fast"`` (the default) trains with :func:`emp_kan.kan.fast.train.fast_fit`, pykan's
     ``fit`` with the same meaning at a fraction of the cost; ``engine="pykan"`` (or a model the
     fast path does not cover, or extra pykan keyword arguments) runs pykan's own ``fit``, whose
     batches come from the global numpy generator: it is seeded here and restored afterwards.
@@ -535,7 +535,7 @@ def fit(
             "first (emp_kan.pruning.rounds.prune_step compacts the model)"
         )
     _make_inert(model)
-    from emp_kan.kan import train as fast
+    from emp_kan.kan.fast import train as fast
 
     with preserved_global_rng(seed), quiet_pykan(), one_thread():
         if engine == "fast" and not kwargs and fast.supports(model):
@@ -548,8 +548,8 @@ def fit(
                               loss=loss, lr=lr)  # fmt: skip
                 return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-            # Inside emp_kan._memo.shared_work an identical fit (both methods reaching the same
-            # pruned model) is done once; the fast path is deterministic in this key.
+            # Inside emp_kan._runtime.memo.shared_work an identical fit (both methods reaching
+            # the same pruned model) is done once; the fast path is deterministic in this key.
             trained = recall("fit", _fit_key(model, dataset, settings), train_here)
             model.load_state_dict(trained)
         else:
@@ -560,8 +560,8 @@ def fit(
 
 
 def _fit_key(model: Any, dataset: Mapping[str, torch.Tensor], settings: tuple) -> str:
-    """A digest of everything :func:`emp_kan.kan.train.fast_fit` reads: the model's state, which
-    tensors train, its layers' grid settings, the training rows and the settings."""
+    """A digest of everything :func:`emp_kan.kan.fast.train.fast_fit` reads: the model's
+    state, which tensors train, its layers' grid settings, the training rows and the settings."""
     layers = [(layer.num, layer.k, float(layer.grid_eps)) for layer in model.act_fun]
     trains = [(name, p.requires_grad) for name, p in model.named_parameters()]
     return digest(dict(model.state_dict()), trains, layers, list(model.width), model.input_id,

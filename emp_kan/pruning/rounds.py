@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from emp_kan.data import split_validation
+from emp_kan.data.problems import split_validation
 from emp_kan.kan import adapter
+from emp_kan.kan.fast.train import data_loss
 from emp_kan.kan.scores import compute_scores
 from emp_kan.kan.topology import live_nodes, restore_cut_outputs
-from emp_kan.kan.train import data_loss
 from emp_kan.pruning.pruners import EMPPruner, LayerDecision, ThresholdPruner
 from emp_kan.pruning.schedule import (
     DEFAULT_ROUND_STEPS,
@@ -427,7 +427,7 @@ def train(
     lr: float = 1.0,
 ) -> Any:
     """Train a copy of ``model`` as pykan's ``fit`` would (through the fast path of
-    :mod:`emp_kan.kan.train` where it applies); silent, file-free, reproducible.
+    :mod:`emp_kan.kan.fast.train` where it applies); silent, file-free, reproducible.
 
     Returns the trained copy; ``model`` and the global generators are left as they were.
     """
@@ -521,8 +521,8 @@ def prune_rounds(
     schedule's limit is rolled back and the round retried with a gentler rung (EMP: a larger
     beta; thresholds: smaller ones). The loop ends when no rung removes anything that is
     accepted, or at the ``rounds`` cap, or when the attempt budget is spent. Decisions use only
-    validation rows carved from the training rows (:func:`emp_kan.data.split_validation`); the
-    test rows are reported, never used.
+    validation rows carved from the training rows
+    (:func:`emp_kan.data.problems.split_validation`); the test rows are reported, never used.
 
     Parameters
     ----------
@@ -542,7 +542,7 @@ def prune_rounds(
         Shorthand for ``schedule.tol``.
     initial_steps : int, optional
         Training steps before the first round; default ``steps``. Pass 0 for a model trained
-        on the same fit rows (see :func:`emp_kan.data.split_validation`).
+        on the same fit rows (see :func:`emp_kan.data.problems.split_validation`).
     final_steps : int, optional
         Training steps without regularisation (``lamb = 0``) on the last accepted model, as
         pykan's tutorial does after pruning; default ``steps``, 0 to skip.

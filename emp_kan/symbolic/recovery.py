@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from emp_kan.formula_parse import as_expression
+from emp_kan.data.formula_parse import as_expression
 
 __all__ = ["is_exact_recovery", "round_formula"]
 

@@ -15,7 +15,7 @@ derived from it by :func:`sympy.lambdify`::
     emp_kan.register_function("hypot1", "sqrt(x**2 + 1)", complexity=3, total=True)
     emp_kan.EMPKANRegressor(library=(*emp_kan.DEFAULT_LIBRARY, "hypot1"))
 
-A formula string is read by :func:`emp_kan.formula_parse.parse_formula`, which evaluates no
+A formula string is read by :func:`emp_kan.data.formula_parse.parse_formula`, which evaluates no
 Python. Registration lasts for the process (Dask workers of ``emp-kan bench`` run the built-ins
 only).
 """
@@ -170,7 +170,7 @@ def register_function(name: str, formula: str | sp.Expr, complexity: int, *,
     ValueError
         For a bad name or complexity, a formula in anything but ``x``, or a name taken.
     """
-    from emp_kan.formula_parse import as_expression
+    from emp_kan.data.formula_parse import as_expression
 
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"a library name is letters, digits and _, not starting with a digit; "

@@ -49,8 +49,8 @@ import sympy as sp
 import torch
 from tqdm.auto import tqdm
 
-from emp_kan.data import split_validation
-from emp_kan.formula_parse import as_expression
+from emp_kan.data.formula_parse import as_expression
+from emp_kan.data.problems import split_validation
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import check_dataset
 from emp_kan.symbolic.edge_fit import (
@@ -863,7 +863,7 @@ def fit_formula(
         Show a tqdm bar over edges.
     validation : float
         Share of the training rows (the last ones) that choose; the same rows the round loop
-        decides on (:func:`emp_kan.data.split_validation`).
+        decides on (:func:`emp_kan.data.problems.split_validation`).
 
     Returns
     -------

@@ -182,7 +182,7 @@ def power_law_formula(formula: Any, transform: LogTransform, inputs: list[int],
     validation : float
         Share of training rows that validate.
     """
-    from emp_kan.data import split_validation
+    from emp_kan.data.problems import split_validation
 
     fit, _ = split_validation(dict(dataset), validation)
     logged = transform.apply({"x": fit["train_input"], "y": fit["train_label"]})
@@ -204,7 +204,7 @@ def formula_of_expression(formula: Any, expr: Any, dataset: dict[str, torch.Tens
     constants snapped on the validation rows, errors and complexity measured again."""
     from dataclasses import replace
 
-    from emp_kan.data import split_validation
+    from emp_kan.data.problems import split_validation
     from emp_kan.symbolic.search import (
         evaluate_formula,
         finish_expression,
@@ -257,7 +257,7 @@ def direct_formulas(formula: Any, transform: LogTransform | None,
     ``sin``), which the per-edge fits then chase. Where the route has made the law a single
     library function (``log|y| = sin(x)``), fitting it to the data directly is exact.
     """
-    from emp_kan.data import split_validation
+    from emp_kan.data.problems import split_validation
     from emp_kan.symbolic.edge_fit import fit_edge
 
     fit, _ = split_validation(dict(route_dataset), validation)
@@ -297,7 +297,7 @@ def label_transform_formulas(formula: Any, dataset: dict[str, torch.Tensor],
     dict of str to SymbolicFormula
         Keyed ``"<transform>-direct-<k>"``; constants snapped on the validation rows.
     """
-    from emp_kan.data import split_validation
+    from emp_kan.data.problems import split_validation
     from emp_kan.symbolic.edge_fit import fit_edge
 
     fit, _ = split_validation(dict(dataset), validation)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from emp_kan._jit import compiled
+from emp_kan._runtime.jit import compiled
 
 __all__ = ["Evaluate", "FlatAdam", "FlatLBFGS"]
 

@@ -31,8 +31,8 @@ import numpy as np
 import sympy as sp
 import torch
 
-from emp_kan._memo import digest, recall
-from emp_kan.symbolic.product_kernels import (
+from emp_kan._runtime.memo import digest, recall
+from emp_kan.symbolic.products.kernels import (
     FUNCTION_CODES,
     LOG_FLOOR,
     grid_sse,
@@ -690,7 +690,7 @@ def _product_search(dataset: dict[str, torch.Tensor], inputs: list[int], validat
                     library: tuple[str, ...], top: int) -> tuple[str, Any]:  # fmt: skip
     """The memo key of :func:`product_formulas`'s search and the search itself (a function of
     no arguments returning ``(signed fit, rmse)`` pairs, best first)."""
-    from emp_kan.data import split_validation
+    from emp_kan.data.problems import split_validation
 
     fit_rows, _ = split_validation(dict(dataset), validation)
     x = fit_rows["train_input"].double().numpy()
@@ -718,7 +718,8 @@ def product_search_key(dataset: dict[str, torch.Tensor], inputs: list[int], vali
 def product_search_ahead(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
                          library: tuple[str, ...], top: int = 3) -> tuple[str, Any]:  # fmt: skip
     """What :func:`product_formulas` with these arguments will search, done now: ``(key,
-    result)`` for :func:`emp_kan._memo.remember` (a forked child with time to spare runs it)."""
+    result)`` for :func:`emp_kan._runtime.memo.remember` (a forked child with time to spare
+    runs it)."""
     key, search = _product_search(dataset, inputs, validation, library, top)
     return key, search()
 

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from emp_kan import __version__
-from emp_kan._forked import Child, usable_workers
-from emp_kan._memo import (
+from emp_kan._runtime.forked import Child, usable_workers
+from emp_kan._runtime.memo import (
     Pending,
     remember,
     settle_pending,
@@ -23,8 +23,9 @@ from emp_kan._memo import (
     shared_work,
     sharing,
 )
-from emp_kan.config import DiscoverConfig
-from emp_kan.data import Problem, split_validation, with_label_noise
+from emp_kan.baselines.operon import run_operon
+from emp_kan.data.problems import Problem, split_validation, with_label_noise
+from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.rounds import (
@@ -33,14 +34,13 @@ from emp_kan.pruning.rounds import (
     train,
 )
 from emp_kan.symbolic.choice import choose_formula, noise_floor
-from emp_kan.symbolic.operon import run_operon
-from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
-from emp_kan.symbolic.separable import (
+from emp_kan.symbolic.products.search import (
     product_formulas,
     product_search_ahead,
     product_search_key,
 )
+from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
 from emp_kan.symbolic.transform import (
     LogTransform,
     direct_formulas,
@@ -180,8 +180,8 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     """The unpruned KAN both pruning methods start from, trained on the fit rows only.
 
     Returns the trained model and the seconds it took. The validation rows (the last share of
-    the training rows, see :func:`emp_kan.data.split_validation`) are kept out of training so
-    that the round loop and the symbolic stage can decide on them.
+    the training rows, see :func:`emp_kan.data.problems.split_validation`) are kept out of
+    training so that the round loop and the symbolic stage can decide on them.
     """
     width = config.model_width(len(problem.variables))
     fit, _ = split_validation(problem.dataset, config.validation)
@@ -255,9 +255,9 @@ def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = Fa
     When ``config.workers`` allows, a forked child shares the work: inside :func:`discover`'s
     shared work, where both methods' data routes will ask for it, it runs the product search
     while this process trains the routes, and goes on after this returns (its result is kept
-    as pending, :class:`emp_kan._memo.Pending`, fetched when first asked for); elsewhere both
-    processes claim the routes one at a time. Which process trains a route does not change
-    its model.
+    as pending, :class:`emp_kan._runtime.memo.Pending`, fetched when first asked for);
+    elsewhere both processes claim the routes one at a time. Which process trains a route
+    does not change its model.
     """
     import multiprocessing
 

@@ -133,7 +133,7 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         raise ValueError(f"unknown method {self.method!r}; use 'emp' or 'threshold'")
 
     def _check(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        from emp_kan.estimator import check_features
+        from emp_kan.estimators.regressor import check_features
 
         X, _ = check_features(X)
         y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
@@ -198,7 +198,7 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _logits(self, X: Any, model: Any = None) -> torch.Tensor:
-        from emp_kan.estimator import check_features
+        from emp_kan.estimators.regressor import check_features
         from emp_kan.kan import adapter
 
         if not hasattr(self, "model_"):
@@ -233,11 +233,11 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-        from emp_kan.saving import picklable_state
+        from emp_kan.estimators.saving import picklable_state
 
         return picklable_state(self.__dict__, ("model_", "dense_model_"))
 
     def __setstate__(self, state: dict) -> None:
-        from emp_kan.saving import restored_state
+        from emp_kan.estimators.saving import restored_state
 
         self.__dict__.update(restored_state(state, ("model_", "dense_model_")))

@@ -30,10 +30,10 @@ import math
 
 import numpy as np
 
-from emp_kan._jit import compiled
+from emp_kan._runtime.jit import compiled
 
 # Compiling these loops takes about 2 s per process: their machine code is kept where
-# emp_kan._jit allows (written at install time by python -m emp_kan.precompile).
+# emp_kan._runtime.jit allows (written at install time by python -m emp_kan.app.precompile).
 
 __all__ = ["edge_moments", "layer_backward", "layer_basis", "layer_forward",
            "padded_knots", "regulariser"]

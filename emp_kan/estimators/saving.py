@@ -3,7 +3,7 @@
 The file is written by ``torch.save`` and holds only tensors, numbers, strings, lists and
 dicts, so that :func:`load_estimator` reads it with ``torch.load(weights_only=True)``: loading
 a file never runs code from it (a pickle would). The formula is stored as text and read back by
-:func:`emp_kan.formula_parse.parse_formula`, which evaluates nothing either.
+:func:`emp_kan.data.formula_parse.parse_formula`, which evaluates nothing either.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from emp_kan._io import staged_file
+from emp_kan._runtime.io import staged_file
 
 __all__ = ["FORMAT", "load_estimator", "picklable_state", "restored_state", "save_estimator"]
 
@@ -87,7 +87,7 @@ def _formula_state(formula: Any) -> dict[str, Any] | None:
 def _formula_from_state(state: dict[str, Any] | None) -> Any:
     if state is None:
         return None
-    from emp_kan.formula_parse import parse_formula
+    from emp_kan.data.formula_parse import parse_formula
     from emp_kan.symbolic.edge_fit import EdgeCandidate
     from emp_kan.symbolic.search import EdgeFit, SymbolicFormula
 

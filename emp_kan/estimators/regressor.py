@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from emp_kan.config import DiscoverConfig
+from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
 
 __all__ = ["EMPKANRegressor", "check_features"]
@@ -27,7 +27,7 @@ _DEFAULTS = DiscoverConfig()
 
 def _check_variable_names(names: Sequence[str], n_features: int) -> list[str]:
     """``names`` as a list, or ValueError saying what is wrong with them."""
-    from emp_kan.formula_parse import CONSTANTS, FUNCTIONS
+    from emp_kan.data.formula_parse import CONSTANTS, FUNCTIONS
 
     if isinstance(names, str):
         raise ValueError("variable_names must be a list of names, e.g. ['mass', 'speed']")
@@ -119,7 +119,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     all_routes : bool
         Under ``"auto"``, run every route even after one gave a formula at the noise floor on
         the validation rows (by default the later routes, which could only tie, are skipped;
-        see :func:`emp_kan.pipeline.run_method`).
+        see :func:`emp_kan.discovery.pipeline.run_method`).
     symbolic : bool
         Run the symbolic stage in ``fit``.
     validation_fraction : float
@@ -231,9 +231,9 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             Names of the features in the formula (default: the DataFrame's columns, else
             ``x0, x1, ...``): identifiers, distinct, not a function or constant name.
         """
-        from emp_kan.config import DiscoverConfig
-        from emp_kan.data import Problem
-        from emp_kan.pipeline import make_pruner, run_method, train_routes
+        from emp_kan.data.problems import Problem
+        from emp_kan.discovery.config import DiscoverConfig
+        from emp_kan.discovery.pipeline import make_pruner, run_method, train_routes
 
         X, names = self._check_X(X, fitting=True)
         if variable_names is not None:
@@ -283,12 +283,12 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-        from emp_kan.saving import picklable_state
+        from emp_kan.estimators.saving import picklable_state
 
         return picklable_state(self.__dict__, ("model_",))
 
     def __setstate__(self, state: dict) -> None:
-        from emp_kan.saving import restored_state
+        from emp_kan.estimators.saving import restored_state
 
         self.__dict__.update(restored_state(state, ("model_",)))
 
@@ -298,14 +298,14 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         The file holds tensors, numbers and text only: :meth:`load` reads it without running
         code from it, unlike a pickle. ``pickle`` and ``joblib`` work as well.
         """
-        from emp_kan.saving import save_estimator
+        from emp_kan.estimators.saving import save_estimator
 
         return save_estimator(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EMPKANRegressor:
         """The estimator :meth:`save` wrote to ``path``; it predicts as it did when saved."""
-        from emp_kan.saving import load_estimator
+        from emp_kan.estimators.saving import load_estimator
 
         return load_estimator(path, cls)
 

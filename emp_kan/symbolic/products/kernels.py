@@ -1,4 +1,4 @@
-"""The compiled inner loops of the product search (:mod:`emp_kan.symbolic.separable`): the
+"""The compiled inner loops of the product search (:mod:`emp_kan.symbolic.products.search`): the
 residual of one column ``log|f(a*z + b)|`` projected against the fixed columns, its Jacobian in
 ``(a, b)``, and the sums of squares of a whole grid of such columns (whose logs numpy computes).
 
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from emp_kan._jit import compiled
+from emp_kan._runtime.jit import compiled
 
 __all__ = ["FUNCTION_CODES", "LOG_FLOOR", "grid_sse", "log_column_jacobian", "log_column_residual"]
 

@@ -6,7 +6,7 @@ folder beside each module and load it in milliseconds. emp_kan lets it write the
 
 * where Python itself may write bytecode there (no ``-B``, no ``PYTHONDONTWRITEBYTECODE``, a
   writable folder), as numba's own ``cache=True`` would; or
-* when asked to, by ``python -m emp_kan.precompile`` (bootstrap.sh's install step runs it),
+* when asked to, by ``python -m emp_kan.app.precompile`` (bootstrap.sh's install step runs it),
 
 and reads what is there in every process: code kept at install time serves every later run,
 which writes nothing. An entry whose module's source changed since, or that was compiled for
@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - another numba than constraints.txt pin
 
 __all__ = ["bytecode_may_be_written", "compiled", "keep_compiled_code"]
 
-_asked_to_keep = False  # set by keep_compiled_code (python -m emp_kan.precompile)
+_asked_to_keep = False  # set by keep_compiled_code (python -m emp_kan.app.precompile)
 
 
 def keep_compiled_code() -> None:

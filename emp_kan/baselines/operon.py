@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from emp_kan.data import Problem, split_validation
-from emp_kan.formula_parse import parse_formula
+from emp_kan.data.formula_parse import parse_formula
+from emp_kan.data.problems import Problem, split_validation
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import _expansion_risk, _simplify, evaluate_formula, formula_complexity
 

@@ -7,7 +7,7 @@ evaluates the test loss, and the B-spline basis of the first layer is recomputed
 inputs on every call. Here a training step computes exactly what the objective needs:
 
 * the objective and its gradient as compiled loops in float64
-  (:meth:`_Forward.objective_and_gradient`, :mod:`emp_kan.kan.kernels`) over pykan's own
+  (:meth:`_Forward.objective_and_gradient`, :mod:`emp_kan.kan.fast.kernels`) over pykan's own
   parameters (``coef``, ``scale_base``, ``scale_sp``, ``mask``, node and subnode affines):
   per point only the k+1 B-spline functions that are not 0 there, the basis's derivative from
   its order k-1 values, the regulariser's gradient from its closed form; autograd's
@@ -19,7 +19,7 @@ inputs on every call. Here a training step computes exactly what the objective n
   (``reg_metric="edge_forward_spline_n"``, ``lamb_l1 = 1``, ``lamb_entropy = 2``, no coefficient
   terms: pykan's defaults);
 * pykan's LBFGS step (same history, pykan's strong-Wolfe line search, tolerances) or Adam over
-  that vector, in numpy (:mod:`emp_kan.kan.optim`: no ``torch.optim``, whose first use imports
+  that vector, in numpy (:mod:`emp_kan.kan.fast.optim`: no ``torch.optim``, whose first use imports
   ``torch._dynamo`` for a second), and pykan's own grid update every
   ``stop_grid_update_step / grid_update_num`` steps, fed by a lean torch forward
   (:class:`_Forward`, which also gives :func:`kan_forward`).
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emp_kan.kan.optim import FlatAdam, FlatLBFGS
+from emp_kan.kan.fast.optim import FlatAdam, FlatLBFGS
 
 __all__ = ["LOSSES", "data_loss", "fast_fit", "kan_forward", "supports"]
 
@@ -295,7 +295,7 @@ class _Forward:
 
         The same quantities as ``data_loss(self(x_train)) + lamb * _regulariser(scales)``
         differentiated by autograd (a test holds them equal), computed by the compiled loops
-        of :mod:`emp_kan.kan.kernels` in float64 over each point's live basis functions.
+        of :mod:`emp_kan.kan.fast.kernels` in float64 over each point's live basis functions.
 
         Parameters
         ----------
@@ -323,7 +323,7 @@ class _Forward:
 
 
 class _LayerBuffers:
-    """One layer's per-point arrays on the training rows (see :mod:`emp_kan.kan.kernels`)."""
+    """One layer's per-point arrays on the training rows (see :mod:`emp_kan.kan.fast.kernels`)."""
 
     def __init__(self, n_in: int, n_out: int, n_points: int, k: int) -> None:
         self.values = np.zeros((n_in, n_points, k + 1))
@@ -351,7 +351,7 @@ class _CompiledObjective:
     """
 
     def __init__(self, forward: _Forward, params: _Parameters) -> None:
-        from emp_kan.kan import kernels
+        from emp_kan.kan.fast import kernels
 
         self.kernels = kernels
         model = forward.model

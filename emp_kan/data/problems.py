@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from emp_kan.formula_parse import parse_formula
+from emp_kan.data.formula_parse import parse_formula
 from emp_kan.kan import adapter
 
 __all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges",

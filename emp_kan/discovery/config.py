@@ -1,7 +1,7 @@
 """The settings of a discovery run, with the defaults the CLI, the estimator and the bench share.
 
-Kept apart from :mod:`emp_kan.pipeline` so that reading the defaults (``emp-kan --help``) does
-not import torch or pykan.
+Kept apart from :mod:`emp_kan.discovery.pipeline` so that reading the defaults
+(``emp-kan --help``) does not import torch or pykan.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ class DiscoverConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
         if self.operon:
-            from emp_kan.symbolic.operon import require_operon
+            from emp_kan.baselines.operon import require_operon
 
             require_operon()
-        for name in ("lamb", "tol", "floor", "noise"):  # noise: see emp_kan.data.check_noise
+        for name in ("lamb", "tol", "floor", "noise"):  # noise: see data.problems.check_noise
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                 math.isfinite(value) and value >= 0

@@ -1,0 +1,1 @@
+"""scikit-learn estimators around the discovery: the regressor, the classifier, and saving."""

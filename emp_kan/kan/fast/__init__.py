@@ -1,0 +1,1 @@
+"""The fast training path: pykan's KAN trained with compiled loops and a flat optimiser."""
