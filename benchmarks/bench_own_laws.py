@@ -19,7 +19,7 @@ from pathlib import Path
 
 from emp_kan.data.problems import formula_problem
 from emp_kan.discovery.config import DiscoverConfig
-from emp_kan.discovery.pipeline import discover
+from emp_kan.discovery.discover import discover
 
 LAWS = [
     # (shape, formula, ranges)

@@ -21,7 +21,7 @@ from emp_kan.symbolic import formula_terms
 
 
 def trf(residual_and_jacobian, start, max_nfev):
-    """The solver ``refit_terms`` used up to session 7: scipy's ``least_squares(method="trf")``
+    """The solver ``refit_terms`` used before our own: scipy's ``least_squares(method="trf")``
     with the exact Jacobian."""
     from scipy.optimize import least_squares
 
@@ -33,7 +33,7 @@ def trf(residual_and_jacobian, start, max_nfev):
 
 
 def refit_with_trf(terms, consts, x, y, max_nfev: int = 50):
-    """``refit_terms`` as it was up to session 7 (the same refit, solved by :func:`trf`)."""
+    """``refit_terms`` as it was before our own solver (the same refit, solved by :func:`trf`)."""
     return formula_terms.refit_terms(terms, consts, x, y, max_nfev, solve=trf)
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from emp_kan.data import problems as data
-    from emp_kan.discovery import pipeline
+    from emp_kan.discovery import discover
     from emp_kan.discovery.config import DiscoverConfig
     from emp_kan.kan.adapter import one_thread
     from emp_kan.symbolic import search
@@ -65,7 +65,7 @@ def main() -> None:
     search.refit_terms = spy
     try:
         problem = data.feynman_problem(args.feynman, 1000, 0)
-        pipeline.discover(problem, DiscoverConfig(workers=1))
+        discover.discover(problem, DiscoverConfig(workers=1))
     finally:
         search.refit_terms = ours
     seconds = {"ours": [], "trf": []}

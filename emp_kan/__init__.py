@@ -40,7 +40,7 @@ _LAZY = {
     "formula_problem": "emp_kan.data.problems",
     "csv_problem": "emp_kan.data.problems",
     "DiscoverConfig": "emp_kan.discovery.config",
-    "discover": "emp_kan.discovery.pipeline",
+    "discover": "emp_kan.discovery.discover",
     # a KAN built and trained without pykan's side effects
     "make_kan": "emp_kan.kan.adapter",
     "train": "emp_kan.pruning.rounds",

@@ -202,14 +202,14 @@ def test_csv_with_a_repeated_column_name_is_refused(tmp_path, capsys, monkeypatc
 
 
 def test_verbose_shows_the_traceback_of_an_unexpected_failure(tmp_path, monkeypatch, capsys):
-    import emp_kan.discovery.pipeline
+    from emp_kan.discovery import discover
 
     monkeypatch.chdir(tmp_path)
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(emp_kan.discovery.pipeline, "discover", broken)
+    monkeypatch.setattr(discover, "discover", broken)
     argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", *TINY]
     assert main(argv) == 1
     quiet = capsys.readouterr().err
@@ -283,7 +283,7 @@ def test_the_report_holds_the_pruned_kan_as_a_pykan_checkpoint(tmp_path):
     from emp_kan.app.report import write_report
     from emp_kan.data.problems import formula_problem
     from emp_kan.discovery.config import DiscoverConfig
-    from emp_kan.discovery.pipeline import discover
+    from emp_kan.discovery.discover import discover
     from emp_kan.kan import adapter
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
@@ -305,7 +305,7 @@ def test_a_finished_method_is_handed_over_while_the_other_runs_and_drawn_the_sam
     from emp_kan.app.report import render_figures, write_report
     from emp_kan.data.problems import formula_problem
     from emp_kan.discovery.config import DiscoverConfig
-    from emp_kan.discovery.pipeline import discover
+    from emp_kan.discovery.discover import discover
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,

@@ -10,7 +10,8 @@ import torch
 
 from emp_kan._runtime.forked import usable_workers
 from emp_kan.data.problems import formula_problem
-from emp_kan.discovery import pipeline
+from emp_kan.discovery import discover, parallel
+from emp_kan.discovery import routes as route_module
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.kan import adapter
 from tests.conftest import different_tensors, report_differences
@@ -27,8 +28,8 @@ def _problem():
 
 def test_side_by_side_gives_the_report_and_models_of_one_after_the_other():
     problem = _problem()
-    one, one_runs = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
-    two, two_runs = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+    one, one_runs = discover.discover(problem, DiscoverConfig(workers=1, **SMALL))
+    two, two_runs = discover.discover(problem, DiscoverConfig(workers=2, **SMALL))
     assert report_differences(one, two) == []
     assert "workers" not in two["settings"]  # how it ran is not a setting of the result
     model = two_runs["threshold"].pruned.model  # rebuilt from the child's state
@@ -40,16 +41,16 @@ def test_side_by_side_gives_the_report_and_models_of_one_after_the_other():
 
 
 def test_a_failure_in_the_baselines_process_is_raised_as_itself(monkeypatch):
-    real = pipeline.make_pruner
+    real = parallel.make_pruner
 
     def failing(method, config):
         if method == "threshold":
             raise ValueError("threshold settings are broken")
         return real(method, config)
 
-    monkeypatch.setattr(pipeline, "make_pruner", failing)
+    monkeypatch.setattr(parallel, "make_pruner", failing)
     with pytest.raises(ValueError, match="threshold settings are broken"):
-        pipeline.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
+        discover.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
     assert not multiprocessing.active_children()
 
 
@@ -57,23 +58,23 @@ def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypa
     def dying(method, routes, problem, config):
         os._exit(3)  # the forked child's whole threshold run
 
-    monkeypatch.setattr(pipeline, "_whole_run_as_state", dying)
+    monkeypatch.setattr(parallel, "_whole_run_as_state", dying)
     with pytest.raises(RuntimeError, match=r"threshold run.s worker .*\(exit code 3\).*workers=1"):
-        pipeline.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
+        discover.discover(_problem(), DiscoverConfig(workers=2, **SMALL))
     assert not multiprocessing.active_children()
 
 
 def test_with_every_route_a_baselines_process_that_dies_is_named_too(monkeypatch):
-    real = pipeline._claimed_routes
+    real = parallel._claimed_routes
 
     def dying(method, routes, order, counter, problem, config, as_state):
         if as_state:  # the forked child's share of the threshold run
             os._exit(3)
         return real(method, routes, order, counter, problem, config, as_state)
 
-    monkeypatch.setattr(pipeline, "_claimed_routes", dying)
+    monkeypatch.setattr(parallel, "_claimed_routes", dying)
     with pytest.raises(RuntimeError, match=r"threshold run.s worker .*\(exit code 3\).*workers=1"):
-        pipeline.discover(_problem(), DiscoverConfig(workers=2, all_routes=True, **SMALL))
+        discover.discover(_problem(), DiscoverConfig(workers=2, all_routes=True, **SMALL))
     assert not multiprocessing.active_children()
 
 
@@ -94,24 +95,24 @@ def _positive_problem():
 
 def test_routes_trained_in_a_child_are_the_models_trained_here():
     problem = _positive_problem()
-    one = pipeline.train_routes(problem, DiscoverConfig(workers=1, **SMALL))
-    two = pipeline.train_routes(problem, DiscoverConfig(workers=2, **SMALL))
+    one = parallel.train_routes(problem, DiscoverConfig(workers=1, **SMALL))
+    two = parallel.train_routes(problem, DiscoverConfig(workers=2, **SMALL))
     assert [r.name for r in one] == [r.name for r in two] == ["none", "log", "log-y"]
     for a, b in zip(one, two, strict=True):
         assert different_tensors(a.trained, b.trained) == [], a.name
 
 
 def test_an_extra_route_failing_in_either_process_is_left_out_with_a_warning(monkeypatch, caplog):
-    real = pipeline.train_dense
+    real = route_module.train_dense
 
     def failing(problem, config):
         if problem.truth is None:  # log and log-y, in whichever process claims them
             raise ValueError("diverged on purpose")
         return real(problem, config)
 
-    monkeypatch.setattr(pipeline, "train_dense", failing)
+    monkeypatch.setattr(route_module, "train_dense", failing)
     with caplog.at_level("WARNING", logger="emp_kan"):
-        routes = pipeline.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
+        routes = parallel.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
     assert [r.name for r in routes] == ["none"]
     left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert left_out == [f"the {name} route was left out: training failed (diverged on purpose)"
@@ -122,9 +123,9 @@ def test_the_data_route_failing_fails_the_run_with_its_own_error(monkeypatch):
     def failing(problem, config):
         raise ValueError("cannot train on purpose")
 
-    monkeypatch.setattr(pipeline, "train_dense", failing)
+    monkeypatch.setattr(route_module, "train_dense", failing)
     with pytest.raises(ValueError, match="cannot train on purpose"):
-        pipeline.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
+        parallel.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
     assert not multiprocessing.active_children()
 
 
@@ -134,9 +135,9 @@ def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods
     # Ahead where the data route is trained first: where no log route applies, or with every
     # route (three routes here).
     problem = _problem() if not all_routes else _positive_problem()
-    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, all_routes=all_routes, **SMALL))
+    one, _ = discover.discover(problem, DiscoverConfig(workers=1, all_routes=all_routes, **SMALL))
     with caplog.at_level("INFO", logger="emp_kan"):
-        two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, all_routes=all_routes,
+        two, _ = discover.discover(problem, DiscoverConfig(workers=2, all_routes=all_routes,
                                                            **SMALL))  # fmt: skip
     assert report_differences(one, two) == []
     shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]
@@ -147,13 +148,13 @@ def test_a_product_search_child_that_dies_costs_only_its_time(monkeypatch):
     # Both methods go on while the search runs ahead; if its process dies, the search is done
     # here when first asked for and passed on to the threshold run's process.
     problem = _problem()  # no log route: the data route is trained first, with the search
-    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, **SMALL))
+    one, _ = discover.discover(problem, DiscoverConfig(workers=1, **SMALL))
 
     def dying(*args, **kwargs):
         os._exit(3)
 
-    monkeypatch.setattr(pipeline, "product_search_ahead", dying)
-    two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, **SMALL))
+    monkeypatch.setattr(parallel, "product_search_ahead", dying)
+    two, _ = discover.discover(problem, DiscoverConfig(workers=2, **SMALL))
     assert report_differences(one, two) == []
     assert not multiprocessing.active_children()
 
@@ -195,7 +196,7 @@ def test_an_exception_pickle_cannot_carry_comes_back_named():
 
 def _claim_all(counter, total):
     claimed = []
-    while (index := pipeline._claim(counter, total)) is not None:
+    while (index := parallel._claim(counter, total)) is not None:
         claimed.append(index)
     return claimed
 
@@ -222,7 +223,7 @@ def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(
     # process takes those still unclaimed. Each split must give the run of workers=1.
     import time
 
-    real = pipeline._claimed_routes
+    real = parallel._claimed_routes
 
     def waiting_for_the_other(method, routes, order, counter, problem, config, as_state):
         idle = as_state if computes == "here" else not as_state
@@ -233,9 +234,9 @@ def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(
         return real(method, routes, order, counter, problem, config, as_state)
 
     problem = _positive_problem()
-    one, _ = pipeline.discover(problem, DiscoverConfig(workers=1, all_routes=True, **SMALL))
-    monkeypatch.setattr(pipeline, "_claimed_routes", waiting_for_the_other)
-    two, _ = pipeline.discover(problem, DiscoverConfig(workers=2, all_routes=True, **SMALL))
+    one, _ = discover.discover(problem, DiscoverConfig(workers=1, all_routes=True, **SMALL))
+    monkeypatch.setattr(parallel, "_claimed_routes", waiting_for_the_other)
+    two, _ = discover.discover(problem, DiscoverConfig(workers=2, all_routes=True, **SMALL))
     assert [c["transform"] for c in two["baseline"]["candidates"]].count("log-y") >= 1
     assert report_differences(one, two) == []
     assert not multiprocessing.active_children()

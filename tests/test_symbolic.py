@@ -328,7 +328,8 @@ def test_one_pruned_model_gives_one_formula_on_every_call():
     # formulas by heap state here (docs/concepts.md, Determinism).
     from emp_kan.data.problems import formula_problem
     from emp_kan.discovery.config import DiscoverConfig
-    from emp_kan.discovery.pipeline import make_pruner, train_routes
+    from emp_kan.discovery.parallel import train_routes
+    from emp_kan.discovery.run import make_pruner
     from emp_kan.pruning.rounds import prune_rounds
 
     problem = formula_problem("x*sin(y)", "x=0.5:2,y=0.5:3", samples=150)

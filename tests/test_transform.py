@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from emp_kan.data.problems import formula_problem, split_validation, with_label_noise
 from emp_kan.discovery.config import DiscoverConfig
-from emp_kan.discovery.pipeline import discover, plan_routes
+from emp_kan.discovery.discover import discover
+from emp_kan.discovery.routes import plan_routes
 from emp_kan.symbolic.choice import choose_formula, pareto_front
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula
@@ -132,23 +133,24 @@ def test_discover_finds_a_ratio_of_powers_through_the_log_route():
 
 
 def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, caplog):
-    import emp_kan.discovery.pipeline as pipeline
+    from emp_kan.discovery import parallel
+    from emp_kan.discovery import routes as route_module
 
     problem = formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=40)
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=2, compare=False)
-    real = pipeline.train_dense
+    real = route_module.train_dense
 
     def diverging(route_problem, route_config):
         if route_problem is not problem:  # the log route's problem
             raise RuntimeError("lstsq: Argument 6 has illegal value")
         return real(route_problem, route_config)
 
-    monkeypatch.setattr(pipeline, "train_dense", diverging)
-    routes = pipeline.train_routes(problem, config)
+    monkeypatch.setattr(route_module, "train_dense", diverging)
+    routes = parallel.train_routes(problem, config)
     assert [r.name for r in routes] == ["none"]
     assert "log route was left out" in caplog.text
     with pytest.raises(RuntimeError):  # asked for explicitly, a failure is the user's to see
-        pipeline.train_routes(problem, DiscoverConfig(width=[2, 2, 1], steps=2,
+        parallel.train_routes(problem, DiscoverConfig(width=[2, 2, 1], steps=2,
                                                       transform="log"))  # fmt: skip
 
 
@@ -181,35 +183,37 @@ def test_every_route_runs_while_no_formula_reaches_the_noise_floor():
 
 def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_fail(
         monkeypatch, caplog):  # fmt: skip
-    from emp_kan.discovery import pipeline
+    from emp_kan.discovery import parallel
+    from emp_kan.discovery import routes as route_module
+    from emp_kan.discovery import run as method_run
 
     config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
                             compare=False)  # fmt: skip
     problem = with_label_noise(formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=60), 0.05,
                                seed=0)  # no formula at the floor: every route is reached
-    routes = pipeline.train_routes(problem, config, only_first=True)
+    routes = parallel.train_routes(problem, config, only_first=True)
     assert [r.name for r in routes] == ["none", "log", "log-y"]
-    assert pipeline.trial_order(routes) == [1, 0, 2]  # the log route first
+    assert route_module.trial_order(routes) == [1, 0, 2]  # the log route first
     assert routes[1].trained is not None and routes[0].trained is routes[2].trained is None
-    real = pipeline.train_dense
+    real = route_module.train_dense
 
     def failing_log_y(route_problem, route_config):
         if route_problem is routes[2].problem:
             raise RuntimeError("lstsq: Argument 6 has illegal value")
         return real(route_problem, route_config)
 
-    monkeypatch.setattr(pipeline, "train_dense", failing_log_y)
+    monkeypatch.setattr(route_module, "train_dense", failing_log_y)
     with caplog.at_level("WARNING", logger="emp_kan"):
-        run = pipeline.run_method("emp", pipeline.make_pruner("emp", config), routes, problem,
+        run = method_run.run_method("emp", method_run.make_pruner("emp", config), routes, problem,
                                   config)  # fmt: skip
     assert "log-y route was left out" in caplog.text
     assert routes[2].left_out and routes[0].trained is not None
     # Candidates in the routes' own order, whatever order they were tried in.
     assert list(dict.fromkeys(c["transform"] for c in run.front)) == ["none", "log"]
     # Without the symbolic stage the data route is kept anyway: no other is trained.
-    fresh = pipeline.train_routes(problem, config, only_first=True, symbolic=False)
+    fresh = parallel.train_routes(problem, config, only_first=True, symbolic=False)
     assert fresh[0].trained is not None and fresh[1].trained is fresh[2].trained is None
-    pipeline.run_method("emp", pipeline.make_pruner("emp", config), fresh, problem, config,
+    method_run.run_method("emp", method_run.make_pruner("emp", config), fresh, problem, config,
                         symbolic=False)  # fmt: skip
     assert fresh[1].trained is None and fresh[2].trained is None
 
@@ -276,7 +280,7 @@ def test_the_power_law_over_every_input_is_a_candidate_of_the_data_as_given():
 @pytest.mark.parametrize("edges", [[], None])
 def test_a_formula_rewritten_into_another_expression_does_not_carry_the_old_ones_warnings(edges):
     # A power law read off the data of a route whose own spline formula failed was exact, and
-    # still said "do not use it as a result" (the README's example, after session 8's training).
+    # still said "do not use it as a result" (the README's example).
     from emp_kan.symbolic.search import UNDEFINED_WARNING, unexplained_warning
     from emp_kan.symbolic.transform import formula_of_expression
 

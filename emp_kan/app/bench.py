@@ -206,7 +206,8 @@ def _operon_workflow(problem, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan.discovery.pipeline import make_pruner, run_method, train_routes
+    from emp_kan.discovery.parallel import train_routes
+    from emp_kan.discovery.run import make_pruner, run_method
 
     config = DiscoverConfig(width=[len(problem.variables), settings.hidden, 1],
                             grid=settings.grid, steps=settings.steps,

@@ -183,7 +183,8 @@ def _one_torch_thread() -> None:
 def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.app.report import check_destination, render_figures, write_report
     from emp_kan.discovery.config import DiscoverConfig
-    from emp_kan.discovery.pipeline import discover, plan_routes
+    from emp_kan.discovery.discover import discover
+    from emp_kan.discovery.routes import plan_routes
 
     _one_torch_thread()
     if args.width is not None:

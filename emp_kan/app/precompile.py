@@ -33,7 +33,7 @@ def main() -> int:
 
     from emp_kan.data.problems import formula_problem
     from emp_kan.discovery.config import DiscoverConfig
-    from emp_kan.discovery.pipeline import discover
+    from emp_kan.discovery.discover import discover
     from emp_kan.kan import adapter
 
     problem = formula_problem("a*sin(b)", "a=0.5:2,b=0.5:3", samples=120)

@@ -112,7 +112,7 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     """The report files drawn from one method's run, in memory: ``graph{-method}.png`` and
     ``history{-method}.png`` (no suffix for ``"emp"``), and for EMP ``graph.graphml``.
 
-    :func:`emp_kan.discovery.pipeline.discover` hands each run over as soon as it is done
+    :func:`emp_kan.discovery.discover.discover` hands each run over as soon as it is done
     (``on_run``), so the CLI draws the faster method's figures while the slower one still
     runs; :func:`write_report` draws whatever it was not given.
     """
@@ -171,7 +171,7 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
         The report folder: new, empty, or an earlier emp-kan report (replaced). Its parent is
         created if needed.
     report : dict
-        From :func:`emp_kan.discovery.pipeline.discover`.
+        From :func:`emp_kan.discovery.discover.discover`.
     runs : dict of MethodRun
         The EMP run (``"emp"``) is drawn.
     problem : Problem

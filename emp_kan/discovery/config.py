@@ -1,6 +1,6 @@
 """The settings of a discovery run, with the defaults the CLI, the estimator and the bench share.
 
-Kept apart from :mod:`emp_kan.discovery.pipeline` so that reading the defaults
+Kept apart from :mod:`emp_kan.discovery.run` so that reading the defaults
 (``emp-kan --help``) does not import torch or pykan.
 """
 
@@ -44,7 +44,7 @@ class DiscoverConfig:
     library: tuple[str, ...] = DEFAULT_LIBRARY
     transform: str = "auto"  # also fit log|y| over log|x| where it applies; see pipeline
     # Every route even when an earlier one already gave a formula at the noise floor on the
-    # validation rows (which no later route can beat, only tie); see pipeline.run_method.
+    # validation rows (which no later route can beat, only tie); see discovery.run.run_method.
     all_routes: bool = False
     seed: int = 0
     compare: bool = True  # also prune with pykan's thresholds, from the same trained model

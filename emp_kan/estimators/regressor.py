@@ -119,7 +119,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     all_routes : bool
         Under ``"auto"``, run every route even after one gave a formula at the noise floor on
         the validation rows (by default the later routes, which could only tie, are skipped;
-        see :func:`emp_kan.discovery.pipeline.run_method`).
+        see :func:`emp_kan.discovery.run.run_method`).
     symbolic : bool
         Run the symbolic stage in ``fit``.
     validation_fraction : float
@@ -233,7 +233,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         """
         from emp_kan.data.problems import Problem
         from emp_kan.discovery.config import DiscoverConfig
-        from emp_kan.discovery.pipeline import make_pruner, run_method, train_routes
+        from emp_kan.discovery.parallel import train_routes
+        from emp_kan.discovery.run import make_pruner, run_method
 
         X, names = self._check_X(X, fitting=True)
         if variable_names is not None:

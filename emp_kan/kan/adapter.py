@@ -148,7 +148,7 @@ def one_thread() -> Iterator[None]:
     seed stopped giving the same formula on a busy machine (2 runs in 6 of one test). One
     thread is deterministic, and the models here are too small to gain from more. numpy's and
     scipy's OpenBLAS start a thread per CPU for the symbolic stage's small solves: with the
-    methods side by side (see emp_kan.discovery.pipeline) the four threads on two CPUs made the
+    methods side by side (see emp_kan.discovery.run) the four threads on two CPUs made the
     default discover 31.4 s against 26.7 s on one thread each.
     """
     from threadpoolctl import threadpool_limits

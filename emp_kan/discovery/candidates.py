@@ -1,0 +1,158 @@
+"""One route pruned by one method: its pruned KAN and the candidate formulas read from it (the
+symbolic stage's, the log route's power law, the product search's, the direct and label
+transform fits)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from emp_kan.data.problems import Problem, split_validation
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.routes import Route
+from emp_kan.discovery.summary import finite_or_none
+from emp_kan.kan import adapter
+from emp_kan.pruning.rounds import (
+    PruneResult,
+    prune_rounds,
+)
+from emp_kan.symbolic.products.search import (
+    product_formulas,
+)
+from emp_kan.symbolic.search import SymbolicFormula, evaluate_formula, fit_formula
+from emp_kan.symbolic.transform import (
+    LogTransform,
+    direct_formulas,
+    fit_log_transform,
+    formula_in_original_space,
+    label_transform_formulas,
+    power_law_formula,
+)
+
+log = logging.getLogger("emp_kan")
+
+__all__ = ["Candidate", "route_candidates"]
+
+
+@dataclass
+class Candidate:
+    """One formula of ``y`` (whatever the route's space) with the pruned model it came from."""
+
+    # The route's name ("none", "log", "log-y"), "power-law" (the log route's straight-edge
+    # reading over the inputs its pruned KAN kept), "power-law-all" (the same over every
+    # input), "product-<k>" (a power law times one function of one input or monomial,
+    # fitted to the data as given), "<route>-direct-<k>" (a library function fitted to one
+    # input's data) or "<transform>-direct-<k>" (one fitted to y**2, exp(y) or 1/y).
+    name: str
+    route: Route
+    pruned: PruneResult
+    formula: SymbolicFormula | None
+    val_rmse: float
+    timings: dict[str, float]
+
+    def to_dict(self, chosen: bool) -> dict[str, Any]:
+        return {"candidate": self.name, "transform": self.route.name, "chosen": chosen,
+                "formula": None if self.formula is None else str(self.formula.expression),
+                "complexity": None if self.formula is None else self.formula.complexity,
+                "val_rmse": finite_or_none(self.val_rmse),
+                "test_rmse": (None if self.formula is None
+                              else finite_or_none(self.formula.test_rmse)),
+                "edges": self.pruned.edges_alive}  # fmt: skip
+
+
+def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
+               symbolic: bool) -> list[Candidate]:  # fmt: skip
+    """The route's pruned model and its candidate formulas: the symbolic stage's and, on the
+    log route, the straight-edge power law over the inputs the pruned KAN kept."""
+    start = time.perf_counter()
+    pruned = prune_rounds(route.trained, route.problem.dataset, pruner, rounds=config.rounds,
+                          steps=config.round_steps, lamb=config.lamb,
+                          schedule=config.schedule(), initial_steps=0,
+                          final_steps=config.steps, seed=config.seed,
+                          progress=config.progress,
+                          label_map=None if route.transform is None else torch.exp,
+                          progress_label=f"{getattr(pruner, 'name', 'pruning')}, route "
+                                         f"{route.name}: attempts")  # fmt: skip
+    seconds_prune = time.perf_counter() - start
+    start = time.perf_counter()
+    if not symbolic:
+        timings = {"train": route.seconds, "prune": seconds_prune, "symbolic": 0.0}
+        return [Candidate(route.name, route, pruned, None, math.inf, timings)]
+    formula = fit_formula(pruned, route.problem.dataset, variables=problem.variables,
+                          library=config.library, seed=config.seed, progress=config.progress,
+                          validation=config.validation)  # fmt: skip
+    formulas = {route.name: formula}
+    if route.transform is None:
+        # Over every input, not only the kept ones: a sum-KAN models a product badly, and
+        # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
+        # does not use gets a zero exponent, which the validation rows snap away.
+        every_input = list(range(len(problem.variables)))
+        for k, f in enumerate(product_formulas(formula, problem.dataset, every_input,
+                                               config.validation, config.library)):
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas[f"product-{k + 1}"] = f
+        # The plain power law over every input too: the log route's reading uses the inputs
+        # its pruned KAN kept, and a cut factor loses the monomial (q/(4*pi*epsilon*r)).
+        fit, _ = split_validation(problem.dataset, config.validation)
+        log_transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
+        if log_transform is not None and len(every_input) > 1:
+            f = power_law_formula(formula, log_transform, every_input, problem.dataset,
+                                  config.validation)  # fmt: skip
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas["power-law-all"] = f
+    if route.transform is not None:
+        spline_rmse = _spline_rmse(pruned.model, route.transform, problem.dataset)
+        inputs = [i for i in range(len(problem.variables))
+                  if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
+        formulas = {route.name: formula_in_original_space(formula, route.transform,
+                                                          problem.dataset, config.validation)}
+        if route.transform.log_inputs:
+            formulas["power-law"] = power_law_formula(formula, route.transform, inputs,
+                                                      problem.dataset, config.validation)
+        for f in formulas.values():
+            f.spline_test_rmse = spline_rmse
+    if len(problem.variables) == 1 and route.transform is None:
+        for name, f in label_transform_formulas(formula, problem.dataset, config.validation,
+                                                config.library).items():
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas[name] = f
+    if len(problem.variables) == 1:
+        for k, f in enumerate(direct_formulas(formula, route.transform, route.problem.dataset,
+                                              problem.dataset, config.validation,
+                                              config.library)):  # fmt: skip
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas[f"{route.name}-direct-{k + 1}"] = f
+    _, val = split_validation(problem.dataset, config.validation)
+    timings = {"train": route.seconds, "prune": seconds_prune,
+               "symbolic": time.perf_counter() - start}  # fmt: skip
+    return [Candidate(name, route, pruned, f,
+                      evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0],
+                      timings)
+            for name, f in formulas.items()]  # fmt: skip
+
+
+def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -> float:
+    """Test RMSE of ``y`` predicted by a log-route model (sign model times ``exp``)."""
+    x, y = dataset["test_input"], dataset["test_label"]
+    with torch.no_grad():
+        log_prediction = adapter.forward_pass(model, transform.apply({"x": x})["x"])
+        prediction = transform.to_label(log_prediction, x)
+    return float(torch.sqrt(torch.mean((prediction - y) ** 2)))
+
+
+def route_candidates(pruner: Any, route: Route, problem: Problem, config: DiscoverConfig,
+                      symbolic: bool) -> list[Candidate]:  # fmt: skip
+    """:func:`_run_route`, where an extra route's failure is logged and leaves no candidate."""
+    if route.transform is None or config.transform != "auto":
+        return _run_route(pruner, route, problem, config, symbolic)
+    try:  # an extra route is an attempt: its failure must not cost the run
+        return _run_route(pruner, route, problem, config, symbolic)
+    except (RuntimeError, ValueError, ArithmeticError, torch.linalg.LinAlgError) as exc:
+        log.warning("the %s route was left out: %s", route.name,
+                    str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        return []

@@ -1,0 +1,74 @@
+"""The whole discovery: train once, then EMP rounds -> formula, and (for comparison) pykan's
+threshold rounds -> the same symbolic stage, both from the same trained model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from emp_kan._runtime.forked import usable_workers
+from emp_kan._runtime.memo import (
+    shared_work,
+)
+from emp_kan.baselines.operon import run_operon
+from emp_kan.data.problems import Problem, with_label_noise
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.parallel import run_side_by_side, train_routes
+from emp_kan.discovery.run import MethodRun, make_pruner, run_method
+from emp_kan.discovery.summary import versions
+
+log = logging.getLogger("emp_kan")
+
+__all__ = ["discover"]
+
+
+def discover(problem: Problem, config: DiscoverConfig,
+             on_run: Callable[[str, MethodRun], None] | None = None,
+             ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """Run the pipeline on ``problem``.
+
+    ``on_run(method, run)``, if given, is called with a method's run while another method
+    still runs in a forked child (the CLI draws the finished run's figures there).
+
+    Returns
+    -------
+    report : dict
+        JSON-ready: the EMP run's summary at top level, ``baseline`` for the threshold run (or
+        None), ``operon`` for pyoperon's run (or None), ``truth``, ``variables``, ``seed``,
+        ``noise``, ``settings``, ``versions``.
+    runs : dict of MethodRun
+        ``"emp"`` and, when comparing, ``"threshold"``: models and formulas for pictures.
+    """
+    n_inputs = len(problem.variables)
+    config.check(n_inputs)
+    width = config.model_width(n_inputs)
+    problem = with_label_noise(problem, config.noise, config.seed)
+    methods = ("emp", "threshold") if config.compare else ("emp",)
+    with shared_work() as reused:  # both methods' identical retraining and product search
+        routes = train_routes(problem, config, only_first=not config.all_routes)
+        if len(methods) > 1 and usable_workers(config.workers) > 1:
+            runs = run_side_by_side(methods, routes, problem, config, on_run)
+        else:
+            runs = {m: run_method(m, make_pruner(m, config), routes, problem, config)
+                    for m in methods}  # fmt: skip
+    if reused:
+        log.info("work shared between the methods: %s",
+                 ", ".join(f"{n} {kind}" for kind, n in sorted(reused.items())))  # fmt: skip
+    report = runs["emp"].summary(width)
+    report.update({
+        "dataset": problem.name,
+        "variables": list(problem.variables),
+        "target": problem.target,
+        "truth": None if problem.truth is None else str(problem.truth),
+        "seed": config.seed,
+        "settings": {k: (list(v) if isinstance(v, tuple) else v)
+                     for k, v in asdict(config).items() if k not in ("progress", "workers")},
+        "versions": versions(),
+        "noise": config.noise,
+        "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,
+        "operon": run_operon(problem, config.seed, config.validation).summary()
+                  if config.operon else None,
+    })  # fmt: skip
+    return report, runs

@@ -1,0 +1,143 @@
+"""Routes: the views of a problem a KAN is trained in (the data as given, log|y| over log|x|,
+log|y| over x), planned from the fit rows, trained, and left out with a warning when an extra
+route fails."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from emp_kan.data.problems import Problem, split_validation
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.kan import adapter
+from emp_kan.pruning.rounds import (
+    train,
+)
+from emp_kan.symbolic.transform import (
+    LogTransform,
+    fit_log_transform,
+)
+
+log = logging.getLogger("emp_kan")
+
+__all__ = ["Route", "ensure_trained", "plan_routes", "settle_route", "train_dense", "train_one",
+           "trial_order"]
+
+
+@dataclass
+class Route:
+    """One view of the problem that a KAN is trained in: the data as given (``"none"``),
+    ``log|y|`` over ``log|x_i|`` (``"log"``) or ``log|y|`` over ``x_i`` (``"log-y"``), with its
+    trained unpruned model."""
+
+    name: str  # "none", "log" or "log-y"
+    transform: LogTransform | None
+    problem: Problem  # in this route's space
+    trained: Any = None  # None until trained (see train_routes' only_first)
+    seconds: float = 0.0
+    left_out: bool = False  # an extra route whose training failed or diverged (logged)
+
+
+def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
+    """The routes ``config.transform`` asks for, untrained.
+
+    ``"auto"`` adds the log and log-y routes wherever they apply (no zero label, no zero input
+    for "log", and a sign of the label that a product of the inputs' signs explains on the fit
+    rows); ``"log"`` or ``"log-y"`` alone raises ValueError, before any training, when it does
+    not apply.
+    """
+    routes = []
+    if config.transform in ("auto", "none"):
+        routes.append(Route("none", None, problem))
+    fit, _ = split_validation(problem.dataset, config.validation)
+    for name in ("log", "log-y"):
+        if config.transform not in ("auto", name):
+            continue
+        transform, why = fit_log_transform(fit["train_input"], fit["train_label"],
+                                           log_inputs=name == "log")  # fmt: skip
+        if transform is not None:
+            routes.append(Route(name, transform, replace(
+                problem, dataset=transform.apply(problem.dataset), truth=None)))
+        elif config.transform == name:
+            raise ValueError(f"the {name} transform does not apply: {why}; use transform "
+                             "'auto' or 'none'")  # fmt: skip
+        else:
+            log.info("%s transform skipped: %s", name, why)
+    return routes
+
+
+def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
+    """The unpruned KAN both pruning methods start from, trained on the fit rows only.
+
+    Returns the trained model and the seconds it took. The validation rows (the last share of
+    the training rows, see :func:`emp_kan.data.problems.split_validation`) are kept out of
+    training so that the round loop and the symbolic stage can decide on them.
+    """
+    width = config.model_width(len(problem.variables))
+    fit, _ = split_validation(problem.dataset, config.validation)
+    model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
+    start = time.perf_counter()
+    trained = train(model, fit, steps=config.steps, lamb=config.lamb, seed=config.seed)
+    return trained, time.perf_counter() - start
+
+
+def train_one(route: Route, config: DiscoverConfig, as_state: bool) -> tuple[str, Any, float]:
+    """:func:`train_dense` on one route: ``("done", model, seconds)`` or ``("failed", the
+    exception, 0.0)``; with ``as_state`` the model as a picklable state (for a forked child)."""
+    try:
+        model, seconds = train_dense(route.problem, config)
+    except (RuntimeError, ValueError) as exc:
+        return "failed", exc, 0.0
+    return "done", adapter.model_state(model) if as_state else model, seconds
+
+
+def settle_route(route: Route, config: DiscoverConfig, status: str, value: Any,
+            seconds: float) -> None:  # fmt: skip
+    """Give ``route`` the outcome of its training (see :func:`train_one`): its model, or, for
+    an extra route that failed or diverged, ``left_out`` (logged). The first route's failure
+    raises."""
+    essential = route.transform is None or config.transform != "auto"
+    if status == "failed":
+        if essential:
+            raise value
+        # An extra route is an attempt: log|x| of inputs near 0 has long tails, on which
+        # training can diverge. The run goes on without it rather than failing.
+        log.warning("the %s route was left out: training failed (%s)", route.name,
+                    str(value).splitlines()[0][:120])  # fmt: skip
+        route.left_out = True
+        return
+    route.trained, route.seconds = value, seconds
+    if essential:
+        return
+    fit, _ = split_validation(route.problem.dataset, config.validation)
+    try:
+        finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
+                                            fit["train_label"]))  # fmt: skip
+    except (RuntimeError, ValueError) as exc:
+        log.warning("the %s route was left out: training failed (%s)", route.name,
+                    str(exc).splitlines()[0][:120])  # fmt: skip
+        finite = None
+    else:
+        if not finite:
+            log.warning("the %s route was left out: training diverged", route.name)
+    if not finite:
+        route.trained, route.left_out = None, True
+
+
+def ensure_trained(route: Route, config: DiscoverConfig) -> bool:
+    """Train ``route`` if it is not yet (:func:`settle_route`); whether it has a model to prune."""
+    if route.trained is None and not route.left_out:
+        settle_route(route, config, *train_one(route, config, False))
+    return not route.left_out
+
+
+def trial_order(routes: list[Route], symbolic: bool = True) -> list[int]:
+    """The order :func:`run_method` tries ``routes`` in (indices): the log route first, where
+    there is one, since most physical laws are products of powers, which it reads as a sum
+    with the fewest edges and without the product search; then the others in their order.
+    Without the symbolic stage, the data route first (the one kept)."""
+    first = "log" if symbolic else "none"
+    return sorted(range(len(routes)), key=lambda k: (routes[k].name != first, k))

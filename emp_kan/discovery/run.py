@@ -1,0 +1,173 @@
+"""One method's run: each route pruned by its pruner, in the order routes are tried, until one
+gives a formula at the noise floor; then one formula chosen among the candidates on the
+validation rows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from emp_kan.data.problems import Problem, split_validation
+from emp_kan.discovery.candidates import Candidate, route_candidates
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.routes import Route, ensure_trained, trial_order
+from emp_kan.discovery.summary import finite_or_none
+from emp_kan.kan import adapter
+from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
+from emp_kan.pruning.rounds import (
+    PruneResult,
+)
+from emp_kan.symbolic.choice import choose_formula, noise_floor
+from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.search import SymbolicFormula
+from emp_kan.symbolic.transform import (
+    LogTransform,
+)
+
+log = logging.getLogger("emp_kan")
+
+__all__ = ["MethodRun", "chosen_run", "make_pruner", "run_method"]
+
+
+@dataclass
+class MethodRun:
+    """One pruning method's result within a discovery run."""
+
+    name: str
+    pruned: PruneResult
+    formula: SymbolicFormula
+    exact: bool | None
+    timings: dict[str, float] = field(default_factory=dict)
+    transform: str = "none"  # the chosen candidate's name (see Candidate.name)
+    log_transform: LogTransform | None = None
+    front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
+    skipped_routes: list[str] = field(default_factory=list)  # see run_method
+
+    def summary(self, initial_widths: list[int]) -> dict[str, Any]:
+        hist = self.pruned.to_dict()["history"]
+        edges0 = sum(a * b for a, b in zip(initial_widths[:-1], initial_widths[1:], strict=True))
+        return {
+            "method": self.name,
+            "formula": str(self.formula.expression),
+            "latex": self.formula.latex(),
+            "test_rmse": finite_or_none(self.formula.test_rmse),
+            "test_r2": finite_or_none(self.formula.test_r2),
+            "explains_data": self.formula.explains_data,
+            "exact": self.exact,
+            "complexity": self.formula.complexity,
+            "spline_test_rmse": finite_or_none(self.pruned.final_test_rmse),
+            "edges": {"initial": edges0, "final": self.pruned.edges_alive},
+            "nodes": {
+                "initial": sum(initial_widths[1:-1]),
+                "final": sum(adapter.widths(self.pruned.model)[1:-1]),
+            },  # fmt: skip
+            "widths": adapter.widths(self.pruned.model),
+            "stop_reason": self.pruned.stop_reason,
+            "accept_below": finite_or_none(self.pruned.accept_below),
+            "rejected_attempts": self.pruned.rejected_attempts,
+            "spline_val_rmse": {"initial": finite_or_none(self.pruned.initial_val_rmse),
+                                "final": finite_or_none(self.pruned.final_val_rmse)},  # fmt: skip
+            # Every attempt, accepted or not: the decision used the val_* numbers only.
+            "rounds": [
+                {key: r[key] for key in (
+                    "attempt", "round", "rung", "pruner", "accepted", "status", "edges_alive",
+                    "nodes_alive", "val_rmse_before", "val_rmse_after_prune",
+                    "val_rmse_after_retrain", "accept_below", "test_rmse_before",
+                    "test_rmse_after_prune", "test_rmse_after_retrain", "layers")}
+                for r in hist
+            ],  # fmt: skip
+            "timings": self.timings,
+            "transform": self.transform,
+            "candidates": self.front,
+            "skipped_routes": self.skipped_routes,
+            "symbolic_edges": self.formula.to_dict()["edges"],
+            "warnings": self.formula.warnings + [w for r in hist for w in r["warnings"]],
+        }
+
+
+def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPruner:
+    """The pruner of ``method`` ("emp" or "threshold") for these settings."""
+    scores = {"edge_score": config.edge_score, "node_score": config.node_score}
+    if method == "emp":
+        return EMPPruner(target=config.prune, scope=config.scope, beta=config.beta, **scores)
+    if method == "threshold":
+        return ThresholdPruner(**scores)
+    raise ValueError(f"unknown method {method!r}; use 'emp' or 'threshold'")
+
+
+@adapter.single_threaded
+def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
+               config: DiscoverConfig, symbolic: bool = True) -> MethodRun:  # fmt: skip
+    """Prune each route's model with ``pruner`` in the round loop, fit its formula, and choose
+    one formula on the validation rows (:func:`emp_kan.symbolic.choice.choose_formula`).
+
+    The one orchestration of train -> prune -> formula: :func:`discover`, the bench and
+    :class:`~emp_kan.EMPKANRegressor` all call it. Routes are tried in :func:`trial_order`
+    (the log route first), and one not yet trained is trained when reached. Unless
+    ``config.all_routes``, the run stops after the first route with a candidate at the noise
+    floor on the validation rows (:func:`~emp_kan.symbolic.choice.noise_floor`): a later route
+    could only tie with it, and the routes not tried are listed in the run's
+    ``skipped_routes``. The candidates are chosen among in the routes' own order, so that with
+    every route the choice is the one of trying them in that order. Without the symbolic stage
+    there is nothing to compare routes by: only the data route is run.
+    """
+    found: dict[int, list[Candidate]] = {}
+    for index in trial_order(routes, symbolic):
+        route = routes[index]
+        if not ensure_trained(route, config):
+            continue
+        found[index] = route_candidates(pruner, route, problem, config, symbolic)
+        if _enough(found[index], problem, config, symbolic):
+            break
+    skipped = [r.name for k, r in enumerate(routes) if k not in found and not r.left_out]
+    if skipped and symbolic:
+        log.info("%s: routes %s skipped: route %s has a formula at the noise floor on the "
+                 "validation rows", name, ", ".join(skipped), routes[index].name)
+    candidates = [c for k in sorted(found) for c in found[k]]
+    return chosen_run(name, candidates, problem, config, symbolic, skipped)
+
+
+def _enough(candidates: list[Candidate], problem: Problem, config: DiscoverConfig,
+            symbolic: bool) -> bool:  # fmt: skip
+    """Whether the routes after these (one route's) candidates can change nothing worth their
+    time: without the symbolic stage the data route is kept anyway; with it, one candidate is
+    at the noise floor on the validation rows (unless ``config.all_routes``)."""
+    if not candidates:
+        return False
+    if not symbolic:
+        return True
+    if config.all_routes:
+        return False
+    _, val = split_validation(problem.dataset, config.validation)
+    floor = noise_floor(float(val["y"].std()))
+    return any(c.val_rmse <= floor for c in candidates)
+
+
+def chosen_run(name: str, candidates: list[Candidate], problem: Problem,
+                config: DiscoverConfig, symbolic: bool,
+                skipped: list[str] | None = None) -> MethodRun:  # fmt: skip
+    """The method's run: its candidates (every route's it ran, in route order) and the one
+    chosen; ``skipped`` names the routes it did not run."""
+    if not candidates:
+        raise RuntimeError("every route failed; run with transform='none' to see why")
+    chosen = 0
+    if symbolic and len(candidates) > 1:
+        _, val = split_validation(problem.dataset, config.validation)
+        picked = choose_formula([c.formula.complexity for c in candidates],
+                                [c.val_rmse for c in candidates], float(val["y"].std()),
+                                [c.pruned.edges_alive for c in candidates])  # fmt: skip
+        chosen = 0 if picked is None else picked
+    best = candidates[chosen]
+    exact = None
+    if best.formula is not None and problem.truth is not None:
+        exact = is_exact_recovery(best.formula.expression, problem.truth, problem.variables,
+                                  test_r2=best.formula.test_r2, ranges=problem.ranges)  # fmt: skip
+    per_route = {c.route.name: c.timings for c in candidates}.values()
+    timings = {key: sum(t[key] for t in per_route) for key in ("train", "prune", "symbolic")}
+    timings["total"] = sum(timings.values())
+    front = [c.to_dict(i == chosen) for i, c in enumerate(candidates)]
+    return MethodRun(name, best.pruned, best.formula, exact, timings, best.name,
+                     best.route.transform, front, list(skipped or []))
+
+
