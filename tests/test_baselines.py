@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,19 +74,15 @@ def test_label_noise_touches_training_labels_only_is_seeded_and_leaves_global_rn
             with_label_noise(problem, bad)
 
 
-def test_noise_free_bench_settings_keep_their_old_fingerprint():
-    # Rows measured before --noise existed resume and compare as the same settings.
-    assert settings_hash(BenchSettings(samples=300, steps=40)) == settings_hash(
-        BenchSettings(samples=300, steps=40, noise=0.0))
-    assert settings_hash(BenchSettings(noise=0.01)) != settings_hash(BenchSettings())
-
-
-def test_bench_rows_that_ran_every_route_keep_their_old_fingerprint():
-    # Every row before routes stopped at the noise floor ran every route: such rows resume
-    # under --all-routes only, and rows that stopped never mix with them.
-    settings = {"samples": 300, "steps": 40, "round_steps": 15, "rounds": 3}
-    assert settings_hash(BenchSettings(**settings, all_routes=True)) == "ea7b66143f0c"
-    assert settings_hash(BenchSettings(**settings)) != "ea7b66143f0c"
+def test_every_bench_setting_changes_the_fingerprint():
+    # Rows of other settings are never mixed into one results file: each budget setting must
+    # change the fingerprint a resumed bench compares.
+    base = BenchSettings()
+    changed = {"samples": 300, "steps": 40, "round_steps": 15, "rounds": 3, "noise": 0.01,
+               "all_routes": not base.all_routes}
+    for name, value in changed.items():
+        assert settings_hash(replace(base, **{name: value})) != settings_hash(base), name
+    assert settings_hash(BenchSettings()) == settings_hash(BenchSettings())
 
 
 def _row(method, exact, rmse, edges=None, seconds=1.0, r2=0.9):

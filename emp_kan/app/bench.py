@@ -126,14 +126,7 @@ def task_key(equation: int, method: str, seed: int) -> str:
 
 def settings_hash(settings: BenchSettings) -> str:
     """A short fingerprint of the budget; every row carries the one it was run with."""
-    fields = asdict(settings)
-    if not fields["noise"]:
-        del fields["noise"]  # noise-free rows keep the fingerprint they had before --noise
-    if fields["all_routes"]:
-        # Every route is how every row was run before routes stopped at the noise floor:
-        # those rows resume under --all-routes, and are never mixed with rows that stopped.
-        del fields["all_routes"]
-    text = json.dumps(fields, sort_keys=True)
+    text = json.dumps(asdict(settings), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
@@ -163,8 +156,8 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
     if other:
         raise ValueError(
             f"{results} holds results of other settings (--samples, --steps, --round-steps, "
-            f"--rounds, --noise, --all-routes; rows from before methods stopped at the noise "
-            f"floor ran every route); rerun with those settings to resume, or give another --out"
+            f"--rounds, --transform, --noise, --all-routes); rerun with those settings to "
+            f"resume, or give another --out"
         )
 
 

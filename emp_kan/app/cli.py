@@ -420,8 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: %(default)s)")  # fmt: skip
     bench.add_argument("--all-routes", action="store_true",
                        help="emp and threshold run every route, also after one gave a formula "
-                            "at the noise floor (as every bench did before methods stopped "
-                            "there)")
+                            "at the noise floor")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=_run_bench)
     return parser
