@@ -26,7 +26,7 @@ EQUATIONS = (2, 6, 8, 10, 11, 15, 19, 26, 27, 31, 37, 40, 46, 50, 53)
 _PROBE = """
 import json, sys, time
 from emp_kan.data.problems import feynman_problem
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.products.search import _product_search
 searches = {}
 for eq in %(equations)r:

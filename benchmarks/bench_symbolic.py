@@ -29,7 +29,8 @@ import sympy as sp
 
 import emp_kan
 from emp_kan.kan import adapter
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, fit_edge, numpy_function
+from emp_kan.symbolic.edge_fit import fit_edge, numpy_function
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import evaluate_formula
 

@@ -8,7 +8,8 @@ import sympy as sp
 import torch
 
 from emp_kan.kan import adapter
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, check_library, fit_edge
+from emp_kan.symbolic.edge_fit import check_library, fit_edge
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.registry import (
     library_function,
     library_names,

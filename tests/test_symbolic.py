@@ -12,8 +12,9 @@ import torch
 
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import train
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY, EdgeCandidate, fit_edge, numpy_function
+from emp_kan.symbolic.edge_fit import EdgeCandidate, fit_edge, numpy_function
 from emp_kan.symbolic.formula_terms import Term, refit_terms
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.recovery import is_exact_recovery, round_formula
 from emp_kan.symbolic.search import fit_formula
 

@@ -219,7 +219,7 @@ def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_
 
 
 def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():
-    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.library import DEFAULT_LIBRARY
     from emp_kan.symbolic.transform import direct_formulas
 
     problem = formula_problem("exp(sin(x))", "x=-2:2", samples=200)
@@ -244,7 +244,7 @@ def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():
 ])
 def test_a_label_transform_turns_a_composition_into_one_library_function(law, ranges,
                                                                           candidate):
-    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.library import DEFAULT_LIBRARY
     from emp_kan.symbolic.transform import label_transform_formulas
 
     problem = formula_problem(law, ranges, samples=200)
@@ -257,7 +257,7 @@ def test_a_label_transform_turns_a_composition_into_one_library_function(law, ra
 
 
 def test_label_transforms_apply_only_where_they_are_defined():
-    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.library import DEFAULT_LIBRARY
     from emp_kan.symbolic.transform import label_transform_formulas
 
     problem = formula_problem("x**3", "x=-2:2", samples=100)  # both signs, y = 0 possible

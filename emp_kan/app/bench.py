@@ -163,7 +163,7 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
 
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     from emp_kan.kan import adapter
-    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.library import DEFAULT_LIBRARY
     from emp_kan.symbolic.recovery import is_exact_recovery
     from emp_kan.symbolic.search import evaluate_formula
 

@@ -433,7 +433,7 @@ def _defaults():
 
 
 def _default_library() -> tuple[str, ...]:
-    from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+    from emp_kan.symbolic.library import DEFAULT_LIBRARY
 
     return DEFAULT_LIBRARY
 

@@ -1,7 +1,7 @@
 """The settings of a discovery run, with the defaults the CLI, the estimator and the bench share.
 
 Kept apart from :mod:`emp_kan.discovery.run` so that reading the defaults
-(``emp-kan --help``) does not import torch or pykan.
+(``emp-kan --help``) imports no torch, sympy or pykan (a test in tests/test_cli.py holds it).
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from emp_kan.pruning.schedule import (
     DEFAULT_SCHEDULE,
     Schedule,
 )
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
-from emp_kan.symbolic.transform import TRANSFORMS
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 
-__all__ = ["DiscoverConfig"]
+__all__ = ["TRANSFORMS", "DiscoverConfig"]
+
+# What the transform setting may ask for (see emp_kan.discovery.routes.plan_routes).
+TRANSFORMS = ("auto", "none", "log", "log-y")
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from emp_kan.discovery.config import DiscoverConfig
-from emp_kan.symbolic.edge_fit import DEFAULT_LIBRARY
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 
 __all__ = ["EMPKANRegressor", "check_features"]
 

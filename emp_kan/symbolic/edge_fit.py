@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.registry import library_function, library_names
 
 __all__ = [
     "COMPLEXITY_PENALTY",
-    "DEFAULT_LIBRARY",
     "NRMSE_FLOOR",
     "EdgeCandidate",
     "check_library",
@@ -44,10 +44,6 @@ NRMSE_FLOOR = 1e-3
 COMPLEXITY_PENALTY = 0.25
 DEGENERATE_RATIO = 1e-3
 
-DEFAULT_LIBRARY = (
-    "x", "x^2", "x^3", "x^4", "1/x", "1/x^2", "sqrt", "exp", "log", "sin", "cos", "tanh", "abs",
-    "0",
-)  # fmt: skip
 
 _A_GRID = np.array([0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0])
 _B_GRID = np.linspace(-4.0, 4.0, 17)

@@ -53,12 +53,7 @@ from emp_kan.data.formula_parse import as_expression
 from emp_kan.data.problems import split_validation
 from emp_kan.kan import adapter
 from emp_kan.pruning.rounds import check_dataset
-from emp_kan.symbolic.edge_fit import (
-    DEFAULT_LIBRARY,
-    EdgeCandidate,
-    check_library,
-    fit_edge,
-)
+from emp_kan.symbolic.edge_fit import EdgeCandidate, check_library, fit_edge
 from emp_kan.symbolic.formula_terms import (
     Term,
     build_expression,
@@ -67,6 +62,7 @@ from emp_kan.symbolic.formula_terms import (
     refit_terms,
     swap_term,
 )
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.registry import library_function
 
 log = logging.getLogger("emp_kan")

@@ -22,11 +22,10 @@ import torch
 
 from emp_kan.symbolic.registry import library_function
 
-__all__ = ["LABEL_TRANSFORMS", "TRANSFORMS", "LogTransform", "direct_formulas",
+__all__ = ["LABEL_TRANSFORMS", "LogTransform", "direct_formulas",
            "fit_log_transform", "formula_in_original_space", "formula_of_expression",
            "label_transform_formulas", "power_law_formula"]
 
-TRANSFORMS = ("auto", "none", "log", "log-y")
 _MAX_MIXED_SIGN_INPUTS = 10  # 2**10 sign models to try
 _SIGN_AGREEMENT = 0.99  # share of training rows whose sign the model must explain
 
