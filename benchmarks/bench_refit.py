@@ -49,10 +49,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
+    from emp_kan._runtime.threads import one_thread
     from emp_kan.data import problems as data
     from emp_kan.discovery import discover
     from emp_kan.discovery.config import DiscoverConfig
-    from emp_kan.kan.adapter import one_thread
     from emp_kan.symbolic import search
 
     recorded = []

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from emp_kan._runtime import threads
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.rounds import prune_rounds, prune_step, train
@@ -80,7 +81,7 @@ def test_grid_update_crashes_without_compaction_and_not_with_it(dataset, trained
     adapter.set_edge_masks(broken, masks)
     # pykan itself crashes on the constant node at its next grid update ...
     with pytest.raises(UnboundLocalError, match="coef"):
-        with adapter.preserved_global_rng(0), contextlib.redirect_stdout(io.StringIO()):
+        with threads.preserved_global_rng(0), contextlib.redirect_stdout(io.StringIO()):
             broken.fit(dataset, steps=12, lamb=1e-2)
     # ... our training refuses it up front, naming the node ...
     with pytest.raises(ValueError, match=r"hidden nodes \[\(1, 1\)\]"):
@@ -245,7 +246,7 @@ def test_threshold_pruner_matches_pykan_prune(tmp_path, monkeypatch, dataset, tr
     # pykan's prune() turns checkpointing back on half-way; give it a folder of its own.
     (tmp_path / "ckpt").mkdir()
     theirs.ckpt_path = str(tmp_path / "ckpt")
-    with adapter.preserved_global_rng(), adapter.quiet_pykan():
+    with threads.preserved_global_rng(), adapter.quiet_pykan():
         pruned = theirs.prune()
     assert adapter.widths(pruned) == [len(ids) for ids in ours.node_ids_before_compaction]
     for a, b in zip(adapter.get_edge_masks(pruned), ours.masks_before_compaction, strict=True):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from emp_kan._runtime import threads
 from emp_kan.kan import adapter
 from emp_kan.kan.fast.optim import FlatAdam, FlatLBFGS
 from emp_kan.kan.fast.train import (
@@ -296,7 +297,7 @@ def test_one_thread_holds_torch_and_blas_to_one_thread_and_restores_the_callers_
         torch_before = torch.get_num_threads()
         blas_before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()
                        if i["user_api"] == "blas"]  # fmt: skip
-        with adapter.one_thread():
+        with threads.one_thread():
             assert torch.get_num_threads() == 1
             assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
         assert torch.get_num_threads() == torch_before

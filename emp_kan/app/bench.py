@@ -104,7 +104,7 @@ def parse_numbers(text: str, what: str) -> list[int]:
 
 def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
     """Raise ValueError for unknown methods and for equations pykan cannot serve."""
-    from emp_kan.kan import adapter
+    from emp_kan.data import feynman
 
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
@@ -114,8 +114,8 @@ def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
 
         require_operon()
     for eq in equations:
-        if eq in adapter.BROKEN_FEYNMAN:
-            raise ValueError(f"{adapter.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
+        if eq in feynman.BROKEN_FEYNMAN:
+            raise ValueError(f"{feynman.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
         if not 1 <= eq <= 120:
             raise ValueError(f"Feynman equations are numbered 1-120, got {eq}")
 
@@ -162,6 +162,7 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
 
 
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
+    from emp_kan.baselines import pykan_workflow
     from emp_kan.kan import adapter
     from emp_kan.symbolic.library import DEFAULT_LIBRARY
     from emp_kan.symbolic.recovery import is_exact_recovery
@@ -171,17 +172,17 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     x = data["train_input"]
     model = adapter.make_kan([len(names), settings.hidden, 1], grid=settings.grid, k=3, seed=seed)
     adapter.fit(model, data, settings.steps, settings.lamb, seed, engine="pykan")
-    model = adapter.pykan_prune(model, x)
+    model = pykan_workflow.pykan_prune(model, x)
     adapter.fit(model, data, settings.round_steps, 0.0, seed + 1, engine="pykan")
-    model = adapter.refine(model, 10, x)
+    model = pykan_workflow.refine(model, 10, x)
     adapter.fit(model, data, settings.round_steps, 0.0, seed + 2, engine="pykan")
     spline_rmse = adapter.rmse(model, data["test_input"], data["test_label"])
     edges = sum(int(m.sum()) for m in adapter.get_edge_masks(model))
     adapter.forward_pass(model, x)
-    adapter.auto_symbolic(model, [f for f in DEFAULT_LIBRARY])
+    pykan_workflow.auto_symbolic(model, [f for f in DEFAULT_LIBRARY])
     adapter.fit(model, data, settings.round_steps, 0.0, seed + 3, update_grid=False,
                 engine="pykan")
-    expr = adapter.pykan_formula(model, names)
+    expr = pykan_workflow.pykan_formula(model, names)
     rmse, r2 = evaluate_formula(expr, names, data["test_input"], data["test_label"])
     exact = bool(problem.truth is not None and is_exact_recovery(
         expr, problem.truth, names, test_r2=r2, ranges=problem.ranges))  # fmt: skip

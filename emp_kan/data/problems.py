@@ -18,8 +18,8 @@ import numpy as np
 import sympy as sp
 import torch
 
+from emp_kan.data import feynman
 from emp_kan.data.formula_parse import parse_formula
-from emp_kan.kan import adapter
 
 __all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges",
            "check_noise", "split_validation", "with_label_noise"]
@@ -91,7 +91,7 @@ def _check_samples(samples: int) -> None:
 def feynman_problem(number: int, samples: int = 1000, seed: int = 0) -> Problem:
     """Equation ``number`` of pykan's Feynman set, ``samples`` train and test rows each."""
     _check_samples(samples)
-    names, truth, fn, bounds = adapter.feynman_entry(number)
+    names, truth, fn, bounds = feynman.feynman_entry(number)
     data = _sample(lambda x: fn(x).reshape(-1, 1).float(), bounds, samples, samples, seed)
     return Problem(f"feynman-{number}", data, names, truth, bounds)
 

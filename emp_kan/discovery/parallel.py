@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from emp_kan._runtime import threads
 from emp_kan._runtime.forked import Child, usable_workers
 from emp_kan._runtime.memo import (
     Pending,
@@ -70,7 +71,7 @@ def _search_ahead_then_train(routes: list[Route], problem: Problem, config: Disc
     return {}, found
 
 
-@adapter.single_threaded
+@threads.single_threaded
 def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = False,
                  symbolic: bool = True) -> list[Route]:  # fmt: skip
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`.
@@ -130,7 +131,7 @@ def _found_ahead(child: Child, key: str) -> Any:
     return found[1] if found is not None and found[0] == key else None
 
 
-@adapter.single_threaded
+@threads.single_threaded
 def _claimed_routes(method: str, routes: list[Route], order: list[int], counter: Any,
                     problem: Problem, config: DiscoverConfig,
                     as_state: bool) -> dict[int, list[Candidate]]:  # fmt: skip

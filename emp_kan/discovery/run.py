@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from emp_kan._runtime import threads
 from emp_kan.data.problems import Problem, split_validation
 from emp_kan.discovery.candidates import Candidate, route_candidates
 from emp_kan.discovery.config import DiscoverConfig
@@ -96,7 +97,7 @@ def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPru
     raise ValueError(f"unknown method {method!r}; use 'emp' or 'threshold'")
 
 
-@adapter.single_threaded
+@threads.single_threaded
 def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
                config: DiscoverConfig, symbolic: bool = True) -> MethodRun:  # fmt: skip
     """Prune each route's model with ``pruner`` in the round loop, fit its formula, and choose

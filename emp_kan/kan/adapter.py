@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import importlib
 import io
 import logging
 import os
-import random
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from emp_kan._runtime.memo import digest, recall
+from emp_kan._runtime.threads import one_thread, preserved_global_rng
 
 log = logging.getLogger("emp_kan")
 
@@ -77,7 +76,7 @@ class _ImportedOnUse(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), attr)
 
 
-def _import_pykan() -> None:
+def import_pykan() -> None:
     """Import pykan, with :data:`_DEFERRED_SKLEARN` and :data:`_DEFERRED_MODULES` standing in
     for the real modules while it loads (those not loaded already). The stand-ins are taken
     out of ``sys.modules`` at once: any later import gets the real module."""
@@ -105,73 +104,13 @@ def _import_pykan() -> None:
 
 def _kan_module():
     """The module ``kan.MultKAN`` (the package shadows its name with the class)."""
-    _import_pykan()
+    import_pykan()
     return importlib.import_module("kan.MultKAN")
 
 
 def multkan_class() -> type:
     """pykan's ``MultKAN`` class (``kan.KAN`` is the same class)."""
     return _kan_module().MultKAN
-
-
-@contextlib.contextmanager
-def preserved_global_rng(seed: int | None = None) -> Iterator[None]:
-    """Run a block with the global ``random``, numpy and torch generators saved and restored.
-
-    Parameters
-    ----------
-    seed : int, optional
-        Seed all three generators on entry, so the block is reproducible.
-    """
-    py_state = random.getstate()
-    np_state = np.random.get_state()  # noqa: NPY002 - pykan uses the legacy global generator
-    torch_state = torch.random.get_rng_state()
-    try:
-        if seed is not None:
-            random.seed(seed)
-            np.random.seed(seed % 2**32)  # noqa: NPY002
-            torch.manual_seed(seed)
-        yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)  # noqa: NPY002
-        torch.random.set_rng_state(torch_state)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run a block with torch and the BLAS libraries numpy and scipy load on one thread each,
-    restoring the caller's counts afterwards.
-
-    Torch's CPU build calls MKL, whose dynamic threading picks a thread count per call from the
-    machine's load, so that sums are split, and rounded, differently from run to run: the same
-    seed stopped giving the same formula on a busy machine (2 runs in 6 of one test). One
-    thread is deterministic, and the models here are too small to gain from more. numpy's and
-    scipy's OpenBLAS start a thread per CPU for the symbolic stage's small solves: with the
-    methods side by side (see emp_kan.discovery.run) the four threads on two CPUs made the
-    default discover 31.4 s against 26.7 s on one thread each.
-    """
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    limits = threadpool_limits(limits=1)
-    try:
-        yield
-    finally:
-        limits.restore_original_limits()
-        torch.set_num_threads(before)
-
-
-def single_threaded(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` run inside :func:`one_thread` (for the library's entry points)."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with one_thread():
-            return function(*args, **kwargs)
-
-    return wrapper
 
 
 class _SilentTqdm:
@@ -198,7 +137,7 @@ def _deterministic_curve2coef(x_eval, y_eval, grid, k):
     Shapes: ``x_eval (batch, in)``, ``y_eval (batch, in, out)``, ``grid (in, G + 2k + 1)``;
     returns ``coef (in, out, G + k)``.
     """
-    _import_pykan()
+    import_pykan()
     from kan.spline import B_batch
 
     batch, in_dim = x_eval.shape
@@ -234,7 +173,7 @@ def quiet_pykan() -> Iterator[None]:
             log.debug("pykan said: %s", text)
 
 
-def _make_inert(model: Any) -> Any:
+def make_inert(model: Any) -> Any:
     # auto_save=True makes fit/prune write ./model (or crash when it is missing).
     model.auto_save = False
     return model
@@ -293,7 +232,7 @@ def clone_model(model: Any) -> Any:
         clone = copy.deepcopy(model)
     finally:
         model.__dict__.update(stash)
-    return _make_inert(clone)
+    return make_inert(clone)
 
 
 def model_state(model: Any) -> dict[str, Any]:
@@ -345,7 +284,7 @@ def save_checkpoint(model: Any, prefix: str | os.PathLike) -> list[Path]:
 
 def load_checkpoint(prefix: str | os.PathLike) -> Any:
     """The model :func:`save_checkpoint` wrote (pykan's ``KAN.loadckpt``, no other file)."""
-    _import_pykan()
+    import_pykan()
     from kan import KAN
 
     model = KAN.loadckpt(str(prefix))
@@ -487,7 +426,7 @@ def remove_nodes(model: Any, keep: Sequence[Sequence[int]]) -> Any:
         )
     smaller.symbolic_enabled = model.symbolic_enabled
     smaller.save_act = model.save_act
-    return _make_inert(smaller)
+    return make_inert(smaller)
 
 
 def fit(
@@ -534,7 +473,7 @@ def fit(
             f"hidden nodes {dead} (layer, index) have no live input or output edge; remove them "
             "first (emp_kan.pruning.rounds.prune_step compacts the model)"
         )
-    _make_inert(model)
+    make_inert(model)
     from emp_kan.kan.fast import train as fast
 
     with preserved_global_rng(seed), quiet_pykan(), one_thread():
@@ -588,7 +527,7 @@ def solve_last_layer_splines(model: Any, x: torch.Tensor, y: torch.Tensor) -> bo
     bool
         Whether the model was updated.
     """
-    _import_pykan()
+    import_pykan()
     from kan.spline import B_batch
 
     last = model.depth - 1
@@ -633,76 +572,3 @@ def rmse(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
         return float(torch.sqrt(torch.mean((pred - y) ** 2)))
 
 
-# pykan's own Feynman table has three entries that disagree with their formula or fail.
-BROKEN_FEYNMAN = {
-    20: "entry 20 (I.16.6) computes u*v where its formula says u+v",
-    113: "entry 113 swaps x and y between its data and its formula",
-    114: "entry 114 raises IndexError inside pykan",
-}
-
-
-def feynman_entry(number: int) -> tuple[list[str], Any, Any, list[tuple[float, float]]]:
-    """pykan's Feynman equation ``number`` (1-120): (names, sympy truth, torch fn, ranges).
-
-    Raises ValueError for numbers outside 1-120 and for the broken entries 20, 113 and 114.
-    """
-    if isinstance(number, bool) or not isinstance(number, (int, np.integer)):
-        raise ValueError(f"Feynman equations are numbered 1-120, got {number!r}")
-    if number in BROKEN_FEYNMAN:
-        raise ValueError(f"{BROKEN_FEYNMAN[number]}; pick another equation")
-    if not 1 <= number <= 120:
-        raise ValueError(f"Feynman equations are numbered 1-120, got {number}")
-    _import_pykan()
-    from kan.feynman import get_feynman_dataset
-
-    with preserved_global_rng(), quiet_pykan():
-        symbols, expr, fn, ranges = get_feynman_dataset(int(number))
-    symbols = list(symbols) if isinstance(symbols, (list, tuple)) else [symbols]
-    names = [str(s) for s in symbols]
-    if not isinstance(ranges[0], (list, tuple)):
-        ranges = [ranges] * len(names)
-    bounds = [(float(lo), float(hi)) for lo, hi in ranges]
-    return names, expr, fn, bounds
-
-
-def pykan_prune(model: Any, x: torch.Tensor, node_th: float = 1e-2, edge_th: float = 3e-2) -> Any:
-    """pykan's ``model.prune(node_th, edge_th)`` on a fresh forward pass over ``x``, file-free.
-
-    The same steps as pykan's ``prune()`` (``prune_node``, re-attribution, ``prune_edge``)
-    without its checkpoint log, which would write ``./model`` or crash when it is missing.
-    """
-    forward_pass(model, x)
-    with preserved_global_rng(), quiet_pykan():
-        smaller = _make_inert(model.prune_node(node_th, log_history=False))
-        forward_pass(smaller, x)
-        smaller.attribute()
-        smaller.prune_edge(edge_th, log_history=False)
-    return smaller
-
-
-def refine(model: Any, new_grid: int, x: torch.Tensor) -> Any:
-    """pykan's ``refine(new_grid)`` (a finer spline grid fitted to the old curves), file-free."""
-    forward_pass(model, x)
-    with preserved_global_rng(), quiet_pykan():
-        finer = model.refine(new_grid)
-    return _make_inert(finer)
-
-
-def auto_symbolic(model: Any, library: Sequence[str]) -> None:
-    """pykan's ``auto_symbolic`` with its defaults and ``lib=library``, silent and file-free."""
-    _make_inert(model)
-    model.symbolic_enabled = True
-    with preserved_global_rng(), quiet_pykan():
-        model.auto_symbolic(lib=list(library), verbose=0)
-
-
-def pykan_formula(model: Any, names: Sequence[str]) -> Any:
-    """pykan's own ``symbolic_formula`` for output 0, in the given variable names."""
-    import warnings
-
-    import sympy
-
-    with quiet_pykan(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pykan converts tensors that require grad
-        expr = model.symbolic_formula(var=[sympy.Symbol(n) for n in names])[0][0]
-    return expr

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from emp_kan._runtime import threads
 from emp_kan.data.problems import split_validation
 from emp_kan.kan import adapter
 from emp_kan.kan.fast.train import data_loss
@@ -276,7 +277,7 @@ class StepOutcome:
         return adapter.widths(self.model)[1:-1]
 
 
-@adapter.single_threaded
+@threads.single_threaded
 def prune_once(model: Any, x: torch.Tensor, pruner: EMPPruner | ThresholdPruner) -> StepOutcome:
     """Prune ``model`` once, with no retraining: the EMP paper's one-shot recipe.
 
@@ -414,7 +415,7 @@ def prune_step(
 # --- training and the loop ----------------------------------------------------------------
 
 
-@adapter.single_threaded
+@threads.single_threaded
 def train(
     model: Any,
     dataset: Mapping[str, torch.Tensor],
@@ -495,7 +496,7 @@ def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt, update_g
     return losses, ""
 
 
-@adapter.single_threaded
+@threads.single_threaded
 def prune_rounds(
     model: Any,
     dataset: Mapping[str, torch.Tensor],

@@ -49,6 +49,7 @@ import sympy as sp
 import torch
 from tqdm.auto import tqdm
 
+from emp_kan._runtime import threads
 from emp_kan.data.formula_parse import as_expression
 from emp_kan.data.problems import split_validation
 from emp_kan.kan import adapter
@@ -817,7 +818,7 @@ def _same_values(one, other, symbols, x: torch.Tensor) -> bool:
                 and np.allclose(a, b, rtol=1e-10, atol=0.0))  # fmt: skip
 
 
-@adapter.single_threaded
+@threads.single_threaded
 def fit_formula(
     source: Any,
     dataset: Mapping[str, torch.Tensor],
@@ -898,7 +899,7 @@ def fit_formula(
     n_edges = int(sum(int(m.sum()) for m in adapter.numeric_edge_masks(model)))
     bar = tqdm(total=n_edges, desc="symbolic fit", disable=not progress, leave=False)
 
-    with adapter.preserved_global_rng(seed):
+    with threads.preserved_global_rng(seed):
         n_layers = len(widths) - 1
         for layer in range(n_layers):
             start = len(fits)
