@@ -63,7 +63,7 @@ def one_seed(seed: int, steps: int) -> dict:
 
     x_tr, x_te, y_tr, y_te = digits_split()
     start = time.perf_counter()
-    clf = EMPKANClassifier(width=(64,), steps=steps, prune_schedule="none", seed=seed)
+    clf = EMPKANClassifier(hidden=(64,), steps=steps, prune_schedule="none", seed=seed)
     clf.fit(x_tr, y_tr)
     seconds = time.perf_counter() - start
     dense = clf.dense_model_

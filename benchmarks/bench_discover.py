@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/bench_discover.py [--base COMMIT] [--repeats 2]``
 
 The base commit is checked out into a temporary git worktree (removed afterwards) and both
-trees run ``emp-kan discover --quiet --out DIR`` (Feynman eq. 37, both methods) in fresh
+trees run ``emp-kan discover --no-progress --out DIR`` (Feynman eq. 37, both methods) in fresh
 processes with the same interpreter, alternating. This tree runs as installed by bootstrap.sh:
 its loops compiled ahead (``python -m emp_kan.app.precompile`` is run on it first). A third
 column runs this tree's HEAD commit from a fresh worktree with ``PYTHONDONTWRITEBYTECODE=1``,
@@ -27,7 +27,7 @@ def run(tree: Path, out: Path, **env_extra: str) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree), **env_extra)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "emp_kan.app.cli" if (tree / "emp_kan/app").exists()
-                    else "emp_kan.cli", "discover", "--quiet", "--out", str(out)],
+                    else "emp_kan.cli", "discover", "--no-progress", "--out", str(out)],
                    cwd=out.parent, env=env, check=True, capture_output=True)  # fmt: skip
     return time.perf_counter() - start
 

@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score
 
 from emp_kan import EMPKANClassifier
 
-SMALL = {"width": (8,), "steps": 25, "lr": 0.05}
+SMALL = {"hidden": (8,), "steps": 25, "lr": 0.05}
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +72,9 @@ def test_the_round_loop_prunes_a_classifier_on_validation_cross_entropy(digits):
 
 
 @pytest.mark.parametrize("params, labels, message", [
-    ({"method": "magic"}, None, "unknown method 'magic'"),
+    ({"method": "magic"}, None, "method must be one of emp, threshold, got 'magic'"),
     ({"prune_schedule": "twice"}, None, "prune_schedule must be one of"),
-    ({"opt": "SGD"}, None, "opt must be 'Adam' or 'LBFGS'"),
+    ({"opt": "SGD"}, None, "opt must be one of Adam, LBFGS"),
     ({}, "one", "one class only"),
 ])  # fmt: skip
 def test_bad_settings_fail_before_training(digits, params, labels, message):

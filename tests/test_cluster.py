@@ -75,7 +75,7 @@ def test_a_bench_on_a_real_cluster_survives_a_lost_worker(tmp_path):
         bench = subprocess.Popen(
             [sys.executable, "-m", "emp_kan.app.cli", "bench", "--equations", EQUATIONS,
              "--methods", "emp", "--scheduler", address, "--out", str(out), "--samples", "40",
-             "--steps", "8", "--round-steps", "2", "--rounds", "1", "--quiet"],
+             "--steps", "8", "--round-steps", "2", "--rounds", "1", "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         deadline = time.time() + 300
         while time.time() < deadline and bench.poll() is None:

@@ -1,13 +1,16 @@
-"""One set of defaults: prune_rounds, the CLI, the estimator and the bench agree."""
+"""One declaration of every setting: the CLI, the estimators and the bench derive from it."""
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import fields
 
-from emp_kan import EMPKANRegressor, prune_rounds
+import pytest
+
+from emp_kan import EMPKANClassifier, EMPKANRegressor, prune_rounds
 from emp_kan.app.bench import BenchSettings
 from emp_kan.app.cli import build_parser
-from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.config import DiscoverConfig, settings_for
 from emp_kan.pruning.schedule import DEFAULT_SCHEDULE
 
 
@@ -17,20 +20,54 @@ def _discover_defaults() -> dict:
     return vars(sub.choices["discover"].parse_args([]))
 
 
-def test_the_four_entry_points_share_one_set_of_defaults():
+def test_every_entry_point_takes_the_tables_settings_with_its_defaults():
+    config = DiscoverConfig()
+    cli = _discover_defaults()
+    for name, (default, setting) in settings_for("cli").items():
+        expected = default if setting.cli_default is None else setting.cli_default
+        assert cli[name] == expected, name
+    est = EMPKANRegressor().get_params()
+    for name, (default, _) in settings_for("estimator").items():
+        assert est[name] == default == getattr(config, name), name
+    bench = BenchSettings()
+    for name, (default, _) in settings_for("bench").items():
+        assert getattr(bench, name) == default, name
+    assert {f.name for f in fields(BenchSettings)} == {"samples", *settings_for("bench")}
+
+
+def test_the_round_loop_defaults_are_the_settings_defaults():
     config = DiscoverConfig()
     loop = inspect.signature(prune_rounds).parameters
-    cli = _discover_defaults()
-    est = EMPKANRegressor().get_params()
-    bench = BenchSettings()
     assert config.tol == DEFAULT_SCHEDULE.tol and config.floor == DEFAULT_SCHEDULE.floor
+    assert config.validation_fraction == DEFAULT_SCHEDULE.validation_fraction
     assert loop["schedule"].default is None  # None means DEFAULT_SCHEDULE
-    assert loop["rounds"].default == config.rounds == cli["rounds"] == est["rounds"]
-    assert config.rounds == bench.rounds
-    assert loop["steps"].default == config.round_steps == cli["round_steps"]
-    assert config.round_steps == est["round_steps"] == bench.round_steps
-    for name in ("tol", "floor", "lamb", "steps", "beta"):
-        assert getattr(config, name) == cli[name] == est[name], name
-    for name in ("tol", "floor", "lamb", "steps", "grid"):
-        assert getattr(config, name) == getattr(bench, name), name
-    assert cli["prune"] == est["prune"] == config.prune == "both"
+    assert loop["rounds"].default == config.rounds
+    assert loop["steps"].default == config.round_steps
+
+
+def test_the_estimators_take_keywords_only_and_store_them_as_given():
+    with pytest.raises(TypeError):
+        EMPKANRegressor((3,))  # keyword-only, as scikit-learn recommends
+    with pytest.raises(TypeError, match="unexpected keyword.*width"):
+        EMPKANRegressor(width=(3,))
+    est = EMPKANRegressor(hidden=[3], beta="not checked until fit")
+    assert est.hidden == [3] and est.beta == "not checked until fit"
+    assert EMPKANClassifier().get_params()["hidden"] == (64,)  # its own default
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("beta", 0.0, "beta must be a positive finite number"),
+    ("hidden", (0,), "hidden must be at least 1 positive whole number"),
+    ("route", "sqrt", "route must be one of auto, none, log, log-y"),
+    ("validation_fraction", 1.0, "validation_fraction must be a finite number > 0 and < 1"),
+    ("progress", 1, "progress must be True or False"),
+    ("library", ("x", "nonsense"), "nonsense"),
+])  # fmt: skip
+def test_one_validator_names_the_setting_at_every_entry(name, value, message):
+    import numpy as np
+
+    with pytest.raises(ValueError, match=message):
+        DiscoverConfig(**{name: value}).check()
+    X = np.zeros((20, 2))
+    with pytest.raises(ValueError, match=message):
+        EMPKANRegressor(**{name: value}).fit(X, X[:, 0])

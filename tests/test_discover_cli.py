@@ -16,7 +16,7 @@ from emp_kan._runtime.forked import usable_workers
 from emp_kan.app.cli import main
 from emp_kan.data.formula_parse import parse_formula
 
-TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1", "--quiet"]
+TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1", "--no-progress"]
 
 
 @pytest.mark.parametrize(
@@ -34,9 +34,9 @@ TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1"
         (["discover", "--csv", "nope.csv", "--target", "y"], "no such CSV file"),
         (["discover", "--csv", "data.csv"], "--csv needs --target"),
         (["discover", "--library", "x,bessel"], "unknown library function"),
-        (["discover", "--width", "3,5,1"], "--width is replaced by --hidden"),
-        (["discover", "--hidden", "5,0"], "positive layer sizes"),
-        (["discover", "--edge-score", "magic"], "unknown edge_score 'magic'"),
+        (["discover", "--hidden", "5,0"], "hidden must be at least 1 positive whole number"),
+        (["discover", "--hidden", "5,x"], "--hidden: expected comma-separated values"),
+        (["discover", "--edge-score", "magic"], "--edge-score: invalid choice: 'magic'"),
         (["discover", "--beta", "0"], "beta must be a positive finite number"),
         (["discover", "--prune", "splines"], "invalid choice"),
         (["discover", "--formula", "foo(x)", "--ranges", "x=0:1"], "unknown function 'foo'"),
@@ -126,7 +126,7 @@ def test_a_failed_run_leaves_no_partial_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupt)
     argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--hidden", "2",
-            "--no-compare", "--out", "out", *TINY]  # fmt: skip
+            "--compare", "none", "--out", "out", *TINY]  # fmt: skip
     assert main(argv) == 130
     assert os.listdir(tmp_path) == []
 
@@ -134,7 +134,7 @@ def test_a_failed_run_leaves_no_partial_folder(tmp_path, monkeypatch):
 def _bench(out: Path, equations: str) -> list[str]:
     return [sys.executable, "-m", "emp_kan.app.cli", "bench", "--equations", equations,
             "--methods", "emp,threshold", "--out", str(out), "--samples", "30", "--steps", "2",
-            "--round-steps", "1", "--rounds", "1", "--quiet"]  # fmt: skip
+            "--round-steps", "1", "--rounds", "1", "--no-progress"]  # fmt: skip
 
 
 def test_killed_bench_resumes_with_every_task_exactly_once(tmp_path):
@@ -229,13 +229,14 @@ def test_bench_refuses_to_mix_settings(tmp_path, capsys):
            "settings_hash": settings_hash(BenchSettings(samples=500, steps=50))}  # fmt: skip
     (out / "results.jsonl").write_text(json.dumps(row) + "\n")
     before = _snapshot(out)
-    argv = ["bench", "--equations", "1", "--out", str(out), "--steps", "7", "--quiet"]
+    argv = ["bench", "--equations", "1", "--out", str(out), "--steps", "7", "--no-progress"]
     assert main(argv) == 2
     assert "other settings" in capsys.readouterr().err
     assert _snapshot(out) == before
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "summary.md").write_text("my own summary")
-    assert main(["bench", "--equations", "1", "--out", str(tmp_path / "mine"), "--quiet"]) == 2
+    argv = ["bench", "--equations", "1", "--out", str(tmp_path / "mine"), "--no-progress"]
+    assert main(argv) == 2
     assert "no bench results.jsonl" in capsys.readouterr().err
 
 
@@ -244,7 +245,7 @@ def test_an_empty_user_folder_is_filled_not_replaced(tmp_path, monkeypatch):
     Path("out").mkdir(mode=0o750)
     inode = os.stat("out").st_ino
     argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--hidden", "2",
-            "--no-compare", "--out", "out", *TINY]  # fmt: skip
+            "--compare", "none", "--out", "out", *TINY]  # fmt: skip
     assert main(argv) == 0
     assert os.stat("out").st_ino == inode and (os.stat("out").st_mode & 0o777) == 0o750
     assert "report.json" in os.listdir("out") and sorted(os.listdir(tmp_path)) == ["out"]
@@ -265,7 +266,7 @@ def test_bench_refuses_a_results_folder_holding_other_files(tmp_path, capsys):
     out.mkdir()
     (out / "results.jsonl").write_text("")
     (out / "notes.txt").write_text("mine")
-    assert main(["bench", "--equations", "1", "--out", str(out), "--quiet"]) == 2
+    assert main(["bench", "--equations", "1", "--out", str(out), "--no-progress"]) == 2
     assert "did not write (notes.txt)" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -287,7 +288,7 @@ def test_the_report_holds_the_pruned_kan_as_a_pykan_checkpoint(tmp_path):
     from emp_kan.kan import adapter
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
-    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
                             compare=False)  # fmt: skip
     report, runs = discover(problem, config)
     write_report(tmp_path / "out", report, runs, problem)
@@ -308,7 +309,7 @@ def test_a_finished_method_is_handed_over_while_the_other_runs_and_drawn_the_sam
     from emp_kan.discovery.discover import discover
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
-    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
                             workers=2)  # fmt: skip
     calls = []
     report, runs = discover(problem, config, on_run=lambda m, run: calls.append((m, run)))
@@ -339,7 +340,7 @@ def test_the_summary_names_the_routes_run_and_skipped():
                 "test_r2": 1.0, "edges": {"initial": 4, "final": 1},
                 "nodes": {"initial": 2, "final": 1}, "rejected_attempts": 0,
                 "timings": {"train": 1.0, "prune": 1.0, "symbolic": 1.0},
-                "candidates": [{"transform": r} for r in routes], "skipped_routes": skipped}
+                "candidates": [{"route": r} for r in routes], "skipped_routes": skipped}
 
     report = {**run("emp", ["none", "none"], ["log", "log-y"]), "truth": "x",
               "baseline": run("threshold", ["none", "log", "log-y"], [])}  # fmt: skip

@@ -10,7 +10,7 @@ from sklearn.base import clone
 
 from emp_kan import EMPKANRegressor
 
-SMALL = {"width": (2,), "steps": 8, "round_steps": 2, "rounds": 1}
+SMALL = {"hidden": (2,), "steps": 8, "round_steps": 2, "rounds": 1}
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ def test_bad_input_raises_before_training(X, y, message):
 
 def test_the_estimator_runs_the_threshold_pruner_and_rejects_unknown_ones(xy):
     X, y = xy
-    with pytest.raises(ValueError, match="unknown method 'magic'; use 'emp' or 'threshold'"):
+    with pytest.raises(ValueError, match="method must be one of emp, threshold, got 'magic'"):
         EMPKANRegressor(method="magic").fit(X, y)
-    with pytest.raises(ValueError, match="unknown node_score"):
+    with pytest.raises(ValueError, match="node_score must be one of"):
         EMPKANRegressor(node_score="magic").fit(X, y)
     est = EMPKANRegressor(**SMALL, method="threshold", symbolic=False).fit(X, y)
     assert est.result_.pruner.startswith("ThresholdPruner")
@@ -129,7 +129,7 @@ def test_a_log_route_estimator_saves_and_predicts_the_same(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.uniform(0.5, 2, size=(60, 2)) * np.where(rng.random((60, 1)) < 0.5, -1, 1)
     y = X[:, 0] * X[:, 1] ** 2
-    est = EMPKANRegressor(**SMALL, transform="log").fit(X, y)
+    est = EMPKANRegressor(**SMALL, route="log").fit(X, y)
     assert est.transform_ is not None and est.score(X, y) > 0.9
     back = EMPKANRegressor.load(est.save(tmp_path / "m.empkan"))
     np.testing.assert_array_equal(back.predict(X), est.predict(X))
@@ -154,7 +154,7 @@ def test_a_log_y_route_estimator_predicts_from_its_inputs_as_given():
     rng = np.random.default_rng(2)
     X = rng.uniform(-1, 1, size=(60, 1))
     y = np.exp(np.sin(2 * X[:, 0]))
-    est = EMPKANRegressor(**SMALL, transform="log-y").fit(X, y)
+    est = EMPKANRegressor(**SMALL, route="log-y").fit(X, y)
     assert est.transform_ is not None and not est.transform_.log_inputs
     # The KAN predicts log|y| from x itself: its exp must match the labels, not garbage.
     assert est.score(X, y) > 0.9

@@ -106,12 +106,12 @@ def test_the_fit_finds_the_power_and_the_frequency(power, frequency, name):
 
 def test_discover_offers_the_product_and_chooses_it_on_validation_rows():
     problem = formula_problem("x*sin(y)", "x=-1:1,y=0:6", samples=200)
-    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=10, round_steps=5, rounds=1,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=10, round_steps=5, rounds=1,
                             compare=False)  # fmt: skip
     report, runs = discover(problem, config)
     names = [c["candidate"] for c in report["candidates"]]
     assert "product-1" in names
-    assert report["transform"].startswith("product-")
+    assert report["candidate"].startswith("product-")
     assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
                              ranges=problem.ranges)  # fmt: skip
 
@@ -134,8 +134,8 @@ def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
 def test_discover_searches_products_once_for_both_methods(caplog):
     problem = formula_problem("x*sin(y)", "x=-1:1,y=0:6", samples=200)
     # One after the other in one process: side by side each process searches on its own CPU.
-    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=10, round_steps=5, rounds=1,
-                            transform="none", workers=1)  # fmt: skip
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=10, round_steps=5, rounds=1,
+                            route="none", workers=1)  # fmt: skip
     with caplog.at_level(logging.INFO, logger="emp_kan"):
         report, _ = discover(problem, config)
     shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]

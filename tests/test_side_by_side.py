@@ -19,7 +19,7 @@ from tests.conftest import different_tensors, report_differences
 pytestmark = pytest.mark.skipif(usable_workers(2) < 2,
                                 reason="needs two CPUs and fork")  # fmt: skip
 
-SMALL = {"width": [2, 2, 1], "grid": 3, "steps": 8, "round_steps": 4, "rounds": 1}
+SMALL = {"hidden": (2,), "grid": 3, "steps": 8, "round_steps": 4, "rounds": 1}
 
 
 def _problem():
@@ -81,7 +81,7 @@ def test_with_every_route_a_baselines_process_that_dies_is_named_too(monkeypatch
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
 def test_workers_must_be_a_whole_number_of_at_least_one(workers):
     with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
-        DiscoverConfig(workers=workers).check(2)
+        DiscoverConfig(workers=workers).check()
 
 
 def test_no_more_workers_than_cpus():
@@ -237,7 +237,7 @@ def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(
     one, _ = discover.discover(problem, DiscoverConfig(workers=1, all_routes=True, **SMALL))
     monkeypatch.setattr(parallel, "_claimed_routes", waiting_for_the_other)
     two, _ = discover.discover(problem, DiscoverConfig(workers=2, all_routes=True, **SMALL))
-    assert [c["transform"] for c in two["baseline"]["candidates"]].count("log-y") >= 1
+    assert [c["route"] for c in two["baseline"]["candidates"]].count("log-y") >= 1
     assert report_differences(one, two) == []
     assert not multiprocessing.active_children()
 

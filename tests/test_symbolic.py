@@ -334,7 +334,7 @@ def test_one_pruned_model_gives_one_formula_on_every_call():
     from emp_kan.pruning.rounds import prune_rounds
 
     problem = formula_problem("x*sin(y)", "x=0.5:2,y=0.5:3", samples=150)
-    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=8, round_steps=4, rounds=1, workers=1)
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=8, round_steps=4, rounds=1, workers=1)
     route = next(r for r in train_routes(problem, config) if r.name == "log")
     pruned = prune_rounds(route.trained, route.problem.dataset, make_pruner("emp", config),
                           rounds=config.rounds, steps=config.round_steps, lamb=config.lamb,
@@ -345,7 +345,8 @@ def test_one_pruned_model_gives_one_formula_on_every_call():
         _heap_noise = [np.empty(17 * (k + 1) + j) for j in range(k * 5)]  # moves allocations
         formulas.add(str(fit_formula(pruned, route.problem.dataset, variables=problem.variables,
                                      library=config.library, seed=config.seed,
-                                     validation=config.validation).expression))  # fmt: skip
+                                     validation=config.validation_fraction,
+                                     ).expression))  # fmt: skip
     assert len(formulas) == 1, formulas
 
 

@@ -63,8 +63,8 @@ def test_no_log_route_where_it_cannot_hold(labels, reason):
 
 def test_asking_for_log_where_it_cannot_hold_fails_before_training():
     problem = formula_problem("x + y", "x=-1:1,y=-1:1", samples=50)
-    with pytest.raises(ValueError, match="log transform does not apply.*sign of the label"):
-        plan_routes(problem, DiscoverConfig(transform="log"))
+    with pytest.raises(ValueError, match="log route does not apply.*sign of the label"):
+        plan_routes(problem, DiscoverConfig(route="log"))
     assert [r.name for r in plan_routes(problem, DiscoverConfig())] == ["none"]
 
 
@@ -116,7 +116,7 @@ def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
 
 def test_discover_finds_a_ratio_of_powers_through_the_log_route():
     problem = formula_problem("a*b**2/c", "a=-1:1,b=0.5:2,c=0.5:2", samples=200)
-    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=15, round_steps=5, rounds=2,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2,
                             compare=False, all_routes=True)  # fmt: skip
     report, runs = discover(problem, config)
     assert report["skipped_routes"] == []
@@ -124,8 +124,8 @@ def test_discover_finds_a_ratio_of_powers_through_the_log_route():
     assert {"none", "log", "log-y", "power-law"} <= set(routes)
     assert sum(c["chosen"] for c in routes.values()) == 1
     # power-law-all is the same straight-edge reading over every input: equal on a monomial
-    assert report["transform"] in ("log", "power-law", "power-law-all")
-    assert routes[report["transform"]]["chosen"]
+    assert report["candidate"] in ("log", "power-law", "power-law-all")
+    assert routes[report["candidate"]]["chosen"]
     assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
                              ranges=problem.ranges)  # fmt: skip
     assert report["test_r2"] > 0.999
@@ -137,7 +137,7 @@ def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, cap
     from emp_kan.discovery import routes as route_module
 
     problem = formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=40)
-    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=2, compare=False)
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=2, compare=False)
     real = route_module.train_dense
 
     def diverging(route_problem, route_config):
@@ -150,35 +150,35 @@ def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, cap
     assert [r.name for r in routes] == ["none"]
     assert "log route was left out" in caplog.text
     with pytest.raises(RuntimeError):  # asked for explicitly, a failure is the user's to see
-        parallel.train_routes(problem, DiscoverConfig(width=[2, 2, 1], steps=2,
-                                                      transform="log"))  # fmt: skip
+        parallel.train_routes(problem, DiscoverConfig(hidden=(2,), steps=2,
+                                                      route="log"))  # fmt: skip
 
 
 def test_routes_after_one_with_a_formula_at_the_noise_floor_are_skipped_and_named(caplog):
     problem = formula_problem("a*b**2/c", "a=-1:1,b=0.5:2,c=0.5:2", samples=200)
-    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=15, round_steps=5, rounds=2,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2,
                             compare=False)  # fmt: skip
     with caplog.at_level("INFO", logger="emp_kan"):
         report, runs = discover(problem, config)
     # The log route is tried first, and its power law is the law: the others could only tie.
     assert report["skipped_routes"] == ["none", "log-y"]
     assert "routes none, log-y skipped: route log has a formula at the noise floor" in caplog.text
-    assert {c["transform"] for c in report["candidates"]} == {"log"}
+    assert {c["route"] for c in report["candidates"]} == {"log"}
     assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
                              ranges=problem.ranges)  # fmt: skip
     every, _ = discover(problem, replace(config, all_routes=True))
-    assert {c["transform"] for c in every["candidates"]} == {"none", "log", "log-y"}
+    assert {c["route"] for c in every["candidates"]} == {"none", "log", "log-y"}
     assert every["formula"] == report["formula"]
 
 
 def test_every_route_runs_while_no_formula_reaches_the_noise_floor():
     # With label noise no formula can reach the floor: every route is trained and run.
     problem = formula_problem("a*b**2/c", "a=0.5:2,b=0.5:2,c=0.5:2", samples=200)
-    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=15, round_steps=5, rounds=2,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2,
                             compare=False, noise=0.05)  # fmt: skip
     report, _ = discover(problem, config)
     assert report["skipped_routes"] == []
-    assert {c["transform"] for c in report["candidates"]} == {"none", "log", "log-y"}
+    assert {c["route"] for c in report["candidates"]} == {"none", "log", "log-y"}
 
 
 def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_fail(
@@ -187,7 +187,7 @@ def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_
     from emp_kan.discovery import routes as route_module
     from emp_kan.discovery import run as method_run
 
-    config = DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
                             compare=False)  # fmt: skip
     problem = with_label_noise(formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=60), 0.05,
                                seed=0)  # no formula at the floor: every route is reached
@@ -209,7 +209,7 @@ def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_
     assert "log-y route was left out" in caplog.text
     assert routes[2].left_out and routes[0].trained is not None
     # Candidates in the routes' own order, whatever order they were tried in.
-    assert list(dict.fromkeys(c["transform"] for c in run.front)) == ["none", "log"]
+    assert list(dict.fromkeys(c["route"] for c in run.front)) == ["none", "log"]
     # Without the symbolic stage the data route is kept anyway: no other is trained.
     fresh = parallel.train_routes(problem, config, only_first=True, symbolic=False)
     assert fresh[0].trained is not None and fresh[1].trained is fresh[2].trained is None
@@ -226,12 +226,12 @@ def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():
     routes = {r.name: r for r in plan_routes(problem, DiscoverConfig())}
     assert set(routes) == {"none", "log", "log-y"}
     log_y = routes["log-y"]
-    assert not log_y.transform.log_inputs
+    assert not log_y.log_transform.log_inputs
     # Inputs as given, labels logged: log|exp(sin(x))| = sin(x).
     assert torch.equal(log_y.problem.dataset["train_input"], problem.dataset["train_input"])
     assert torch.allclose(log_y.problem.dataset["train_label"],
                           torch.sin(problem.dataset["train_input"]), atol=1e-6)  # fmt: skip
-    found = direct_formulas(_placeholder_formula(problem.variables), log_y.transform,
+    found = direct_formulas(_placeholder_formula(problem.variables), log_y.log_transform,
                             log_y.problem.dataset, problem.dataset, 0.2, DEFAULT_LIBRARY)
     x = sp.Symbol("x", real=True)
     assert any(sp.simplify(f.expression - sp.exp(sp.sin(x))) == 0 for f in found)
@@ -268,11 +268,11 @@ def test_label_transforms_apply_only_where_they_are_defined():
 
 def test_the_power_law_over_every_input_is_a_candidate_of_the_data_as_given():
     problem = formula_problem("q/(4*pi*e*r)", "q=0.5:2,e=0.5:2,r=0.5:2", samples=200)
-    config = DiscoverConfig(width=[3, 2, 1], grid=3, steps=5, round_steps=3, rounds=1,
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=5, round_steps=3, rounds=1,
                             compare=False, all_routes=True)  # fmt: skip
     report, _ = discover(problem, config)
     found = {c["candidate"]: c for c in report["candidates"]}["power-law-all"]
-    assert found["transform"] == "none"  # read beside the KAN of the data as given
+    assert found["route"] == "none"  # read beside the KAN of the data as given
     assert is_exact_recovery(found["formula"], problem.truth, problem.variables,
                              ranges=problem.ranges)  # fmt: skip
 

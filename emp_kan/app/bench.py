@@ -31,12 +31,12 @@ import statistics
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, field, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from emp_kan._runtime.io import atomic_write_text, staged_file
-from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.config import DiscoverConfig, settings_for
 
 log = logging.getLogger("emp_kan")
 
@@ -58,25 +58,29 @@ __all__ = [
 ]
 
 
-_DEFAULTS = DiscoverConfig()
+def _check_bench_settings(self: Any) -> Any:
+    """The settings in their canonical types, or ValueError naming the first that cannot
+    work (the settings table's checks, and at least 10 rows)."""
+    checked = {name: setting.check.check(name, getattr(self, name))
+               for name, (_, setting) in settings_for("bench").items()}  # fmt: skip
+    if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 10:
+        raise ValueError(f"samples must be a whole number >= 10, got {self.samples!r}")
+    return replace(self, **checked)
 
 
-@dataclass
-class BenchSettings:
-    """Budget of every task (the same for every method)."""
-
-    samples: int = 500
-    steps: int = _DEFAULTS.steps
-    round_steps: int = _DEFAULTS.round_steps
-    rounds: int = _DEFAULTS.rounds
-    lamb: float = _DEFAULTS.lamb
-    tol: float = _DEFAULTS.tol
-    floor: float = _DEFAULTS.floor
-    grid: int = _DEFAULTS.grid
-    hidden: int = 5
-    transform: str = _DEFAULTS.transform
-    noise: float = 0.0  # Gaussian label noise, in units of the label standard deviation
-    all_routes: bool = False  # every route, also after one at the noise floor (run_method)
+#: Budget of every task (the same for every method): the rows per task and the settings the
+#: table marks for the bench (:func:`emp_kan.discovery.config.settings_for`).
+BenchSettings = make_dataclass(
+    "BenchSettings",
+    [("samples", int, field(default=500))]
+    + [(name, Any, field(default=default))
+       for name, (default, _) in settings_for("bench").items()],
+    namespace={"check": _check_bench_settings,
+               "__doc__": "Budget of every task (the same for every method): ``samples`` "
+                          "train and test rows, and the discovery settings marked for the "
+                          "bench in :mod:`emp_kan.discovery.config`."},
+)  # fmt: skip
+BenchSettings.__module__ = __name__  # where pickle finds it (make_dataclass sets another)
 
 
 def parse_numbers(text: str, what: str) -> list[int]:
@@ -156,7 +160,7 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
     if other:
         raise ValueError(
             f"{results} holds results of other settings (--samples, --steps, --round-steps, "
-            f"--rounds, --transform, --noise, --all-routes); rerun with those settings to "
+            f"--rounds, --route, --noise, --all-routes); rerun with those settings to "
             f"resume, or give another --out"
         )
 
@@ -170,7 +174,8 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
     data, names = problem.dataset, problem.variables
     x = data["train_input"]
-    model = adapter.make_kan([len(names), settings.hidden, 1], grid=settings.grid, k=3, seed=seed)
+    model = adapter.make_kan([len(names), *settings.hidden, 1], grid=settings.grid, k=3,
+                             seed=seed)
     adapter.fit(model, data, settings.steps, settings.lamb, seed, engine="pykan")
     model = pykan_workflow.pykan_prune(model, x)
     adapter.fit(model, data, settings.round_steps, 0.0, seed + 1, engine="pykan")
@@ -203,13 +208,10 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
     from emp_kan.discovery.parallel import train_routes
     from emp_kan.discovery.run import make_pruner, run_method
 
-    config = DiscoverConfig(width=[len(problem.variables), settings.hidden, 1],
-                            grid=settings.grid, steps=settings.steps,
-                            round_steps=settings.round_steps, rounds=settings.rounds,
-                            lamb=settings.lamb, tol=settings.tol, floor=settings.floor,
-                            transform=settings.transform, all_routes=settings.all_routes,
-                            seed=seed,
-                            workers=1)  # one task per CPU already  # fmt: skip
+    bench_settings = {name: getattr(settings, name) for name in settings_for("bench")}
+    bench_settings.pop("noise")  # added to the problem's labels by run_task
+    # One worker per CPU runs one task already: the methods run one after the other.
+    config = DiscoverConfig(**bench_settings, seed=seed, workers=1).check()
     routes = train_routes(problem, config, only_first=not config.all_routes)
     run = run_method(method, make_pruner(method, config), routes, problem, config)
     return {"formula": str(run.formula.expression), "test_rmse": run.formula.test_rmse,
@@ -217,7 +219,7 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
             "spline_test_rmse": run.pruned.final_test_rmse,
             "edges": run.pruned.edges_alive,
             "rejected_attempts": run.pruned.rejected_attempts,
-            "stop_reason": run.pruned.stop_reason, "transform": run.transform,
+            "stop_reason": run.pruned.stop_reason, "candidate": run.candidate,
             "candidates": run.front}  # fmt: skip
 
 

@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from emp_kan import __version__
 from emp_kan.core import emp_select
@@ -58,16 +59,6 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 DEFAULT_FEYNMAN = 37  # hbar * omega on [-1, 1]^2: two variables, a product a KAN can express
-
-
-def _hidden_list(text: str) -> list[int]:
-    try:
-        out = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise UsageError(f"--hidden must be comma-separated whole numbers, got {text!r}") from None
-    if not out or any(w < 1 for w in out):
-        raise UsageError(f"--hidden must list positive layer sizes, e.g. 5 or 5,3; got {text!r}")
-    return out
 
 
 def _problem(args: argparse.Namespace):
@@ -118,7 +109,7 @@ def _table(report: dict, out: str) -> str:
     def routes(r: dict) -> str:
         if "candidates" not in r:  # Operon: no KAN routes
             return "-"
-        ran = ", ".join(dict.fromkeys(c["transform"] for c in r["candidates"]))
+        ran = ", ".join(dict.fromkeys(c["route"] for c in r["candidates"]))
         skipped = r.get("skipped_routes") or []
         return ran + (f" (skipped {', '.join(skipped)})" if skipped else "")
 
@@ -167,7 +158,7 @@ def _baselines(args: argparse.Namespace) -> set[str]:
     if bad or not names or ("none" in names and len(names) > 1):
         raise UsageError(f"--compare takes threshold, operon, threshold,operon or none; got "
                          f"{args.compare!r}")  # fmt: skip
-    return set() if args.no_compare else names - {"none"}
+    return names - {"none"}
 
 
 def _one_torch_thread() -> None:
@@ -182,29 +173,20 @@ def _one_torch_thread() -> None:
 
 def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.app.report import check_destination, render_figures, write_report
-    from emp_kan.discovery.config import DiscoverConfig
+    from emp_kan.discovery.config import DiscoverConfig, settings_for
     from emp_kan.discovery.discover import discover
     from emp_kan.discovery.routes import plan_routes
 
     _one_torch_thread()
-    if args.width is not None:
-        raise UsageError("--width is replaced by --hidden, which lists the hidden layers only "
-                         "(as the estimator's width): e.g. --hidden 5 for [n_inputs, 5, 1]")
     try:
         baselines = _baselines(args)
         problem = _problem(args)
-        library = tuple(p.strip() for p in args.library.split(",") if p.strip())
         config = DiscoverConfig(
-            width=[len(problem.variables), *_hidden_list(args.hidden), 1], grid=args.grid,
-            k=args.k, steps=args.steps, round_steps=args.round_steps, rounds=args.rounds,
-            lamb=args.lamb, tol=args.tol, floor=args.floor, beta=args.beta, prune=args.prune,
-            scope=args.scope, edge_score=args.edge_score, node_score=args.node_score,
-            library=library, transform=args.transform, all_routes=args.all_routes,
-            seed=args.seed, compare="threshold" in baselines, operon="operon" in baselines,
-            noise=args.noise, progress=not args.quiet, workers=args.workers,
-        )  # fmt: skip
-        config.check(len(problem.variables))
-        plan_routes(problem, config)  # a transform that does not apply fails here
+            **{name: getattr(args, name) for name in settings_for("cli")},
+            compare="threshold" in baselines,
+            operon="operon" in baselines,
+        ).check()
+        plan_routes(problem, config)  # a route that does not apply fails here
         out = args.out or f"emp-kan-out/{problem.name}"
         check_destination(out)
     except ValueError as exc:
@@ -229,26 +211,23 @@ def _run_bench(args: argparse.Namespace) -> int:
         run_bench,
         summarise,
     )
-    from emp_kan.data.problems import check_noise
+    from emp_kan.discovery.config import settings_for
 
     try:
         equations = parse_numbers(args.equations, "equations")
         seeds = parse_numbers(args.seeds, "seeds")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         check_request(equations, methods)
-        settings = BenchSettings(samples=args.samples, steps=args.steps,
-                                 round_steps=args.round_steps, rounds=args.rounds,
-                                 transform=args.transform, noise=args.noise,
-                                 all_routes=args.all_routes)  # fmt: skip
-        check_noise(settings.noise)
-        for name in ("samples", "steps", "round_steps", "rounds"):
-            if getattr(settings, name) < (10 if name == "samples" else 0):
-                raise ValueError(f"--{name.replace('_', '-')} is too small")
+        if args.samples < 10:
+            raise ValueError(f"--samples must be at least 10, got {args.samples}")
+        settings = BenchSettings(
+            samples=args.samples, **{name: getattr(args, name) for name in settings_for("bench")}
+        ).check()
         check_out_dir(args.out, settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rows = run_bench(equations, methods, seeds, args.out, settings, args.scheduler,
-                     progress=not args.quiet)  # fmt: skip
+                     progress=args.progress)  # fmt: skip
     summary = summarise(rows)
     for m, a in summary["methods"].items():
         print(f"{m:10s} exact {a['exact']}/{a['tasks']}  median edges {a['median_edges']}  "
@@ -269,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emp-kan {__version__}")
     parser.add_argument("--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_demo(sub)
+    _add_discover(sub)
+    _add_bench(sub)
+    return parser
+
+
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser(
         "demo",
         help="run the EMP core on a built-in score vector and print what it keeps",
@@ -280,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--beta", type=float, default=1.0, help="scale on N_eff (default: 1)")
     demo.set_defaults(handler=_run_demo)
 
+
+def _add_discover(sub: Any) -> None:
     disc = sub.add_parser(
         "discover",
         help="find the formula in a KAN: train, EMP rounds, symbolic fit (vs pykan thresholds)",
@@ -290,101 +278,50 @@ def build_parser() -> argparse.ArgumentParser:
             f"Feynman equation {DEFAULT_FEYNMAN} (hbar*omega)."
         ),
     )
-    src = disc.add_argument_group("data source (at most one; default --feynman "
-                                  f"{DEFAULT_FEYNMAN})")  # fmt: skip
+    src = disc.add_argument_group(
+        f"data source (at most one; default --feynman {DEFAULT_FEYNMAN})"
+    )
     src.add_argument(
         "--feynman",
         type=int,
         metavar="N",
         help="equation N of pykan's Feynman set (1-120; 20, 113, 114 are broken)",
     )
-    src.add_argument("--formula", metavar="EXPR",
-                     help='a formula, e.g. "x*exp(-y)": numbers, names, + - * / ** ^, '
-                          "parentheses, pi, E, and sin cos tan exp log sqrt abs tanh and "
-                          "their kin (never run as Python)")  # fmt: skip
+    src.add_argument(
+        "--formula",
+        metavar="EXPR",
+        help='a formula, e.g. "x*exp(-y)": numbers, names, + - * / ** ^, parentheses, pi, E, '
+        "and sin cos tan exp log sqrt abs tanh and their kin (never run as Python)",
+    )
     src.add_argument("--ranges", metavar="SPEC", help='input ranges for --formula: "x=0:1,y=0:2"')
     src.add_argument("--csv", metavar="PATH", help="a CSV file with a header row")
     src.add_argument("--target", metavar="COLUMN", help="the label column of --csv")
-    opt = disc.add_argument_group("settings")
-    opt.add_argument("--out", metavar="DIR",
-                     help="report folder: new, empty, or an earlier emp-kan report, which is "
-                          "replaced (default: emp-kan-out/<dataset>)")  # fmt: skip
-    d = _defaults()
-    opt.add_argument("--beta", type=float, default=d.beta,
-                     help="EMP scale on N_eff; a rejected round retries with beta x 1.5 "
-                          "(default: %(default)s)")  # fmt: skip
-    opt.add_argument("--prune", choices=("edges", "nodes", "both"), default=d.prune,
-                     help="what EMP prunes (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--scope", choices=("layer", "global"), default=d.scope,
-                     help="rank per layer or across layers (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--rounds", type=int, default=d.rounds,
-                     help="at most this many accepted pruning rounds; the loop stops earlier "
-                          "at a fixed point (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--steps", type=int, default=d.steps,
-                     help="LBFGS steps of the initial training and of the final unregularised "
-                          "polish (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--round-steps", type=int, default=d.round_steps,
-                     help="LBFGS steps retraining after each pruning attempt "
-                          "(default: %(default)s)")  # fmt: skip
-    opt.add_argument("--lamb", type=float, default=d.lamb,
-                     help="pykan sparsity regularisation (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--tol", type=float, default=d.tol,
-                     help="accept a pruned model when its validation RMSE is at most (1 + tol) "
-                          "x the unpruned model's ... (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--floor", type=float, default=d.floor,
-                     help="... or at most floor x the std of the labels "
-                          "(default: %(default)s)")  # fmt: skip
-    opt.add_argument("--hidden", metavar="W1,W2,...", default="5",
-                     help="hidden layer widths, as the estimator's width: 5 makes a "
-                          "[n_inputs, 5, 1] KAN (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--width", help=argparse.SUPPRESS)  # replaced by --hidden
-    opt.add_argument("--edge-score", default=d.edge_score,
-                     help="edge importance both pruners rank by: attribution, activation or "
-                          "coefficient (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--node-score", default=d.node_score,
-                     help="node importance both pruners rank by: attribution, min_in_out or "
-                          "max_in_out (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--grid", type=int, default=d.grid,
-                     help="spline grid intervals (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--k", type=int, default=d.k, help="spline order (default: %(default)s)")
-    opt.add_argument("--seed", type=int, default=d.seed,
-                     help="seed of data, model and training (default: %(default)s)")  # fmt: skip
-    opt.add_argument(
+    src.add_argument(
         "--samples",
         type=int,
         default=500,
-        help="train and test rows each for --feynman/--formula (default: 500)",
+        help="train and test rows each for --feynman/--formula (default: %(default)s)",
     )
-    opt.add_argument(
-        "--library",
-        default=",".join(_default_library()),
-        help="comma-separated function names (default: %(default)s)",
+    out = disc.add_argument_group("output and baselines")
+    out.add_argument(
+        "--out",
+        metavar="DIR",
+        help="report folder: new, empty, or an earlier emp-kan report, which is replaced "
+        "(default: emp-kan-out/<dataset>)",
     )
-    opt.add_argument("--transform", choices=("auto", "none", "log", "log-y"), default=d.transform,
-                     help="auto: also fit log|y| over log|x| (products and powers become sums) "
-                          "and log|y| over x (exp(f(x)) becomes f(x)) where the data allow it, "
-                          "and keep the formula the validation rows prefer; log or log-y: only "
-                          "that; none: the data as given (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--all-routes", action="store_true",
-                     help="run every route of --transform auto even after one gave a formula "
-                          "at the noise floor on the validation rows (by default the later "
-                          "routes, which could only tie, are skipped and named in the report)")
-    opt.add_argument("--compare", metavar="LIST", default="threshold",
-                     help="baselines run beside EMP: threshold (pykan's threshold pruning, same "
-                          "trained model), operon (pyoperon's genetic programming on the same "
-                          "rows; pip install 'emp-kan[sr]'), both as threshold,operon, or none "
-                          "(default: %(default)s)")  # fmt: skip
-    opt.add_argument("--no-compare", action="store_true", help="the same as --compare none")
-    opt.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
-                     help="add Gaussian noise of SIGMA x the label std to the training labels "
-                          "(seeded; test labels stay clean) (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--workers", type=int, default=d.workers, metavar="N",
-                     help="processes that run EMP and the threshold baseline side by side, at "
-                          "most one per CPU; 1 runs them one after the other (the same results "
-                          "either way) (default: %(default)s)")  # fmt: skip
-    opt.add_argument("--quiet", action="store_true", help="no progress bars")
+    out.add_argument(
+        "--compare",
+        metavar="LIST",
+        default="threshold",
+        help="baselines run beside EMP: threshold (pykan's threshold pruning, same trained "
+        "model), operon (pyoperon's genetic programming on the same rows; pip install "
+        "'emp-kan[sr]'), both as threshold,operon, or none (default: %(default)s)",
+    )
+    _add_settings(disc.add_argument_group("settings"), "cli")
     disc.set_defaults(handler=_run_discover)
 
+
+def _add_bench(sub: Any) -> None:
     bench = sub.add_parser(
         "bench",
         help="run methods over Feynman equations and seeds on Dask (resumable)",
@@ -395,47 +332,83 @@ def build_parser() -> argparse.ArgumentParser:
             "DIR/summary.md and DIR/summary.png."
         ),
     )
-    bench.add_argument("--equations", required=True, metavar="LIST",
-                       help="Feynman equation numbers, e.g. 1,2,4-12")  # fmt: skip
-    bench.add_argument("--methods", default="emp,threshold,pykan",
-                       help="any of emp, threshold, pykan, operon (operon needs pip install "
-                            "'emp-kan[sr]') (default: %(default)s)")  # fmt: skip
+    bench.add_argument(
+        "--equations",
+        required=True,
+        metavar="LIST",
+        help="Feynman equation numbers, e.g. 1,2,4-12",
+    )
+    bench.add_argument(
+        "--methods",
+        default="emp,threshold,pykan",
+        help="any of emp, threshold, pykan, operon (operon needs pip install 'emp-kan[sr]') "
+        "(default: %(default)s)",
+    )
     bench.add_argument("--seeds", default="0", metavar="LIST", help="e.g. 0,1 (default: 0)")
     bench.add_argument("--out", required=True, metavar="DIR", help="results folder")
-    bench.add_argument("--scheduler", metavar="ADDRESS",
-                       help="an existing Dask scheduler, e.g. tcp://host:8786")  # fmt: skip
-    bench.add_argument("--samples", type=int, default=500,
-                       help="train and test rows each (default: %(default)s)")  # fmt: skip
-    bench.add_argument("--steps", type=int, default=d.steps,
-                       help="initial and final training steps (default: %(default)s)")  # fmt: skip
-    bench.add_argument("--round-steps", type=int, default=d.round_steps,
-                       help="steps after each pruning attempt (default: %(default)s)")  # fmt: skip
-    bench.add_argument("--rounds", type=int, default=d.rounds,
-                       help="cap on accepted pruning rounds (default: %(default)s)")  # fmt: skip
-    bench.add_argument("--transform", choices=("auto", "none", "log", "log-y"), default=d.transform,
-                       help="as for discover; emp and threshold only (default: %(default)s)")
-    bench.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
-                       help="Gaussian noise of SIGMA x the label std on the training labels of "
-                            "every method (seeded; test labels stay clean) "
-                            "(default: %(default)s)")  # fmt: skip
-    bench.add_argument("--all-routes", action="store_true",
-                       help="emp and threshold run every route, also after one gave a formula "
-                            "at the noise floor")
-    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786"
+    )
+    bench.add_argument(
+        "--samples",
+        type=int,
+        default=500,
+        help="train and test rows each (default: %(default)s)",
+    )
+    _add_settings(bench.add_argument_group("every task's budget"), "bench")
+    bench.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="no progress bar")  # fmt: skip
     bench.set_defaults(handler=_run_bench)
-    return parser
 
 
-def _defaults():
-    from emp_kan.discovery.config import DiscoverConfig
+def _comma_list(kind: type) -> Any:
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values, got {text!r}"
+            ) from None
 
-    return DiscoverConfig()
+    parse.__name__ = f"comma-separated {kind.__name__}"
+    return parse
 
 
-def _default_library() -> tuple[str, ...]:
-    from emp_kan.symbolic.library import DEFAULT_LIBRARY
+def _add_settings(group: Any, use: str) -> None:
+    """One option per setting that ``use`` takes, derived from the settings table
+    (:mod:`emp_kan.discovery.config`): its flag, type, choices, default and help."""
+    from emp_kan._runtime.checks import Flag, Interval, Names, Options, Widths
+    from emp_kan.discovery.config import settings_for
 
-    return DEFAULT_LIBRARY
+    for name, (default, setting) in settings_for(use).items():
+        flag = "--" + name.replace("_", "-")
+        if setting.cli_default is not None and use == "cli":
+            default = setting.cli_default
+        check, shown = setting.check, default
+        options: dict[str, Any] = {"dest": name, "metavar": setting.metavar}
+        if isinstance(check, Flag):
+            if default:
+                flag = "--no-" + name.replace("_", "-")
+                options["action"] = "store_false"
+            else:
+                options["action"] = "store_true"
+            del options["metavar"]
+            help_text = f"do not {setting.help}" if default else setting.help
+            group.add_argument(flag, default=default, help=help_text, **options)
+            continue
+        if isinstance(check, Interval):
+            options["type"] = check.kind
+        elif isinstance(check, Options):
+            options["choices"] = check.values
+            options.pop("metavar")
+        elif isinstance(check, Widths):
+            options["type"] = _comma_list(int)
+            shown = ",".join(map(str, default))
+        elif isinstance(check, Names):
+            options["type"] = _comma_list(str)
+            shown = ",".join(default)
+        help_text = f"{setting.help} (default: {shown})".replace("%", "%%")
+        group.add_argument(flag, default=default, help=help_text, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

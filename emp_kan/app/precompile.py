@@ -37,7 +37,7 @@ def main() -> int:
     from emp_kan.kan import adapter
 
     problem = formula_problem("a*sin(b)", "a=0.5:2,b=0.5:3", samples=120)
-    discover(problem, DiscoverConfig(width=[2, 2, 1], grid=3, steps=3, round_steps=2, rounds=1,
+    discover(problem, DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
                                      workers=1, all_routes=True))  # fmt: skip
     model = adapter.make_kan([2, 2, 1], grid=3, k=2, seed=0)
     adapter.fit(model, problem.dataset, 2, 1e-3, 0)

@@ -56,7 +56,7 @@ class Candidate:
     timings: dict[str, float]
 
     def to_dict(self, chosen: bool) -> dict[str, Any]:
-        return {"candidate": self.name, "transform": self.route.name, "chosen": chosen,
+        return {"candidate": self.name, "route": self.route.name, "chosen": chosen,
                 "formula": None if self.formula is None else str(self.formula.expression),
                 "complexity": None if self.formula is None else self.formula.complexity,
                 "val_rmse": finite_or_none(self.val_rmse),
@@ -75,7 +75,7 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
                           schedule=config.schedule(), initial_steps=0,
                           final_steps=config.steps, seed=config.seed,
                           progress=config.progress,
-                          label_map=None if route.transform is None else torch.exp,
+                          label_map=None if route.log_transform is None else torch.exp,
                           progress_label=f"{getattr(pruner, 'name', 'pruning')}, route "
                                          f"{route.name}: attempts")  # fmt: skip
     seconds_prune = time.perf_counter() - start
@@ -85,49 +85,49 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
         return [Candidate(route.name, route, pruned, None, math.inf, timings)]
     formula = fit_formula(pruned, route.problem.dataset, variables=problem.variables,
                           library=config.library, seed=config.seed, progress=config.progress,
-                          validation=config.validation)  # fmt: skip
+                          validation=config.validation_fraction)  # fmt: skip
     formulas = {route.name: formula}
-    if route.transform is None:
+    if route.log_transform is None:
         # Over every input, not only the kept ones: a sum-KAN models a product badly, and
         # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
         # does not use gets a zero exponent, which the validation rows snap away.
         every_input = list(range(len(problem.variables)))
         for k, f in enumerate(product_formulas(formula, problem.dataset, every_input,
-                                               config.validation, config.library)):
+                                               config.validation_fraction, config.library)):
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"product-{k + 1}"] = f
         # The plain power law over every input too: the log route's reading uses the inputs
         # its pruned KAN kept, and a cut factor loses the monomial (q/(4*pi*epsilon*r)).
-        fit, _ = split_validation(problem.dataset, config.validation)
+        fit, _ = split_validation(problem.dataset, config.validation_fraction)
         log_transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
         if log_transform is not None and len(every_input) > 1:
             f = power_law_formula(formula, log_transform, every_input, problem.dataset,
-                                  config.validation)  # fmt: skip
+                                  config.validation_fraction)  # fmt: skip
             f.spline_test_rmse = formula.spline_test_rmse
             formulas["power-law-all"] = f
-    if route.transform is not None:
-        spline_rmse = _spline_rmse(pruned.model, route.transform, problem.dataset)
+    if route.log_transform is not None:
+        spline_rmse = _spline_rmse(pruned.model, route.log_transform, problem.dataset)
         inputs = [i for i in range(len(problem.variables))
                   if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
-        formulas = {route.name: formula_in_original_space(formula, route.transform,
-                                                          problem.dataset, config.validation)}
-        if route.transform.log_inputs:
-            formulas["power-law"] = power_law_formula(formula, route.transform, inputs,
-                                                      problem.dataset, config.validation)
+        formulas = {route.name: formula_in_original_space(
+            formula, route.log_transform, problem.dataset, config.validation_fraction)}
+        if route.log_transform.log_inputs:
+            formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs,
+                                                      problem.dataset, config.validation_fraction)
         for f in formulas.values():
             f.spline_test_rmse = spline_rmse
-    if len(problem.variables) == 1 and route.transform is None:
-        for name, f in label_transform_formulas(formula, problem.dataset, config.validation,
-                                                config.library).items():
+    if len(problem.variables) == 1 and route.log_transform is None:
+        for name, f in label_transform_formulas(
+                formula, problem.dataset, config.validation_fraction, config.library).items():
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[name] = f
     if len(problem.variables) == 1:
-        for k, f in enumerate(direct_formulas(formula, route.transform, route.problem.dataset,
-                                              problem.dataset, config.validation,
+        for k, f in enumerate(direct_formulas(formula, route.log_transform, route.problem.dataset,
+                                              problem.dataset, config.validation_fraction,
                                               config.library)):  # fmt: skip
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"{route.name}-direct-{k + 1}"] = f
-    _, val = split_validation(problem.dataset, config.validation)
+    _, val = split_validation(problem.dataset, config.validation_fraction)
     timings = {"train": route.seconds, "prune": seconds_prune,
                "symbolic": time.perf_counter() - start}  # fmt: skip
     return [Candidate(name, route, pruned, f,
@@ -148,7 +148,7 @@ def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -
 def route_candidates(pruner: Any, route: Route, problem: Problem, config: DiscoverConfig,
                       symbolic: bool) -> list[Candidate]:  # fmt: skip
     """:func:`_run_route`, where an extra route's failure is logged and leaves no candidate."""
-    if route.transform is None or config.transform != "auto":
+    if route.log_transform is None or config.route != "auto":
         return _run_route(pruner, route, problem, config, symbolic)
     try:  # an extra route is an attempt: its failure must not cost the run
         return _run_route(pruner, route, problem, config, symbolic)

@@ -1,107 +1,158 @@
-"""The settings of a discovery run, with the defaults the CLI, the estimator and the bench share.
+"""Every setting of a discovery run, declared once: its name, default, constraint and help.
 
-Kept apart from :mod:`emp_kan.discovery.run` so that reading the defaults
-(``emp-kan --help``) imports no torch, sympy or pykan (a test in tests/test_cli.py holds it).
+:class:`DiscoverConfig`'s fields are the source. The ``emp-kan discover`` and ``bench`` options
+(:mod:`emp_kan.app.cli`), the estimators' keyword-only ``__init__``
+(:mod:`emp_kan.estimators`) and :class:`emp_kan.app.bench.BenchSettings` are derived from
+them; :meth:`DiscoverConfig.check` is the one validator, run at every entry before any work.
+
+Reading this table imports no torch, sympy or pykan, so ``emp-kan --help`` answers at once (a
+test in tests/test_cli.py holds it).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
+from emp_kan._runtime.checks import Check, Flag, Interval, Names, Options, Widths
+from emp_kan.kan.score_names import EDGE_SCORES, NODE_SCORES
 from emp_kan.pruning.schedule import (
     DEFAULT_ROUND_STEPS,
     DEFAULT_ROUNDS,
     DEFAULT_SCHEDULE,
     Schedule,
 )
+from emp_kan.pruning.targets import SCOPES, TARGETS
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 
-__all__ = ["TRANSFORMS", "DiscoverConfig"]
+__all__ = ["ROUTES", "DiscoverConfig", "Setting", "settings_for"]
 
-# What the transform setting may ask for (see emp_kan.discovery.routes.plan_routes).
-TRANSFORMS = ("auto", "none", "log", "log-y")
+#: What the ``route`` setting may ask for (see :func:`emp_kan.discovery.routes.plan_routes`).
+ROUTES = ("auto", "none", "log", "log-y")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one setting is offered: its help (one phrase), its constraint, and where it appears.
+
+    ``uses`` names the entry points that take it: ``"cli"`` (``emp-kan discover``),
+    ``"estimator"`` (the estimators' keywords) and ``"bench"`` (a bench task's budget, also an
+    ``emp-kan bench`` option). ``cli_default`` is the command line's default where it differs
+    from the library's (progress bars are on at a terminal, off in a library call).
+    """
+
+    help: str
+    check: Check
+    uses: frozenset[str] = frozenset({"cli", "estimator"})
+    metavar: str | None = None
+    cli_default: Any = None  # None: the library's default
+
+
+def _setting(default: Any, help: str, check: Check, uses: tuple[str, ...] = ("cli", "estimator"),
+             **options: Any) -> Any:  # fmt: skip
+    setting = Setting(help, check, frozenset(uses), **options)
+    return field(default=default, metadata={"setting": setting})
+
+
+_ALL = ("cli", "estimator", "bench")
 
 
 @dataclass
 class DiscoverConfig:
-    """Settings of one discovery run: the one set of defaults that the CLI, the estimator and
-    the bench share (the CLI documents each option)."""
+    """Settings of one discovery run (each field's help is in ``settings_for``; the CLI
+    reference in docs/cli.md lists them all)."""
 
-    width: list[int] | None = None  # default [n_inputs, 5, 1]
-    grid: int = 5
-    k: int = 3
-    steps: int = 50  # initial training, and the final unregularised polish
-    round_steps: int = DEFAULT_ROUND_STEPS  # retraining after each pruning attempt
-    rounds: int = DEFAULT_ROUNDS  # a cap on accepted rounds; the loop stops at a fixed point
-    lamb: float = 1e-3
-    tol: float = DEFAULT_SCHEDULE.tol
-    floor: float = DEFAULT_SCHEDULE.floor
-    validation: float = DEFAULT_SCHEDULE.validation  # share of training rows that decide
-    beta: float = 1.0
-    prune: str = "both"
-    scope: str = "layer"
-    edge_score: str = "attribution"  # see emp_kan.kan.scores; both pruners use them
-    node_score: str = "attribution"
-    library: tuple[str, ...] = DEFAULT_LIBRARY
-    transform: str = "auto"  # also fit log|y| over log|x| where it applies; see pipeline
-    # Every route even when an earlier one already gave a formula at the noise floor on the
-    # validation rows (which no later route can beat, only tie); see discovery.run.run_method.
-    all_routes: bool = False
-    seed: int = 0
-    compare: bool = True  # also prune with pykan's thresholds, from the same trained model
-    operon: bool = False  # also run pyoperon's genetic programming on the same rows
-    noise: float = 0.0  # label noise (std x SIGMA) added to the training rows; see data
-    progress: bool = False
-    # Processes that run the methods side by side (EMP here, thresholds in a forked child);
-    # 1 runs them one after the other. More than the machine's CPUs are never used.
-    workers: int = 2
+    hidden: tuple[int, ...] = _setting(
+        (5,), "hidden layer widths: (5,) makes an [n_inputs, 5, 1] KAN", Widths(), _ALL,
+        metavar="W1,W2,...")  # fmt: skip
+    grid: int = _setting(5, "spline grid intervals", Interval(int, 1), _ALL)
+    k: int = _setting(3, "spline order", Interval(int, 1))
+    steps: int = _setting(
+        50, "LBFGS steps of the initial training and of the final unregularised polish",
+        Interval(int, 0), _ALL)  # fmt: skip
+    round_steps: int = _setting(
+        DEFAULT_ROUND_STEPS, "LBFGS steps retraining after each pruning attempt",
+        Interval(int, 0), _ALL)  # fmt: skip
+    rounds: int = _setting(
+        DEFAULT_ROUNDS, "at most this many accepted pruning rounds; the loop stops earlier at "
+        "a fixed point", Interval(int, 0), _ALL)  # fmt: skip
+    lamb: float = _setting(1e-3, "pykan's sparsity regularisation while training",
+                           Interval(float, 0), _ALL)  # fmt: skip
+    tol: float = _setting(
+        DEFAULT_SCHEDULE.tol, "accept a pruned model when its validation RMSE is at most "
+        "(1 + tol) x the unpruned model's (or below the floor)", Interval(float, 0),
+        _ALL)  # fmt: skip
+    floor: float = _setting(
+        DEFAULT_SCHEDULE.floor, "accept a pruned model in any case when its validation RMSE "
+        "is at most floor x the std of the labels",
+        Interval(float, 0), _ALL)  # fmt: skip
+    validation_fraction: float = _setting(
+        DEFAULT_SCHEDULE.validation_fraction, "share of the training rows held out to take "
+        "every decision (accepting a round, choosing a formula); they are not trained on",
+        Interval(float, 0, 1, closed="neither"))  # fmt: skip
+    beta: float = _setting(1.0, "EMP's scale on N_eff; a rejected round retries with beta x 1.5",
+                           Interval(float, 0, closed="neither"))  # fmt: skip
+    prune: str = _setting("both", "what EMP prunes", Options(TARGETS))
+    scope: str = _setting("layer", "EMP ranks per layer or across layers", Options(SCOPES))
+    edge_score: str = _setting("attribution", "edge importance both pruners rank by",
+                               Options(EDGE_SCORES))  # fmt: skip
+    node_score: str = _setting("attribution", "node importance both pruners rank by",
+                               Options(NODE_SCORES))  # fmt: skip
+    library: tuple[str, ...] = _setting(
+        DEFAULT_LIBRARY, "functions of the symbolic stage (registered names)", Names(),
+        metavar="F1,F2,...")  # fmt: skip
+    route: str = _setting(
+        "auto", "auto: also fit log|y| over log|x| (products and powers become sums) and "
+        "log|y| over x (exp(f(x)) becomes f(x)) where the data allow it, and keep the formula "
+        "the validation rows prefer; log or log-y: only that route; none: the data as given",
+        Options(ROUTES), _ALL)  # fmt: skip
+    all_routes: bool = _setting(
+        False, "run every route even after one gave a formula at the noise floor on the "
+        "validation rows (by default the later routes, which could only tie, are skipped and "
+        "named in the report)", Flag(), _ALL)  # fmt: skip
+    seed: int = _setting(0, "seed of data, model and training", Interval(int, 0))
+    noise: float = _setting(
+        0.0, "Gaussian noise of this share of the label std added to the training labels "
+        "(seeded; test labels stay clean)", Interval(float, 0), ("cli", "bench"),
+        metavar="SIGMA")  # fmt: skip
+    progress: bool = _setting(False, "show progress bars", Flag(), cli_default=True)
+    workers: int = _setting(
+        2, "processes that run EMP and the threshold baseline side by side, at most one per "
+        "CPU; 1 runs them one after the other (the same results either way)",
+        Interval(int, 1), ("cli",), metavar="N")  # fmt: skip
+    # The baselines beside EMP: the CLI sets both through its --compare list.
+    compare: bool = _setting(True, "also prune with pykan's thresholds, from the same trained "
+                             "model", Flag(), ())  # fmt: skip
+    operon: bool = _setting(False, "also run pyoperon's genetic programming on the same rows",
+                            Flag(), ())  # fmt: skip
+
+    def check(self) -> DiscoverConfig:
+        """Raise ValueError naming the first setting that cannot work, before any training;
+        returns the settings in their canonical types (tuples, ints, floats)."""
+        checked = {f.name: f.metadata["setting"].check.check(f.name, getattr(self, f.name))
+                   for f in fields(self)}  # fmt: skip
+        # The registry and pyoperon are imported only here: reading the table stays light.
+        from emp_kan.symbolic.edge_fit import check_library
+
+        check_library(checked["library"])
+        if checked["operon"]:
+            from emp_kan.baselines.operon import require_operon
+
+            require_operon()
+        return replace(self, **checked)
 
     def schedule(self) -> Schedule:
         """The round loop's accept rule and back-off ladder for these settings."""
         return replace(DEFAULT_SCHEDULE, tol=self.tol, floor=self.floor,
-                       validation=self.validation)  # fmt: skip
-
-    def check(self, n_inputs: int) -> None:
-        """Raise ValueError for settings that cannot work, before any training."""
-        from emp_kan.pruning.pruners import EMPPruner
-        from emp_kan.symbolic.edge_fit import check_library
-
-        check_library(self.library)
-        if self.transform not in TRANSFORMS:
-            raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got "
-                             f"{self.transform!r}")  # fmt: skip
-        EMPPruner(target=self.prune, scope=self.scope, beta=self.beta,
-                  edge_score=self.edge_score, node_score=self.node_score)  # validates
-        for name in ("grid", "k", "steps", "round_steps", "rounds", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-        if self.operon:
-            from emp_kan.baselines.operon import require_operon
-
-            require_operon()
-        for name in ("lamb", "tol", "floor", "noise"):  # noise: see data.problems.check_noise
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value >= 0
-            ):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
-        if not isinstance(self.all_routes, bool):
-            raise ValueError(f"all_routes must be True or False, got {self.all_routes!r}")
-        if self.grid < 1 or self.k < 1:
-            raise ValueError("grid and k must be at least 1")
-        if self.width is not None:
-            if len(self.width) < 2 or any(w < 1 for w in self.width):
-                raise ValueError(f"width must list at least two positive layer sizes, got "
-                                 f"{self.width}")  # fmt: skip
-            if self.width[0] != n_inputs or self.width[-1] != 1:
-                raise ValueError(
-                    f"width must start with the {n_inputs} inputs and end with 1 output, "
-                    f"got {self.width}"
-                )
+                       validation_fraction=self.validation_fraction)  # fmt: skip
 
     def model_width(self, n_inputs: int) -> list[int]:
-        return list(self.width) if self.width else [n_inputs, 5, 1]
+        """The KAN's layer widths for ``n_inputs`` inputs: ``[n_inputs, *hidden, 1]``."""
+        return [n_inputs, *self.hidden, 1]
+
+
+def settings_for(use: str) -> dict[str, tuple[Any, Setting]]:
+    """The settings an entry point takes (``"cli"``, ``"estimator"`` or ``"bench"``), in
+    declaration order: ``{name: (default, Setting)}``."""
+    return {f.name: (f.default, f.metadata["setting"]) for f in fields(DiscoverConfig)
+            if use in f.metadata["setting"].uses}  # fmt: skip

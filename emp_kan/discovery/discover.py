@@ -41,9 +41,8 @@ def discover(problem: Problem, config: DiscoverConfig,
     runs : dict of MethodRun
         ``"emp"`` and, when comparing, ``"threshold"``: models and formulas for pictures.
     """
-    n_inputs = len(problem.variables)
-    config.check(n_inputs)
-    width = config.model_width(n_inputs)
+    config = config.check()
+    width = config.model_width(len(problem.variables))
     problem = with_label_noise(problem, config.noise, config.seed)
     methods = ("emp", "threshold") if config.compare else ("emp",)
     with shared_work() as reused:  # both methods' identical retraining and product search
@@ -68,7 +67,7 @@ def discover(problem: Problem, config: DiscoverConfig,
         "versions": versions(),
         "noise": config.noise,
         "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,
-        "operon": run_operon(problem, config.seed, config.validation).summary()
+        "operon": run_operon(problem, config.seed, config.validation_fraction).summary()
                   if config.operon else None,
     })  # fmt: skip
     return report, runs

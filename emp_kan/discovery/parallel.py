@@ -65,7 +65,7 @@ def _search_ahead_then_train(routes: list[Route], problem: Problem, config: Disc
         return _train_claimed(routes, config, counter, as_state=True), None
     try:
         found = product_search_ahead(problem.dataset, list(range(len(problem.variables))),
-                                     config.validation, config.library)  # fmt: skip
+                                     config.validation_fraction, config.library)  # fmt: skip
     except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
         found = None
     return {}, found
@@ -94,7 +94,7 @@ def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = Fa
     to_train = [routes[trial_order(routes, symbolic)[0]]] if only_first and routes else routes
     # Ahead only where it will be used: inside discover's shared work, on the data route,
     # when that route is trained now (a first route that holds the law leaves it untried).
-    ahead = sharing() and any(route.transform is None for route in to_train)
+    ahead = sharing() and any(route.log_transform is None for route in to_train)
     counter = multiprocessing.get_context("fork").Value("i", 0) if usable_workers(
         config.workers) > 1 and (len(to_train) > 1 or ahead) else None  # fmt: skip
     child = None if counter is None else Child(
@@ -106,7 +106,7 @@ def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = Fa
         elif ahead:  # the child only searches: both methods' data routes will ask for it
             outcomes = _train_claimed(to_train, config, counter, as_state=False)
             key = product_search_key(problem.dataset, list(range(len(problem.variables))),
-                                     config.validation, config.library)  # fmt: skip
+                                     config.validation_fraction, config.library)  # fmt: skip
             searching, child = child, None  # the pending result closes it from now on
             remember("products", key, Pending(lambda: _found_ahead(searching, key),
                                                 searching.close))

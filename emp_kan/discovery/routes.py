@@ -34,7 +34,7 @@ class Route:
     trained unpruned model."""
 
     name: str  # "none", "log" or "log-y"
-    transform: LogTransform | None
+    log_transform: LogTransform | None  # None for the data as given
     problem: Problem  # in this route's space
     trained: Any = None  # None until trained (see train_routes' only_first)
     seconds: float = 0.0
@@ -42,7 +42,7 @@ class Route:
 
 
 def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
-    """The routes ``config.transform`` asks for, untrained.
+    """The routes ``config.route`` asks for, untrained.
 
     ``"auto"`` adds the log and log-y routes wherever they apply (no zero label, no zero input
     for "log", and a sign of the label that a product of the inputs' signs explains on the fit
@@ -50,19 +50,19 @@ def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     not apply.
     """
     routes = []
-    if config.transform in ("auto", "none"):
+    if config.route in ("auto", "none"):
         routes.append(Route("none", None, problem))
-    fit, _ = split_validation(problem.dataset, config.validation)
+    fit, _ = split_validation(problem.dataset, config.validation_fraction)
     for name in ("log", "log-y"):
-        if config.transform not in ("auto", name):
+        if config.route not in ("auto", name):
             continue
         transform, why = fit_log_transform(fit["train_input"], fit["train_label"],
                                            log_inputs=name == "log")  # fmt: skip
         if transform is not None:
             routes.append(Route(name, transform, replace(
                 problem, dataset=transform.apply(problem.dataset), truth=None)))
-        elif config.transform == name:
-            raise ValueError(f"the {name} transform does not apply: {why}; use transform "
+        elif config.route == name:
+            raise ValueError(f"the {name} route does not apply: {why}; use route "
                              "'auto' or 'none'")  # fmt: skip
         else:
             log.info("%s transform skipped: %s", name, why)
@@ -77,7 +77,7 @@ def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
     training so that the round loop and the symbolic stage can decide on them.
     """
     width = config.model_width(len(problem.variables))
-    fit, _ = split_validation(problem.dataset, config.validation)
+    fit, _ = split_validation(problem.dataset, config.validation_fraction)
     model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
     start = time.perf_counter()
     trained = train(model, fit, steps=config.steps, lamb=config.lamb, seed=config.seed)
@@ -99,7 +99,7 @@ def settle_route(route: Route, config: DiscoverConfig, status: str, value: Any,
     """Give ``route`` the outcome of its training (see :func:`train_one`): its model, or, for
     an extra route that failed or diverged, ``left_out`` (logged). The first route's failure
     raises."""
-    essential = route.transform is None or config.transform != "auto"
+    essential = route.log_transform is None or config.route != "auto"
     if status == "failed":
         if essential:
             raise value
@@ -112,7 +112,7 @@ def settle_route(route: Route, config: DiscoverConfig, status: str, value: Any,
     route.trained, route.seconds = value, seconds
     if essential:
         return
-    fit, _ = split_validation(route.problem.dataset, config.validation)
+    fit, _ = split_validation(route.problem.dataset, config.validation_fraction)
     try:
         finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
                                             fit["train_label"]))  # fmt: skip

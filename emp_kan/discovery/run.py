@@ -40,7 +40,7 @@ class MethodRun:
     formula: SymbolicFormula
     exact: bool | None
     timings: dict[str, float] = field(default_factory=dict)
-    transform: str = "none"  # the chosen candidate's name (see Candidate.name)
+    candidate: str = "none"  # the chosen candidate's name (see Candidate.name)
     log_transform: LogTransform | None = None
     front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
     skipped_routes: list[str] = field(default_factory=list)  # see run_method
@@ -79,7 +79,7 @@ class MethodRun:
                 for r in hist
             ],  # fmt: skip
             "timings": self.timings,
-            "transform": self.transform,
+            "candidate": self.candidate,
             "candidates": self.front,
             "skipped_routes": self.skipped_routes,
             "symbolic_edges": self.formula.to_dict()["edges"],
@@ -140,7 +140,7 @@ def _enough(candidates: list[Candidate], problem: Problem, config: DiscoverConfi
         return True
     if config.all_routes:
         return False
-    _, val = split_validation(problem.dataset, config.validation)
+    _, val = split_validation(problem.dataset, config.validation_fraction)
     floor = noise_floor(float(val["y"].std()))
     return any(c.val_rmse <= floor for c in candidates)
 
@@ -151,10 +151,10 @@ def chosen_run(name: str, candidates: list[Candidate], problem: Problem,
     """The method's run: its candidates (every route's it ran, in route order) and the one
     chosen; ``skipped`` names the routes it did not run."""
     if not candidates:
-        raise RuntimeError("every route failed; run with transform='none' to see why")
+        raise RuntimeError("every route failed; run with route='none' to see why")
     chosen = 0
     if symbolic and len(candidates) > 1:
-        _, val = split_validation(problem.dataset, config.validation)
+        _, val = split_validation(problem.dataset, config.validation_fraction)
         picked = choose_formula([c.formula.complexity for c in candidates],
                                 [c.val_rmse for c in candidates], float(val["y"].std()),
                                 [c.pruned.edges_alive for c in candidates])  # fmt: skip
@@ -169,6 +169,6 @@ def chosen_run(name: str, candidates: list[Candidate], problem: Problem,
     timings["total"] = sum(timings.values())
     front = [c.to_dict(i == chosen) for i, c in enumerate(candidates)]
     return MethodRun(name, best.pruned, best.formula, exact, timings, best.name,
-                     best.route.transform, front, list(skipped or []))
+                     best.route.log_transform, front, list(skipped or []))
 
 

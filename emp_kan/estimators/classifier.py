@@ -10,57 +10,50 @@ between training rounds, decisions on validation cross-entropy); ``"none"`` keep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from emp_kan._runtime.checks import Interval, Options
+from emp_kan.discovery.config import Setting
+from emp_kan.estimators.params import (
+    checked_params,
+    estimator_params,
+    keyword_init,
+    parameters_doc,
+)
+
 __all__ = ["EMPKANClassifier"]
 
-_SCHEDULES = ("one-shot", "rounds", "none")
+# The discovery settings a classifier takes, with the EMP paper's classifier defaults, and its
+# own settings.
+_PARAMS = estimator_params(
+    ["hidden", "grid", "k", "steps", "lamb", "beta", "prune", "edge_score", "node_score",
+     "rounds", "round_steps", "validation_fraction", "seed"],
+    defaults={"hidden": (64,), "steps": 100, "lamb": 0.0, "prune": "nodes",
+              "node_score": "max_in_out", "rounds": 3},
+    extra={
+        "opt": ("Adam", Setting("the optimiser (full batch)", Options(("Adam", "LBFGS")))),
+        "lr": (1e-2, Setting("learning rate (Adam; LBFGS uses it as its step scale)",
+                             Interval(float, 0, closed="neither"))),
+        "method": ("emp", Setting("EMP, or pykan's node threshold (node_th) for comparison",
+                                  Options(("emp", "threshold")))),
+        "prune_schedule": ("one-shot", Setting(
+            "prune once after training without fine-tuning (the paper), prune between "
+            "training rounds (rounds of round_steps steps, decided on validation "
+            "cross-entropy), or not at all", Options(("one-shot", "rounds", "none")))),
+        "node_th": (1e-2, Setting("the threshold pruner's node threshold (pykan's default)",
+                                  Interval(float, 0))),
+    },
+)  # fmt: skip
 
 
 class EMPKANClassifier(ClassifierMixin, BaseEstimator):
     """A KAN classifier (logits out, cross-entropy loss), pruned with EMP.
 
-    Parameters
-    ----------
-    width : sequence of int, optional
-        Hidden layer widths (inputs and one output per class are added), default ``(64,)``.
-    grid, k : int
-        Spline grid intervals and order.
-    steps : int
-        Training steps (full batch).
-    opt : {"Adam", "LBFGS"}
-    lr : float
-        Learning rate (Adam; LBFGS uses it as its step scale).
-    lamb : float
-        pykan's sparsity penalty; the paper uses none (0).
-    method : {"emp", "threshold"}
-        EMP, or pykan's node threshold (``node_th``) for comparison.
-    beta : float
-        EMP's scale on N_eff.
-    prune : {"nodes", "edges", "both"}
-        What is pruned; the paper prunes hidden nodes.
-    prune_schedule : {"one-shot", "rounds", "none"}
-        Prune once after training without fine-tuning (the paper), prune between training
-        rounds (``rounds`` rounds of ``round_steps`` steps, decided on validation
-        cross-entropy), or not at all.
-    edge_score, node_score : str
-        Default: pykan's attribution edge scores pooled as the paper pools them
-        (``"max_in_out"``). The paper's own edge score, ``"coefficient"`` (mean |scaled spline
-        coefficient|), ignores pykan's base branch ``scale_base * silu(x)``, which carries much
-        of a trained pykan edge: on digits it pruned worse than a random choice of as many
-        nodes (benchmarks/bench_digits.py); it stays available by name.
-    node_th : float
-        The threshold pruner's node threshold (pykan's default 1e-2).
-    rounds, round_steps : int
-        For ``prune_schedule="rounds"``.
-    validation_fraction : float
-        Share of the rows held out (not trained on) for the round loop's decisions.
-    seed : int
+{parameters}
 
     Attributes
     ----------
@@ -78,47 +71,17 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
     result_ : PruneResult or None
         The round loop's result for ``prune_schedule="rounds"``.
     n_features_in_ : int
+
+    Notes
+    -----
+    The edge score defaults to pykan's attribution, pooled per node as the paper pools its
+    scores (``node_score="max_in_out"``). The paper's own edge score, ``"coefficient"`` (mean
+    |scaled spline coefficient|), ignores pykan's base branch ``scale_base * silu(x)``, which
+    carries much of a trained pykan edge: on digits it pruned worse than a random choice of as
+    many nodes (benchmarks/bench_digits.py); it stays available by name.
     """
 
-    def __init__(
-        self,
-        width: Sequence[int] | None = None,
-        grid: int = 5,
-        k: int = 3,
-        steps: int = 100,
-        opt: str = "Adam",
-        lr: float = 1e-2,
-        lamb: float = 0.0,
-        method: str = "emp",
-        beta: float = 1.0,
-        prune: str = "nodes",
-        prune_schedule: str = "one-shot",
-        edge_score: str = "attribution",
-        node_score: str = "max_in_out",
-        node_th: float = 1e-2,
-        rounds: int = 3,
-        round_steps: int = 20,
-        validation_fraction: float = 0.2,
-        seed: int = 0,
-    ) -> None:
-        self.width = width
-        self.grid = grid
-        self.k = k
-        self.steps = steps
-        self.opt = opt
-        self.lr = lr
-        self.lamb = lamb
-        self.method = method
-        self.beta = beta
-        self.prune = prune
-        self.prune_schedule = prune_schedule
-        self.edge_score = edge_score
-        self.node_score = node_score
-        self.node_th = node_th
-        self.rounds = rounds
-        self.round_steps = round_steps
-        self.validation_fraction = validation_fraction
-        self.seed = seed
+    __init__ = keyword_init(_PARAMS)
 
     def _pruner(self):
         from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
@@ -140,15 +103,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(f"y must have one label per row of X ({X.shape[0]}), got shape "
                              f"{y.shape}")  # fmt: skip
-        if self.prune_schedule not in _SCHEDULES:
-            raise ValueError(f"prune_schedule must be one of {', '.join(_SCHEDULES)}, got "
-                             f"{self.prune_schedule!r}")  # fmt: skip
-        if self.opt not in ("Adam", "LBFGS"):
-            raise ValueError(f"opt must be 'Adam' or 'LBFGS', got {self.opt!r}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError("validation_fraction must lie strictly between 0 and 1")
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
         return X, y
 
     def fit(self, X: Any, y: Any) -> EMPKANClassifier:
@@ -156,8 +110,9 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         from emp_kan.kan import adapter
         from emp_kan.pruning.rounds import prune_rounds, prune_step, train
 
+        checked_params(self, _PARAMS)  # bad settings fail before any work
         X, y = self._check(X, y)
-        pruner = self._pruner()  # a bad method, beta or score fails before training
+        pruner = self._pruner()
         classes, codes = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError("y has one class only; a classifier needs at least two")
@@ -168,8 +123,7 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         onehot = torch.nn.functional.one_hot(torch.tensor(codes), classes.size).float()
         fit_rows = {"train_input": x[:-n_val], "train_label": onehot[:-n_val],
                     "test_input": x[-n_val:], "test_label": onehot[-n_val:]}  # fmt: skip
-        hidden = list(self.width) if self.width is not None else [64]
-        model = adapter.make_kan([X.shape[1], *hidden, classes.size], grid=self.grid, k=self.k,
+        model = adapter.make_kan([X.shape[1], *self.hidden, classes.size], grid=self.grid, k=self.k,
                                  seed=self.seed)  # fmt: skip
         dense = train(model, fit_rows, steps=self.steps, lamb=self.lamb, seed=self.seed,
                       opt=self.opt, loss="cross_entropy", lr=self.lr)  # fmt: skip
@@ -241,3 +195,7 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         from emp_kan.estimators.saving import restored_state
 
         self.__dict__.update(restored_state(state, ("model_", "dense_model_")))
+
+
+EMPKANClassifier.__doc__ = EMPKANClassifier.__doc__.replace("{parameters}",
+                                                            parameters_doc(_PARAMS))

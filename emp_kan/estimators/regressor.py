@@ -17,12 +17,23 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from emp_kan.discovery.config import DiscoverConfig
-from emp_kan.symbolic.library import DEFAULT_LIBRARY
+from emp_kan._runtime.checks import Flag, Options
+from emp_kan.discovery.config import DiscoverConfig, Setting
+from emp_kan.estimators.params import (
+    checked_params,
+    estimator_params,
+    keyword_init,
+    parameters_doc,
+)
 
 __all__ = ["EMPKANRegressor", "check_features"]
 
-_DEFAULTS = DiscoverConfig()
+_PARAMS = estimator_params(extra={
+    "method": ("emp", Setting("the pruner: EMP, or pykan's fixed thresholds in the same round "
+                              "loop (for comparison)", Options(("emp", "threshold")))),
+    "symbolic": (True, Setting("run the symbolic stage in fit (without it, the pruned KAN of "
+                               "the data as given is kept and formula_ is None)", Flag())),
+})  # fmt: skip
 
 
 def _check_variable_names(names: Sequence[str], n_features: int) -> list[str]:
@@ -80,54 +91,7 @@ def check_features(X: Any, n_features: int | None = None) -> tuple[np.ndarray, l
 class EMPKANRegressor(RegressorMixin, BaseEstimator):
     """A KAN pruned with EMP, with the formula it holds.
 
-    Parameters
-    ----------
-    width : sequence of int, optional
-        Hidden layer widths (inputs and the output are added), default ``(5,)``.
-    grid, k : int
-        Spline grid intervals and order.
-    steps : int
-        LBFGS steps of the initial training and of the final unregularised polish.
-    round_steps : int
-        LBFGS steps retraining after each pruning round.
-    rounds : int
-        Pruning rounds at most.
-    lamb : float
-        pykan's sparsity regularisation.
-    method : {"emp", "threshold"}
-        The pruner: EMP, or pykan's fixed thresholds in the same round loop (for comparison).
-    beta : float
-        EMP's scale on N_eff.
-    prune : {"edges", "nodes", "both"}
-        What EMP prunes.
-    scope : {"layer", "global"}
-        EMP ranks per layer or across layers.
-    edge_score, node_score : str
-        Importance scores both pruners rank by (see :mod:`emp_kan.kan.scores`).
-    tol, floor : float
-        Accept rule of a pruning round: its validation RMSE at most ``(1 + tol)`` times the
-        unpruned model's, or at most ``floor`` times the std of ``y`` (see
-        :mod:`emp_kan.pruning.schedule`).
-    library : sequence of str
-        Functions for the symbolic stage.
-    transform : {"auto", "none", "log", "log-y"}
-        ``"auto"`` also trains KANs on ``log|y|`` over ``log|x_i|`` (products and powers
-        become sums) and on ``log|y|`` over ``x_i`` where the data allow it, and keeps the
-        formula that the validation rows prefer (see
-        :func:`emp_kan.symbolic.choice.choose_formula`); ``"log"`` or ``"log-y"``: only that.
-        Without the symbolic stage, ``"auto"`` keeps the KAN of the data as given.
-    all_routes : bool
-        Under ``"auto"``, run every route even after one gave a formula at the noise floor on
-        the validation rows (by default the later routes, which could only tie, are skipped;
-        see :func:`emp_kan.discovery.run.run_method`).
-    symbolic : bool
-        Run the symbolic stage in ``fit``.
-    validation_fraction : float
-        Share of the rows held out to take every decision (accepting a round, choosing a
-        formula); they are not trained on.
-    seed : int
-    verbose : bool
-        Show progress bars while fitting.
+{parameters}
 
     Attributes
     ----------
@@ -153,53 +117,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     plain description (:func:`emp_kan.kan.adapter.model_state`) and is rebuilt on loading.
     """
 
-    def __init__(
-        self,
-        width: Sequence[int] | None = None,
-        grid: int = 5,
-        k: int = 3,
-        steps: int = _DEFAULTS.steps,
-        round_steps: int = _DEFAULTS.round_steps,
-        rounds: int = _DEFAULTS.rounds,
-        lamb: float = _DEFAULTS.lamb,
-        method: str = "emp",
-        beta: float = 1.0,
-        prune: str = "both",
-        scope: str = "layer",
-        edge_score: str = _DEFAULTS.edge_score,
-        node_score: str = _DEFAULTS.node_score,
-        tol: float = _DEFAULTS.tol,
-        floor: float = _DEFAULTS.floor,
-        library: Sequence[str] = DEFAULT_LIBRARY,
-        transform: str = _DEFAULTS.transform,
-        all_routes: bool = _DEFAULTS.all_routes,
-        symbolic: bool = True,
-        validation_fraction: float = 0.2,
-        seed: int = 0,
-        verbose: bool = False,
-    ) -> None:
-        self.width = width
-        self.grid = grid
-        self.k = k
-        self.steps = steps
-        self.round_steps = round_steps
-        self.rounds = rounds
-        self.lamb = lamb
-        self.method = method
-        self.beta = beta
-        self.prune = prune
-        self.scope = scope
-        self.edge_score = edge_score
-        self.node_score = node_score
-        self.tol = tol
-        self.floor = floor
-        self.library = library
-        self.transform = transform
-        self.all_routes = all_routes
-        self.symbolic = symbolic
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.verbose = verbose
+    __init__ = keyword_init(_PARAMS)
 
     # --- input handling ---------------------------------------------------------------------
 
@@ -232,36 +150,24 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             ``x0, x1, ...``): identifiers, distinct, not a function or constant name.
         """
         from emp_kan.data.problems import Problem
-        from emp_kan.discovery.config import DiscoverConfig
         from emp_kan.discovery.parallel import train_routes
         from emp_kan.discovery.run import make_pruner, run_method
 
+        params = checked_params(self, _PARAMS)  # bad settings fail before any work
         X, names = self._check_X(X, fitting=True)
         if variable_names is not None:
             names = _check_variable_names(variable_names, X.shape[1])
         y = self._check_y(y, X.shape[0])
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError("validation_fraction must lie strictly between 0 and 1")
-        hidden = list(self.width) if self.width is not None else [5]
-        config = DiscoverConfig(
-            width=[X.shape[1], *hidden, 1], grid=self.grid, k=self.k, steps=self.steps,
-            round_steps=self.round_steps, rounds=self.rounds, lamb=self.lamb, tol=self.tol,
-            floor=self.floor, beta=self.beta, prune=self.prune, scope=self.scope,
-            edge_score=self.edge_score, node_score=self.node_score,
-            library=tuple(self.library), transform=self.transform, all_routes=self.all_routes,
-            seed=self.seed, compare=False,
-            progress=self.verbose,
-            validation=self.validation_fraction,
-            workers=1,  # scikit-learn's way: parallel only where the caller asks (n_jobs)
-        )  # fmt: skip
-        config.check(X.shape[1])
-        pruner = make_pruner(self.method, config)  # an unknown method fails before training
+        method, symbolic = params.pop("method"), params.pop("symbolic")
+        # scikit-learn's way: parallel only where the caller asks (n_jobs), so one process.
+        config = DiscoverConfig(**params, compare=False, workers=1).check()
+        pruner = make_pruner(method, config)
         # Shuffled rows; the round loop and the symbolic stage decide on the last
         # validation_fraction of them. With no test rows of its own, the estimator reports
         # those validation rows in the loop's "test" columns.
         order = np.random.default_rng(self.seed).permutation(X.shape[0])
         X, y = X[order], y[order]
-        n_val = max(1, int(X.shape[0] * self.validation_fraction + 1e-9))
+        n_val = max(1, int(X.shape[0] * config.validation_fraction + 1e-9))
 
         def t(a):
             return torch.tensor(a, dtype=torch.float32)
@@ -270,9 +176,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
                 "test_input": t(X[-n_val:]), "test_label": t(y[-n_val:, None])}  # fmt: skip
         problem = Problem("estimator", data, names, None, None)
         routes = train_routes(problem, config, only_first=not config.all_routes,
-                              symbolic=self.symbolic)  # fmt: skip
-        run = run_method(self.method, pruner, routes, problem, config,
-                         symbolic=self.symbolic)  # fmt: skip
+                              symbolic=symbolic)  # fmt: skip
+        run = run_method(method, pruner, routes, problem, config, symbolic=symbolic)
         self.result_ = run.pruned
         self.model_ = self.result_.model
         self.history_ = self.result_.history
@@ -364,3 +269,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         from emp_kan.draw.plotting import plot_graph
 
         return plot_graph(self.to_networkx(X), ax=ax)
+
+
+EMPKANRegressor.__doc__ = EMPKANRegressor.__doc__.replace("{parameters}", parameters_doc(_PARAMS))

@@ -188,7 +188,7 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
     if payload.get("class") != cls.__name__:
         raise ValueError(f"{path} holds a {payload.get('class')}, not a {cls.__name__}")
     params = dict(payload["params"])
-    for name in ("width", "library"):
+    for name in ("hidden", "library"):
         if isinstance(params.get(name), list):
             params[name] = tuple(params[name])
     estimator = cls(**params)

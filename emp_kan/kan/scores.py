@@ -31,9 +31,7 @@ import numpy as np
 import torch
 
 from emp_kan.kan import adapter
-
-EDGE_SCORES = ("attribution", "activation", "coefficient")
-NODE_SCORES = ("attribution", "min_in_out", "max_in_out")
+from emp_kan.kan.score_names import EDGE_SCORES, NODE_SCORES
 
 EdgeScore = str | Callable[[Any, torch.Tensor], Sequence[Any]]
 NodeScore = str | Callable[[Any, torch.Tensor], Sequence[Any]]

@@ -19,6 +19,7 @@ import numpy as np
 
 from emp_kan.core import _check_beta, effective_number, emp_select, preserved_mass
 from emp_kan.kan.scores import EdgeScore, NodeScore, check_score_names
+from emp_kan.pruning.targets import SCOPES, TARGETS
 
 Target = Literal["edges", "nodes", "both"]
 Scope = Literal["layer", "global"]
@@ -77,8 +78,8 @@ class EMPPruner:
         edge_score: EdgeScore = "attribution",
         node_score: NodeScore = "attribution",
     ) -> None:
-        _check_choice("target", target, ("edges", "nodes", "both"))
-        _check_choice("scope", scope, ("layer", "global"))
+        _check_choice("target", target, TARGETS)
+        _check_choice("scope", scope, SCOPES)
         _check_choice("signed", signed, ("abs", "shift"))
         check_score_names(edge_score, node_score)
         self.target = target
@@ -178,7 +179,7 @@ class ThresholdPruner:
         for name, value in (("node_th", node_th), ("edge_th", edge_th)):
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        _check_choice("target", target, ("edges", "nodes", "both"))
+        _check_choice("target", target, TARGETS)
         check_score_names(edge_score, node_score)
         self.node_th = float(node_th)
         self.edge_th = float(edge_th)

@@ -582,7 +582,7 @@ def prune_rounds(
     pruner = EMPPruner(target="both") if pruner is None else pruner
     if not all(hasattr(pruner, a) for a in ("keep_edges", "keep_nodes", "backed_off")):
         raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
-    fit, val = split_validation(dict(dataset), schedule.validation)
+    fit, val = split_validation(dict(dataset), schedule.validation_fraction)
     x_fit = fit["train_input"]
 
     current = adapter.clone_model(model)

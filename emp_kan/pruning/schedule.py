@@ -30,9 +30,10 @@ reported and never decide.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from emp_kan._runtime.checks import Interval
 
 __all__ = ["DEFAULT_ROUNDS", "DEFAULT_ROUND_STEPS", "DEFAULT_SCHEDULE", "Schedule"]
 
@@ -58,7 +59,7 @@ class Schedule:
         Gentler rungs tried after a rejection, per round (rung 0 is the pruner as given).
     max_attempts : int
         Prune-and-retrain attempts in the whole run.
-    validation : float
+    validation_fraction : float
         Share of the training rows (the last ones) held out to take the decisions.
     judge_steps : int
         Unpenalised steps on a copy before an attempt is judged (when ``lamb > 0``).
@@ -69,26 +70,17 @@ class Schedule:
     backoff: float = 1.5
     max_rungs: int = 8
     max_attempts: int = 12
-    validation: float = 0.2
+    validation_fraction: float = 0.2
     judge_steps: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("tol", "floor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value >= 0
-            ):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not (isinstance(self.backoff, (int, float)) and math.isfinite(self.backoff)
-                and self.backoff > 1):  # fmt: skip
-            raise ValueError(f"backoff must be a finite number > 1, got {self.backoff!r}")
-        for name in ("max_rungs", "max_attempts", "judge_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-        if not (isinstance(self.validation, (int, float)) and 0 < self.validation < 1):
-            raise ValueError(f"validation must lie strictly between 0 and 1, got "
-                             f"{self.validation!r}")  # fmt: skip
+        checks = {"tol": Interval(float, 0), "floor": Interval(float, 0),
+                  "backoff": Interval(float, 1, closed="neither"),
+                  "max_rungs": Interval(int, 0), "max_attempts": Interval(int, 0),
+                  "validation_fraction": Interval(float, 0, 1, closed="neither"),
+                  "judge_steps": Interval(int, 0)}  # fmt: skip
+        for name, check in checks.items():
+            check.check(name, getattr(self, name))
 
     def accept_below(self, reference_rmse: float, label_std: float) -> float:
         """The largest validation RMSE an attempt may have and still be accepted."""
