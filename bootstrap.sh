@@ -1,7 +1,7 @@
 #!/bin/sh
 # Set up .venv from the repo's own files, then run one job in it.
 #   sh bootstrap.sh run [ARGS...]   emp-kan discover on its built-in default (or emp-kan ARGS)
-#   sh bootstrap.sh test            ruff, then the test suite
+#   sh bootstrap.sh test            ruff check and ruff format --check, then the test suite
 # Idempotent: the install step is skipped while pyproject.toml and constraints.txt are unchanged,
 # and compiling ahead (python -m emp_kan.app.precompile) while the compiled modules are.
 set -eu
@@ -36,6 +36,6 @@ fi
 case "$job" in
     run)  [ $# -gt 0 ] || set -- discover
           exec .venv/bin/emp-kan "$@" ;;
-    test) .venv/bin/ruff check . && exec .venv/bin/python -m pytest -q "$@" ;;
+    test) .venv/bin/ruff check . && .venv/bin/ruff format --check . && exec .venv/bin/python -m pytest -q "$@" ;;
     *)    echo "usage: sh bootstrap.sh {run|test} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -83,15 +83,18 @@ def main() -> None:
     parser.add_argument("--per-equation", action="store_true", help="add a row per equation")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.results, encoding="utf-8") if line.strip()]
-    methods = [m for m in ("emp", "threshold", "pykan", "operon")
-               if any(r["method"] == m for r in rows)]  # fmt: skip
+    methods = [
+        m for m in ("emp", "threshold", "pykan", "operon") if any(r["method"] == m for r in rows)
+    ]
     by_eq: dict[int, dict[str, dict]] = defaultdict(dict)
     for r in rows:
         by_eq[r["equation"]][r["method"]] = r
     shapes = {eq: shape(next(iter(rs.values()))["truth"]) for eq, rs in by_eq.items()}
 
-    print("| method | tasks | failed | exact | exact rate | test R^2 > 0.999 | median edges "
-          "| median formula RMSE | median s |")
+    print(
+        "| method | tasks | failed | exact | exact rate | test R^2 > 0.999 | median edges "
+        "| median formula RMSE | median s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
@@ -101,10 +104,12 @@ def main() -> None:
         exact = sum(bool(r.get("exact")) for r in ok)
         accurate = sum((r.get("test_r2") or 0) > 0.999 for r in ok)
         seconds = statistics.median(r["seconds"] for r in mine)
-        print(f"| {m} | {len(mine)} | {len(mine) - len(ok)} | {exact} "
-              f"| {100 * exact / len(mine):.1f}% | {100 * accurate / len(mine):.1f}% "
-              f"| {statistics.median(edges) if edges else '-'} "
-              f"| {statistics.median(rmse):.2e} | {seconds:.1f} |")
+        print(
+            f"| {m} | {len(mine)} | {len(mine) - len(ok)} | {exact} "
+            f"| {100 * exact / len(mine):.1f}% | {100 * accurate / len(mine):.1f}% "
+            f"| {statistics.median(edges) if edges else '-'} "
+            f"| {statistics.median(rmse):.2e} | {seconds:.1f} |"
+        )
 
     print("\nExact recoveries by the law's shape:\n")
     print("| shape | laws | " + " | ".join(methods) + " |")
@@ -115,8 +120,13 @@ def main() -> None:
         print(f"| {s} | {len(eqs)} | " + " | ".join(cells) + " |")
 
     print(f"\n{args.method}'s misses by shape and by what went wrong:\n")
-    causes = ("failed", "splines inaccurate", "variable lost", "symbolic stage inaccurate",
-              "accurate, not the law")  # fmt: skip
+    causes = (
+        "failed",
+        "splines inaccurate",
+        "variable lost",
+        "symbolic stage inaccurate",
+        "accurate, not the law",
+    )
     print("| shape | misses | " + " | ".join(causes) + " |")
     print("|---|---|" + "---|" * len(causes))
     examples: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -129,19 +139,27 @@ def main() -> None:
             cause = what_went_wrong(row)
             tally[cause] += 1
             examples[s, cause].append(eq)
-        print(f"| {s} | {sum(tally.values())} | " + " | ".join(str(tally[c]) for c in causes)
-              + " |")
+        print(
+            f"| {s} | {sum(tally.values())} | " + " | ".join(str(tally[c]) for c in causes) + " |"
+        )
     print("\nEquations per cell:\n")
     for (s, cause), eqs in sorted(examples.items()):
         print(f"- {s}, {cause}: {', '.join(map(str, eqs))}")
     if args.per_equation:
-        print("\nPer equation (exact: yes / - ; edges and formula test RMSE of the KAN methods; "
-              "seconds):\n")
-        head = " | ".join(f"{m} exact | {m} edges | {m} RMSE | {m} s" if m in ("emp", "threshold")
-                          else f"{m} exact | {m} RMSE | {m} s" for m in methods)
+        print(
+            "\nPer equation (exact: yes / - ; edges and formula test RMSE of the KAN methods; "
+            "seconds):\n"
+        )
+        head = " | ".join(
+            f"{m} exact | {m} edges | {m} RMSE | {m} s"
+            if m in ("emp", "threshold")
+            else f"{m} exact | {m} RMSE | {m} s"
+            for m in methods
+        )
         print(f"| eq | law | shape | {head} |")
-        print("|---|---|---|" + "---|" * sum(4 if m in ("emp", "threshold") else 3
-                                            for m in methods))
+        print(
+            "|---|---|---|" + "---|" * sum(4 if m in ("emp", "threshold") else 3 for m in methods)
+        )
         for eq in sorted(by_eq):
             cells = []
             for m in methods:

@@ -59,7 +59,7 @@ def _fixed_scores(marks: np.ndarray):
 def one_seed(seed: int, steps: int) -> dict:
     from emp_kan import EMPKANClassifier, EMPPruner, ThresholdPruner
     from emp_kan.kan import adapter
-    from emp_kan.pruning.rounds import prune_step
+    from emp_kan.pruning.step import prune_step
 
     x_tr, x_te, y_tr, y_te = digits_split()
     start = time.perf_counter()
@@ -78,11 +78,15 @@ def one_seed(seed: int, steps: int) -> dict:
         accuracy, loss = evaluate(step.model, x_test, y_te)
         return {"accuracy": accuracy, "loss": loss, "hidden": adapter.widths(step.model)[1]}
 
-    row["emp"] = {str(beta): pruned(EMPPruner(target="nodes", beta=beta, edge_score="attribution",
-                                              node_score="max_in_out"))
-                  for beta in BETAS}  # fmt: skip
-    row["emp_paper_score"] = pruned(EMPPruner(target="nodes", edge_score="coefficient",
-                                              node_score="max_in_out"))  # fmt: skip
+    row["emp"] = {
+        str(beta): pruned(
+            EMPPruner(target="nodes", beta=beta, edge_score="attribution", node_score="max_in_out")
+        )
+        for beta in BETAS
+    }
+    row["emp_paper_score"] = pruned(
+        EMPPruner(target="nodes", edge_score="coefficient", node_score="max_in_out")
+    )
     row["threshold"] = pruned(ThresholdPruner(node_th=1e-2, target="nodes"))
     count = row["emp"]["1.0"]["hidden"]
     rng = np.random.default_rng(1000 + seed)
@@ -92,12 +96,17 @@ def one_seed(seed: int, steps: int) -> dict:
         marks = np.zeros(64)
         marks[chosen] = 1.0
         # EMP on scores of 1 for the chosen nodes and 0 elsewhere keeps exactly those.
-        draws.append(pruned(EMPPruner(target="nodes", edge_score="coefficient",
-                                      node_score=_fixed_scores(marks))))
-    row["random"] = {"hidden": count,
-                     "accuracy": statistics.mean(d["accuracy"] for d in draws),
-                     "loss": statistics.mean(d["loss"] for d in draws),
-                     "accuracy_draws": [d["accuracy"] for d in draws]}  # fmt: skip
+        draws.append(
+            pruned(
+                EMPPruner(target="nodes", edge_score="coefficient", node_score=_fixed_scores(marks))
+            )
+        )
+    row["random"] = {
+        "hidden": count,
+        "accuracy": statistics.mean(d["accuracy"] for d in draws),
+        "loss": statistics.mean(d["loss"] for d in draws),
+        "accuracy_draws": [d["accuracy"] for d in draws],
+    }
     return row
 
 
@@ -107,8 +116,10 @@ def summarise(rows: list[dict]) -> None:
         loss = [p["loss"] for p in parts]
         hidden = [p["hidden"] for p in parts]
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        print(f"{name:28s} {statistics.mean(hidden):6.1f} {statistics.mean(acc):8.2f} "
-              f"{sd:6.2f} {statistics.mean(loss):8.3f}")  # fmt: skip
+        print(
+            f"{name:28s} {statistics.mean(hidden):6.1f} {statistics.mean(acc):8.2f} "
+            f"{sd:6.2f} {statistics.mean(loss):8.3f}"
+        )
 
     print(f"{len(rows)} seeds; mean over seeds")
     print(f"{'model':28s} {'hidden':>6s} {'acc %':>8s} {'sd':>6s} {'loss':>8s}")
@@ -120,10 +131,12 @@ def summarise(rows: list[dict]) -> None:
     line("random, EMP beta 1's count", [r["random"] for r in rows])
     drops_emp = [(r["dense"]["accuracy"] - r["emp"]["1.0"]["accuracy"]) * 100 for r in rows]
     drops_random = [(r["dense"]["accuracy"] - r["random"]["accuracy"]) * 100 for r in rows]
-    print(f"accuracy drop at beta 1: EMP {statistics.mean(drops_emp):.2f} points, random "
-          f"{statistics.mean(drops_random):.2f}; EMP smaller on "
-          f"{sum(e < r for e, r in zip(drops_emp, drops_random, strict=True))}/{len(rows)} "
-          "seeds")  # fmt: skip
+    print(
+        f"accuracy drop at beta 1: EMP {statistics.mean(drops_emp):.2f} points, random "
+        f"{statistics.mean(drops_random):.2f}; EMP smaller on "
+        f"{sum(e < r for e, r in zip(drops_emp, drops_random, strict=True))}/{len(rows)} "
+        "seeds"
+    )
 
 
 def figure(rows: list[dict], path: str) -> None:
@@ -134,15 +147,35 @@ def figure(rows: list[dict], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
-        ax.plot([r["emp"][str(b)]["hidden"] for b in BETAS],
-                [r["emp"][str(b)]["accuracy"] * 100 for b in BETAS], "o-", color="C0",
-                alpha=0.6, label="EMP, beta 0.5-2" if r is rows[0] else None)  # fmt: skip
-        ax.plot([r["random"]["hidden"]], [r["random"]["accuracy"] * 100], "s", color="C3",
-                label="random, same count as EMP beta 1" if r is rows[0] else None)  # fmt: skip
-        ax.plot([r["threshold"]["hidden"]], [r["threshold"]["accuracy"] * 100], "^",
-                color="C2", label="pykan node threshold 1e-2" if r is rows[0] else None)
-        ax.plot([64], [r["dense"]["accuracy"] * 100], "D", color="0.2",
-                label="dense" if r is rows[0] else None)  # fmt: skip
+        ax.plot(
+            [r["emp"][str(b)]["hidden"] for b in BETAS],
+            [r["emp"][str(b)]["accuracy"] * 100 for b in BETAS],
+            "o-",
+            color="C0",
+            alpha=0.6,
+            label="EMP, beta 0.5-2" if r is rows[0] else None,
+        )
+        ax.plot(
+            [r["random"]["hidden"]],
+            [r["random"]["accuracy"] * 100],
+            "s",
+            color="C3",
+            label="random, same count as EMP beta 1" if r is rows[0] else None,
+        )
+        ax.plot(
+            [r["threshold"]["hidden"]],
+            [r["threshold"]["accuracy"] * 100],
+            "^",
+            color="C2",
+            label="pykan node threshold 1e-2" if r is rows[0] else None,
+        )
+        ax.plot(
+            [64],
+            [r["dense"]["accuracy"] * 100],
+            "D",
+            color="0.2",
+            label="dense" if r is rows[0] else None,
+        )
     ax.set_xlabel("hidden nodes kept (of 64)")
     ax.set_ylabel("test accuracy %")
     ax.set_title("digits, KAN [64, 64, 10], one-shot node pruning, no fine-tuning")
@@ -169,10 +202,12 @@ def main() -> None:
         with out.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         rows.append(row)
-        print(f"seed {seed}: dense {row['dense']['accuracy']:.4f}, EMP beta 1 "
-              f"{row['emp']['1.0']['accuracy']:.4f} with {row['emp']['1.0']['hidden']} nodes, "
-              f"random {row['random']['accuracy']:.4f} ({row['train_seconds']:.0f} s)",
-              flush=True)  # fmt: skip
+        print(
+            f"seed {seed}: dense {row['dense']['accuracy']:.4f}, EMP beta 1 "
+            f"{row['emp']['1.0']['accuracy']:.4f} with {row['emp']['1.0']['hidden']} nodes, "
+            f"random {row['random']['accuracy']:.4f} ({row['train_seconds']:.0f} s)",
+            flush=True,
+        )
     rows = [r for r in rows if r["steps"] == args.steps]
     summarise(rows)
     if args.figure:

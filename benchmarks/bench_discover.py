@@ -26,9 +26,21 @@ from _worktree import ROOT, checked_out  # benchmarks/, beside this script
 def run(tree: Path, out: Path, **env_extra: str) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree), **env_extra)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "emp_kan.app.cli" if (tree / "emp_kan/app").exists()
-                    else "emp_kan.cli", "discover", "--no-progress", "--out", str(out)],
-                   cwd=out.parent, env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emp_kan.app.cli" if (tree / "emp_kan/app").exists() else "emp_kan.cli",
+            "discover",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        cwd=out.parent,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -37,17 +49,26 @@ def main() -> None:
     parser.add_argument("--base", default="d50f3a6", help="commit to compare against")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    subprocess.run([sys.executable, "-m", "emp_kan.app.precompile"], cwd=ROOT,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "emp_kan.app.precompile"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        check=True,
+    )
     with checked_out(args.base) as base, checked_out("HEAD") as cold:
         times: dict[str, list[float]] = {"base": [], "this": [], "cold": []}
         for k in range(args.repeats):
-            for name, tree, extra in (("base", base, {}), ("this", ROOT, {}),
-                                      ("cold", cold, {"PYTHONDONTWRITEBYTECODE": "1"})):
+            for name, tree, extra in (
+                ("base", base, {}),
+                ("this", ROOT, {}),
+                ("cold", cold, {"PYTHONDONTWRITEBYTECODE": "1"}),
+            ):
                 times[name].append(run(tree, base.parent / f"out-{name}-{k}", **extra))
     b, t, c = (min(times[name]) for name in ("base", "this", "cold"))
-    print(f"default discover: base {args.base} {b:.1f} s, this tree {t:.1f} s (ratio "
-          f"{b / t:.2f}x); HEAD compiling in every process {c:.1f} s (ratio {b / c:.2f}x)")
+    print(
+        f"default discover: base {args.base} {b:.1f} s, this tree {t:.1f} s (ratio "
+        f"{b / t:.2f}x); HEAD compiling in every process {c:.1f} s (ratio {b / c:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import argparse
 
 import emp_kan
 from emp_kan.data.problems import feynman_problem
+from emp_kan.pruning.schedule import Schedule
 
 RULES = {
     "thresholds": lambda: emp_kan.ThresholdPruner(),
@@ -32,9 +33,17 @@ def main() -> None:
         trained = emp_kan.train(model, problem.dataset, steps=40, lamb=1e-3)
         cells = [f"{eq:3d}"]
         for name, make in RULES.items():
-            res = emp_kan.prune_rounds(trained, problem.dataset, make(), rounds=3, steps=15,
-                                       lamb=1e-3, tol=0.5, initial_steps=0,
-                                       final_steps=40)  # fmt: skip
+            res = emp_kan.prune_rounds(
+                trained,
+                problem.dataset,
+                make(),
+                rounds=3,
+                steps=15,
+                lamb=1e-3,
+                schedule=Schedule(tol=0.5),
+                initial_steps=0,
+                final_steps=40,
+            )
             rolled = res.rejected_attempts
             cells.append(f"{name}: {res.edges_alive}e {res.final_test_rmse:.1e} rb{rolled}")
         print(" | ".join(cells), flush=True)

@@ -44,8 +44,11 @@ def main() -> None:
     parser.add_argument("--only", default="", help="law numbers (1-based), e.g. 1,4")
     args = parser.parse_args()
     out = Path(args.out)
-    done = {json.loads(line)["law"] for line in out.read_text().splitlines()} if out.exists() \
-        else set()  # fmt: skip
+    done = (
+        {json.loads(line)["law"] for line in out.read_text().splitlines()}
+        if out.exists()
+        else set()
+    )
     wanted = {int(v) for v in args.only.split(",") if v} or set(range(1, len(LAWS) + 1))
     for number, (shape, formula, ranges) in enumerate(LAWS, start=1):
         if number not in wanted or number in done:
@@ -53,24 +56,37 @@ def main() -> None:
         problem = formula_problem(formula, ranges, samples=500, seed=0)
         start = time.perf_counter()
         report, _ = discover(problem, DiscoverConfig())
-        row = {"law": number, "shape": shape, "truth": formula,
-               "seconds": time.perf_counter() - start}  # fmt: skip
+        row = {
+            "law": number,
+            "shape": shape,
+            "truth": formula,
+            "seconds": time.perf_counter() - start,
+        }
         for name, part in (("emp", report), ("threshold", report["baseline"])):
             keys = ("formula", "exact", "test_rmse", "spline_test_rmse", "transform")
             row[name] = {key: part[key] for key in keys}
             row[name]["edges"] = part["edges"]["final"]
         with out.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
-        print(f"{number:2d} {shape:20s} {formula:20s} EMP {row['emp']['exact']!s:5s} "
-              f"{row['emp']['formula'][:40]:40s} thr {row['threshold']['exact']!s:5s} "
-              f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
+        print(
+            f"{number:2d} {shape:20s} {formula:20s} EMP {row['emp']['exact']!s:5s} "
+            f"{row['emp']['formula'][:40]:40s} thr {row['threshold']['exact']!s:5s} "
+            f"{row['seconds']:.0f} s",
+            flush=True,
+        )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     for name in ("emp", "threshold"):
         exact = sum(bool(r[name]["exact"]) for r in rows)
-        within = sum(1 for r in rows if r[name]["test_rmse"] is not None
-                     and r[name]["test_rmse"] <= 2 * r[name]["spline_test_rmse"])  # fmt: skip
-        print(f"{name}: exact {exact}/{len(rows)}; formula test RMSE <= 2x spline's on "
-              f"{within}/{len(rows)}")  # fmt: skip
+        within = sum(
+            1
+            for r in rows
+            if r[name]["test_rmse"] is not None
+            and r[name]["test_rmse"] <= 2 * r[name]["spline_test_rmse"]
+        )
+        print(
+            f"{name}: exact {exact}/{len(rows)}; formula test RMSE <= 2x spline's on "
+            f"{within}/{len(rows)}"
+        )
 
 
 if __name__ == "__main__":

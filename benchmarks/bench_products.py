@@ -49,8 +49,9 @@ print(json.dumps({"seconds": best, "errors": errors}))
 def run(tree: Path, repeats: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     code = _PROBE % {"equations": EQUATIONS, "repeats": repeats}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True,
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tree, env=env, check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -62,12 +63,15 @@ def main() -> None:
     with checked_out(args.base) as base:
         base_run, this_run = run(base, args.repeats), run(ROOT, args.repeats)
     b, t = base_run["seconds"], this_run["seconds"]
-    print(f"product search on {len(EQUATIONS)} equations: base {args.base} {b:.2f} s, "
-          f"this tree {t:.2f} s, ratio {b / t:.2f}x")  # fmt: skip
+    print(
+        f"product search on {len(EQUATIONS)} equations: base {args.base} {b:.2f} s, "
+        f"this tree {t:.2f} s, ratio {b / t:.2f}x"
+    )
     for eq in EQUATIONS:
         before, after = base_run["errors"][str(eq)], this_run["errors"][str(eq)]
         if (before is None) != (after is None) or (
-                before is not None and abs(after - before) > 0.01 * max(before, 1e-12)):
+            before is not None and abs(after - before) > 0.01 * max(before, 1e-12)
+        ):
             print(f"  Feynman {eq}: best fit's RMSE {before} -> {after}")
 
 

@@ -27,9 +27,13 @@ def trf(residual_and_jacobian, start, max_nfev):
 
     with catch_warnings():
         simplefilter("ignore")
-        return least_squares(lambda p: residual_and_jacobian(p)[0], start,
-                             jac=lambda p: residual_and_jacobian(p)[1], method="trf",
-                             max_nfev=max_nfev).x  # fmt: skip
+        return least_squares(
+            lambda p: residual_and_jacobian(p)[0],
+            start,
+            jac=lambda p: residual_and_jacobian(p)[1],
+            method="trf",
+            max_nfev=max_nfev,
+        ).x
 
 
 def refit_with_trf(terms, consts, x, y, max_nfev: int = 50):
@@ -84,11 +88,15 @@ def main() -> None:
     as_good = sum(r <= 1 + 1e-6 for r in finite)
     best = {name: min(times) for name, times in seconds.items()}
     print(f"Feynman {args.feynman}: {len(recorded)} refits of one default discovery (workers 1)")
-    print(f"trf {best['trf']:.2f} s, ours {best['ours']:.2f} s, ratio trf / ours "
-          f"{best['trf'] / best['ours']:.1f}x (best of {args.repeats})")  # fmt: skip
-    print(f"ours as good as trf or better (SSE within 1e-6): {as_good} of {len(finite)}; "
-          f"median SSE ours / trf {statistics.median(finite):.4f}, "
-          f"worst {max(finite):.3g}, best {min(finite):.3g}")  # fmt: skip
+    print(
+        f"trf {best['trf']:.2f} s, ours {best['ours']:.2f} s, ratio trf / ours "
+        f"{best['trf'] / best['ours']:.1f}x (best of {args.repeats})"
+    )
+    print(
+        f"ours as good as trf or better (SSE within 1e-6): {as_good} of {len(finite)}; "
+        f"median SSE ours / trf {statistics.median(finite):.4f}, "
+        f"worst {max(finite):.3g}, best {min(finite):.3g}"
+    )
 
 
 if __name__ == "__main__":

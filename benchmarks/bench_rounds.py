@@ -24,8 +24,11 @@ import torch
 
 from emp_kan._runtime import threads
 from emp_kan.kan import adapter
+from emp_kan.kan.training import train
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
-from emp_kan.pruning.rounds import prune_rounds, prune_step, train
+from emp_kan.pruning.rounds import prune_rounds
+from emp_kan.pruning.schedule import Schedule
+from emp_kan.pruning.step import prune_step
 
 FEYNMAN = (1, 2, 3, 6, 8, 10, 15, 16, 25, 28)
 
@@ -49,15 +52,24 @@ def overhead() -> None:
     print("== overhead: (score + prune + compact) / train seconds, per round")
     data, n_var, _ = feynman_dataset(10, 1000, 0)
     model = adapter.make_kan([n_var, 5, 1], grid=5, k=3, seed=0)
-    res = prune_rounds(model, data, EMPPruner(target="both"), rounds=4, steps=20, lamb=1e-2,
-                       tol=10.0)  # fmt: skip
+    res = prune_rounds(
+        model,
+        data,
+        EMPPruner(target="both"),
+        rounds=4,
+        steps=20,
+        lamb=1e-2,
+        schedule=Schedule(tol=10.0),
+    )
     shares = []
     for r in res.history:
         if r.seconds_train > 0:
             share = (r.seconds_score + r.seconds_prune) / r.seconds_train
             shares.append(share)
-            print(f"round {r.round}: train {r.seconds_train:.2f}s, score {r.seconds_score:.3f}s, "
-                  f"prune+compact {r.seconds_prune:.3f}s, overhead {100 * share:.2f}%")  # fmt: skip
+            print(
+                f"round {r.round}: train {r.seconds_train:.2f}s, score {r.seconds_score:.3f}s, "
+                f"prune+compact {r.seconds_prune:.3f}s, overhead {100 * share:.2f}%"
+            )
     if shares:
         print(f"median overhead {100 * statistics.median(shares):.2f}% of training time")
 
@@ -73,8 +85,12 @@ def diabetes_data() -> dict:
     def t(a):
         return torch.tensor(a, dtype=torch.float32)
 
-    return {"train_input": t((x_tr - mx) / sx), "train_label": t((y_tr - my) / sy),
-            "test_input": t((x_te - mx) / sx), "test_label": t((y_te - my) / sy)}  # fmt: skip
+    return {
+        "train_input": t((x_tr - mx) / sx),
+        "train_label": t((y_tr - my) / sy),
+        "test_input": t((x_te - mx) / sx),
+        "test_label": t((y_te - my) / sy),
+    }
 
 
 def diabetes_seeds(seeds=range(5), engine: str = "fast") -> None:
@@ -94,18 +110,23 @@ def diabetes_seeds(seeds=range(5), engine: str = "fast") -> None:
         step = prune_step(trained, data["train_input"], pruner)
         kept.append(adapter.widths(step.model)[1])
         errors.append(adapter.rmse(trained, data["test_input"], data["test_label"]) ** 2)
-        print(f"seed {seed}: 16 -> {kept[-1]} hidden nodes (trained test MSE {errors[-1]:.3f})",
-              flush=True)  # fmt: skip
-    print(f"kept: mean {statistics.mean(kept):.1f}, sd {statistics.stdev(kept):.1f}, "
-          f"range {min(kept)}-{max(kept)} (authors: 10)")  # fmt: skip
+        print(
+            f"seed {seed}: 16 -> {kept[-1]} hidden nodes (trained test MSE {errors[-1]:.3f})",
+            flush=True,
+        )
+    print(
+        f"kept: mean {statistics.mean(kept):.1f}, sd {statistics.stdev(kept):.1f}, "
+        f"range {min(kept)}-{max(kept)} (authors: 10)"
+    )
 
 
 def diabetes() -> None:
     print("== diabetes: the EMP authors' pykan prototype")
     data = diabetes_data()
     start = time.perf_counter()
-    trained = train(adapter.make_kan([10, 16, 1], grid=5, k=3, seed=0), data, steps=300,
-                    lamb=1e-3, seed=0)  # fmt: skip
+    trained = train(
+        adapter.make_kan([10, 16, 1], grid=5, k=3, seed=0), data, steps=300, lamb=1e-3, seed=0
+    )
     print(f"trained 300 steps in {time.perf_counter() - start:.1f}s")
 
     def mse(model):
@@ -119,19 +140,34 @@ def diabetes() -> None:
         pruner = EMPPruner(target="nodes", beta=beta, node_score="min_in_out")
         step = prune_step(trained, data["train_input"], pruner)
         label = f"ours: node EMP beta {beta}, one shot"
-        print(f"{label:46} {adapter.widths(step.model)[1]:6d} {edges_alive(step.model):6d} "
-              f"{mse(step.model):9.3f}")  # fmt: skip
+        print(
+            f"{label:46} {adapter.widths(step.model)[1]:6d} {edges_alive(step.model):6d} "
+            f"{mse(step.model):9.3f}"
+        )
     step = prune_step(trained, data["train_input"], ThresholdPruner())
-    print(f"{'pykan thresholds (1e-2, 3e-2), one shot':46} {adapter.widths(step.model)[1]:6d} "
-          f"{edges_alive(step.model):6d} {mse(step.model):9.3f}")  # fmt: skip
+    print(
+        f"{'pykan thresholds (1e-2, 3e-2), one shot':46} {adapter.widths(step.model)[1]:6d} "
+        f"{edges_alive(step.model):6d} {mse(step.model):9.3f}"
+    )
     for name, pruner in (
-        ("iterative node EMP, 3 rounds x 50 steps", EMPPruner(target="nodes",
-                                                              node_score="min_in_out")),
+        (
+            "iterative node EMP, 3 rounds x 50 steps",
+            EMPPruner(target="nodes", node_score="min_in_out"),
+        ),
         ("iterative EMP both, 3 rounds x 50 steps", EMPPruner(target="both")),
         ("iterative thresholds, 3 rounds x 50 steps", ThresholdPruner()),
-    ):  # fmt: skip
-        res = prune_rounds(trained, data, pruner, rounds=3, steps=50, lamb=1e-3,
-                           initial_steps=0, tol=0.2, seed=0)  # fmt: skip
+    ):
+        res = prune_rounds(
+            trained,
+            data,
+            pruner,
+            rounds=3,
+            steps=50,
+            lamb=1e-3,
+            initial_steps=0,
+            schedule=Schedule(tol=0.2),
+            seed=0,
+        )
         status = res.history[-1].status if res.history else "-"
         print(
             f"{name:46} {adapter.widths(res.model)[1]:6d} {edges_alive(res.model):6d} "
@@ -143,26 +179,42 @@ def feynman() -> None:
     print("== feynman: EMP (both) vs pykan thresholds from the same trained model")
     print("   [n, 5, 1], grid 5, 500/500 samples, train 50 steps lamb 1e-2; 3 rounds x 20 steps")
     print("   lamb 1e-2, tol 0.5; then 50 steps lamb 0 (same for both, and for 'unpruned')")
-    print(f"{'eq':>3} {'vars':>4} {'edges0':>6} | {'EMP edges':>9} {'EMP RMSE':>9} | "
-          f"{'thr edges':>9} {'thr RMSE':>9} | {'unpruned RMSE':>13}")  # fmt: skip
+    print(
+        f"{'eq':>3} {'vars':>4} {'edges0':>6} | {'EMP edges':>9} {'EMP RMSE':>9} | "
+        f"{'thr edges':>9} {'thr RMSE':>9} | {'unpruned RMSE':>13}"
+    )
     fewer = more = same = 0
     for number in FEYNMAN:
         data, n_var, _ = feynman_dataset(number, 500, 0)
-        trained = train(adapter.make_kan([n_var, 5, 1], grid=5, k=3, seed=0), data, steps=50,
-                        lamb=1e-2, seed=0)  # fmt: skip
+        trained = train(
+            adapter.make_kan([n_var, 5, 1], grid=5, k=3, seed=0), data, steps=50, lamb=1e-2, seed=0
+        )
         unpruned = train(trained, data, steps=50, lamb=0.0, seed=4)
         base = adapter.rmse(unpruned, data["test_input"], data["test_label"])
         row = []
         for pruner in (EMPPruner(target="both"), ThresholdPruner()):
-            res = prune_rounds(trained, data, pruner, rounds=3, steps=20, lamb=1e-2,
-                               initial_steps=0, final_steps=50, tol=0.5, seed=0)  # fmt: skip
+            res = prune_rounds(
+                trained,
+                data,
+                pruner,
+                rounds=3,
+                steps=20,
+                lamb=1e-2,
+                initial_steps=0,
+                final_steps=50,
+                schedule=Schedule(tol=0.5),
+                seed=0,
+            )
             row.append((edges_alive(res.model), res.final_test_rmse))
         (e_emp, r_emp), (e_thr, r_thr) = row
         fewer += e_emp < e_thr
         more += e_emp > e_thr
         same += e_emp == e_thr
-        print(f"{number:3d} {n_var:4d} {edges_alive(trained):6d} | {e_emp:9d} {r_emp:9.2e} | "
-              f"{e_thr:9d} {r_thr:9.2e} | {base:13.2e}", flush=True)  # fmt: skip
+        print(
+            f"{number:3d} {n_var:4d} {edges_alive(trained):6d} | {e_emp:9d} {r_emp:9.2e} | "
+            f"{e_thr:9d} {r_thr:9.2e} | {base:13.2e}",
+            flush=True,
+        )
     print(f"EMP kept fewer edges on {fewer}, more on {more}, as many on {same} of {len(FEYNMAN)}")
 
 
@@ -172,9 +224,13 @@ def main() -> None:
     parts = parser.parse_args().parts.split(",")
     np.set_printoptions(precision=4)
     for part in parts:
-        {"overhead": overhead, "diabetes": diabetes, "diabetes_seeds": diabetes_seeds,
-         "diabetes_seeds_pykan": lambda: diabetes_seeds(engine="pykan"),
-         "feynman": feynman}[part]()
+        {
+            "overhead": overhead,
+            "diabetes": diabetes,
+            "diabetes_seeds": diabetes_seeds,
+            "diabetes_seeds_pykan": lambda: diabetes_seeds(engine="pykan"),
+            "feynman": feynman,
+        }[part]()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import sympy as sp
 import emp_kan
 from emp_kan._runtime import threads
 from emp_kan.kan import adapter
+from emp_kan.pruning.schedule import Schedule
 from emp_kan.symbolic.edge_fit import fit_edge, numpy_function
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.recovery import is_exact_recovery
@@ -67,9 +68,17 @@ def run_equation(number: int, library, pruner: str = "emp-edges") -> dict:
     data, names, truth, ranges = dataset(number)
     n_var = len(names)
     model = emp_kan.make_kan([n_var, 5, 1], grid=5, k=3, seed=0)
-    pruned = emp_kan.prune_rounds(model, data, PRUNERS[pruner](), rounds=3,
-                                  steps=30, lamb=1e-3, initial_steps=100, final_steps=50,
-                                  tol=0.5)  # fmt: skip
+    pruned = emp_kan.prune_rounds(
+        model,
+        data,
+        PRUNERS[pruner](),
+        rounds=3,
+        steps=30,
+        lamb=1e-3,
+        initial_steps=100,
+        final_steps=50,
+        schedule=Schedule(tol=0.5),
+    )
     x = data["train_input"]
     samples = adapter.edge_samples(pruned.model, x)
     masks = [m.numpy() for m in adapter.get_edge_masks(pruned.model)]
@@ -113,22 +122,40 @@ def run_equation(number: int, library, pruner: str = "emp-edges") -> dict:
     start = time.perf_counter()
     ours = emp_kan.fit_formula(pruned, data, variables=names, library=library)
     t_ours = time.perf_counter() - start
-    bounds = [tuple(map(float, r)) for r in (ranges if isinstance(ranges[0], (list, tuple))
-                                             else [ranges] * n_var)]  # fmt: skip
-    exact_ours = is_exact_recovery(ours.expression, truth, names, test_r2=ours.test_r2,
-                                   ranges=bounds)  # fmt: skip
+    bounds = [
+        tuple(map(float, r))
+        for r in (ranges if isinstance(ranges[0], (list, tuple)) else [ranges] * n_var)
+    ]
+    exact_ours = is_exact_recovery(
+        ours.expression, truth, names, test_r2=ours.test_r2, ranges=bounds
+    )
     exact_pykan = isinstance(pykan_expr, sp.Basic) and is_exact_recovery(
-        pykan_expr, truth, names, test_r2=pykan_r2_test, ranges=bounds)  # fmt: skip
+        pykan_expr, truth, names, test_r2=pykan_r2_test, ranges=bounds
+    )
     return {
-        "equation": number, "truth": str(truth), "pruner": pruner, "edges": len(edges),
+        "equation": number,
+        "truth": str(truth),
+        "pruner": pruner,
+        "edges": len(edges),
         "spline_test_rmse": pruned.final_test_rmse,
-        "ours": {"formula": str(ours.expression), "test_rmse": ours.test_rmse,
-                 "test_r2": ours.test_r2, "exact": exact_ours, "seconds": t_ours,
-                 "edge_r2": ours_r2},
-        "pykan": {"formula": str(pykan_expr), "test_rmse": pykan_rmse, "test_r2": pykan_r2_test,
-                  "exact": bool(exact_pykan), "seconds_auto_symbolic": t_pykan,
-                  "seconds_followup_fit": t_pykan_fit, "edge_r2": pykan_r2},
-    }  # fmt: skip
+        "ours": {
+            "formula": str(ours.expression),
+            "test_rmse": ours.test_rmse,
+            "test_r2": ours.test_r2,
+            "exact": exact_ours,
+            "seconds": t_ours,
+            "edge_r2": ours_r2,
+        },
+        "pykan": {
+            "formula": str(pykan_expr),
+            "test_rmse": pykan_rmse,
+            "test_r2": pykan_r2_test,
+            "exact": bool(exact_pykan),
+            "seconds_auto_symbolic": t_pykan,
+            "seconds_followup_fit": t_pykan_fit,
+            "edge_r2": pykan_r2,
+        },
+    }
 
 
 def main() -> None:
@@ -140,19 +167,26 @@ def main() -> None:
     library = DEFAULT_LIBRARY
     rows = []
     print(f"library: {', '.join(library)}; pruner: {args.pruner}")
-    print(f"{'eq':>3} {'edges':>5} {'ours s':>7} {'pykan s':>8} {'speedup':>7} | "
-          f"{'ours RMSE':>9} {'exact':>5} | {'pykan RMSE':>10} {'exact':>5}")  # fmt: skip
+    print(
+        f"{'eq':>3} {'edges':>5} {'ours s':>7} {'pykan s':>8} {'speedup':>7} | "
+        f"{'ours RMSE':>9} {'exact':>5} | {'pykan RMSE':>10} {'exact':>5}"
+    )
     for number in map(int, args.equations.split(",")):
         row = run_equation(number, library, args.pruner)
         rows.append(row)
         o, p = row["ours"], row["pykan"]
         t_p = p["seconds_auto_symbolic"]
-        print(f"{number:3d} {row['edges']:5d} {o['seconds']:7.1f} {t_p:8.1f} "
-              f"{t_p / o['seconds']:7.1f} | {o['test_rmse']:9.2e} "
-              f"{'yes' if o['exact'] else 'no':>5} | {p['test_rmse']:10.2e} "
-              f"{'yes' if p['exact'] else 'no':>5}", flush=True)  # fmt: skip
-        print(f"    truth {row['truth']}\n    ours  {o['formula']}\n    pykan {p['formula']}",
-              flush=True)  # fmt: skip
+        print(
+            f"{number:3d} {row['edges']:5d} {o['seconds']:7.1f} {t_p:8.1f} "
+            f"{t_p / o['seconds']:7.1f} | {o['test_rmse']:9.2e} "
+            f"{'yes' if o['exact'] else 'no':>5} | {p['test_rmse']:10.2e} "
+            f"{'yes' if p['exact'] else 'no':>5}",
+            flush=True,
+        )
+        print(
+            f"    truth {row['truth']}\n    ours  {o['formula']}\n    pykan {p['formula']}",
+            flush=True,
+        )
         if args.out:
             with open(args.out, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row, default=str) + "\n")
@@ -178,8 +212,11 @@ def main() -> None:
         f"exact recoveries: ours {sum(r['ours']['exact'] for r in rows)}/{len(rows)}, "
         f"pykan {sum(r['pykan']['exact'] for r in rows)}/{len(rows)}"
     )
-    better = sum(r["ours"]["test_rmse"] < r["pykan"]["test_rmse"] or
-                 not math.isfinite(r["pykan"]["test_rmse"]) for r in rows)  # fmt: skip
+    better = sum(
+        r["ours"]["test_rmse"] < r["pykan"]["test_rmse"]
+        or not math.isfinite(r["pykan"]["test_rmse"])
+        for r in rows
+    )
     print(f"formula test RMSE lower than pykan's on {better}/{len(rows)} equations")
 
 

@@ -34,8 +34,12 @@ def data(n_in: int, rows: int, seed: int = 0) -> tuple[dict, dict]:
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(rows + rows // 4, n_in, generator=gen) * 2 - 1
     y = law(x)
-    fit = {"train_input": x[:rows], "train_label": y[:rows],
-           "test_input": x[rows:], "test_label": y[rows:]}  # fmt: skip
+    fit = {
+        "train_input": x[:rows],
+        "train_label": y[:rows],
+        "test_input": x[rows:],
+        "test_label": y[rows:],
+    }
     return fit, {"x": x[rows:], "y": y[rows:]}
 
 
@@ -56,14 +60,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads {args.threads}, {args.rows} rows, {args.steps} LBFGS steps, "
-          f"best of {args.repeats}")  # fmt: skip
+    print(
+        f"torch threads {args.threads}, {args.rows} rows, {args.steps} LBFGS steps, "
+        f"best of {args.repeats}"
+    )
     start = time.perf_counter()
     one([2, 3, 1], 1e-3, 1, 20, "fast")
-    print(f"first fast fit of this process (a tiny one; it compiles the loops): "
-          f"{time.perf_counter() - start:.2f} s")  # fmt: skip
-    print(f"{'width':10s} {'lamb':>6s} {'pykan s':>8s} {'fast s':>7s} {'ratio':>6s} "
-          f"{'pykan val':>10s} {'fast val':>9s} {'val ratio':>9s}")  # fmt: skip
+    print(
+        f"first fast fit of this process (a tiny one; it compiles the loops): "
+        f"{time.perf_counter() - start:.2f} s"
+    )
+    print(
+        f"{'width':10s} {'lamb':>6s} {'pykan s':>8s} {'fast s':>7s} {'ratio':>6s} "
+        f"{'pykan val':>10s} {'fast val':>9s} {'val ratio':>9s}"
+    )
     ratios = []
     for width in ([2, 5, 1], [4, 5, 1], [6, 5, 1]):
         for lamb in (0.0, 1e-3):
@@ -73,10 +83,13 @@ def main() -> None:
                     runs[engine].append(one(width, lamb, args.steps, args.rows, engine))
             (tp, vp), (tf, vf) = (min(runs[e]) for e in ("pykan", "fast"))
             ratios.append(tp / tf)
-            print(f"{str(width):10s} {lamb:6.0e} {tp:8.2f} {tf:7.2f} {tp / tf:6.1f} "
-                  f"{vp:10.3e} {vf:9.3e} {vf / vp:9.2f}")  # fmt: skip
-    print(f"median time ratio pykan / fast: {statistics.median(ratios):.1f}x "
-          f"(min {min(ratios):.1f}x)")  # fmt: skip
+            print(
+                f"{str(width):10s} {lamb:6.0e} {tp:8.2f} {tf:7.2f} {tp / tf:6.1f} "
+                f"{vp:10.3e} {vf:9.3e} {vf / vp:9.2f}"
+            )
+    print(
+        f"median time ratio pykan / fast: {statistics.median(ratios):.1f}x (min {min(ratios):.1f}x)"
+    )
 
 
 if __name__ == "__main__":

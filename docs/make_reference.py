@@ -18,15 +18,27 @@ def cli_reference() -> str:
     from emp_kan.app.cli import build_parser
 
     parser = build_parser()
-    parts = ["# CLI reference", "", "Generated from `emp-kan --help` by `docs/make_reference.py`;",
-             "a test fails when it falls out of date.", "", "## emp-kan", "", "```text",
-             parser.format_help().rstrip(), "```"]  # fmt: skip
+    parts = [
+        "# CLI reference",
+        "",
+        "Generated from `emp-kan --help` by `docs/make_reference.py`;",
+        "a test fails when it falls out of date.",
+        "",
+        "## emp-kan",
+        "",
+        "```text",
+        parser.format_help().rstrip(),
+        "```",
+    ]
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, p in sub.choices.items():
         parts += ["", f"## emp-kan {name}", "", "```text", p.format_help().rstrip(), "```"]
-    parts += ["", "Exit codes: 0 success, 2 bad usage or input (one line on stderr), "
-              "1 unexpected failure (`--verbose` shows its traceback), 130 interrupted (nothing "
-              "written; `bench` keeps the tasks it finished)."]  # fmt: skip
+    parts += [
+        "",
+        "Exit codes: 0 success, 2 bad usage or input (one line on stderr), "
+        "1 unexpected failure (`--verbose` shows its traceback), 130 interrupted (nothing "
+        "written; `bench` keeps the tasks it finished).",
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -51,8 +63,18 @@ def api_reference() -> str:
             sig = ""
         doc = (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ")
         kind = "class" if inspect.isclass(obj) else "function"
-        lines += [f"## `{name}`", "", f"{kind} in `{module}`", "", "```python",
-                  f"{name}{sig}", "```", "", doc, ""]  # fmt: skip
+        lines += [
+            f"## `{name}`",
+            "",
+            f"{kind} in `{module}`",
+            "",
+            "```python",
+            f"{name}{sig}",
+            "```",
+            "",
+            doc,
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -43,15 +43,15 @@ _LAZY = {
     "discover": "emp_kan.discovery.discover",
     # a KAN built and trained without pykan's side effects
     "make_kan": "emp_kan.kan.adapter",
-    "train": "emp_kan.pruning.rounds",
+    "train": "emp_kan.kan.training",
     # scores and pruning
     "KANScores": "emp_kan.kan.scores",
     "compute_scores": "emp_kan.kan.scores",
     "EMPPruner": "emp_kan.pruning.pruners",
     "ThresholdPruner": "emp_kan.pruning.pruners",
-    "PruneResult": "emp_kan.pruning.rounds",
+    "PruneResult": "emp_kan.pruning.records",
     "prune_rounds": "emp_kan.pruning.rounds",
-    "prune_once": "emp_kan.pruning.rounds",
+    "prune_once": "emp_kan.pruning.step",
     # formulas
     "SymbolicFormula": "emp_kan.symbolic.search",
     "fit_formula": "emp_kan.symbolic.search",

@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from emp_kan._runtime.checks import Interval
+
 __all__ = [
     "EMPSelection",
     "effective_number",
@@ -85,12 +87,7 @@ def _check_signed(signed: str) -> None:
 
 
 def _check_beta(beta: Any) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
-        raise ValueError(f"beta must be a positive finite number, got {beta!r}")
-    beta = float(beta)
-    if not math.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a positive finite number, got {beta!r}")
-    return beta
+    return Interval(float, 0, closed="neither").check("beta", beta)
 
 
 def _flat_scores(scores: Any) -> tuple[Any, tuple[int, ...], bool]:

@@ -25,6 +25,7 @@ from emp_kan.draw.graph import edge_curves, to_networkx  # noqa: E402
 from emp_kan.draw.plotting import plot_graph, plot_history, plot_scores  # noqa: E402
 from emp_kan.kan import adapter  # noqa: E402
 from emp_kan.kan.scores import compute_scores  # noqa: E402
+from emp_kan.pruning.schedule import Schedule  # noqa: E402
 
 
 def feynman(number: int, n: int = 400):
@@ -48,20 +49,31 @@ def deep_dataset(n: int = 400):
 
     (a, b), (c, d) = split(), split()
     return {"train_input": a, "train_label": b, "test_input": c, "test_label": d}, [
-        "x1", "x2", "x3", "x4"]  # fmt: skip
+        "x1",
+        "x2",
+        "x3",
+        "x4",
+    ]
 
 
 def render(name: str, data, names, width, out: Path, steps: int = 30) -> None:
     model = emp_kan.make_kan(width, grid=5, k=3, seed=0)
-    result = emp_kan.prune_rounds(model, data, emp_kan.EMPPruner(target="edges"), rounds=3,
-                                  steps=steps, lamb=1e-3, tol=0.5, initial_steps=2 * steps,
-                                  final_steps=2 * steps)  # fmt: skip
+    result = emp_kan.prune_rounds(
+        model,
+        data,
+        emp_kan.EMPPruner(target="edges"),
+        rounds=3,
+        steps=steps,
+        lamb=1e-3,
+        schedule=Schedule(tol=0.5),
+        initial_steps=2 * steps,
+        final_steps=2 * steps,
+    )
     x = data["train_input"]
     formula = emp_kan.fit_formula(result, data, variables=names)
     graph = to_networkx(result, x, variables=names, symbolic=formula.graph_attributes())
     shown = f"${formula.latex()}$" if len(formula.latex()) <= 90 else "(long formula: see log)"
-    ax = plot_graph(graph, curves=edge_curves(result, x),
-                    title=f"{name}: EMP-pruned KAN\n{shown}")  # fmt: skip
+    ax = plot_graph(graph, curves=edge_curves(result, x), title=f"{name}: EMP-pruned KAN\n{shown}")
     ax.figure.savefig(out / f"graph_{name}.png", dpi=90, bbox_inches="tight")
     fig = plot_history(result)
     fig.savefig(out / f"history_{name}.png", dpi=80, bbox_inches="tight")

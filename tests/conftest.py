@@ -11,7 +11,7 @@ import torch
 from hypothesis import settings
 
 from emp_kan.kan import adapter
-from emp_kan.pruning.rounds import train
+from emp_kan.kan.training import train
 
 # Timing is not what these properties test; a loaded CI machine must not fail them on a deadline.
 settings.register_profile("emp_kan", deadline=None)
@@ -21,8 +21,11 @@ settings.load_profile("emp_kan")
 def different_tensors(a, b) -> list[str]:
     """The names of the state tensors in which models ``a`` and ``b`` differ (bitwise); the
     two must have the same state layout."""
-    return [name for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(),
-                                         strict=True) if not torch.equal(p, q)]  # fmt: skip
+    return [
+        name
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True)
+        if not torch.equal(p, q)
+    ]
 
 
 def make_dataset(n_train: int = 60, n_test: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -93,6 +96,9 @@ def report_differences(a, b, path: str = "report") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} items != {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in report_differences(x, y, f"{path}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in report_differences(x, y, f"{path}[{i}]")
+        ]
     return [] if a == b or (a != a and b != b) else [f"{path}: {a!r} != {b!r}"]

@@ -24,8 +24,12 @@ def test_operon_recovers_a_product_on_the_fit_rows_and_is_scored_on_the_test_row
     assert run.test_r2 > 0.999999
     assert {str(s) for s in run.formula.free_symbols} == {"N_n", "mu"}
     summary = run.summary()
-    assert summary["budget"] == {**summary["budget"], "population_size": 1000,
-                                 "generations": 1000, "max_length": 30}  # fmt: skip
+    assert summary["budget"] == {
+        **summary["budget"],
+        "population_size": 1000,
+        "generations": 1000,
+        "max_length": 30,
+    }
     assert summary["raw_formula"] and summary["seconds"] > 0
 
 
@@ -52,8 +56,11 @@ def test_without_pyoperon_the_operon_method_exits_2_with_the_install_line(
 
 def test_label_noise_touches_training_labels_only_is_seeded_and_leaves_global_rngs_alone():
     problem = formula_problem("x*y", "x=0:1,y=0:1", samples=400, seed=3)
-    states = (random.getstate(), np.random.get_state()[1].copy(),  # noqa: NPY002
-              torch.random.get_rng_state())  # fmt: skip
+    states = (
+        random.getstate(),
+        np.random.get_state()[1].copy(),  # noqa: NPY002
+        torch.random.get_rng_state(),
+    )
     noisy = with_label_noise(problem, 0.1, seed=3)
     again = with_label_noise(problem, 0.1, seed=3)
     other = with_label_noise(problem, 0.1, seed=4)
@@ -78,26 +85,43 @@ def test_every_bench_setting_changes_the_fingerprint():
     # Rows of other settings are never mixed into one results file: each budget setting must
     # change the fingerprint a resumed bench compares.
     base = BenchSettings()
-    changed = {"samples": 300, "steps": 40, "round_steps": 15, "rounds": 3, "noise": 0.01,
-               "all_routes": not base.all_routes}
+    changed = {
+        "samples": 300,
+        "steps": 40,
+        "round_steps": 15,
+        "rounds": 3,
+        "noise": 0.01,
+        "all_routes": not base.all_routes,
+    }
     for name, value in changed.items():
         assert settings_hash(replace(base, **{name: value})) != settings_hash(base), name
     assert settings_hash(BenchSettings()) == settings_hash(BenchSettings())
 
 
 def _row(method, exact, rmse, edges=None, seconds=1.0, r2=0.9):
-    return {"key": f"1:{method}:0", "equation": 1, "method": method, "seed": 0,
-            "exact": exact, "test_rmse": rmse, "edges": edges, "seconds": seconds,
-            "test_r2": r2}  # fmt: skip
+    return {
+        "key": f"1:{method}:0",
+        "equation": 1,
+        "method": method,
+        "seed": 0,
+        "exact": exact,
+        "test_rmse": rmse,
+        "edges": edges,
+        "seconds": seconds,
+        "test_r2": r2,
+    }
 
 
-@pytest.mark.parametrize(("emp", "operon", "outcome"), [
-    (_row("emp", True, 1e-3, 3), _row("operon", False, 1e-6), "win"),
-    (_row("emp", False, 1e-3, 3), _row("operon", True, 1e-2), "loss"),
-    (_row("emp", False, 1e-3, 3), _row("operon", False, 1e-2), "win"),
-    (_row("emp", False, 1e-3, 3), _row("operon", False, 1.5e-3), "tie"),
-    (_row("emp", False, 1e-2, 3), _row("operon", False, 1e-3), "loss"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("emp", "operon", "outcome"),
+    [
+        (_row("emp", True, 1e-3, 3), _row("operon", False, 1e-6), "win"),
+        (_row("emp", False, 1e-3, 3), _row("operon", True, 1e-2), "loss"),
+        (_row("emp", False, 1e-3, 3), _row("operon", False, 1e-2), "win"),
+        (_row("emp", False, 1e-3, 3), _row("operon", False, 1.5e-3), "tie"),
+        (_row("emp", False, 1e-2, 3), _row("operon", False, 1e-3), "loss"),
+    ],
+)
 def test_emp_against_operon_is_settled_by_exactness_then_formula_error(emp, operon, outcome):
     assert _compare(emp, operon) == outcome
 
@@ -111,8 +135,7 @@ def test_the_summary_reports_the_share_of_accurate_formulas():
     assert summary["emp_versus"]["operon"] == {"win": 1, "loss": 0, "tie": 0}
 
 
-def test_pykan_loads_without_its_heavy_imports_and_its_own_tools_still_get_the_real_ones(
-        tmp_path):  # fmt: skip
+def test_pykan_loads_without_its_heavy_imports_and_its_own_tools_still_get_the_real_ones(tmp_path):
     # scikit-learn, pyplot and pandas are most of pykan's import time; each is loaded only
     # when pykan first uses it (its symbolic fit, its plot), and then it is the real module.
     import subprocess
@@ -133,6 +156,7 @@ def test_pykan_loads_without_its_heavy_imports_and_its_own_tools_still_get_the_r
         "print(hasattr(sys.modules.get('matplotlib.pyplot'), 'subplots'))\n"
         "print(len(os.listdir(" + repr(str(tmp_path)) + ")) > 0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "True", "True", "True"]

@@ -63,20 +63,24 @@ def test_a_fitted_classifier_pickles_and_predicts_the_same(fitted, digits):
 
 def test_the_round_loop_prunes_a_classifier_on_validation_cross_entropy(digits):
     x, y, _, _ = digits
-    clf = EMPKANClassifier(**SMALL, prune_schedule="rounds", prune="both", rounds=1,
-                           round_steps=5).fit(x, y)  # fmt: skip
+    clf = EMPKANClassifier(
+        **SMALL, prune_schedule="rounds", prune="both", rounds=1, round_steps=5
+    ).fit(x, y)
     history = clf.result_.history
     assert history and all(math.isfinite(r.val_rmse_before) for r in history)
     assert clf.result_.initial_val_rmse < math.log(3)  # a cross-entropy, better than chance
     assert clf.model_ is clf.result_.model and clf.score(x, y) > 0.9  # every class still out
 
 
-@pytest.mark.parametrize("params, labels, message", [
-    ({"method": "magic"}, None, "method must be one of emp, threshold, got 'magic'"),
-    ({"prune_schedule": "twice"}, None, "prune_schedule must be one of"),
-    ({"opt": "SGD"}, None, "opt must be one of Adam, LBFGS"),
-    ({}, "one", "one class only"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, labels, message",
+    [
+        ({"method": "magic"}, None, "method must be one of emp, threshold, got 'magic'"),
+        ({"prune_schedule": "twice"}, None, "prune_schedule must be one of"),
+        ({"opt": "SGD"}, None, "opt must be one of Adam, LBFGS"),
+        ({}, "one", "one class only"),
+    ],
+)
 def test_bad_settings_fail_before_training(digits, params, labels, message):
     x, y, _, _ = digits
     y = np.full(len(y), labels) if labels else y

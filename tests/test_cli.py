@@ -68,16 +68,21 @@ def test_the_console_script_exits_quickly_with_all_its_output(capsys):
     argv = ["demo", "--scores", "5,3,1,1", "--beta", "1"]
     assert main(argv) == 0
     expected = capsys.readouterr().out
-    proc = subprocess.run([sys.executable, "-m", "emp_kan.app.cli", *argv], capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "emp_kan.app.cli", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and proc.stdout == expected and expected.strip()
 
 
 def test_the_parser_and_its_defaults_import_no_torch_sympy_or_pykan():
     # `emp-kan --help` must answer at once: torch alone takes over a second to import.
-    code = ("import sys\nfrom emp_kan.app.cli import build_parser\nbuild_parser()\n"
-            "print(sorted(m for m in ('torch', 'sympy', 'kan', 'numba', 'scipy') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys\nfrom emp_kan.app.cli import build_parser\nbuild_parser()\n"
+        "print(sorted(m for m in ('torch', 'sympy', 'kan', 'numba', 'scipy') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

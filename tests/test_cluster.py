@@ -31,8 +31,9 @@ def _free_port() -> int:
 
 def _start(argv: list[str], log: Path) -> subprocess.Popen:
     with log.open("wb") as fh:
-        return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=log.parent,
-                                start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            argv, stdout=fh, stderr=subprocess.STDOUT, cwd=log.parent, start_new_session=True
+        )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -56,14 +57,33 @@ def _wait_for_workers(address: str, count: int, timeout: float = 120) -> None:
 def test_a_bench_on_a_real_cluster_survives_a_lost_worker(tmp_path):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    procs = [_start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                     "--no-dashboard"], tmp_path / "scheduler.log")]  # fmt: skip
+    procs = [
+        _start(
+            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            tmp_path / "scheduler.log",
+        )
+    ]
 
     def start_worker(name: str) -> subprocess.Popen:
         (tmp_path / name).mkdir()
-        return _start([str(DASK), "worker", address, "--nthreads", "1", "--nworkers", "1",
-                       "--no-nanny", "--no-dashboard", "--name", name, "--local-directory",
-                       str(tmp_path / name)], tmp_path / name / "worker.log")  # fmt: skip
+        return _start(
+            [
+                str(DASK),
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--name",
+                name,
+                "--local-directory",
+                str(tmp_path / name),
+            ],
+            tmp_path / name / "worker.log",
+        )
 
     try:
         # One worker at first, so that the bench cannot finish before it is lost, however
@@ -73,10 +93,33 @@ def test_a_bench_on_a_real_cluster_survives_a_lost_worker(tmp_path):
         out = tmp_path / "bench"
         results = out / "results.jsonl"
         bench = subprocess.Popen(
-            [sys.executable, "-m", "emp_kan.app.cli", "bench", "--equations", EQUATIONS,
-             "--methods", "emp", "--scheduler", address, "--out", str(out), "--samples", "40",
-             "--steps", "8", "--round-steps", "2", "--rounds", "1", "--no-progress"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "emp_kan.app.cli",
+                "bench",
+                "--equations",
+                EQUATIONS,
+                "--methods",
+                "emp",
+                "--scheduler",
+                address,
+                "--out",
+                str(out),
+                "--samples",
+                "40",
+                "--steps",
+                "8",
+                "--round-steps",
+                "2",
+                "--rounds",
+                "1",
+                "--no-progress",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 300
         while time.time() < deadline and bench.poll() is None:
             if results.exists() and results.read_text().count("\n") >= 1:

@@ -55,14 +55,17 @@ def test_the_estimators_take_keywords_only_and_store_them_as_given():
     assert EMPKANClassifier().get_params()["hidden"] == (64,)  # its own default
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("beta", 0.0, "beta must be a positive finite number"),
-    ("hidden", (0,), "hidden must be at least 1 positive whole number"),
-    ("route", "sqrt", "route must be one of auto, none, log, log-y"),
-    ("validation_fraction", 1.0, "validation_fraction must be a finite number > 0 and < 1"),
-    ("progress", 1, "progress must be True or False"),
-    ("library", ("x", "nonsense"), "nonsense"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("beta", 0.0, "beta must be a positive finite number"),
+        ("hidden", (0,), "hidden must be at least 1 positive whole number"),
+        ("route", "sqrt", "route must be one of auto, none, log, log-y"),
+        ("validation_fraction", 1.0, "validation_fraction must be a finite number > 0 and < 1"),
+        ("progress", 1, "progress must be True or False"),
+        ("library", ("x", "nonsense"), "nonsense"),
+    ],
+)
 def test_one_validator_names_the_setting_at_every_entry(name, value, message):
     import numpy as np
 

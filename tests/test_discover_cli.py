@@ -40,8 +40,16 @@ TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1"
         (["discover", "--beta", "0"], "beta must be a positive finite number"),
         (["discover", "--prune", "splines"], "invalid choice"),
         (["discover", "--formula", "foo(x)", "--ranges", "x=0:1"], "unknown function 'foo'"),
-        (["discover", "--formula", "__import__('os').system('touch PWNED')", "--ranges",
-          "x=0:1"], "cannot read the formula"),
+        (
+            [
+                "discover",
+                "--formula",
+                "__import__('os').system('touch PWNED')",
+                "--ranges",
+                "x=0:1",
+            ],
+            "cannot read the formula",
+        ),
         (["discover", "--formula", "x.real", "--ranges", "x=0:1"], "attribute access"),
         (["discover", "--tol", "-1"], "tol must be a finite number >= 0"),
         (["discover", "--lamb", "nan"], "lamb must be a finite number >= 0"),
@@ -55,8 +63,9 @@ TINY = ["--samples", "40", "--steps", "3", "--round-steps", "2", "--rounds", "1"
         (["bench", "--equations", "x", "--out", "b"], "cannot read equations"),
     ],
 )
-def test_bad_usage_is_one_line_exit_2_and_writes_nothing(argv, message, capsys, tmp_path,
-                                                         monkeypatch):  # fmt: skip
+def test_bad_usage_is_one_line_exit_2_and_writes_nothing(
+    argv, message, capsys, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -75,23 +84,59 @@ def test_csv_with_bad_cells_names_the_lines(tmp_path, capsys, monkeypatch):
 
 def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["discover", "--formula", "x*y + 1", "--ranges", "x=-1:1,y=-1:1", "--hidden", "3",
-            "--compare", "threshold,operon", "--out", "out", *TINY]  # fmt: skip
+    argv = [
+        "discover",
+        "--formula",
+        "x*y + 1",
+        "--ranges",
+        "x=-1:1,y=-1:1",
+        "--hidden",
+        "3",
+        "--compare",
+        "threshold,operon",
+        "--out",
+        "out",
+        *TINY,
+    ]
     assert main(argv) == 0
     assert os.listdir(tmp_path) == ["out"]
-    assert sorted(os.listdir("out")) == [".emp-kan-report", "graph-threshold.png",
-                                         "graph.graphml", "graph.png", "history-threshold.png",
-                                         "history.png", "model_cache_data", "model_config.yml",
-                                         "model_state", "report.json"]  # fmt: skip
+    assert sorted(os.listdir("out")) == [
+        ".emp-kan-report",
+        "graph-threshold.png",
+        "graph.graphml",
+        "graph.png",
+        "history-threshold.png",
+        "history.png",
+        "model_cache_data",
+        "model_config.yml",
+        "model_state",
+        "report.json",
+    ]
     report = json.loads(Path("out/report.json").read_text())
     # Every key a user finds in report.json is explained in docs/report.md.
     guide = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
-    undocumented = [k for k in (*report, *report["rounds"][0], *report["candidates"][0],
-                                *report["operon"]) if f"`{k}`" not in guide]  # fmt: skip
+    undocumented = [
+        k
+        for k in (*report, *report["rounds"][0], *report["candidates"][0], *report["operon"])
+        if f"`{k}`" not in guide
+    ]
     assert not undocumented, f"docs/report.md does not explain {undocumented}"
-    for key in ("formula", "variables", "truth", "exact", "test_rmse", "test_r2",
-                "spline_test_rmse", "edges", "nodes", "rounds", "timings", "seed", "versions",
-                "baseline"):  # fmt: skip
+    for key in (
+        "formula",
+        "variables",
+        "truth",
+        "exact",
+        "test_rmse",
+        "test_r2",
+        "spline_test_rmse",
+        "edges",
+        "nodes",
+        "rounds",
+        "timings",
+        "seed",
+        "versions",
+        "baseline",
+    ):
         assert key in report
     parse_formula(report["formula"])  # our own output reads back through the safe parser
     assert report["variables"] == ["x", "y"] and report["truth"] == "x*y + 1"
@@ -125,23 +170,57 @@ def test_a_failed_run_leaves_no_partial_folder(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupt)
-    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--hidden", "2",
-            "--compare", "none", "--out", "out", *TINY]  # fmt: skip
+    argv = [
+        "discover",
+        "--formula",
+        "2*x",
+        "--ranges",
+        "x=-1:1",
+        "--hidden",
+        "2",
+        "--compare",
+        "none",
+        "--out",
+        "out",
+        *TINY,
+    ]
     assert main(argv) == 130
     assert os.listdir(tmp_path) == []
 
 
 def _bench(out: Path, equations: str) -> list[str]:
-    return [sys.executable, "-m", "emp_kan.app.cli", "bench", "--equations", equations,
-            "--methods", "emp,threshold", "--out", str(out), "--samples", "30", "--steps", "2",
-            "--round-steps", "1", "--rounds", "1", "--no-progress"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "emp_kan.app.cli",
+        "bench",
+        "--equations",
+        equations,
+        "--methods",
+        "emp,threshold",
+        "--out",
+        str(out),
+        "--samples",
+        "30",
+        "--steps",
+        "2",
+        "--round-steps",
+        "1",
+        "--rounds",
+        "1",
+        "--no-progress",
+    ]
 
 
 def test_killed_bench_resumes_with_every_task_exactly_once(tmp_path):
     out = tmp_path / "bench"
     results = out / "results.jsonl"
-    proc = subprocess.Popen(_bench(out, "16,25"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        _bench(out, "16,25"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if results.exists() and results.read_text().count("\n") >= 1:
@@ -154,21 +233,22 @@ def test_killed_bench_resumes_with_every_task_exactly_once(tmp_path):
     assert lines_before >= 1
     with results.open("a") as fh:
         fh.write('{"key": "16:emp:0", "equation": 16, "meth')  # a torn write
-    done = subprocess.run(_bench(out, "16,25"), capture_output=True, text=True, timeout=600,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        _bench(out, "16,25"), capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     keys = [r["key"] for r in rows]
-    assert sorted(keys) == sorted(["16:emp:0", "16:threshold:0", "25:emp:0",
-                                   "25:threshold:0"])  # fmt: skip
+    assert sorted(keys) == sorted(["16:emp:0", "16:threshold:0", "25:emp:0", "25:threshold:0"])
     assert (out / "summary.md").exists() and (out / "summary.png").exists()
     assert "EMP vs threshold" in (out / "summary.md").read_text()
     assert sorted(os.listdir(out)) == ["results.jsonl", "summary.md", "summary.png"]
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("kind", ["user folder", "file", "report with a user file"])
@@ -225,8 +305,14 @@ def test_bench_refuses_to_mix_settings(tmp_path, capsys):
 
     out = tmp_path / "b"
     out.mkdir()
-    row = {"key": "1:emp:0", "equation": 1, "method": "emp", "seed": 0, "seconds": 1.0,
-           "settings_hash": settings_hash(BenchSettings(samples=500, steps=50))}  # fmt: skip
+    row = {
+        "key": "1:emp:0",
+        "equation": 1,
+        "method": "emp",
+        "seed": 0,
+        "seconds": 1.0,
+        "settings_hash": settings_hash(BenchSettings(samples=500, steps=50)),
+    }
     (out / "results.jsonl").write_text(json.dumps(row) + "\n")
     before = _snapshot(out)
     argv = ["bench", "--equations", "1", "--out", str(out), "--steps", "7", "--no-progress"]
@@ -244,8 +330,20 @@ def test_an_empty_user_folder_is_filled_not_replaced(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("out").mkdir(mode=0o750)
     inode = os.stat("out").st_ino
-    argv = ["discover", "--formula", "2*x", "--ranges", "x=-1:1", "--hidden", "2",
-            "--compare", "none", "--out", "out", *TINY]  # fmt: skip
+    argv = [
+        "discover",
+        "--formula",
+        "2*x",
+        "--ranges",
+        "x=-1:1",
+        "--hidden",
+        "2",
+        "--compare",
+        "none",
+        "--out",
+        "out",
+        *TINY,
+    ]
     assert main(argv) == 0
     assert os.stat("out").st_ino == inode and (os.stat("out").st_mode & 0o777) == 0o750
     assert "report.json" in os.listdir("out") and sorted(os.listdir(tmp_path)) == ["out"]
@@ -288,8 +386,7 @@ def test_the_report_holds_the_pruned_kan_as_a_pykan_checkpoint(tmp_path):
     from emp_kan.kan import adapter
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
-    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
-                            compare=False)  # fmt: skip
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1, compare=False)
     report, runs = discover(problem, config)
     write_report(tmp_path / "out", report, runs, problem)
     loaded = adapter.load_checkpoint(tmp_path / "out" / "model")  # pykan's own KAN.loadckpt
@@ -309,8 +406,7 @@ def test_a_finished_method_is_handed_over_while_the_other_runs_and_drawn_the_sam
     from emp_kan.discovery.discover import discover
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
-    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
-                            workers=2)  # fmt: skip
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1, workers=2)
     calls = []
     report, runs = discover(problem, config, on_run=lambda m, run: calls.append((m, run)))
     assert [m for m, _ in calls] == ["emp"] and calls[0][1] is runs["emp"]
@@ -336,13 +432,24 @@ def test_the_summary_names_the_routes_run_and_skipped():
     from emp_kan.app.cli import _table
 
     def run(method, routes, skipped):
-        return {"method": method, "formula": "x", "exact": True, "test_rmse": 0.0,
-                "test_r2": 1.0, "edges": {"initial": 4, "final": 1},
-                "nodes": {"initial": 2, "final": 1}, "rejected_attempts": 0,
-                "timings": {"train": 1.0, "prune": 1.0, "symbolic": 1.0},
-                "candidates": [{"route": r} for r in routes], "skipped_routes": skipped}
+        return {
+            "method": method,
+            "formula": "x",
+            "exact": True,
+            "test_rmse": 0.0,
+            "test_r2": 1.0,
+            "edges": {"initial": 4, "final": 1},
+            "nodes": {"initial": 2, "final": 1},
+            "rejected_attempts": 0,
+            "timings": {"train": 1.0, "prune": 1.0, "symbolic": 1.0},
+            "candidates": [{"route": r} for r in routes],
+            "skipped_routes": skipped,
+        }
 
-    report = {**run("emp", ["none", "none"], ["log", "log-y"]), "truth": "x",
-              "baseline": run("threshold", ["none", "log", "log-y"], [])}  # fmt: skip
+    report = {
+        **run("emp", ["none", "none"], ["log", "log-y"]),
+        "truth": "x",
+        "baseline": run("threshold", ["none", "log", "log-y"], []),
+    }
     line = next(x for x in _table(report, "out").splitlines() if x.startswith("routes"))
     assert "none (skipped log, log-y)" in line and "none, log, log-y" in line

@@ -117,8 +117,9 @@ def test_save_and_load_round_trip_without_pickle(fitted, tmp_path):
     path = est.save(tmp_path / "model.empkan")
     back = EMPKANRegressor.load(path)
     np.testing.assert_array_equal(back.predict(frame), est.predict(frame))
-    np.testing.assert_array_equal(back.predict(frame, use_formula=True),
-                                  est.predict(frame, use_formula=True))  # fmt: skip
+    np.testing.assert_array_equal(
+        back.predict(frame, use_formula=True), est.predict(frame, use_formula=True)
+    )
     assert back.sympy() == est.sympy() and back.get_params() == est.get_params()
     assert back.history_ == est.history_ and back.result_.model is back.model_
     assert back.to_networkx().nodes["L0_N0"]["label"] == "mass"
@@ -193,9 +194,13 @@ def test_numpy_inputs_take_variable_names(xy):
     est = EMPKANRegressor(**SMALL).fit(X, y, variable_names=["mass", "speed"])
     assert list(est.feature_names_in_) == ["mass", "speed"]
     assert {s.name for s in est.sympy().free_symbols} <= {"mass", "speed"}
-    for names, message in ((["a"], "1 names for 2 features"), (["a", "a"], "distinct"),
-                           (["sin", "b"], "'sin'"), (["a b", "c"], "'a b'"),
-                           ("ab", "a list of names")):  # fmt: skip
+    for names, message in (
+        (["a"], "1 names for 2 features"),
+        (["a", "a"], "distinct"),
+        (["sin", "b"], "'sin'"),
+        (["a b", "c"], "'a b'"),
+        ("ab", "a list of names"),
+    ):
         with pytest.raises(ValueError, match=message):
             EMPKANRegressor(**SMALL).fit(X, y, variable_names=names)
 

@@ -19,6 +19,7 @@ def test_notebook_runs_with_small_settings(notebook, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(EXAMPLES / notebook, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # no outputs
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     assert os.listdir(tmp_path) == []

@@ -17,7 +17,7 @@ HOSTILE = [
     "().__class__.__bases__[0].__subclasses__()",
     "x.__class__",
     "eval('1')",
-    "exec('open(\"PWNED\", \"w\")')",
+    'exec(\'open("PWNED", "w")\')',
     "open('PWNED', 'w').write('x')",
     "lambda: 0",
     "(lambda f: f)(x)",
@@ -145,9 +145,23 @@ def test_as_expression_refuses_objects_sympify_would_stringify():
 
 _ALPHABET = st.sampled_from(
     list("xyzab019.+-*/^()_ ,'\"[]{}:;=!<>@%&|~`\\\n\t")
-    + ["**", "sin", "exp", "log", "sqrt", "pi", "E", "__", "import", "lambda", "os", "eval",
-       "e9", "1e308"]
-)  # fmt: skip
+    + [
+        "**",
+        "sin",
+        "exp",
+        "log",
+        "sqrt",
+        "pi",
+        "E",
+        "__",
+        "import",
+        "lambda",
+        "os",
+        "eval",
+        "e9",
+        "1e308",
+    ]
+)
 
 
 @settings(max_examples=400, deadline=None)

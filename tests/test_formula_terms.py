@@ -35,11 +35,42 @@ TERMS = [
 CONSTS = [np.array([0.3, -0.2]), np.array([0.05])]
 
 
-@pytest.mark.parametrize("name", sorted(set(["x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3",
-                                              "1/x^4", "1/x^5", "sqrt", "x^0.5", "x^1.5",
-                                              "1/sqrt(x)", "1/x^0.5", "exp", "log", "sin", "cos",
-                                              "tan", "tanh", "abs", "arcsin", "arccos",
-                                              "arctan", "arctanh", "gaussian", "x"])))  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        set(
+            [
+                "x^2",
+                "x^3",
+                "x^4",
+                "x^5",
+                "1/x",
+                "1/x^2",
+                "1/x^3",
+                "1/x^4",
+                "1/x^5",
+                "sqrt",
+                "x^0.5",
+                "x^1.5",
+                "1/sqrt(x)",
+                "1/x^0.5",
+                "exp",
+                "log",
+                "sin",
+                "cos",
+                "tan",
+                "tanh",
+                "abs",
+                "arcsin",
+                "arccos",
+                "arctan",
+                "arctanh",
+                "gaussian",
+                "x",
+            ]
+        )
+    ),
+)
 def test_every_derivative_matches_a_central_difference(name):
     u = np.linspace(0.15, 0.85, 29)  # inside every function's domain, away from kinks
     h = 1e-6
@@ -106,9 +137,11 @@ def test_the_refit_recovers_perturbed_parameters():
 
 
 def test_canonical_form_keeps_the_function_values():
-    for t in [Term(0, 0, 0, "x^2", 2.5, 0.4, 0.3, 1.0, 0.0),
-              Term(0, 0, 0, "log", -2.0, 5.0, 0.3, 1.0, 0.0),
-              Term(0, 0, 0, "exp", 1.5, 0.7, 0.3, 1.0, 0.0)]:  # fmt: skip
+    for t in [
+        Term(0, 0, 0, "x^2", 2.5, 0.4, 0.3, 1.0, 0.0),
+        Term(0, 0, 0, "log", -2.0, 5.0, 0.3, 1.0, 0.0),
+        Term(0, 0, 0, "exp", 1.5, 0.7, 0.3, 1.0, 0.0),
+    ]:
         consts = [np.array([0.1])]
         before = 0.1 + t.C * numpy_function(t.function)(t.a * X[:, :1] + t.b)[:, 0]
         new = canonical(t, consts)

@@ -16,12 +16,21 @@ from emp_kan.draw.plotting import plot_graph, plot_history, plot_scores  # noqa:
 from emp_kan.kan import adapter  # noqa: E402
 from emp_kan.pruning.pruners import EMPPruner  # noqa: E402
 from emp_kan.pruning.rounds import prune_rounds  # noqa: E402
+from emp_kan.pruning.schedule import Schedule  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def pruned(dataset, trained):
-    return prune_rounds(trained, dataset, EMPPruner(target="both"), rounds=2, steps=2,
-                        initial_steps=0, final_steps=0, tol=100.0)  # fmt: skip
+    return prune_rounds(
+        trained,
+        dataset,
+        EMPPruner(target="both"),
+        rounds=2,
+        steps=2,
+        initial_steps=0,
+        final_steps=0,
+        schedule=Schedule(tol=100.0),
+    )
 
 
 def test_graph_matches_the_pruned_model_exactly(pruned, dataset):
@@ -33,8 +42,12 @@ def test_graph_matches_the_pruned_model_exactly(pruned, dataset):
     expected_edges = set()
     for layer, mask in enumerate(adapter.get_edge_masks(pruned.model)):
         for o, i in zip(*np.nonzero(mask.numpy()), strict=True):
-            expected_edges.add((node_id(layer, pruned.node_ids[layer][i]),
-                                node_id(layer + 1, pruned.node_ids[layer + 1][o])))  # fmt: skip
+            expected_edges.add(
+                (
+                    node_id(layer, pruned.node_ids[layer][i]),
+                    node_id(layer + 1, pruned.node_ids[layer + 1][o]),
+                )
+            )
     assert {(u, v) for u, v, d in g.edges(data=True) if d["alive"]} == expected_edges
     for _, _, d in g.edges(data=True):
         assert (d["pruned_round"] == -1) == d["alive"]

@@ -43,9 +43,14 @@ def _files(tmp_path: Path) -> list[str]:
 def _run(tmp_path: Path, root: Path, code: str, *flags: str) -> list[int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
     env.update(PYTHONPATH=str(root), HOME=str(tmp_path / "home"))
-    done = subprocess.run([sys.executable, *flags, "-c", code.format(root=str(root))],
-                          cwd=tmp_path / "cwd", env=env, capture_output=True, text=True,
-                          check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", code.format(root=str(root))],
+        cwd=tmp_path / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [int(n) for n in done.stdout.split()]
 
 
@@ -81,8 +86,11 @@ def test_where_python_may_write_bytecode_the_code_is_kept_as_numba_would(tmp_pat
 
 
 def test_precompile_refuses_to_run_after_the_loops_were_compiled_without_it():
-    code = ("import emp_kan.kan.fast.kernels\nfrom emp_kan.app.precompile import main\n"
-            "try:\n    main()\nexcept RuntimeError as e:\n    print(e)\n")  # fmt: skip
-    done = subprocess.run([sys.executable, "-B", "-c", code], capture_output=True, text=True,
-                          check=True)  # fmt: skip
+    code = (
+        "import emp_kan.kan.fast.kernels\nfrom emp_kan.app.precompile import main\n"
+        "try:\n    main()\nexcept RuntimeError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-B", "-c", code], capture_output=True, text=True, check=True
+    )
     assert "emp_kan.kan.fast.kernels imported before" in done.stdout

@@ -48,8 +48,9 @@ def test_a_nonlinear_fit_recovers_the_parameters_and_repeats_bitwise():
 
     def both(p):
         u = p[1] * x + p[2]
-        return p[0] * np.sin(u) - y, np.stack([np.sin(u), p[0] * x * np.cos(u),
-                                               p[0] * np.cos(u)], axis=1)  # fmt: skip
+        return p[0] * np.sin(u) - y, np.stack(
+            [np.sin(u), p[0] * x * np.cos(u), p[0] * np.cos(u)], axis=1
+        )
 
     runs = [levenberg_marquardt(both, np.array([2.0, 1.2, 0.3]), 100) for _ in range(3)]
     assert np.allclose(runs[0], [2.5, 1.3, 0.4], atol=1e-7)

@@ -66,13 +66,15 @@ def test_fits_that_differ_in_state_rows_or_settings_are_all_trained(counted_fits
     masks[0][0, 0] = False
     adapter.set_edge_masks(masked, masks)
     with shared_work() as hits:
-        runs = [(adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "LBFGS"),
-                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=6), data, 3, 1e-3, "LBFGS"),
-                (masked, data, 3, 1e-3, "LBFGS"),
-                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), other_rows, 3, 1e-3, "LBFGS"),
-                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 4, 1e-3, "LBFGS"),
-                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 0.0, "LBFGS"),
-                (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "Adam")]
+        runs = [
+            (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "LBFGS"),
+            (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=6), data, 3, 1e-3, "LBFGS"),
+            (masked, data, 3, 1e-3, "LBFGS"),
+            (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), other_rows, 3, 1e-3, "LBFGS"),
+            (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 4, 1e-3, "LBFGS"),
+            (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 0.0, "LBFGS"),
+            (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "Adam"),
+        ]
         for model, rows, steps, lamb, opt in runs:
             adapter.fit(model, rows, steps, lamb, seed=0, opt=opt)
         assert len(counted_fits) == len(runs)

@@ -45,8 +45,9 @@ def test_the_residual_is_the_numpy_residual(function):
             column = separable._columns(function, z, np.array([a]), np.array([b]))[:, 0]
             out = np.empty(len(z))
             clip = math.nan if landscape.clip is None else landscape.clip
-            sse = log_column_residual(code, z, a, b, clip, landscape.root_weight, landscape.q,
-                                      landscape.target, out)  # fmt: skip
+            sse = log_column_residual(
+                code, z, a, b, clip, landscape.root_weight, landscape.q, landscape.target, out
+            )
             if not np.isfinite(column).all():
                 assert sse == -1.0
                 continue
@@ -55,15 +56,21 @@ def test_the_residual_is_the_numpy_residual(function):
             assert sse == pytest.approx(float(expected @ expected), rel=1e-10, abs=1e-12)
 
 
-@pytest.mark.parametrize(("function", "a", "b"), [("log", 1.0, 0.0), ("x", 1.0, 0.0),
-                                                  ("arcsin", 3.0, 0.0), ("exp", 1000.0, 0.0)])
+@pytest.mark.parametrize(
+    ("function", "a", "b"),
+    [("log", 1.0, 0.0), ("x", 1.0, 0.0), ("arcsin", 3.0, 0.0), ("exp", 1000.0, 0.0)],
+)
 def test_a_column_undefined_at_one_row_is_refused(function, a, b):
     # log(0), |u| > 1 for arcsin, and overflow: the numpy path marks these columns unusable.
     z = np.array([0.0, 0.5, 1.0, 2.0])
     q = np.full((4, 1), 0.5)
     out = np.empty(4)
-    assert log_column_residual(FUNCTION_CODES[function], z, a, b, math.nan, np.ones(4), q,
-                               np.ones(4), out) == -1.0  # fmt: skip
+    assert (
+        log_column_residual(
+            FUNCTION_CODES[function], z, a, b, math.nan, np.ones(4), q, np.ones(4), out
+        )
+        == -1.0
+    )
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTION_CODES))
@@ -78,17 +85,20 @@ def test_the_grid_scores_are_the_numpy_scores(function):
         assert np.array_equal(np.isfinite(smooth), usable)
         assert np.array_equal(np.isfinite(exact), usable)
         if usable.any():
-            np.testing.assert_allclose(smooth[usable], projected.smooth.sse(columns[:, usable]),
-                                       rtol=1e-10, atol=1e-10)  # fmt: skip
-            np.testing.assert_allclose(exact[usable], projected.sse(columns[:, usable]),
-                                       rtol=1e-10, atol=1e-10)  # fmt: skip
+            np.testing.assert_allclose(
+                smooth[usable], projected.smooth.sse(columns[:, usable]), rtol=1e-10, atol=1e-10
+            )
+            np.testing.assert_allclose(
+                exact[usable], projected.sse(columns[:, usable]), rtol=1e-10, atol=1e-10
+            )
 
 
 @pytest.mark.parametrize("function", sorted(separable._MIRRORED))
 def test_mirrored_functions_give_one_column_for_a_point_and_its_mirror(function):
     # The grid shares a column between (a, b) and (-a, -b) only where numpy makes them equal.
     u = np.random.default_rng(0).uniform(-0.99, 0.99, 10000) * (
-        1.0 if function in ("arcsin", "arctanh") else 5.0)  # fmt: skip
+        1.0 if function in ("arcsin", "arctanh") else 5.0
+    )
     f = separable._numpy_form(function)
     assert np.array_equal(np.abs(f(-u)), np.abs(f(u)))
     assert np.array_equal(separable._B_GRID, -separable._B_GRID[::-1])
@@ -104,18 +114,32 @@ def test_the_jacobian_is_the_residuals_slope(function):
             z = np.abs(z)
         a, b = rng.uniform(0.3, 0.8), rng.uniform(-0.02, 0.02)  # |a z + b| >= 0.04: smooth
         jacobian = np.empty((len(z), 2))
-        assert log_column_jacobian(code, z, a, b, projected.root_weight, projected.q,
-                                   projected.target, jacobian) == 0.0  # fmt: skip
+        assert (
+            log_column_jacobian(
+                code, z, a, b, projected.root_weight, projected.q, projected.target, jacobian
+            )
+            == 0.0
+        )
         for column, (da, db) in enumerate(((step, 0.0), (0.0, step))):
             ends = []
             for sign in (1.0, -1.0):
                 out = np.empty(len(z))
-                log_column_residual(code, z, a + sign * da, b + sign * db, math.nan,
-                                    projected.root_weight, projected.q, projected.target, out)
+                log_column_residual(
+                    code,
+                    z,
+                    a + sign * da,
+                    b + sign * db,
+                    math.nan,
+                    projected.root_weight,
+                    projected.q,
+                    projected.target,
+                    out,
+                )
                 ends.append(out)
             central = (ends[0] - ends[1]) / (2 * step)
-            np.testing.assert_allclose(jacobian[:, column], central, rtol=1e-5,
-                                       atol=1e-6 * (1 + np.abs(central).max()))  # fmt: skip
+            np.testing.assert_allclose(
+                jacobian[:, column], central, rtol=1e-5, atol=1e-6 * (1 + np.abs(central).max())
+            )
 
 
 @settings(max_examples=300, deadline=None)

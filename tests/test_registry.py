@@ -61,8 +61,12 @@ def test_the_symbolic_stage_puts_a_registered_function_on_a_pykan_edge(hypot1):
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(300, 1, generator=gen) * 4 - 2
     y = torch.sqrt(x**2 + 1)
-    data = {"train_input": x[:200], "train_label": y[:200], "test_input": x[200:],
-            "test_label": y[200:]}  # fmt: skip
+    data = {
+        "train_input": x[:200],
+        "train_label": y[:200],
+        "test_input": x[200:],
+        "test_label": y[200:],
+    }
     model = adapter.make_kan([1, 1], grid=5, k=3, seed=0)
     adapter.fit(model, data, 20, 0.0, seed=0)
     formula = fit_formula(model, data, variables=["x"], library=("x", "x^2", "hypot1"))
@@ -71,13 +75,16 @@ def test_the_symbolic_stage_puts_a_registered_function_on_a_pykan_edge(hypot1):
     assert "sqrt" in formula.edges[0].latex()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("sin", "x"), "built-in"),
-    (("9lives", "x"), "letters, digits"),
-    (("two", "x*y"), "function of x alone"),
-    (("const", "2"), "function of x alone"),
-    (("bad", "__import__('os')"), "cannot read"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("sin", "x"), "built-in"),
+        (("9lives", "x"), "letters, digits"),
+        (("two", "x*y"), "function of x alone"),
+        (("const", "2"), "function of x alone"),
+        (("bad", "__import__('os')"), "cannot read"),
+    ],
+)
 def test_bad_registrations_are_refused_with_the_reason(args, message):
     with pytest.raises(ValueError, match=message):
         register_function(*args, complexity=2)

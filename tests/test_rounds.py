@@ -15,9 +15,11 @@ import torch
 
 from emp_kan._runtime import threads
 from emp_kan.kan import adapter
+from emp_kan.kan.training import train
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
-from emp_kan.pruning.rounds import prune_rounds, prune_step, train
+from emp_kan.pruning.rounds import prune_rounds
 from emp_kan.pruning.schedule import Schedule
+from emp_kan.pruning.step import prune_step
 from tests.conftest import make_dataset
 
 
@@ -42,14 +44,24 @@ def test_full_loop_writes_no_file_and_keeps_global_rng(tmp_path, monkeypatch, da
     monkeypatch.chdir(tmp_path)
     model = adapter.make_kan([3, 4, 1], grid=3, k=3, seed=1)
     before = rng_snapshot()
-    result = prune_rounds(model, dataset, pruner, rounds=2, steps=2, lamb=1e-2, tol=10.0)
+    result = prune_rounds(
+        model, dataset, pruner, rounds=2, steps=2, lamb=1e-2, schedule=Schedule(tol=10.0)
+    )
     adapter.clone_model(result.model)
     assert rng_snapshot() == before
     assert os.listdir(tmp_path) == []
 
 
 def test_pruning_prints_nothing(capsys, dataset, trained):
-    prune_rounds(trained, dataset, EMPPruner(), rounds=1, steps=1, initial_steps=0, tol=10.0)
+    prune_rounds(
+        trained,
+        dataset,
+        EMPPruner(),
+        rounds=1,
+        steps=1,
+        initial_steps=0,
+        schedule=Schedule(tol=10.0),
+    )
     out = capsys.readouterr()
     assert out.out == ""
     assert out.err == ""
@@ -58,11 +70,21 @@ def test_pruning_prints_nothing(capsys, dataset, trained):
 @pytest.mark.parametrize("target", ["edges", "both"])
 def test_removed_edges_never_come_back(dataset, trained, target):
     result = prune_rounds(
-        trained, dataset, EMPPruner(target=target), rounds=3, steps=2, initial_steps=0, tol=100.0
+        trained,
+        dataset,
+        EMPPruner(target=target),
+        rounds=3,
+        steps=2,
+        initial_steps=0,
+        schedule=Schedule(tol=100.0),
     )
     assert len(result.history) >= 2
-    alive = {(layer, o, i) for layer, (n_out, n_in) in enumerate([(4, 3), (1, 4)])
-             for o in range(n_out) for i in range(n_in)}  # fmt: skip
+    alive = {
+        (layer, o, i)
+        for layer, (n_out, n_in) in enumerate([(4, 3), (1, 4)])
+        for o in range(n_out)
+        for i in range(n_in)
+    }
     for record in result.history:
         removed = {tuple(e) for e in record.removed_edges}
         if record.accepted:
@@ -115,8 +137,15 @@ def test_output_is_never_cut_off(dataset, trained):
 def test_rejected_attempts_back_off_and_keep_the_last_accepted_model(dataset, trained):
     # tol = floor = 0: every attempt that retrains to a worse validation RMSE is rejected.
     strict = Schedule(tol=0.0, floor=0.0, max_rungs=4)
-    result = prune_rounds(trained, dataset, EMPPruner(beta=0.05, target="both"), rounds=3,
-                          steps=1, initial_steps=0, schedule=strict)  # fmt: skip
+    result = prune_rounds(
+        trained,
+        dataset,
+        EMPPruner(beta=0.05, target="both"),
+        rounds=3,
+        steps=1,
+        initial_steps=0,
+        schedule=strict,
+    )
     rejected = [r for r in result.history if r.status.startswith("rejected")]
     assert rejected, "the strict rule must reject something"
     for r in rejected:
@@ -150,16 +179,24 @@ def test_nan_loss_is_rejected(monkeypatch, dataset, trained):
             model.act_fun[0].coef.data[:] = float("nan")
 
     monkeypatch.setattr(adapter, "fit", fit_then_diverge)
-    result = prune_rounds(trained, dataset, EMPPruner(), rounds=2, steps=1, initial_steps=0,
-                          schedule=Schedule(max_rungs=1))  # fmt: skip
+    result = prune_rounds(
+        trained,
+        dataset,
+        EMPPruner(),
+        rounds=2,
+        steps=1,
+        initial_steps=0,
+        schedule=Schedule(max_rungs=1),
+    )
     assert result.history[0].status.startswith("rejected")
     assert math.isfinite(adapter.rmse(result.model, dataset["test_input"], dataset["test_label"]))
 
 
 def test_loop_runs_to_a_fixed_point_not_to_the_round_cap(dataset, trained):
     lenient = Schedule(tol=100.0)  # everything is accepted: the loop ends when nothing goes
-    result = prune_rounds(trained, dataset, EMPPruner(), rounds=50, steps=1, initial_steps=0,
-                          schedule=lenient)  # fmt: skip
+    result = prune_rounds(
+        trained, dataset, EMPPruner(), rounds=50, steps=1, initial_steps=0, schedule=lenient
+    )
     assert result.stop_reason.startswith("fixed point")
     last = result.history[-1]
     assert last.status.startswith("fixed point") and not last.removed_edges
@@ -170,14 +207,24 @@ def test_loop_runs_to_a_fixed_point_not_to_the_round_cap(dataset, trained):
 def test_test_rows_never_reach_a_decision(dataset, trained):
     """Same training rows, different test labels: every decision and mask is identical."""
     noisy = dict(dataset)
-    noisy["test_label"] = torch.randn(dataset["test_label"].shape,
-                                      generator=torch.Generator().manual_seed(5)) * 10  # fmt: skip
+    noisy["test_label"] = (
+        torch.randn(dataset["test_label"].shape, generator=torch.Generator().manual_seed(5)) * 10
+    )
 
     def run(data):
-        r = prune_rounds(trained, data, EMPPruner(), rounds=3, steps=2, initial_steps=0,
-                         schedule=Schedule(tol=0.3, max_rungs=1))  # fmt: skip
-        decisions = [(h.accepted, h.rung, h.removed_edges, h.removed_nodes,
-                      h.val_rmse_after_retrain) for h in r.history]  # fmt: skip
+        r = prune_rounds(
+            trained,
+            data,
+            EMPPruner(),
+            rounds=3,
+            steps=2,
+            initial_steps=0,
+            schedule=Schedule(tol=0.3, max_rungs=1),
+        )
+        decisions = [
+            (h.accepted, h.rung, h.removed_edges, h.removed_nodes, h.val_rmse_after_retrain)
+            for h in r.history
+        ]
         return decisions, [m.numpy() for m in adapter.get_edge_masks(r.model)], r
 
     d1, m1, r1 = run(dataset)
@@ -206,7 +253,9 @@ def test_same_seed_gives_identical_masks_and_history(dataset):
     model = adapter.make_kan([3, 4, 1], grid=3, k=3, seed=3)
 
     def run():
-        r = prune_rounds(model, dataset, EMPPruner(target="both"), rounds=2, steps=2, tol=10.0)
+        r = prune_rounds(
+            model, dataset, EMPPruner(target="both"), rounds=2, steps=2, schedule=Schedule(tol=10.0)
+        )
         d = r.to_dict()
         for rec in d["history"]:
             for key in ("seconds_train", "seconds_score", "seconds_prune"):
@@ -221,20 +270,42 @@ def test_same_seed_gives_identical_masks_and_history(dataset):
 
 
 def test_history_round_trips_through_json(dataset, trained):
-    result = prune_rounds(trained, dataset, EMPPruner(), rounds=2, steps=1, initial_steps=0,
-                          tol=10.0)  # fmt: skip
+    result = prune_rounds(
+        trained,
+        dataset,
+        EMPPruner(),
+        rounds=2,
+        steps=1,
+        initial_steps=0,
+        schedule=Schedule(tol=10.0),
+    )
     assert result.final_test_rmse == pytest.approx(
         adapter.rmse(result.model, dataset["test_input"], dataset["test_label"])
     )
     text = result.to_json()
     assert json.loads(text) == result.to_dict()
     rec = json.loads(text)["history"][0]
-    for key in ("layers", "train_rmse_before", "test_rmse_after_prune", "edges_alive",
-                "nodes_alive", "seconds_train", "seconds_score", "seconds_prune"):  # fmt: skip
+    for key in (
+        "layers",
+        "train_rmse_before",
+        "test_rmse_after_prune",
+        "edges_alive",
+        "nodes_alive",
+        "seconds_train",
+        "seconds_score",
+        "seconds_prune",
+    ):
         assert key in rec
     layer = rec["layers"][0]
-    assert set(layer) == {"kind", "layer", "alive_before", "n_eff", "kept", "preserved_mass",
-                          "mass_bound"}  # fmt: skip
+    assert set(layer) == {
+        "kind",
+        "layer",
+        "alive_before",
+        "n_eff",
+        "kept",
+        "preserved_mass",
+        "mass_bound",
+    }
     assert layer["preserved_mass"] >= layer["mass_bound"] - 1e-12
 
 
@@ -309,7 +380,7 @@ def test_non_pykan_model_is_a_type_error(dataset):
     [
         ({"rounds": -1}, "rounds must be a whole number >= 0"),
         ({"steps": -2}, "steps must be a whole number >= 0"),
-        ({"tol": -0.1}, "tol must be a finite number >= 0"),
+        ({"initial_steps": 1.5}, "initial_steps must be a whole number >= 0"),
         ({"lamb": float("nan")}, "lamb must be a finite number >= 0"),
     ],
 )
@@ -346,8 +417,9 @@ def test_global_scope_ranks_all_layers_in_one_pool(dataset, trained):
 
 
 def test_per_layer_edge_emp_keeps_nu_per_layer(dataset, trained):
-    step = prune_step(trained, dataset["train_input"],
-                      EMPPruner(target="edges", edge_score="coefficient"))  # fmt: skip
+    step = prune_step(
+        trained, dataset["train_input"], EMPPruner(target="edges", edge_score="coefficient")
+    )
     assert [d.layer for d in step.decisions] == [0, 1]
     for d, mask in zip(step.decisions, step.masks_before_compaction, strict=True):
         assert int(mask.sum()) == d.kept
@@ -359,8 +431,9 @@ def test_prune_once_is_one_shot_and_leaves_the_model_alone(trained, dataset):
     from emp_kan.kan import adapter
 
     before = {k: v.clone() for k, v in trained.state_dict().items()}
-    step = emp_kan.prune_once(trained, dataset["train_input"],
-                              emp_kan.EMPPruner(target="nodes", beta=1.0))  # fmt: skip
+    step = emp_kan.prune_once(
+        trained, dataset["train_input"], emp_kan.EMPPruner(target="nodes", beta=1.0)
+    )
     (decision,) = step.decisions
     assert step.hidden == [decision.kept] == [int(decision.n_eff)]  # floor(beta * N_eff)
     assert adapter.widths(trained)[1] == 4  # the trained model keeps its 4 hidden nodes

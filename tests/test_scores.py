@@ -9,7 +9,7 @@ from emp_kan.kan import adapter
 from emp_kan.kan.scores import EDGE_SCORES, NODE_SCORES, compute_scores, node_scores_from_edges
 from emp_kan.kan.topology import live_nodes, restore_cut_outputs
 from emp_kan.pruning.pruners import EMPPruner
-from emp_kan.pruning.rounds import prune_step
+from emp_kan.pruning.step import prune_step
 
 
 @pytest.mark.parametrize("edge_score", EDGE_SCORES)
@@ -53,8 +53,11 @@ def test_user_callables_are_used(trained, dataset):
         compute_scores(trained, dataset["train_input"], lambda m, x: [np.ones(3)])
     # The pruner ranks by the callables, not by pykan's attribution: node scores 4, 3, 2, 1
     # give N_eff = 100/30 = 3.33, so EMP keeps nodes 0-2 and drops node 3.
-    outcome = prune_step(trained, dataset["train_input"],
-                         EMPPruner(target="nodes", edge_score=edges, node_score=nodes))  # fmt: skip
+    outcome = prune_step(
+        trained,
+        dataset["train_input"],
+        EMPPruner(target="nodes", edge_score=edges, node_score=nodes),
+    )
     assert outcome.removed_nodes == [[1, 3]]
     assert adapter.widths(outcome.model) == [3, 3, 1]
 

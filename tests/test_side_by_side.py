@@ -16,8 +16,7 @@ from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.kan import adapter
 from tests.conftest import different_tensors, report_differences
 
-pytestmark = pytest.mark.skipif(usable_workers(2) < 2,
-                                reason="needs two CPUs and fork")  # fmt: skip
+pytestmark = pytest.mark.skipif(usable_workers(2) < 2, reason="needs two CPUs and fork")
 
 SMALL = {"hidden": (2,), "grid": 3, "steps": 8, "round_steps": 4, "rounds": 1}
 
@@ -115,8 +114,10 @@ def test_an_extra_route_failing_in_either_process_is_left_out_with_a_warning(mon
         routes = parallel.train_routes(_positive_problem(), DiscoverConfig(workers=2, **SMALL))
     assert [r.name for r in routes] == ["none"]
     left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
-    assert left_out == [f"the {name} route was left out: training failed (diverged on purpose)"
-                        for name in ("log", "log-y")]  # fmt: skip
+    assert left_out == [
+        f"the {name} route was left out: training failed (diverged on purpose)"
+        for name in ("log", "log-y")
+    ]
 
 
 def test_the_data_route_failing_fails_the_run_with_its_own_error(monkeypatch):
@@ -130,15 +131,17 @@ def test_the_data_route_failing_fails_the_run_with_its_own_error(monkeypatch):
 
 
 @pytest.mark.parametrize("all_routes", [False, True])
-def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods(caplog,
-                                                                                 all_routes):
+def test_the_product_search_done_ahead_in_the_training_child_serves_both_methods(
+    caplog, all_routes
+):
     # Ahead where the data route is trained first: where no log route applies, or with every
     # route (three routes here).
     problem = _problem() if not all_routes else _positive_problem()
     one, _ = discover.discover(problem, DiscoverConfig(workers=1, all_routes=all_routes, **SMALL))
     with caplog.at_level("INFO", logger="emp_kan"):
-        two, _ = discover.discover(problem, DiscoverConfig(workers=2, all_routes=all_routes,
-                                                           **SMALL))  # fmt: skip
+        two, _ = discover.discover(
+            problem, DiscoverConfig(workers=2, all_routes=all_routes, **SMALL)
+        )
     assert report_differences(one, two) == []
     shared = [r.getMessage() for r in caplog.records if "work shared" in r.getMessage()]
     assert shared == ["work shared between the methods: 1 products"]  # EMP's, found here
@@ -171,8 +174,10 @@ def _speaks(value):
 def test_a_childs_log_records_and_warnings_are_emitted_by_the_parent(caplog):
     from emp_kan._runtime.forked import Child
 
-    with caplog.at_level("WARNING", logger="emp_kan"), pytest.warns(RuntimeWarning,
-                                                                     match="child warns 21"):
+    with (
+        caplog.at_level("WARNING", logger="emp_kan"),
+        pytest.warns(RuntimeWarning, match="child warns 21"),
+    ):
         assert Child(_speaks, (21,), "a test").result() == 42
     assert [r.getMessage() for r in caplog.records] == ["the child says 21"]
     assert not multiprocessing.active_children()
@@ -217,8 +222,9 @@ def test_the_two_processes_claim_every_route_once():
 
 
 @pytest.mark.parametrize("computes", ["here", "child", "either"])
-def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(monkeypatch,
-                                                                                computes):
+def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(
+    monkeypatch, computes
+):
     # With every route, the child takes the threshold routes one at a time; once EMP is done, this
     # process takes those still unclaimed. Each split must give the run of workers=1.
     import time

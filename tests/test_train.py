@@ -22,7 +22,7 @@ from emp_kan.kan.fast.train import (
     supports,
 )
 from emp_kan.pruning.pruners import EMPPruner
-from emp_kan.pruning.rounds import prune_step
+from emp_kan.pruning.step import prune_step
 from tests.conftest import different_tensors, make_dataset
 
 
@@ -52,8 +52,7 @@ def test_forward_equals_pykans(width, grid):
     with torch.no_grad():
         expected = model.forward(x_new)
         assert torch.allclose(kan_forward(model, x_new), expected, atol=1e-6, rtol=0)
-        assert torch.allclose(_Forward(model, x)(x, False)[0], model.forward(x), atol=1e-6,
-                              rtol=0)  # fmt: skip
+        assert torch.allclose(_Forward(model, x)(x, False)[0], model.forward(x), atol=1e-6, rtol=0)
 
 
 def test_forward_equals_pykans_after_nodes_are_removed(dataset, trained):
@@ -78,13 +77,15 @@ def test_regulariser_and_gradients_equal_pykans(width, grid):
             p.grad = None
         value = objective()
         value.backward()
-        return float(value.detach()), [torch.zeros_like(p) if p.grad is None else p.grad.clone()
-                              for p in params]  # fmt: skip
+        return float(value.detach()), [
+            torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params
+        ]
 
     def pykans():
         pred = model.forward(x)
-        return torch.mean((pred - y) ** 2) + 0.01 * model.reg("edge_forward_spline_n", 1.0, 2.0,
-                                                              0.0, 0.0)  # fmt: skip
+        return torch.mean((pred - y) ** 2) + 0.01 * model.reg(
+            "edge_forward_spline_n", 1.0, 2.0, 0.0, 0.0
+        )
 
     forward = _Forward(model, x)
 
@@ -112,15 +113,19 @@ def test_short_training_lowers_the_loss_as_pykans_does(lamb):
     assert after_ours <= 1.5 * after_theirs
     # The trained object is still a pykan model: its own forward agrees with ours.
     with torch.no_grad():
-        assert torch.allclose(ours.forward(data["test_input"]),
-                              kan_forward(ours, data["test_input"]), atol=1e-6)  # fmt: skip
+        assert torch.allclose(
+            ours.forward(data["test_input"]), kan_forward(ours, data["test_input"]), atol=1e-6
+        )
 
 
 def test_same_seed_gives_the_same_model_and_leaves_global_rngs_alone():
     data = make_dataset(n_train=80, n_test=20)
     random.random(), np.random.random(), torch.rand(1)  # noqa: NPY002
-    states = (random.getstate(), np.random.get_state()[1].copy(),  # noqa: NPY002
-              torch.random.get_rng_state())  # fmt: skip
+    states = (
+        random.getstate(),
+        np.random.get_state()[1].copy(),  # noqa: NPY002
+        torch.random.get_rng_state(),
+    )
     a, b = (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5) for _ in range(2))
     adapter.fit(a, data, 4, 1e-3, seed=9)
     adapter.fit(b, data, 4, 1e-3, seed=9)
@@ -159,8 +164,12 @@ def _assert_gradient_equals_autograds(model, x, labels, loss, lamb):
     params = _Parameters(model)
     value, ours, gradient = _Forward(model, x).objective_and_gradient(params, labels, loss, lamb)
     wide = adapter.clone_model(model).double()
-    trained = [getattr(wide.act_fun[i], name) if name in ("coef", "scale_base", "scale_sp")
-               else getattr(wide, name)[i] for name, i, _ in params.entries]  # fmt: skip
+    trained = [
+        getattr(wide.act_fun[i], name)
+        if name in ("coef", "scale_base", "scale_sp")
+        else getattr(wide, name)[i]
+        for name, i, _ in params.entries
+    ]
     pred, scales = _Forward(wide, x.double())(x.double(), with_scales=lamb > 0)
     ref_value = data_loss(pred, labels.double(), loss)
     ref_objective = ref_value + (lamb * _regulariser(scales) if lamb else 0.0)
@@ -257,8 +266,15 @@ def test_flat_lbfgs_takes_pykans_steps():
 
     start = torch.tensor([-1.2, 1.0, 0.5, -0.3], dtype=torch.float64)
     theirs = start.clone().requires_grad_(True)
-    reference = LBFGS([theirs], lr=1, history_size=10, line_search_fn="strong_wolfe",
-                      tolerance_grad=1e-32, tolerance_change=1e-32, tolerance_ys=1e-32)  # fmt: skip
+    reference = LBFGS(
+        [theirs],
+        lr=1,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-32,
+        tolerance_change=1e-32,
+        tolerance_ys=1e-32,
+    )
 
     def closure():
         reference.zero_grad()
@@ -295,14 +311,16 @@ def test_one_thread_holds_torch_and_blas_to_one_thread_and_restores_the_callers_
 
     with threadpool_limits(limits=2):
         torch_before = torch.get_num_threads()
-        blas_before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()
-                       if i["user_api"] == "blas"]  # fmt: skip
+        blas_before = [
+            (i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"
+        ]
         with threads.one_thread():
             assert torch.get_num_threads() == 1
             assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
         assert torch.get_num_threads() == torch_before
-        assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()
-                if i["user_api"] == "blas"] == blas_before  # fmt: skip
+        assert [
+            (i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"
+        ] == blas_before
 
 
 def test_the_written_out_cubic_basis_is_the_general_triangle_bitwise():
@@ -316,8 +334,13 @@ def test_the_written_out_cubic_basis_is_the_general_triangle_bitwise():
     padded, inverse = kernels.padded_knots(knots, 3)
     out = []
     for basis in (kernels._basis_cubic, kernels._basis_any_order):
-        arrays = (np.zeros((3, 400, 4)), np.zeros((3, 400, 4)), np.zeros((3, 400), np.int64),
-                  np.zeros((3, 400)), np.zeros((3, 400)))  # fmt: skip
+        arrays = (
+            np.zeros((3, 400, 4)),
+            np.zeros((3, 400, 4)),
+            np.zeros((3, 400), np.int64),
+            np.zeros((3, 400)),
+            np.zeros((3, 400)),
+        )
         basis(xt, padded, inverse, 3, *arrays)
         out.append(arrays)
     for cubic, general in zip(*out, strict=True):

@@ -24,9 +24,14 @@ from emp_kan.symbolic.transform import fit_log_transform, power_law_formula
 
 def _rows(n=200, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return torch.stack([torch.rand(n, generator=gen) * 2 - 1,  # both signs
-                        torch.rand(n, generator=gen) * 1.5 + 0.5,  # positive
-                        -(torch.rand(n, generator=gen) + 0.5)], dim=1)  # negative  # fmt: skip
+    return torch.stack(
+        [
+            torch.rand(n, generator=gen) * 2 - 1,  # both signs
+            torch.rand(n, generator=gen) * 1.5 + 0.5,  # positive
+            -(torch.rand(n, generator=gen) + 0.5),
+        ],
+        dim=1,
+    )  # negative
 
 
 def test_a_signed_product_maps_back_to_the_product_itself():
@@ -44,17 +49,19 @@ def test_a_signed_product_maps_back_to_the_product_itself():
 @given(st.lists(st.integers(-3, 3), min_size=3, max_size=3), st.sampled_from([1.0, -2.5]))
 def test_the_sign_model_and_exp_give_the_labels_back(exponents, scale):
     x = _rows(64, seed=1).double()
-    y = scale * torch.prod(x ** torch.tensor(exponents, dtype=torch.float64), dim=1,
-                           keepdim=True)  # fmt: skip
+    y = scale * torch.prod(x ** torch.tensor(exponents, dtype=torch.float64), dim=1, keepdim=True)
     transform, _ = fit_log_transform(x, y)
     logged = transform.apply({"x": x, "y": y})
     assert torch.allclose(transform.to_label(logged["y"], x), y, rtol=1e-9)
 
 
-@pytest.mark.parametrize("labels, reason", [
-    (lambda x: x[:, :1] * 0, "label is 0"),
-    (lambda x: x[:, :1] + x[:, 1:2], "sign of the label"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "labels, reason",
+    [
+        (lambda x: x[:, :1] * 0, "label is 0"),
+        (lambda x: x[:, :1] + x[:, 1:2], "sign of the label"),
+    ],
+)
 def test_no_log_route_where_it_cannot_hold(labels, reason):
     x = _rows()
     transform, why = fit_log_transform(x, labels(x))
@@ -86,18 +93,28 @@ def test_the_front_only_keeps_what_no_simpler_candidate_beats(candidates):
     rmses = [r for _, r in candidates]
     front = pareto_front(complexities, rmses)
     for i in front:
-        assert not any(complexities[j] < complexities[i] and rmses[j] <= rmses[i]
-                       for j in range(len(candidates)))  # fmt: skip
+        assert not any(
+            complexities[j] < complexities[i] and rmses[j] <= rmses[i]
+            for j in range(len(candidates))
+        )
     chosen = choose_formula(complexities, rmses, label_std=1.0)
     # Errors under the noise floor (1e-5 of the label spread) count as equal.
     assert chosen in front and max(rmses[chosen], 1e-5) <= 1.5 * max(min(rmses), 1e-5)
 
 
 def _placeholder_formula(names):
-    return SymbolicFormula(expression=sp.Integer(0), variables=sp.symbols(names, real=True),
-                           test_rmse=math.nan, test_r2=math.nan, train_rmse=math.nan,
-                           spline_test_rmse=math.nan, complexity=1, edges=[],
-                           explains_data=False, seconds=0.0)  # fmt: skip
+    return SymbolicFormula(
+        expression=sp.Integer(0),
+        variables=sp.symbols(names, real=True),
+        test_rmse=math.nan,
+        test_r2=math.nan,
+        train_rmse=math.nan,
+        spline_test_rmse=math.nan,
+        complexity=1,
+        edges=[],
+        explains_data=False,
+        seconds=0.0,
+    )
 
 
 def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
@@ -106,8 +123,15 @@ def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
     transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
     formula = _placeholder_formula(problem.variables)
     found = power_law_formula(formula, transform, [0, 1, 2], problem.dataset, 0.2)
-    assert sp.simplify(found.expression - problem.truth.xreplace(
-        {s: sp.Symbol(s.name, real=True) for s in problem.truth.free_symbols})) == 0
+    assert (
+        sp.simplify(
+            found.expression
+            - problem.truth.xreplace(
+                {s: sp.Symbol(s.name, real=True) for s in problem.truth.free_symbols}
+            )
+        )
+        == 0
+    )
     assert found.test_rmse < 1e-5
     # Had pruning cut the input c, the power law cannot hold: its error says so.
     without_c = power_law_formula(formula, transform, [0, 1], problem.dataset, 0.2)
@@ -116,8 +140,9 @@ def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
 
 def test_discover_finds_a_ratio_of_powers_through_the_log_route():
     problem = formula_problem("a*b**2/c", "a=-1:1,b=0.5:2,c=0.5:2", samples=200)
-    config = DiscoverConfig(hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2,
-                            compare=False, all_routes=True)  # fmt: skip
+    config = DiscoverConfig(
+        hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2, compare=False, all_routes=True
+    )
     report, runs = discover(problem, config)
     assert report["skipped_routes"] == []
     routes = {c["candidate"]: c for c in report["candidates"]}
@@ -126,8 +151,9 @@ def test_discover_finds_a_ratio_of_powers_through_the_log_route():
     # power-law-all is the same straight-edge reading over every input: equal on a monomial
     assert report["candidate"] in ("log", "power-law", "power-law-all")
     assert routes[report["candidate"]]["chosen"]
-    assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
-                             ranges=problem.ranges)  # fmt: skip
+    assert is_exact_recovery(
+        runs["emp"].formula.expression, problem.truth, problem.variables, ranges=problem.ranges
+    )
     assert report["test_r2"] > 0.999
     assert np.isfinite(report["spline_test_rmse"])
 
@@ -150,22 +176,21 @@ def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, cap
     assert [r.name for r in routes] == ["none"]
     assert "log route was left out" in caplog.text
     with pytest.raises(RuntimeError):  # asked for explicitly, a failure is the user's to see
-        parallel.train_routes(problem, DiscoverConfig(hidden=(2,), steps=2,
-                                                      route="log"))  # fmt: skip
+        parallel.train_routes(problem, DiscoverConfig(hidden=(2,), steps=2, route="log"))
 
 
 def test_routes_after_one_with_a_formula_at_the_noise_floor_are_skipped_and_named(caplog):
     problem = formula_problem("a*b**2/c", "a=-1:1,b=0.5:2,c=0.5:2", samples=200)
-    config = DiscoverConfig(hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2,
-                            compare=False)  # fmt: skip
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2, compare=False)
     with caplog.at_level("INFO", logger="emp_kan"):
         report, runs = discover(problem, config)
     # The log route is tried first, and its power law is the law: the others could only tie.
     assert report["skipped_routes"] == ["none", "log-y"]
     assert "routes none, log-y skipped: route log has a formula at the noise floor" in caplog.text
     assert {c["route"] for c in report["candidates"]} == {"log"}
-    assert is_exact_recovery(runs["emp"].formula.expression, problem.truth, problem.variables,
-                             ranges=problem.ranges)  # fmt: skip
+    assert is_exact_recovery(
+        runs["emp"].formula.expression, problem.truth, problem.variables, ranges=problem.ranges
+    )
     every, _ = discover(problem, replace(config, all_routes=True))
     assert {c["route"] for c in every["candidates"]} == {"none", "log", "log-y"}
     assert every["formula"] == report["formula"]
@@ -174,23 +199,25 @@ def test_routes_after_one_with_a_formula_at_the_noise_floor_are_skipped_and_name
 def test_every_route_runs_while_no_formula_reaches_the_noise_floor():
     # With label noise no formula can reach the floor: every route is trained and run.
     problem = formula_problem("a*b**2/c", "a=0.5:2,b=0.5:2,c=0.5:2", samples=200)
-    config = DiscoverConfig(hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2,
-                            compare=False, noise=0.05)  # fmt: skip
+    config = DiscoverConfig(
+        hidden=(2,), grid=3, steps=15, round_steps=5, rounds=2, compare=False, noise=0.05
+    )
     report, _ = discover(problem, config)
     assert report["skipped_routes"] == []
     assert {c["route"] for c in report["candidates"]} == {"none", "log", "log-y"}
 
 
 def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_fail(
-        monkeypatch, caplog):  # fmt: skip
+    monkeypatch, caplog
+):
     from emp_kan.discovery import parallel
     from emp_kan.discovery import routes as route_module
     from emp_kan.discovery import run as method_run
 
-    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
-                            compare=False)  # fmt: skip
-    problem = with_label_noise(formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=60), 0.05,
-                               seed=0)  # no formula at the floor: every route is reached
+    config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1, compare=False)
+    problem = with_label_noise(
+        formula_problem("a*b", "a=0.5:2,b=0.5:2", samples=60), 0.05, seed=0
+    )  # no formula at the floor: every route is reached
     routes = parallel.train_routes(problem, config, only_first=True)
     assert [r.name for r in routes] == ["none", "log", "log-y"]
     assert route_module.trial_order(routes) == [1, 0, 2]  # the log route first
@@ -204,8 +231,9 @@ def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_
 
     monkeypatch.setattr(route_module, "train_dense", failing_log_y)
     with caplog.at_level("WARNING", logger="emp_kan"):
-        run = method_run.run_method("emp", method_run.make_pruner("emp", config), routes, problem,
-                                  config)  # fmt: skip
+        run = method_run.run_method(
+            "emp", method_run.make_pruner("emp", config), routes, problem, config
+        )
     assert "log-y route was left out" in caplog.text
     assert routes[2].left_out and routes[0].trained is not None
     # Candidates in the routes' own order, whatever order they were tried in.
@@ -213,8 +241,9 @@ def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_
     # Without the symbolic stage the data route is kept anyway: no other is trained.
     fresh = parallel.train_routes(problem, config, only_first=True, symbolic=False)
     assert fresh[0].trained is not None and fresh[1].trained is fresh[2].trained is None
-    method_run.run_method("emp", method_run.make_pruner("emp", config), fresh, problem, config,
-                        symbolic=False)  # fmt: skip
+    method_run.run_method(
+        "emp", method_run.make_pruner("emp", config), fresh, problem, config, symbolic=False
+    )
     assert fresh[1].trained is None and fresh[2].trained is None
 
 
@@ -229,30 +258,44 @@ def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():
     assert not log_y.log_transform.log_inputs
     # Inputs as given, labels logged: log|exp(sin(x))| = sin(x).
     assert torch.equal(log_y.problem.dataset["train_input"], problem.dataset["train_input"])
-    assert torch.allclose(log_y.problem.dataset["train_label"],
-                          torch.sin(problem.dataset["train_input"]), atol=1e-6)  # fmt: skip
-    found = direct_formulas(_placeholder_formula(problem.variables), log_y.log_transform,
-                            log_y.problem.dataset, problem.dataset, 0.2, DEFAULT_LIBRARY)
+    assert torch.allclose(
+        log_y.problem.dataset["train_label"], torch.sin(problem.dataset["train_input"]), atol=1e-6
+    )
+    found = direct_formulas(
+        _placeholder_formula(problem.variables),
+        log_y.log_transform,
+        log_y.problem.dataset,
+        problem.dataset,
+        0.2,
+        DEFAULT_LIBRARY,
+    )
     x = sp.Symbol("x", real=True)
     assert any(sp.simplify(f.expression - sp.exp(sp.sin(x))) == 0 for f in found)
 
 
-@pytest.mark.parametrize("law, ranges, candidate", [
-    ("sqrt(x**2 + 1)", "x=-2:2", "square-direct"),  # y**2 = x**2 + 1
-    ("log(cos(x) + 2)", "x=-3:3", "exp-direct"),  # exp(y) = cos(x) + 2
-    ("1/(x**2 + 1)", "x=-2:2", "reciprocal-direct"),  # 1/y = x**2 + 1
-])
-def test_a_label_transform_turns_a_composition_into_one_library_function(law, ranges,
-                                                                          candidate):
+@pytest.mark.parametrize(
+    "law, ranges, candidate",
+    [
+        ("sqrt(x**2 + 1)", "x=-2:2", "square-direct"),  # y**2 = x**2 + 1
+        ("log(cos(x) + 2)", "x=-3:3", "exp-direct"),  # exp(y) = cos(x) + 2
+        ("1/(x**2 + 1)", "x=-2:2", "reciprocal-direct"),  # 1/y = x**2 + 1
+    ],
+)
+def test_a_label_transform_turns_a_composition_into_one_library_function(law, ranges, candidate):
     from emp_kan.symbolic.library import DEFAULT_LIBRARY
     from emp_kan.symbolic.transform import label_transform_formulas
 
     problem = formula_problem(law, ranges, samples=200)
-    found = label_transform_formulas(_placeholder_formula(problem.variables), problem.dataset,
-                                     0.2, DEFAULT_LIBRARY)  # fmt: skip
-    exact = [name for name, f in found.items()
-             if is_exact_recovery(f.expression, problem.truth, problem.variables,
-                                  test_r2=f.test_r2, ranges=problem.ranges)]  # fmt: skip
+    found = label_transform_formulas(
+        _placeholder_formula(problem.variables), problem.dataset, 0.2, DEFAULT_LIBRARY
+    )
+    exact = [
+        name
+        for name, f in found.items()
+        if is_exact_recovery(
+            f.expression, problem.truth, problem.variables, test_r2=f.test_r2, ranges=problem.ranges
+        )
+    ]
     assert any(name.startswith(candidate) for name in exact), found
 
 
@@ -261,20 +304,25 @@ def test_label_transforms_apply_only_where_they_are_defined():
     from emp_kan.symbolic.transform import label_transform_formulas
 
     problem = formula_problem("x**3", "x=-2:2", samples=100)  # both signs, y = 0 possible
-    names = set(label_transform_formulas(_placeholder_formula(problem.variables),
-                                         problem.dataset, 0.2, DEFAULT_LIBRARY))  # fmt: skip
+    names = set(
+        label_transform_formulas(
+            _placeholder_formula(problem.variables), problem.dataset, 0.2, DEFAULT_LIBRARY
+        )
+    )
     assert not any(n.startswith("square") for n in names)  # sqrt cannot give both signs
 
 
 def test_the_power_law_over_every_input_is_a_candidate_of_the_data_as_given():
     problem = formula_problem("q/(4*pi*e*r)", "q=0.5:2,e=0.5:2,r=0.5:2", samples=200)
-    config = DiscoverConfig(hidden=(2,), grid=3, steps=5, round_steps=3, rounds=1,
-                            compare=False, all_routes=True)  # fmt: skip
+    config = DiscoverConfig(
+        hidden=(2,), grid=3, steps=5, round_steps=3, rounds=1, compare=False, all_routes=True
+    )
     report, _ = discover(problem, config)
     found = {c["candidate"]: c for c in report["candidates"]}["power-law-all"]
     assert found["route"] == "none"  # read beside the KAN of the data as given
-    assert is_exact_recovery(found["formula"], problem.truth, problem.variables,
-                             ranges=problem.ranges)  # fmt: skip
+    assert is_exact_recovery(
+        found["formula"], problem.truth, problem.variables, ranges=problem.ranges
+    )
 
 
 @pytest.mark.parametrize("edges", [[], None])
@@ -287,10 +335,19 @@ def test_a_formula_rewritten_into_another_expression_does_not_carry_the_old_ones
     problem = formula_problem("x*y", "x=0.5:2,y=0.5:2", samples=200)
     x, y = sp.symbols("x y", real=True)
     process = "retraining after fixing layer 0 failed; skipped it"
-    failed = SymbolicFormula(expression=sp.sqrt(x - 3), variables=[x, y], test_rmse=1.0,
-                             test_r2=-0.2, train_rmse=1.0, spline_test_rmse=0.1, complexity=4,
-                             edges=[], explains_data=False, seconds=0.0,
-                             warnings=[process, UNDEFINED_WARNING, unexplained_warning(-0.2)])
+    failed = SymbolicFormula(
+        expression=sp.sqrt(x - 3),
+        variables=[x, y],
+        test_rmse=1.0,
+        test_r2=-0.2,
+        train_rmse=1.0,
+        spline_test_rmse=0.1,
+        complexity=4,
+        edges=[],
+        explains_data=False,
+        seconds=0.0,
+        warnings=[process, UNDEFINED_WARNING, unexplained_warning(-0.2)],
+    )
     found = formula_of_expression(failed, x * y, problem.dataset, 0.2, edges=edges)
     assert found.explains_data and found.test_r2 > 0.999
     # The domain warning stays on the same expression mapped back (edges kept), not on a new one.

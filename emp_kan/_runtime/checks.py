@@ -19,8 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Check", "Flag", "Interval", "Names", "Options", "Widths", "check_finite_nonneg",
-           "check_whole"]
+__all__ = [
+    "Check",
+    "Flag",
+    "Interval",
+    "Names",
+    "Options",
+    "Widths",
+    "check_finite_nonneg",
+    "check_whole",
+]
 
 
 class Check:
@@ -53,8 +61,10 @@ class Interval(Check):
         if self.low == 0 and not low_in and self.high is None:
             return f"a positive {what.removeprefix('a ')}"
         if self.low is not None and self.high is not None:
-            return (f"{what} {'>=' if low_in else '>'} {self.low:g} and "
-                    f"{'<=' if high_in else '<'} {self.high:g}")
+            return (
+                f"{what} {'>=' if low_in else '>'} {self.low:g} and "
+                f"{'<=' if high_in else '<'} {self.high:g}"
+            )
         if self.low is not None:
             return f"{what} {'>=' if low_in else '>'} {self.low:g}"
         if self.high is not None:

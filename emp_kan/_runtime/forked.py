@@ -91,8 +91,9 @@ class Child:
         context = multiprocessing.get_context("fork")
         self.what = what
         self._receiver, sender = context.Pipe(duplex=False)
-        self._process = context.Process(target=_child_main, args=(sender, function, args),
-                                        daemon=True)  # fmt: skip
+        self._process = context.Process(
+            target=_child_main, args=(sender, function, args), daemon=True
+        )
         self._process.start()
         sender.close()
 
@@ -103,9 +104,11 @@ class Child:
             status, payload, (records, caught) = pickle.loads(self._receiver.recv_bytes())
         except EOFError:
             self._process.join()
-            raise RuntimeError(f"{self.what}'s worker process ended without a result (exit code "
-                               f"{self._process.exitcode}); run with workers=1 (--workers 1) "
-                               "to see why") from None  # fmt: skip
+            raise RuntimeError(
+                f"{self.what}'s worker process ended without a result (exit code "
+                f"{self._process.exitcode}); run with workers=1 (--workers 1) "
+                "to see why"
+            ) from None
         finally:
             self.close()
         for record in records:  # in the order the child said them

@@ -47,7 +47,8 @@ def bytecode_may_be_written(module_file: str) -> bool:
     here = os.path.dirname(os.path.abspath(module_file))
     pycache = os.path.join(here, "__pycache__")
     return not sys.flags.dont_write_bytecode and (
-        os.access(pycache, os.W_OK) if os.path.isdir(pycache) else os.access(here, os.W_OK))
+        os.access(pycache, os.W_OK) if os.path.isdir(pycache) else os.access(here, os.W_OK)
+    )
 
 
 def _writes(module_file: str) -> bool:
@@ -95,8 +96,11 @@ def compiled(**options: Any) -> Callable[[Callable], Any]:
         dispatcher = njit(**options)(function)
         # NUMBA_CACHE_LOCATOR_CLASSES would replace our locator with the user's choice of
         # numba's, some of which write into the home folder: no cache then.
-        if (FunctionCache is None or getattr(numba_config, "CACHE_LOCATOR_CLASSES", None)
-                or not hasattr(dispatcher, "_cache")):  # fmt: skip
+        if (
+            FunctionCache is None
+            or getattr(numba_config, "CACHE_LOCATOR_CLASSES", None)
+            or not hasattr(dispatcher, "_cache")
+        ):
             return dispatcher
         try:
             dispatcher._cache = _KeptCode(function)

@@ -25,13 +25,22 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["Pending", "digest", "recall", "remember", "settle_pending", "share_pending_with_a_fork",
-           "shared_work", "sharing"]
+__all__ = [
+    "Pending",
+    "digest",
+    "recall",
+    "remember",
+    "settle_pending",
+    "share_pending_with_a_fork",
+    "shared_work",
+    "sharing",
+]
 
 T = TypeVar("T")
 
-_STORE: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar("emp_kan_shared_work",
-                                                                    default=None)  # fmt: skip
+_STORE: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar(
+    "emp_kan_shared_work", default=None
+)
 _HITS: ContextVar[dict[str, int] | None] = ContextVar("emp_kan_shared_hits", default=None)
 
 
@@ -201,8 +210,13 @@ def digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def recall(kind: str, key: str, compute: Callable[[], T], keep: Callable[[T], Any] = lambda v: v,
-           restore: Callable[[Any], T] = lambda v: v) -> T:  # fmt: skip
+def recall(
+    kind: str,
+    key: str,
+    compute: Callable[[], T],
+    keep: Callable[[T], Any] = lambda v: v,
+    restore: Callable[[Any], T] = lambda v: v,
+) -> T:
     """``compute()``, or inside :func:`shared_work` the result kept for ``(kind, key)``.
 
     ``keep`` turns a fresh result into what is stored (a copy, when the caller may mutate it)

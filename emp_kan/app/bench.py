@@ -61,8 +61,10 @@ __all__ = [
 def _check_bench_settings(self: Any) -> Any:
     """The settings in their canonical types, or ValueError naming the first that cannot
     work (the settings table's checks, and at least 10 rows)."""
-    checked = {name: setting.check.check(name, getattr(self, name))
-               for name, (_, setting) in settings_for("bench").items()}  # fmt: skip
+    checked = {
+        name: setting.check.check(name, getattr(self, name))
+        for name, (_, setting) in settings_for("bench").items()
+    }
     if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 10:
         raise ValueError(f"samples must be a whole number >= 10, got {self.samples!r}")
     return replace(self, **checked)
@@ -73,13 +75,14 @@ def _check_bench_settings(self: Any) -> Any:
 BenchSettings = make_dataclass(
     "BenchSettings",
     [("samples", int, field(default=500))]
-    + [(name, Any, field(default=default))
-       for name, (default, _) in settings_for("bench").items()],
-    namespace={"check": _check_bench_settings,
-               "__doc__": "Budget of every task (the same for every method): ``samples`` "
-                          "train and test rows, and the discovery settings marked for the "
-                          "bench in :mod:`emp_kan.discovery.config`."},
-)  # fmt: skip
+    + [(name, Any, field(default=default)) for name, (default, _) in settings_for("bench").items()],
+    namespace={
+        "check": _check_bench_settings,
+        "__doc__": "Budget of every task (the same for every method): ``samples`` "
+        "train and test rows, and the discovery settings marked for the "
+        "bench in :mod:`emp_kan.discovery.config`.",
+    },
+)
 BenchSettings.__module__ = __name__  # where pickle finds it (make_dataclass sets another)
 
 
@@ -147,14 +150,21 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
         return
     results = out / "results.jsonl"
     if not results.is_file():
-        raise ValueError(f"--out {out} already holds files and no bench results.jsonl; give a "
-                         "new or empty folder")  # fmt: skip
+        raise ValueError(
+            f"--out {out} already holds files and no bench results.jsonl; give a "
+            "new or empty folder"
+        )
     # A killed summary write leaves a hidden temporary file (".summary.md.XXXX") behind.
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in BENCH_FILES
-                     and not p.name.startswith((".summary.md.", ".summary.png.")))  # fmt: skip
+    foreign = sorted(
+        p.name
+        for p in out.iterdir()
+        if p.name not in BENCH_FILES and not p.name.startswith((".summary.md.", ".summary.png."))
+    )
     if foreign:
-        raise ValueError(f"--out {out} holds files the bench did not write "
-                         f"({', '.join(foreign[:3])}); give a new or empty folder")  # fmt: skip
+        raise ValueError(
+            f"--out {out} holds files the bench did not write "
+            f"({', '.join(foreign[:3])}); give a new or empty folder"
+        )
     want = settings_hash(settings)
     other = {r.get("settings_hash") for r in read_results(results)} - {want}
     if other:
@@ -174,8 +184,7 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
     data, names = problem.dataset, problem.variables
     x = data["train_input"]
-    model = adapter.make_kan([len(names), *settings.hidden, 1], grid=settings.grid, k=3,
-                             seed=seed)
+    model = adapter.make_kan([len(names), *settings.hidden, 1], grid=settings.grid, k=3, seed=seed)
     adapter.fit(model, data, settings.steps, settings.lamb, seed, engine="pykan")
     model = pykan_workflow.pykan_prune(model, x)
     adapter.fit(model, data, settings.round_steps, 0.0, seed + 1, engine="pykan")
@@ -185,23 +194,37 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     edges = sum(int(m.sum()) for m in adapter.get_edge_masks(model))
     adapter.forward_pass(model, x)
     pykan_workflow.auto_symbolic(model, [f for f in DEFAULT_LIBRARY])
-    adapter.fit(model, data, settings.round_steps, 0.0, seed + 3, update_grid=False,
-                engine="pykan")
+    adapter.fit(model, data, settings.round_steps, 0.0, seed + 3, update_grid=False, engine="pykan")
     expr = pykan_workflow.pykan_formula(model, names)
     rmse, r2 = evaluate_formula(expr, names, data["test_input"], data["test_label"])
-    exact = bool(problem.truth is not None and is_exact_recovery(
-        expr, problem.truth, names, test_r2=r2, ranges=problem.ranges))  # fmt: skip
-    return {"formula": str(expr), "test_rmse": rmse, "test_r2": r2, "exact": exact,
-            "spline_test_rmse": spline_rmse, "edges": edges}  # fmt: skip
+    exact = bool(
+        problem.truth is not None
+        and is_exact_recovery(expr, problem.truth, names, test_r2=r2, ranges=problem.ranges)
+    )
+    return {
+        "formula": str(expr),
+        "test_rmse": rmse,
+        "test_r2": r2,
+        "exact": exact,
+        "spline_test_rmse": spline_rmse,
+        "edges": edges,
+    }
 
 
 def _operon_workflow(problem, seed: int) -> dict:
     from emp_kan.baselines.operon import run_operon
 
     run = run_operon(problem, seed)
-    return {"formula": str(run.formula), "raw_formula": run.raw, "test_rmse": run.test_rmse,
-            "test_r2": run.test_r2, "exact": bool(run.exact), "spline_test_rmse": None,
-            "edges": None, "complexity": run.complexity}  # fmt: skip
+    return {
+        "formula": str(run.formula),
+        "raw_formula": run.raw,
+        "test_rmse": run.test_rmse,
+        "test_r2": run.test_r2,
+        "exact": bool(run.exact),
+        "spline_test_rmse": None,
+        "edges": None,
+        "complexity": run.complexity,
+    }
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
@@ -214,13 +237,18 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
     config = DiscoverConfig(**bench_settings, seed=seed, workers=1).check()
     routes = train_routes(problem, config, only_first=not config.all_routes)
     run = run_method(method, make_pruner(method, config), routes, problem, config)
-    return {"formula": str(run.formula.expression), "test_rmse": run.formula.test_rmse,
-            "test_r2": run.formula.test_r2, "exact": bool(run.exact),
-            "spline_test_rmse": run.pruned.final_test_rmse,
-            "edges": run.pruned.edges_alive,
-            "rejected_attempts": run.pruned.rejected_attempts,
-            "stop_reason": run.pruned.stop_reason, "candidate": run.candidate,
-            "candidates": run.front}  # fmt: skip
+    return {
+        "formula": str(run.formula.expression),
+        "test_rmse": run.formula.test_rmse,
+        "test_r2": run.formula.test_r2,
+        "exact": bool(run.exact),
+        "spline_test_rmse": run.pruned.final_test_rmse,
+        "edges": run.pruned.edges_alive,
+        "rejected_attempts": run.pruned.rejected_attempts,
+        "stop_reason": run.pruned.stop_reason,
+        "candidate": run.candidate,
+        "candidates": run.front,
+    }
 
 
 def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
@@ -231,13 +259,18 @@ def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
 
     torch.set_num_threads(1)  # one single-threaded worker per core
     bench = BenchSettings(**settings)
-    row: dict[str, Any] = {"key": task_key(equation, method, seed), "equation": equation,
-                           "method": method, "seed": seed,
-                           "settings_hash": settings_hash(bench)}  # fmt: skip
+    row: dict[str, Any] = {
+        "key": task_key(equation, method, seed),
+        "equation": equation,
+        "method": method,
+        "seed": seed,
+        "settings_hash": settings_hash(bench),
+    }
     start = time.perf_counter()
     try:
-        problem = with_label_noise(feynman_problem(equation, bench.samples, seed), bench.noise,
-                                   seed)  # fmt: skip
+        problem = with_label_noise(
+            feynman_problem(equation, bench.samples, seed), bench.noise, seed
+        )
         row["truth"] = str(problem.truth)
         if method == "pykan":
             row.update(_pykan_workflow(problem, bench, seed))
@@ -249,8 +282,9 @@ def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
         row["error"] = f"{type(exc).__name__}: {exc}"
         row["traceback"] = traceback.format_exc(limit=5)
     row["seconds"] = time.perf_counter() - start
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in row.items()}  # fmt: skip
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
 
 
 def read_results(path: Path) -> list[dict]:
@@ -311,8 +345,13 @@ def run_bench(
     results = out / "results.jsonl"
     _repair_tail(results)
     done = {r["key"] for r in read_results(results)}
-    todo = [(e, m, s) for e in equations for s in seeds for m in methods
-            if task_key(e, m, s) not in done]  # fmt: skip
+    todo = [
+        (e, m, s)
+        for e in equations
+        for s in seeds
+        for m in methods
+        if task_key(e, m, s) not in done
+    ]
     log.info("%d tasks done before, %d to run", len(done), len(todo))
     if todo:
         _run_on_dask(todo, settings, results, scheduler, progress, tqdm)
@@ -328,14 +367,27 @@ def _run_on_dask(todo, settings, results, scheduler, progress, tqdm) -> None:
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         client = Client(cluster)
     try:
-        futures = [client.submit(run_task, e, m, s, asdict(settings), pure=False,
-                                 key=f"emp-kan-{task_key(e, m, s)}-{time.time_ns()}")
-                   for e, m, s in todo]  # fmt: skip
+        futures = [
+            client.submit(
+                run_task,
+                e,
+                m,
+                s,
+                asdict(settings),
+                pure=False,
+                key=f"emp-kan-{task_key(e, m, s)}-{time.time_ns()}",
+            )
+            for e, m, s in todo
+        ]
         bar = tqdm(total=len(futures), desc="bench tasks", disable=not progress)
         for future in as_completed(futures):
             _append(results, future.result())
@@ -390,17 +442,19 @@ def summarise(rows: list[dict]) -> dict:
         mine = [r for r in rows if r["method"] == m]
         ok = [r for r in mine if "error" not in r]
         agg[m] = {
-            "tasks": len(mine), "failed": len(mine) - len(ok),
+            "tasks": len(mine),
+            "failed": len(mine) - len(ok),
             "exact": sum(bool(r.get("exact")) for r in ok),
             "exact_rate": sum(bool(r.get("exact")) for r in ok) / len(mine) if mine else 0.0,
-            "accurate_rate": (sum((r.get("test_r2") or 0.0) > 0.999 for r in ok) / len(mine)
-                              if mine else 0.0),
+            "accurate_rate": (
+                sum((r.get("test_r2") or 0.0) > 0.999 for r in ok) / len(mine) if mine else 0.0
+            ),
             "median_edges": _median([r.get("edges") for r in ok]),
             "median_test_rmse": _median([r.get("test_rmse") for r in ok]),
             "median_seconds": _median([r["seconds"] for r in mine]),
             "rejected_attempts": sum(int(r.get("rejected_attempts") or 0) for r in ok),
             "total_seconds": sum(r["seconds"] for r in mine),
-        }  # fmt: skip
+        }
     versus = {}
     by_key = {(r["equation"], r["seed"], r["method"]): r for r in rows}
     for other in (m for m in methods if m != "emp"):
@@ -444,25 +498,34 @@ def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
                 f" {_fmt(_median([r['seconds'] for r in rs]), '.0f')} |"
             )
         lines.append("".join(cells))
-    lines += ["", "## Aggregates", "",
-              "| method | tasks | failed | exact | exact rate | test R^2 > 0.999 | median edges "
-              "| median formula RMSE | median s | total s | rejected attempts |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Aggregates",
+        "",
+        "| method | tasks | failed | exact | exact rate | test R^2 > 0.999 | median edges "
+        "| median formula RMSE | median s | total s | rejected attempts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for m, a in summary["methods"].items():
         rejected = a["rejected_attempts"] if m in ("emp", "threshold") else "-"
-        lines.append(f"| {m} | {a['tasks']} | {a['failed']} | {a['exact']} | "
-                     f"{100 * a['exact_rate']:.1f}% | {100 * a['accurate_rate']:.1f}% | "
-                     f"{_fmt(a['median_edges'], '.1f')} | "
-                     f"{_fmt(a['median_test_rmse'])} | {_fmt(a['median_seconds'], '.1f')} | "
-                     f"{a['total_seconds']:.0f} | {rejected} |")  # fmt: skip
+        lines.append(
+            f"| {m} | {a['tasks']} | {a['failed']} | {a['exact']} | "
+            f"{100 * a['exact_rate']:.1f}% | {100 * a['accurate_rate']:.1f}% | "
+            f"{_fmt(a['median_edges'], '.1f')} | "
+            f"{_fmt(a['median_test_rmse'])} | {_fmt(a['median_seconds'], '.1f')} | "
+            f"{a['total_seconds']:.0f} | {rejected} |"
+        )
     if summary["emp_versus"]:
-        lines += ["", "EMP against each baseline, per (equation, seed): a win is an exact "
-                  "recovery the other missed, or (same exactness) fewer edges at a formula RMSE "
-                  "at most 2x the other's; a loss is the reverse, more edges, or an RMSE above "
-                  "2x.", ""]  # fmt: skip
+        lines += [
+            "",
+            "EMP against each baseline, per (equation, seed): a win is an exact "
+            "recovery the other missed, or (same exactness) fewer edges at a formula RMSE "
+            "at most 2x the other's; a loss is the reverse, more edges, or an RMSE above "
+            "2x.",
+            "",
+        ]
         for other, t in summary["emp_versus"].items():
-            lines.append(f"- EMP vs {other}: {t['win']} wins, {t['loss']} losses, "
-                         f"{t['tie']} ties")  # fmt: skip
+            lines.append(f"- EMP vs {other}: {t['win']} wins, {t['loss']} losses, {t['tie']} ties")
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     _plot_summary(summary, rows, out / "summary.png")
 
@@ -475,8 +538,7 @@ def _plot_summary(summary: dict, rows: list[dict], path: Path) -> None:
     colors = {"emp": "#1f4e79", "threshold": "#8c8c8c", "pykan": "#b3541e", "operon": "#4f7f3a"}
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     ax = axes[0]
-    ax.bar(methods, [agg[m]["exact_rate"] for m in methods],
-           color=[colors[m] for m in methods])  # fmt: skip
+    ax.bar(methods, [agg[m]["exact_rate"] for m in methods], color=[colors[m] for m in methods])
     ax.set_title("exact recovery rate", fontsize=10)
     ax.set_ylim(0, 1)
     ax = axes[1]
@@ -485,8 +547,9 @@ def _plot_summary(summary: dict, rows: list[dict], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_title("seconds per task (distribution)", fontsize=10)
     ax = axes[2]
-    ax.bar(methods, [agg[m]["median_edges"] or 0 for m in methods],
-           color=[colors[m] for m in methods])  # fmt: skip
+    ax.bar(
+        methods, [agg[m]["median_edges"] or 0 for m in methods], color=[colors[m] for m in methods]
+    )
     ax.set_title("median edges kept (operon: no graph)", fontsize=10)
     fig.tight_layout()
     try:

@@ -47,8 +47,11 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"EMP on {len(scores)} scores (beta={args.beta:g}):",
         f"  N_eff = {sel.n_eff:.4f}; keep nu = {sel.kept} of {sel.n_alive}",
         f"  preserved mass s_eff = {sel.preserved_mass:.4f} "
-        + (f"(lower bound {sel.mass_bound:.4f})" if sel.mass_bound is not None
-           else "(no lower bound: the mass bound holds only for beta >= 1)"),  # fmt: skip
+        + (
+            f"(lower bound {sel.mass_bound:.4f})"
+            if sel.mass_bound is not None
+            else "(no lower bound: the mass bound holds only for beta >= 1)"
+        ),
         "",
         "  index     score   weight  kept",
     ]
@@ -64,8 +67,11 @@ DEFAULT_FEYNMAN = 37  # hbar * omega on [-1, 1]^2: two variables, a product a KA
 def _problem(args: argparse.Namespace):
     from emp_kan.data import problems as data
 
-    given = [n for n, v in (("--feynman", args.feynman), ("--formula", args.formula),
-                            ("--csv", args.csv)) if v is not None]  # fmt: skip
+    given = [
+        n
+        for n, v in (("--feynman", args.feynman), ("--formula", args.formula), ("--csv", args.csv))
+        if v is not None
+    ]
     if len(given) > 1:
         raise UsageError(f"give one data source, not {' and '.join(given)}")
     if args.ranges is not None and args.formula is None:
@@ -95,8 +101,9 @@ def _fmt(value, spec: str = ".3g") -> str:
 
 
 def _table(report: dict, out: str) -> str:
-    runs = [("EMP", report)] + ([("pykan thresholds", report["baseline"])]
-                                if report.get("baseline") else [])  # fmt: skip
+    runs = [("EMP", report)] + (
+        [("pykan thresholds", report["baseline"])] if report.get("baseline") else []
+    )
     if report.get("operon"):
         runs.append(("Operon", report["operon"]))
 
@@ -130,10 +137,11 @@ def _table(report: dict, out: str) -> str:
         ("rejected attempts", [_fmt(r.get("rejected_attempts")) for _, r in runs]),
         ("routes", [routes(r) for _, r in runs]),
         ("seconds train/prune/sym", [seconds(r) for _, r in runs]),
-    ]  # fmt: skip
+    ]
     label_w = max(len(label) for label, _ in rows)
-    col_w = [max(len(name), *(len(values[k]) for _, values in rows))
-             for k, (name, _) in enumerate(runs)]  # fmt: skip
+    col_w = [
+        max(len(name), *(len(values[k]) for _, values in rows)) for k, (name, _) in enumerate(runs)
+    ]
     lines = [
         " " * label_w
         + " | "
@@ -156,8 +164,9 @@ def _baselines(args: argparse.Namespace) -> set[str]:
     names = {p.strip() for p in args.compare.split(",") if p.strip()}
     bad = names - {"threshold", "operon", "none"}
     if bad or not names or ("none" in names and len(names) > 1):
-        raise UsageError(f"--compare takes threshold, operon, threshold,operon or none; got "
-                         f"{args.compare!r}")  # fmt: skip
+        raise UsageError(
+            f"--compare takes threshold, operon, threshold,operon or none; got {args.compare!r}"
+        )
     return names - {"none"}
 
 
@@ -226,13 +235,16 @@ def _run_bench(args: argparse.Namespace) -> int:
         check_out_dir(args.out, settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    rows = run_bench(equations, methods, seeds, args.out, settings, args.scheduler,
-                     progress=args.progress)  # fmt: skip
+    rows = run_bench(
+        equations, methods, seeds, args.out, settings, args.scheduler, progress=args.progress
+    )
     summary = summarise(rows)
     for m, a in summary["methods"].items():
-        print(f"{m:10s} exact {a['exact']}/{a['tasks']}  median edges {a['median_edges']}  "
-              f"median s {a['median_seconds']:.1f}  failed {a['failed']}  "
-              f"rejected attempts {a['rejected_attempts']}")  # fmt: skip
+        print(
+            f"{m:10s} exact {a['exact']}/{a['tasks']}  median edges {a['median_edges']}  "
+            f"median s {a['median_seconds']:.1f}  failed {a['failed']}  "
+            f"rejected attempts {a['rejected_attempts']}"
+        )
     for other, t in summary["emp_versus"].items():
         print(f"EMP vs {other}: {t['win']} wins, {t['loss']} losses, {t['tie']} ties")
     print(f"results: {args.out}/results.jsonl, summary: {args.out}/summary.md")
@@ -278,9 +290,7 @@ def _add_discover(sub: Any) -> None:
             f"Feynman equation {DEFAULT_FEYNMAN} (hbar*omega)."
         ),
     )
-    src = disc.add_argument_group(
-        f"data source (at most one; default --feynman {DEFAULT_FEYNMAN})"
-    )
+    src = disc.add_argument_group(f"data source (at most one; default --feynman {DEFAULT_FEYNMAN})")
     src.add_argument(
         "--feynman",
         type=int,
@@ -356,8 +366,9 @@ def _add_bench(sub: Any) -> None:
         help="train and test rows each (default: %(default)s)",
     )
     _add_settings(bench.add_argument_group("every task's budget"), "bench")
-    bench.add_argument("--no-progress", dest="progress", action="store_false",
-                       help="no progress bar")  # fmt: skip
+    bench.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
     bench.set_defaults(handler=_run_bench)
 
 
@@ -433,8 +444,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         if args is not None and args.command == "bench":
-            print(f"emp-kan: interrupted; finished tasks are kept in {args.out}/results.jsonl "
-                  "(run the same command to resume)", file=sys.stderr)  # fmt: skip
+            print(
+                f"emp-kan: interrupted; finished tasks are kept in {args.out}/results.jsonl "
+                "(run the same command to resume)",
+                file=sys.stderr,
+            )
         else:
             print("emp-kan: interrupted; nothing was written", file=sys.stderr)
         return 130
@@ -442,8 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("emp_kan").debug("unexpected failure", exc_info=True)
         if args is not None and args.verbose:
             traceback.print_exc(file=sys.stderr)
-        print(f"emp-kan: unexpected failure: {type(exc).__name__}: {exc}".splitlines()[0],
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"emp-kan: unexpected failure: {type(exc).__name__}: {exc}".splitlines()[0],
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -27,8 +27,10 @@ def main() -> int:
 
     early = [name for name in _COMPILED_MODULES if name in sys.modules]
     if early:
-        raise RuntimeError(f"{', '.join(early)} imported before the request to keep compiled "
-                           "code; run python -m emp_kan.app.precompile in a fresh process")
+        raise RuntimeError(
+            f"{', '.join(early)} imported before the request to keep compiled "
+            "code; run python -m emp_kan.app.precompile in a fresh process"
+        )
     _jit.keep_compiled_code()
 
     from emp_kan.data.problems import formula_problem
@@ -37,8 +39,12 @@ def main() -> int:
     from emp_kan.kan import adapter
 
     problem = formula_problem("a*sin(b)", "a=0.5:2,b=0.5:3", samples=120)
-    discover(problem, DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1,
-                                     workers=1, all_routes=True))  # fmt: skip
+    discover(
+        problem,
+        DiscoverConfig(
+            hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1, workers=1, all_routes=True
+        ),
+    )
     model = adapter.make_kan([2, 2, 1], grid=3, k=2, seed=0)
     adapter.fit(model, problem.dataset, 2, 1e-3, 0)
     return 0

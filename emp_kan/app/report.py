@@ -21,15 +21,32 @@ from typing import Any
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["DestinationError", "MARKER", "REPORT_FILES", "check_destination", "render_figures",
-           "write_report"]
+__all__ = [
+    "DestinationError",
+    "MARKER",
+    "REPORT_FILES",
+    "check_destination",
+    "render_figures",
+    "write_report",
+]
 
 #: The file that marks a folder as written by :func:`write_report`.
 MARKER = ".emp-kan-report"
 #: Every name a report folder may hold; a folder holding anything else is not replaced.
-REPORT_FILES = frozenset({MARKER, "report.json", "graph.png", "graph.graphml", "history.png",
-                          "graph-threshold.png", "history-threshold.png", "model_config.yml",
-                          "model_state", "model_cache_data"})  # fmt: skip
+REPORT_FILES = frozenset(
+    {
+        MARKER,
+        "report.json",
+        "graph.png",
+        "graph.graphml",
+        "history.png",
+        "graph-threshold.png",
+        "history-threshold.png",
+        "model_config.yml",
+        "model_state",
+        "model_cache_data",
+    }
+)
 
 
 class DestinationError(ValueError):
@@ -64,8 +81,11 @@ def check_destination(out_dir: str | os.PathLike) -> Path:
         if names and (MARKER not in names or not names <= REPORT_FILES or not ours):
             foreign = sorted(names - REPORT_FILES)
             shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
-            what = (f"files that are not an emp-kan report ({shown})" if MARKER in names
-                    else "files and is not an emp-kan report")  # fmt: skip
+            what = (
+                f"files that are not an emp-kan report ({shown})"
+                if MARKER in names
+                else "files and is not an emp-kan report"
+            )
             raise DestinationError(
                 f"{out} already holds {what}; give a new or empty folder for the report"
             )
@@ -94,8 +114,13 @@ def _graph_title(name: str, label: str, run: Any, logged: bool) -> str:
     lines = textwrap.wrap(f"{label}, {run.pruned.edges_alive} edges: {formula}", 90)
     if len(lines) > 2:
         lines = [lines[0], lines[1][:80] + " ... (in full: report.json)"]
-    space = "" if not logged else (" (KAN of log|y| over log|x|)" if run.log_transform.log_inputs
-                                   else " (KAN of log|y|)")
+    space = (
+        ""
+        if not logged
+        else (
+            " (KAN of log|y| over log|x|)" if run.log_transform.log_inputs else " (KAN of log|y|)"
+        )
+    )
     return "\n".join([f"{name}{space}", *lines])
 
 
@@ -136,13 +161,21 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
         if run.log_transform.log_inputs:
             names = [f"log|{n}|" for n in names]
         output = f"log|{problem.target}|"
-    graph = to_networkx(run.pruned, x, variables=names, outputs=[output],
-                        symbolic=run.formula.graph_attributes(names))  # fmt: skip
+    graph = to_networkx(
+        run.pruned,
+        x,
+        variables=names,
+        outputs=[output],
+        symbolic=run.formula.graph_attributes(names),
+    )
     if method == "emp":
         files["graph.graphml"] = "\n".join(nx.generate_graphml(graph)).encode("utf-8")
     label = "EMP" if method == "emp" else "pykan thresholds"
-    ax = plot_graph(graph, curves=edge_curves(run.pruned, x),
-                    title=_graph_title(problem.name, label, run, logged))  # fmt: skip
+    ax = plot_graph(
+        graph,
+        curves=edge_curves(run.pruned, x),
+        title=_graph_title(problem.name, label, run, logged),
+    )
     buffer = io.BytesIO()
     ax.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(ax.figure)
@@ -158,9 +191,13 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     return files
 
 
-def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[str, Any],
-                 problem: Any, rendered: dict[str, dict[str, bytes]] | None = None,
-                 ) -> Path:  # fmt: skip
+def write_report(
+    out_dir: str | os.PathLike,
+    report: dict[str, Any],
+    runs: dict[str, Any],
+    problem: Any,
+    rendered: dict[str, dict[str, bytes]] | None = None,
+) -> Path:
     """Write ``report.json``, the EMP run's ``graph.png``, ``graph.graphml``, ``history.png``
     and its pruned KAN as a pykan checkpoint (``model_*``: ``kan.KAN.loadckpt(out/"model")``),
     and the threshold run's ``graph-threshold.png`` and ``history-threshold.png``.
@@ -188,11 +225,11 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, Any], runs: dict[
     from emp_kan import __version__
     from emp_kan.kan import adapter
 
-    foreign = sorted({name for files in (rendered or {}).values() for name in files}
-                     - REPORT_FILES)  # fmt: skip
+    foreign = sorted({name for files in (rendered or {}).values() for name in files} - REPORT_FILES)
     if foreign:
-        raise ValueError(f"rendered files must be report files from render_figures, not "
-                         f"{', '.join(foreign)}")  # fmt: skip
+        raise ValueError(
+            f"rendered files must be report files from render_figures, not {', '.join(foreign)}"
+        )
     out = check_destination(out_dir)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,14 @@ from emp_kan.symbolic.search import _expansion_risk, _simplify, evaluate_formula
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["INSTALL_HINT", "OPERON_BUDGET", "OperonRun", "operon_available", "require_operon",
-           "run_operon"]  # fmt: skip
+__all__ = [
+    "INSTALL_HINT",
+    "OPERON_BUDGET",
+    "OperonRun",
+    "operon_available",
+    "require_operon",
+    "run_operon",
+]
 
 INSTALL_HINT = "pyoperon is not installed; install it with: pip install 'emp-kan[sr]'"
 
@@ -105,8 +111,9 @@ def operon_expression(text: str, variables: list[str]) -> sp.Expr:
     expression in ``variables`` (built by :func:`parse_formula`, which evaluates nothing)."""
     placeholders = [f"x{i}" for i in range(len(variables))]
     expr = parse_formula(text, max_length=max(4000, len(text)))
-    expr = expr.subs({sp.Symbol(p): sp.Symbol(v) for p, v in zip(placeholders, variables,
-                                                                   strict=True)})  # fmt: skip
+    expr = expr.subs(
+        {sp.Symbol(p): sp.Symbol(v) for p, v in zip(placeholders, variables, strict=True)}
+    )
     # Multiplying out is enough for the exactness check, which simplifies what it compares;
     # sympy's simplify has no time bound (its trigonometric pass held a bench worker for
     # half an hour on one Operon expression).
@@ -141,12 +148,22 @@ def run_operon(problem: Problem, seed: int = 0, validation: float = 0.2) -> Oper
     raw = regressor.get_model_string(regressor.model_, 12, names)
     formula = operon_expression(raw, list(problem.variables))
     data = problem.dataset
-    test_rmse, test_r2 = evaluate_formula(formula, problem.variables, data["test_input"],
-                                          data["test_label"])  # fmt: skip
+    test_rmse, test_r2 = evaluate_formula(
+        formula, problem.variables, data["test_input"], data["test_label"]
+    )
     val_rmse, _ = evaluate_formula(formula, problem.variables, val["x"], val["y"])
     exact = None
     if problem.truth is not None:
-        exact = is_exact_recovery(formula, problem.truth, problem.variables, test_r2=test_r2,
-                                  ranges=problem.ranges)  # fmt: skip
-    return OperonRun(formula, test_rmse, test_r2, val_rmse, exact, formula_complexity(formula),
-                     time.perf_counter() - start, raw)  # fmt: skip
+        exact = is_exact_recovery(
+            formula, problem.truth, problem.variables, test_r2=test_r2, ranges=problem.ranges
+        )
+    return OperonRun(
+        formula,
+        test_rmse,
+        test_r2,
+        val_rmse,
+        exact,
+        formula_complexity(formula),
+        time.perf_counter() - start,
+        raw,
+    )

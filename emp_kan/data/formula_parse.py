@@ -30,14 +30,30 @@ __all__ = ["FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "as_expression", "parse_formu
 
 #: The functions a formula may call, each with one argument.
 FUNCTIONS: dict[str, Callable[[Any], Any]] = {
-    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
-    "asin": sp.asin, "acos": sp.acos, "atan": sp.atan,
-    "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
-    "asinh": sp.asinh, "acosh": sp.acosh, "atanh": sp.atanh, "arctanh": sp.atanh,
-    "exp": sp.exp, "log": sp.log, "ln": sp.log, "sqrt": sp.sqrt,
-    "abs": sp.Abs, "Abs": sp.Abs, "sign": sp.sign,
-}  # fmt: skip
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "asin": sp.asin,
+    "acos": sp.acos,
+    "atan": sp.atan,
+    "arcsin": sp.asin,
+    "arccos": sp.acos,
+    "arctan": sp.atan,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "tanh": sp.tanh,
+    "asinh": sp.asinh,
+    "acosh": sp.acosh,
+    "atanh": sp.atanh,
+    "arctanh": sp.atanh,
+    "exp": sp.exp,
+    "log": sp.log,
+    "ln": sp.log,
+    "sqrt": sp.sqrt,
+    "abs": sp.Abs,
+    "Abs": sp.Abs,
+    "sign": sp.sign,
+}
 
 #: Python keywords a formula may use as variable names (``True``, ``False``, ``None`` excepted).
 _KEYWORD_NAMES = frozenset(keyword.kwlist) - {"True", "False", "None"}
@@ -58,9 +74,8 @@ _OPERATORS = {
     ast.Mult: lambda a, b: a * b,
     ast.Div: lambda a, b: a / b,
 }
-_HELP = (
-    "use numbers, names, + - * / ** (or ^), parentheses, pi, E and the functions "
-    + ", ".join(sorted(set(FUNCTIONS)))
+_HELP = "use numbers, names, + - * / ** (or ^), parentheses, pi, E and the functions " + ", ".join(
+    sorted(set(FUNCTIONS))
 )
 
 
@@ -68,7 +83,7 @@ def _fail(text: str, node: ast.AST | None, what: str) -> ValueError:
     where = ""
     if node is not None and hasattr(node, "col_offset"):
         end = getattr(node, "end_col_offset", None) or node.col_offset + 1
-        where = f" at column {node.col_offset + 1} ({text[node.col_offset:end][:40]!r})"
+        where = f" at column {node.col_offset + 1} ({text[node.col_offset : end][:40]!r})"
     return ValueError(f"cannot read the formula: {what}{where}; {_HELP}")
 
 
@@ -127,10 +142,14 @@ def _build(text: str, node: ast.AST) -> Any:
 
 def _not_allowed(node: ast.AST) -> str:
     kinds = {
-        ast.Attribute: "attribute access", ast.Subscript: "subscripts", ast.Lambda: "lambda",
-        ast.Compare: "comparisons", ast.BoolOp: "and/or", ast.IfExp: "if/else",
+        ast.Attribute: "attribute access",
+        ast.Subscript: "subscripts",
+        ast.Lambda: "lambda",
+        ast.Compare: "comparisons",
+        ast.BoolOp: "and/or",
+        ast.IfExp: "if/else",
         ast.Call: "calling the result of a call",
-    }  # fmt: skip
+    }
     return kinds.get(type(node), f"{type(node).__name__} is not allowed")
 
 

@@ -18,11 +18,20 @@ import numpy as np
 import sympy as sp
 import torch
 
+from emp_kan._runtime.checks import check_finite_nonneg
 from emp_kan.data import feynman
 from emp_kan.data.formula_parse import parse_formula
 
-__all__ = ["Problem", "csv_problem", "feynman_problem", "formula_problem", "parse_ranges",
-           "check_noise", "split_validation", "with_label_noise"]
+__all__ = [
+    "Problem",
+    "csv_problem",
+    "feynman_problem",
+    "formula_problem",
+    "parse_ranges",
+    "check_noise",
+    "split_validation",
+    "with_label_noise",
+]
 
 
 @dataclass
@@ -65,8 +74,12 @@ def split_validation(
     n_val = max(1, int(n * share + 1e-9)) if n >= 10 else 0
     x, y = dataset["train_input"], dataset["train_label"]
     val = {"x": x[n - n_val :], "y": y[n - n_val :]} if n_val else {"x": x, "y": y}
-    fit = {"train_input": x[: n - n_val], "train_label": y[: n - n_val],
-           "test_input": val["x"], "test_label": val["y"]}  # fmt: skip
+    fit = {
+        "train_input": x[: n - n_val],
+        "train_label": y[: n - n_val],
+        "test_input": val["x"],
+        "test_label": val["y"],
+    }
     return fit, val
 
 
@@ -97,12 +110,9 @@ def feynman_problem(number: int, samples: int = 1000, seed: int = 0) -> Problem:
 
 
 def check_noise(sigma: Any) -> None:
-    """Raise ValueError unless ``sigma`` is a finite number >= 0."""
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (
-        math.isfinite(sigma) and sigma >= 0
-    ):
-        raise ValueError(f"noise must be a finite number >= 0 (a share of the label std, e.g. "
-                         f"0.01), got {sigma!r}")  # fmt: skip
+    """Raise ValueError unless ``sigma`` (a share of the label std, e.g. 0.01) is a finite
+    number >= 0."""
+    check_finite_nonneg("noise", sigma)
 
 
 def with_label_noise(problem: Problem, sigma: float, seed: int = 0) -> Problem:
@@ -174,13 +184,15 @@ def formula_problem(expr: str, ranges: str, samples: int = 1000, seed: int = 0) 
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         with np.errstate(all="ignore"):
-            y = np.broadcast_to(np.asarray(numeric(*x.double().numpy().T), dtype=float),
-                                (x.shape[0],))  # fmt: skip
+            y = np.broadcast_to(
+                np.asarray(numeric(*x.double().numpy().T), dtype=float), (x.shape[0],)
+            )
         return torch.tensor(y, dtype=torch.float32).reshape(-1, 1)
 
     data = _sample(fn, bounds, samples, samples, seed)
-    bad = int((~torch.isfinite(data["train_label"])).sum() + (~torch.isfinite(
-        data["test_label"])).sum())  # fmt: skip
+    bad = int(
+        (~torch.isfinite(data["train_label"])).sum() + (~torch.isfinite(data["test_label"])).sum()
+    )
     if bad:
         raise ValueError(f"the formula is undefined at {bad} sampled points; narrow the ranges")
     return Problem(f"formula-{readable_name(expr)}", data, names, truth, bounds)
@@ -213,8 +225,10 @@ def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float 
     seen: set[str] = set()
     twice = sorted({h for h in header if h in seen or seen.add(h)})
     if twice:
-        raise ValueError(f"{path} names the column(s) {', '.join(map(repr, twice))} more than "
-                         "once; give every column its own name")  # fmt: skip
+        raise ValueError(
+            f"{path} names the column(s) {', '.join(map(repr, twice))} more than "
+            "once; give every column its own name"
+        )
     if any(not h for h in header):
         raise ValueError(f"{path} has a column without a name; name every column in the header")
     if target not in header:
@@ -250,7 +264,11 @@ def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float 
     test, train = order[:n_test], order[n_test:]
     x = torch.tensor(np.delete(table, t, axis=1), dtype=torch.float32)
     y = torch.tensor(table[:, [t]], dtype=torch.float32)
-    data = {"train_input": x[train], "train_label": y[train], "test_input": x[test],
-            "test_label": y[test]}  # fmt: skip
+    data = {
+        "train_input": x[train],
+        "train_label": y[train],
+        "test_input": x[test],
+        "test_label": y[test],
+    }
     bounds = [(float(c.min()), float(c.max())) for c in x.T]
     return Problem(f"csv-{path.stem}", data, inputs, None, bounds, target)

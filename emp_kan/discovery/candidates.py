@@ -17,10 +17,8 @@ from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route
 from emp_kan.discovery.summary import finite_or_none
 from emp_kan.kan import adapter
-from emp_kan.pruning.rounds import (
-    PruneResult,
-    prune_rounds,
-)
+from emp_kan.pruning.records import PruneResult
+from emp_kan.pruning.rounds import prune_rounds
 from emp_kan.symbolic.products.search import (
     product_formulas,
 )
@@ -56,44 +54,64 @@ class Candidate:
     timings: dict[str, float]
 
     def to_dict(self, chosen: bool) -> dict[str, Any]:
-        return {"candidate": self.name, "route": self.route.name, "chosen": chosen,
-                "formula": None if self.formula is None else str(self.formula.expression),
-                "complexity": None if self.formula is None else self.formula.complexity,
-                "val_rmse": finite_or_none(self.val_rmse),
-                "test_rmse": (None if self.formula is None
-                              else finite_or_none(self.formula.test_rmse)),
-                "edges": self.pruned.edges_alive}  # fmt: skip
+        return {
+            "candidate": self.name,
+            "route": self.route.name,
+            "chosen": chosen,
+            "formula": None if self.formula is None else str(self.formula.expression),
+            "complexity": None if self.formula is None else self.formula.complexity,
+            "val_rmse": finite_or_none(self.val_rmse),
+            "test_rmse": (None if self.formula is None else finite_or_none(self.formula.test_rmse)),
+            "edges": self.pruned.edges_alive,
+        }
 
 
-def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
-               symbolic: bool) -> list[Candidate]:  # fmt: skip
+def _run_route(
+    pruner, route: Route, problem: Problem, config: DiscoverConfig, symbolic: bool
+) -> list[Candidate]:
     """The route's pruned model and its candidate formulas: the symbolic stage's and, on the
     log route, the straight-edge power law over the inputs the pruned KAN kept."""
     start = time.perf_counter()
-    pruned = prune_rounds(route.trained, route.problem.dataset, pruner, rounds=config.rounds,
-                          steps=config.round_steps, lamb=config.lamb,
-                          schedule=config.schedule(), initial_steps=0,
-                          final_steps=config.steps, seed=config.seed,
-                          progress=config.progress,
-                          label_map=None if route.log_transform is None else torch.exp,
-                          progress_label=f"{getattr(pruner, 'name', 'pruning')}, route "
-                                         f"{route.name}: attempts")  # fmt: skip
+    pruned = prune_rounds(
+        route.trained,
+        route.problem.dataset,
+        pruner,
+        rounds=config.rounds,
+        steps=config.round_steps,
+        lamb=config.lamb,
+        schedule=config.schedule(),
+        initial_steps=0,
+        final_steps=config.steps,
+        seed=config.seed,
+        progress=config.progress,
+        label_map=None if route.log_transform is None else torch.exp,
+        progress_label=f"{getattr(pruner, 'name', 'pruning')}, route {route.name}: attempts",
+    )
     seconds_prune = time.perf_counter() - start
     start = time.perf_counter()
     if not symbolic:
         timings = {"train": route.seconds, "prune": seconds_prune, "symbolic": 0.0}
         return [Candidate(route.name, route, pruned, None, math.inf, timings)]
-    formula = fit_formula(pruned, route.problem.dataset, variables=problem.variables,
-                          library=config.library, seed=config.seed, progress=config.progress,
-                          validation=config.validation_fraction)  # fmt: skip
+    formula = fit_formula(
+        pruned,
+        route.problem.dataset,
+        variables=problem.variables,
+        library=config.library,
+        seed=config.seed,
+        progress=config.progress,
+        validation=config.validation_fraction,
+    )
     formulas = {route.name: formula}
     if route.log_transform is None:
         # Over every input, not only the kept ones: a sum-KAN models a product badly, and
         # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
         # does not use gets a zero exponent, which the validation rows snap away.
         every_input = list(range(len(problem.variables)))
-        for k, f in enumerate(product_formulas(formula, problem.dataset, every_input,
-                                               config.validation_fraction, config.library)):
+        for k, f in enumerate(
+            product_formulas(
+                formula, problem.dataset, every_input, config.validation_fraction, config.library
+            )
+        ):
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"product-{k + 1}"] = f
         # The plain power law over every input too: the log route's reading uses the inputs
@@ -101,39 +119,65 @@ def _run_route(pruner, route: Route, problem: Problem, config: DiscoverConfig,
         fit, _ = split_validation(problem.dataset, config.validation_fraction)
         log_transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
         if log_transform is not None and len(every_input) > 1:
-            f = power_law_formula(formula, log_transform, every_input, problem.dataset,
-                                  config.validation_fraction)  # fmt: skip
+            f = power_law_formula(
+                formula, log_transform, every_input, problem.dataset, config.validation_fraction
+            )
             f.spline_test_rmse = formula.spline_test_rmse
             formulas["power-law-all"] = f
     if route.log_transform is not None:
         spline_rmse = _spline_rmse(pruned.model, route.log_transform, problem.dataset)
-        inputs = [i for i in range(len(problem.variables))
-                  if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())]  # fmt: skip
-        formulas = {route.name: formula_in_original_space(
-            formula, route.log_transform, problem.dataset, config.validation_fraction)}
+        inputs = [
+            i
+            for i in range(len(problem.variables))
+            if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())
+        ]
+        formulas = {
+            route.name: formula_in_original_space(
+                formula, route.log_transform, problem.dataset, config.validation_fraction
+            )
+        }
         if route.log_transform.log_inputs:
-            formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs,
-                                                      problem.dataset, config.validation_fraction)
+            formulas["power-law"] = power_law_formula(
+                formula, route.log_transform, inputs, problem.dataset, config.validation_fraction
+            )
         for f in formulas.values():
             f.spline_test_rmse = spline_rmse
     if len(problem.variables) == 1 and route.log_transform is None:
         for name, f in label_transform_formulas(
-                formula, problem.dataset, config.validation_fraction, config.library).items():
+            formula, problem.dataset, config.validation_fraction, config.library
+        ).items():
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[name] = f
     if len(problem.variables) == 1:
-        for k, f in enumerate(direct_formulas(formula, route.log_transform, route.problem.dataset,
-                                              problem.dataset, config.validation_fraction,
-                                              config.library)):  # fmt: skip
+        for k, f in enumerate(
+            direct_formulas(
+                formula,
+                route.log_transform,
+                route.problem.dataset,
+                problem.dataset,
+                config.validation_fraction,
+                config.library,
+            )
+        ):
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"{route.name}-direct-{k + 1}"] = f
     _, val = split_validation(problem.dataset, config.validation_fraction)
-    timings = {"train": route.seconds, "prune": seconds_prune,
-               "symbolic": time.perf_counter() - start}  # fmt: skip
-    return [Candidate(name, route, pruned, f,
-                      evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0],
-                      timings)
-            for name, f in formulas.items()]  # fmt: skip
+    timings = {
+        "train": route.seconds,
+        "prune": seconds_prune,
+        "symbolic": time.perf_counter() - start,
+    }
+    return [
+        Candidate(
+            name,
+            route,
+            pruned,
+            f,
+            evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0],
+            timings,
+        )
+        for name, f in formulas.items()
+    ]
 
 
 def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -> float:
@@ -145,14 +189,18 @@ def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -
     return float(torch.sqrt(torch.mean((prediction - y) ** 2)))
 
 
-def route_candidates(pruner: Any, route: Route, problem: Problem, config: DiscoverConfig,
-                      symbolic: bool) -> list[Candidate]:  # fmt: skip
+def route_candidates(
+    pruner: Any, route: Route, problem: Problem, config: DiscoverConfig, symbolic: bool
+) -> list[Candidate]:
     """:func:`_run_route`, where an extra route's failure is logged and leaves no candidate."""
     if route.log_transform is None or config.route != "auto":
         return _run_route(pruner, route, problem, config, symbolic)
     try:  # an extra route is an attempt: its failure must not cost the run
         return _run_route(pruner, route, problem, config, symbolic)
     except (RuntimeError, ValueError, ArithmeticError, torch.linalg.LinAlgError) as exc:
-        log.warning("the %s route was left out: %s", route.name,
-                    str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        log.warning(
+            "the %s route was left out: %s",
+            route.name,
+            str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__,
+        )
         return []

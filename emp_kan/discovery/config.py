@@ -48,8 +48,13 @@ class Setting:
     cli_default: Any = None  # None: the library's default
 
 
-def _setting(default: Any, help: str, check: Check, uses: tuple[str, ...] = ("cli", "estimator"),
-             **options: Any) -> Any:  # fmt: skip
+def _setting(
+    default: Any,
+    help: str,
+    check: Check,
+    uses: tuple[str, ...] = ("cli", "estimator"),
+    **options: Any,
+) -> Any:
     setting = Setting(help, check, frozenset(uses), **options)
     return field(default=default, metadata={"setting": setting})
 
@@ -63,74 +68,123 @@ class DiscoverConfig:
     reference in docs/cli.md lists them all)."""
 
     hidden: tuple[int, ...] = _setting(
-        (5,), "hidden layer widths: (5,) makes an [n_inputs, 5, 1] KAN", Widths(), _ALL,
-        metavar="W1,W2,...")  # fmt: skip
+        (5,),
+        "hidden layer widths: (5,) makes an [n_inputs, 5, 1] KAN",
+        Widths(),
+        _ALL,
+        metavar="W1,W2,...",
+    )
     grid: int = _setting(5, "spline grid intervals", Interval(int, 1), _ALL)
     k: int = _setting(3, "spline order", Interval(int, 1))
     steps: int = _setting(
-        50, "LBFGS steps of the initial training and of the final unregularised polish",
-        Interval(int, 0), _ALL)  # fmt: skip
+        50,
+        "LBFGS steps of the initial training and of the final unregularised polish",
+        Interval(int, 0),
+        _ALL,
+    )
     round_steps: int = _setting(
-        DEFAULT_ROUND_STEPS, "LBFGS steps retraining after each pruning attempt",
-        Interval(int, 0), _ALL)  # fmt: skip
+        DEFAULT_ROUND_STEPS,
+        "LBFGS steps retraining after each pruning attempt",
+        Interval(int, 0),
+        _ALL,
+    )
     rounds: int = _setting(
-        DEFAULT_ROUNDS, "at most this many accepted pruning rounds; the loop stops earlier at "
-        "a fixed point", Interval(int, 0), _ALL)  # fmt: skip
-    lamb: float = _setting(1e-3, "pykan's sparsity regularisation while training",
-                           Interval(float, 0), _ALL)  # fmt: skip
+        DEFAULT_ROUNDS,
+        "at most this many accepted pruning rounds; the loop stops earlier at a fixed point",
+        Interval(int, 0),
+        _ALL,
+    )
+    lamb: float = _setting(
+        1e-3, "pykan's sparsity regularisation while training", Interval(float, 0), _ALL
+    )
     tol: float = _setting(
-        DEFAULT_SCHEDULE.tol, "accept a pruned model when its validation RMSE is at most "
-        "(1 + tol) x the unpruned model's (or below the floor)", Interval(float, 0),
-        _ALL)  # fmt: skip
+        DEFAULT_SCHEDULE.tol,
+        "accept a pruned model when its validation RMSE is at most "
+        "(1 + tol) x the unpruned model's (or below the floor)",
+        Interval(float, 0),
+        _ALL,
+    )
     floor: float = _setting(
-        DEFAULT_SCHEDULE.floor, "accept a pruned model in any case when its validation RMSE "
+        DEFAULT_SCHEDULE.floor,
+        "accept a pruned model in any case when its validation RMSE "
         "is at most floor x the std of the labels",
-        Interval(float, 0), _ALL)  # fmt: skip
+        Interval(float, 0),
+        _ALL,
+    )
     validation_fraction: float = _setting(
-        DEFAULT_SCHEDULE.validation_fraction, "share of the training rows held out to take "
+        DEFAULT_SCHEDULE.validation_fraction,
+        "share of the training rows held out to take "
         "every decision (accepting a round, choosing a formula); they are not trained on",
-        Interval(float, 0, 1, closed="neither"))  # fmt: skip
-    beta: float = _setting(1.0, "EMP's scale on N_eff; a rejected round retries with beta x 1.5",
-                           Interval(float, 0, closed="neither"))  # fmt: skip
+        Interval(float, 0, 1, closed="neither"),
+    )
+    beta: float = _setting(
+        1.0,
+        "EMP's scale on N_eff; a rejected round retries with beta x 1.5",
+        Interval(float, 0, closed="neither"),
+    )
     prune: str = _setting("both", "what EMP prunes", Options(TARGETS))
     scope: str = _setting("layer", "EMP ranks per layer or across layers", Options(SCOPES))
-    edge_score: str = _setting("attribution", "edge importance both pruners rank by",
-                               Options(EDGE_SCORES))  # fmt: skip
-    node_score: str = _setting("attribution", "node importance both pruners rank by",
-                               Options(NODE_SCORES))  # fmt: skip
+    edge_score: str = _setting(
+        "attribution", "edge importance both pruners rank by", Options(EDGE_SCORES)
+    )
+    node_score: str = _setting(
+        "attribution", "node importance both pruners rank by", Options(NODE_SCORES)
+    )
     library: tuple[str, ...] = _setting(
-        DEFAULT_LIBRARY, "functions of the symbolic stage (registered names)", Names(),
-        metavar="F1,F2,...")  # fmt: skip
+        DEFAULT_LIBRARY,
+        "functions of the symbolic stage (registered names)",
+        Names(),
+        metavar="F1,F2,...",
+    )
     route: str = _setting(
-        "auto", "auto: also fit log|y| over log|x| (products and powers become sums) and "
+        "auto",
+        "auto: also fit log|y| over log|x| (products and powers become sums) and "
         "log|y| over x (exp(f(x)) becomes f(x)) where the data allow it, and keep the formula "
         "the validation rows prefer; log or log-y: only that route; none: the data as given",
-        Options(ROUTES), _ALL)  # fmt: skip
+        Options(ROUTES),
+        _ALL,
+    )
     all_routes: bool = _setting(
-        False, "run every route even after one gave a formula at the noise floor on the "
+        False,
+        "run every route even after one gave a formula at the noise floor on the "
         "validation rows (by default the later routes, which could only tie, are skipped and "
-        "named in the report)", Flag(), _ALL)  # fmt: skip
+        "named in the report)",
+        Flag(),
+        _ALL,
+    )
     seed: int = _setting(0, "seed of data, model and training", Interval(int, 0))
     noise: float = _setting(
-        0.0, "Gaussian noise of this share of the label std added to the training labels "
-        "(seeded; test labels stay clean)", Interval(float, 0), ("cli", "bench"),
-        metavar="SIGMA")  # fmt: skip
+        0.0,
+        "Gaussian noise of this share of the label std added to the training labels "
+        "(seeded; test labels stay clean)",
+        Interval(float, 0),
+        ("cli", "bench"),
+        metavar="SIGMA",
+    )
     progress: bool = _setting(False, "show progress bars", Flag(), cli_default=True)
     workers: int = _setting(
-        2, "processes that run EMP and the threshold baseline side by side, at most one per "
+        2,
+        "processes that run EMP and the threshold baseline side by side, at most one per "
         "CPU; 1 runs them one after the other (the same results either way)",
-        Interval(int, 1), ("cli",), metavar="N")  # fmt: skip
+        Interval(int, 1),
+        ("cli",),
+        metavar="N",
+    )
     # The baselines beside EMP: the CLI sets both through its --compare list.
-    compare: bool = _setting(True, "also prune with pykan's thresholds, from the same trained "
-                             "model", Flag(), ())  # fmt: skip
-    operon: bool = _setting(False, "also run pyoperon's genetic programming on the same rows",
-                            Flag(), ())  # fmt: skip
+    compare: bool = _setting(
+        True, "also prune with pykan's thresholds, from the same trained model", Flag(), ()
+    )
+    operon: bool = _setting(
+        False, "also run pyoperon's genetic programming on the same rows", Flag(), ()
+    )
 
     def check(self) -> DiscoverConfig:
         """Raise ValueError naming the first setting that cannot work, before any training;
         returns the settings in their canonical types (tuples, ints, floats)."""
-        checked = {f.name: f.metadata["setting"].check.check(f.name, getattr(self, f.name))
-                   for f in fields(self)}  # fmt: skip
+        checked = {
+            f.name: f.metadata["setting"].check.check(f.name, getattr(self, f.name))
+            for f in fields(self)
+        }
         # The registry and pyoperon are imported only here: reading the table stays light.
         from emp_kan.symbolic.edge_fit import check_library
 
@@ -143,8 +197,12 @@ class DiscoverConfig:
 
     def schedule(self) -> Schedule:
         """The round loop's accept rule and back-off ladder for these settings."""
-        return replace(DEFAULT_SCHEDULE, tol=self.tol, floor=self.floor,
-                       validation_fraction=self.validation_fraction)  # fmt: skip
+        return replace(
+            DEFAULT_SCHEDULE,
+            tol=self.tol,
+            floor=self.floor,
+            validation_fraction=self.validation_fraction,
+        )
 
     def model_width(self, n_inputs: int) -> list[int]:
         """The KAN's layer widths for ``n_inputs`` inputs: ``[n_inputs, *hidden, 1]``."""
@@ -154,5 +212,8 @@ class DiscoverConfig:
 def settings_for(use: str) -> dict[str, tuple[Any, Setting]]:
     """The settings an entry point takes (``"cli"``, ``"estimator"`` or ``"bench"``), in
     declaration order: ``{name: (default, Setting)}``."""
-    return {f.name: (f.default, f.metadata["setting"]) for f in fields(DiscoverConfig)
-            if use in f.metadata["setting"].uses}  # fmt: skip
+    return {
+        f.name: (f.default, f.metadata["setting"])
+        for f in fields(DiscoverConfig)
+        if use in f.metadata["setting"].uses
+    }

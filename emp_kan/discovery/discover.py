@@ -24,9 +24,11 @@ log = logging.getLogger("emp_kan")
 __all__ = ["discover"]
 
 
-def discover(problem: Problem, config: DiscoverConfig,
-             on_run: Callable[[str, MethodRun], None] | None = None,
-             ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+def discover(
+    problem: Problem,
+    config: DiscoverConfig,
+    on_run: Callable[[str, MethodRun], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the pipeline on ``problem``.
 
     ``on_run(method, run)``, if given, is called with a method's run while another method
@@ -50,24 +52,33 @@ def discover(problem: Problem, config: DiscoverConfig,
         if len(methods) > 1 and usable_workers(config.workers) > 1:
             runs = run_side_by_side(methods, routes, problem, config, on_run)
         else:
-            runs = {m: run_method(m, make_pruner(m, config), routes, problem, config)
-                    for m in methods}  # fmt: skip
+            runs = {
+                m: run_method(m, make_pruner(m, config), routes, problem, config) for m in methods
+            }
     if reused:
-        log.info("work shared between the methods: %s",
-                 ", ".join(f"{n} {kind}" for kind, n in sorted(reused.items())))  # fmt: skip
+        log.info(
+            "work shared between the methods: %s",
+            ", ".join(f"{n} {kind}" for kind, n in sorted(reused.items())),
+        )
     report = runs["emp"].summary(width)
-    report.update({
-        "dataset": problem.name,
-        "variables": list(problem.variables),
-        "target": problem.target,
-        "truth": None if problem.truth is None else str(problem.truth),
-        "seed": config.seed,
-        "settings": {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in asdict(config).items() if k not in ("progress", "workers")},
-        "versions": versions(),
-        "noise": config.noise,
-        "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,
-        "operon": run_operon(problem, config.seed, config.validation_fraction).summary()
-                  if config.operon else None,
-    })  # fmt: skip
+    report.update(
+        {
+            "dataset": problem.name,
+            "variables": list(problem.variables),
+            "target": problem.target,
+            "truth": None if problem.truth is None else str(problem.truth),
+            "seed": config.seed,
+            "settings": {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(config).items()
+                if k not in ("progress", "workers")
+            },
+            "versions": versions(),
+            "noise": config.noise,
+            "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,
+            "operon": run_operon(problem, config.seed, config.validation_fraction).summary()
+            if config.operon
+            else None,
+        }
+    )
     return report, runs

@@ -41,8 +41,9 @@ def _claim(counter: Any, total: int) -> int | None:
         return index
 
 
-def _train_claimed(routes: list[Route], config: DiscoverConfig, counter: Any,
-                   as_state: bool) -> dict[int, tuple[str, Any, float]]:  # fmt: skip
+def _train_claimed(
+    routes: list[Route], config: DiscoverConfig, counter: Any, as_state: bool
+) -> dict[int, tuple[str, Any, float]]:
     """Train routes one at a time, each claimed from ``counter``, until none is left."""
     out = {}
     while (index := _claim(counter, len(routes))) is not None:
@@ -50,9 +51,13 @@ def _train_claimed(routes: list[Route], config: DiscoverConfig, counter: Any,
     return out
 
 
-def _search_ahead_then_train(routes: list[Route], problem: Problem, config: DiscoverConfig,
-                             counter: Any, ahead: bool,
-                             ) -> tuple[dict, tuple[str, Any] | None]:  # fmt: skip
+def _search_ahead_then_train(
+    routes: list[Route],
+    problem: Problem,
+    config: DiscoverConfig,
+    counter: Any,
+    ahead: bool,
+) -> tuple[dict, tuple[str, Any] | None]:
     """A forked child's share of :func:`train_routes`: with ``ahead``, the product search
     every method's data route will ask for (see :func:`_run_route`) and nothing else;
     without, routes claimed one at a time.
@@ -64,16 +69,21 @@ def _search_ahead_then_train(routes: list[Route], problem: Problem, config: Disc
     if not ahead:
         return _train_claimed(routes, config, counter, as_state=True), None
     try:
-        found = product_search_ahead(problem.dataset, list(range(len(problem.variables))),
-                                     config.validation_fraction, config.library)  # fmt: skip
+        found = product_search_ahead(
+            problem.dataset,
+            list(range(len(problem.variables))),
+            config.validation_fraction,
+            config.library,
+        )
     except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
         found = None
     return {}, found
 
 
 @threads.single_threaded
-def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = False,
-                 symbolic: bool = True) -> list[Route]:  # fmt: skip
+def train_routes(
+    problem: Problem, config: DiscoverConfig, only_first: bool = False, symbolic: bool = True
+) -> list[Route]:
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`.
 
     With ``only_first`` only the route :func:`run_method` tries first (:func:`trial_order`, with
@@ -95,27 +105,48 @@ def train_routes(problem: Problem, config: DiscoverConfig, only_first: bool = Fa
     # Ahead only where it will be used: inside discover's shared work, on the data route,
     # when that route is trained now (a first route that holds the law leaves it untried).
     ahead = sharing() and any(route.log_transform is None for route in to_train)
-    counter = multiprocessing.get_context("fork").Value("i", 0) if usable_workers(
-        config.workers) > 1 and (len(to_train) > 1 or ahead) else None  # fmt: skip
-    child = None if counter is None else Child(
-        _search_ahead_then_train, (to_train, problem, config, counter, ahead),
-        "the routes' training")  # fmt: skip
+    counter = (
+        multiprocessing.get_context("fork").Value("i", 0)
+        if usable_workers(config.workers) > 1 and (len(to_train) > 1 or ahead)
+        else None
+    )
+    child = (
+        None
+        if counter is None
+        else Child(
+            _search_ahead_then_train,
+            (to_train, problem, config, counter, ahead),
+            "the routes' training",
+        )
+    )
     try:
         if child is None:
             outcomes = {i: train_one(route, config, False) for i, route in enumerate(to_train)}
         elif ahead:  # the child only searches: both methods' data routes will ask for it
             outcomes = _train_claimed(to_train, config, counter, as_state=False)
-            key = product_search_key(problem.dataset, list(range(len(problem.variables))),
-                                     config.validation_fraction, config.library)  # fmt: skip
+            key = product_search_key(
+                problem.dataset,
+                list(range(len(problem.variables))),
+                config.validation_fraction,
+                config.library,
+            )
             searching, child = child, None  # the pending result closes it from now on
-            remember("products", key, Pending(lambda: _found_ahead(searching, key),
-                                                searching.close))
+            remember(
+                "products", key, Pending(lambda: _found_ahead(searching, key), searching.close)
+            )
         else:
             outcomes = _train_claimed(to_train, config, counter, as_state=False)
             theirs, _ = child.result()
-            outcomes.update({i: (status, adapter.model_from_state(value) if status == "done"
-                                 else value, seconds)
-                             for i, (status, value, seconds) in theirs.items()})  # fmt: skip
+            outcomes.update(
+                {
+                    i: (
+                        status,
+                        adapter.model_from_state(value) if status == "done" else value,
+                        seconds,
+                    )
+                    for i, (status, value, seconds) in theirs.items()
+                }
+            )
     finally:
         if child is not None:
             child.close()
@@ -132,9 +163,15 @@ def _found_ahead(child: Child, key: str) -> Any:
 
 
 @threads.single_threaded
-def _claimed_routes(method: str, routes: list[Route], order: list[int], counter: Any,
-                    problem: Problem, config: DiscoverConfig,
-                    as_state: bool) -> dict[int, list[Candidate]]:  # fmt: skip
+def _claimed_routes(
+    method: str,
+    routes: list[Route],
+    order: list[int],
+    counter: Any,
+    problem: Problem,
+    config: DiscoverConfig,
+    as_state: bool,
+) -> dict[int, list[Candidate]]:
     """``method``'s routes (indices in ``order``) claimed one at a time from ``counter``, each
     with its candidates; with ``as_state`` (a forked child's share) each pruned model goes
     back as a picklable state and each route as its index."""
@@ -151,10 +188,13 @@ def _claimed_routes(method: str, routes: list[Route], order: list[int], counter:
     return out
 
 
-def run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Problem,
-                      config: DiscoverConfig,
-                      on_run: Callable[[str, MethodRun], None] | None = None,
-                      ) -> dict[str, MethodRun]:  # fmt: skip
+def run_side_by_side(
+    methods: tuple[str, ...],
+    routes: list[Route],
+    problem: Problem,
+    config: DiscoverConfig,
+    on_run: Callable[[str, MethodRun], None] | None = None,
+) -> dict[str, MethodRun]:
     """:func:`run_method` for the two methods at once: the first in this process, the second
     in a forked child, which takes the second method's routes one at a time (the longest
     usually last in the list, so first here); when the first is done, this process takes the
@@ -169,9 +209,11 @@ def run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Pro
     order = list(reversed(range(len(routes))))
     counter = multiprocessing.get_context("fork").Value("i", 0)
     share_pending_with_a_fork()  # the product search, if still running: passed on from here
-    child = Child(_claimed_routes, (second, routes, order, counter, problem,
-                                    replace(config, progress=False), True),
-                  f"the {second} run")  # fmt: skip
+    child = Child(
+        _claimed_routes,
+        (second, routes, order, counter, problem, replace(config, progress=False), True),
+        f"the {second} run",
+    )
     try:
         runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
         found = _claimed_routes(second, routes, order, counter, problem, config, False)
@@ -180,28 +222,34 @@ def run_side_by_side(methods: tuple[str, ...], routes: list[Route], problem: Pro
             on_run(first, runs[first])
         for index, shipped in child.result().items():
             if shipped:
-                pruned = replace(shipped[0].pruned,
-                                 model=adapter.model_from_state(shipped[0].pruned.model))
+                pruned = replace(
+                    shipped[0].pruned, model=adapter.model_from_state(shipped[0].pruned.model)
+                )
                 shipped = [replace(c, route=routes[index], pruned=pruned) for c in shipped]
             found[index] = shipped
     finally:
         child.close()
-    runs[second] = chosen_run(second, [c for index in range(len(routes)) for c in found[index]],
-                               problem, config, True)  # fmt: skip
+    runs[second] = chosen_run(
+        second, [c for index in range(len(routes)) for c in found[index]], problem, config, True
+    )
     return runs
 
 
-def _whole_run_as_state(method: str, routes: list[Route], problem: Problem,
-                        config: DiscoverConfig) -> MethodRun:  # fmt: skip
+def _whole_run_as_state(
+    method: str, routes: list[Route], problem: Problem, config: DiscoverConfig
+) -> MethodRun:
     """A forked child's :func:`run_method`, its pruned model as a picklable state."""
     run = run_method(method, make_pruner(method, config), routes, problem, config)
     return replace(run, pruned=replace(run.pruned, model=adapter.model_state(run.pruned.model)))
 
 
-def _run_each_whole(methods: tuple[str, ...], routes: list[Route], problem: Problem,
-                    config: DiscoverConfig,
-                    on_run: Callable[[str, MethodRun], None] | None = None,
-                    ) -> dict[str, MethodRun]:  # fmt: skip
+def _run_each_whole(
+    methods: tuple[str, ...],
+    routes: list[Route],
+    problem: Problem,
+    config: DiscoverConfig,
+    on_run: Callable[[str, MethodRun], None] | None = None,
+) -> dict[str, MethodRun]:
     """:func:`run_method` for the two methods at once, the second whole in a forked child.
 
     Each method stops at its own route (see :func:`run_method`), so the routes are not split
@@ -209,9 +257,11 @@ def _run_each_whole(methods: tuple[str, ...], routes: list[Route], problem: Prob
     either process)."""
     first, second = methods
     share_pending_with_a_fork()  # the product search, if still running: passed on from here
-    child = Child(_whole_run_as_state, (second, routes, problem,
-                                        replace(config, progress=False)),
-                  f"the {second} run")  # fmt: skip
+    child = Child(
+        _whole_run_as_state,
+        (second, routes, problem, replace(config, progress=False)),
+        f"the {second} run",
+    )
     try:
         runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
         settle_pending()
@@ -220,6 +270,8 @@ def _run_each_whole(methods: tuple[str, ...], routes: list[Route], problem: Prob
         shipped = child.result()
     finally:
         child.close()
-    runs[second] = replace(shipped, pruned=replace(
-        shipped.pruned, model=adapter.model_from_state(shipped.pruned.model)))
+    runs[second] = replace(
+        shipped,
+        pruned=replace(shipped.pruned, model=adapter.model_from_state(shipped.pruned.model)),
+    )
     return runs

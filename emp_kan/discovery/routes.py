@@ -13,9 +13,7 @@ from typing import Any
 from emp_kan.data.problems import Problem, split_validation
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.kan import adapter
-from emp_kan.pruning.rounds import (
-    train,
-)
+from emp_kan.kan.training import train
 from emp_kan.symbolic.transform import (
     LogTransform,
     fit_log_transform,
@@ -23,8 +21,15 @@ from emp_kan.symbolic.transform import (
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["Route", "ensure_trained", "plan_routes", "settle_route", "train_dense", "train_one",
-           "trial_order"]
+__all__ = [
+    "Route",
+    "ensure_trained",
+    "plan_routes",
+    "settle_route",
+    "train_dense",
+    "train_one",
+    "trial_order",
+]
 
 
 @dataclass
@@ -56,14 +61,19 @@ def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     for name in ("log", "log-y"):
         if config.route not in ("auto", name):
             continue
-        transform, why = fit_log_transform(fit["train_input"], fit["train_label"],
-                                           log_inputs=name == "log")  # fmt: skip
+        transform, why = fit_log_transform(
+            fit["train_input"], fit["train_label"], log_inputs=name == "log"
+        )
         if transform is not None:
-            routes.append(Route(name, transform, replace(
-                problem, dataset=transform.apply(problem.dataset), truth=None)))
+            routes.append(
+                Route(
+                    name,
+                    transform,
+                    replace(problem, dataset=transform.apply(problem.dataset), truth=None),
+                )
+            )
         elif config.route == name:
-            raise ValueError(f"the {name} route does not apply: {why}; use route "
-                             "'auto' or 'none'")  # fmt: skip
+            raise ValueError(f"the {name} route does not apply: {why}; use route 'auto' or 'none'")
         else:
             log.info("%s transform skipped: %s", name, why)
     return routes
@@ -94,8 +104,9 @@ def train_one(route: Route, config: DiscoverConfig, as_state: bool) -> tuple[str
     return "done", adapter.model_state(model) if as_state else model, seconds
 
 
-def settle_route(route: Route, config: DiscoverConfig, status: str, value: Any,
-            seconds: float) -> None:  # fmt: skip
+def settle_route(
+    route: Route, config: DiscoverConfig, status: str, value: Any, seconds: float
+) -> None:
     """Give ``route`` the outcome of its training (see :func:`train_one`): its model, or, for
     an extra route that failed or diverged, ``left_out`` (logged). The first route's failure
     raises."""
@@ -105,8 +116,11 @@ def settle_route(route: Route, config: DiscoverConfig, status: str, value: Any,
             raise value
         # An extra route is an attempt: log|x| of inputs near 0 has long tails, on which
         # training can diverge. The run goes on without it rather than failing.
-        log.warning("the %s route was left out: training failed (%s)", route.name,
-                    str(value).splitlines()[0][:120])  # fmt: skip
+        log.warning(
+            "the %s route was left out: training failed (%s)",
+            route.name,
+            str(value).splitlines()[0][:120],
+        )
         route.left_out = True
         return
     route.trained, route.seconds = value, seconds
@@ -114,11 +128,13 @@ def settle_route(route: Route, config: DiscoverConfig, status: str, value: Any,
         return
     fit, _ = split_validation(route.problem.dataset, config.validation_fraction)
     try:
-        finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"],
-                                            fit["train_label"]))  # fmt: skip
+        finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"], fit["train_label"]))
     except (RuntimeError, ValueError) as exc:
-        log.warning("the %s route was left out: training failed (%s)", route.name,
-                    str(exc).splitlines()[0][:120])  # fmt: skip
+        log.warning(
+            "the %s route was left out: training failed (%s)",
+            route.name,
+            str(exc).splitlines()[0][:120],
+        )
         finite = None
     else:
         if not finite:

@@ -16,9 +16,7 @@ from emp_kan.discovery.routes import Route, ensure_trained, trial_order
 from emp_kan.discovery.summary import finite_or_none
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
-from emp_kan.pruning.rounds import (
-    PruneResult,
-)
+from emp_kan.pruning.records import PruneResult
 from emp_kan.symbolic.choice import choose_formula, noise_floor
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.search import SymbolicFormula
@@ -62,22 +60,40 @@ class MethodRun:
             "nodes": {
                 "initial": sum(initial_widths[1:-1]),
                 "final": sum(adapter.widths(self.pruned.model)[1:-1]),
-            },  # fmt: skip
+            },
             "widths": adapter.widths(self.pruned.model),
             "stop_reason": self.pruned.stop_reason,
             "accept_below": finite_or_none(self.pruned.accept_below),
             "rejected_attempts": self.pruned.rejected_attempts,
-            "spline_val_rmse": {"initial": finite_or_none(self.pruned.initial_val_rmse),
-                                "final": finite_or_none(self.pruned.final_val_rmse)},  # fmt: skip
+            "spline_val_rmse": {
+                "initial": finite_or_none(self.pruned.initial_val_rmse),
+                "final": finite_or_none(self.pruned.final_val_rmse),
+            },
             # Every attempt, accepted or not: the decision used the val_* numbers only.
             "rounds": [
-                {key: r[key] for key in (
-                    "attempt", "round", "rung", "pruner", "accepted", "status", "edges_alive",
-                    "nodes_alive", "val_rmse_before", "val_rmse_after_prune",
-                    "val_rmse_after_retrain", "accept_below", "test_rmse_before",
-                    "test_rmse_after_prune", "test_rmse_after_retrain", "layers")}
+                {
+                    key: r[key]
+                    for key in (
+                        "attempt",
+                        "round",
+                        "rung",
+                        "pruner",
+                        "accepted",
+                        "status",
+                        "edges_alive",
+                        "nodes_alive",
+                        "val_rmse_before",
+                        "val_rmse_after_prune",
+                        "val_rmse_after_retrain",
+                        "accept_below",
+                        "test_rmse_before",
+                        "test_rmse_after_prune",
+                        "test_rmse_after_retrain",
+                        "layers",
+                    )
+                }
                 for r in hist
-            ],  # fmt: skip
+            ],
             "timings": self.timings,
             "candidate": self.candidate,
             "candidates": self.front,
@@ -98,8 +114,14 @@ def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPru
 
 
 @threads.single_threaded
-def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
-               config: DiscoverConfig, symbolic: bool = True) -> MethodRun:  # fmt: skip
+def run_method(
+    name: str,
+    pruner: Any,
+    routes: list[Route],
+    problem: Problem,
+    config: DiscoverConfig,
+    symbolic: bool = True,
+) -> MethodRun:
     """Prune each route's model with ``pruner`` in the round loop, fit its formula, and choose
     one formula on the validation rows (:func:`emp_kan.symbolic.choice.choose_formula`).
 
@@ -123,14 +145,20 @@ def run_method(name: str, pruner: Any, routes: list[Route], problem: Problem,
             break
     skipped = [r.name for k, r in enumerate(routes) if k not in found and not r.left_out]
     if skipped and symbolic:
-        log.info("%s: routes %s skipped: route %s has a formula at the noise floor on the "
-                 "validation rows", name, ", ".join(skipped), routes[index].name)
+        log.info(
+            "%s: routes %s skipped: route %s has a formula at the noise floor on the "
+            "validation rows",
+            name,
+            ", ".join(skipped),
+            routes[index].name,
+        )
     candidates = [c for k in sorted(found) for c in found[k]]
     return chosen_run(name, candidates, problem, config, symbolic, skipped)
 
 
-def _enough(candidates: list[Candidate], problem: Problem, config: DiscoverConfig,
-            symbolic: bool) -> bool:  # fmt: skip
+def _enough(
+    candidates: list[Candidate], problem: Problem, config: DiscoverConfig, symbolic: bool
+) -> bool:
     """Whether the routes after these (one route's) candidates can change nothing worth their
     time: without the symbolic stage the data route is kept anyway; with it, one candidate is
     at the noise floor on the validation rows (unless ``config.all_routes``)."""
@@ -145,9 +173,14 @@ def _enough(candidates: list[Candidate], problem: Problem, config: DiscoverConfi
     return any(c.val_rmse <= floor for c in candidates)
 
 
-def chosen_run(name: str, candidates: list[Candidate], problem: Problem,
-                config: DiscoverConfig, symbolic: bool,
-                skipped: list[str] | None = None) -> MethodRun:  # fmt: skip
+def chosen_run(
+    name: str,
+    candidates: list[Candidate],
+    problem: Problem,
+    config: DiscoverConfig,
+    symbolic: bool,
+    skipped: list[str] | None = None,
+) -> MethodRun:
     """The method's run: its candidates (every route's it ran, in route order) and the one
     chosen; ``skipped`` names the routes it did not run."""
     if not candidates:
@@ -155,20 +188,35 @@ def chosen_run(name: str, candidates: list[Candidate], problem: Problem,
     chosen = 0
     if symbolic and len(candidates) > 1:
         _, val = split_validation(problem.dataset, config.validation_fraction)
-        picked = choose_formula([c.formula.complexity for c in candidates],
-                                [c.val_rmse for c in candidates], float(val["y"].std()),
-                                [c.pruned.edges_alive for c in candidates])  # fmt: skip
+        picked = choose_formula(
+            [c.formula.complexity for c in candidates],
+            [c.val_rmse for c in candidates],
+            float(val["y"].std()),
+            [c.pruned.edges_alive for c in candidates],
+        )
         chosen = 0 if picked is None else picked
     best = candidates[chosen]
     exact = None
     if best.formula is not None and problem.truth is not None:
-        exact = is_exact_recovery(best.formula.expression, problem.truth, problem.variables,
-                                  test_r2=best.formula.test_r2, ranges=problem.ranges)  # fmt: skip
+        exact = is_exact_recovery(
+            best.formula.expression,
+            problem.truth,
+            problem.variables,
+            test_r2=best.formula.test_r2,
+            ranges=problem.ranges,
+        )
     per_route = {c.route.name: c.timings for c in candidates}.values()
     timings = {key: sum(t[key] for t in per_route) for key in ("train", "prune", "symbolic")}
     timings["total"] = sum(timings.values())
     front = [c.to_dict(i == chosen) for i, c in enumerate(candidates)]
-    return MethodRun(name, best.pruned, best.formula, exact, timings, best.name,
-                     best.route.log_transform, front, list(skipped or []))
-
-
+    return MethodRun(
+        name,
+        best.pruned,
+        best.formula,
+        exact,
+        timings,
+        best.name,
+        best.route.log_transform,
+        front,
+        list(skipped or []),
+    )

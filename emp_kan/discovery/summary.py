@@ -26,6 +26,11 @@ def versions() -> dict[str, str]:
         pykan = version("pykan")
     except Exception:  # not installed as a distribution
         pykan = "unknown"
-    return {"emp_kan": __version__, "pykan": pykan, "torch": torch.__version__,
-            "numpy": numpy.__version__, "sympy": sympy.__version__,
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "emp_kan": __version__,
+        "pykan": pykan,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "sympy": sympy.__version__,
+        "python": platform.python_version(),
+    }

@@ -104,8 +104,14 @@ def to_networkx(
                 score = float(hidden_scores[layer - 1][current[i]])
             elif i in current:
                 score = 1.0 if layer == last else _input_score(edge_scores[0], masks[0], current[i])
-            graph.add_node(node_id(layer, i), layer=layer, index=i, label=label,
-                           alive=i in current, score=score)  # fmt: skip
+            graph.add_node(
+                node_id(layer, i),
+                layer=layer,
+                index=i,
+                label=label,
+                alive=i in current,
+                score=score,
+            )
     for layer in range(last):
         pos_out = {orig: pos for pos, orig in enumerate(node_ids[layer + 1])}
         pos_in = {orig: pos for pos, orig in enumerate(node_ids[layer])}

@@ -41,8 +41,10 @@ def _free_spot(placed, start, end, ts=(0.3, 0.5, 0.7), size=(_INSET_W, _INSET_H)
         cx = start[0] + t * (end[0] - start[0])
         cy = start[1] + t * (end[1] - start[1])
         box = (cx - w / 2, cy - h / 2, w, h)
-        if all(box[0] + w < b[0] or b[0] + b[2] < box[0] or
-               box[1] + h < b[1] or b[1] + b[3] < box[1] for b in placed):  # fmt: skip
+        if all(
+            box[0] + w < b[0] or b[0] + b[2] < box[0] or box[1] + h < b[1] or b[1] + b[3] < box[1]
+            for b in placed
+        ):
             return box
     return None
 
@@ -97,23 +99,37 @@ def plot_graph(
         (x0, y0), (x1, y1) = pos[u], pos[v]
         if not d["alive"]:
             if show_pruned:
-                ax.plot([x0, x1], [y0, y1], color=_PRUNED, lw=0.7, ls=(0, (3, 3)), alpha=0.6,
-                        zorder=1)  # fmt: skip
+                ax.plot(
+                    [x0, x1], [y0, y1], color=_PRUNED, lw=0.7, ls=(0, (3, 3)), alpha=0.6, zorder=1
+                )
             continue
         share = min(1.0, max(0.0, float(d["score"]) / top))
         color = _SYMBOLIC if "function" in d else _ALIVE
-        ax.plot([x0, x1], [y0, y1], color=color, lw=0.8 + 3.2 * share, alpha=0.35 + 0.65 * share,
-                solid_capstyle="round", zorder=2)  # fmt: skip
+        ax.plot(
+            [x0, x1],
+            [y0, y1],
+            color=color,
+            lw=0.8 + 3.2 * share,
+            alpha=0.35 + 0.65 * share,
+            solid_capstyle="round",
+            zorder=2,
+        )
         if symbolic_labels and "function" in d and d["function"] != "0" and share >= 0.05:
-            spot = _free_spot(labels, (x0, y0), (x1, y1), ts=(0.72, 0.6, 0.84),
-                              size=(0.09, 0.12))  # fmt: skip
+            spot = _free_spot(labels, (x0, y0), (x1, y1), ts=(0.72, 0.6, 0.84), size=(0.09, 0.12))
             if spot is not None:
                 labels.append(spot)
                 text = f"${d['latex']}$" if d.get("latex") else str(d["function"])
-                ax.text(spot[0] + spot[2] / 2, spot[1] + spot[3] / 2, text, fontsize=10,
-                        color=_SYMBOLIC, ha="center", va="center", zorder=4,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                              "alpha": 0.85})  # fmt: skip
+                ax.text(
+                    spot[0] + spot[2] / 2,
+                    spot[1] + spot[3] / 2,
+                    text,
+                    fontsize=10,
+                    color=_SYMBOLIC,
+                    ha="center",
+                    va="center",
+                    zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+                )
         if curves is not None and (u, v) in curves and share >= 0.05:
             box = _free_spot(placed, (x0, y0), (x1, y1))
             if box is not None:
@@ -135,12 +151,27 @@ def plot_graph(
             continue
         face = "white" if d["alive"] else "#eeeeee"
         edge = "black" if d["alive"] else _PRUNED
-        ax.scatter([x], [y], s=140, c=face, edgecolors=edge, linewidths=1.2, zorder=5,
-                   linestyle="-" if d["alive"] else "--")  # fmt: skip
+        ax.scatter(
+            [x],
+            [y],
+            s=140,
+            c=face,
+            edgecolors=edge,
+            linewidths=1.2,
+            zorder=5,
+            linestyle="-" if d["alive"] else "--",
+        )
         layer = int(d["layer"])
         if layer == 0:
-            ax.text(x, y - 0.2, d["label"], ha="center", va="top", fontsize=label_size,
-                    rotation=0 if n_inputs <= 8 else 30)  # fmt: skip
+            ax.text(
+                x,
+                y - 0.2,
+                d["label"],
+                ha="center",
+                va="top",
+                fontsize=label_size,
+                rotation=0 if n_inputs <= 8 else 30,
+            )
         elif layer == last:
             ax.text(x, y + 0.18, d["label"], ha="center", va="bottom", fontsize=10)
     ax.set_xlim(-0.05, 1.05)
@@ -170,9 +201,11 @@ def _unpruned_state(history: Any) -> dict[str, Any] | None:
         return None
     widths = [int(w) for w in history["initial_widths"]]
     rmse = history.get("initial_val_rmse")
-    return {"edges": sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True)),
-            "nodes": sum(widths[1:-1]),
-            "val_rmse": None if rmse is None or not np.isfinite(rmse) else float(rmse)}
+    return {
+        "edges": sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True)),
+        "nodes": sum(widths[1:-1]),
+        "val_rmse": None if rmse is None or not np.isfinite(rmse) else float(rmse),
+    }
 
 
 def plot_history(history: Any):
@@ -211,19 +244,26 @@ def plot_history(history: Any):
         name = f"{kind} L{layer}" if layer >= 0 else f"{kind} (global)"
         xs = [row[0] for row in rows]
         ax_n.plot(xs, [row[1] for row in rows], "o-", color=color, label=f"N_eff {name}")
-        ax_n.plot(xs, [row[2] for row in rows], "s--", color=color, alpha=0.7,
-                  label=f"kept {name}")  # fmt: skip
+        ax_n.plot(xs, [row[2] for row in rows], "s--", color=color, alpha=0.7, label=f"kept {name}")
     ax_n.set_title("effective number and kept count")
     if groups:
         ax_n.legend(fontsize=7)
 
     xs_alive = ([0] if start else []) + xs_all
-    ax_e.plot(xs_alive, ([start["edges"]] if start else []) + [int(r["edges_alive"])
-                                                               for r in records],
-              "o-", color=_ALIVE, label="edges")  # fmt: skip
-    ax_e.plot(xs_alive, ([start["nodes"]] if start else []) + [int(r["nodes_alive"])
-                                                               for r in records],
-              "s-", color="C2", label="hidden nodes")  # fmt: skip
+    ax_e.plot(
+        xs_alive,
+        ([start["edges"]] if start else []) + [int(r["edges_alive"]) for r in records],
+        "o-",
+        color=_ALIVE,
+        label="edges",
+    )
+    ax_e.plot(
+        xs_alive,
+        ([start["nodes"]] if start else []) + [int(r["nodes_alive"]) for r in records],
+        "s-",
+        color="C2",
+        label="hidden nodes",
+    )
     ax_e.set_title("alive after the attempt")
     ax_e.legend(fontsize=8)
 
@@ -234,10 +274,18 @@ def plot_history(history: Any):
     if start and start["val_rmse"] is not None:
         ax_l.plot([0], [start["val_rmse"]], "D", color="0.2", label="unpruned")
     ax_l.plot(xs_all, series("val_rmse_before", "test_rmse_before"), "o-", label="before")
-    ax_l.plot(xs_all, series("val_rmse_after_prune", "test_rmse_after_prune"), "x--",
-              label="right after pruning")  # fmt: skip
-    ax_l.plot(xs_all, series("val_rmse_after_retrain", "test_rmse_after_retrain"), "s-",
-              label="after retraining")  # fmt: skip
+    ax_l.plot(
+        xs_all,
+        series("val_rmse_after_prune", "test_rmse_after_prune"),
+        "x--",
+        label="right after pruning",
+    )
+    ax_l.plot(
+        xs_all,
+        series("val_rmse_after_retrain", "test_rmse_after_retrain"),
+        "s-",
+        label="after retraining",
+    )
     limits = series("accept_below", "accept_below") if "accept_below" in records[0] else []
     if limits and np.isfinite(limits).any():
         ax_l.plot(xs_all, limits, ":", color="darkred", label="accept limit")
@@ -248,12 +296,25 @@ def plot_history(history: Any):
         if status.startswith(("rejected", "rolled back")):
             for ax in (ax_n, ax_e, ax_l):
                 ax.axvspan(x - 0.4, x + 0.4, color="red", alpha=0.12)
-            ax_l.annotate(f"rejected\nrung {r.get('rung', 0)}", (x, 0.97),
-                          xycoords=("data", "axes fraction"), ha="center", va="top",
-                          fontsize=7, color="darkred")  # fmt: skip
+            ax_l.annotate(
+                f"rejected\nrung {r.get('rung', 0)}",
+                (x, 0.97),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="darkred",
+            )
         elif status.startswith("fixed point"):
-            ax_l.annotate("fixed\npoint", (x, 0.97), xycoords=("data", "axes fraction"),
-                          ha="center", va="top", fontsize=7, color="0.3")  # fmt: skip
+            ax_l.annotate(
+                "fixed\npoint",
+                (x, 0.97),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="0.3",
+            )
     ax_l.legend(fontsize=7)
     ticks = ([0] if start else []) + xs_all
     tick_labels = (["0\nunpruned"] if start else []) + [str(x) for x in xs_all]
@@ -307,14 +368,24 @@ def plot_scores(
     ranks = np.arange(1, len(ordered) + 1)
     kept = ranks <= sel.kept
     ax.bar(ranks[kept], np.asarray(ordered)[kept], color=_ALIVE, label=f"kept (nu = {sel.kept})")
-    ax.bar(ranks[~kept], np.asarray(ordered)[~kept], color=_PRUNED,
-           label=f"pruned ({int((~kept).sum())})")  # fmt: skip
+    ax.bar(
+        ranks[~kept],
+        np.asarray(ordered)[~kept],
+        color=_PRUNED,
+        label=f"pruned ({int((~kept).sum())})",
+    )
     ax.axvline(sel.kept + 0.5, color="black", lw=1, ls="--")
     bound = "" if sel.mass_bound is None else f"\nmass bound = {sel.mass_bound:.3f}"
-    ax.text(0.97, 0.95, f"N_eff = {sel.n_eff:.2f} of N = {sel.n_alive}\n"
-            f"s_eff = {sel.preserved_mass:.3f}{bound}", transform=ax.transAxes, ha="right",
-            va="top", fontsize=9,
-            bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})  # fmt: skip
+    ax.text(
+        0.97,
+        0.95,
+        f"N_eff = {sel.n_eff:.2f} of N = {sel.n_alive}\ns_eff = {sel.preserved_mass:.3f}{bound}",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=9,
+        bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
+    )
     ax.set_xlabel("rank")
     ax.set_ylabel("weight |s| / sum |s|")
     ax.set_title(f"EMP cut (beta = {beta:g})")

@@ -30,30 +30,66 @@ __all__ = ["EMPKANClassifier"]
 # The discovery settings a classifier takes, with the EMP paper's classifier defaults, and its
 # own settings.
 _PARAMS = estimator_params(
-    ["hidden", "grid", "k", "steps", "lamb", "beta", "prune", "edge_score", "node_score",
-     "rounds", "round_steps", "validation_fraction", "seed"],
-    defaults={"hidden": (64,), "steps": 100, "lamb": 0.0, "prune": "nodes",
-              "node_score": "max_in_out", "rounds": 3},
+    [
+        "hidden",
+        "grid",
+        "k",
+        "steps",
+        "lamb",
+        "beta",
+        "prune",
+        "edge_score",
+        "node_score",
+        "rounds",
+        "round_steps",
+        "validation_fraction",
+        "seed",
+    ],
+    defaults={
+        "hidden": (64,),
+        "steps": 100,
+        "lamb": 0.0,
+        "prune": "nodes",
+        "node_score": "max_in_out",
+        "rounds": 3,
+    },
     extra={
         "opt": ("Adam", Setting("the optimiser (full batch)", Options(("Adam", "LBFGS")))),
-        "lr": (1e-2, Setting("learning rate (Adam; LBFGS uses it as its step scale)",
-                             Interval(float, 0, closed="neither"))),
-        "method": ("emp", Setting("EMP, or pykan's node threshold (node_th) for comparison",
-                                  Options(("emp", "threshold")))),
-        "prune_schedule": ("one-shot", Setting(
-            "prune once after training without fine-tuning (the paper), prune between "
-            "training rounds (rounds of round_steps steps, decided on validation "
-            "cross-entropy), or not at all", Options(("one-shot", "rounds", "none")))),
-        "node_th": (1e-2, Setting("the threshold pruner's node threshold (pykan's default)",
-                                  Interval(float, 0))),
+        "lr": (
+            1e-2,
+            Setting(
+                "learning rate (Adam; LBFGS uses it as its step scale)",
+                Interval(float, 0, closed="neither"),
+            ),
+        ),
+        "method": (
+            "emp",
+            Setting(
+                "EMP, or pykan's node threshold (node_th) for comparison",
+                Options(("emp", "threshold")),
+            ),
+        ),
+        "prune_schedule": (
+            "one-shot",
+            Setting(
+                "prune once after training without fine-tuning (the paper), prune between "
+                "training rounds (rounds of round_steps steps, decided on validation "
+                "cross-entropy), or not at all",
+                Options(("one-shot", "rounds", "none")),
+            ),
+        ),
+        "node_th": (
+            1e-2,
+            Setting("the threshold pruner's node threshold (pykan's default)", Interval(float, 0)),
+        ),
     },
-)  # fmt: skip
+)
 
 
 class EMPKANClassifier(ClassifierMixin, BaseEstimator):
     """A KAN classifier (logits out, cross-entropy loss), pruned with EMP.
 
-{parameters}
+    {parameters}
 
     Attributes
     ----------
@@ -87,12 +123,19 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 
         if self.method == "emp":
-            return EMPPruner(target=self.prune, beta=self.beta, edge_score=self.edge_score,
-                             node_score=self.node_score)  # fmt: skip
+            return EMPPruner(
+                target=self.prune,
+                beta=self.beta,
+                edge_score=self.edge_score,
+                node_score=self.node_score,
+            )
         if self.method == "threshold":
-            return ThresholdPruner(node_th=self.node_th, target=self.prune,
-                                   edge_score=self.edge_score,
-                                   node_score=self.node_score)  # fmt: skip
+            return ThresholdPruner(
+                node_th=self.node_th,
+                target=self.prune,
+                edge_score=self.edge_score,
+                node_score=self.node_score,
+            )
         raise ValueError(f"unknown method {self.method!r}; use 'emp' or 'threshold'")
 
     def _check(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -101,14 +144,17 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         X, _ = check_features(X)
         y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValueError(f"y must have one label per row of X ({X.shape[0]}), got shape "
-                             f"{y.shape}")  # fmt: skip
+            raise ValueError(
+                f"y must have one label per row of X ({X.shape[0]}), got shape {y.shape}"
+            )
         return X, y
 
     def fit(self, X: Any, y: Any) -> EMPKANClassifier:
         """Train on ``X (n_samples, n_features)`` and labels ``y (n_samples,)``, then prune."""
         from emp_kan.kan import adapter
-        from emp_kan.pruning.rounds import prune_rounds, prune_step, train
+        from emp_kan.kan.training import train
+        from emp_kan.pruning.rounds import prune_rounds
+        from emp_kan.pruning.step import prune_step
 
         checked_params(self, _PARAMS)  # bad settings fail before any work
         X, y = self._check(X, y)
@@ -121,12 +167,25 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         n_val = max(1, int(X.shape[0] * self.validation_fraction + 1e-9))
         x = torch.tensor(X, dtype=torch.float32)
         onehot = torch.nn.functional.one_hot(torch.tensor(codes), classes.size).float()
-        fit_rows = {"train_input": x[:-n_val], "train_label": onehot[:-n_val],
-                    "test_input": x[-n_val:], "test_label": onehot[-n_val:]}  # fmt: skip
-        model = adapter.make_kan([X.shape[1], *self.hidden, classes.size], grid=self.grid, k=self.k,
-                                 seed=self.seed)  # fmt: skip
-        dense = train(model, fit_rows, steps=self.steps, lamb=self.lamb, seed=self.seed,
-                      opt=self.opt, loss="cross_entropy", lr=self.lr)  # fmt: skip
+        fit_rows = {
+            "train_input": x[:-n_val],
+            "train_label": onehot[:-n_val],
+            "test_input": x[-n_val:],
+            "test_label": onehot[-n_val:],
+        }
+        model = adapter.make_kan(
+            [X.shape[1], *self.hidden, classes.size], grid=self.grid, k=self.k, seed=self.seed
+        )
+        dense = train(
+            model,
+            fit_rows,
+            steps=self.steps,
+            lamb=self.lamb,
+            seed=self.seed,
+            opt=self.opt,
+            loss="cross_entropy",
+            lr=self.lr,
+        )
         self.result_ = None
         self.decisions_ = []
         if self.prune_schedule == "one-shot":
@@ -135,12 +194,25 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
             self.decisions_ = [vars(d).copy() for d in step.decisions]
         elif self.prune_schedule == "rounds":
             # The loop carves its own validation rows from the training rows it is given.
-            data = {"train_input": x, "train_label": onehot, "test_input": x[-n_val:],
-                    "test_label": onehot[-n_val:]}  # fmt: skip
-            self.result_ = prune_rounds(dense, data, pruner, rounds=self.rounds,
-                                        steps=self.round_steps, lamb=self.lamb, initial_steps=0,
-                                        final_steps=0, seed=self.seed, opt=self.opt,
-                                        loss="cross_entropy")  # fmt: skip
+            data = {
+                "train_input": x,
+                "train_label": onehot,
+                "test_input": x[-n_val:],
+                "test_label": onehot[-n_val:],
+            }
+            self.result_ = prune_rounds(
+                dense,
+                data,
+                pruner,
+                rounds=self.rounds,
+                steps=self.round_steps,
+                lamb=self.lamb,
+                initial_steps=0,
+                final_steps=0,
+                seed=self.seed,
+                opt=self.opt,
+                loss="cross_entropy",
+            )
             pruned = self.result_.model
         else:
             pruned = dense
@@ -161,8 +233,9 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
             raise NotFittedError("this EMPKANClassifier is not fitted yet; call fit(X, y) first")
         X, _ = check_features(X, self.n_features_in_)
         with torch.no_grad():
-            return adapter.forward_pass(model if model is not None else self.model_,
-                                        torch.tensor(X, dtype=torch.float32))  # fmt: skip
+            return adapter.forward_pass(
+                model if model is not None else self.model_, torch.tensor(X, dtype=torch.float32)
+            )
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)`` (softmax of the logits)."""
@@ -197,5 +270,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         self.__dict__.update(restored_state(state, ("model_", "dense_model_")))
 
 
-EMPKANClassifier.__doc__ = EMPKANClassifier.__doc__.replace("{parameters}",
-                                                            parameters_doc(_PARAMS))
+EMPKANClassifier.__doc__ = EMPKANClassifier.__doc__.replace(
+    "    {parameters}", parameters_doc(_PARAMS)
+)

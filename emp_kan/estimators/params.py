@@ -21,8 +21,11 @@ __all__ = ["checked_params", "estimator_params", "keyword_init", "parameters_doc
 Params = dict[str, tuple[Any, Setting]]
 
 
-def estimator_params(names: list[str] | None = None, defaults: Mapping[str, Any] | None = None,
-                     extra: Params | None = None) -> Params:  # fmt: skip
+def estimator_params(
+    names: list[str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    extra: Params | None = None,
+) -> Params:
     """The table's estimator settings (all, or ``names`` in that order), with ``defaults``
     overridden and ``extra`` settings of the estimator's own appended."""
     table = settings_for("estimator")
@@ -37,15 +40,19 @@ def keyword_init(params: Params) -> Callable[..., None]:
     """An ``__init__(self, *, name=default, ...)`` that stores every parameter as given."""
     signature = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-           for name, (default, _) in params.items()]
-    )  # fmt: skip
+        + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, (default, _) in params.items()
+        ]
+    )
 
     def __init__(self: Any, **given: Any) -> None:
         unknown = sorted(set(given) - set(params))
         if unknown:
-            raise TypeError(f"{type(self).__name__}() got unexpected keyword(s) "
-                            f"{', '.join(unknown)}; see help({type(self).__name__})")  # fmt: skip
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword(s) "
+                f"{', '.join(unknown)}; see help({type(self).__name__})"
+            )
         for name, (default, _) in params.items():
             setattr(self, name, given.get(name, default))
 
@@ -58,13 +65,16 @@ def parameters_doc(params: Params) -> str:
     lines = ["Parameters", "----------"]
     for name, (default, setting) in params.items():
         lines.append(f"{name} : {setting.check.describe()}, default {default!r}")
-        lines += textwrap.wrap(setting.help + ".", width=88,
-                               initial_indent="    ", subsequent_indent="    ")  # fmt: skip
+        lines += textwrap.wrap(
+            setting.help + ".", width=88, initial_indent="    ", subsequent_indent="    "
+        )
     return textwrap.indent("\n".join(lines), "    ")
 
 
 def checked_params(estimator: Any, params: Params) -> dict[str, Any]:
     """The estimator's parameters in their canonical types, or ValueError naming the first
     that cannot work (called at the start of ``fit``, before any training)."""
-    return {name: setting.check.check(name, getattr(estimator, name))
-            for name, (_, setting) in params.items()}  # fmt: skip
+    return {
+        name: setting.check.check(name, getattr(estimator, name))
+        for name, (_, setting) in params.items()
+    }

@@ -28,12 +28,26 @@ from emp_kan.estimators.params import (
 
 __all__ = ["EMPKANRegressor", "check_features"]
 
-_PARAMS = estimator_params(extra={
-    "method": ("emp", Setting("the pruner: EMP, or pykan's fixed thresholds in the same round "
-                              "loop (for comparison)", Options(("emp", "threshold")))),
-    "symbolic": (True, Setting("run the symbolic stage in fit (without it, the pruned KAN of "
-                               "the data as given is kept and formula_ is None)", Flag())),
-})  # fmt: skip
+_PARAMS = estimator_params(
+    extra={
+        "method": (
+            "emp",
+            Setting(
+                "the pruner: EMP, or pykan's fixed thresholds in the same round "
+                "loop (for comparison)",
+                Options(("emp", "threshold")),
+            ),
+        ),
+        "symbolic": (
+            True,
+            Setting(
+                "run the symbolic stage in fit (without it, the pruned KAN of "
+                "the data as given is kept and formula_ is None)",
+                Flag(),
+            ),
+        ),
+    }
+)
 
 
 def _check_variable_names(names: Sequence[str], n_features: int) -> list[str]:
@@ -45,12 +59,17 @@ def _check_variable_names(names: Sequence[str], n_features: int) -> list[str]:
     names = [str(n) for n in names]
     if len(names) != n_features:
         raise ValueError(f"variable_names has {len(names)} names for {n_features} features")
-    bad = [n for n in names if not n.isidentifier() or n.startswith("_") or n in FUNCTIONS
-           or n in CONSTANTS]  # fmt: skip
+    bad = [
+        n
+        for n in names
+        if not n.isidentifier() or n.startswith("_") or n in FUNCTIONS or n in CONSTANTS
+    ]
     if bad:
         shown = ", ".join(map(repr, bad))
-        raise ValueError(f"variable names must be identifiers that are not a function or "
-                         f"constant name (pi, E, sin, ...): {shown}")  # fmt: skip
+        raise ValueError(
+            f"variable names must be identifiers that are not a function or "
+            f"constant name (pi, E, sin, ...): {shown}"
+        )
     if len(set(names)) != len(names):
         raise ValueError("variable_names must be distinct")
     return names
@@ -91,7 +110,7 @@ def check_features(X: Any, n_features: int | None = None) -> tuple[np.ndarray, l
 class EMPKANRegressor(RegressorMixin, BaseEstimator):
     """A KAN pruned with EMP, with the formula it holds.
 
-{parameters}
+    {parameters}
 
     Attributes
     ----------
@@ -172,11 +191,14 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         def t(a):
             return torch.tensor(a, dtype=torch.float32)
 
-        data = {"train_input": t(X), "train_label": t(y[:, None]),
-                "test_input": t(X[-n_val:]), "test_label": t(y[-n_val:, None])}  # fmt: skip
+        data = {
+            "train_input": t(X),
+            "train_label": t(y[:, None]),
+            "test_input": t(X[-n_val:]),
+            "test_label": t(y[-n_val:, None]),
+        }
         problem = Problem("estimator", data, names, None, None)
-        routes = train_routes(problem, config, only_first=not config.all_routes,
-                              symbolic=symbolic)  # fmt: skip
+        routes = train_routes(problem, config, only_first=not config.all_routes, symbolic=symbolic)
         run = run_method(method, pruner, routes, problem, config, symbolic=symbolic)
         self.result_ = run.pruned
         self.model_ = self.result_.model
@@ -258,11 +280,15 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self._check_fitted()
         from emp_kan.draw.graph import to_networkx
 
-        x = None if X is None else torch.tensor(self._check_X(X, fitting=False)[0],
-                                                dtype=torch.float32)  # fmt: skip
+        x = (
+            None
+            if X is None
+            else torch.tensor(self._check_X(X, fitting=False)[0], dtype=torch.float32)
+        )
         symbolic = self.formula_.graph_attributes() if self.formula_ is not None else None
-        return to_networkx(self.result_, x, variables=list(self.feature_names_in_),
-                           symbolic=symbolic)  # fmt: skip
+        return to_networkx(
+            self.result_, x, variables=list(self.feature_names_in_), symbolic=symbolic
+        )
 
     def plot(self, ax=None, X: Any = None):
         """Draw the pruned KAN; returns the Axes."""
@@ -271,4 +297,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         return plot_graph(self.to_networkx(X), ax=ax)
 
 
-EMPKANRegressor.__doc__ = EMPKANRegressor.__doc__.replace("{parameters}", parameters_doc(_PARAMS))
+EMPKANRegressor.__doc__ = EMPKANRegressor.__doc__.replace(
+    "    {parameters}", parameters_doc(_PARAMS)
+)

@@ -78,10 +78,13 @@ def _formula_state(formula: Any) -> dict[str, Any] | None:
     return {
         "expression": str(formula.expression),
         "variables": [str(v) for v in formula.variables],
-        **{f.name: _plain(getattr(formula, f.name)) for f in fields(formula)
-           if f.name not in ("expression", "variables", "edges")},
+        **{
+            f.name: _plain(getattr(formula, f.name))
+            for f in fields(formula)
+            if f.name not in ("expression", "variables", "edges")
+        },
         "edges": [_plain(asdict(e)) for e in formula.edges],
-    }  # fmt: skip
+    }
 
 
 def _formula_from_state(state: dict[str, Any] | None) -> Any:
@@ -95,21 +98,26 @@ def _formula_from_state(state: dict[str, Any] | None) -> Any:
     by_name = {s.name: s for s in symbols}
     expr = parse_formula(state["expression"], max_length=_MAX_FORMULA)
     expr = expr.xreplace({s: by_name[s.name] for s in expr.free_symbols if s.name in by_name})
-    edges = [EdgeFit(**{**e, "candidates": [EdgeCandidate(**c) for c in e["candidates"]]})
-             for e in state["edges"]]  # fmt: skip
+    edges = [
+        EdgeFit(**{**e, "candidates": [EdgeCandidate(**c) for c in e["candidates"]]})
+        for e in state["edges"]
+    ]
     rest = {k: v for k, v in state.items() if k not in ("expression", "variables", "edges")}
     return SymbolicFormula(expression=expr, variables=symbols, edges=edges, **rest)
 
 
 def _result_state(result: Any) -> dict[str, Any]:
-    state = {f.name: _plain(getattr(result, f.name)) for f in fields(result)
-             if f.name not in ("model", "history")}  # fmt: skip
+    state = {
+        f.name: _plain(getattr(result, f.name))
+        for f in fields(result)
+        if f.name not in ("model", "history")
+    }
     state["history"] = [_plain(asdict(r)) for r in result.history]
     return state
 
 
 def _result_from_state(state: dict[str, Any], model: Any) -> Any:
-    from emp_kan.pruning.rounds import PruneResult, RoundRecord
+    from emp_kan.pruning.records import PruneResult, RoundRecord
 
     state = dict(state)
     state["history"] = [RoundRecord(**r) for r in state["history"]]
@@ -136,8 +144,10 @@ def _check_save_path(path: Path) -> None:
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a file name such as model.empkan")
     if path.exists() and _read_payload(path)[0] is None:
-        raise ValueError(f"{path} exists and is not a saved emp-kan estimator; emp-kan never "
-                         "replaces it: give a new file name")  # fmt: skip
+        raise ValueError(
+            f"{path} exists and is not a saved emp-kan estimator; emp-kan never "
+            "replaces it: give a new file name"
+        )
     if not path.parent.is_dir():
         raise ValueError(f"the folder {path.parent} does not exist; create it first")
 
@@ -200,7 +210,11 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
     estimator.n_features_in_ = len(payload["feature_names"])
     estimator.formula_ = _formula_from_state(payload["formula"])
     transform = payload["transform"]
-    estimator.transform_ = None if transform is None else LogTransform(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in transform.items()})
+    estimator.transform_ = (
+        None
+        if transform is None
+        else LogTransform(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in transform.items()}
+        )
+    )
     return estimator
-

@@ -34,11 +34,23 @@ log = logging.getLogger("emp_kan")
 # Per-forward caches that hold non-leaf tensors: deepcopy refuses them, and they are rebuilt by
 # the next forward pass anyway.
 _CACHE_ATTRS = (
-    "cache_data", "acts", "acts_premult", "spline_preacts", "spline_postsplines",
-    "spline_postacts", "acts_scale", "acts_scale_spline", "subnode_actscale", "edge_actscale",
-    "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
+    "cache_data",
+    "acts",
+    "acts_premult",
+    "spline_preacts",
+    "spline_postsplines",
+    "spline_postacts",
+    "acts_scale",
+    "acts_scale_spline",
+    "subnode_actscale",
+    "edge_actscale",
+    "node_scores",
+    "edge_scores",
+    "subnode_scores",
+    "node_scores_all",
+    "edge_scores_all",
     "subnode_scores_all",
-)  # fmt: skip
+)
 
 DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
 
@@ -47,8 +59,10 @@ DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
 # (its auto_symbolic) and AgglomerativeClustering in kan.hypothesis (never called here).
 # scikit-learn's import takes 0.65 s of pykan's 0.73 s (-X importtime), in every process that
 # touches a KAN; pykan gets stand-ins that import the real class when first called.
-_DEFERRED_SKLEARN = (("sklearn.linear_model", "LinearRegression"),
-                     ("sklearn.cluster", "AgglomerativeClustering"))  # fmt: skip
+_DEFERRED_SKLEARN = (
+    ("sklearn.linear_model", "LinearRegression"),
+    ("sklearn.cluster", "AgglomerativeClustering"),
+)
 
 
 def _deferred(module: str, name: str) -> Callable[..., Any]:
@@ -217,9 +231,14 @@ def make_kan(
     """
     with preserved_global_rng(), quiet_pykan():
         model = multkan_class()(
-            width=list(width), grid=grid, k=k, seed=seed, auto_save=False,
-            symbolic_enabled=symbolic_enabled, **kwargs,
-        )  # fmt: skip
+            width=list(width),
+            grid=grid,
+            k=k,
+            seed=seed,
+            auto_save=False,
+            symbolic_enabled=symbolic_enabled,
+            **kwargs,
+        )
     return model
 
 
@@ -251,19 +270,27 @@ def model_state(model: Any) -> dict[str, Any]:
                 if float(mask[out, inp]) != 0.0:
                     symbolic.append((layer, out, inp, str(sym.funs_name[out][inp])))
     return {
-        "widths": widths(model), "grid": int(model.grid), "k": int(model.k),
+        "widths": widths(model),
+        "grid": int(model.grid),
+        "k": int(model.k),
         "grid_eps": float(model.grid_eps),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "input_id": model.input_id.detach().clone(), "symbolic": symbolic,
-        "symbolic_enabled": bool(model.symbolic_enabled), "save_act": bool(model.save_act),
-    }  # fmt: skip
+        "input_id": model.input_id.detach().clone(),
+        "symbolic": symbolic,
+        "symbolic_enabled": bool(model.symbolic_enabled),
+        "save_act": bool(model.save_act),
+    }
 
 
 def model_from_state(state: Mapping[str, Any]) -> Any:
     """The pykan model :func:`model_state` described (no files, global generators untouched)."""
-    model = make_kan(state["widths"], grid=state["grid"], k=state["k"],
-                     grid_eps=state["grid_eps"],
-                     symbolic_enabled=state["symbolic_enabled"])  # fmt: skip
+    model = make_kan(
+        state["widths"],
+        grid=state["grid"],
+        k=state["k"],
+        grid_eps=state["grid_eps"],
+        symbolic_enabled=state["symbolic_enabled"],
+    )
     for layer, out, inp, name in state["symbolic"]:
         fix_symbolic_edge(model, layer, out, inp, name, [1.0, 0.0, 1.0, 0.0])
     model.load_state_dict(state["state_dict"])  # masks and affine parameters included
@@ -331,9 +358,15 @@ def edge_samples(model: Any, x: torch.Tensor) -> list[tuple[np.ndarray, np.ndarr
 
 
 def fix_symbolic_edge(
-    model: Any, layer: int, out: int, inp: int, name: str, params: Sequence[float],
-    torch_function: Any = None, sympy_function: Any = None,
-) -> None:  # fmt: skip
+    model: Any,
+    layer: int,
+    out: int,
+    inp: int,
+    name: str,
+    params: Sequence[float],
+    torch_function: Any = None,
+    sympy_function: Any = None,
+) -> None:
     """Make edge ``(layer, out, inp)`` into ``c * name(a * x + b) + d``, params ``a, b, c, d``.
 
     ``name`` is one of pykan's ``SYMBOLIC_LIB`` functions, or, with ``torch_function`` (and
@@ -342,8 +375,15 @@ def fix_symbolic_edge(
     of the model see it by name.
     """
     with quiet_pykan():
-        model.fix_symbolic(layer, inp, out, name if torch_function is None else torch_function,
-                           fit_params_bool=False, verbose=False, log_history=False)  # fmt: skip
+        model.fix_symbolic(
+            layer,
+            inp,
+            out,
+            name if torch_function is None else torch_function,
+            fit_params_bool=False,
+            verbose=False,
+            log_history=False,
+        )
     sym = model.symbolic_fun[layer]
     if torch_function is not None:
         sym.funs_name[out][inp] = name
@@ -471,7 +511,7 @@ def fit(
         # pykan's grid update would fail on them (lstsq on a constant node: "coef" unbound).
         raise ValueError(
             f"hidden nodes {dead} (layer, index) have no live input or output edge; remove them "
-            "first (emp_kan.pruning.rounds.prune_step compacts the model)"
+            "first (emp_kan.pruning.step.prune_step compacts the model)"
         )
     make_inert(model)
     from emp_kan.kan.fast import train as fast
@@ -483,8 +523,9 @@ def fit(
             settings = (steps, lamb, opt, update_grid, loss, lr)
 
             def train_here() -> dict[str, torch.Tensor]:
-                fast.fast_fit(model, dataset, steps, lamb, opt=opt, update_grid=update_grid,
-                              loss=loss, lr=lr)  # fmt: skip
+                fast.fast_fit(
+                    model, dataset, steps, lamb, opt=opt, update_grid=update_grid, loss=loss, lr=lr
+                )
                 return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
             # Inside emp_kan._runtime.memo.shared_work an identical fit (both methods reaching
@@ -494,8 +535,15 @@ def fit(
         else:
             if loss != "mse":
                 kwargs["loss_fn"] = lambda pred, labels: fast.data_loss(pred, labels, loss)
-            model.fit(dict(dataset), opt=opt, steps=steps, lamb=lamb, update_grid=update_grid,
-                      lr=lr, **kwargs)  # fmt: skip
+            model.fit(
+                dict(dataset),
+                opt=opt,
+                steps=steps,
+                lamb=lamb,
+                update_grid=update_grid,
+                lr=lr,
+                **kwargs,
+            )
 
 
 def _fit_key(model: Any, dataset: Mapping[str, torch.Tensor], settings: tuple) -> str:
@@ -503,8 +551,16 @@ def _fit_key(model: Any, dataset: Mapping[str, torch.Tensor], settings: tuple) -
     state, which tensors train, its layers' grid settings, the training rows and the settings."""
     layers = [(layer.num, layer.k, float(layer.grid_eps)) for layer in model.act_fun]
     trains = [(name, p.requires_grad) for name, p in model.named_parameters()]
-    return digest(dict(model.state_dict()), trains, layers, list(model.width), model.input_id,
-                  dataset["train_input"], dataset["train_label"], list(settings))
+    return digest(
+        dict(model.state_dict()),
+        trains,
+        layers,
+        list(model.width),
+        model.input_id,
+        dataset["train_input"],
+        dataset["train_label"],
+        list(settings),
+    )
 
 
 def solve_last_layer_splines(model: Any, x: torch.Tensor, y: torch.Tensor) -> bool:
@@ -570,5 +626,3 @@ def rmse(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
         finally:
             model.save_act = save
         return float(torch.sqrt(torch.mean((pred - y) ** 2)))
-
-

@@ -89,8 +89,9 @@ def node_scores_from_edges(edges: Sequence[np.ndarray], reduce: str = "min") -> 
 
 
 def _as_layer_list(values: Sequence[Any], shapes: Sequence[tuple[int, ...]], what: str):
-    arrays = [np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float)
-              for v in values]  # fmt: skip
+    arrays = [
+        np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float) for v in values
+    ]
     if [a.shape for a in arrays] != [tuple(s) for s in shapes]:
         raise ValueError(
             f"the {what} callable returned shapes {[a.shape for a in arrays]}, "

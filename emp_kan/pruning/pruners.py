@@ -17,7 +17,8 @@ from typing import Literal
 
 import numpy as np
 
-from emp_kan.core import _check_beta, effective_number, emp_select, preserved_mass
+from emp_kan._runtime.checks import Interval, check_finite_nonneg
+from emp_kan.core import effective_number, emp_select, preserved_mass
 from emp_kan.kan.scores import EdgeScore, NodeScore, check_score_names
 from emp_kan.pruning.targets import SCOPES, TARGETS
 
@@ -84,7 +85,7 @@ class EMPPruner:
         check_score_names(edge_score, node_score)
         self.target = target
         self.scope = scope
-        self.beta = _check_beta(beta)
+        self.beta = Interval(float, 0, closed="neither").check("beta", beta)
         self.signed = signed
         self.edge_score = edge_score
         self.node_score = node_score
@@ -98,9 +99,14 @@ class EMPPruner:
 
     def backed_off(self, factor: float, target: Target | None = None) -> EMPPruner:
         """A gentler EMP: the same rule with ``beta * factor`` (and ``target``, if given)."""
-        return EMPPruner(target=target or self.target, scope=self.scope, beta=self.beta * factor,
-                         signed=self.signed, edge_score=self.edge_score,
-                         node_score=self.node_score)  # fmt: skip
+        return EMPPruner(
+            target=target or self.target,
+            scope=self.scope,
+            beta=self.beta * factor,
+            signed=self.signed,
+            edge_score=self.edge_score,
+            node_score=self.node_score,
+        )
 
     @property
     def prunes_nodes(self) -> bool:
@@ -176,9 +182,8 @@ class ThresholdPruner:
         edge_score: EdgeScore = "attribution",
         node_score: NodeScore = "attribution",
     ) -> None:
-        for name, value in (("node_th", node_th), ("edge_th", edge_th)):
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        node_th = check_finite_nonneg("node_th", node_th)
+        edge_th = check_finite_nonneg("edge_th", edge_th)
         _check_choice("target", target, TARGETS)
         check_score_names(edge_score, node_score)
         self.node_th = float(node_th)
@@ -196,9 +201,13 @@ class ThresholdPruner:
 
     def backed_off(self, factor: float, target: Target | None = None) -> ThresholdPruner:
         """A gentler rule: both thresholds divided by ``factor`` (and ``target``, if given)."""
-        return ThresholdPruner(node_th=self.node_th / factor, edge_th=self.edge_th / factor,
-                               target=target or self.target, edge_score=self.edge_score,
-                               node_score=self.node_score)  # fmt: skip
+        return ThresholdPruner(
+            node_th=self.node_th / factor,
+            edge_th=self.edge_th / factor,
+            target=target or self.target,
+            edge_score=self.edge_score,
+            node_score=self.node_score,
+        )
 
     prunes_nodes = EMPPruner.prunes_nodes
     prunes_edges = EMPPruner.prunes_edges

@@ -6,12 +6,11 @@ Node and edge ids in the history are the ids of the model given to :func:`prune_
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,432 +18,42 @@ import torch
 from tqdm.auto import tqdm
 
 from emp_kan._runtime import threads
+from emp_kan._runtime.checks import check_finite_nonneg, check_whole
 from emp_kan.data.problems import split_validation
 from emp_kan.kan import adapter
 from emp_kan.kan.fast.train import data_loss
-from emp_kan.kan.scores import compute_scores
-from emp_kan.kan.topology import live_nodes, restore_cut_outputs
-from emp_kan.pruning.pruners import EMPPruner, LayerDecision, ThresholdPruner
+from emp_kan.kan.training import check_dataset
+from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
+from emp_kan.pruning.records import PruneResult, RoundRecord
 from emp_kan.pruning.schedule import (
     DEFAULT_ROUND_STEPS,
     DEFAULT_ROUNDS,
     DEFAULT_SCHEDULE,
     Schedule,
 )
+from emp_kan.pruning.step import StepOutcome, prune_step
 
 LabelMap = Callable[[torch.Tensor], torch.Tensor]
 log = logging.getLogger("emp_kan")
 
-__all__ = [
-    "PruneResult",
-    "RoundRecord",
-    "StepOutcome",
-    "check_dataset",
-    "prune_once",
-    "prune_rounds",
-    "prune_step",
-    "train",
-]
+__all__ = ["prune_rounds"]
 
 
 # --- input checks -------------------------------------------------------------------------
 
 
-def check_dataset(dataset: Any, n_inputs: int | None = None, n_outputs: int | None = None) -> None:
-    """Raise ValueError unless ``dataset`` is a pykan dataset dict that fits the model.
-
-    A pykan dataset maps ``train_input`` / ``test_input`` (``(n, w_0)`` float tensors) and
-    ``train_label`` / ``test_label`` (``(n, w_L)``) to torch tensors.
-    """
-    if not isinstance(dataset, Mapping):
-        raise ValueError(
-            f"dataset must be a dict with keys {', '.join(adapter.DATASET_KEYS)}, "
-            f"got {type(dataset).__name__}"
-        )
-    missing = [k for k in adapter.DATASET_KEYS if k not in dataset]
-    if missing:
-        raise ValueError(
-            f"dataset is missing {', '.join(missing)}; kan.utils.create_dataset builds all four"
-        )
-    for key in adapter.DATASET_KEYS:
-        value = dataset[key]
-        if not isinstance(value, torch.Tensor) or value.ndim != 2:
-            shape = getattr(value, "shape", None)
-            raise ValueError(f"dataset[{key!r}] must be a 2-D torch tensor, got shape {shape}")
-        if value.shape[0] == 0:
-            raise ValueError(f"dataset[{key!r}] has no rows")
-        bad = int((~torch.isfinite(value)).sum())
-        if bad:
-            raise ValueError(f"dataset[{key!r}] has {bad} NaN or infinite entries; drop them")
-    for split in ("train", "test"):
-        x, y = dataset[f"{split}_input"], dataset[f"{split}_label"]
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"{split}_input has {x.shape[0]} rows but {split}_label has {y.shape[0]}"
-            )
-    if dataset["train_input"].shape[1] != dataset["test_input"].shape[1]:
-        raise ValueError("train_input and test_input have different numbers of columns")
-    if n_inputs is not None and dataset["train_input"].shape[1] != n_inputs:
-        raise ValueError(
-            f"the model takes {n_inputs} inputs but the dataset has "
-            f"{dataset['train_input'].shape[1]} input columns"
-        )
-    if n_outputs is not None and dataset["train_label"].shape[1] != n_outputs:
-        raise ValueError(
-            f"the model has {n_outputs} outputs but the dataset has "
-            f"{dataset['train_label'].shape[1]} label columns"
-        )
-
-
-def _check_nonneg(name: str, value: Any) -> float:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-    return int(value)
-
-
 # --- records ------------------------------------------------------------------------------
-
-
-@dataclass
-class RoundRecord:
-    """One attempt of the loop: prune with one rung's pruner, retrain, accept or back off.
-
-    Losses are RMSE. ``val_*`` are on the validation rows (carved from the training rows) and
-    decide; ``test_*`` only report. ``*_after_retrain`` is NaN when the attempt was not
-    retrained (it removed nothing).
-    """
-
-    round: int  # the round this attempt belongs to (1-based)
-    accepted: bool
-    status: str  # "accepted", "rejected: ...", "fixed point: ..."
-    layers: list[dict]
-    train_rmse_before: float
-    test_rmse_before: float
-    train_rmse_after_prune: float
-    test_rmse_after_prune: float
-    train_rmse_after_retrain: float
-    test_rmse_after_retrain: float
-    edges_alive: int
-    nodes_alive: int
-    widths: list[int]
-    removed_edges: list[list[int]]  # [layer, out_id, in_id], original ids
-    removed_nodes: list[list[int]]  # [layer, node_id], original ids
-    seconds_train: float
-    seconds_score: float
-    seconds_prune: float
-    warnings: list[str] = field(default_factory=list)
-    attempt: int = 0  # 1-based over the whole run
-    rung: int = 0  # 0: the pruner as given; k: backed off by backoff**k
-    pruner: str = ""
-    val_rmse_before: float = math.nan
-    val_rmse_after_prune: float = math.nan
-    val_rmse_after_retrain: float = math.nan
-    accept_below: float = math.nan
-
-
-@dataclass
-class PruneResult:
-    """What :func:`prune_rounds` returns.
-
-    Attributes
-    ----------
-    model : kan.MultKAN
-        The last accepted model (a new object; the model passed in is left untouched).
-    history : list of RoundRecord
-        Every attempt, accepted or not, in order.
-    node_ids : list of list of int
-        For each layer, the original id of each node of ``model``.
-    edge_pruned_round : list of ndarray
-        Per layer, ``(out, in)`` in original ids: the round in which the edge was removed, or -1.
-    initial_widths : list of int
-    initial_train_rmse, initial_test_rmse : float
-        After the initial training, before any pruning.
-    seconds_initial_train : float
-    pruner : str
-    final_train_rmse, final_test_rmse : float
-        Of ``model``: after the final retraining without regularisation (``final_steps``).
-    seconds_final_train : float
-    stop_reason : str
-        Why the loop ended: a fixed point, the round cap or the attempt budget.
-    initial_val_rmse, final_val_rmse : float
-        On the validation rows: the reference of the accept rule, and the returned model's.
-    accept_below : float
-        The accept rule's limit on an attempt's validation RMSE.
-    schedule : dict
-        The :class:`~emp_kan.pruning.schedule.Schedule` that ran.
-    """
-
-    model: Any
-    history: list[RoundRecord]
-    node_ids: list[list[int]]
-    edge_pruned_round: list[np.ndarray]
-    initial_widths: list[int]
-    initial_train_rmse: float
-    initial_test_rmse: float
-    seconds_initial_train: float
-    pruner: str
-    final_train_rmse: float
-    final_test_rmse: float
-    seconds_final_train: float
-    stop_reason: str = ""
-    initial_val_rmse: float = math.nan
-    final_val_rmse: float = math.nan
-    accept_below: float = math.nan
-    schedule: dict = field(default_factory=dict)
-
-    @property
-    def edges_alive(self) -> int:
-        return int(sum(int(m.sum()) for m in adapter.get_edge_masks(self.model)))
-
-    @property
-    def rejected_attempts(self) -> int:
-        """Attempts that were retrained and rolled back."""
-        return sum(1 for r in self.history if r.status.startswith("rejected"))
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict: everything but the model."""
-        return {
-            "pruner": self.pruner,
-            "initial_widths": self.initial_widths,
-            "final_widths": adapter.widths(self.model),
-            "initial_train_rmse": _json_float(self.initial_train_rmse),
-            "initial_val_rmse": _json_float(self.initial_val_rmse),
-            "initial_test_rmse": _json_float(self.initial_test_rmse),
-            "seconds_initial_train": self.seconds_initial_train,
-            "final_train_rmse": _json_float(self.final_train_rmse),
-            "final_val_rmse": _json_float(self.final_val_rmse),
-            "final_test_rmse": _json_float(self.final_test_rmse),
-            "seconds_final_train": self.seconds_final_train,
-            "stop_reason": self.stop_reason,
-            "accept_below": _json_float(self.accept_below),
-            "schedule": self.schedule,
-            "rejected_attempts": self.rejected_attempts,
-            "node_ids": self.node_ids,
-            "edge_pruned_round": [m.tolist() for m in self.edge_pruned_round],
-            "history": [_jsonable(asdict(r)) for r in self.history],
-        }
-
-    def to_json(self, **kwargs: Any) -> str:
-        """JSON text; NaN losses are written as null."""
-        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
-
-
-def _json_float(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return _json_float(obj)
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    return obj
 
 
 # --- one pruning step ---------------------------------------------------------------------
 
 
-@dataclass
-class StepOutcome:
-    """The result of :func:`prune_step` (or :func:`prune_once`) on one model state:
-    ``model`` (the pruned copy), its ``node_ids``, the per-layer EMP ``decisions`` and what
-    was removed."""
-
-    model: Any
-    node_ids: list[list[int]]
-    decisions: list[LayerDecision]
-    removed_edges: list[list[int]]
-    removed_nodes: list[list[int]]
-    warnings: list[str]
-    masks_before_compaction: list[np.ndarray]
-    node_ids_before_compaction: list[list[int]]
-    seconds_score: float
-
-    @property
-    def hidden(self) -> list[int]:
-        """Hidden nodes per hidden layer of the pruned model."""
-        return adapter.widths(self.model)[1:-1]
-
-
-@threads.single_threaded
-def prune_once(model: Any, x: torch.Tensor, pruner: EMPPruner | ThresholdPruner) -> StepOutcome:
-    """Prune ``model`` once, with no retraining: the EMP paper's one-shot recipe.
-
-    Parameters
-    ----------
-    model : kan.MultKAN
-        A trained model; not changed.
-    x : torch.Tensor, ``(batch, w_0)``
-        The inputs the scores are computed on (the training inputs).
-    pruner : EMPPruner or ThresholdPruner
-        E.g. ``EMPPruner(target="nodes", beta=1.0)`` for one-shot node EMP per hidden layer.
-
-    Returns
-    -------
-    StepOutcome
-        ``.model`` is the pruned copy, ``.hidden`` its hidden widths, ``.decisions`` the EMP
-        arithmetic per layer (N_eff, kept, preserved mass, bound).
-    """
-    adapter.check_model(model)
-    return prune_step(model, x, pruner)
-
-
-def _drop_hidden_nodes(model, node_ids, keep_hidden, removed_nodes, removed_edges):
-    """Remove hidden nodes structurally; record them and their live edges in original ids.
-
-    ``keep_hidden[h]`` is the bool keep mask of hidden layer ``h + 1``. Returns the new model
-    and its node ids.
-    """
-    if all(k.all() for k in keep_hidden):
-        return model, node_ids
-    masks = [m.numpy() for m in adapter.get_edge_masks(model)]
-    for h, keep in enumerate(keep_hidden):
-        for i in np.flatnonzero(~keep):
-            removed_nodes.append([h + 1, node_ids[h + 1][i]])
-            for o in np.flatnonzero(masks[h + 1][:, i]):
-                removed_edges.append([h + 1, node_ids[h + 2][o], node_ids[h + 1][i]])
-            for j in np.flatnonzero(masks[h][i, :]):
-                removed_edges.append([h, node_ids[h + 1][i], node_ids[h][j]])
-    model = adapter.remove_nodes(model, [np.flatnonzero(k) for k in keep_hidden])
-    kept_ids = [
-        [ids[i] for i in np.flatnonzero(k)]
-        for ids, k in zip(node_ids[1:-1], keep_hidden, strict=True)
-    ]
-    return model, [node_ids[0], *kept_ids, node_ids[-1]]
-
-
-def _strongest_nodes(keep: list[np.ndarray], scores: list[np.ndarray]) -> list[np.ndarray]:
-    out = []
-    for k, s in zip(keep, scores, strict=True):
-        k = k.copy()
-        if not k.any():
-            k[int(np.argmax(np.abs(s)))] = True
-        out.append(k)
-    return out
-
-
-def prune_step(
-    model: Any,
-    x: torch.Tensor,
-    pruner: EMPPruner | ThresholdPruner,
-    node_ids: list[list[int]] | None = None,
-) -> StepOutcome:
-    """Score, prune and compact once. ``model`` itself is not changed.
-
-    Nodes are pruned first (when the pruner targets them), then the smaller model is re-scored
-    and its edges pruned (when targeted). Finally every hidden node that lost all its live
-    inputs or outputs is removed, and no output is ever left without a path from an input.
-
-    Parameters
-    ----------
-    model : kan.MultKAN
-    x : torch.Tensor, ``(batch, w_0)``
-        The inputs scores are computed on (the training inputs).
-    pruner : EMPPruner or ThresholdPruner
-    node_ids : list of list of int, optional
-        Original ids of the model's nodes, per layer; defaults to ``0..w_l-1``.
-    """
-    model = adapter.clone_model(model)
-    if node_ids is None:
-        node_ids = [list(range(w)) for w in adapter.widths(model)]
-    decisions: list[LayerDecision] = []
-    removed_edges: list[list[int]] = []
-    removed_nodes: list[list[int]] = []
-    warnings: list[str] = []
-    seconds_score = 0.0
-
-    def timed_scores():
-        nonlocal seconds_score
-        t = time.perf_counter()
-        out = compute_scores(model, x, pruner.edge_score, pruner.node_score)
-        seconds_score += time.perf_counter() - t
-        return out
-
-    if pruner.prunes_nodes and len(adapter.widths(model)) > 2:
-        scores = timed_scores()
-        keep, dec = pruner.keep_nodes(scores.nodes)
-        decisions += dec
-        if any(not k.any() for k in keep):
-            warnings.append("a node rule would empty a hidden layer; kept its strongest node")
-            keep = _strongest_nodes(keep, scores.nodes)
-        model, node_ids = _drop_hidden_nodes(model, node_ids, keep, removed_nodes, removed_edges)
-
-    masks = [m.numpy() for m in adapter.get_edge_masks(model)]
-    if pruner.prunes_edges:
-        scores = timed_scores()
-        new_masks, dec = pruner.keep_edges(scores.edges, masks)
-        decisions += dec
-        new_masks, warn = restore_cut_outputs(new_masks, masks, scores.edges)
-        warnings += warn
-        for layer, (old, new) in enumerate(zip(masks, new_masks, strict=True)):
-            for o, i in zip(*np.nonzero(old & ~new), strict=True):
-                removed_edges.append([layer, node_ids[layer + 1][o], node_ids[layer][i]])
-        adapter.set_edge_masks(model, new_masks)
-        masks = new_masks
-    masks_before = [m.copy() for m in masks]
-    ids_before = [list(ids) for ids in node_ids]
-
-    live = live_nodes(masks)
-    model, node_ids = _drop_hidden_nodes(model, node_ids, live[1:-1], removed_nodes, removed_edges)
-    for w in warnings:
-        log.warning(w)
-    return StepOutcome(
-        model=model,
-        node_ids=node_ids,
-        decisions=decisions,
-        removed_edges=removed_edges,
-        removed_nodes=removed_nodes,
-        warnings=warnings,
-        masks_before_compaction=masks_before,
-        node_ids_before_compaction=ids_before,
-        seconds_score=seconds_score,
-    )
-
-
 # --- training and the loop ----------------------------------------------------------------
 
 
-@threads.single_threaded
-def train(
-    model: Any,
-    dataset: Mapping[str, torch.Tensor],
-    steps: int = 50,
-    lamb: float = 1e-3,
-    seed: int = 0,
-    opt: str = "LBFGS",
-    update_grid: bool = True,
-    loss: str = "mse",
-    lr: float = 1.0,
-) -> Any:
-    """Train a copy of ``model`` as pykan's ``fit`` would (through the fast path of
-    :mod:`emp_kan.kan.fast.train` where it applies); silent, file-free, reproducible.
-
-    Returns the trained copy; ``model`` and the global generators are left as they were.
-    """
-    adapter.check_model(model)
-    w = adapter.widths(model)
-    check_dataset(dataset, w[0], w[-1])
-    steps = _check_count("steps", steps)
-    lamb = _check_nonneg("lamb", lamb)
-    trained = adapter.clone_model(model)
-    adapter.fit(trained, dataset, steps, lamb, seed, opt=opt, update_grid=update_grid, loss=loss,
-                lr=lr)  # fmt: skip
-    return trained
-
-
-def _rmse(model, x: torch.Tensor, y: torch.Tensor, label_map: LabelMap | None,
-          loss: str = "mse") -> float:  # fmt: skip
+def _rmse(
+    model, x: torch.Tensor, y: torch.Tensor, label_map: LabelMap | None, loss: str = "mse"
+) -> float:
     """RMSE (after ``label_map``), or the mean cross-entropy for ``loss="cross_entropy"``."""
     if label_map is None and loss == "mse":
         return adapter.rmse(model, x, y)
@@ -455,9 +64,14 @@ def _rmse(model, x: torch.Tensor, y: torch.Tensor, label_map: LabelMap | None,
         return float(torch.sqrt(torch.mean((label_map(prediction) - label_map(y)) ** 2)))
 
 
-def _rmse3(model, fit: Mapping[str, torch.Tensor], val: Mapping[str, torch.Tensor],
-           dataset: Mapping[str, torch.Tensor], label_map: LabelMap | None = None,
-           loss: str = "mse") -> tuple[float, float, float]:  # fmt: skip
+def _rmse3(
+    model,
+    fit: Mapping[str, torch.Tensor],
+    val: Mapping[str, torch.Tensor],
+    dataset: Mapping[str, torch.Tensor],
+    label_map: LabelMap | None = None,
+    loss: str = "mse",
+) -> tuple[float, float, float]:
     """(train, validation, test) losses; only the validation one may decide anything."""
     return (
         _rmse(model, fit["train_input"], fit["train_label"], label_map, loss),
@@ -472,8 +86,9 @@ def _count_alive(model) -> tuple[int, int]:
     return edges, nodes
 
 
-def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt, update_grid,
-                       label_map=None, loss="mse") -> tuple[tuple[float, float, float], str]:
+def _retrain_and_judge(
+    model, splits, steps, lamb, seed, schedule, opt, update_grid, label_map=None, loss="mse"
+) -> tuple[tuple[float, float, float], str]:
     """Retrain a pruned ``model`` in place on ``splits = (fit, val, dataset)``; return the
     losses it is judged on and, when training failed, a "rejected: ..." status."""
     fit = splits[0]
@@ -487,13 +102,279 @@ def _retrain_and_judge(model, splits, steps, lamb, seed, schedule, opt, update_g
             # The sparsity penalty costs accuracy that a short plain fit gives back; judge the
             # pruned structure on what it can fit, not on the penalised fit.
             judged = adapter.clone_model(model)
-            adapter.fit(judged, fit, schedule.judge_steps, 0.0, seed, opt=opt,
-                        update_grid=update_grid, loss=loss)  # fmt: skip
+            adapter.fit(
+                judged,
+                fit,
+                schedule.judge_steps,
+                0.0,
+                seed,
+                opt=opt,
+                update_grid=update_grid,
+                loss=loss,
+            )
             losses = _rmse3(judged, *splits, label_map, loss)
     except (RuntimeError, ValueError, torch.linalg.LinAlgError) as exc:  # pykan's solvers
         log.info("retraining failed: %s", exc)
         return nan3, f"rejected: retraining failed ({type(exc).__name__})"
     return losses, ""
+
+
+@dataclass
+class _Context:
+    """What every attempt of one run reads: the rows, the pruner, the budget and the limit."""
+
+    splits: tuple[
+        Mapping[str, torch.Tensor], Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]
+    ]  # (fit, validation, the whole dataset)
+    pruner: EMPPruner | ThresholdPruner
+    schedule: Schedule
+    steps: int
+    lamb: float
+    seed: int
+    opt: str
+    update_grid: bool
+    label_map: LabelMap | None
+    loss: str
+    limit: float = math.inf  # set once the unpruned model's validation loss is known
+
+    def losses(self, model: Any) -> tuple[float, float, float]:
+        return _rmse3(model, *self.splits, self.label_map, self.loss)
+
+    def fit(self, model: Any, steps: int, lamb: float, seed: int) -> None:
+        adapter.fit(
+            model,
+            self.splits[0],
+            steps,
+            lamb,
+            seed,
+            opt=self.opt,
+            update_grid=self.update_grid,
+            loss=self.loss,
+        )
+
+
+@dataclass
+class _Loop:
+    """What the loop carries from one attempt to the next."""
+
+    model: Any
+    node_ids: list[list[int]]
+    losses: tuple[float, float, float]  # (fit, validation, test) of ``model``
+    pruned_round: list[np.ndarray]  # per layer (out, in): the round an edge went, -1 alive
+    history: list[RoundRecord] = field(default_factory=list)
+    attempts: int = 0
+    start_rung: int = 0
+
+
+def _context(
+    dataset: Mapping[str, torch.Tensor],
+    pruner: Any,
+    steps: int,
+    lamb: float,
+    seed: int,
+    opt: str,
+    update_grid: bool,
+    schedule: Schedule | None,
+    label_map: LabelMap | None,
+    loss: str,
+) -> _Context:
+    """The run's context, or ValueError/TypeError for settings that cannot work."""
+    pruner = EMPPruner(target="both") if pruner is None else pruner
+    if not all(hasattr(pruner, a) for a in ("keep_edges", "keep_nodes", "backed_off")):
+        raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
+    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
+    fit, val = split_validation(dict(dataset), schedule.validation_fraction)
+    return _Context(
+        (fit, val, dataset),
+        pruner,
+        schedule,
+        check_whole("steps", steps),
+        check_finite_nonneg("lamb", lamb),
+        seed,
+        opt,
+        update_grid,
+        label_map,
+        loss,
+    )
+
+
+def _start(model: Any, ctx: _Context, initial_steps: int) -> tuple[_Loop, float]:
+    """Train a copy of ``model`` for ``initial_steps``; the loop's first state and the seconds
+    it took. Sets ``ctx.limit``, the accept rule's bound for the whole run."""
+    current = adapter.clone_model(model)
+    start = time.perf_counter()
+    ctx.fit(current, initial_steps, ctx.lamb, ctx.seed)
+    seconds = time.perf_counter() - start
+    losses = ctx.losses(current)
+    if not all(math.isfinite(v) for v in losses):
+        raise RuntimeError(
+            "the initial training diverged (non-finite loss); try a smaller lamb, fewer steps "
+            "or standardised data"
+        )
+    fit = ctx.splits[0]
+    labels = fit["train_label"] if ctx.label_map is None else ctx.label_map(fit["train_label"])
+    # The floor is a share of the labels' spread: it means nothing for class labels.
+    spread = float(labels.double().std()) if labels.shape[0] > 1 and ctx.loss == "mse" else 0.0
+    ctx.limit = ctx.schedule.accept_below(losses[1], spread)
+    widths = adapter.widths(model)
+    pruned_round = [
+        np.full((w_out, w_in), -1, dtype=int)
+        for w_in, w_out in zip(widths[:-1], widths[1:], strict=True)
+    ]
+    for layer, mask in enumerate(adapter.get_edge_masks(current)):
+        pruned_round[layer][~mask.numpy()] = 0  # dead before the first round
+    return _Loop(current, [list(range(w)) for w in widths], losses, pruned_round), seconds
+
+
+def _pruned(
+    loop: _Loop, ctx: _Context, r: int, rung: int, rung_pruner: Any
+) -> tuple[StepOutcome, RoundRecord]:
+    """One prune of the current model by ``rung_pruner`` and its record, not yet judged."""
+    start = time.perf_counter()
+    step = prune_step(loop.model, ctx.splits[0]["train_input"], rung_pruner, loop.node_ids)
+    seconds_pruning = time.perf_counter() - start
+    after_prune = ctx.losses(step.model)
+    edges_alive, nodes_alive = _count_alive(step.model)
+    record = RoundRecord(
+        round=r,
+        accepted=False,
+        status="",
+        layers=[asdict(d) for d in step.decisions],
+        train_rmse_before=loop.losses[0],
+        test_rmse_before=loop.losses[2],
+        train_rmse_after_prune=after_prune[0],
+        test_rmse_after_prune=after_prune[2],
+        train_rmse_after_retrain=math.nan,
+        test_rmse_after_retrain=math.nan,
+        edges_alive=edges_alive,
+        nodes_alive=nodes_alive,
+        widths=adapter.widths(step.model),
+        removed_edges=step.removed_edges,
+        removed_nodes=step.removed_nodes,
+        seconds_train=0.0,
+        seconds_score=step.seconds_score,
+        seconds_prune=seconds_pruning - step.seconds_score,
+        warnings=step.warnings,
+        attempt=len(loop.history) + 1,
+        rung=rung,
+        pruner=repr(rung_pruner),
+        val_rmse_before=loop.losses[1],
+        val_rmse_after_prune=after_prune[1],
+        accept_below=ctx.limit,
+    )
+    return step, record
+
+
+def _as_current(record: RoundRecord, loop: _Loop) -> RoundRecord:
+    """``record`` describing the model the loop goes on with (an attempt not taken)."""
+    record.edges_alive, record.nodes_alive = _count_alive(loop.model)
+    record.widths = adapter.widths(loop.model)
+    return record
+
+
+def _judged(
+    loop: _Loop, ctx: _Context, step: StepOutcome, record: RoundRecord, r: int, rung: int, bar: Any
+) -> bool:
+    """Retrain the pruned model and accept it (the loop goes on from it) or roll it back;
+    whether it was accepted. The record goes to the history either way."""
+    loop.attempts += 1
+    start = time.perf_counter()
+    retrained, failure = _retrain_and_judge(
+        step.model,
+        ctx.splits,
+        ctx.steps,
+        ctx.lamb,
+        ctx.seed + loop.attempts,
+        ctx.schedule,
+        ctx.opt,
+        ctx.update_grid,
+        ctx.label_map,
+        ctx.loss,
+    )
+    record.seconds_train = time.perf_counter() - start
+    (
+        record.train_rmse_after_retrain,
+        record.val_rmse_after_retrain,
+        record.test_rmse_after_retrain,
+    ) = retrained
+    bar.update(1)
+    if math.isfinite(retrained[1]) and retrained[1] <= ctx.limit:
+        record.accepted, record.status = True, "accepted"
+        loop.history.append(record)
+        for layer, o, i in step.removed_edges:
+            if loop.pruned_round[layer][o, i] < 0:
+                loop.pruned_round[layer][o, i] = r
+        loop.model, loop.node_ids, loop.losses = step.model, step.node_ids, retrained
+        loop.start_rung = rung
+        bar.set_postfix(edges=record.edges_alive, val_rmse=f"{retrained[1]:.3g}")
+        return True
+    record.status = failure or (
+        f"rejected: validation RMSE {retrained[1]:.4g} after "
+        f"retraining > limit {ctx.limit:.4g}; backing off"
+    )
+    loop.history.append(_as_current(record, loop))
+    log.info("attempt %d (round %d, rung %d) %s", record.attempt, r, rung, record.status)
+    return False
+
+
+def _round(loop: _Loop, ctx: _Context, r: int, bar: Any) -> str:
+    """Round ``r``: rungs from the loop's start rung, gentler each time, until one is
+    accepted. Returns "accepted", "fixed point", "exhausted" or "budget"."""
+    rejected: set = set()
+    for rung in range(loop.start_rung, loop.start_rung + ctx.schedule.max_rungs + 1):
+        if loop.attempts >= ctx.schedule.max_attempts:
+            return "budget"
+        rung_pruner = ctx.schedule.rung(ctx.pruner, rung)
+        step, record = _pruned(loop, ctx, r, rung, rung_pruner)
+        if not step.removed_edges and not step.removed_nodes:
+            record.edges_alive, record.nodes_alive = _count_alive(loop.model)
+            loop.history.append(record)
+            if rung_pruner.target != ctx.pruner.target:
+                # Nodes only (or edges only) removed nothing; the other half may.
+                record.status = f"nothing removed at rung {rung} ({rung_pruner.target} only)"
+                continue
+            # A gentler rung of the full target keeps a superset: nothing more can go.
+            record.status = f"fixed point: nothing removed at rung {rung}"
+            return "fixed point"
+        removal = (
+            frozenset(map(tuple, step.removed_edges)),
+            frozenset(map(tuple, step.removed_nodes)),
+        )
+        if removal in rejected:
+            record.status = "skipped: removes what a rejected attempt of this round removed"
+            loop.history.append(_as_current(record, loop))
+            continue
+        if _judged(loop, ctx, step, record, r, rung, bar):
+            return "accepted"
+        rejected.add(removal)
+    return "exhausted"
+
+
+def _stop_reason(outcome: str, loop: _Loop, ctx: _Context) -> str:
+    return {
+        "fixed point": "fixed point: the gentlest step that removes something was accepted "
+        "or nothing is left to remove",
+        "exhausted": f"fixed point: every rung up to {loop.start_rung + ctx.schedule.max_rungs} "
+        "was rejected",
+        "budget": f"budget: {ctx.schedule.max_attempts} attempts spent",
+    }[outcome]
+
+
+def _polish(loop: _Loop, ctx: _Context, final_steps: int) -> tuple[tuple, float]:
+    """Train the last accepted model without regularisation; keep it unless it got worse on
+    the validation rows. Returns its losses and the seconds it took."""
+    start = time.perf_counter()
+    polished = adapter.clone_model(loop.model)
+    ctx.fit(polished, final_steps, 0.0, ctx.seed + loop.attempts + 1)
+    seconds = time.perf_counter() - start
+    final = ctx.losses(polished)
+    if math.isfinite(final[1]) and final[1] <= max(loop.losses[1], ctx.limit):
+        loop.model = polished
+        return final, seconds
+    log.warning(
+        "the final retraining made the validation RMSE worse; returning the model before it"
+    )
+    return loop.losses, seconds
 
 
 @threads.single_threaded
@@ -504,7 +385,6 @@ def prune_rounds(
     rounds: int = DEFAULT_ROUNDS,
     steps: int = DEFAULT_ROUND_STEPS,
     lamb: float = 1e-3,
-    tol: float | None = None,
     initial_steps: int | None = None,
     final_steps: int | None = None,
     seed: int = 0,
@@ -539,196 +419,65 @@ def prune_rounds(
         Training steps after each pruning attempt.
     lamb : float
         pykan's sparsity regularisation during training.
-    tol : float, optional
-        Shorthand for ``schedule.tol``.
-    initial_steps : int, optional
-        Training steps before the first round; default ``steps``. Pass 0 for a model trained
-        on the same fit rows (see :func:`emp_kan.data.problems.split_validation`).
-    final_steps : int, optional
-        Training steps without regularisation (``lamb = 0``) on the last accepted model, as
-        pykan's tutorial does after pruning; default ``steps``, 0 to skip.
+    initial_steps, final_steps : int, optional
+        Training steps before the first round (default ``steps``; 0 for a model trained on
+        the same fit rows), and without regularisation on the last accepted model, as pykan's
+        tutorial does after pruning (default ``steps``; 0 to skip).
     seed : int
         Seeds every training call (attempt ``a`` uses ``seed + a``).
-    progress : bool
-        Show a tqdm bar over attempts.
+    progress, progress_label : bool, str
+        Show a tqdm bar over attempts, with this description (default "pruning attempts").
     schedule : Schedule, optional
-        Accept rule and back-off ladder; default :data:`DEFAULT_SCHEDULE`.
+        Accept rule (``tol``, ``floor``), validation rows and back-off ladder; default
+        :data:`~emp_kan.pruning.schedule.DEFAULT_SCHEDULE`.
     label_map : callable, optional
         Maps predictions and labels ``(n, 1)`` elementwise to the space the losses are measured
-        (and decided) in, e.g. ``torch.exp`` for a KAN of ``log|y|``, so that a few rows far out
-        in log space do not outweigh the rest. Default: the labels' own space.
+        (and decided) in, e.g. ``torch.exp`` for a KAN of ``log|y|``. Default: the labels' own.
     loss : {"mse", "cross_entropy"}
         ``"cross_entropy"`` for a classifier (logits out, one-hot labels): training minimises
         it and every ``*_rmse`` of the history holds the mean cross-entropy instead; the accept
         rule's floor (a share of the label spread) does not apply.
-    progress_label : str, optional
-        The progress bar's description (default "pruning attempts").
-
-    Returns
-    -------
-    PruneResult
     """
     adapter.check_model(model)
-    w0 = adapter.widths(model)
-    check_dataset(dataset, w0[0], w0[-1])
-    rounds = _check_count("rounds", rounds)
-    steps = _check_count("steps", steps)
-    initial_steps = steps if initial_steps is None else _check_count("initial_steps", initial_steps)
-    final_steps = steps if final_steps is None else _check_count("final_steps", final_steps)
-    lamb = _check_nonneg("lamb", lamb)
-    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
-    if tol is not None:
-        schedule = replace(schedule, tol=_check_nonneg("tol", tol))
-    pruner = EMPPruner(target="both") if pruner is None else pruner
-    if not all(hasattr(pruner, a) for a in ("keep_edges", "keep_nodes", "backed_off")):
-        raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
-    fit, val = split_validation(dict(dataset), schedule.validation_fraction)
-    x_fit = fit["train_input"]
-
-    current = adapter.clone_model(model)
-    start = time.perf_counter()
-    adapter.fit(current, fit, initial_steps, lamb, seed, opt=opt, update_grid=update_grid,
-                loss=loss)  # fmt: skip
-    seconds_initial = time.perf_counter() - start
-    losses = _rmse3(current, fit, val, dataset, label_map, loss)
-    if not all(math.isfinite(v) for v in losses):
-        raise RuntimeError(
-            "the initial training diverged (non-finite loss); try a smaller lamb, fewer steps "
-            "or standardised data"
-        )
-    init_losses = losses
-    labels = fit["train_label"] if label_map is None else label_map(fit["train_label"])
-    # The floor is a share of the labels' spread: it means nothing for class labels.
-    label_std = float(labels.double().std()) if x_fit.shape[0] > 1 and loss == "mse" else 0.0
-    limit = schedule.accept_below(losses[1], label_std)
-    node_ids = [list(range(w)) for w in w0]
-    pruned_round = [
-        np.full((w_out, w_in), -1, dtype=int) for w_in, w_out in zip(w0[:-1], w0[1:], strict=True)
-    ]
-    for layer, m in enumerate(adapter.get_edge_masks(current)):
-        pruned_round[layer][~m.numpy()] = 0  # dead before the first round
-    history: list[RoundRecord] = []
-
-    bar = tqdm(total=schedule.max_attempts, desc=progress_label or "pruning attempts",
-               disable=not progress, leave=False)  # fmt: skip
-    stop_reason = f"round cap: {rounds} accepted rounds"
-    start_rung, attempts, accepted_rounds = 0, 0, 0
-    while accepted_rounds < rounds:
-        r = accepted_rounds + 1
-        outcome = "exhausted"
-        rejected_removals: set = set()
-        for rung in range(start_rung, start_rung + schedule.max_rungs + 1):
-            if attempts >= schedule.max_attempts:
-                outcome = "budget"
-                break
-            rung_pruner = schedule.rung(pruner, rung)
-            t0 = time.perf_counter()
-            step = prune_step(current, x_fit, rung_pruner, node_ids)
-            seconds_pruning = time.perf_counter() - t0
-            after_prune = _rmse3(step.model, fit, val, dataset, label_map, loss)
-            edges_alive, nodes_alive = _count_alive(step.model)
-            record = RoundRecord(
-                round=r, accepted=False, status="",
-                layers=[asdict(d) for d in step.decisions],
-                train_rmse_before=losses[0], test_rmse_before=losses[2],
-                train_rmse_after_prune=after_prune[0], test_rmse_after_prune=after_prune[2],
-                train_rmse_after_retrain=math.nan, test_rmse_after_retrain=math.nan,
-                edges_alive=edges_alive, nodes_alive=nodes_alive,
-                widths=adapter.widths(step.model),
-                removed_edges=step.removed_edges, removed_nodes=step.removed_nodes,
-                seconds_train=0.0, seconds_score=step.seconds_score,
-                seconds_prune=seconds_pruning - step.seconds_score, warnings=step.warnings,
-                attempt=len(history) + 1, rung=rung, pruner=repr(rung_pruner),
-                val_rmse_before=losses[1], val_rmse_after_prune=after_prune[1],
-                accept_below=limit,
-            )  # fmt: skip
-            if not step.removed_edges and not step.removed_nodes:
-                record.edges_alive, record.nodes_alive = _count_alive(current)
-                if rung_pruner.target != pruner.target:
-                    # Nodes only (or edges only) removed nothing; the other half may.
-                    record.status = f"nothing removed at rung {rung} ({rung_pruner.target} only)"
-                    history.append(record)
-                    continue
-                # A gentler rung of the full target keeps a superset: nothing more can go.
-                record.status = f"fixed point: nothing removed at rung {rung}"
-                history.append(record)
-                outcome = "fixed point"
-                break
-            removal = (frozenset(map(tuple, step.removed_edges)),
-                       frozenset(map(tuple, step.removed_nodes)))  # fmt: skip
-            if removal in rejected_removals:
-                record.status = "skipped: removes what a rejected attempt of this round removed"
-                record.edges_alive, record.nodes_alive = _count_alive(current)
-                record.widths = adapter.widths(current)
-                history.append(record)
-                continue
-            attempts += 1
-            t1 = time.perf_counter()
-            retrained, failure = _retrain_and_judge(step.model, (fit, val, dataset), steps,
-                                                    lamb, seed + attempts, schedule, opt,
-                                                    update_grid, label_map, loss)  # fmt: skip
-            record.seconds_train = time.perf_counter() - t1
-            record.train_rmse_after_retrain = retrained[0]
-            record.val_rmse_after_retrain = retrained[1]
-            record.test_rmse_after_retrain = retrained[2]
-            bar.update(1)
-            if math.isfinite(retrained[1]) and retrained[1] <= limit:
-                record.accepted, record.status = True, "accepted"
-                history.append(record)
-                for layer, o, i in step.removed_edges:
-                    if pruned_round[layer][o, i] < 0:
-                        pruned_round[layer][o, i] = r
-                current, node_ids, losses = step.model, step.node_ids, retrained
-                start_rung, outcome = rung, "accepted"
-                bar.set_postfix(edges=edges_alive, val_rmse=f"{retrained[1]:.3g}")
-                break
-            record.status = failure or (f"rejected: validation RMSE {retrained[1]:.4g} after "
-                                        f"retraining > limit {limit:.4g}; backing off")  # fmt: skip
-            record.edges_alive, record.nodes_alive = _count_alive(current)
-            record.widths = adapter.widths(current)
-            history.append(record)
-            rejected_removals.add(removal)
-            log.info("attempt %d (round %d, rung %d) %s", record.attempt, r, rung, record.status)
-        if outcome == "accepted":
-            accepted_rounds += 1
-            continue
-        stop_reason = {
-            "fixed point": "fixed point: the gentlest step that removes something was accepted "
-                           "or nothing is left to remove",
-            "exhausted": f"fixed point: every rung up to {start_rung + schedule.max_rungs} was "
-                         "rejected",
-            "budget": f"budget: {schedule.max_attempts} attempts spent",
-        }[outcome]  # fmt: skip
-        break
+    widths = adapter.widths(model)
+    check_dataset(dataset, widths[0], widths[-1])
+    rounds = check_whole("rounds", rounds)
+    ctx = _context(dataset, pruner, steps, lamb, seed, opt, update_grid, schedule, label_map, loss)
+    initial_steps = ctx.steps if initial_steps is None else initial_steps
+    loop, seconds_initial = _start(model, ctx, check_whole("initial_steps", initial_steps))
+    initial = loop.losses
+    bar = tqdm(
+        total=ctx.schedule.max_attempts,
+        desc=progress_label or "pruning attempts",
+        disable=not progress,
+        leave=False,
+    )
+    stop_reason, accepted = f"round cap: {rounds} accepted rounds", 0
+    while accepted < rounds:
+        outcome = _round(loop, ctx, accepted + 1, bar)
+        if outcome != "accepted":
+            stop_reason = _stop_reason(outcome, loop, ctx)
+            break
+        accepted += 1
     bar.close()
-    start = time.perf_counter()
-    polished = adapter.clone_model(current)
-    adapter.fit(polished, fit, final_steps, 0.0, seed + attempts + 1, opt=opt,
-                update_grid=update_grid, loss=loss)  # fmt: skip
-    seconds_final = time.perf_counter() - start
-    final = _rmse3(polished, fit, val, dataset, label_map, loss)
-    if math.isfinite(final[1]) and final[1] <= max(losses[1], limit):
-        current = polished
-    else:
-        log.warning("the final retraining made the validation RMSE worse; returning the model "
-                    "before it")  # fmt: skip
-        final = losses
+    final_steps = ctx.steps if final_steps is None else check_whole("final_steps", final_steps)
+    final, seconds_final = _polish(loop, ctx, final_steps)
     return PruneResult(
-        model=current,
-        history=history,
-        node_ids=node_ids,
-        edge_pruned_round=pruned_round,
-        initial_widths=w0,
-        initial_train_rmse=init_losses[0],
-        initial_test_rmse=init_losses[2],
+        model=loop.model,
+        history=loop.history,
+        node_ids=loop.node_ids,
+        edge_pruned_round=loop.pruned_round,
+        initial_widths=widths,
+        initial_train_rmse=initial[0],
+        initial_test_rmse=initial[2],
         seconds_initial_train=seconds_initial,
-        pruner=repr(pruner),
+        pruner=repr(ctx.pruner),
         final_train_rmse=final[0],
         final_test_rmse=final[2],
         seconds_final_train=seconds_final,
         stop_reason=stop_reason,
-        initial_val_rmse=init_losses[1],
+        initial_val_rmse=initial[1],
         final_val_rmse=final[1],
-        accept_below=limit,
-        schedule=asdict(schedule),
+        accept_below=ctx.limit,
+        schedule=asdict(ctx.schedule),
     )

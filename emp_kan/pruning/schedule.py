@@ -74,11 +74,15 @@ class Schedule:
     judge_steps: int = 5
 
     def __post_init__(self) -> None:
-        checks = {"tol": Interval(float, 0), "floor": Interval(float, 0),
-                  "backoff": Interval(float, 1, closed="neither"),
-                  "max_rungs": Interval(int, 0), "max_attempts": Interval(int, 0),
-                  "validation_fraction": Interval(float, 0, 1, closed="neither"),
-                  "judge_steps": Interval(int, 0)}  # fmt: skip
+        checks = {
+            "tol": Interval(float, 0),
+            "floor": Interval(float, 0),
+            "backoff": Interval(float, 1, closed="neither"),
+            "max_rungs": Interval(int, 0),
+            "max_attempts": Interval(int, 0),
+            "validation_fraction": Interval(float, 0, 1, closed="neither"),
+            "judge_steps": Interval(int, 0),
+        }
         for name, check in checks.items():
             check.check(name, getattr(self, name))
 

@@ -31,8 +31,12 @@ def _floored(rmse: float, floor: float) -> float:
     return max(rmse, floor) if math.isfinite(rmse) else math.inf
 
 
-def pareto_front(complexities: Sequence[int], rmses: Sequence[float], floor: float = 0.0,
-                 sizes: Sequence[int] | None = None) -> list[int]:  # fmt: skip
+def pareto_front(
+    complexities: Sequence[int],
+    rmses: Sequence[float],
+    floor: float = 0.0,
+    sizes: Sequence[int] | None = None,
+) -> list[int]:
     """Indices of the candidates on the front, simplest first.
 
     A candidate is on the front when every simpler candidate (or an equally complex one with
@@ -50,8 +54,12 @@ def pareto_front(complexities: Sequence[int], rmses: Sequence[float], floor: flo
     return front
 
 
-def choose_formula(complexities: Sequence[int], rmses: Sequence[float], label_std: float,
-                   sizes: Sequence[int] | None = None) -> int | None:  # fmt: skip
+def choose_formula(
+    complexities: Sequence[int],
+    rmses: Sequence[float],
+    label_std: float,
+    sizes: Sequence[int] | None = None,
+) -> int | None:
     """The index of the chosen candidate, or None when no candidate has a finite RMSE.
 
     Parameters
@@ -80,8 +88,11 @@ def choose_formula(complexities: Sequence[int], rmses: Sequence[float], label_st
             score = 0.0
         else:
             previous = front[position - 1]
-            gain = math.log(errors[position - 1]) - math.log(errors[position]) if (
-                errors[position] > 0) else math.inf  # fmt: skip
+            gain = (
+                math.log(errors[position - 1]) - math.log(errors[position])
+                if (errors[position] > 0)
+                else math.inf
+            )
             score = gain / max(1, complexities[i] - complexities[previous])
         if score > chosen_score:
             chosen, chosen_score = i, score

@@ -216,8 +216,12 @@ def _refine_batch(names, xs, y, a0, b0, iterations: int = 40):
                 break  # every row has converged or cannot move
     finite = np.isfinite(g).all(axis=1)
     nan = np.full(a.shape, np.nan)
-    return (np.where(finite, a, nan), np.where(finite, b, nan), np.where(finite, c, nan),
-            np.where(finite, d, nan))  # fmt: skip
+    return (
+        np.where(finite, a, nan),
+        np.where(finite, b, nan),
+        np.where(finite, c, nan),
+        np.where(finite, d, nan),
+    )
 
 
 def fit_edge(
@@ -268,8 +272,12 @@ def fit_edge(
     xs = (fit_x - mx) / sx
 
     # Grid starts for every curved function, then one batched refinement of all of them.
-    starts = [(name, a_s, b_s) for name in library if name not in ("0", "x")
-              for a_s, b_s in _grid_starts(numpy_function(name), xs, fit_y, n_starts)]  # fmt: skip
+    starts = [
+        (name, a_s, b_s)
+        for name in library
+        if name not in ("0", "x")
+        for a_s, b_s in _grid_starts(numpy_function(name), xs, fit_y, n_starts)
+    ]
     refined: dict[str, list[tuple[float, float, float, float]]] = {}
     if starts:
         names, a0, b0 = zip(*starts, strict=True)
@@ -312,8 +320,19 @@ def fit_edge(
             if np.isfinite(u_all).all():
                 c, d = _linear_cd(u_all, all_y)
         complexity = library_function(name).complexity
-        out.append(EdgeCandidate(name, float(a), float(b), float(c), float(d), nrmse,
-                                 1.0 - nrmse**2, complexity, _cost(nrmse, complexity)))  # fmt: skip
+        out.append(
+            EdgeCandidate(
+                name,
+                float(a),
+                float(b),
+                float(c),
+                float(d),
+                nrmse,
+                1.0 - nrmse**2,
+                complexity,
+                _cost(nrmse, complexity),
+            )
+        )
     out.sort(key=lambda cand: (cand.cost, cand.complexity))
     return _polish(out, all_x, all_y, top=3)
 
@@ -337,6 +356,15 @@ def _polish(cands: list[EdgeCandidate], x: np.ndarray, y: np.ndarray, top: int):
             new_sse = float(np.sum((c * numpy_function(cand.function)(a * x + b) + d - y) ** 2))
         old_sse = float(np.sum((cand.predict(x) - y) ** 2))
         if np.isfinite(new_sse) and new_sse < old_sse:
-            out[k] = EdgeCandidate(cand.function, a, b, float(c), float(d), cand.nrmse, cand.r2,
-                                   cand.complexity, cand.cost)  # fmt: skip
+            out[k] = EdgeCandidate(
+                cand.function,
+                a,
+                b,
+                float(c),
+                float(d),
+                cand.nrmse,
+                cand.r2,
+                cand.complexity,
+                cand.cost,
+            )
     return out

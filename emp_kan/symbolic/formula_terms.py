@@ -277,13 +277,25 @@ def _plan(terms: Sequence[Term], consts: Sequence[np.ndarray], n_inputs: int) ->
             place = where[out]
             up = [place[i] for i in below[inp]]
             contiguous = up == list(range(up[0], up[0] + len(up))) if up else False
-            steps.append(_TermStep(numpy_function(function), numpy_derivative(function), inp,
-                                   out, i_c, i_a, i_b, fixed_a, place[i_c],
-                                   place.get(i_a, -1), place.get(i_b, -1),
-                                   slice(up[0], up[0] + len(up)) if contiguous
-                                   else np.array(up, dtype=np.int64)))  # fmt: skip
-        plan.append(_LayerPlan(node_consts, rows,
-                               [where[o][c] for o, c in enumerate(node_consts)], steps))
+            steps.append(
+                _TermStep(
+                    numpy_function(function),
+                    numpy_derivative(function),
+                    inp,
+                    out,
+                    i_c,
+                    i_a,
+                    i_b,
+                    fixed_a,
+                    place[i_c],
+                    place.get(i_a, -1),
+                    place.get(i_b, -1),
+                    slice(up[0], up[0] + len(up)) if contiguous else np.array(up, dtype=np.int64),
+                )
+            )
+        plan.append(
+            _LayerPlan(node_consts, rows, [where[o][c] for o, c in enumerate(node_consts)], steps)
+        )
         below = rows
     return plan
 
@@ -349,9 +361,11 @@ def refit_terms(
 
 
 def build_expression(
-    terms: Sequence[Term], consts: Sequence[np.ndarray], variables: Sequence[Any],
+    terms: Sequence[Term],
+    consts: Sequence[np.ndarray],
+    variables: Sequence[Any],
     parametric: bool = False,
-) -> tuple[Any, list[Any], list[float]]:  # fmt: skip
+) -> tuple[Any, list[Any], list[float]]:
     """(sympy expression, parameter symbols, their values); numbers inline when not parametric."""
     params: list[Any] = []
     values: list[float] = []
@@ -383,9 +397,12 @@ def build_expression(
 
 
 def swap_term(
-    terms: Sequence[Term], consts: Sequence[np.ndarray], key: tuple[int, int, int],
-    cand: EdgeCandidate, scale: float = 1.0,
-) -> tuple[list[Term], list[np.ndarray]]:  # fmt: skip
+    terms: Sequence[Term],
+    consts: Sequence[np.ndarray],
+    key: tuple[int, int, int],
+    cand: EdgeCandidate,
+    scale: float = 1.0,
+) -> tuple[list[Term], list[np.ndarray]]:
     """Terms and constants with edge ``key`` (layer, out, in positions) set to ``cand``.
 
     ``scale`` is used when the edge has no term yet (it was a constant).

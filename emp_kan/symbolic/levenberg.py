@@ -20,9 +20,15 @@ ResidualAndJacobian = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``p (P,) -> (residual (n,), jacobian (n, P))``."""
 
 
-def levenberg_marquardt(residual_and_jacobian: ResidualAndJacobian, start: np.ndarray,
-                        max_nfev: int, ftol: float = 1e-8, xtol: float = 1e-8,
-                        gtol: float = 1e-8, max_rejections: int = 12) -> np.ndarray:  # fmt: skip
+def levenberg_marquardt(
+    residual_and_jacobian: ResidualAndJacobian,
+    start: np.ndarray,
+    max_nfev: int,
+    ftol: float = 1e-8,
+    xtol: float = 1e-8,
+    gtol: float = 1e-8,
+    max_rejections: int = 12,
+) -> np.ndarray:
     """Minimise ``sum(residual(p)**2)`` from ``start`` ``(P,)``; returns the best ``p`` seen.
 
     Parameters

@@ -6,6 +6,18 @@ from __future__ import annotations
 __all__ = ["DEFAULT_LIBRARY"]
 
 DEFAULT_LIBRARY = (
-    "x", "x^2", "x^3", "x^4", "1/x", "1/x^2", "sqrt", "exp", "log", "sin", "cos", "tanh", "abs",
+    "x",
+    "x^2",
+    "x^3",
+    "x^4",
+    "1/x",
+    "1/x^2",
+    "sqrt",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "tanh",
+    "abs",
     "0",
-)  # fmt: skip
+)

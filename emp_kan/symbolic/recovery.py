@@ -130,8 +130,11 @@ def is_exact_recovery(
     if found_r == 0:
         return False
     rng = np.random.default_rng(seed)
-    points = np.column_stack([rng.uniform(lo, hi, 64) for lo, hi in bounds]) if names else (
-        np.zeros((64, 0)))  # fmt: skip
+    points = (
+        np.column_stack([rng.uniform(lo, hi, 64) for lo, hi in bounds])
+        if names
+        else (np.zeros((64, 0)))
+    )
     difference = truth_r - found_r
     if _numerically_constant(difference, symbols, points) and _constant(difference, symbols):
         return True

@@ -30,8 +30,13 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-__all__ = ["LibraryFunction", "library_function", "library_names", "register_function",
-           "unregister_function"]  # fmt: skip
+__all__ = [
+    "LibraryFunction",
+    "library_function",
+    "library_names",
+    "register_function",
+    "unregister_function",
+]
 
 _X = sp.Symbol("x")
 
@@ -74,40 +79,40 @@ class LibraryFunction:
 
 
 def _builtin(name, sympy_form, numpy_form, derivative, complexity, total=False, homogeneous=None):
-    return LibraryFunction(name, sympy_form, numpy_form, derivative, complexity, total,
-                           homogeneous)  # fmt: skip
+    return LibraryFunction(name, sympy_form, numpy_form, derivative, complexity, total, homogeneous)
 
 
 # name, sympy, numpy, derivative, complexity, total, homogeneous. Complexity of sin and cos: 2.
 # (Counting them 3, like tan and tanh, made the default discover exact on eq. 37 but turned
 # eq. 1's accurate cos(tanh) composition into a parabola with 150x the test RMSE on the
 # 30-equation bench; see docs/benchmarks.md.)
+# fmt: off
 _BUILTINS = [
     _builtin("0", lambda u: sp.Integer(0), np.zeros_like, np.zeros_like, 0, True),
     _builtin("x", lambda u: u, lambda u: u, np.ones_like, 1, True),
     _builtin("x^2", lambda u: u**2, lambda u: u * u, lambda u: 2.0 * u, 2, True, 2),
     _builtin("x^3", lambda u: u**3, lambda u: u * u * u, lambda u: 3.0 * (u * u), 3, True, 3),
     _builtin("x^4", lambda u: u**4, lambda u: (u * u) * (u * u), lambda u: 4.0 * (u * u * u), 4,
-             True, 4),  # fmt: skip
+             True, 4),
     _builtin("x^5", lambda u: u**5, lambda u: (u * u) * (u * u) * u,
-             lambda u: 5.0 * ((u * u) * (u * u)), 5, True, 5),  # fmt: skip
+             lambda u: 5.0 * ((u * u) * (u * u)), 5, True, 5),
     _builtin("1/x", lambda u: 1 / u, lambda u: 1.0 / u, lambda u: -1.0 / (u * u), 2, False, -1),
     _builtin("1/x^2", lambda u: u**-2, lambda u: 1.0 / (u * u), lambda u: -2.0 / (u * u * u), 3,
-             False, -2),  # fmt: skip
+             False, -2),
     _builtin("1/x^3", lambda u: u**-3, lambda u: 1.0 / (u * u * u),
-             lambda u: -3.0 / ((u * u) * (u * u)), 4, False, -3),  # fmt: skip
+             lambda u: -3.0 / ((u * u) * (u * u)), 4, False, -3),
     _builtin("1/x^4", lambda u: u**-4, lambda u: 1.0 / ((u * u) * (u * u)),
-             lambda u: -4.0 / ((u * u) * (u * u) * u), 5, False, -4),  # fmt: skip
+             lambda u: -4.0 / ((u * u) * (u * u) * u), 5, False, -4),
     _builtin("1/x^5", lambda u: u**-5, lambda u: 1.0 / ((u * u) * (u * u) * u),
-             lambda u: -5.0 / ((u * u * u) * (u * u * u)), 6, False, -5),  # fmt: skip
+             lambda u: -5.0 / ((u * u * u) * (u * u * u)), 6, False, -5),
     _builtin("sqrt", sp.sqrt, np.sqrt, lambda u: 0.5 / np.sqrt(u), 2, False, 0.5),
     _builtin("x^0.5", sp.sqrt, np.sqrt, lambda u: 0.5 / np.sqrt(u), 2, False, 0.5),
     _builtin("x^1.5", lambda u: u ** sp.Rational(3, 2), lambda u: np.sqrt(u) ** 3,
-             lambda u: 1.5 * np.sqrt(u), 3, False, 1.5),  # fmt: skip
+             lambda u: 1.5 * np.sqrt(u), 3, False, 1.5),
     _builtin("1/sqrt(x)", lambda u: 1 / sp.sqrt(u), lambda u: 1.0 / np.sqrt(u),
-             lambda u: -0.5 / np.sqrt(u) ** 3, 3, False, -0.5),  # fmt: skip
+             lambda u: -0.5 / np.sqrt(u) ** 3, 3, False, -0.5),
     _builtin("1/x^0.5", lambda u: 1 / sp.sqrt(u), lambda u: 1.0 / np.sqrt(u),
-             lambda u: -0.5 / np.sqrt(u) ** 3, 3, False, -0.5),  # fmt: skip
+             lambda u: -0.5 / np.sqrt(u) ** 3, 3, False, -0.5),
     _builtin("exp", sp.exp, np.exp, np.exp, 2, True),
     _builtin("log", sp.log, np.log, lambda u: 1.0 / u, 2),
     _builtin("sin", sp.sin, np.sin, np.cos, 2, True),
@@ -121,8 +126,9 @@ _BUILTINS = [
     _builtin("arctan", sp.atan, np.arctan, lambda u: 1.0 / (1.0 + u**2), 3, True),
     _builtin("arctanh", sp.atanh, np.arctanh, lambda u: 1.0 / (1.0 - u**2), 3),
     _builtin("gaussian", lambda u: sp.exp(-(u**2)), lambda u: np.exp(-(u * u)),
-             lambda u: -2.0 * u * np.exp(-(u**2)), 3, True),  # fmt: skip
+             lambda u: -2.0 * u * np.exp(-(u**2)), 3, True),
 ]
+# fmt: on
 
 _REGISTRY: dict[str, LibraryFunction] = {f.name: f for f in _BUILTINS}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -138,12 +144,19 @@ def library_function(name: str) -> LibraryFunction:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown library function {name!r}; valid names: "
-                         f"{', '.join(sorted(_REGISTRY))}") from None  # fmt: skip
+        raise ValueError(
+            f"unknown library function {name!r}; valid names: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
-def register_function(name: str, formula: str | sp.Expr, complexity: int, *,
-                      total: bool = False, replace: bool = False) -> LibraryFunction:  # fmt: skip
+def register_function(
+    name: str,
+    formula: str | sp.Expr,
+    complexity: int,
+    *,
+    total: bool = False,
+    replace: bool = False,
+) -> LibraryFunction:
     """Add ``f(x) = formula`` to the library under ``name``.
 
     Parameters
@@ -173,8 +186,9 @@ def register_function(name: str, formula: str | sp.Expr, complexity: int, *,
     from emp_kan.data.formula_parse import as_expression
 
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"a library name is letters, digits and _, not starting with a digit; "
-                         f"got {name!r}")  # fmt: skip
+        raise ValueError(
+            f"a library name is letters, digits and _, not starting with a digit; got {name!r}"
+        )
     if name in _REGISTRY and (_REGISTRY[name].builtin or not replace):
         kind = "a built-in" if _REGISTRY[name].builtin else "already registered (replace=True)"
         raise ValueError(f"library function {name!r} is {kind}; choose another name")
@@ -183,11 +197,13 @@ def register_function(name: str, formula: str | sp.Expr, complexity: int, *,
     try:  # never sympify: it would turn an odd object into a string and evaluate it
         expr = as_expression(formula)
     except TypeError as exc:
-        raise ValueError(f"the formula must be a string or a sympy expression in x; "
-                         f"{exc}") from None
+        raise ValueError(
+            f"the formula must be a string or a sympy expression in x; {exc}"
+        ) from None
     if not isinstance(expr, sp.Expr) or expr.free_symbols != {_X}:
-        raise ValueError(f"the formula must be a function of x alone, e.g. 'sqrt(x**2 + 1)'; "
-                         f"got {formula!r}")  # fmt: skip
+        raise ValueError(
+            f"the formula must be a function of x alone, e.g. 'sqrt(x**2 + 1)'; got {formula!r}"
+        )
     entry = LibraryFunction(
         name=name,
         sympy=lambda u, expr=expr: expr.subs(_X, u),

@@ -53,7 +53,7 @@ from emp_kan._runtime import threads
 from emp_kan.data.formula_parse import as_expression
 from emp_kan.data.problems import split_validation
 from emp_kan.kan import adapter
-from emp_kan.pruning.rounds import check_dataset
+from emp_kan.kan.training import check_dataset
 from emp_kan.symbolic.edge_fit import EdgeCandidate, check_library, fit_edge
 from emp_kan.symbolic.formula_terms import (
     Term,
@@ -68,8 +68,15 @@ from emp_kan.symbolic.registry import library_function
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["EdgeFit", "SymbolicFormula", "evaluate_formula", "finish_expression", "fit_formula",
-           "formula_complexity", "snap_constants"]
+__all__ = [
+    "EdgeFit",
+    "SymbolicFormula",
+    "evaluate_formula",
+    "finish_expression",
+    "fit_formula",
+    "formula_complexity",
+    "snap_constants",
+]
 
 
 @dataclass
@@ -101,8 +108,10 @@ _UNEXPLAINED = "the formula explains less than predicting the mean"
 
 def unexplained_warning(test_r2: float) -> str:
     """The warning on a formula whose test R^2 is not above 0."""
-    return (f"{_UNEXPLAINED} (test R^2 = {test_r2:.3g}); do not use it as a result: train "
-            "longer, prune less, or widen the library")
+    return (
+        f"{_UNEXPLAINED} (test R^2 = {test_r2:.3g}); do not use it as a result: train "
+        "longer, prune less, or widen the library"
+    )
 
 
 def is_expression_warning(warning: str, domain: bool = True) -> bool:
@@ -170,8 +179,9 @@ class SymbolicFormula:
 
         return evaluate
 
-    def graph_attributes(self, input_names: Sequence[str] | None = None
-                         ) -> dict[tuple[int, int, int], dict[str, Any]]:  # fmt: skip
+    def graph_attributes(
+        self, input_names: Sequence[str] | None = None
+    ) -> dict[tuple[int, int, int], dict[str, Any]]:
         """``{(layer, out_id, in_id): {"function", "latex", "r2"}}`` for :func:`to_networkx`.
 
         Edges out of the inputs are written in the input's name (``input_names``, default the
@@ -186,7 +196,7 @@ class SymbolicFormula:
                 "function": e.function,
                 "latex": e.latex(names[e.in_id] if e.layer == 0 else "h"),
                 "r2": float(e.r2),
-            }  # fmt: skip
+            }
             for e in self.edges
         }
 
@@ -211,7 +221,7 @@ class SymbolicFormula:
                     "function": e.function,
                     "r2": _finite_or_none(e.r2),
                     "note": e.note,
-                }  # fmt: skip
+                }
                 for e in self.edges
             ],
             "warnings": self.warnings,
@@ -225,8 +235,9 @@ def _finite_or_none(x: float) -> float | None:
 def _fix_edge(model, layer: int, out: int, inp: int, name: str, params) -> None:
     """Fix an edge of the pykan model to a registry function (a user's through its torch form)."""
     entry = library_function(name)
-    adapter.fix_symbolic_edge(model, layer, out, inp, name, params,
-                              torch_function=entry.torch, sympy_function=entry.sympy)  # fmt: skip
+    adapter.fix_symbolic_edge(
+        model, layer, out, inp, name, params, torch_function=entry.torch, sympy_function=entry.sympy
+    )
 
 
 def _choose(
@@ -261,10 +272,12 @@ def _fix_layer(model, layer, fits, fit_data, ids, progress_bar, library):
     for out, inp in zip(*np.nonzero(numeric), strict=True):
         cands = fit_edge(pre[:, out, inp], post[:, out, inp], library)
         cand, note = _choose(model, layer, out, inp, cands, fit_data)
-        _fix_edge(model, layer, out, inp, cand.function,
-                                  (cand.a, cand.b, cand.c, cand.d))  # fmt: skip
-        fits.append(EdgeFit(layer, ids[layer + 1][out], ids[layer][inp], cand.function, cand.r2,
-                            cands, note))  # fmt: skip
+        _fix_edge(model, layer, out, inp, cand.function, (cand.a, cand.b, cand.c, cand.d))
+        fits.append(
+            EdgeFit(
+                layer, ids[layer + 1][out], ids[layer][inp], cand.function, cand.r2, cands, note
+            )
+        )
         chosen.append((out, inp, cands))
         progress_bar.update(1)
     return chosen
@@ -309,8 +322,7 @@ def _replace_with_total(model, layer, chosen, fits, start) -> None:
         safe = next((c for c in cands if library_function(c.function).total), None)
         if safe is None:
             continue
-        _fix_edge(model, layer, out, inp, safe.function,
-                                  (safe.a, safe.b, safe.c, safe.d))  # fmt: skip
+        _fix_edge(model, layer, out, inp, safe.function, (safe.a, safe.b, safe.c, safe.d))
         fit.function, fit.r2 = safe.function, safe.r2
         fit.note = "singular function replaced after the refit diverged"
 
@@ -338,11 +350,13 @@ def _extract_terms(model: Any) -> tuple[list[Term], list[np.ndarray], list[np.nd
                 continue
             if name == "x":  # C * (a v + b) = (C a) v + C b
                 const[out] += scale[out] * c * b
-                terms.append(Term(layer, out, inp, "x", 1.0, 0.0, scale[out] * c * a,
-                                  float(scale[out]), d))  # fmt: skip
+                terms.append(
+                    Term(layer, out, inp, "x", 1.0, 0.0, scale[out] * c * a, float(scale[out]), d)
+                )
             else:
-                terms.append(Term(layer, out, inp, name, a, b, scale[out] * c,
-                                  float(scale[out]), d))  # fmt: skip
+                terms.append(
+                    Term(layer, out, inp, name, a, b, scale[out] * c, float(scale[out]), d)
+                )
         consts.append(const)
         scales.append(np.asarray(scale, dtype=np.float64))
     return [canonical(t, consts) for t in terms], consts, scales
@@ -350,8 +364,10 @@ def _extract_terms(model: Any) -> tuple[list[Term], list[np.ndarray], list[np.nd
 
 def _numpy_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """``x (n, d)`` and ``y (n,)`` as float64 arrays."""
-    return (x.detach().cpu().numpy().astype(np.float64),
-            y.detach().cpu().numpy().astype(np.float64)[:, 0])  # fmt: skip
+    return (
+        x.detach().cpu().numpy().astype(np.float64),
+        y.detach().cpu().numpy().astype(np.float64)[:, 0],
+    )
 
 
 def _rmse_r2(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -409,8 +425,10 @@ def _drop_terms(terms, consts, fit_xy, val_xy, fit_of_key, refit_evals, max_fail
             continue
         fit = fit_of_key.get(key)
         if fit is not None:
-            fit.note = (f"dropped ({fit.function}): without it the validation RMSE is {rmse:.3g} "
-                        f"(was {start_rmse:.3g})")  # fmt: skip
+            fit.note = (
+                f"dropped ({fit.function}): without it the validation RMSE is {rmse:.3g} "
+                f"(was {start_rmse:.3g})"
+            )
             fit.function = "0"
         terms, consts = t_terms, t_consts
     return terms, consts
@@ -430,8 +448,20 @@ def _chains(terms) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
     return pairs
 
 
-def _chain_search(terms, consts, fit_of_key, scales, fit_xy, val_xy, top_k, refit_evals,
-                  val_rmse, val_r2, max_trials: int = 24, finalists: int = 2):  # fmt: skip
+def _chain_search(
+    terms,
+    consts,
+    fit_of_key,
+    scales,
+    fit_xy,
+    val_xy,
+    top_k,
+    refit_evals,
+    val_rmse,
+    val_r2,
+    max_trials: int = 24,
+    finalists: int = 2,
+):
     """Search both functions of a composition link together: every pair of the two edges'
     top ``top_k`` candidates, refitted end to end, kept when the validation RMSE drops.
 
@@ -458,10 +488,10 @@ def _chain_search(terms, consts, fit_of_key, scales, fit_xy, val_xy, top_k, refi
                 if "0" in (c1.function, c2.function):
                     continue
                 trials += 1
-                t_terms, t_consts = swap_term(terms, consts, first, c1,
-                                              scales[first[0]][first[1]])  # fmt: skip
-                t_terms, t_consts = swap_term(t_terms, t_consts, second, c2,
-                                              scales[second[0]][second[1]])  # fmt: skip
+                t_terms, t_consts = swap_term(terms, consts, first, c1, scales[first[0]][first[1]])
+                t_terms, t_consts = swap_term(
+                    t_terms, t_consts, second, c2, scales[second[0]][second[1]]
+                )
                 t_terms, t_consts = refit_terms(t_terms, t_consts, *fit_xy, screen_evals)
                 rmse, _ = _terms_rmse_r2(t_terms, t_consts, *val_xy)
                 if math.isfinite(rmse):
@@ -485,8 +515,22 @@ def _chain_search(terms, consts, fit_of_key, scales, fit_xy, val_xy, top_k, refi
 
 # At equal complexity, algebraic functions before transcendental ones: the order in which the
 # simplicity pass prefers them.
-_PREFERENCE = ("x", "x^2", "x^3", "x^4", "1/x", "1/x^2", "sqrt", "abs", "exp", "log", "sin",
-               "cos", "tanh", "tan")  # fmt: skip
+_PREFERENCE = (
+    "x",
+    "x^2",
+    "x^3",
+    "x^4",
+    "1/x",
+    "1/x^2",
+    "sqrt",
+    "abs",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "tanh",
+    "tan",
+)
 
 
 def _simplicity(function: str) -> tuple[int, int]:
@@ -495,8 +539,9 @@ def _simplicity(function: str) -> tuple[int, int]:
     return library_function(function).complexity, rank
 
 
-def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_evals,
-                    max_failures: int = 3):  # fmt: skip
+def _simplify_edges(
+    terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_evals, max_failures: int = 3
+):
     """Swap edges to simpler library functions the formula can do without; return
     (terms, consts).
 
@@ -530,10 +575,16 @@ def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_eva
             continue
         # Only a candidate that fits the edge's spline about as well (held-out error at most
         # twice the chosen one's) can stand in for it.
-        simpler = sorted((c for c in fit.candidates
-                          if c.function != "0" and _simplicity(c.function) < current
-                          and c.nrmse <= 2.0 * max(chosen.nrmse, 1e-12)),
-                         key=lambda c: (*_simplicity(c.function), c.cost))  # fmt: skip
+        simpler = sorted(
+            (
+                c
+                for c in fit.candidates
+                if c.function != "0"
+                and _simplicity(c.function) < current
+                and c.nrmse <= 2.0 * max(chosen.nrmse, 1e-12)
+            ),
+            key=lambda c: (*_simplicity(c.function), c.cost),
+        )
         if not simpler:
             continue
         cand = simpler[0]
@@ -560,8 +611,10 @@ def _simplify_edges(terms, consts, fit_xy, val_xy, fit_of_key, scales, refit_eva
 
 
 def _note_simplified(fit, cand, rmse: float, start_rmse: float, jointly: bool = False) -> None:
-    fit.note = (f"simplified {fit.function} -> {cand.function}{' jointly' if jointly else ''}: "
-                f"validation RMSE {rmse:.3g} (was {start_rmse:.3g})")  # fmt: skip
+    fit.note = (
+        f"simplified {fit.function} -> {cand.function}{' jointly' if jointly else ''}: "
+        f"validation RMSE {rmse:.3g} (was {start_rmse:.3g})"
+    )
     fit.function, fit.r2 = cand.function, cand.r2
 
 
@@ -672,8 +725,7 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
         return expr
     # One lambdified function with every float as an argument: trials cost no sympy work.
     params = [sp.Dummy(f"c{k}") for k in range(len(floats))]
-    fn = _lambdify_by_name(expr.xreplace(dict(zip(floats, params, strict=True))), variables,
-                           params)  # fmt: skip
+    fn = _lambdify_by_name(expr.xreplace(dict(zip(floats, params, strict=True))), variables, params)
     xs, ys = _numpy_xy(x, y)
     values = [float(f) for f in floats]
     base_rmse, _ = _rmse_r2(_predict(fn, xs, ys.size, values), ys)
@@ -715,8 +767,10 @@ _MAX_EXPANDED_POWER = 6
 def _expansion_risk(expr) -> bool:
     """Whether multiplying ``expr`` out could run without bound: a power of a sum above the
     6th, whole or not (``(...)**(189/2)`` is ``sqrt(...)**189`` to ``cancel``)."""
-    return any(p.base.is_Add and p.exp.is_Rational and abs(p.exp) > _MAX_EXPANDED_POWER
-               for p in expr.atoms(sp.Pow))  # fmt: skip
+    return any(
+        p.base.is_Add and p.exp.is_Rational and abs(p.exp) > _MAX_EXPANDED_POWER
+        for p in expr.atoms(sp.Pow)
+    )
 
 
 def _simplify(expr):
@@ -735,8 +789,9 @@ def _simplify(expr):
     # logcombine asks sympy whether every factor is real, and on a log inside another function
     # (tanh(log(...) + ...)) that question multiplied out powers for half an hour (bench eq. 79).
     logs = expr.atoms(sp.log)
-    combinable = len(logs) >= 2 and all(isinstance(f, (sp.log, sp.exp))
-                                        for f in expr.atoms(sp.Function))  # fmt: skip
+    combinable = len(logs) >= 2 and all(
+        isinstance(f, (sp.log, sp.exp)) for f in expr.atoms(sp.Function)
+    )
     for rewrite in _REWRITES:
         if (risky and rewrite in _EXPANDING) or (rewrite is _logcombine and not combinable):
             continue
@@ -778,7 +833,8 @@ def finish_expression(expr, symbols, x: torch.Tensor, y: torch.Tensor):
     expr = snap_constants(expr, symbols, x, y)
     merged = _common_roots(expr)
     if formula_complexity(merged) < formula_complexity(expr) and _same_values(
-            merged, expr, symbols, x):  # fmt: skip
+        merged, expr, symbols, x
+    ):
         return merged
     return expr
 
@@ -814,8 +870,11 @@ def _same_values(one, other, symbols, x: torch.Tensor) -> bool:
     xs = x.detach().double().numpy()
     a = _predict(_lambdify_by_name(one, symbols), xs, len(xs))
     b = _predict(_lambdify_by_name(other, symbols), xs, len(xs))
-    return bool(np.all(np.isfinite(a)) and np.all(np.isfinite(b))
-                and np.allclose(a, b, rtol=1e-10, atol=0.0))  # fmt: skip
+    return bool(
+        np.all(np.isfinite(a))
+        and np.all(np.isfinite(b))
+        and np.allclose(a, b, rtol=1e-10, atol=0.0)
+    )
 
 
 @threads.single_threaded
@@ -941,13 +1000,24 @@ def fit_formula(
         log.info("end-to-end search: %d trials, validation R^2 %.6f", trials, val_r2)
         if val_rmse > good_enough:
             terms, consts, val_rmse, val_r2 = _chain_search(
-                terms, consts, fit_of_key, scales, (x_fit, y_fit), (x_val, y_val), top_k,
-                trial_evals, val_rmse, val_r2)  # fmt: skip
+                terms,
+                consts,
+                fit_of_key,
+                scales,
+                (x_fit, y_fit),
+                (x_val, y_val),
+                top_k,
+                trial_evals,
+                val_rmse,
+                val_r2,
+            )
     if math.isfinite(val_rmse):
-        terms, consts = _simplify_edges(terms, consts, (x_fit, y_fit), (x_val, y_val),
-                                        fit_of_key, scales, trial_evals)  # fmt: skip
-        terms, consts = _drop_terms(terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key,
-                                    trial_evals)  # fmt: skip
+        terms, consts = _simplify_edges(
+            terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key, scales, trial_evals
+        )
+        terms, consts = _drop_terms(
+            terms, consts, (x_fit, y_fit), (x_val, y_val), fit_of_key, trial_evals
+        )
     box = _box_points(np.vstack([x_fit, x_val]), seed)  # every training row, as arrays
     terms, consts = _defined_on_box(terms, consts, box, (x_fit, y_fit), fit_of_key, trial_evals)
     if not np.isfinite(evaluate_terms(terms, consts, box)[0]).all():

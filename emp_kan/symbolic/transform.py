@@ -22,9 +22,16 @@ import torch
 
 from emp_kan.symbolic.registry import library_function
 
-__all__ = ["LABEL_TRANSFORMS", "LogTransform", "direct_formulas",
-           "fit_log_transform", "formula_in_original_space", "formula_of_expression",
-           "label_transform_formulas", "power_law_formula"]
+__all__ = [
+    "LABEL_TRANSFORMS",
+    "LogTransform",
+    "direct_formulas",
+    "fit_log_transform",
+    "formula_in_original_space",
+    "formula_of_expression",
+    "label_transform_formulas",
+    "power_law_formula",
+]
 
 _MAX_MIXED_SIGN_INPUTS = 10  # 2**10 sign models to try
 _SIGN_AGREEMENT = 0.99  # share of training rows whose sign the model must explain
@@ -55,11 +62,14 @@ class LogTransform:
     def apply(self, dataset: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The pykan dataset in this route's space: labels (``*_label``, ``"y"``) by
         ``log|.|``, and inputs (``*_input``, ``"x"``) too when ``log_inputs``."""
+
         def is_input(key: str) -> bool:
             return key == "x" or key.endswith("_input")
 
-        return {key: value if is_input(key) and not self.log_inputs
-                else torch.log(torch.abs(value)) for key, value in dataset.items()}  # fmt: skip
+        return {
+            key: value if is_input(key) and not self.log_inputs else torch.log(torch.abs(value))
+            for key, value in dataset.items()
+        }
 
     def to_original(self, expr: Any, symbols: list[Any]) -> Any:
         """The formula ``expr`` of ``log|y|`` in ``symbols`` (which stand for ``log|x_i|``, or
@@ -79,8 +89,11 @@ class LogTransform:
     def sign(self, x: torch.Tensor) -> torch.Tensor:
         """The sign model's ``sign(y) (n, 1)`` for inputs ``x (n, d)``."""
         mask = torch.tensor(self.parity, dtype=torch.bool)
-        signs = torch.sign(x[:, mask]).prod(dim=1, keepdim=True) if mask.any() else (
-            torch.ones(x.shape[0], 1, dtype=x.dtype))  # fmt: skip
+        signs = (
+            torch.sign(x[:, mask]).prod(dim=1, keepdim=True)
+            if mask.any()
+            else (torch.ones(x.shape[0], 1, dtype=x.dtype))
+        )
         return self.output_sign * signs
 
     def to_label(self, log_prediction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -88,8 +101,9 @@ class LogTransform:
         return self.sign(x) * torch.exp(log_prediction)
 
 
-def _sign_model(x_signs: np.ndarray, y_signs: np.ndarray,
-                agreement_needed: float = _SIGN_AGREEMENT) -> tuple[int, tuple[int, ...]] | None:
+def _sign_model(
+    x_signs: np.ndarray, y_signs: np.ndarray, agreement_needed: float = _SIGN_AGREEMENT
+) -> tuple[int, tuple[int, ...]] | None:
     """``(s0, parity)`` that explains the sign of ``y (n,)`` from ``x_signs (n, d)`` on at
     least ``agreement_needed`` of the rows, preferring the fewest inputs; None when no model
     does."""
@@ -113,8 +127,9 @@ def _sign_model(x_signs: np.ndarray, y_signs: np.ndarray,
     return s0, tuple(int(i in chosen) for i in range(d))
 
 
-def fit_log_transform(x: torch.Tensor, y: torch.Tensor,
-                      log_inputs: bool = True) -> tuple[LogTransform | None, str]:  # fmt: skip
+def fit_log_transform(
+    x: torch.Tensor, y: torch.Tensor, log_inputs: bool = True
+) -> tuple[LogTransform | None, str]:
     """The log transform for training rows ``x (n, d)``, ``y (n, 1)``, or why there is none.
 
     Returns
@@ -146,8 +161,9 @@ def fit_log_transform(x: torch.Tensor, y: torch.Tensor,
     return LogTransform(input_signs, s0, parity, log_inputs), ""
 
 
-def formula_in_original_space(formula: Any, transform: LogTransform,
-                              dataset: dict[str, torch.Tensor], validation: float) -> Any:
+def formula_in_original_space(
+    formula: Any, transform: LogTransform, dataset: dict[str, torch.Tensor], validation: float
+) -> Any:
     """``formula`` (a SymbolicFormula of ``log|y|``) as a SymbolicFormula of ``y``.
 
     Its constants are snapped again on the validation rows of ``dataset`` (``exp`` of a
@@ -158,8 +174,13 @@ def formula_in_original_space(formula: Any, transform: LogTransform,
     return formula_of_expression(formula, expr, dataset, validation)
 
 
-def power_law_formula(formula: Any, transform: LogTransform, inputs: list[int],
-                      dataset: dict[str, torch.Tensor], validation: float) -> Any:  # fmt: skip
+def power_law_formula(
+    formula: Any,
+    transform: LogTransform,
+    inputs: list[int],
+    dataset: dict[str, torch.Tensor],
+    validation: float,
+) -> Any:
     """The straight-edge reading of a log-route KAN: ``y = C * prod_i x_i**a_i`` over the
     inputs the pruned KAN still uses.
 
@@ -190,15 +211,21 @@ def power_law_formula(formula: Any, transform: LogTransform, inputs: list[int],
     design = np.column_stack([x_log, np.ones(len(y_log))])
     coefficients, *_ = np.linalg.lstsq(design, y_log, rcond=None)
     symbols = formula.variables
-    log_expr = sum((sp.Float(a) * symbols[i] for a, i in zip(coefficients[:-1], inputs,
-                                                                 strict=True)),
-                   sp.Float(coefficients[-1]))  # fmt: skip
+    log_expr = sum(
+        (sp.Float(a) * symbols[i] for a, i in zip(coefficients[:-1], inputs, strict=True)),
+        sp.Float(coefficients[-1]),
+    )
     expr = transform.to_original(log_expr, symbols)
     return formula_of_expression(formula, expr, dataset, validation, edges=[])
 
 
-def formula_of_expression(formula: Any, expr: Any, dataset: dict[str, torch.Tensor],
-                          validation: float, edges: list | None = None) -> Any:  # fmt: skip
+def formula_of_expression(
+    formula: Any,
+    expr: Any,
+    dataset: dict[str, torch.Tensor],
+    validation: float,
+    edges: list | None = None,
+) -> Any:
     """``formula`` with ``expr`` (of ``y``) as its expression: whole floats made integers,
     constants snapped on the validation rows, errors and complexity measured again."""
     from dataclasses import replace
@@ -215,22 +242,32 @@ def formula_of_expression(formula: Any, expr: Any, dataset: dict[str, torch.Tens
     _, val = split_validation(dict(dataset), validation)
     expr = finish_expression(_integral_floats(expr), formula.variables, val["x"], val["y"])
     expr = _integral_floats(expr)
-    test_rmse, test_r2 = evaluate_formula(expr, formula.variables, dataset["test_input"],
-                                          dataset["test_label"])  # fmt: skip
-    train_rmse, _ = evaluate_formula(expr, formula.variables, dataset["train_input"],
-                                     dataset["train_label"])  # fmt: skip
+    test_rmse, test_r2 = evaluate_formula(
+        expr, formula.variables, dataset["test_input"], dataset["test_label"]
+    )
+    train_rmse, _ = evaluate_formula(
+        expr, formula.variables, dataset["train_input"], dataset["train_label"]
+    )
     explains = math.isfinite(test_r2) and test_r2 > 0.0
     # The fit warning is this expression's own; so is the domain warning when the expression
     # is a new one (``edges=[]``: read off the data, not the route's edges). An exact power law
     # read off a route whose own formula failed carried "do not use it as a result".
-    warnings = [w for w in formula.warnings
-                if not is_expression_warning(w, domain=edges is not None)]  # fmt: skip
+    warnings = [
+        w for w in formula.warnings if not is_expression_warning(w, domain=edges is not None)
+    ]
     if not explains:
         warnings.append(unexplained_warning(test_r2))
-    return replace(formula, expression=expr, test_rmse=test_rmse, test_r2=test_r2,
-                   train_rmse=train_rmse, complexity=formula_complexity(expr),
-                   explains_data=explains, warnings=warnings,
-                   edges=formula.edges if edges is None else edges)  # fmt: skip
+    return replace(
+        formula,
+        expression=expr,
+        test_rmse=test_rmse,
+        test_r2=test_r2,
+        train_rmse=train_rmse,
+        complexity=formula_complexity(expr),
+        explains_data=explains,
+        warnings=warnings,
+        edges=formula.edges if edges is None else edges,
+    )
 
 
 def _integral_floats(expr: Any) -> Any:
@@ -245,9 +282,15 @@ def _edge_expression(cand: Any, symbol: Any) -> Any:
     return sp.Float(cand.c) * library_function(cand.function).sympy(inner) + sp.Float(cand.d)
 
 
-def direct_formulas(formula: Any, transform: LogTransform | None,
-                    route_dataset: dict[str, torch.Tensor], dataset: dict[str, torch.Tensor],
-                    validation: float, library: Any, top: int = 3) -> list[Any]:  # fmt: skip
+def direct_formulas(
+    formula: Any,
+    transform: LogTransform | None,
+    route_dataset: dict[str, torch.Tensor],
+    dataset: dict[str, torch.Tensor],
+    validation: float,
+    library: Any,
+    top: int = 3,
+) -> list[Any]:
     """For one input: the ``top`` library functions ``c * f(a * x + b) + d`` fitted straight to
     the route's data, as formulas of ``y``.
 
@@ -278,16 +321,19 @@ def direct_formulas(formula: Any, transform: LogTransform | None,
 # sign s of y). One-variable laws whose outer function is not exp: sqrt(x**2 + 1) is
 # sqrt of a library function of x, log(cos(x) + 2) a log of one, 1/(1 + x**2) a reciprocal.
 LABEL_TRANSFORMS = {
-    "square": (lambda y: bool((y > 0).all() or (y < 0).all()), np.square,
-               lambda u, s: s * sp.sqrt(u)),
+    "square": (
+        lambda y: bool((y > 0).all() or (y < 0).all()),
+        np.square,
+        lambda u, s: s * sp.sqrt(u),
+    ),
     "exp": (lambda y: bool(np.abs(y).max() < 30.0), np.exp, lambda u, s: sp.log(u)),
     "reciprocal": (lambda y: bool((y != 0).all()), np.reciprocal, lambda u, s: 1 / u),
 }
 
 
-def label_transform_formulas(formula: Any, dataset: dict[str, torch.Tensor],
-                             validation: float, library: Any,
-                             top: int = 2) -> dict[str, Any]:  # fmt: skip
+def label_transform_formulas(
+    formula: Any, dataset: dict[str, torch.Tensor], validation: float, library: Any, top: int = 2
+) -> dict[str, Any]:
     """For one input: library functions ``g(y) = c * f(a * x + b) + d`` fitted on the fit rows
     for ``g`` each of :data:`LABEL_TRANSFORMS` that applies, mapped back to formulas of ``y``.
 
@@ -315,6 +361,10 @@ def label_transform_formulas(formula: Any, dataset: dict[str, torch.Tensor],
         candidates = [c for c in fit_edge(x, target, library) if c.function != "0"][:top]
         for k, cand in enumerate(candidates):
             out[f"{name}-direct-{k + 1}"] = formula_of_expression(
-                formula, inverse(_edge_expression(cand, symbol), sign), dataset, validation,
-                edges=[])  # fmt: skip
+                formula,
+                inverse(_edge_expression(cand, symbol), sign),
+                dataset,
+                validation,
+                edges=[],
+            )
     return out

@@ -35,8 +35,14 @@ from emp_kan._runtime.jit import compiled
 # Compiling these loops takes about 2 s per process: their machine code is kept where
 # emp_kan._runtime.jit allows (written at install time by python -m emp_kan.app.precompile).
 
-__all__ = ["edge_moments", "layer_backward", "layer_basis", "layer_forward",
-           "padded_knots", "regulariser"]
+__all__ = [
+    "edge_moments",
+    "layer_backward",
+    "layer_basis",
+    "layer_forward",
+    "padded_knots",
+    "regulariser",
+]
 
 
 def padded_knots(knots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +50,9 @@ def padded_knots(knots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     ``inverse[i, p, j] = 1 / (t_{j+p} - t_j)`` on them, 0 where the two knots coincide,
     ``(n_in, k + 1, m + 2k)``: the basis loop then multiplies only, and the functions past
     either end of the basis (never read) come out finite."""
-    padded = np.concatenate([np.repeat(knots[:, :1], k, axis=1), knots,
-                             np.repeat(knots[:, -1:], k, axis=1)], axis=1)  # fmt: skip
+    padded = np.concatenate(
+        [np.repeat(knots[:, :1], k, axis=1), knots, np.repeat(knots[:, -1:], k, axis=1)], axis=1
+    )
     n_in, m = padded.shape
     inverse = np.zeros((n_in, k + 1, m))
     for p in range(1, k + 1):
@@ -92,8 +99,9 @@ def _interval(t, x, k, m):  # pragma: no cover
 # slower per call and compiled 0.2 s longer in every process; shared as an inlined helper
 # writing the arrays, 4.4x slower. The split exists to save compile time.
 @compiled(nogil=True)
-def _basis_cubic(xt, padded, inverse, k, values, slopes, start, silu,
-                 silu_slope):  # pragma: no cover  # fmt: skip
+def _basis_cubic(
+    xt, padded, inverse, k, values, slopes, start, silu, silu_slope
+):  # pragma: no cover
     """:func:`layer_basis` for k = 3."""
     n_in, n_points = xt.shape
     m = padded.shape[1] - 2 * k  # the knots proper start at index k
@@ -117,8 +125,9 @@ def _basis_cubic(xt, padded, inverse, k, values, slopes, start, silu,
 
 
 @compiled(nogil=True)
-def _basis_any_order(xt, padded, inverse, k, values, slopes, start, silu,
-                     silu_slope):  # pragma: no cover  # fmt: skip
+def _basis_any_order(
+    xt, padded, inverse, k, values, slopes, start, silu, silu_slope
+):  # pragma: no cover
     """:func:`layer_basis` for any k."""
     n_in, n_points = xt.shape
     m = padded.shape[1] - 2 * k  # the knots proper start at index k
@@ -221,9 +230,24 @@ def layer_forward(values, start, silu, base, spline, out, edges, keep_edges):  #
 
 
 @compiled(nogil=True)
-def layer_backward(values, slopes, start, silu, silu_slope, base, spline, grad_out, edge_factor,
-                   edges, edge_mean, with_edges, with_input, grad_base, grad_spline,
-                   grad_input):  # pragma: no cover  # fmt: skip
+def layer_backward(
+    values,
+    slopes,
+    start,
+    silu,
+    silu_slope,
+    base,
+    spline,
+    grad_out,
+    edge_factor,
+    edges,
+    edge_mean,
+    with_edges,
+    with_input,
+    grad_base,
+    grad_spline,
+    grad_input,
+):  # pragma: no cover
     """Gradients of ``base`` ``(n_in, n_out)`` and ``spline`` ``(n_in, n_out, n_fun)`` into
     ``grad_base`` and ``grad_spline``, and (``with_input``) of the inputs into ``grad_input``
     ``(n_in, B)``, from the outputs' gradient ``grad_out`` ``(n_out, B)``.

@@ -46,9 +46,16 @@ class FlatLBFGS:
         pykan's ``fit`` sets all three to 1e-32: every step makes its ``max_iter`` iterations.
     """
 
-    def __init__(self, flat: np.ndarray, lr: float = 1.0, history_size: int = 10,
-                 max_iter: int = 20, tolerance_grad: float = 1e-32,
-                 tolerance_change: float = 1e-32, tolerance_ys: float = 1e-32) -> None:  # fmt: skip
+    def __init__(
+        self,
+        flat: np.ndarray,
+        lr: float = 1.0,
+        history_size: int = 10,
+        max_iter: int = 20,
+        tolerance_grad: float = 1e-32,
+        tolerance_change: float = 1e-32,
+        tolerance_ys: float = 1e-32,
+    ) -> None:
         self.flat = flat
         self.lr = lr
         self.history_size = history_size
@@ -97,8 +104,9 @@ class FlatLBFGS:
                 break
             start = self.flat.copy()
 
-            def directional(step: float, direction: np.ndarray = d,
-                            start: np.ndarray = start) -> tuple[float, np.ndarray]:  # fmt: skip
+            def directional(
+                step: float, direction: np.ndarray = d, start: np.ndarray = start
+            ) -> tuple[float, np.ndarray]:
                 return evaluate(start + step * direction)
 
             loss, flat_grad, t, ls_evals = _strong_wolfe(directional, t, d, loss, flat_grad, gtd)
@@ -123,15 +131,26 @@ class FlatLBFGS:
             self._al = np.zeros(self.history_size)
         state = np.array([self.count, self.h_diag, self.tolerance_ys])
         direction = np.empty(len(flat_grad))
-        _lbfgs_direction(flat_grad, self.prev_flat_grad, self.d, self.t, self.dirs, self.stps,
-                         self.ro, state, self._al, direction)  # fmt: skip
+        _lbfgs_direction(
+            flat_grad,
+            self.prev_flat_grad,
+            self.d,
+            self.t,
+            self.dirs,
+            self.stps,
+            self.ro,
+            state,
+            self._al,
+            direction,
+        )
         self.count, self.h_diag = int(state[0]), float(state[1])
         return direction
 
 
 @compiled(nogil=True)
-def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, state, al,
-                     q):  # pragma: no cover  # fmt: skip
+def _lbfgs_direction(
+    flat_grad, prev_flat_grad, d, t, dirs, stps, ro, state, al, q
+):  # pragma: no cover
     """torch's L-BFGS direction into ``q (n,)``: store the newest curvature pair (``y``,
     ``s``) in the history ``dirs``, ``stps`` ``(history, n)`` and ``ro`` ``(history,)`` (the
     oldest ``count`` rows first, the oldest dropped when full), then the two-loop recursion.
@@ -188,8 +207,15 @@ def _lbfgs_direction(flat_grad, prev_flat_grad, d, t, dirs, stps, ro, state, al,
     return 0
 
 
-def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
-                       bounds: tuple[float, float] | None = None) -> float:  # fmt: skip
+def _cubic_interpolate(
+    x1: float,
+    f1: float,
+    g1: float,
+    x2: float,
+    f2: float,
+    g2: float,
+    bounds: tuple[float, float] | None = None,
+) -> float:
     """pykan's (torch's) ``_cubic_interpolate``: the minimiser of the cubic through two points
     with their values and slopes, clipped to ``bounds``."""
     if bounds is not None:
@@ -208,10 +234,18 @@ def _cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2
     return (xmin_bound + xmax_bound) / 2.0
 
 
-def _strong_wolfe(obj_func: Callable[[float], tuple[float, np.ndarray]], t: float,
-                  d: np.ndarray, f: float, g: np.ndarray, gtd: float, c1: float = 1e-4,
-                  c2: float = 0.9, tolerance_change: float = 1e-9,
-                  max_ls: int = 25) -> tuple[float, np.ndarray, float, int]:  # fmt: skip
+def _strong_wolfe(
+    obj_func: Callable[[float], tuple[float, np.ndarray]],
+    t: float,
+    d: np.ndarray,
+    f: float,
+    g: np.ndarray,
+    gtd: float,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    tolerance_change: float = 1e-9,
+    max_ls: int = 25,
+) -> tuple[float, np.ndarray, float, int]:
     """pykan's (torch's) ``_strong_wolfe`` line search, line for line, on numpy vectors.
 
     ``obj_func(t)`` is the objective and gradient at ``x + t * d``. Returns the accepted
@@ -246,8 +280,9 @@ def _strong_wolfe(obj_func: Callable[[float], tuple[float, np.ndarray]], t: floa
         min_step = t + 0.01 * (t - t_prev)
         max_step = t * 10
         tmp = t
-        t = _cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
-                               bounds=(min_step, max_step))  # fmt: skip
+        t = _cubic_interpolate(
+            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(min_step, max_step)
+        )
         t_prev = tmp
         f_prev = f_new
         g_prev = g_new
@@ -265,8 +300,9 @@ def _strong_wolfe(obj_func: Callable[[float], tuple[float, np.ndarray]], t: floa
     while not done and ls_iter < max_ls:
         if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
             break
-        t = _cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0], bracket[1],
-                               bracket_f[1], bracket_gtd[1])  # fmt: skip
+        t = _cubic_interpolate(
+            bracket[0], bracket_f[0], bracket_gtd[0], bracket[1], bracket_f[1], bracket_gtd[1]
+        )
         eps = 0.1 * (max(bracket) - min(bracket))
         if min(max(bracket) - t, t - min(bracket)) < eps:
             if insuf_progress or t >= max(bracket) or t <= min(bracket):
@@ -309,8 +345,13 @@ def _strong_wolfe(obj_func: Callable[[float], tuple[float, np.ndarray]], t: floa
 class FlatAdam:
     """``torch.optim.Adam(lr=lr)`` (betas 0.9 / 0.999, eps 1e-8) on a flat vector."""
 
-    def __init__(self, flat: np.ndarray, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:  # fmt: skip
+    def __init__(
+        self,
+        flat: np.ndarray,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.flat, self.lr, self.betas, self.eps = flat, lr, betas, eps
         self.exp_avg = np.zeros_like(flat)
         self.exp_avg_sq = np.zeros_like(flat)

@@ -185,11 +185,14 @@ class _Parameters:
         return out
 
 
-def _layer_weights(mask: torch.Tensor, scale_base: torch.Tensor, scale_sp: torch.Tensor,
-                   coef: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def _layer_weights(
+    mask: torch.Tensor, scale_base: torch.Tensor, scale_sp: torch.Tensor, coef: torch.Tensor
+) -> torch.Tensor:
     """A layer's weights on its features, ``(in, p, out)``, masks and scales folded in."""
-    return torch.cat([(mask * scale_base)[:, None, :],
-                      (coef * (mask * scale_sp)[:, :, None]).permute(0, 2, 1)], dim=1)
+    return torch.cat(
+        [(mask * scale_base)[:, None, :], (coef * (mask * scale_sp)[:, :, None]).permute(0, 2, 1)],
+        dim=1,
+    )
 
 
 class _Forward:
@@ -214,8 +217,12 @@ class _Forward:
         self._range0: torch.Tensor | None = None
         # Node affines that are not trained and hold their initial 1 * x + 0 can be skipped.
         self.identity = set()
-        for name, value in (("subnode_scale", 1.0), ("subnode_bias", 0.0), ("node_scale", 1.0),
-                            ("node_bias", 0.0)):  # fmt: skip
+        for name, value in (
+            ("subnode_scale", 1.0),
+            ("subnode_bias", 0.0),
+            ("node_scale", 1.0),
+            ("node_bias", 0.0),
+        ):
             for i, param in enumerate(getattr(model, name)):
                 if not param.requires_grad and bool(torch.all(param == value)):
                     self.identity.add((name, i))
@@ -242,16 +249,23 @@ class _Forward:
         """Layer ``i``'s subnode then node affine as ``(scale, bias)``, leaving out an untrained
         one that is still ``x -> 1 * x + 0``."""
         out = []
-        for scale_name, bias_name in (("subnode_scale", "subnode_bias"),
-                                      ("node_scale", "node_bias")):  # fmt: skip
+        for scale_name, bias_name in (
+            ("subnode_scale", "subnode_bias"),
+            ("node_scale", "node_bias"),
+        ):
             if (scale_name, i) in self.identity and (bias_name, i) in self.identity:
                 continue
-            out.append((self._get(views, scale_name, i, getattr(self.model, scale_name)[i]),
-                        self._get(views, bias_name, i, getattr(self.model, bias_name)[i])))
+            out.append(
+                (
+                    self._get(views, scale_name, i, getattr(self.model, scale_name)[i]),
+                    self._get(views, bias_name, i, getattr(self.model, bias_name)[i]),
+                )
+            )
         return out
 
-    def _edge_scales(self, first: bool, xt: torch.Tensor, features: torch.Tensor,
-                     weights: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def _edge_scales(
+        self, first: bool, xt: torch.Tensor, features: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
         """pykan's ``acts_scale_spline`` of a layer, ``(out, in)``: the std over the batch of
         each edge's output over its input's std + 0.1. ``first``: the layer's inputs are the
         training data, whose statistics are cached."""
@@ -266,8 +280,13 @@ class _Forward:
         # contribute nothing, so clamp before the root.
         return (torch.sqrt(torch.clamp(variance, min=1e-30)) / input_range[:, None]).T
 
-    def __call__(self, x: torch.Tensor, with_scales: bool, views: dict | None = None,
-                 depth: int | None = None) -> tuple[torch.Tensor, list]:  # fmt: skip
+    def __call__(
+        self,
+        x: torch.Tensor,
+        with_scales: bool,
+        views: dict | None = None,
+        depth: int | None = None,
+    ) -> tuple[torch.Tensor, list]:
         """Outputs ``(batch, out)`` and, with ``with_scales``, pykan's ``acts_scale_spline``
         (per layer, ``(out, in)``: std over the batch of each edge's output over the std of its
         input + 0.1). With ``depth``, the activations after that many layers instead (pykan's
@@ -288,9 +307,14 @@ class _Forward:
                 xt = scale[:, None] * xt + bias[:, None]
         return xt.T, scales
 
-    def objective_and_gradient(self, params: _Parameters, labels: torch.Tensor, loss: str,
-                               lamb: float, point: np.ndarray | None = None,
-                               ) -> tuple[float, float, np.ndarray]:  # fmt: skip
+    def objective_and_gradient(
+        self,
+        params: _Parameters,
+        labels: torch.Tensor,
+        loss: str,
+        lamb: float,
+        point: np.ndarray | None = None,
+    ) -> tuple[float, float, np.ndarray]:
         """The training objective on the training rows and its gradient, without autograd.
 
         The same quantities as ``data_loss(self(x_train)) + lamb * _regulariser(scales)``
@@ -370,8 +394,10 @@ class _CompiledObjective:
         self.affines: list[list[tuple[str, str]]] = []
         for i in range(self.n_layers):
             pairs = []
-            for scale_name, bias_name in (("subnode_scale", "subnode_bias"),
-                                          ("node_scale", "node_bias")):  # fmt: skip
+            for scale_name, bias_name in (
+                ("subnode_scale", "subnode_bias"),
+                ("node_scale", "node_bias"),
+            ):
                 if (scale_name, i) in forward.identity and (bias_name, i) in forward.identity:
                     continue
                 pairs.append((scale_name, bias_name))
@@ -382,17 +408,27 @@ class _CompiledObjective:
         self.masks = [_float64(layer.mask) for layer in forward.layers]
         self.knots = [_float64(layer.grid) for layer in forward.layers]
         self.ks = [int(layer.k) for layer in forward.layers]
-        self.padded = [kernels.padded_knots(knots, k) for knots, k in zip(self.knots, self.ks,
-                                                                          strict=True)]
+        self.padded = [
+            kernels.padded_knots(knots, k) for knots, k in zip(self.knots, self.ks, strict=True)
+        ]
         self.x0 = _float64(forward.x0t)
         n_points = self.x0.shape[1]
         self.n_points = n_points
-        self.buffers = [_LayerBuffers(layer.in_dim, layer.out_dim, n_points, int(layer.k))
-                        for layer in forward.layers]  # fmt: skip
+        self.buffers = [
+            _LayerBuffers(layer.in_dim, layer.out_dim, n_points, int(layer.k))
+            for layer in forward.layers
+        ]
         first = self.buffers[0]
-        kernels.layer_basis(self.x0, *self.padded[0], self.ks[0], first.values,
-                            first.slopes,
-                            first.start, first.silu, first.silu_slope)  # fmt: skip
+        kernels.layer_basis(
+            self.x0,
+            *self.padded[0],
+            self.ks[0],
+            first.values,
+            first.slopes,
+            first.start,
+            first.silu,
+            first.silu_slope,
+        )
         self.x0_std = self.x0.std(axis=1, ddof=1) if n_points > 1 else np.zeros(len(self.x0))
         self._labels: torch.Tensor | None = None
         self._target = np.zeros(0)
@@ -403,8 +439,9 @@ class _CompiledObjective:
             return flat[begin:end].reshape(shape)
         return self.fixed[name, i]
 
-    def __call__(self, flat: np.ndarray, labels: torch.Tensor, loss: str,
-                 lamb: float) -> tuple[float, float, np.ndarray]:  # fmt: skip
+    def __call__(
+        self, flat: np.ndarray, labels: torch.Tensor, loss: str, lamb: float
+    ) -> tuple[float, float, np.ndarray]:
         kernels = self.kernels
         with_stats = lamb > 0
         n = self.n_points
@@ -413,27 +450,44 @@ class _CompiledObjective:
         for i in range(self.n_layers):
             buf = self.buffers[i]
             if i > 0:
-                kernels.layer_basis(xt, *self.padded[i], self.ks[i], buf.values,
-                                    buf.slopes,
-                                    buf.start, buf.silu, buf.silu_slope)  # fmt: skip
+                kernels.layer_basis(
+                    xt,
+                    *self.padded[i],
+                    self.ks[i],
+                    buf.values,
+                    buf.slopes,
+                    buf.start,
+                    buf.silu,
+                    buf.silu_slope,
+                )
             mask = self.masks[i]
             coef = self._get(flat, "coef", i)
             scale_sp = self._get(flat, "scale_sp", i)
             scale_base = self._get(flat, "scale_base", i)
             base = mask * scale_base
             spline = (mask * scale_sp)[:, :, None] * coef
-            kernels.layer_forward(buf.values, buf.start, buf.silu, base, spline, buf.out,
-                                  buf.edges, with_stats)  # fmt: skip
-            entry: dict[str, Any] = {"x": xt, "base": base, "spline": spline, "coef": coef,
-                                     "scale_sp": scale_sp}  # fmt: skip
+            kernels.layer_forward(
+                buf.values, buf.start, buf.silu, base, spline, buf.out, buf.edges, with_stats
+            )
+            entry: dict[str, Any] = {
+                "x": xt,
+                "base": base,
+                "spline": spline,
+                "coef": coef,
+                "scale_sp": scale_sp,
+            }
             if with_stats:
                 kernels.edge_moments(buf.edges, buf.edge_mean, buf.variance)
                 x_std = self.x0_std if i == 0 else xt.std(axis=1, ddof=1)
                 # A dead edge has variance 0, where sqrt's slope is infinite; pykan's masked
                 # edges contribute nothing, so clamp before the root.
                 std = np.sqrt(np.maximum(buf.variance, 1e-30))
-                entry.update(std=std, x_std=x_std, range=x_std + 0.1,
-                             scales=np.ascontiguousarray((std / (x_std + 0.1)[:, None]).T))
+                entry.update(
+                    std=std,
+                    x_std=x_std,
+                    range=x_std + 0.1,
+                    scales=np.ascontiguousarray((std / (x_std + 0.1)[:, None]).T),
+                )
             out = buf.out
             entry["affines"] = []
             for scale_name, bias_name in self.affines[i]:
@@ -475,9 +529,14 @@ class _CompiledObjective:
             begin, end, _ = self.slices[name, i]
             gradient[begin:end] = value.reshape(-1)
 
-    def _layer_backward(self, i: int, entry: dict, grad_out: np.ndarray,
-                        grad_scales: np.ndarray | None,
-                        gradient: np.ndarray) -> np.ndarray:  # fmt: skip
+    def _layer_backward(
+        self,
+        i: int,
+        entry: dict,
+        grad_out: np.ndarray,
+        grad_scales: np.ndarray | None,
+        gradient: np.ndarray,
+    ) -> np.ndarray:
         """Layer ``i``'s parameter gradients into ``gradient`` from its output's gradient
         ``(out, B)`` (and its scales' ``(out, in)``); returns its input's gradient."""
         for scale_name, bias_name, scale, before in reversed(entry["affines"]):
@@ -490,17 +549,29 @@ class _CompiledObjective:
         if with_edges:
             g = grad_scales.T  # (in, out)
             std, input_range = entry["std"], entry["range"]
-            edge_factor = np.where(buf.variance > 1e-30, g / (n * std * input_range[:, None]),
-                                   0.0)  # fmt: skip
+            edge_factor = np.where(buf.variance > 1e-30, g / (n * std * input_range[:, None]), 0.0)
             edge_mean = buf.edge_mean
         else:
             edge_factor = edge_mean = buf.grad_base  # unread
         grad_spline = np.zeros_like(entry["spline"])
-        self.kernels.layer_backward(buf.values, buf.slopes, buf.start, buf.silu, buf.silu_slope,
-                                    entry["base"], entry["spline"],
-                                    np.ascontiguousarray(grad_out), edge_factor, buf.edges,
-                                    edge_mean, with_edges, i > 0, buf.grad_base, grad_spline,
-                                    buf.grad_input)  # fmt: skip
+        self.kernels.layer_backward(
+            buf.values,
+            buf.slopes,
+            buf.start,
+            buf.silu,
+            buf.silu_slope,
+            entry["base"],
+            entry["spline"],
+            np.ascontiguousarray(grad_out),
+            edge_factor,
+            buf.edges,
+            edge_mean,
+            with_edges,
+            i > 0,
+            buf.grad_base,
+            grad_spline,
+            buf.grad_input,
+        )
         mask = self.masks[i]
         self._put(gradient, "scale_base", i, buf.grad_base * mask)
         self._put(gradient, "coef", i, grad_spline * (mask * entry["scale_sp"])[:, :, None])
@@ -543,13 +614,15 @@ def _update_grid(model: Any, x: torch.Tensor) -> None:
             inputs = _Forward(model, x)(x, with_scales=False, depth=depth)[0]
         layer.update_grid_from_samples(inputs)
 
+
 def kan_forward(model: Any, x: torch.Tensor) -> torch.Tensor:
     """The outputs ``(batch, out)`` of a model :func:`supports`, as pykan's ``forward`` gives."""
     return _Forward(model, x)(x, with_scales=False)[0]
 
 
-def _regulariser(scales: list[torch.Tensor], lamb_l1: float = 1.0,
-                 lamb_entropy: float = 2.0) -> torch.Tensor:  # fmt: skip
+def _regulariser(
+    scales: list[torch.Tensor], lamb_l1: float = 1.0, lamb_entropy: float = 2.0
+) -> torch.Tensor:
     """pykan's ``reg("edge_forward_spline_n", 1, 2, 0, 0)`` on ``(out, in)`` scales."""
     reg = torch.zeros(())
     for vec in scales:
@@ -638,8 +711,9 @@ def fast_fit(
     good = None  # the last parameters seen to give a finite loss
 
     def evaluate(point: np.ndarray) -> tuple[float, np.ndarray]:
-        train_loss, objective, gradient = forward.objective_and_gradient(params, y_train, loss,
-                                                                         lamb, point)  # fmt: skip
+        train_loss, objective, gradient = forward.objective_and_gradient(
+            params, y_train, loss, lamb, point
+        )
         state["train_loss"] = train_loss
         state.setdefault("first_loss", train_loss)
         return objective, gradient
@@ -650,8 +724,12 @@ def fast_fit(
 
     def stop(kept: np.ndarray, step: int) -> None:
         vector[:] = kept
-        log.info("training stopped at step %d of %d: the loss became non-finite; the last "
-                 "parameters with a finite loss are kept", step + 1, steps)
+        log.info(
+            "training stopped at step %d of %d: the loss became non-finite; the last "
+            "parameters with a finite loss are kept",
+            step + 1,
+            steps,
+        )
 
     try:
         for step in range(steps):
@@ -671,8 +749,11 @@ def fast_fit(
             # NaN); the last vouched-for parameters are kept and training stops.
             if math.isfinite(state["first_loss"]):
                 good = before
-            if not (math.isfinite(state["first_loss"]) and math.isfinite(state["train_loss"])
-                    and _in_float32(vector)):  # fmt: skip
+            if not (
+                math.isfinite(state["first_loss"])
+                and math.isfinite(state["train_loss"])
+                and _in_float32(vector)
+            ):
                 stop(good if good is not None else before, step)
                 break
             value = state["train_loss"]

@@ -25,9 +25,22 @@ LOG_FLOOR = -30.0  # log|f| where f is 0 underflows to this, never -inf
 
 # The library's built-in functions (and the two exp forms of products only) the loop knows;
 # any other function (a user's registered one) takes the numpy path.
-FUNCTION_CODES = {"x": 0, "exp": 1, "log": 2, "sin": 3, "cos": 4, "tan": 5, "tanh": 6,
-                  "arcsin": 7, "arccos": 8, "arctan": 9, "arctanh": 10, "gaussian": 11,
-                  "exp(x)-1": 12, "cosh": 13}  # fmt: skip
+FUNCTION_CODES = {
+    "x": 0,
+    "exp": 1,
+    "log": 2,
+    "sin": 3,
+    "cos": 4,
+    "tan": 5,
+    "tanh": 6,
+    "arcsin": 7,
+    "arccos": 8,
+    "arctan": 9,
+    "arctanh": 10,
+    "gaussian": 11,
+    "exp(x)-1": 12,
+    "cosh": 13,
+}
 
 
 @compiled(nogil=True)
@@ -106,8 +119,7 @@ def _select(values, k):  # pragma: no cover
 
 
 @compiled(nogil=True)
-def log_column_residual(code, z, a, b, clip, root_weight, q, target,
-                        residual):  # pragma: no cover  # fmt: skip
+def log_column_residual(code, z, a, b, clip, root_weight, q, target, residual):  # pragma: no cover
     """Fill ``residual (n,)`` with the weighted residual of ``target (n,)`` once the column
     ``log|f(a*z + b)|`` is fitted, and return its sum of squares; -1.0 where the column is
     not finite at some row (``f`` undefined there), with ``residual`` unspecified.

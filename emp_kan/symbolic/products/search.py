@@ -114,8 +114,9 @@ _EXP_FAMILY = {
 
 
 # Functions with |f(-u)| = |f(u)| bitwise in numpy, so log|f(a z + b)| = log|f(-a z - b)|.
-_MIRRORED = frozenset({"sin", "cos", "tan", "tanh", "arcsin", "arctan", "arctanh", "gaussian",
-                       "cosh"})  # fmt: skip
+_MIRRORED = frozenset(
+    {"sin", "cos", "tan", "tanh", "arcsin", "arctan", "arctanh", "gaussian", "cosh"}
+)
 
 
 def _functions(library: tuple[str, ...]) -> list[str]:
@@ -133,13 +134,15 @@ def _functions(library: tuple[str, ...]) -> list[str]:
 
 
 def _numpy_form(function: str):
-    return _EXP_FAMILY[function][0] if function in _EXP_FAMILY else (
-        library_function(function).numpy)  # fmt: skip
+    return (
+        _EXP_FAMILY[function][0] if function in _EXP_FAMILY else (library_function(function).numpy)
+    )
 
 
 def _sympy_form(function: str):
-    return _EXP_FAMILY[function][1] if function in _EXP_FAMILY else (
-        library_function(function).sympy)  # fmt: skip
+    return (
+        _EXP_FAMILY[function][1] if function in _EXP_FAMILY else (library_function(function).sympy)
+    )
 
 
 def _log_abs(values: np.ndarray) -> np.ndarray:
@@ -159,8 +162,9 @@ class _Projected:
     the law, the rows where ``f`` is floored are rows where ``y`` is small, which weigh little.
     """
 
-    def __init__(self, fixed: np.ndarray, target: np.ndarray, weight: np.ndarray,
-                 clip: float | None = None):  # fmt: skip
+    def __init__(
+        self, fixed: np.ndarray, target: np.ndarray, weight: np.ndarray, clip: float | None = None
+    ):
         self.clip = clip
         self.smooth = self if clip is not None else _Projected(fixed, target, weight, _CLIP)
         self.root_weight = np.sqrt(weight)
@@ -208,22 +212,31 @@ def _columns(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
     return _log_abs(values)
 
 
-def _grid_sse(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray, projected: _Projected,
-              exact: bool) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+def _grid_sse(
+    function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray, projected: _Projected, exact: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The weighted SSE of ``f(a[k]*z + b[k])`` for every grid point on the smooth landscape
     and (with ``exact``) on the exact one: ``(m,)`` each, inf where ``f`` is undefined."""
     every = None
     if function in _MIRRORED:  # f(-u) = +-f(u): (a, b) and (-a, -b) give one column
         sign = np.sign(a)
-        _, first, every = np.unique(np.column_stack([a * sign, b * sign]), axis=0,
-                                    return_index=True, return_inverse=True)  # fmt: skip
+        _, first, every = np.unique(
+            np.column_stack([a * sign, b * sign]), axis=0, return_index=True, return_inverse=True
+        )
         a, b = a[first], b[first]
     with np.errstate(all="ignore"):
         logs = np.log(np.abs(_numpy_form(function)(np.outer(a, z) + b[:, None])))
     smooth_sse = np.empty(len(a))
     exact_sse = np.empty(len(a) if exact else 0)
-    grid_sse(logs, projected.smooth.clip, projected.root_weight, projected.q, projected.target,
-             exact_sse, smooth_sse)  # fmt: skip
+    grid_sse(
+        logs,
+        projected.smooth.clip,
+        projected.root_weight,
+        projected.q,
+        projected.target,
+        exact_sse,
+        smooth_sse,
+    )
     if every is not None:
         smooth_sse = smooth_sse[every]
         exact_sse = exact_sse[every] if exact else exact_sse
@@ -255,8 +268,13 @@ def _scales(grid: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.concatenate([a, -a])
 
 
-def _best_fit(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarray,
-              projected: _Projected, power_inputs: list[int]) -> ProductFit | None:  # fmt: skip
+def _best_fit(
+    function: str,
+    argument: tuple[tuple[int, int], ...],
+    x: np.ndarray,
+    projected: _Projected,
+    power_inputs: list[int],
+) -> ProductFit | None:
     """The grid's best ``(a, b)`` for ``f`` of ``argument``, polished; None if ``f`` is
     undefined on the rows for every grid point."""
     z = _monomial(x, argument)
@@ -292,16 +310,21 @@ def _best_fit(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarra
     log_y = projected.log_y
     coefficients, *_ = np.linalg.lstsq(design * root[:, None], log_y * root, rcond=None)
     residual = (design @ coefficients - log_y) * root
-    return ProductFit(argument=argument, function=function, a=a_z, b=b_z,
-                      c=float(coefficients[-1]),
-                      exponents={i: float(e) for i, e in zip(power_inputs, coefficients,
-                                                             strict=False)},
-                      log_scale=float(coefficients[len(power_inputs)]),
-                      log_rmse=float(np.sqrt(np.sum(residual**2) / projected.total_weight)))
+    return ProductFit(
+        argument=argument,
+        function=function,
+        a=a_z,
+        b=b_z,
+        c=float(coefficients[-1]),
+        exponents={i: float(e) for i, e in zip(power_inputs, coefficients, strict=False)},
+        log_scale=float(coefficients[len(power_inputs)]),
+        log_rmse=float(np.sqrt(np.sum(residual**2) / projected.total_weight)),
+    )
 
 
-def fit_products(x: np.ndarray, y: np.ndarray, inputs: list[int], library: tuple[str, ...],
-                 top: int = 3) -> list[ProductFit]:  # fmt: skip
+def fit_products(
+    x: np.ndarray, y: np.ndarray, inputs: list[int], library: tuple[str, ...], top: int = 3
+) -> list[ProductFit]:
     """The ``top`` best power-law-times-one-function fits of ``y (n,)`` over ``x (n, d)``.
 
     Every input is tried as the function's argument with every function; then each
@@ -360,15 +383,22 @@ def fit_products(x: np.ndarray, y: np.ndarray, inputs: list[int], library: tuple
         grown += _exhaustive(x, projected, inputs, power_inputs, library)
     # A huge power of a barely varying factor is a limit of another law, not a law:
     # (1 + z/b)**c with b and c near 1e5 is exp(z*c/b), which the exp entry states plainly.
-    fits = [f for f in fits + grown if (f.function == "exp" or abs(f.c) <= _MAX_POWER)
-            and not _linearised(f, x)]  # fmt: skip
-    fits = sorted({(f.argument, f.function): f for f in fits}.values(),
-                  key=lambda f: f.log_rmse)  # fmt: skip
+    fits = [
+        f
+        for f in fits + grown
+        if (f.function == "exp" or abs(f.c) <= _MAX_POWER) and not _linearised(f, x)
+    ]
+    fits = sorted({(f.argument, f.function): f for f in fits}.values(), key=lambda f: f.log_rmse)
     return fits[:top]
 
 
-def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
-                power_inputs: list[int], library: tuple[str, ...]) -> list[ProductFit]:  # fmt: skip
+def _exhaustive(
+    x: np.ndarray,
+    projected: _Projected,
+    inputs: list[int],
+    power_inputs: list[int],
+    library: tuple[str, ...],
+) -> list[ProductFit]:
     """For every function, the best two arguments among all monomials of two or more inputs
     with powers -1, 0 or +1 (and +-2 for up to four inputs, five for ``x``:
     ``(1 - v**2/c**2)**(-1/2)``), scored on a coarse grid, then fitted in full.
@@ -382,7 +412,8 @@ def _exhaustive(x: np.ndarray, projected: _Projected, inputs: list[int],
     for function in _functions(library):
         scored = []
         squares = len(usable_inputs) <= _SQUARES_INPUTS or (
-            function == "x" and len(usable_inputs) <= _SQUARES_INPUTS + 1)
+            function == "x" and len(usable_inputs) <= _SQUARES_INPUTS + 1
+        )
         choices = (-2, -1, 0, 1, 2) if squares else (-1, 0, 1)
         for powers in itertools.product(choices, repeat=len(usable_inputs)):
             if sum(p != 0 for p in powers) < 2:
@@ -425,8 +456,9 @@ def _distinct_starts(sse: np.ndarray, a: np.ndarray) -> list[int]:
     return starts
 
 
-def _grid_score(function: str, argument: tuple[tuple[int, int], ...], x: np.ndarray,
-                projected: _Projected) -> float:
+def _grid_score(
+    function: str, argument: tuple[tuple[int, int], ...], x: np.ndarray, projected: _Projected
+) -> float:
     """The best weighted log-space SSE of ``f`` of ``argument`` on a coarse grid of
     ``(a, b)``, unpolished (inf where ``f`` is undefined at every point)."""
     z = _monomial(x, argument)
@@ -439,27 +471,38 @@ def _grid_score(function: str, argument: tuple[tuple[int, int], ...], x: np.ndar
     return float(np.min(smooth_sse))
 
 
-def _grow(fit: ProductFit, x: np.ndarray, projected: _Projected, inputs: list[int],
-          power_inputs: list[int]) -> ProductFit:  # fmt: skip
+def _grow(
+    fit: ProductFit,
+    x: np.ndarray,
+    projected: _Projected,
+    inputs: list[int],
+    power_inputs: list[int],
+) -> ProductFit:
     """``fit`` with its argument grown one input at a time while the log-space RMSE drops
     by a fifth (and stays above float rounding)."""
     while fit.log_rmse > 1e-9 and len(fit.argument) < len(inputs):
         used = {k for k, _ in fit.argument}
-        arguments = [(*fit.argument, (k, p)) for k in inputs
-                     if k not in used and not (x[:, k] == 0).any() for p in (1, -1)]  # fmt: skip
+        arguments = [
+            (*fit.argument, (k, p))
+            for k in inputs
+            if k not in used and not (x[:, k] == 0).any()
+            for p in (1, -1)
+        ]
         scores = [_grid_score(fit.function, argument, x, projected) for argument in arguments]
         if not arguments or not math.isfinite(min(scores)):
             break
-        best = _best_fit(fit.function, arguments[int(np.argmin(scores))], x, projected,
-                         power_inputs)  # fmt: skip
+        best = _best_fit(
+            fit.function, arguments[int(np.argmin(scores))], x, projected, power_inputs
+        )
         if best is None or not best.log_rmse <= _GROWTH_GAIN * fit.log_rmse:
             break
         fit = best
     return fit
 
 
-def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
-            b0: float) -> tuple[float, float, float] | None:  # fmt: skip
+def _polish(
+    function: str, x: np.ndarray, projected: _Projected, a0: float, b0: float
+) -> tuple[float, float, float] | None:
     """Local search on ``(a, b)`` (``b`` alone for ``"x"``) from a grid point, on
     ``projected``'s residuals: ``(a, b, sse)``, or None where ``f`` is undefined at the start.
 
@@ -473,13 +516,20 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
     out = np.empty(len(x))
 
     def a_and_b(params: np.ndarray) -> tuple[float, float]:
-        return (1.0, float(params[0])) if function == "x" else (float(params[0]),
-                                                                float(params[1]))
+        return (1.0, float(params[0])) if function == "x" else (float(params[0]), float(params[1]))
 
     def compiled(params: np.ndarray) -> float:
         """The compiled residual into ``out``; its sum of squares, or -1.0 if undefined."""
-        return log_column_residual(code, x, *a_and_b(params), clip, projected.root_weight,
-                                   projected.q, projected.target, out)  # fmt: skip
+        return log_column_residual(
+            code,
+            x,
+            *a_and_b(params),
+            clip,
+            projected.root_weight,
+            projected.q,
+            projected.target,
+            out,
+        )
 
     def residual(params: np.ndarray) -> np.ndarray:
         if code is not None:
@@ -492,8 +542,18 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
 
     def jacobian(params: np.ndarray) -> np.ndarray:
         slopes = np.empty((len(x), 2))
-        if log_column_jacobian(code, x, *a_and_b(params), projected.root_weight, projected.q,
-                               projected.target, slopes) < 0.0:  # fmt: skip
+        if (
+            log_column_jacobian(
+                code,
+                x,
+                *a_and_b(params),
+                projected.root_weight,
+                projected.q,
+                projected.target,
+                slopes,
+            )
+            < 0.0
+        ):
             slopes[:] = 0.0  # the residual is the constant 1e6 there
         return slopes[:, 1:] if function == "x" else slopes
 
@@ -510,17 +570,22 @@ def _polish(function: str, x: np.ndarray, projected: _Projected, a0: float,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if projected.clip is not None:
-            result = minimize(sse, start, method="Nelder-Mead",
-                              options={"xatol": 1e-6, "fatol": 1e-10,
-                                       "maxiter": _POLISH_EVALUATIONS})  # fmt: skip
+            result = minimize(
+                sse,
+                start,
+                method="Nelder-Mead",
+                options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": _POLISH_EVALUATIONS},
+            )
             after = float(result.fun)
         else:
             jac = "2-point" if code is None else jacobian
-            result = least_squares(residual, start, jac=jac, method="lm",
-                                   max_nfev=_POLISH_EVALUATIONS)  # fmt: skip
+            result = least_squares(
+                residual, start, jac=jac, method="lm", max_nfev=_POLISH_EVALUATIONS
+            )
             after = float(np.sum(result.fun**2))
-    params, value = (result.x, after) if math.isfinite(after) and after <= before else (
-        start, before)  # fmt: skip
+    params, value = (
+        (result.x, after) if math.isfinite(after) and after <= before else (start, before)
+    )
     if function == "x":
         return 1.0, float(params[0]), value
     return float(params[0]), float(params[1]), value
@@ -545,11 +610,14 @@ class _Signed:
     def with_params(self, params: np.ndarray) -> _Signed:
         fit, inputs = self.fit, list(self.fit.exponents)
         n = len(inputs)
-        new = replace(fit, log_scale=float(params[0]),
-                      exponents={i: float(e) for i, e in zip(inputs, params[1:n + 1],
-                                                             strict=True)},
-                      a=float(params[n + 1]), b=float(params[n + 2]),
-                      c=float(params[n + 3]) if self.fractional_power else fit.c)  # fmt: skip
+        new = replace(
+            fit,
+            log_scale=float(params[0]),
+            exponents={i: float(e) for i, e in zip(inputs, params[1 : n + 1], strict=True)},
+            a=float(params[n + 1]),
+            b=float(params[n + 2]),
+            c=float(params[n + 3]) if self.fractional_power else fit.c,
+        )
         return replace(self, fit=new)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -557,10 +625,12 @@ class _Signed:
         inputs = list(fit.exponents)
         with np.errstate(all="ignore"):
             log_part = fit.log_scale + np.log(np.abs(x[:, inputs])) @ np.array(
-                list(fit.exponents.values()))  # fmt: skip
+                list(fit.exponents.values())
+            )
             factor = _numpy_form(fit.function)(fit.a * fit.argument_values(x) + fit.b)
-            sign = self.s0 * np.prod(np.where(np.array(self.parity, dtype=bool),
-                                              np.sign(x), 1.0), axis=1)  # fmt: skip
+            sign = self.s0 * np.prod(
+                np.where(np.array(self.parity, dtype=bool), np.sign(x), 1.0), axis=1
+            )
             return sign * np.exp(log_part) * factor**fit.c
 
 
@@ -593,13 +663,15 @@ def _signed(fit: ProductFit, x: np.ndarray, y: np.ndarray) -> _Signed | None:
     parity = [0] * x.shape[1]
     for i, p in zip(inputs, parity_inputs, strict=True):
         parity[i] = p
-    input_signs = tuple(1 if (column > 0).all() else -1 if (column < 0).all() else 0
-                        for column in x.T)  # fmt: skip
+    input_signs = tuple(
+        1 if (column > 0).all() else -1 if (column < 0).all() else 0 for column in x.T
+    )
     return _Signed(fit, s0, tuple(parity), input_signs, fractional)
 
 
-def _polish_in_y(signed: _Signed, x: np.ndarray, y: np.ndarray,
-                 fixed: frozenset[int] = frozenset()) -> tuple[_Signed, float]:  # fmt: skip
+def _polish_in_y(
+    signed: _Signed, x: np.ndarray, y: np.ndarray, fixed: frozenset[int] = frozenset()
+) -> tuple[_Signed, float]:
     """The parameters (but those at the positions ``fixed`` of :meth:`_Signed.params`)
     refitted by least squares on ``y`` itself (the log-space fit weighs rows near a zero of
     ``f`` far too much), with the RMSE of ``y`` after."""
@@ -630,8 +702,7 @@ def _polish_in_y(signed: _Signed, x: np.ndarray, y: np.ndarray,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            result = least_squares(residual, full[free], method="lm",
-                                   max_nfev=200 * len(free))  # fmt: skip
+            result = least_squares(residual, full[free], method="lm", max_nfev=200 * len(free))
         except (ValueError, np.linalg.LinAlgError):
             return signed, before
     after = rmse(complete(result.x))
@@ -640,8 +711,9 @@ def _polish_in_y(signed: _Signed, x: np.ndarray, y: np.ndarray,
     return signed.with_params(complete(result.x)), after
 
 
-def _snap_powers(signed: _Signed, x: np.ndarray, y: np.ndarray,
-                 rmse: float) -> tuple[_Signed, float]:  # fmt: skip
+def _snap_powers(
+    signed: _Signed, x: np.ndarray, y: np.ndarray, rmse: float
+) -> tuple[_Signed, float]:
     """The power law's exponents and a fractional ``c`` snapped to halves or thirds, one at a
     time (nearest first), every other parameter refitted after each, while the RMSE of ``y``
     stays within 1.5x (or 1e-7 of the labels' spread) of what it was.
@@ -666,8 +738,7 @@ def _snap_powers(signed: _Signed, x: np.ndarray, y: np.ndarray,
         if abs(params[k] - target) > _SNAP_DISTANCE:
             break
         params[k] = target
-        trial, trial_rmse = _polish_in_y(signed.with_params(params), x, y,
-                                         frozenset(fixed | {k}))  # fmt: skip
+        trial, trial_rmse = _polish_in_y(signed.with_params(params), x, y, frozenset(fixed | {k}))
         if trial_rmse <= max(1.5 * rmse, rmse + 1e-7 * spread):
             signed, rmse = trial, trial_rmse
             fixed.add(k)
@@ -678,16 +749,22 @@ def product_expression(signed: _Signed, symbols: list[Any]) -> Any:
     """The sympy formula of ``y`` for a signed fit, in ``symbols``."""
     fit = signed.fit
     transform = LogTransform(signed.input_signs, signed.s0, signed.parity)
-    log_expr = sum((sp.Float(e) * symbols[i] for i, e in fit.exponents.items()),
-                   sp.Float(fit.log_scale))  # fmt: skip
+    log_expr = sum(
+        (sp.Float(e) * symbols[i] for i, e in fit.exponents.items()), sp.Float(fit.log_scale)
+    )
     power = sp.Float(fit.c) if signed.fractional_power else sp.Integer(int(fit.c))
     argument = sp.Mul(*(symbols[k] ** p for k, p in fit.argument))
     factor = _sympy_form(fit.function)(sp.Float(fit.a) * argument + sp.Float(fit.b))
     return transform.to_original(log_expr, symbols) * factor**power
 
 
-def _product_search(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
-                    library: tuple[str, ...], top: int) -> tuple[str, Any]:  # fmt: skip
+def _product_search(
+    dataset: dict[str, torch.Tensor],
+    inputs: list[int],
+    validation: float,
+    library: tuple[str, ...],
+    top: int,
+) -> tuple[str, Any]:
     """The memo key of :func:`product_formulas`'s search and the search itself (a function of
     no arguments returning ``(signed fit, rmse)`` pairs, best first)."""
     from emp_kan.data.problems import split_validation
@@ -708,15 +785,25 @@ def _product_search(dataset: dict[str, torch.Tensor], inputs: list[int], validat
     return digest(x, y, list(inputs), list(library), top), search
 
 
-def product_search_key(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
-                       library: tuple[str, ...], top: int = 3) -> str:  # fmt: skip
+def product_search_key(
+    dataset: dict[str, torch.Tensor],
+    inputs: list[int],
+    validation: float,
+    library: tuple[str, ...],
+    top: int = 3,
+) -> str:
     """The memo key under which :func:`product_formulas` with these arguments keeps its
     search (the key :func:`product_search_ahead` returns), without searching."""
     return _product_search(dataset, inputs, validation, library, top)[0]
 
 
-def product_search_ahead(dataset: dict[str, torch.Tensor], inputs: list[int], validation: float,
-                         library: tuple[str, ...], top: int = 3) -> tuple[str, Any]:  # fmt: skip
+def product_search_ahead(
+    dataset: dict[str, torch.Tensor],
+    inputs: list[int],
+    validation: float,
+    library: tuple[str, ...],
+    top: int = 3,
+) -> tuple[str, Any]:
     """What :func:`product_formulas` with these arguments will search, done now: ``(key,
     result)`` for :func:`emp_kan._runtime.memo.remember` (a forked child with time to spare
     runs it)."""
@@ -724,9 +811,14 @@ def product_search_ahead(dataset: dict[str, torch.Tensor], inputs: list[int], va
     return key, search()
 
 
-def product_formulas(formula: Any, dataset: dict[str, torch.Tensor], inputs: list[int],
-                     validation: float, library: tuple[str, ...],
-                     top: int = 3) -> list[Any]:  # fmt: skip
+def product_formulas(
+    formula: Any,
+    dataset: dict[str, torch.Tensor],
+    inputs: list[int],
+    validation: float,
+    library: tuple[str, ...],
+    top: int = 3,
+) -> list[Any]:
     """The best power-law-times-one-function readings of the data as formulas of ``y``.
 
     Parameters
@@ -752,8 +844,9 @@ def product_formulas(formula: Any, dataset: dict[str, torch.Tensor], inputs: lis
     polished = recall("products", key, search, keep=list, restore=list)
     out, seen = [], set()
     for signed, _ in polished:  # sin(t) and cos(t - pi/2) snap to one formula: list it once
-        found = formula_of_expression(formula, product_expression(signed, formula.variables),
-                                      dataset, validation, edges=[])  # fmt: skip
+        found = formula_of_expression(
+            formula, product_expression(signed, formula.variables), dataset, validation, edges=[]
+        )
         if str(found.expression) not in seen:
             seen.add(str(found.expression))
             out.append(found)
