@@ -32,9 +32,9 @@ from emp_kan._runtime import threads
 from emp_kan.kan import adapter
 from emp_kan.pruning.schedule import Schedule
 from emp_kan.symbolic.edge_fit import fit_edge, numpy_function
+from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import evaluate_formula
 
 EQUATIONS = (1, 2, 3, 6, 8, 10, 12, 15, 16, 25, 27, 28)
 

@@ -53,7 +53,7 @@ _LAZY = {
     "prune_rounds": "emp_kan.pruning.rounds",
     "prune_once": "emp_kan.pruning.step",
     # formulas
-    "SymbolicFormula": "emp_kan.symbolic.search",
+    "SymbolicFormula": "emp_kan.symbolic.formula",
     "fit_formula": "emp_kan.symbolic.search",
     "is_exact_recovery": "emp_kan.symbolic.recovery",
     "parse_formula": "emp_kan.data.formula_parse",

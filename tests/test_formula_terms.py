@@ -160,7 +160,8 @@ def test_swapping_an_edge_keeps_its_candidate_curve():
 
 
 def test_terms_the_formula_does_not_need_are_dropped_and_recorded():
-    from emp_kan.symbolic.search import EdgeFit, _drop_terms
+    from emp_kan.symbolic.formula import EdgeFit
+    from emp_kan.symbolic.term_search import drop_terms
 
     x = np.linspace(1.0, 2.0, 200).reshape(-1, 1)
     y = 3.0 * x[:, 0] ** 2 - 1.0
@@ -168,7 +169,7 @@ def test_terms_the_formula_does_not_need_are_dropped_and_recorded():
     junk = Term(0, 0, 1, "sin", 2.0, 0.1, 1e-7, 1.0, 0.0)  # a tiny second path, as pruning leaves
     x2 = np.column_stack([x[:, 0], x[:, 0] ** 0.5])
     fits = {t.key: EdgeFit(0, 0, t.inp, t.function, 1.0, []) for t in (needed, junk)}
-    terms, consts = _drop_terms([needed, junk], [np.array([-1.0])], (x2, y), (x2, y), fits, 20)
+    terms, consts = drop_terms([needed, junk], [np.array([-1.0])], (x2, y), (x2, y), fits, 20)
     assert [t.function for t in terms] == ["x^2"]
     assert fits[junk.key].function == "0" and "dropped (sin)" in fits[junk.key].note
     assert fits[needed.key].function == "x^2"
@@ -176,7 +177,8 @@ def test_terms_the_formula_does_not_need_are_dropped_and_recorded():
 
 
 def test_a_formula_undefined_inside_the_data_range_gets_a_defined_edge():
-    from emp_kan.symbolic.search import EdgeFit, _defined_on_box
+    from emp_kan.symbolic.formula import EdgeFit
+    from emp_kan.symbolic.term_search import defined_on_box
 
     # Training rows all have x >= 0.6, but the inputs' range starts at 0: sqrt(x - 0.5) is
     # undefined on part of it, so test rows there would get NaN.
@@ -188,7 +190,7 @@ def test_a_formula_undefined_inside_the_data_range_gets_a_defined_edge():
     quad_cand = EdgeCandidate("x^2", 1.0, 0.0, 0.5, 0.1, 0.01, 0.9999, 2, 0.0)
     fits = {term.key: EdgeFit(0, 0, 0, "sqrt", 1.0, [sqrt_cand, quad_cand])}
     assert not np.isfinite(evaluate_terms([term], [np.array([0.0])], box)[0]).all()
-    terms, consts = _defined_on_box([term], [np.array([0.0])], box, (x_fit, y_fit), fits, 20)
+    terms, consts = defined_on_box([term], [np.array([0.0])], box, (x_fit, y_fit), fits, 20)
     assert [t.function for t in terms] == ["x^2"]
     assert np.isfinite(evaluate_terms(terms, consts, box)[0]).all()
     assert fits[term.key].function == "x^2" and "undefined inside" in fits[term.key].note

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from emp_kan.data.problems import formula_problem
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.discover import discover
+from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.products.search import fit_products, product_formulas
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import SymbolicFormula
 
 
 def _placeholder(variables):

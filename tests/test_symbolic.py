@@ -261,8 +261,9 @@ def test_the_last_layer_solve_is_optimal_and_leaves_masked_edges_alone():
 
 def test_an_edge_takes_a_simpler_function_when_the_formula_does_not_need_more():
     """A sqrt fitted to a nearly straight spline becomes x when the validation error allows."""
+    from emp_kan.symbolic.formula import EdgeFit
     from emp_kan.symbolic.formula_terms import evaluate_terms, swap_term
-    from emp_kan.symbolic.search import EdgeFit, _simplify_edges
+    from emp_kan.symbolic.term_search import simplify_edges
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, size=(300, 2))
@@ -280,7 +281,7 @@ def test_an_edge_takes_a_simpler_function_when_the_formula_does_not_need_more():
         (0, 0, 1): EdgeFit(0, 0, 1, "x", lin1.r2, cands[1]),
     }
     fit_xy, val_xy = (x[:240], y[:240]), (x[240:], y[240:])
-    terms, consts = _simplify_edges(terms, consts, fit_xy, val_xy, fits, [[1.0]], 30)
+    terms, consts = simplify_edges(terms, consts, fit_xy, val_xy, fits, [[1.0]], 30)
     assert fits[(0, 0, 0)].function == "x" and "simplified sqrt -> x" in fits[(0, 0, 0)].note
     assert {t.function for t in terms} == {"x"}
     pred = evaluate_terms(terms, consts, x[240:])[0]
@@ -292,15 +293,16 @@ def test_an_edge_takes_a_simpler_function_when_the_formula_does_not_need_more():
     fits2 = {
         (0, 0, 0): EdgeFit(0, 0, 0, "x^2", quad.r2, fit_edge(x[:, 0], y2, library=("x", "x^2")))
     }
-    _simplify_edges(terms2, consts2, (x[:240], y2[:240]), (x[240:], y2[240:]), fits2, [[1.0]], 30)
+    simplify_edges(terms2, consts2, (x[:240], y2[:240]), (x[240:], y2[240:]), fits2, [[1.0]], 30)
     assert fits2[(0, 0, 0)].function == "x^2"
 
 
 def test_a_slow_cosine_gives_way_to_the_parabola_it_imitates():
     """At equal complexity the simplicity pass prefers the algebraic function (x^2 over cos),
     but never a candidate that fits the edge much worse (x for a parabola)."""
+    from emp_kan.symbolic.formula import EdgeFit
     from emp_kan.symbolic.formula_terms import swap_term
-    from emp_kan.symbolic.search import EdgeFit, _simplify_edges
+    from emp_kan.symbolic.term_search import simplify_edges
 
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, size=(300, 1))
@@ -311,7 +313,7 @@ def test_a_slow_cosine_gives_way_to_the_parabola_it_imitates():
     cos = EdgeCandidate("cos", 0.1, 0.0, -200.0, 200.0, quad.nrmse, quad.r2, 2, quad.cost - 0.01)
     terms, consts = swap_term([], [np.zeros(1)], (0, 0, 0), cos, 1.0)
     fits = {(0, 0, 0): EdgeFit(0, 0, 0, "cos", cos.r2, [cos, *fitted])}
-    terms, consts = _simplify_edges(
+    terms, consts = simplify_edges(
         terms, consts, (x[:240], y[:240]), (x[240:], y[240:]), fits, [[1.0]], 30
     )
     assert fits[(0, 0, 0)].function == "x^2"
@@ -340,11 +342,11 @@ def test_one_model_gives_one_formula_however_often_it_is_read():
 
 def test_simplifying_a_high_power_of_a_sum_returns_at_once():
     # A log route mapped back once produced such a power; sp.cancel ran for 30 min in 9 GB.
-    from emp_kan.symbolic.search import _simplify
+    from emp_kan.symbolic.expression import simplify_expression
 
     a, b, c = sp.symbols("a b c", positive=True)
     expr = 2.5 * (0.3 * a + 0.2 * b + 0.1 * c + 1.7) ** 75 / (a + 1)
-    out = _simplify(expr)  # multiplying out would take hours: the power must stay whole
+    out = simplify_expression(expr)  # multiplying out would take hours: the power must stay whole
     assert any(p.exp == 75 for p in out.atoms(sp.Pow))
     assert sp.count_ops(out) <= sp.count_ops(expr)
 
@@ -352,7 +354,7 @@ def test_simplifying_a_high_power_of_a_sum_returns_at_once():
 def test_simplifying_a_high_fractional_power_of_a_sum_returns_at_once():
     # Feynman I.39.11's log route, mapped back at the discover defaults: sp.cancel sees
     # (...)**(189/2) as sqrt(...)**189 and held a bench worker for minutes.
-    from emp_kan.symbolic.search import _simplify
+    from emp_kan.symbolic.expression import simplify_expression
 
     p_f, g, v = sp.symbols("p_F gamma V", real=True)
     inner = (
@@ -362,7 +364,7 @@ def test_simplifying_a_high_fractional_power_of_a_sum_returns_at_once():
         - 0.003 / (v + 3 * sp.sqrt(2) / (22 * sp.sqrt(sp.pi)))
     )
     expr = 316300 * inner ** sp.Rational(189, 2) * sp.exp(sp.Rational(313, 6))
-    out = _simplify(expr)
+    out = simplify_expression(expr)
     assert any(p.exp == sp.Rational(189, 2) for p in out.atoms(sp.Pow))
 
 
@@ -414,7 +416,7 @@ def test_the_composition_search_finds_both_functions_of_a_link_together():
     # neither swap alone helps; the pair (sin, exp), refitted end to end, is the law.
     from types import SimpleNamespace
 
-    from emp_kan.symbolic.search import _chain_search, _terms_rmse_r2
+    from emp_kan.symbolic.term_search import chain_search, terms_rmse_r2
 
     rng = np.random.default_rng(0)
     x_fit, x_val = rng.uniform(-2, 2, (300, 1)), rng.uniform(-2, 2, (100, 1))
@@ -441,9 +443,9 @@ def test_the_composition_search_finds_both_functions_of_a_link_together():
     ]
     consts = [np.zeros(1), np.array([0.5])]
     terms, consts = refit_terms(terms, consts, x_fit, y_fit, 50)
-    start_rmse, start_r2 = _terms_rmse_r2(terms, consts, x_val, y_val)
+    start_rmse, start_r2 = terms_rmse_r2(terms, consts, x_val, y_val)
     fits = {(0, 0, 0): inner, (1, 0, 0): outer}
-    terms, _, rmse, _ = _chain_search(
+    terms, _, rmse, _ = chain_search(
         terms,
         consts,
         fits,
@@ -461,7 +463,7 @@ def test_the_composition_search_finds_both_functions_of_a_link_together():
 
 
 def test_roots_of_one_degree_are_taken_together_only_where_the_rows_allow():
-    from emp_kan.symbolic.search import finish_expression
+    from emp_kan.symbolic.expression import finish_expression
 
     gamma, p, rho = sp.symbols("gamma p rho", real=True)
     split = sp.sqrt(gamma) * sp.sqrt(p) / sp.sqrt(rho)

@@ -17,8 +17,8 @@ from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.discover import discover
 from emp_kan.discovery.routes import plan_routes
 from emp_kan.symbolic.choice import choose_formula, pareto_front
+from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import SymbolicFormula
 from emp_kan.symbolic.transform import fit_log_transform, power_law_formula
 
 
@@ -329,7 +329,7 @@ def test_the_power_law_over_every_input_is_a_candidate_of_the_data_as_given():
 def test_a_formula_rewritten_into_another_expression_does_not_carry_the_old_ones_warnings(edges):
     # A power law read off the data of a route whose own spline formula failed was exact, and
     # still said "do not use it as a result" (the README's example).
-    from emp_kan.symbolic.search import UNDEFINED_WARNING, unexplained_warning
+    from emp_kan.symbolic.formula import UNDEFINED_WARNING, unexplained_warning
     from emp_kan.symbolic.transform import formula_of_expression
 
     problem = formula_problem("x*y", "x=0.5:2,y=0.5:2", samples=200)

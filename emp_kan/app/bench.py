@@ -178,9 +178,9 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
     from emp_kan.baselines import pykan_workflow
     from emp_kan.kan import adapter
+    from emp_kan.symbolic.expression import evaluate_formula
     from emp_kan.symbolic.library import DEFAULT_LIBRARY
     from emp_kan.symbolic.recovery import is_exact_recovery
-    from emp_kan.symbolic.search import evaluate_formula
 
     data, names = problem.dataset, problem.variables
     x = data["train_input"]

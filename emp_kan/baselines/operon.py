@@ -30,8 +30,13 @@ import sympy as sp
 
 from emp_kan.data.formula_parse import parse_formula
 from emp_kan.data.problems import Problem, split_validation
+from emp_kan.symbolic.expression import (
+    evaluate_formula,
+    expansion_risk,
+    formula_complexity,
+    simplify_expression,
+)
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import _expansion_risk, _simplify, evaluate_formula, formula_complexity
 
 log = logging.getLogger("emp_kan")
 
@@ -92,9 +97,9 @@ class OperonRun:
             "method": "operon",
             "formula": str(self.formula),
             "raw_formula": self.raw,
-            "test_rmse": _finite_or_none(self.test_rmse),
-            "test_r2": _finite_or_none(self.test_r2),
-            "val_rmse": _finite_or_none(self.val_rmse),
+            "test_rmse": finite_or_none(self.test_rmse),
+            "test_r2": finite_or_none(self.test_r2),
+            "val_rmse": finite_or_none(self.val_rmse),
             "exact": self.exact,
             "complexity": self.complexity,
             "seconds": self.seconds,
@@ -102,7 +107,7 @@ class OperonRun:
         }
 
 
-def _finite_or_none(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
@@ -117,7 +122,7 @@ def operon_expression(text: str, variables: list[str]) -> sp.Expr:
     # Multiplying out is enough for the exactness check, which simplifies what it compares;
     # sympy's simplify has no time bound (its trigonometric pass held a bench worker for
     # half an hour on one Operon expression).
-    return _simplify(sp.expand(expr)) if not _expansion_risk(expr) else expr
+    return simplify_expression(sp.expand(expr)) if not expansion_risk(expr) else expr
 
 
 def run_operon(problem: Problem, seed: int = 0, validation: float = 0.2) -> OperonRun:

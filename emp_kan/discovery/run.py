@@ -18,8 +18,8 @@ from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.records import PruneResult
 from emp_kan.symbolic.choice import choose_formula, noise_floor
+from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.search import SymbolicFormula
 from emp_kan.symbolic.transform import (
     LogTransform,
 )

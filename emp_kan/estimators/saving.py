@@ -92,7 +92,7 @@ def _formula_from_state(state: dict[str, Any] | None) -> Any:
         return None
     from emp_kan.data.formula_parse import parse_formula
     from emp_kan.symbolic.edge_fit import EdgeCandidate
-    from emp_kan.symbolic.search import EdgeFit, SymbolicFormula
+    from emp_kan.symbolic.formula import EdgeFit, SymbolicFormula
 
     symbols = [sp.Symbol(n, real=True) for n in state["variables"]]
     by_name = {s.name: s for s in symbols}

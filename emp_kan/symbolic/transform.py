@@ -231,13 +231,8 @@ def formula_of_expression(
     from dataclasses import replace
 
     from emp_kan.data.problems import split_validation
-    from emp_kan.symbolic.search import (
-        evaluate_formula,
-        finish_expression,
-        formula_complexity,
-        is_expression_warning,
-        unexplained_warning,
-    )
+    from emp_kan.symbolic.expression import evaluate_formula, finish_expression, formula_complexity
+    from emp_kan.symbolic.formula import is_expression_warning, unexplained_warning
 
     _, val = split_validation(dict(dataset), validation)
     expr = finish_expression(_integral_floats(expr), formula.variables, val["x"], val["y"])

@@ -1,0 +1,267 @@
+"""Formulas as sympy expressions: evaluated on rows, constants snapped to simple values, and
+simplified to the shortest form that gives the same values on the validation rows."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+from emp_kan.data.formula_parse import as_expression
+
+__all__ = [
+    "evaluate_formula",
+    "expansion_risk",
+    "finish_expression",
+    "formula_complexity",
+    "lambdify_by_name",
+    "numpy_xy",
+    "predict_rows",
+    "rmse_r2",
+    "simplify_expression",
+    "snap_constants",
+]
+
+
+def lambdify_by_name(expr, variables, params=()):
+    """``expr`` as a numpy function of ``variables`` (matched by name) and then ``params``."""
+    names = [str(v) for v in variables]
+    symbols = [sp.Symbol(n) for n in names]
+    expr = as_expression(expr)
+    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
+    return sp.lambdify(symbols + list(params), expr, "numpy")
+
+
+def predict_rows(fn, xs: np.ndarray, n: int, params=()) -> np.ndarray:
+    """Real predictions ``(n,)`` of a lambdified formula; NaN where complex or undefined."""
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(fn(*xs.T, *params), dtype=np.complex128), (n,))
+    if np.abs(pred.imag).max(initial=0.0) > 1e-9:
+        return np.full(n, np.nan)
+    return pred.real
+
+
+def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(RMSE, R^2) of ``expr`` on inputs ``x (n, d)`` and labels ``y (n, 1)``.
+
+    ``variables`` (symbols or names) are matched to the columns of ``x`` by name, so formulas
+    from other sources (pykan's, the truth) evaluate alike. NaN for non-finite predictions.
+    """
+    xs, ys = numpy_xy(x, y)
+    return rmse_r2(predict_rows(lambdify_by_name(expr, variables), xs, ys.size), ys)
+
+
+_SNAP_UNITS = (sp.pi, 1 / sp.pi, 1 / sp.sqrt(sp.pi), 1 / sp.sqrt(2 * sp.pi), sp.sqrt(2))
+
+
+def _snap_candidates(value: float) -> list[Any]:
+    out = [sp.Integer(0), sp.Integer(round(value))]
+    frac = Fraction(value).limit_denominator(12)
+    out.append(sp.Rational(frac.numerator, frac.denominator))
+    # Small numerators over larger denominators: 1/16 and 1/32 are common in physics.
+    frac = Fraction(value).limit_denominator(64)
+    if 0 < abs(frac.numerator) <= 4:
+        out.append(sp.Rational(frac.numerator, frac.denominator))
+    # Rational multiples of pi, and simple ones (p/q with p <= 4, q <= 16) of the normalisers
+    # 1/pi, 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2): 3/(8*pi), not 13/(5*sqrt(pi)).
+    for unit in _SNAP_UNITS:
+        unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 16)
+        if unit_frac != 0 and (unit == sp.pi or abs(unit_frac.numerator) <= 4):
+            out.append(sp.Rational(unit_frac.numerator, unit_frac.denominator) * unit)
+    seen, unique = set(), []
+    for c in out:
+        if c not in seen:
+            seen.add(c)
+            unique.append(c)
+    return unique
+
+
+def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
+    """Replace floats by 0, integers, small rationals or rational multiples of pi.
+
+    One float at a time, largest first; a replacement is kept when the RMSE on ``(x, y)`` stays
+    within ``rel_tol`` (relative) of the unsnapped expression's RMSE, or within 1e-6 of the
+    labels' standard deviation, whichever is larger.
+    """
+    floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
+    if not floats:
+        return expr
+    # One lambdified function with every float as an argument: trials cost no sympy work.
+    params = [sp.Dummy(f"c{k}") for k in range(len(floats))]
+    fn = lambdify_by_name(expr.xreplace(dict(zip(floats, params, strict=True))), variables, params)
+    xs, ys = numpy_xy(x, y)
+    values = [float(f) for f in floats]
+    base_rmse, _ = rmse_r2(predict_rows(fn, xs, ys.size, values), ys)
+    if not math.isfinite(base_rmse):
+        return expr
+    # float32 data carry about 7 digits: changes below 1e-6 of the label spread cost nothing.
+    spread = float(ys.std()) if ys.size > 1 else 1.0
+    budget = max(base_rmse * (1 + rel_tol), base_rmse + 1e-6 * spread)
+    snapped = {}
+    for k, f in enumerate(floats):
+        for cand in _snap_candidates(values[k]):
+            trial = values[:k] + [float(cand)] + values[k + 1 :]
+            rmse, _ = rmse_r2(predict_rows(fn, xs, ys.size, trial), ys)
+            if math.isfinite(rmse) and rmse <= budget:
+                values, snapped[f] = trial, cand
+                break
+    return expr.xreplace(snapped)
+
+
+# Cheap, predictable rewrites. sympy's ``simplify`` is not used: its trigonometric pass took
+# 69 s on a 4-edge formula with float constants (Feynman I.6.20a) and has no time bound.
+def _powsimp(e):
+    return sp.powsimp(e, combine="all")
+
+
+def _logcombine(e):
+    return sp.logcombine(e, force=True)
+
+
+def _expand(e):
+    return sp.expand(e, deep=False)
+
+
+_REWRITES = (sp.cancel, sp.together, sp.factor_terms, _powsimp, _logcombine, _expand)
+
+
+_EXPANDING = (sp.cancel, sp.together, _expand)  # these multiply powers of sums out
+
+
+_MAX_EXPANDED_POWER = 6
+
+
+def expansion_risk(expr) -> bool:
+    """Whether multiplying ``expr`` out could run without bound: a power of a sum above the
+    6th, whole or not (``(...)**(189/2)`` is ``sqrt(...)**189`` to ``cancel``)."""
+    return any(
+        p.base.is_Add and p.exp.is_Rational and abs(p.exp) > _MAX_EXPANDED_POWER
+        for p in expr.atoms(sp.Pow)
+    )
+
+
+def simplify_expression(expr):
+    """Apply each rewrite in turn, keeping its result when it has fewer operations.
+
+    Cancels common factors, combines fractions, powers and logs, pulls out common terms and
+    multiplies out products where that is shorter. Expressions of 60 operations or more are
+    returned as they are (such formulas are not read anyway, and the rewrites grow costly).
+    """
+    best_ops = sp.count_ops(expr)
+    if best_ops >= 60:
+        return expr
+    # Multiplying out a high power of a sum has no time bound: a log route's formula mapped back
+    # as (a + b + c)**75 held a bench worker in sp.cancel for half an hour and 9 GB.
+    risky = expansion_risk(expr)
+    # logcombine asks sympy whether every factor is real, and on a log inside another function
+    # (tanh(log(...) + ...)) that question multiplied out powers for half an hour (bench eq. 79).
+    logs = expr.atoms(sp.log)
+    combinable = len(logs) >= 2 and all(
+        isinstance(f, (sp.log, sp.exp)) for f in expr.atoms(sp.Function)
+    )
+    for rewrite in _REWRITES:
+        if (risky and rewrite in _EXPANDING) or (rewrite is _logcombine and not combinable):
+            continue
+        try:
+            candidate = rewrite(expr)
+        except Exception:  # sympy can fail on odd expressions; the current one is still right
+            continue
+        ops = sp.count_ops(candidate)
+        if ops < best_ops:
+            expr, best_ops = candidate, ops
+    return expr
+
+
+def _unit_power_bases(expr):
+    """Pull the largest coefficient out of every power of a sum: ``4336*(0.0152 u + 0.0304 w)**2``
+    becomes ``1.0*(1.0 u + 2.0 w)**2``, whose numbers snap (the same value, another form)."""
+
+    def unit(power):
+        base, exponent = power.args
+        coefficient = max((abs(term.as_coeff_Mul()[0]) for term in base.args), key=float)
+        if not (coefficient.is_Float and 0 < float(coefficient) != 1.0):
+            return power
+        return coefficient**exponent * sp.expand(base / coefficient) ** exponent
+
+    return expr.replace(lambda e: e.is_Pow and e.args[0].is_Add and e.args[1].is_Number, unit)
+
+
+def formula_complexity(expr) -> int:
+    """Nodes of the expression tree: sympy's operation count plus symbols and numbers."""
+    return int(sp.count_ops(expr, visual=False)) + len(expr.atoms(sp.Symbol, sp.Number))
+
+
+def finish_expression(expr, symbols, x: torch.Tensor, y: torch.Tensor):
+    """Snap, simplify, and snap again on the rows ``x (n, d)``, ``y (n, 1)`` (validation rows):
+    simplification exposes new numbers (expanded products). Last, roots of one degree are
+    taken together where that is shorter and gives the same values on those rows."""
+    expr = snap_constants(_unit_power_bases(expr), symbols, x, y)
+    expr = simplify_expression(expr)
+    expr = snap_constants(expr, symbols, x, y)
+    merged = _common_roots(expr)
+    if formula_complexity(merged) < formula_complexity(expr) and _same_values(
+        merged, expr, symbols, x
+    ):
+        return merged
+    return expr
+
+
+def _common_roots(expr):
+    """Each product's roots of one degree as one root: ``sqrt(a)*sqrt(b)/sqrt(c)`` becomes
+    ``sqrt(a*b/c)``. sympy does not do this for real symbols, since it is true only where the
+    bases are not negative: :func:`finish_expression` checks it on the rows."""
+
+    def merge(product):
+        kept, roots = [], {}
+        for factor in product.args:
+            if factor.is_Pow and factor.exp.is_Rational and not factor.exp.is_Integer:
+                roots.setdefault(factor.exp.q, []).append(factor)
+            else:
+                kept.append(factor)
+        for degree, factors in roots.items():
+            if len(factors) < 2:
+                kept += factors
+                continue
+            inside = sp.Mul(*(f.base ** (f.exp * degree) for f in factors))
+            kept.append(sp.Pow(inside, sp.Rational(1, degree)))
+        return sp.Mul(*kept)
+
+    try:
+        return expr.replace(lambda e: e.is_Mul, merge)
+    except Exception:  # noqa: BLE001 - sympy can fail on odd expressions; keep the one we have
+        return expr
+
+
+def _same_values(one, other, symbols, x: torch.Tensor) -> bool:
+    """Whether two expressions give the same finite values on the rows ``x (n, d)``."""
+    xs = x.detach().double().numpy()
+    a = predict_rows(lambdify_by_name(one, symbols), xs, len(xs))
+    b = predict_rows(lambdify_by_name(other, symbols), xs, len(xs))
+    return bool(
+        np.all(np.isfinite(a))
+        and np.all(np.isfinite(b))
+        and np.allclose(a, b, rtol=1e-10, atol=0.0)
+    )
+
+
+def numpy_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``x (n, d)`` and ``y (n,)`` as float64 arrays."""
+    return (
+        x.detach().cpu().numpy().astype(np.float64),
+        y.detach().cpu().numpy().astype(np.float64)[:, 0],
+    )
+
+
+def rmse_r2(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(RMSE, R^2) of predictions ``(n,)``; NaN when any prediction is not finite."""
+    if not np.isfinite(pred).all():
+        return math.nan, math.nan
+    with np.errstate(over="ignore"):  # a wild candidate's error overflows to inf: it just loses
+        mse = float(np.mean((pred - y) ** 2))
+    var = float(np.var(y))
+    r2 = 1.0 - mse / var if var > 0 else (1.0 if mse == 0 else -math.inf)
+    return math.sqrt(mse), r2
