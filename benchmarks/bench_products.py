@@ -27,12 +27,12 @@ _PROBE = """
 import json, sys, time
 from emp_kan.data.problems import feynman_problem
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
-from emp_kan.symbolic.products.search import _product_search
+from emp_kan.symbolic.products.search import product_search
 searches = {}
 for eq in %(equations)r:
     problem = feynman_problem(eq, 300, 0)
     inputs = list(range(len(problem.variables)))
-    searches[eq] = _product_search(problem.dataset, inputs, 0.2, tuple(DEFAULT_LIBRARY), 3)[1]
+    searches[eq] = product_search(problem.dataset, inputs, 0.2, tuple(DEFAULT_LIBRARY), 3)[1]
 searches[%(equations)r[0]]()  # compile
 best, errors = None, {}
 for _ in range(%(repeats)d):

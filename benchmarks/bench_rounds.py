@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from emp_kan._runtime import threads
-from emp_kan.kan import adapter
+from emp_kan.kan import _pykan, adapter
 from emp_kan.kan.training import train
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.rounds import prune_rounds
@@ -39,7 +39,7 @@ def feynman_dataset(number: int, n: int, seed: int):
 
     symbols, expr, f, ranges = get_feynman_dataset(number)
     n_var = len(symbols) if isinstance(symbols, (list, tuple)) else 1
-    with threads.preserved_global_rng(), adapter.quiet_pykan():
+    with threads.preserved_global_rng(), _pykan.quiet_pykan():
         data = create_dataset(f, n_var=n_var, ranges=ranges, train_num=n, test_num=n, seed=seed)
     return data, n_var, expr
 

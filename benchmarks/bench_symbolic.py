@@ -29,7 +29,7 @@ import sympy as sp
 
 import emp_kan
 from emp_kan._runtime import threads
-from emp_kan.kan import adapter
+from emp_kan.kan import _pykan, adapter
 from emp_kan.pruning.schedule import Schedule
 from emp_kan.symbolic.edge_fit import fit_edge, numpy_function
 from emp_kan.symbolic.expression import evaluate_formula
@@ -45,7 +45,7 @@ def dataset(number: int, n: int = 500):
 
     symbols, expr, f, ranges = get_feynman_dataset(number)
     names = [str(s) for s in (symbols if isinstance(symbols, (list, tuple)) else [symbols])]
-    with threads.preserved_global_rng(), adapter.quiet_pykan():
+    with threads.preserved_global_rng(), _pykan.quiet_pykan():
         data = create_dataset(f, n_var=len(names), ranges=ranges, train_num=n, test_num=n, seed=0)
     return data, names, expr, ranges
 
@@ -96,7 +96,7 @@ def run_equation(number: int, library, pruner: str = "emp-edges") -> dict:
     theirs.symbolic_enabled = True
     adapter.forward_pass(theirs, x)
     start = time.perf_counter()
-    with threads.preserved_global_rng(0), adapter.quiet_pykan():
+    with threads.preserved_global_rng(0), _pykan.quiet_pykan():
         theirs.auto_symbolic(lib=list(library), verbose=0)
     t_pykan = time.perf_counter() - start
     pykan_r2 = []
@@ -108,7 +108,7 @@ def run_equation(number: int, library, pruner: str = "emp-edges") -> dict:
         pykan_r2.append(r2_against(pred, ys))
     start = time.perf_counter()
     try:
-        with threads.preserved_global_rng(0), adapter.quiet_pykan():
+        with threads.preserved_global_rng(0), _pykan.quiet_pykan():
             theirs.auto_save = False
             theirs.fit(data, opt="LBFGS", steps=50, update_grid=False)
             pykan_expr = theirs.symbolic_formula(var=names)[0][0]

@@ -24,6 +24,7 @@ from emp_kan._runtime.threads import preserved_global_rng  # noqa: E402
 from emp_kan.draw.graph import edge_curves, to_networkx  # noqa: E402
 from emp_kan.draw.plotting import plot_graph, plot_history, plot_scores  # noqa: E402
 from emp_kan.kan import adapter  # noqa: E402
+from emp_kan.kan._pykan import quiet_pykan  # noqa: E402
 from emp_kan.kan.scores import compute_scores  # noqa: E402
 from emp_kan.pruning.schedule import Schedule  # noqa: E402
 
@@ -34,7 +35,7 @@ def feynman(number: int, n: int = 400):
 
     symbols, _, f, ranges = get_feynman_dataset(number)
     names = [str(s) for s in (symbols if isinstance(symbols, (list, tuple)) else [symbols])]
-    with preserved_global_rng(), adapter.quiet_pykan():
+    with preserved_global_rng(), quiet_pykan():
         data = create_dataset(f, n_var=len(names), ranges=ranges, train_num=n, test_num=n, seed=0)
     return data, names
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emp_kan.symbolic.products import search as separable
+from emp_kan.symbolic.products import forms, grid
 from emp_kan.symbolic.products.kernels import (
     FUNCTION_CODES,
     _median_of_every_4th,
@@ -25,13 +25,13 @@ def _landscape(seed: int, n: int = 120):
     rng = np.random.default_rng(seed)
     z = rng.uniform(0.2, 1.0, n) * rng.choice([-1.0, 1.0], n)
     fixed = np.column_stack([rng.normal(size=(n, 2)), np.ones(n)])
-    projected = separable._Projected(fixed, rng.normal(size=n), rng.uniform(0.1, 1.0, n))
+    projected = grid.Projected(fixed, rng.normal(size=n), rng.uniform(0.1, 1.0, n))
     return rng, z, projected
 
 
 def test_every_function_the_search_tries_has_a_compiled_form():
     # A built-in function without a code would silently take the slow numpy path.
-    assert set(separable._functions(library_names())) <= set(FUNCTION_CODES)
+    assert set(forms.product_functions(library_names())) <= set(FUNCTION_CODES)
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTION_CODES))
@@ -42,7 +42,7 @@ def test_the_residual_is_the_numpy_residual(function):
         z = np.abs(z) if seed % 2 else z  # log is defined on these rows
         for landscape in (projected, projected.smooth):
             a, b = rng.normal(size=2)
-            column = separable._columns(function, z, np.array([a]), np.array([b]))[:, 0]
+            column = grid.grid_columns(function, z, np.array([a]), np.array([b]))[:, 0]
             out = np.empty(len(z))
             clip = math.nan if landscape.clip is None else landscape.clip
             sse = log_column_residual(
@@ -78,9 +78,9 @@ def test_the_grid_scores_are_the_numpy_scores(function):
     # Including the functions whose (a, b) and (-a, -b) columns are computed once.
     for seed in _RNG_SEEDS[:4]:
         _, z, projected = _landscape(seed)
-        a, b = separable._grid(function, z)
-        smooth, exact = separable._grid_sse(function, z, a, b, projected, exact=True)
-        columns = separable._columns(function, z, a, b)
+        a, b = grid.ab_grid(function, z)
+        smooth, exact = grid.grid_scores(function, z, a, b, projected, exact=True)
+        columns = grid.grid_columns(function, z, a, b)
         usable = np.isfinite(columns).all(axis=0)
         assert np.array_equal(np.isfinite(smooth), usable)
         assert np.array_equal(np.isfinite(exact), usable)
@@ -93,15 +93,15 @@ def test_the_grid_scores_are_the_numpy_scores(function):
             )
 
 
-@pytest.mark.parametrize("function", sorted(separable._MIRRORED))
+@pytest.mark.parametrize("function", sorted(forms.MIRRORED))
 def test_mirrored_functions_give_one_column_for_a_point_and_its_mirror(function):
     # The grid shares a column between (a, b) and (-a, -b) only where numpy makes them equal.
     u = np.random.default_rng(0).uniform(-0.99, 0.99, 10000) * (
         1.0 if function in ("arcsin", "arctanh") else 5.0
     )
-    f = separable._numpy_form(function)
+    f = forms.numpy_form(function)
     assert np.array_equal(np.abs(f(-u)), np.abs(f(u)))
-    assert np.array_equal(separable._B_GRID, -separable._B_GRID[::-1])
+    assert np.array_equal(grid.B_GRID, -grid.B_GRID[::-1])
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTION_CODES))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from emp_kan._runtime import threads
-from emp_kan.kan import adapter
+from emp_kan.kan import _pykan, adapter
 from emp_kan.kan.training import train
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.rounds import prune_rounds
@@ -317,7 +317,7 @@ def test_threshold_pruner_matches_pykan_prune(tmp_path, monkeypatch, dataset, tr
     # pykan's prune() turns checkpointing back on half-way; give it a folder of its own.
     (tmp_path / "ckpt").mkdir()
     theirs.ckpt_path = str(tmp_path / "ckpt")
-    with threads.preserved_global_rng(), adapter.quiet_pykan():
+    with threads.preserved_global_rng(), _pykan.quiet_pykan():
         pruned = theirs.prune()
     assert adapter.widths(pruned) == [len(ids) for ids in ours.node_ids_before_compaction]
     for a, b in zip(adapter.get_edge_masks(pruned), ours.masks_before_compaction, strict=True):

@@ -16,7 +16,8 @@ from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.discover import discover
 from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
-from emp_kan.symbolic.products.search import fit_products, product_formulas
+from emp_kan.symbolic.products.fit import fit_products
+from emp_kan.symbolic.products.search import product_formulas
 from emp_kan.symbolic.recovery import is_exact_recovery
 
 
@@ -144,7 +145,8 @@ def test_discover_offers_the_product_and_chooses_it_on_validation_rows():
 
 
 def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
-    from emp_kan.symbolic.products.search import ProductFit, _linearised
+    from emp_kan.symbolic.products.fit import linearised
+    from emp_kan.symbolic.products.forms import ProductFit
 
     x = np.linspace(0.5, 2.0, 50).reshape(-1, 1)
 
@@ -160,10 +162,10 @@ def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
             log_rmse=0.0,
         )
 
-    assert _linearised(fit("cosh", 0.4, 20.0), x)  # cosh(20 + 0.4 x) is exp(...)/2 there
-    assert _linearised(fit("exp", 1e-4, 0.0), x)  # a line, not an exponential
-    assert not _linearised(fit("cosh", 1.0, 0.0), x)
-    assert not _linearised(fit("sin", 2.0, 0.3), x)
+    assert linearised(fit("cosh", 0.4, 20.0), x)  # cosh(20 + 0.4 x) is exp(...)/2 there
+    assert linearised(fit("exp", 1e-4, 0.0), x)  # a line, not an exponential
+    assert not linearised(fit("cosh", 1.0, 0.0), x)
+    assert not linearised(fit("sin", 2.0, 0.3), x)
 
 
 def test_discover_searches_products_once_for_both_methods(caplog):

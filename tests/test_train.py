@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emp_kan._runtime import threads
-from emp_kan.kan import adapter
+from emp_kan.kan import _pykan, adapter
 from emp_kan.kan.fast.optim import FlatAdam, FlatLBFGS
 from emp_kan.kan.fast.train import (
     _Forward,
@@ -36,7 +36,7 @@ def _random_model(width, grid, seed, mask_share=0.3, x=None, k=3):
         m[0, :] = True
     adapter.set_edge_masks(model, masks)
     if x is not None:
-        with adapter.quiet_pykan(), torch.no_grad():
+        with _pykan.quiet_pykan(), torch.no_grad():
             model.update_grid(x)  # a non-uniform grid, as after training
     return model
 

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from emp_kan._runtime.threads import preserved_global_rng
-from emp_kan.kan.adapter import forward_pass, make_inert, quiet_pykan
+from emp_kan.kan._pykan import quiet_pykan
+from emp_kan.kan.adapter import forward_pass, make_inert
 
 __all__ = ["auto_symbolic", "pykan_formula", "pykan_prune", "refine"]
 

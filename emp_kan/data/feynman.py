@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from emp_kan._runtime.threads import preserved_global_rng
-from emp_kan.kan.adapter import import_pykan, quiet_pykan
+from emp_kan.kan._pykan import import_pykan, quiet_pykan
 
 __all__ = ["BROKEN_FEYNMAN", "feynman_entry"]
 

@@ -21,9 +21,7 @@ from emp_kan.pruning.records import PruneResult
 from emp_kan.pruning.rounds import prune_rounds
 from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.formula import SymbolicFormula
-from emp_kan.symbolic.products.search import (
-    product_formulas,
-)
+from emp_kan.symbolic.products.search import product_formulas
 from emp_kan.symbolic.search import fit_formula
 from emp_kan.symbolic.transform import (
     LogTransform,

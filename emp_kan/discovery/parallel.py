@@ -22,10 +22,7 @@ from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route, plan_routes, settle_route, train_one, trial_order
 from emp_kan.discovery.run import MethodRun, chosen_run, make_pruner, run_method
 from emp_kan.kan import adapter
-from emp_kan.symbolic.products.search import (
-    product_search_ahead,
-    product_search_key,
-)
+from emp_kan.symbolic.products.search import product_search_ahead, product_search_key
 
 __all__ = ["run_side_by_side", "train_routes"]
 
