@@ -23,6 +23,11 @@ from pathlib import Path
 from _worktree import ROOT, checked_out  # benchmarks/, beside this script
 
 
+def _knows(tree: Path, flag: str) -> bool:
+    """Whether the CLI of ``tree`` defines ``flag`` (its parser's source mentions it)."""
+    return any(flag in p.read_text() for p in (tree / "emp_kan").rglob("cli.py"))
+
+
 def run(tree: Path, out: Path, **env_extra: str) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree), **env_extra)
     start = time.perf_counter()
@@ -32,7 +37,8 @@ def run(tree: Path, out: Path, **env_extra: str) -> float:
             "-m",
             "emp_kan.app.cli" if (tree / "emp_kan/app").exists() else "emp_kan.cli",
             "discover",
-            "--no-progress",
+            # the flag that hides progress bars was --quiet in older trees
+            "--no-progress" if _knows(tree, "--no-progress") else "--quiet",
             "--out",
             str(out),
         ],

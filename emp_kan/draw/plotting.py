@@ -90,6 +90,19 @@ def plot_graph(
         )
         _, ax = plt.subplots(figsize=(max(5.0, 0.9 * widest + 2), 1.9 * n_layers + 0.8))
     pos = _layout(graph)
+    _draw_edges(ax, graph, pos, show_pruned, symbolic_labels, curves)
+    last = _draw_nodes(ax, graph, pos, show_pruned)
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.6, last + 0.5)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=11)
+    return ax
+
+
+def _draw_edges(ax, graph, pos, show_pruned: bool, symbolic_labels: bool, curves) -> None:
+    """The graph's edges: pruned ones faint and dashed, live ones by score, with their
+    symbolic labels and curve insets where they fit."""
     placed: list[tuple[float, float, float, float]] = []  # curve insets
     labels: list[tuple[float, float, float, float]] = []  # symbolic labels
     alive_scores = [float(d["score"]) for *_, d in graph.edges(data=True) if d["alive"]]
@@ -142,6 +155,9 @@ def plot_graph(
                 for spine in inset.spines.values():
                     spine.set_linewidth(0.4)
 
+
+def _draw_nodes(ax, graph, pos, show_pruned: bool) -> int:
+    """The graph's nodes, the inputs' and the output's labels; returns the last layer."""
     last = max(int(d["layer"]) for _, d in graph.nodes(data=True))
     n_inputs = sum(1 for _, d in graph.nodes(data=True) if int(d["layer"]) == 0)
     label_size = 10 if n_inputs <= 6 else 8
@@ -174,12 +190,7 @@ def plot_graph(
             )
         elif layer == last:
             ax.text(x, y + 0.18, d["label"], ha="center", va="bottom", fontsize=10)
-    ax.set_xlim(-0.05, 1.05)
-    ax.set_ylim(-0.6, last + 0.5)
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=11)
-    return ax
+    return last
 
 
 def _records(history: Any) -> list[dict]:

@@ -462,6 +462,15 @@ def prune_rounds(
     bar.close()
     final_steps = ctx.steps if final_steps is None else check_whole("final_steps", final_steps)
     final, seconds_final = _polish(loop, ctx, final_steps)
+    seconds = (seconds_initial, seconds_final)
+    return _result(loop, ctx, widths, (initial, final), seconds, stop_reason)
+
+
+def _result(
+    loop: _Loop, ctx: _Context, widths: list[int], losses: tuple, seconds: tuple, stop_reason: str
+) -> PruneResult:
+    """The run's result: ``losses`` and ``seconds`` are (initial, final) pairs."""
+    (initial, final), (seconds_initial, seconds_final) = losses, seconds
     return PruneResult(
         model=loop.model,
         history=loop.history,
