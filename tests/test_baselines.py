@@ -11,7 +11,8 @@ import pytest
 import sympy as sp
 import torch
 
-from emp_kan.app.bench import BenchSettings, _compare, settings_hash, summarise
+from emp_kan.app.bench import BenchSettings, settings_hash
+from emp_kan.app.bench_summary import _compare, summarise
 from emp_kan.app.cli import main
 from emp_kan.baselines.operon import INSTALL_HINT, operon_expression, run_operon
 from emp_kan.data.problems import feynman_problem, formula_problem, with_label_noise

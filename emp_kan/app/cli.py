@@ -218,8 +218,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         check_request,
         parse_numbers,
         run_bench,
-        summarise,
     )
+    from emp_kan.app.bench_summary import summarise
     from emp_kan.discovery.config import settings_for
 
     try:
