@@ -34,8 +34,9 @@ from dataclasses import asdict, field, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from emp_kan._runtime.checks import check_whole
 from emp_kan.app.bench_summary import METHODS, write_summary
-from emp_kan.discovery.config import DiscoverConfig, settings_for
+from emp_kan.discovery.config import DiscoverConfig, checked_settings, settings_for
 
 log = logging.getLogger("emp_kan")
 
@@ -57,13 +58,8 @@ __all__ = [
 def _check_bench_settings(self: Any) -> Any:
     """The settings in their canonical types, or ValueError naming the first that cannot
     work (the settings table's checks, and at least 10 rows)."""
-    checked = {
-        name: setting.check.check(name, getattr(self, name))
-        for name, (_, setting) in settings_for("bench").items()
-    }
-    if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 10:
-        raise ValueError(f"samples must be a whole number >= 10, got {self.samples!r}")
-    return replace(self, **checked)
+    checked = checked_settings(self, settings_for("bench"))
+    return replace(self, samples=check_whole("samples", self.samples, low=10), **checked)
 
 
 #: Budget of every task (the same for every method): the rows per task and the settings the

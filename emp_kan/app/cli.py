@@ -227,8 +227,6 @@ def _run_bench(args: argparse.Namespace) -> int:
         seeds = parse_numbers(args.seeds, "seeds")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         check_request(equations, methods)
-        if args.samples < 10:
-            raise ValueError(f"--samples must be at least 10, got {args.samples}")
         settings = BenchSettings(
             samples=args.samples, **{name: getattr(args, name) for name in settings_for("bench")}
         ).check()

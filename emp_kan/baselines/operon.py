@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import sympy as sp
 
+from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.formula_parse import parse_formula
 from emp_kan.data.problems import Problem, split_validation
 from emp_kan.symbolic.expression import (
@@ -105,10 +105,6 @@ class OperonRun:
             "seconds": self.seconds,
             "budget": self.budget,
         }
-
-
-def finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 def operon_expression(text: str, variables: list[str]) -> sp.Expr:

@@ -28,7 +28,6 @@ __all__ = [
     "feynman_problem",
     "formula_problem",
     "parse_ranges",
-    "check_noise",
     "split_validation",
     "with_label_noise",
 ]
@@ -109,12 +108,6 @@ def feynman_problem(number: int, samples: int = 1000, seed: int = 0) -> Problem:
     return Problem(f"feynman-{number}", data, names, truth, bounds)
 
 
-def check_noise(sigma: Any) -> None:
-    """Raise ValueError unless ``sigma`` (a share of the label std, e.g. 0.01) is a finite
-    number >= 0."""
-    check_finite_nonneg("noise", sigma)
-
-
 def with_label_noise(problem: Problem, sigma: float, seed: int = 0) -> Problem:
     """``problem`` with Gaussian noise of ``sigma`` times the training labels' standard
     deviation added to the training labels (so to the validation rows carved from them too);
@@ -126,7 +119,7 @@ def with_label_noise(problem: Problem, sigma: float, seed: int = 0) -> Problem:
     ValueError
         If ``sigma`` is not a finite number >= 0.
     """
-    check_noise(sigma)
+    check_finite_nonneg("noise", sigma)  # a share of the label std, e.g. 0.01
     if sigma == 0:
         return problem
     labels = problem.dataset["train_label"]

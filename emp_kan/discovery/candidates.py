@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
+from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.problems import Problem, split_validation
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route
-from emp_kan.discovery.summary import finite_or_none
 from emp_kan.kan import adapter
 from emp_kan.pruning.records import PruneResult
 from emp_kan.pruning.rounds import prune_rounds

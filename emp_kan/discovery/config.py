@@ -11,6 +11,7 @@ test in tests/test_cli.py holds it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -25,7 +26,7 @@ from emp_kan.pruning.schedule import (
 from emp_kan.pruning.targets import SCOPES, TARGETS
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 
-__all__ = ["ROUTES", "DiscoverConfig", "Setting", "settings_for"]
+__all__ = ["ROUTES", "DiscoverConfig", "Setting", "checked_settings", "settings_for"]
 
 #: What the ``route`` setting may ask for (see :func:`emp_kan.discovery.routes.plan_routes`).
 ROUTES = ("auto", "none", "log", "log-y")
@@ -181,10 +182,7 @@ class DiscoverConfig:
     def check(self) -> DiscoverConfig:
         """Raise ValueError naming the first setting that cannot work, before any training;
         returns the settings in their canonical types (tuples, ints, floats)."""
-        checked = {
-            f.name: f.metadata["setting"].check.check(f.name, getattr(self, f.name))
-            for f in fields(self)
-        }
+        checked = checked_settings(self, settings_for())
         # The registry and pyoperon are imported only here: reading the table stays light.
         from emp_kan.symbolic.edge_fit import check_library
 
@@ -209,11 +207,20 @@ class DiscoverConfig:
         return [n_inputs, *self.hidden, 1]
 
 
-def settings_for(use: str) -> dict[str, tuple[Any, Setting]]:
-    """The settings an entry point takes (``"cli"``, ``"estimator"`` or ``"bench"``), in
-    declaration order: ``{name: (default, Setting)}``."""
+def settings_for(use: str | None = None) -> dict[str, tuple[Any, Setting]]:
+    """The settings an entry point takes (``"cli"``, ``"estimator"`` or ``"bench"``; None:
+    every one), in declaration order: ``{name: (default, Setting)}``."""
     return {
         f.name: (f.default, f.metadata["setting"])
         for f in fields(DiscoverConfig)
-        if use in f.metadata["setting"].uses
+        if use is None or use in f.metadata["setting"].uses
+    }
+
+
+def checked_settings(owner: Any, table: Mapping[str, tuple[Any, Setting]]) -> dict[str, Any]:
+    """``owner``'s attribute of every setting in ``table``, checked against its constraint
+    and in its canonical type; ValueError names the first that cannot work."""
+    return {
+        name: setting.check.check(name, getattr(owner, name))
+        for name, (_, setting) in table.items()
     }

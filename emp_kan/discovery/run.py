@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emp_kan._runtime import threads
+from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.problems import Problem, split_validation
 from emp_kan.discovery.candidates import Candidate, route_candidates
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route, ensure_trained, trial_order
-from emp_kan.discovery.summary import finite_or_none
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.records import PruneResult

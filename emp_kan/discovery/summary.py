@@ -1,4 +1,4 @@
-"""The report's plain values: numbers as JSON allows them, and the versions behind them."""
+"""The versions of the parts that decide a report's numbers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ import torch
 
 from emp_kan import __version__
 
-__all__ = ["finite_or_none", "versions"]
-
-
-def finite_or_none(x: float) -> float | None:
-    return None if x is None or x != x or x in (float("inf"), float("-inf")) else float(x)
+__all__ = ["versions"]
 
 
 def versions() -> dict[str, str]:

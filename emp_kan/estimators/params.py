@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from emp_kan.discovery.config import Setting, settings_for
+from emp_kan.discovery.config import Setting, checked_settings, settings_for
 
 __all__ = ["checked_params", "estimator_params", "keyword_init", "parameters_doc"]
 
@@ -74,7 +74,4 @@ def parameters_doc(params: Params) -> str:
 def checked_params(estimator: Any, params: Params) -> dict[str, Any]:
     """The estimator's parameters in their canonical types, or ValueError naming the first
     that cannot work (called at the start of ``fit``, before any training)."""
-    return {
-        name: setting.check.check(name, getattr(estimator, name))
-        for name, (_, setting) in params.items()
-    }
+    return checked_settings(estimator, params)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.kan import adapter
 
 __all__ = ["PruneResult", "RoundRecord"]
@@ -117,16 +118,16 @@ class PruneResult:
             "pruner": self.pruner,
             "initial_widths": self.initial_widths,
             "final_widths": adapter.widths(self.model),
-            "initial_train_rmse": _json_float(self.initial_train_rmse),
-            "initial_val_rmse": _json_float(self.initial_val_rmse),
-            "initial_test_rmse": _json_float(self.initial_test_rmse),
+            "initial_train_rmse": finite_or_none(self.initial_train_rmse),
+            "initial_val_rmse": finite_or_none(self.initial_val_rmse),
+            "initial_test_rmse": finite_or_none(self.initial_test_rmse),
             "seconds_initial_train": self.seconds_initial_train,
-            "final_train_rmse": _json_float(self.final_train_rmse),
-            "final_val_rmse": _json_float(self.final_val_rmse),
-            "final_test_rmse": _json_float(self.final_test_rmse),
+            "final_train_rmse": finite_or_none(self.final_train_rmse),
+            "final_val_rmse": finite_or_none(self.final_val_rmse),
+            "final_test_rmse": finite_or_none(self.final_test_rmse),
             "seconds_final_train": self.seconds_final_train,
             "stop_reason": self.stop_reason,
-            "accept_below": _json_float(self.accept_below),
+            "accept_below": finite_or_none(self.accept_below),
             "schedule": self.schedule,
             "rejected_attempts": self.rejected_attempts,
             "node_ids": self.node_ids,
@@ -139,17 +140,13 @@ class PruneResult:
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
 
-def _json_float(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, float):
-        return _json_float(obj)
+        return finite_or_none(obj)
     if isinstance(obj, np.generic):
         return _jsonable(obj.item())
     return obj

@@ -3,7 +3,6 @@ warnings (:class:`SymbolicFormula`), and the fit chosen for one edge (:class:`Ed
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.symbolic.edge_fit import EdgeCandidate
 from emp_kan.symbolic.registry import library_function
 
@@ -18,7 +18,6 @@ __all__ = [
     "UNDEFINED_WARNING",
     "EdgeFit",
     "SymbolicFormula",
-    "finite_or_none",
     "is_expression_warning",
     "unexplained_warning",
 ]
@@ -171,7 +170,3 @@ class SymbolicFormula:
             ],
             "warnings": self.warnings,
         }
-
-
-def finite_or_none(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
