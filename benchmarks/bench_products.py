@@ -32,7 +32,12 @@ searches = {}
 for eq in %(equations)r:
     problem = feynman_problem(eq, 300, 0)
     inputs = list(range(len(problem.variables)))
-    searches[eq] = product_search(problem.dataset, inputs, 0.2, tuple(DEFAULT_LIBRARY), 3)[1]
+    try:  # the tree's own signature: rows carved once, or a dataset and its share
+        from emp_kan.data.split import Split
+        rows = (Split.of(problem.dataset, 0.2),)
+    except ImportError:
+        rows = (problem.dataset, 0.2)
+    searches[eq] = product_search(*rows[:1], inputs, *rows[1:], tuple(DEFAULT_LIBRARY), 3)[1]
 searches[%(equations)r[0]]()  # compile
 best, errors = None, {}
 for _ in range(%(repeats)d):

@@ -62,6 +62,7 @@ _LAZY = {
     "DEFAULT_LIBRARY": "emp_kan.symbolic.edge_fit",
     # baselines
     "with_label_noise": "emp_kan.data.problems",
+    "Split": "emp_kan.data.split",
     # graphs and pictures
     "to_networkx": "emp_kan.draw.graph",
     "write_graph": "emp_kan.draw.graph",

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emp_kan.data.problems import formula_problem
+from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.discover import discover
 from emp_kan.symbolic.formula import SymbolicFormula
@@ -41,9 +42,8 @@ def _exact(law, ranges, samples=240):
     problem = formula_problem(law, ranges, samples=samples)
     found = product_formulas(
         _placeholder(problem.variables),
-        problem.dataset,
+        Split.of(problem.dataset, 0.2),
         list(range(len(problem.variables))),
-        0.2,
         DEFAULT_LIBRARY,
     )
     assert found, "no candidate at all"
@@ -87,7 +87,10 @@ def test_an_input_the_law_does_not_use_gets_no_factor():
     )
     labels = rows[:, 0] * np.sin(rows[:, 1])
     found = product_formulas(
-        _placeholder(["x", "y", "z"]), _dataset(rows, labels, 200), [0, 1, 2], 0.2, DEFAULT_LIBRARY
+        _placeholder(["x", "y", "z"]),
+        Split.of(_dataset(rows, labels, 200), 0.2),
+        [0, 1, 2],
+        DEFAULT_LIBRARY,
     )
     x, y, z = sp.symbols("x y z", real=True)
     assert sp.simplify(found[0].expression - x * sp.sin(y)) == 0
@@ -125,7 +128,10 @@ def test_the_fit_finds_the_power_and_the_frequency(power, frequency, name):
     rows = np.column_stack([rng.uniform(0.5, 2, 300), rng.uniform(0.2, 3.0, 300)])
     labels = 1.5 * rows[:, 0] ** power * getattr(np, name)(frequency * rows[:, 1] + 0.3)
     found = product_formulas(
-        _placeholder(["u", "v"]), _dataset(rows, labels, 200), [0, 1], 0.2, DEFAULT_LIBRARY
+        _placeholder(["u", "v"]),
+        Split.of(_dataset(rows, labels, 200), 0.2),
+        [0, 1],
+        DEFAULT_LIBRARY,
     )
     assert found[0].test_rmse < 1e-4 * float(np.std(labels))
     u = sp.Symbol("u", real=True)

@@ -104,10 +104,10 @@ def test_routes_trained_in_a_child_are_the_models_trained_here():
 def test_an_extra_route_failing_in_either_process_is_left_out_with_a_warning(monkeypatch, caplog):
     real = route_module.train_dense
 
-    def failing(problem, config):
-        if problem.truth is None:  # log and log-y, in whichever process claims them
+    def failing(route, config):
+        if route.name != "none":  # log and log-y, in whichever process claims them
             raise ValueError("diverged on purpose")
-        return real(problem, config)
+        return real(route, config)
 
     monkeypatch.setattr(route_module, "train_dense", failing)
     with caplog.at_level("WARNING", logger="emp_kan"):
@@ -121,7 +121,7 @@ def test_an_extra_route_failing_in_either_process_is_left_out_with_a_warning(mon
 
 
 def test_the_data_route_failing_fails_the_run_with_its_own_error(monkeypatch):
-    def failing(problem, config):
+    def failing(route, config):
         raise ValueError("cannot train on purpose")
 
     monkeypatch.setattr(route_module, "train_dense", failing)

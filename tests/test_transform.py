@@ -12,7 +12,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emp_kan.data.problems import formula_problem, split_validation, with_label_noise
+from emp_kan.data.problems import formula_problem, with_label_noise
+from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.discover import discover
 from emp_kan.discovery.routes import plan_routes
@@ -119,10 +120,10 @@ def _placeholder_formula(names):
 
 def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
     problem = formula_problem("-3*a*b**2/(4*pi*c)", "a=-1:1,b=0.5:2,c=0.5:2", samples=100)
-    fit, _ = split_validation(problem.dataset, 0.2)
+    fit = Split.of(problem.dataset, 0.2).fit
     transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
     formula = _placeholder_formula(problem.variables)
-    found = power_law_formula(formula, transform, [0, 1, 2], problem.dataset, 0.2)
+    found = power_law_formula(formula, transform, [0, 1, 2], Split.of(problem.dataset, 0.2))
     assert (
         sp.simplify(
             found.expression
@@ -134,7 +135,7 @@ def test_the_power_law_reading_is_exact_for_a_monomial_over_the_kept_inputs():
     )
     assert found.test_rmse < 1e-5
     # Had pruning cut the input c, the power law cannot hold: its error says so.
-    without_c = power_law_formula(formula, transform, [0, 1], problem.dataset, 0.2)
+    without_c = power_law_formula(formula, transform, [0, 1], Split.of(problem.dataset, 0.2))
     assert without_c.test_r2 < 0.9 and not without_c.expression.has(sp.Symbol("c", real=True))
 
 
@@ -166,10 +167,10 @@ def test_a_log_route_whose_training_fails_is_left_out_not_fatal(monkeypatch, cap
     config = DiscoverConfig(hidden=(2,), grid=3, steps=2, compare=False)
     real = route_module.train_dense
 
-    def diverging(route_problem, route_config):
-        if route_problem is not problem:  # the log route's problem
+    def diverging(route, route_config):
+        if route.name != "none":  # the log and log-y routes
             raise RuntimeError("lstsq: Argument 6 has illegal value")
-        return real(route_problem, route_config)
+        return real(route, route_config)
 
     monkeypatch.setattr(route_module, "train_dense", diverging)
     routes = parallel.train_routes(problem, config)
@@ -224,10 +225,10 @@ def test_routes_not_trained_ahead_are_trained_when_reached_and_left_out_if_they_
     assert routes[1].trained is not None and routes[0].trained is routes[2].trained is None
     real = route_module.train_dense
 
-    def failing_log_y(route_problem, route_config):
-        if route_problem is routes[2].problem:
+    def failing_log_y(route, route_config):
+        if route.name == "log-y":
             raise RuntimeError("lstsq: Argument 6 has illegal value")
-        return real(route_problem, route_config)
+        return real(route, route_config)
 
     monkeypatch.setattr(route_module, "train_dense", failing_log_y)
     with caplog.at_level("WARNING", logger="emp_kan"):
@@ -264,9 +265,8 @@ def test_the_log_y_route_keeps_inputs_and_its_direct_fit_finds_a_composition():
     found = direct_formulas(
         _placeholder_formula(problem.variables),
         log_y.log_transform,
-        log_y.problem.dataset,
-        problem.dataset,
-        0.2,
+        log_y.rows,
+        log_y.given_rows,
         DEFAULT_LIBRARY,
     )
     x = sp.Symbol("x", real=True)
@@ -287,7 +287,7 @@ def test_a_label_transform_turns_a_composition_into_one_library_function(law, ra
 
     problem = formula_problem(law, ranges, samples=200)
     found = label_transform_formulas(
-        _placeholder_formula(problem.variables), problem.dataset, 0.2, DEFAULT_LIBRARY
+        _placeholder_formula(problem.variables), Split.of(problem.dataset, 0.2), DEFAULT_LIBRARY
     )
     exact = [
         name
@@ -306,7 +306,7 @@ def test_label_transforms_apply_only_where_they_are_defined():
     problem = formula_problem("x**3", "x=-2:2", samples=100)  # both signs, y = 0 possible
     names = set(
         label_transform_formulas(
-            _placeholder_formula(problem.variables), problem.dataset, 0.2, DEFAULT_LIBRARY
+            _placeholder_formula(problem.variables), Split.of(problem.dataset, 0.2), DEFAULT_LIBRARY
         )
     )
     assert not any(n.startswith("square") for n in names)  # sqrt cannot give both signs
@@ -348,9 +348,9 @@ def test_a_formula_rewritten_into_another_expression_does_not_carry_the_old_ones
         seconds=0.0,
         warnings=[process, UNDEFINED_WARNING, unexplained_warning(-0.2)],
     )
-    found = formula_of_expression(failed, x * y, problem.dataset, 0.2, edges=edges)
+    found = formula_of_expression(failed, x * y, Split.of(problem.dataset), edges=edges)
     assert found.explains_data and found.test_r2 > 0.999
     # The domain warning stays on the same expression mapped back (edges kept), not on a new one.
     assert found.warnings == ([process] if edges == [] else [process, UNDEFINED_WARNING])
-    bad = formula_of_expression(failed, x * 0 + 7, problem.dataset, 0.2, edges=edges)
+    bad = formula_of_expression(failed, x * 0 + 7, Split.of(problem.dataset), edges=edges)
     assert any(w.startswith("the formula explains less") for w in bad.warnings)

@@ -29,7 +29,8 @@ import sympy as sp
 
 from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.formula_parse import parse_formula
-from emp_kan.data.problems import Problem, split_validation
+from emp_kan.data.problems import Problem
+from emp_kan.data.split import Split
 from emp_kan.symbolic.expression import (
     evaluate_formula,
     expansion_risk,
@@ -140,7 +141,8 @@ def run_operon(problem: Problem, seed: int = 0, validation: float = 0.2) -> Oper
     from pyoperon.sklearn import SymbolicRegressor
 
     start = time.perf_counter()
-    fit, val = split_validation(problem.dataset, validation)
+    rows = Split.of(problem.dataset, validation)
+    fit, val = rows.fit, rows.validation
     x = fit["train_input"].double().numpy()
     y = fit["train_label"].double().numpy().ravel()
     regressor = SymbolicRegressor(random_state=seed, **OPERON_BUDGET)

@@ -28,7 +28,6 @@ __all__ = [
     "feynman_problem",
     "formula_problem",
     "parse_ranges",
-    "split_validation",
     "with_label_noise",
 ]
 
@@ -43,43 +42,6 @@ class Problem:
     truth: Any
     ranges: list[tuple[float, float]] | None
     target: str = "y"
-
-
-def split_validation(
-    dataset: dict[str, torch.Tensor], share: float = 0.2
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Carve validation rows from the training rows: the last ``share`` of them.
-
-    Every decision (accepting a pruning round, choosing a formula) is taken on these rows;
-    the test rows only report.
-
-    Parameters
-    ----------
-    dataset : dict
-        pykan dataset: ``train_input (n, w_0)``, ``train_label (n, w_L)``, ``test_*``.
-    share : float
-
-    Returns
-    -------
-    fit : dict
-        A pykan dataset for training: the first ``n - n_val`` training rows, and the validation
-        rows in its ``test_*`` slots (pykan's ``fit`` logs a test loss on them), so that the
-        test rows never reach training.
-    validation : dict
-        ``{"x": (n_val, w_0), "y": (n_val, w_L)}``; with fewer than 10 training rows there is
-        nothing to carve and these are the training rows themselves.
-    """
-    n = dataset["train_input"].shape[0]
-    n_val = max(1, int(n * share + 1e-9)) if n >= 10 else 0
-    x, y = dataset["train_input"], dataset["train_label"]
-    val = {"x": x[n - n_val :], "y": y[n - n_val :]} if n_val else {"x": x, "y": y}
-    fit = {
-        "train_input": x[: n - n_val],
-        "train_label": y[: n - n_val],
-        "test_input": val["x"],
-        "test_label": val["y"],
-    }
-    return fit, val
 
 
 def _sample(fn, bounds, n_train, n_test, seed) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from emp_kan._runtime.numbers import finite_or_none
-from emp_kan.data.problems import Problem, split_validation
+from emp_kan.data.problems import Problem
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route
 from emp_kan.kan import adapter
@@ -74,7 +74,7 @@ def _run_route(
     start = time.perf_counter()
     pruned = prune_rounds(
         route.trained,
-        route.problem.dataset,
+        route.rows,
         pruner,
         rounds=config.rounds,
         steps=config.round_steps,
@@ -94,34 +94,27 @@ def _run_route(
         return [Candidate(route.name, route, pruned, None, math.inf, timings)]
     formula = fit_formula(
         pruned,
-        route.problem.dataset,
+        route.rows,
         variables=problem.variables,
         library=config.library,
         seed=config.seed,
         progress=config.progress,
-        validation=config.validation_fraction,
     )
+    given = route.given_rows
     formulas = {route.name: formula}
     if route.log_transform is None:
         # Over every input, not only the kept ones: a sum-KAN models a product badly, and
         # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
         # does not use gets a zero exponent, which the validation rows snap away.
         every_input = list(range(len(problem.variables)))
-        for k, f in enumerate(
-            product_formulas(
-                formula, problem.dataset, every_input, config.validation_fraction, config.library
-            )
-        ):
+        for k, f in enumerate(product_formulas(formula, given, every_input, config.library)):
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"product-{k + 1}"] = f
         # The plain power law over every input too: the log route's reading uses the inputs
         # its pruned KAN kept, and a cut factor loses the monomial (q/(4*pi*epsilon*r)).
-        fit, _ = split_validation(problem.dataset, config.validation_fraction)
-        log_transform, _ = fit_log_transform(fit["train_input"], fit["train_label"])
+        log_transform, _ = fit_log_transform(given.fit["train_input"], given.fit["train_label"])
         if log_transform is not None and len(every_input) > 1:
-            f = power_law_formula(
-                formula, log_transform, every_input, problem.dataset, config.validation_fraction
-            )
+            f = power_law_formula(formula, log_transform, every_input, given)
             f.spline_test_rmse = formula.spline_test_rmse
             formulas["power-law-all"] = f
     if route.log_transform is not None:
@@ -131,37 +124,22 @@ def _run_route(
             for i in range(len(problem.variables))
             if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())
         ]
-        formulas = {
-            route.name: formula_in_original_space(
-                formula, route.log_transform, problem.dataset, config.validation_fraction
-            )
-        }
+        formulas = {route.name: formula_in_original_space(formula, route.log_transform, given)}
         if route.log_transform.log_inputs:
-            formulas["power-law"] = power_law_formula(
-                formula, route.log_transform, inputs, problem.dataset, config.validation_fraction
-            )
+            formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs, given)
         for f in formulas.values():
             f.spline_test_rmse = spline_rmse
     if len(problem.variables) == 1 and route.log_transform is None:
-        for name, f in label_transform_formulas(
-            formula, problem.dataset, config.validation_fraction, config.library
-        ).items():
+        for name, f in label_transform_formulas(formula, given, config.library).items():
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[name] = f
     if len(problem.variables) == 1:
         for k, f in enumerate(
-            direct_formulas(
-                formula,
-                route.log_transform,
-                route.problem.dataset,
-                problem.dataset,
-                config.validation_fraction,
-                config.library,
-            )
+            direct_formulas(formula, route.log_transform, route.rows, given, config.library)
         ):
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"{route.name}-direct-{k + 1}"] = f
-    _, val = split_validation(problem.dataset, config.validation_fraction)
+    val = given.validation
     timings = {
         "train": route.seconds,
         "prune": seconds_prune,

@@ -66,11 +66,9 @@ def _search_ahead_then_train(
     if not ahead:
         return _train_claimed(routes, config, counter, as_state=True), None
     try:
+        data_route = next(route for route in routes if route.log_transform is None)
         found = product_search_ahead(
-            problem.dataset,
-            list(range(len(problem.variables))),
-            config.validation_fraction,
-            config.library,
+            data_route.given_rows, list(range(len(problem.variables))), config.library
         )
     except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
         found = None
@@ -122,10 +120,7 @@ def train_routes(
         elif ahead:  # the child only searches: both methods' data routes will ask for it
             outcomes = _train_claimed(to_train, config, counter, as_state=False)
             key = product_search_key(
-                problem.dataset,
-                list(range(len(problem.variables))),
-                config.validation_fraction,
-                config.library,
+                to_train[0].given_rows, list(range(len(problem.variables))), config.library
             )
             searching, child = child, None  # the pending result closes it from now on
             remember(

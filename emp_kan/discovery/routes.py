@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from emp_kan.data.problems import Problem, split_validation
+from emp_kan.data.problems import Problem
+from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.kan import adapter
 from emp_kan.kan.training import train
@@ -41,6 +42,8 @@ class Route:
     name: str  # "none", "log" or "log-y"
     log_transform: LogTransform | None  # None for the data as given
     problem: Problem  # in this route's space
+    rows: Split  # problem.dataset's rows, carved once
+    given_rows: Split  # the same rows of the data as given (the user's space)
     trained: Any = None  # None until trained (see train_routes' only_first)
     seconds: float = 0.0
     left_out: bool = False  # an extra route whose training failed or diverged (logged)
@@ -55,9 +58,10 @@ def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     not apply.
     """
     routes = []
+    given = Split.of(problem.dataset, config.validation_fraction)
     if config.route in ("auto", "none"):
-        routes.append(Route("none", None, problem))
-    fit, _ = split_validation(problem.dataset, config.validation_fraction)
+        routes.append(Route("none", None, problem, given, given))
+    fit = given.fit
     for name in ("log", "log-y"):
         if config.route not in ("auto", name):
             continue
@@ -65,11 +69,10 @@ def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
             fit["train_input"], fit["train_label"], log_inputs=name == "log"
         )
         if transform is not None:
+            rows = given.map(transform.apply)
             routes.append(
                 Route(
-                    name,
-                    transform,
-                    replace(problem, dataset=transform.apply(problem.dataset), truth=None),
+                    name, transform, replace(problem, dataset=rows.dataset, truth=None), rows, given
                 )
             )
         elif config.route == name:
@@ -79,15 +82,15 @@ def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     return routes
 
 
-def train_dense(problem: Problem, config: DiscoverConfig) -> tuple[Any, float]:
-    """The unpruned KAN both pruning methods start from, trained on the fit rows only.
+def train_dense(route: Route, config: DiscoverConfig) -> tuple[Any, float]:
+    """The unpruned KAN both pruning methods start from, trained on the route's fit rows only.
 
-    Returns the trained model and the seconds it took. The validation rows (the last share of
-    the training rows, see :func:`emp_kan.data.problems.split_validation`) are kept out of
-    training so that the round loop and the symbolic stage can decide on them.
+    Returns the trained model and the seconds it took. The validation rows (see
+    :class:`~emp_kan.data.split.Split`) are kept out of training so that the round loop and
+    the symbolic stage can decide on them.
     """
-    width = config.model_width(len(problem.variables))
-    fit, _ = split_validation(problem.dataset, config.validation_fraction)
+    width = config.model_width(len(route.problem.variables))
+    fit = route.rows.fit
     model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
     start = time.perf_counter()
     trained = train(model, fit, steps=config.steps, lamb=config.lamb, seed=config.seed)
@@ -98,7 +101,7 @@ def train_one(route: Route, config: DiscoverConfig, as_state: bool) -> tuple[str
     """:func:`train_dense` on one route: ``("done", model, seconds)`` or ``("failed", the
     exception, 0.0)``; with ``as_state`` the model as a picklable state (for a forked child)."""
     try:
-        model, seconds = train_dense(route.problem, config)
+        model, seconds = train_dense(route, config)
     except (RuntimeError, ValueError) as exc:
         return "failed", exc, 0.0
     return "done", adapter.model_state(model) if as_state else model, seconds
@@ -126,7 +129,7 @@ def settle_route(
     route.trained, route.seconds = value, seconds
     if essential:
         return
-    fit, _ = split_validation(route.problem.dataset, config.validation_fraction)
+    fit = route.rows.fit
     try:
         finite = math.isfinite(adapter.rmse(route.trained, fit["train_input"], fit["train_label"]))
     except (RuntimeError, ValueError) as exc:

@@ -10,7 +10,7 @@ from typing import Any
 
 from emp_kan._runtime import threads
 from emp_kan._runtime.numbers import finite_or_none
-from emp_kan.data.problems import Problem, split_validation
+from emp_kan.data.problems import Problem
 from emp_kan.discovery.candidates import Candidate, route_candidates
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route, ensure_trained, trial_order
@@ -168,7 +168,7 @@ def _enough(
         return True
     if config.all_routes:
         return False
-    _, val = split_validation(problem.dataset, config.validation_fraction)
+    val = candidates[0].route.given_rows.validation
     floor = noise_floor(float(val["y"].std()))
     return any(c.val_rmse <= floor for c in candidates)
 
@@ -187,7 +187,7 @@ def chosen_run(
         raise RuntimeError("every route failed; run with route='none' to see why")
     chosen = 0
     if symbolic and len(candidates) > 1:
-        _, val = split_validation(problem.dataset, config.validation_fraction)
+        val = candidates[0].route.given_rows.validation
         picked = choose_formula(
             [c.formula.complexity for c in candidates],
             [c.val_rmse for c in candidates],

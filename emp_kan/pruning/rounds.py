@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from emp_kan._runtime import threads
 from emp_kan._runtime.checks import check_finite_nonneg, check_whole
-from emp_kan.data.problems import split_validation
+from emp_kan.data.split import Split
 from emp_kan.kan import adapter
 from emp_kan.kan.fast.train import data_loss
 from emp_kan.kan.training import check_dataset
@@ -167,14 +167,14 @@ class _Loop:
 
 
 def _context(
-    dataset: Mapping[str, torch.Tensor],
+    rows: Split,
     pruner: Any,
     steps: int,
     lamb: float,
     seed: int,
     opt: str,
     update_grid: bool,
-    schedule: Schedule | None,
+    schedule: Schedule,
     label_map: LabelMap | None,
     loss: str,
 ) -> _Context:
@@ -182,10 +182,8 @@ def _context(
     pruner = EMPPruner(target="both") if pruner is None else pruner
     if not all(hasattr(pruner, a) for a in ("keep_edges", "keep_nodes", "backed_off")):
         raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
-    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
-    fit, val = split_validation(dict(dataset), schedule.validation_fraction)
     return _Context(
-        (fit, val, dataset),
+        (rows.fit, rows.validation, rows.dataset),
         pruner,
         schedule,
         check_whole("steps", steps),
@@ -380,7 +378,7 @@ def _polish(loop: _Loop, ctx: _Context, final_steps: int) -> tuple[tuple, float]
 @threads.single_threaded
 def prune_rounds(
     model: Any,
-    dataset: Mapping[str, torch.Tensor],
+    dataset: Mapping[str, torch.Tensor] | Split,
     pruner: EMPPruner | ThresholdPruner | None = None,
     rounds: int = DEFAULT_ROUNDS,
     steps: int = DEFAULT_ROUND_STEPS,
@@ -402,15 +400,17 @@ def prune_rounds(
     schedule's limit is rolled back and the round retried with a gentler rung (EMP: a larger
     beta; thresholds: smaller ones). The loop ends when no rung removes anything that is
     accepted, or at the ``rounds`` cap, or when the attempt budget is spent. Decisions use only
-    validation rows carved from the training rows
-    (:func:`emp_kan.data.problems.split_validation`); the test rows are reported, never used.
+    validation rows carved from the training rows (:class:`~emp_kan.data.split.Split`); the
+    test rows are reported, never used.
 
     Parameters
     ----------
     model : kan.MultKAN
         Not modified; the loop works on a copy.
-    dataset : dict of torch.Tensor
-        ``train_input (n, w_0)``, ``train_label (n, w_L)``, ``test_input``, ``test_label``.
+    dataset : dict of torch.Tensor or Split
+        ``train_input (n, w_0)``, ``train_label (n, w_L)``, ``test_input``, ``test_label``;
+        its validation rows are the schedule's ``validation_fraction`` of the training rows,
+        or, for a :class:`~emp_kan.data.split.Split`, the ones carved already.
     pruner : EMPPruner or ThresholdPruner
         Default: ``EMPPruner(target="both")``.
     rounds : int
@@ -440,9 +440,11 @@ def prune_rounds(
     """
     adapter.check_model(model)
     widths = adapter.widths(model)
-    check_dataset(dataset, widths[0], widths[-1])
+    check_dataset(dataset.dataset if isinstance(dataset, Split) else dataset, widths[0], widths[-1])
     rounds = check_whole("rounds", rounds)
-    ctx = _context(dataset, pruner, steps, lamb, seed, opt, update_grid, schedule, label_map, loss)
+    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
+    rows = Split.of(dataset, schedule.validation_fraction)
+    ctx = _context(rows, pruner, steps, lamb, seed, opt, update_grid, schedule, label_map, loss)
     initial_steps = ctx.steps if initial_steps is None else initial_steps
     loop, seconds_initial = _start(model, ctx, check_whole("initial_steps", initial_steps))
     initial = loop.losses

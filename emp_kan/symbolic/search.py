@@ -48,7 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from emp_kan._runtime import threads
-from emp_kan.data.problems import split_validation
+from emp_kan.data.split import Split
 from emp_kan.kan import adapter
 from emp_kan.kan.training import check_dataset
 from emp_kan.symbolic.edge_fit import check_library
@@ -89,7 +89,7 @@ __all__ = ["fit_formula"]
 @threads.single_threaded
 def fit_formula(
     source: Any,
-    dataset: Mapping[str, torch.Tensor],
+    dataset: Mapping[str, torch.Tensor] | Split,
     *,
     variables: Sequence[str] | None = None,
     library: Sequence[str] = DEFAULT_LIBRARY,
@@ -107,8 +107,10 @@ def fit_formula(
     ----------
     source : kan.MultKAN or PruneResult
         The (pruned) model; not modified. One output.
-    dataset : dict of torch.Tensor
-        pykan dataset; training rows fit (the last 20% validate), test rows only report.
+    dataset : dict of torch.Tensor or Split
+        pykan dataset; training rows fit (the last ``validation`` share of them, or a
+        :class:`~emp_kan.data.split.Split`'s own validation rows, decide), test rows only
+        report.
     variables : sequence of str, optional
         Names of the inputs (default ``x0, x1, ...``).
     library : sequence of str
@@ -128,7 +130,7 @@ def fit_formula(
         Show a tqdm bar over edges.
     validation : float
         Share of the training rows (the last ones) that choose; the same rows the round loop
-        decides on (:func:`emp_kan.data.problems.split_validation`).
+        decides on (:class:`~emp_kan.data.split.Split`). Ignored for a Split.
 
     Returns
     -------
@@ -141,8 +143,10 @@ def fit_formula(
         than one output, bad variable names, or a bad dataset.
     """
     start_time = time.perf_counter()
-    model, ids, symbols, library = _checked_source(source, dataset, variables, library)
-    fit_data, val = split_validation(dict(dataset), validation)
+    data = dataset.dataset if isinstance(dataset, Split) else dataset
+    model, ids, symbols, library = _checked_source(source, data, variables, library)
+    rows = Split.of(dataset, validation)
+    dataset, fit_data, val = rows.dataset, rows.fit, rows.validation
     spline_test_rmse = adapter.rmse(model, dataset["test_input"], dataset["test_label"])
     spline_val_rmse = adapter.rmse(model, val["x"], val["y"])
     model, fits, warnings = _fixed_model(

@@ -14,13 +14,16 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy as sp
 import torch
 
 from emp_kan.symbolic.registry import library_function
+
+if TYPE_CHECKING:
+    from emp_kan.data.split import Split
 
 __all__ = [
     "LABEL_TRANSFORMS",
@@ -161,25 +164,22 @@ def fit_log_transform(
     return LogTransform(input_signs, s0, parity, log_inputs), ""
 
 
-def formula_in_original_space(
-    formula: Any, transform: LogTransform, dataset: dict[str, torch.Tensor], validation: float
-) -> Any:
+def formula_in_original_space(formula: Any, transform: LogTransform, rows: Split) -> Any:
     """``formula`` (a SymbolicFormula of ``log|y|``) as a SymbolicFormula of ``y``.
 
-    Its constants are snapped again on the validation rows of ``dataset`` (``exp`` of a
+    Its constants are snapped again on the validation rows of ``rows`` (``exp`` of a
     log-space constant such as ``-log(4*pi)`` is a number that snaps only here), and its test
     and training errors are those of ``y``, so that it competes with formulas fitted to ``y``.
     """
     expr = transform.to_original(formula.expression, formula.variables)
-    return formula_of_expression(formula, expr, dataset, validation)
+    return formula_of_expression(formula, expr, rows)
 
 
 def power_law_formula(
     formula: Any,
     transform: LogTransform,
     inputs: list[int],
-    dataset: dict[str, torch.Tensor],
-    validation: float,
+    rows: Split,
 ) -> Any:
     """The straight-edge reading of a log-route KAN: ``y = C * prod_i x_i**a_i`` over the
     inputs the pruned KAN still uses.
@@ -197,14 +197,10 @@ def power_law_formula(
     transform : LogTransform
     inputs : list of int
         Columns of the inputs with a live edge in the pruned log-route KAN.
-    dataset : dict of torch.Tensor
-        The pykan dataset of ``y`` (not logged).
-    validation : float
-        Share of training rows that validate.
+    rows : Split
+        The rows of ``y`` (not logged).
     """
-    from emp_kan.data.problems import split_validation
-
-    fit, _ = split_validation(dict(dataset), validation)
+    fit = rows.fit
     logged = transform.apply({"x": fit["train_input"], "y": fit["train_label"]})
     x_log = logged["x"].double().numpy()[:, inputs]
     y_log = logged["y"].double().numpy().reshape(-1)
@@ -216,25 +212,23 @@ def power_law_formula(
         sp.Float(coefficients[-1]),
     )
     expr = transform.to_original(log_expr, symbols)
-    return formula_of_expression(formula, expr, dataset, validation, edges=[])
+    return formula_of_expression(formula, expr, rows, edges=[])
 
 
 def formula_of_expression(
     formula: Any,
     expr: Any,
-    dataset: dict[str, torch.Tensor],
-    validation: float,
+    rows: Split,
     edges: list | None = None,
 ) -> Any:
     """``formula`` with ``expr`` (of ``y``) as its expression: whole floats made integers,
     constants snapped on the validation rows, errors and complexity measured again."""
     from dataclasses import replace
 
-    from emp_kan.data.problems import split_validation
     from emp_kan.symbolic.expression import evaluate_formula, finish_expression, formula_complexity
     from emp_kan.symbolic.formula import is_expression_warning, unexplained_warning
 
-    _, val = split_validation(dict(dataset), validation)
+    val, dataset = rows.validation, rows.dataset
     expr = finish_expression(_integral_floats(expr), formula.variables, val["x"], val["y"])
     expr = _integral_floats(expr)
     test_rmse, test_r2 = evaluate_formula(
@@ -280,9 +274,8 @@ def _edge_expression(cand: Any, symbol: Any) -> Any:
 def direct_formulas(
     formula: Any,
     transform: LogTransform | None,
-    route_dataset: dict[str, torch.Tensor],
-    dataset: dict[str, torch.Tensor],
-    validation: float,
+    route_rows: Split,
+    rows: Split,
     library: Any,
     top: int = 3,
 ) -> list[Any]:
@@ -294,10 +287,9 @@ def direct_formulas(
     ``sin``), which the per-edge fits then chase. Where the route has made the law a single
     library function (``log|y| = sin(x)``), fitting it to the data directly is exact.
     """
-    from emp_kan.data.problems import split_validation
     from emp_kan.symbolic.edge_fit import fit_edge
 
-    fit, _ = split_validation(dict(route_dataset), validation)
+    fit = route_rows.fit
     x = fit["train_input"].double().numpy()[:, 0]
     y = fit["train_label"].double().numpy()[:, 0]
     symbol = formula.variables[0]
@@ -308,7 +300,7 @@ def direct_formulas(
         expr = _edge_expression(cand, symbol)
         if transform is not None:
             expr = transform.to_original(expr, formula.variables)
-        out.append(formula_of_expression(formula, expr, dataset, validation, edges=[]))
+        out.append(formula_of_expression(formula, expr, rows, edges=[]))
     return out
 
 
@@ -327,7 +319,7 @@ LABEL_TRANSFORMS = {
 
 
 def label_transform_formulas(
-    formula: Any, dataset: dict[str, torch.Tensor], validation: float, library: Any, top: int = 2
+    formula: Any, rows: Split, library: Any, top: int = 2
 ) -> dict[str, Any]:
     """For one input: library functions ``g(y) = c * f(a * x + b) + d`` fitted on the fit rows
     for ``g`` each of :data:`LABEL_TRANSFORMS` that applies, mapped back to formulas of ``y``.
@@ -337,10 +329,9 @@ def label_transform_formulas(
     dict of str to SymbolicFormula
         Keyed ``"<transform>-direct-<k>"``; constants snapped on the validation rows.
     """
-    from emp_kan.data.problems import split_validation
     from emp_kan.symbolic.edge_fit import fit_edge
 
-    fit, _ = split_validation(dict(dataset), validation)
+    fit = rows.fit
     x = fit["train_input"].double().numpy()[:, 0]
     y = fit["train_label"].double().numpy()[:, 0]
     symbol = formula.variables[0]
@@ -358,8 +349,7 @@ def label_transform_formulas(
             out[f"{name}-direct-{k + 1}"] = formula_of_expression(
                 formula,
                 inverse(_edge_expression(cand, symbol), sign),
-                dataset,
-                validation,
+                rows,
                 edges=[],
             )
     return out

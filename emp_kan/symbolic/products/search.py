@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from emp_kan._runtime.memo import digest, recall
+from emp_kan.data.split import Split
 from emp_kan.symbolic.products.fit import fit_products
 from emp_kan.symbolic.products.signed import (
     polish_in_y,
@@ -39,17 +38,11 @@ __all__ = ["product_formulas", "product_search", "product_search_ahead", "produc
 
 
 def product_search(
-    dataset: dict[str, torch.Tensor],
-    inputs: list[int],
-    validation: float,
-    library: tuple[str, ...],
-    top: int,
+    rows: Split, inputs: list[int], library: tuple[str, ...], top: int
 ) -> tuple[str, Any]:
     """The memo key of :func:`product_formulas`'s search and the search itself (a function of
     no arguments returning ``(signed fit, rmse)`` pairs, best first)."""
-    from emp_kan.data.problems import split_validation
-
-    fit_rows, _ = split_validation(dict(dataset), validation)
+    fit_rows = rows.fit
     x = fit_rows["train_input"].double().numpy()
     y = fit_rows["train_label"].double().numpy()[:, 0]
 
@@ -66,36 +59,27 @@ def product_search(
 
 
 def product_search_key(
-    dataset: dict[str, torch.Tensor],
-    inputs: list[int],
-    validation: float,
-    library: tuple[str, ...],
-    top: int = 3,
+    rows: Split, inputs: list[int], library: tuple[str, ...], top: int = 3
 ) -> str:
     """The memo key under which :func:`product_formulas` with these arguments keeps its
     search (the key :func:`product_search_ahead` returns), without searching."""
-    return product_search(dataset, inputs, validation, library, top)[0]
+    return product_search(rows, inputs, library, top)[0]
 
 
 def product_search_ahead(
-    dataset: dict[str, torch.Tensor],
-    inputs: list[int],
-    validation: float,
-    library: tuple[str, ...],
-    top: int = 3,
+    rows: Split, inputs: list[int], library: tuple[str, ...], top: int = 3
 ) -> tuple[str, Any]:
     """What :func:`product_formulas` with these arguments will search, done now: ``(key,
     result)`` for :func:`emp_kan._runtime.memo.remember` (a forked child with time to spare
     runs it)."""
-    key, search = product_search(dataset, inputs, validation, library, top)
+    key, search = product_search(rows, inputs, library, top)
     return key, search()
 
 
 def product_formulas(
     formula: Any,
-    dataset: dict[str, torch.Tensor],
+    rows: Split,
     inputs: list[int],
-    validation: float,
     library: tuple[str, ...],
     top: int = 3,
 ) -> list[Any]:
@@ -105,12 +89,10 @@ def product_formulas(
     ----------
     formula : SymbolicFormula
         A formula of ``y`` in the user's variables (its variables and bookkeeping are reused).
-    dataset : dict of torch.Tensor
-        The pykan dataset of ``y``.
+    rows : Split
+        The rows of ``y``: the fit rows search, the validation rows snap (and never fit).
     inputs : list of int
         Columns with a live edge in the pruned KAN.
-    validation : float
-        Share of training rows that validate (and never fit).
     library : tuple of str
     top : int
 
@@ -119,13 +101,13 @@ def product_formulas(
     list of SymbolicFormula
         Constants snapped on the validation rows, errors measured on every split.
     """
-    key, search = product_search(dataset, inputs, validation, library, top)
+    key, search = product_search(rows, inputs, library, top)
     # The search reads only the data: in discover both methods ask for it on the same rows.
     polished = recall("products", key, search, keep=list, restore=list)
     out, seen = [], set()
     for signed, _ in polished:  # sin(t) and cos(t - pi/2) snap to one formula: list it once
         found = formula_of_expression(
-            formula, product_expression(signed, formula.variables), dataset, validation, edges=[]
+            formula, product_expression(signed, formula.variables), rows, edges=[]
         )
         if str(found.expression) not in seen:
             seen.add(str(found.expression))

@@ -1,0 +1,73 @@
+"""The one split of a dataset into fit, validation and test rows, carved once and passed down.
+
+Training sees the fit rows; every decision (accepting a pruning round, choosing a formula,
+snapping a constant) is taken on the validation rows, the last share of the training rows;
+the test rows only report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Split"]
+
+Rows = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A pykan dataset and its rows, carved once.
+
+    Attributes
+    ----------
+    dataset : dict of torch.Tensor
+        The whole pykan dataset: ``train_input (n, w_0)``, ``train_label (n, w_L)``,
+        ``test_input (m, w_0)``, ``test_label (m, w_L)``.
+    fraction : float
+        The share of the training rows that validate.
+    fit : dict of torch.Tensor
+        A pykan dataset for training: the first ``n - n_val`` training rows, with the validation
+        rows in its ``test_*`` slots (pykan's ``fit`` logs a test loss on them), so that the
+        test rows never reach training.
+    validation : dict of torch.Tensor
+        ``{"x": (n_val, w_0), "y": (n_val, w_L)}``, the last ``n_val = max(1, floor(n *
+        fraction))`` training rows; with fewer than 10 training rows there is nothing to carve
+        and these are the training rows themselves.
+    """
+
+    dataset: Rows
+    fraction: float
+    fit: Rows
+    validation: Rows
+
+    @classmethod
+    def of(cls, dataset: Mapping[str, torch.Tensor] | Split, fraction: float = 0.2) -> Split:
+        """The split of ``dataset`` with ``fraction`` of its training rows validating; a
+        :class:`Split` is returned as it is (its rows were carved already)."""
+        if isinstance(dataset, Split):
+            return dataset
+        data = dict(dataset)
+        x, y = data["train_input"], data["train_label"]
+        n = x.shape[0]
+        n_val = max(1, int(n * fraction + 1e-9)) if n >= 10 else 0
+        validation = {"x": x[n - n_val :], "y": y[n - n_val :]} if n_val else {"x": x, "y": y}
+        fit = {
+            "train_input": x[: n - n_val],
+            "train_label": y[: n - n_val],
+            "test_input": validation["x"],
+            "test_label": validation["y"],
+        }
+        return cls(data, fraction, fit, validation)
+
+    @property
+    def test(self) -> Rows:
+        """``{"x": (m, w_0), "y": (m, w_L)}``: the rows that only report."""
+        return {"x": self.dataset["test_input"], "y": self.dataset["test_label"]}
+
+    def map(self, change: Callable[[Rows], Rows]) -> Split:
+        """The same rows after ``change`` (a function of a pykan dataset that keeps its rows in
+        place, such as a :class:`~emp_kan.symbolic.transform.LogTransform`'s ``apply``)."""
+        return Split.of(change(self.dataset), self.fraction)
