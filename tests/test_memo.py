@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from emp_kan._runtime.memo import digest, recall, shared_work
+from emp_kan._runtime.memo import Memo, Pending, digest, recall
 from emp_kan.kan import adapter
 from emp_kan.kan.fast import train as fast
 from tests.conftest import different_tensors, make_dataset
@@ -38,23 +38,23 @@ def test_the_fast_path_draws_no_random_numbers_so_the_seed_does_not_change_a_fit
         assert not different_tensors(a, b), opt
 
 
-def test_an_identical_fit_inside_shared_work_is_done_once_with_the_same_result(counted_fits):
+def test_an_identical_fit_given_a_memo_is_done_once_with_the_same_result(counted_fits):
     data = make_dataset(n_train=80, n_test=20)
     fresh = adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5)
     adapter.fit(fresh, data, 3, 1e-3, seed=0)
     assert len(counted_fits) == 1
-    with shared_work() as hits:
+    with Memo() as memo:
         first, second = (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5) for _ in range(2))
-        adapter.fit(first, data, 3, 1e-3, seed=0)
-        adapter.fit(second, data, 3, 1e-3, seed=4)
+        adapter.fit(first, data, 3, 1e-3, seed=0, memo=memo)
+        adapter.fit(second, data, 3, 1e-3, seed=4, memo=memo)
         assert len(counted_fits) == 2
-        assert hits == {"fit": 1}
+        assert memo.hits == {"fit": 1}
         assert not different_tensors(second, fresh) and not different_tensors(first, fresh)
         # The kept result is a copy: changing a trained model does not change what is handed out.
         with torch.no_grad():
             first.act_fun[0].coef.add_(1.0)
         third = adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5)
-        adapter.fit(third, data, 3, 1e-3, seed=0)
+        adapter.fit(third, data, 3, 1e-3, seed=0, memo=memo)
         assert not different_tensors(third, fresh)
 
 
@@ -65,7 +65,7 @@ def test_fits_that_differ_in_state_rows_or_settings_are_all_trained(counted_fits
     masks = [m.numpy() for m in adapter.get_edge_masks(masked)]
     masks[0][0, 0] = False
     adapter.set_edge_masks(masked, masks)
-    with shared_work() as hits:
+    with Memo() as memo:
         runs = [
             (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "LBFGS"),
             (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=6), data, 3, 1e-3, "LBFGS"),
@@ -76,27 +76,28 @@ def test_fits_that_differ_in_state_rows_or_settings_are_all_trained(counted_fits
             (adapter.make_kan([3, 3, 1], grid=4, k=3, seed=5), data, 3, 1e-3, "Adam"),
         ]
         for model, rows, steps, lamb, opt in runs:
-            adapter.fit(model, rows, steps, lamb, seed=0, opt=opt)
+            adapter.fit(model, rows, steps, lamb, seed=0, opt=opt, memo=memo)
         assert len(counted_fits) == len(runs)
-        assert hits == {}
+        assert memo.hits == {}
 
 
-def test_nothing_is_kept_outside_shared_work(counted_fits):
+def test_nothing_is_kept_without_a_memo(counted_fits):
     data = make_dataset(n_train=60, n_test=20)
     for _ in range(2):
         adapter.fit(adapter.make_kan([3, 2, 1], grid=3, k=3, seed=1), data, 2, 0.0, seed=0)
     assert len(counted_fits) == 2
-    assert recall("kind", "key", lambda: [1]) == [1]
-
-
-def test_a_nested_block_shares_the_outer_store():
     calls = []
-    with shared_work() as outer:
-        recall("x", "k", lambda: calls.append(1))
-        with shared_work() as inner:
-            recall("x", "k", lambda: calls.append(1))
-            assert inner is outer
-    assert calls == [1] and outer == {"x": 1}
+    for _ in range(2):
+        recall(None, "kind", "key", lambda: calls.append(1))
+    assert calls == [1, 1]
+
+
+def test_two_memos_keep_their_own_results():
+    calls = []
+    one, other = Memo(), Memo()
+    for memo in (one, other, one):
+        memo.recall("x", "k", lambda: calls.append(1))
+    assert calls == [1, 1] and one.hits == {"x": 1} and other.hits == {}
 
 
 @settings(max_examples=60, deadline=None)
@@ -117,19 +118,17 @@ def test_digest_refuses_what_it_cannot_read():
         digest(object())
 
 
-def _ask(kind, key):
-    return recall(kind, key, lambda: "computed in the fork")
+def _ask(memo, kind, key):
+    return memo.recall(kind, key, lambda: "computed in the fork")
 
 
-def _in_a_fork(kind, key):
+def _in_a_fork(memo, kind, key):
     from emp_kan._runtime.forked import Child
 
-    return Child(_ask, (kind, key), "a test")
+    return Child(_ask, (memo, kind, key), "a test")
 
 
 def _pending(value, log):
-    from emp_kan._runtime.memo import Pending
-
     def fetch():
         log.append("fetched")
         if isinstance(value, Exception):
@@ -140,51 +139,43 @@ def _pending(value, log):
 
 
 def test_a_pending_result_is_fetched_once_when_asked_for_and_passed_on_to_a_later_fork():
-    from emp_kan._runtime.memo import remember, share_pending_with_a_fork
-
     log = []
-    with shared_work() as hits:
-        remember("search", "k", _pending(["found elsewhere"], log))
+    with Memo() as memo:
+        memo.remember("search", "k", _pending(["found elsewhere"], log))
         assert log == []  # nothing waits until someone asks
-        share_pending_with_a_fork()
-        fork = _in_a_fork("search", "k")
-        assert recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
+        memo.share_pending_with_a_fork()
+        fork = _in_a_fork(memo, "search", "k")
+        assert memo.recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
         assert fork.result() == ["found elsewhere"]  # passed on, not computed again
-        assert recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
-        assert hits == {"search": 2}
+        assert memo.recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
+        assert memo.hits == {"search": 2}
     assert log == ["fetched", "closed"]  # fetched once; the other process closed with the block
 
 
 def test_where_the_other_process_failed_the_result_is_computed_and_passed_on():
-    from emp_kan._runtime.memo import remember, share_pending_with_a_fork
-
-    with shared_work():
-        remember("search", "k", _pending(RuntimeError("the worker died"), []))
-        share_pending_with_a_fork()
-        fork = _in_a_fork("search", "k")
-        assert recall("search", "k", lambda: "computed here") == "computed here"
+    with Memo() as memo:
+        memo.remember("search", "k", _pending(RuntimeError("the worker died"), []))
+        memo.share_pending_with_a_fork()
+        fork = _in_a_fork(memo, "search", "k")
+        assert memo.recall("search", "k", lambda: "computed here") == "computed here"
         assert fork.result() == "computed here"
 
 
 def test_a_fork_computes_the_result_itself_when_nobody_here_asked_for_it():
-    from emp_kan._runtime.memo import remember, settle_pending, share_pending_with_a_fork
-
     log = []
-    with shared_work():
-        remember("search", "k", _pending(None, log))  # the other process has no result
-        share_pending_with_a_fork()
-        fork = _in_a_fork("search", "k")
-        settle_pending()  # nothing here asks: the fork must not wait for this process
+    with Memo() as memo:
+        memo.remember("search", "k", _pending(None, log))  # the other process has no result
+        memo.share_pending_with_a_fork()
+        fork = _in_a_fork(memo, "search", "k")
+        memo.settle_pending()  # nothing here asks: the fork must not wait for this process
         assert fork.result() == "computed in the fork"
     assert log == ["fetched", "closed"]
 
 
 def test_a_fork_made_without_a_pipe_computes_the_result_itself():
-    from emp_kan._runtime.memo import remember
-
     log = []
-    with shared_work():
-        remember("search", "k", _pending(["found elsewhere"], log))
-        fork = _in_a_fork("search", "k")  # no share_pending_with_a_fork before it
+    with Memo() as memo:
+        memo.remember("search", "k", _pending(["found elsewhere"], log))
+        fork = _in_a_fork(memo, "search", "k")  # no share_pending_with_a_fork before it
         assert fork.result() == "computed in the fork"
-        assert recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]
+        assert memo.recall("search", "k", lambda: ["computed here"]) == ["found elsewhere"]

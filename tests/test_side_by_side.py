@@ -54,7 +54,7 @@ def test_a_failure_in_the_baselines_process_is_raised_as_itself(monkeypatch):
 
 
 def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypatch):
-    def dying(method, routes, problem, config):
+    def dying(method, routes, problem, config, memo):
         os._exit(3)  # the forked child's whole threshold run
 
     monkeypatch.setattr(parallel, "_whole_run_as_state", dying)
@@ -66,10 +66,10 @@ def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypa
 def test_with_every_route_a_baselines_process_that_dies_is_named_too(monkeypatch):
     real = parallel._claimed_routes
 
-    def dying(method, routes, order, counter, problem, config, as_state):
+    def dying(method, routes, order, counter, problem, config, as_state, memo):
         if as_state:  # the forked child's share of the threshold run
             os._exit(3)
-        return real(method, routes, order, counter, problem, config, as_state)
+        return real(method, routes, order, counter, problem, config, as_state, memo)
 
     monkeypatch.setattr(parallel, "_claimed_routes", dying)
     with pytest.raises(RuntimeError, match=r"threshold run.s worker .*\(exit code 3\).*workers=1"):
@@ -231,13 +231,13 @@ def test_the_baselines_routes_give_the_same_run_whichever_process_computes_them(
 
     real = parallel._claimed_routes
 
-    def waiting_for_the_other(method, routes, order, counter, problem, config, as_state):
+    def waiting_for_the_other(method, routes, order, counter, problem, config, as_state, memo):
         idle = as_state if computes == "here" else not as_state
         if computes != "either" and idle:  # let the other process claim every route first
             deadline = time.monotonic() + 300
             while counter.value < len(order) and time.monotonic() < deadline:
                 time.sleep(0.01)
-        return real(method, routes, order, counter, problem, config, as_state)
+        return real(method, routes, order, counter, problem, config, as_state, memo)
 
     problem = _positive_problem()
     one, _ = discover.discover(problem, DiscoverConfig(workers=1, all_routes=True, **SMALL))

@@ -2,9 +2,10 @@
 
 ``discover`` prunes the same trained models with two methods. Where both reach the same pruned
 model they retrain it identically (same state, same rows, same settings, one thread), and the
-product search reads only the data, so both methods compute the same candidates. Inside
-:func:`shared_work` such results are kept under a digest of everything they depend on and handed
-out again; outside it nothing is kept (no global cache, no memory held between calls).
+product search reads only the data, so both methods compute the same candidates. A
+:class:`Memo` made for the run and passed down keeps such results under a digest of everything
+they depend on and hands them out again; a function given no memo computes (there is no global
+cache and no memory held between calls).
 
 The results are the ones a fresh computation gives: only computations that are deterministic in
 their key are memoised here (the fast training path on one thread, which draws no random
@@ -17,63 +18,94 @@ import hashlib
 import multiprocessing
 import os
 import pickle
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-__all__ = [
-    "Pending",
-    "digest",
-    "recall",
-    "remember",
-    "settle_pending",
-    "share_pending_with_a_fork",
-    "shared_work",
-    "sharing",
-]
+__all__ = ["Memo", "Pending", "digest", "recall"]
 
 T = TypeVar("T")
 
-_STORE: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar(
-    "emp_kan_shared_work", default=None
-)
-_HITS: ContextVar[dict[str, int] | None] = ContextVar("emp_kan_shared_hits", default=None)
 
+class Memo:
+    """Deterministic results kept for one run, passed explicitly to the work that may repeat.
 
-@contextmanager
-def shared_work() -> Iterator[dict[str, int]]:
-    """Keep deterministic results for the duration of the block.
-
-    Yields a dict that counts the hits per kind of work (for logs and tests). Nested blocks
-    share the outer block's store.
+    Use it as a context manager: leaving the block stops the other processes still computing
+    a pending result (see :class:`Pending`). ``hits`` counts the results handed out again, per
+    kind of work (for logs and tests).
     """
-    if _STORE.get() is not None:
-        yield _HITS.get()  # type: ignore[misc]
-        return
-    store_token = _STORE.set({})
-    hits: dict[str, int] = {}
-    hits_token = _HITS.set(hits)
-    try:
-        yield hits
-    finally:
-        for pending in _pending_results():
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, str], Any] = {}
+        self.hits: dict[str, int] = {}
+
+    def __enter__(self) -> Memo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def recall(
+        self,
+        kind: str,
+        key: str,
+        compute: Callable[[], T],
+        keep: Callable[[T], Any] = lambda v: v,
+        restore: Callable[[Any], T] = lambda v: v,
+    ) -> T:
+        """The result kept for ``(kind, key)``, or ``compute()``, kept from now on.
+
+        ``keep`` turns a fresh result into what is stored (a copy, when the caller may mutate
+        it) and ``restore`` a stored one into what is returned.
+        """
+        if (kind, key) not in self._store:
+            value = compute()
+            self._store[kind, key] = keep(value)
+            return value
+        self.hits[kind] = self.hits.get(kind, 0) + 1
+        value = self._store[kind, key]
+        if isinstance(value, Pending):
+            fresh = value.resolve(compute)
+            self._store[kind, key] = keep(fresh)
+            return fresh
+        return restore(value)
+
+    def remember(self, kind: str, key: str, value: Any) -> None:
+        """Keep ``value`` as the result for ``(kind, key)`` (computed elsewhere, e.g. in a
+        forked child, or a :class:`Pending` one)."""
+        self._store[kind, key] = value
+
+    def _pending(self) -> list[Pending]:
+        return [value for value in self._store.values() if isinstance(value, Pending)]
+
+    def share_pending_with_a_fork(self) -> None:
+        """:meth:`Pending.share_with_a_fork` for every pending result: call before forking a
+        process that may ask for one."""
+        for pending in self._pending():
+            pending.share_with_a_fork()
+
+    def settle_pending(self) -> None:
+        """:meth:`Pending.settle` for every pending result: call before waiting for a fork
+        that may ask for one."""
+        for pending in self._pending():
+            pending.settle()
+
+    def close(self) -> None:
+        """Stop every other process still computing a pending result."""
+        for pending in self._pending():
             pending.close()
-        _STORE.reset(store_token)
-        _HITS.reset(hits_token)
 
 
 class Pending:
-    """A result another process is computing (a forked child), kept by :func:`remember` and
+    """A result another process is computing (a forked child), kept by :meth:`Memo.remember` and
     fetched by :func:`recall` the first time it is asked for, so that this process works on
     meanwhile.
 
-    A process forked after :func:`share_pending_with_a_fork` gets the result from this one,
+    A process forked after :meth:`Memo.share_pending_with_a_fork` gets the result from this one,
     through a pipe, as soon as this one has it; if this one settles without it (see
-    :func:`settle_pending`), the fork computes it itself.
+    :meth:`Memo.settle_pending`), the fork computes it itself.
 
     Parameters
     ----------
@@ -160,24 +192,6 @@ class Pending:
         self._pipes = []
 
 
-def _pending_results() -> list[Pending]:
-    """The pending results of the open block (none outside one)."""
-    return [value for value in (_STORE.get() or {}).values() if isinstance(value, Pending)]
-
-
-def share_pending_with_a_fork() -> None:
-    """:meth:`Pending.share_with_a_fork` for every pending result of the open block."""
-    for pending in _pending_results():
-        pending.share_with_a_fork()
-
-
-def settle_pending() -> None:
-    """:meth:`Pending.settle` for every pending result of the open block (call before waiting
-    for a fork that may ask for one)."""
-    for pending in _pending_results():
-        pending.settle()
-
-
 def _feed(h: Any, part: Any) -> None:
     if isinstance(part, torch.Tensor):
         part = part.detach().cpu().contiguous().numpy()
@@ -211,46 +225,14 @@ def digest(*parts: Any) -> str:
 
 
 def recall(
+    memo: Memo | None,
     kind: str,
     key: str,
     compute: Callable[[], T],
     keep: Callable[[T], Any] = lambda v: v,
     restore: Callable[[Any], T] = lambda v: v,
 ) -> T:
-    """``compute()``, or inside :func:`shared_work` the result kept for ``(kind, key)``.
-
-    ``keep`` turns a fresh result into what is stored (a copy, when the caller may mutate it)
-    and ``restore`` a stored one into what is returned.
-    """
-    store = _STORE.get()
-    if store is None:
+    """``memo.recall(...)``, or without a memo ``compute()``."""
+    if memo is None:
         return compute()
-    if (kind, key) in store:
-        hits = _HITS.get()
-        if hits is not None:
-            hits[kind] = hits.get(kind, 0) + 1
-        value = store[kind, key]
-        if isinstance(value, Pending):
-            fresh = value.resolve(compute)
-            store[kind, key] = keep(fresh)
-            return fresh
-        return restore(value)
-    value = compute()
-    store[kind, key] = keep(value)
-    return value
-
-
-def remember(kind: str, key: str, value: Any) -> None:
-    """Inside :func:`shared_work`, keep ``value`` as the result for ``(kind, key)`` (computed
-    elsewhere, e.g. in a forked child, or a :class:`Pending` one); outside it, nothing (a
-    :class:`Pending` is closed)."""
-    store = _STORE.get()
-    if store is not None:
-        store[kind, key] = value
-    elif isinstance(value, Pending):
-        value.close()
-
-
-def sharing() -> bool:
-    """Whether a :func:`shared_work` block is open (so that work done ahead will be used)."""
-    return _STORE.get() is not None
+    return memo.recall(kind, key, compute, keep, restore)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from emp_kan._runtime.memo import Memo
 from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.problems import Problem
 from emp_kan.discovery.config import DiscoverConfig
@@ -67,7 +68,12 @@ class Candidate:
 
 
 def _run_route(
-    pruner, route: Route, problem: Problem, config: DiscoverConfig, symbolic: bool
+    pruner: Any,
+    route: Route,
+    problem: Problem,
+    config: DiscoverConfig,
+    symbolic: bool,
+    memo: Memo | None,
 ) -> list[Candidate]:
     """The route's pruned model and its candidate formulas: the symbolic stage's and, on the
     log route, the straight-edge power law over the inputs the pruned KAN kept."""
@@ -86,6 +92,7 @@ def _run_route(
         progress=config.progress,
         label_map=None if route.log_transform is None else torch.exp,
         progress_label=f"{getattr(pruner, 'name', 'pruning')}, route {route.name}: attempts",
+        memo=memo,
     )
     seconds_prune = time.perf_counter() - start
     start = time.perf_counter()
@@ -99,6 +106,7 @@ def _run_route(
         library=config.library,
         seed=config.seed,
         progress=config.progress,
+        memo=memo,
     )
     given = route.given_rows
     formulas = {route.name: formula}
@@ -107,7 +115,8 @@ def _run_route(
         # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
         # does not use gets a zero exponent, which the validation rows snap away.
         every_input = list(range(len(problem.variables)))
-        for k, f in enumerate(product_formulas(formula, given, every_input, config.library)):
+        found = product_formulas(formula, given, every_input, config.library, memo=memo)
+        for k, f in enumerate(found):
             f.spline_test_rmse = formula.spline_test_rmse
             formulas[f"product-{k + 1}"] = f
         # The plain power law over every input too: the log route's reading uses the inputs
@@ -168,13 +177,18 @@ def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -
 
 
 def route_candidates(
-    pruner: Any, route: Route, problem: Problem, config: DiscoverConfig, symbolic: bool
+    pruner: Any,
+    route: Route,
+    problem: Problem,
+    config: DiscoverConfig,
+    symbolic: bool,
+    memo: Memo | None = None,
 ) -> list[Candidate]:
     """:func:`_run_route`, where an extra route's failure is logged and leaves no candidate."""
     if route.log_transform is None or config.route != "auto":
-        return _run_route(pruner, route, problem, config, symbolic)
+        return _run_route(pruner, route, problem, config, symbolic, memo)
     try:  # an extra route is an attempt: its failure must not cost the run
-        return _run_route(pruner, route, problem, config, symbolic)
+        return _run_route(pruner, route, problem, config, symbolic, memo)
     except (RuntimeError, ValueError, ArithmeticError, torch.linalg.LinAlgError) as exc:
         log.warning(
             "the %s route was left out: %s",

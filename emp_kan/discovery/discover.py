@@ -9,9 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from emp_kan._runtime.forked import usable_workers
-from emp_kan._runtime.memo import (
-    shared_work,
-)
+from emp_kan._runtime.memo import Memo
 from emp_kan.baselines.operon import run_operon
 from emp_kan.data.problems import Problem, with_label_noise
 from emp_kan.discovery.config import DiscoverConfig
@@ -47,14 +45,16 @@ def discover(
     width = config.model_width(len(problem.variables))
     problem = with_label_noise(problem, config.noise, config.seed)
     methods = ("emp", "threshold") if config.compare else ("emp",)
-    with shared_work() as reused:  # both methods' identical retraining and product search
-        routes = train_routes(problem, config, only_first=not config.all_routes)
+    with Memo() as memo:  # both methods' identical retraining and product search
+        routes = train_routes(problem, config, only_first=not config.all_routes, memo=memo)
         if len(methods) > 1 and usable_workers(config.workers) > 1:
-            runs = run_side_by_side(methods, routes, problem, config, on_run)
+            runs = run_side_by_side(methods, routes, problem, config, on_run, memo)
         else:
             runs = {
-                m: run_method(m, make_pruner(m, config), routes, problem, config) for m in methods
+                m: run_method(m, make_pruner(m, config), routes, problem, config, memo=memo)
+                for m in methods
             }
+    reused = memo.hits
     if reused:
         log.info(
             "work shared between the methods: %s",

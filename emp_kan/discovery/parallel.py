@@ -9,13 +9,7 @@ from typing import Any
 
 from emp_kan._runtime import threads
 from emp_kan._runtime.forked import Child, usable_workers
-from emp_kan._runtime.memo import (
-    Pending,
-    remember,
-    settle_pending,
-    share_pending_with_a_fork,
-    sharing,
-)
+from emp_kan._runtime.memo import Memo, Pending
 from emp_kan.data.problems import Problem
 from emp_kan.discovery.candidates import Candidate, route_candidates
 from emp_kan.discovery.config import DiscoverConfig
@@ -77,7 +71,11 @@ def _search_ahead_then_train(
 
 @threads.single_threaded
 def train_routes(
-    problem: Problem, config: DiscoverConfig, only_first: bool = False, symbolic: bool = True
+    problem: Problem,
+    config: DiscoverConfig,
+    only_first: bool = False,
+    symbolic: bool = True,
+    memo: Memo | None = None,
 ) -> list[Route]:
     """:func:`plan_routes`, each with its unpruned model trained by :func:`train_dense`.
 
@@ -86,20 +84,20 @@ def train_routes(
     :func:`run_method` to train if it gets to them. An extra route whose training fails or
     diverges is left out (logged); the data route's failure raises.
 
-    When ``config.workers`` allows, a forked child shares the work: inside :func:`discover`'s
-    shared work, where both methods' data routes will ask for it, it runs the product search
+    When ``config.workers`` allows, a forked child shares the work: given :func:`discover`'s
+    ``memo``, where both methods' data routes will ask for it, it runs the product search
     while this process trains the routes, and goes on after this returns (its result is kept
-    as pending, :class:`emp_kan._runtime.memo.Pending`, fetched when first asked for);
-    elsewhere both processes claim the routes one at a time. Which process trains a route
+    in the memo as pending, :class:`emp_kan._runtime.memo.Pending`, fetched when first asked
+    for); elsewhere both processes claim the routes one at a time. Which process trains a route
     does not change its model.
     """
     import multiprocessing
 
     routes = plan_routes(problem, config)
     to_train = [routes[trial_order(routes, symbolic)[0]]] if only_first and routes else routes
-    # Ahead only where it will be used: inside discover's shared work, on the data route,
-    # when that route is trained now (a first route that holds the law leaves it untried).
-    ahead = sharing() and any(route.log_transform is None for route in to_train)
+    # Ahead only where it will be used: with discover's memo, on the data route, when that
+    # route is trained now (a first route that holds the law leaves it untried).
+    ahead = memo is not None and any(route.log_transform is None for route in to_train)
     counter = (
         multiprocessing.get_context("fork").Value("i", 0)
         if usable_workers(config.workers) > 1 and (len(to_train) > 1 or ahead)
@@ -123,7 +121,7 @@ def train_routes(
                 to_train[0].given_rows, list(range(len(problem.variables))), config.library
             )
             searching, child = child, None  # the pending result closes it from now on
-            remember(
+            memo.remember(
                 "products", key, Pending(lambda: _found_ahead(searching, key), searching.close)
             )
         else:
@@ -163,6 +161,7 @@ def _claimed_routes(
     problem: Problem,
     config: DiscoverConfig,
     as_state: bool,
+    memo: Memo | None,
 ) -> dict[int, list[Candidate]]:
     """``method``'s routes (indices in ``order``) claimed one at a time from ``counter``, each
     with its candidates; with ``as_state`` (a forked child's share) each pruned model goes
@@ -171,7 +170,7 @@ def _claimed_routes(
     pruner = make_pruner(method, config)
     while (k := _claim(counter, len(order))) is not None:
         index = order[k]
-        found = route_candidates(pruner, routes[index], problem, config, symbolic=True)
+        found = route_candidates(pruner, routes[index], problem, config, True, memo)
         if as_state and found:
             pruned = found[0].pruned  # one pruned model per route, shared by its candidates
             shipped = replace(pruned, model=adapter.model_state(pruned.model))
@@ -186,6 +185,7 @@ def run_side_by_side(
     problem: Problem,
     config: DiscoverConfig,
     on_run: Callable[[str, MethodRun], None] | None = None,
+    memo: Memo | None = None,
 ) -> dict[str, MethodRun]:
     """:func:`run_method` for the two methods at once: the first in this process, the second
     in a forked child, which takes the second method's routes one at a time (the longest
@@ -197,19 +197,21 @@ def run_side_by_side(
 
     first, second = methods
     if not config.all_routes:
-        return _run_each_whole(methods, routes, problem, config, on_run)
+        return _run_each_whole(methods, routes, problem, config, on_run, memo)
     order = list(reversed(range(len(routes))))
     counter = multiprocessing.get_context("fork").Value("i", 0)
-    share_pending_with_a_fork()  # the product search, if still running: passed on from here
+    if memo is not None:  # the product search, if still running: passed on from here
+        memo.share_pending_with_a_fork()
     child = Child(
         _claimed_routes,
-        (second, routes, order, counter, problem, replace(config, progress=False), True),
+        (second, routes, order, counter, problem, replace(config, progress=False), True, memo),
         f"the {second} run",
     )
     try:
-        runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
-        found = _claimed_routes(second, routes, order, counter, problem, config, False)
-        settle_pending()
+        runs = {first: _run(first, routes, problem, config, memo)}
+        found = _claimed_routes(second, routes, order, counter, problem, config, False, memo)
+        if memo is not None:
+            memo.settle_pending()
         if on_run is not None:  # while the child finishes its last route
             on_run(first, runs[first])
         for index, shipped in child.result().items():
@@ -227,11 +229,17 @@ def run_side_by_side(
     return runs
 
 
+def _run(
+    method: str, routes: list[Route], problem: Problem, config: DiscoverConfig, memo: Memo | None
+) -> MethodRun:
+    return run_method(method, make_pruner(method, config), routes, problem, config, memo=memo)
+
+
 def _whole_run_as_state(
-    method: str, routes: list[Route], problem: Problem, config: DiscoverConfig
+    method: str, routes: list[Route], problem: Problem, config: DiscoverConfig, memo: Memo | None
 ) -> MethodRun:
     """A forked child's :func:`run_method`, its pruned model as a picklable state."""
-    run = run_method(method, make_pruner(method, config), routes, problem, config)
+    run = _run(method, routes, problem, config, memo)
     return replace(run, pruned=replace(run.pruned, model=adapter.model_state(run.pruned.model)))
 
 
@@ -240,7 +248,8 @@ def _run_each_whole(
     routes: list[Route],
     problem: Problem,
     config: DiscoverConfig,
-    on_run: Callable[[str, MethodRun], None] | None = None,
+    on_run: Callable[[str, MethodRun], None] | None,
+    memo: Memo | None,
 ) -> dict[str, MethodRun]:
     """:func:`run_method` for the two methods at once, the second whole in a forked child.
 
@@ -248,15 +257,17 @@ def _run_each_whole(
     between the processes: each trains the extra routes it gets to itself (the same model in
     either process)."""
     first, second = methods
-    share_pending_with_a_fork()  # the product search, if still running: passed on from here
+    if memo is not None:  # the product search, if still running: passed on from here
+        memo.share_pending_with_a_fork()
     child = Child(
         _whole_run_as_state,
-        (second, routes, problem, replace(config, progress=False)),
+        (second, routes, problem, replace(config, progress=False), memo),
         f"the {second} run",
     )
     try:
-        runs = {first: run_method(first, make_pruner(first, config), routes, problem, config)}
-        settle_pending()
+        runs = {first: _run(first, routes, problem, config, memo)}
+        if memo is not None:
+            memo.settle_pending()
         if on_run is not None:  # while the child finishes
             on_run(first, runs[first])
         shipped = child.result()

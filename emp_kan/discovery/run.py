@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emp_kan._runtime import threads
+from emp_kan._runtime.memo import Memo
 from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.problems import Problem
 from emp_kan.discovery.candidates import Candidate, route_candidates
@@ -121,6 +122,7 @@ def run_method(
     problem: Problem,
     config: DiscoverConfig,
     symbolic: bool = True,
+    memo: Memo | None = None,
 ) -> MethodRun:
     """Prune each route's model with ``pruner`` in the round loop, fit its formula, and choose
     one formula on the validation rows (:func:`emp_kan.symbolic.choice.choose_formula`).
@@ -133,14 +135,15 @@ def run_method(
     could only tie with it, and the routes not tried are listed in the run's
     ``skipped_routes``. The candidates are chosen among in the routes' own order, so that with
     every route the choice is the one of trying them in that order. Without the symbolic stage
-    there is nothing to compare routes by: only the data route is run.
+    there is nothing to compare routes by: only the data route is run. ``memo`` keeps work
+    another method's run on the same routes may repeat (see :class:`~emp_kan._runtime.memo.Memo`).
     """
     found: dict[int, list[Candidate]] = {}
     for index in trial_order(routes, symbolic):
         route = routes[index]
         if not ensure_trained(route, config):
             continue
-        found[index] = route_candidates(pruner, route, problem, config, symbolic)
+        found[index] = route_candidates(pruner, route, problem, config, symbolic, memo)
         if _enough(found[index], problem, config, symbolic):
             break
     skipped = [r.name for k, r in enumerate(routes) if k not in found and not r.left_out]

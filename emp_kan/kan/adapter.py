@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emp_kan._runtime.memo import digest, recall
+from emp_kan._runtime.memo import Memo, digest, recall
 from emp_kan._runtime.threads import one_thread, preserved_global_rng
 from emp_kan.kan._pykan import import_pykan, multkan_class, quiet_pykan
 
@@ -344,6 +344,7 @@ def fit(
     engine: str = "fast",
     loss: str = "mse",
     lr: float = 1.0,
+    memo: Memo | None = None,
     **kwargs: Any,
 ) -> None:
     """Train in place: silent, file-free, reproducible from ``seed``.
@@ -355,6 +356,8 @@ def fit(
     ``fit`` with the same meaning at a fraction of the cost; ``engine="pykan"`` (or a model the
     fast path does not cover, or extra pykan keyword arguments) runs pykan's own ``fit``, whose
     batches come from the global numpy generator: it is seeded here and restored afterwards.
+    With a ``memo``, a fast fit identical to one done before in it (same state, rows and
+    settings) is not done again: its result is loaded.
     """
     if engine not in ("fast", "pykan"):
         raise ValueError(f"engine must be 'fast' or 'pykan', got {engine!r}")
@@ -392,9 +395,10 @@ def fit(
                 )
                 return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-            # Inside emp_kan._runtime.memo.shared_work an identical fit (both methods reaching
-            # the same pruned model) is done once; the fast path is deterministic in this key.
-            trained = recall("fit", _fit_key(model, dataset, settings), train_here)
+            # An identical fit (both methods reaching the same pruned model) is done once;
+            # the fast path is deterministic in this key.
+            key = "" if memo is None else _fit_key(model, dataset, settings)
+            trained = recall(memo, "fit", key, train_here)
             model.load_state_dict(trained)
         else:
             if loss != "mse":

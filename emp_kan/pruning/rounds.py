@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from emp_kan._runtime import threads
 from emp_kan._runtime.checks import check_finite_nonneg, check_whole
+from emp_kan._runtime.memo import Memo
 from emp_kan.data.split import Split
 from emp_kan.kan import adapter
 from emp_kan.kan.fast.train import data_loss
@@ -87,32 +88,22 @@ def _count_alive(model) -> tuple[int, int]:
 
 
 def _retrain_and_judge(
-    model, splits, steps, lamb, seed, schedule, opt, update_grid, label_map=None, loss="mse"
+    model: Any, ctx: _Context, seed: int
 ) -> tuple[tuple[float, float, float], str]:
-    """Retrain a pruned ``model`` in place on ``splits = (fit, val, dataset)``; return the
-    losses it is judged on and, when training failed, a "rejected: ..." status."""
-    fit = splits[0]
+    """Retrain a pruned ``model`` in place on the fit rows; return the losses it is judged on
+    and, when training failed, a "rejected: ..." status."""
     nan3 = (math.nan, math.nan, math.nan)
     try:
-        adapter.fit(model, fit, steps, lamb, seed, opt=opt, update_grid=update_grid, loss=loss)
-        losses = _rmse3(model, *splits, label_map, loss)
+        ctx.fit(model, ctx.steps, ctx.lamb, seed)
+        losses = ctx.losses(model)
         if not math.isfinite(losses[1]):
             return losses, "rejected: retraining diverged (non-finite validation loss)"
-        if lamb > 0 and schedule.judge_steps > 0:
+        if ctx.lamb > 0 and ctx.schedule.judge_steps > 0:
             # The sparsity penalty costs accuracy that a short plain fit gives back; judge the
             # pruned structure on what it can fit, not on the penalised fit.
             judged = adapter.clone_model(model)
-            adapter.fit(
-                judged,
-                fit,
-                schedule.judge_steps,
-                0.0,
-                seed,
-                opt=opt,
-                update_grid=update_grid,
-                loss=loss,
-            )
-            losses = _rmse3(judged, *splits, label_map, loss)
+            ctx.fit(judged, ctx.schedule.judge_steps, 0.0, seed)
+            losses = ctx.losses(judged)
     except (RuntimeError, ValueError, torch.linalg.LinAlgError) as exc:  # pykan's solvers
         log.info("retraining failed: %s", exc)
         return nan3, f"rejected: retraining failed ({type(exc).__name__})"
@@ -135,6 +126,7 @@ class _Context:
     update_grid: bool
     label_map: LabelMap | None
     loss: str
+    memo: Memo | None
     limit: float = math.inf  # set once the unpruned model's validation loss is known
 
     def losses(self, model: Any) -> tuple[float, float, float]:
@@ -150,6 +142,7 @@ class _Context:
             opt=self.opt,
             update_grid=self.update_grid,
             loss=self.loss,
+            memo=self.memo,
         )
 
 
@@ -177,6 +170,7 @@ def _context(
     schedule: Schedule,
     label_map: LabelMap | None,
     loss: str,
+    memo: Memo | None,
 ) -> _Context:
     """The run's context, or ValueError/TypeError for settings that cannot work."""
     pruner = EMPPruner(target="both") if pruner is None else pruner
@@ -193,6 +187,7 @@ def _context(
         update_grid,
         label_map,
         loss,
+        memo,
     )
 
 
@@ -277,18 +272,7 @@ def _judged(
     whether it was accepted. The record goes to the history either way."""
     loop.attempts += 1
     start = time.perf_counter()
-    retrained, failure = _retrain_and_judge(
-        step.model,
-        ctx.splits,
-        ctx.steps,
-        ctx.lamb,
-        ctx.seed + loop.attempts,
-        ctx.schedule,
-        ctx.opt,
-        ctx.update_grid,
-        ctx.label_map,
-        ctx.loss,
-    )
+    retrained, failure = _retrain_and_judge(step.model, ctx, ctx.seed + loop.attempts)
     record.seconds_train = time.perf_counter() - start
     (
         record.train_rmse_after_retrain,
@@ -393,6 +377,7 @@ def prune_rounds(
     label_map: LabelMap | None = None,
     loss: str = "mse",
     progress_label: str | None = None,
+    memo: Memo | None = None,
 ) -> PruneResult:
     """Alternate pruning and retraining until nothing more can go (a fixed point).
 
@@ -437,6 +422,9 @@ def prune_rounds(
         ``"cross_entropy"`` for a classifier (logits out, one-hot labels): training minimises
         it and every ``*_rmse`` of the history holds the mean cross-entropy instead; the accept
         rule's floor (a share of the label spread) does not apply.
+    memo : Memo, optional
+        Results to share with other runs on the same rows (``discover`` passes one to both
+        methods, so that a retraining both reach identically is done once).
     """
     adapter.check_model(model)
     widths = adapter.widths(model)
@@ -444,7 +432,9 @@ def prune_rounds(
     rounds = check_whole("rounds", rounds)
     schedule = DEFAULT_SCHEDULE if schedule is None else schedule
     rows = Split.of(dataset, schedule.validation_fraction)
-    ctx = _context(rows, pruner, steps, lamb, seed, opt, update_grid, schedule, label_map, loss)
+    ctx = _context(
+        rows, pruner, steps, lamb, seed, opt, update_grid, schedule, label_map, loss, memo
+    )
     initial_steps = ctx.steps if initial_steps is None else initial_steps
     loop, seconds_initial = _start(model, ctx, check_whole("initial_steps", initial_steps))
     initial = loop.losses

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from emp_kan._runtime.memo import Memo
 from emp_kan.kan import adapter
 from emp_kan.symbolic.edge_fit import EdgeCandidate, fit_edge
 from emp_kan.symbolic.formula import EdgeFit
@@ -74,7 +75,7 @@ def fix_layer(model, layer, fits, fit_data, ids, progress_bar, library):
     return chosen
 
 
-def refit_model(model, data, steps, seed) -> bool:
+def refit_model(model, data, steps, seed, memo: Memo | None = None) -> bool:
     """Let the remaining splines adapt to the edges just fixed; False (model unchanged) on failure.
 
     When only the last layer still has splines, the output is linear in their coefficients and
@@ -94,7 +95,7 @@ def refit_model(model, data, steps, seed) -> bool:
             model.load_state_dict(backup.state_dict())
         return True
     try:
-        adapter.fit(model, data, steps, 0.0, seed, update_grid=False)
+        adapter.fit(model, data, steps, 0.0, seed, update_grid=False, memo=memo)
     except Exception as exc:  # pykan raises assorted errors on NaN activations
         log.debug("symbolic refit failed: %s", exc)
         model.load_state_dict(backup.state_dict())

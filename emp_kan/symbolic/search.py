@@ -48,6 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from emp_kan._runtime import threads
+from emp_kan._runtime.memo import Memo
 from emp_kan.data.split import Split
 from emp_kan.kan import adapter
 from emp_kan.kan.training import check_dataset
@@ -100,6 +101,7 @@ def fit_formula(
     seed: int = 0,
     progress: bool = False,
     validation: float = 0.2,
+    memo: Memo | None = None,
 ) -> SymbolicFormula:
     """Turn the surviving splines of a pykan model into a checked sympy formula.
 
@@ -131,6 +133,9 @@ def fit_formula(
     validation : float
         Share of the training rows (the last ones) that choose; the same rows the round loop
         decides on (:class:`~emp_kan.data.split.Split`). Ignored for a Split.
+    memo : Memo, optional
+        Results to share with other calls on the same rows (``discover`` passes one to both
+        methods, so that a refit both reach identically is done once).
 
     Returns
     -------
@@ -150,7 +155,7 @@ def fit_formula(
     spline_test_rmse = adapter.rmse(model, dataset["test_input"], dataset["test_label"])
     spline_val_rmse = adapter.rmse(model, val["x"], val["y"])
     model, fits, warnings = _fixed_model(
-        model, fit_data, ids, library, retrain_steps, seed, progress
+        model, fit_data, ids, library, retrain_steps, seed, progress, memo
     )
     rows = (
         numpy_xy(fit_data["train_input"], fit_data["train_label"]),
@@ -204,6 +209,7 @@ def _fixed_model(
     retrain_steps: int,
     seed: int,
     progress: bool,
+    memo: Memo | None,
 ) -> tuple[Any, list[EdgeFit], list[str]]:
     """A copy of ``model`` with every live edge fixed to a library function, layer by layer
     (refit between layers); the per-edge fits and the warnings so far."""
@@ -220,9 +226,9 @@ def _fixed_model(
             chosen = fix_layer(model, layer, fits, fit_data, ids, bar, library)
             if layer == n_layers - 1:
                 break  # nothing left to adapt: the formula-level refit follows
-            if not refit_model(model, fit_data, retrain_steps, seed + layer):
+            if not refit_model(model, fit_data, retrain_steps, seed + layer, memo):
                 replace_with_total(model, layer, chosen, fits, start)
-                if not refit_model(model, fit_data, retrain_steps, seed + layer):
+                if not refit_model(model, fit_data, retrain_steps, seed + layer, memo):
                     warnings.append(f"retraining after fixing layer {layer} failed; skipped it")
         bar.close()
     return model, fits, warnings

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emp_kan._runtime.memo import digest, recall
+from emp_kan._runtime.memo import Memo, digest, recall
 from emp_kan.data.split import Split
 from emp_kan.symbolic.products.fit import fit_products
 from emp_kan.symbolic.products.signed import (
@@ -82,6 +82,7 @@ def product_formulas(
     inputs: list[int],
     library: tuple[str, ...],
     top: int = 3,
+    memo: Memo | None = None,
 ) -> list[Any]:
     """The best power-law-times-one-function readings of the data as formulas of ``y``.
 
@@ -95,6 +96,8 @@ def product_formulas(
         Columns with a live edge in the pruned KAN.
     library : tuple of str
     top : int
+    memo : Memo, optional
+        Where a search on the same rows is kept (or pending in another process).
 
     Returns
     -------
@@ -103,7 +106,7 @@ def product_formulas(
     """
     key, search = product_search(rows, inputs, library, top)
     # The search reads only the data: in discover both methods ask for it on the same rows.
-    polished = recall("products", key, search, keep=list, restore=list)
+    polished = recall(memo, "products", key, search, keep=list, restore=list)
     out, seen = [], set()
     for signed, _ in polished:  # sin(t) and cos(t - pi/2) snap to one formula: list it once
         found = formula_of_expression(
