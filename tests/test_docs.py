@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
@@ -28,3 +30,17 @@ def test_api_reference_lists_every_public_name():
     for name in emp_kan.__all__:
         if name != "__version__":
             assert f"## `{name}`" in text
+
+
+@pytest.mark.parametrize("name", ["EMPKANRegressor", "EMPKANClassifier"])
+def test_the_estimators_examples_run_as_written(name):
+    import doctest
+
+    import emp_kan
+
+    cls = getattr(emp_kan, name)
+    example = doctest.DocTestParser().get_doctest(cls.__doc__, {}, name, None, 0)
+    assert example.examples, f"{name} has no Examples"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(example)
+    assert runner.failures == 0

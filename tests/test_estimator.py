@@ -39,6 +39,7 @@ def test_fit_returns_self_and_sets_fitted_state(fitted):
     est, frame, y = fitted
     assert [str(v) for v in est.formula_.variables] == ["mass", "speed"]
     assert est.n_features_in_ == 2 and list(est.feature_names_in_) == ["mass", "speed"]
+    assert est.variable_names_ == ["mass", "speed"]
     assert isinstance(est.history_, list) and est.model_ is not None
     assert est.predict(frame).shape == (60,)
     assert est.predict(frame, use_formula=True).shape == (60,)
@@ -57,8 +58,9 @@ def test_fit_returns_self_and_sets_fitted_state(fitted):
 def test_numpy_inputs_are_named_x0_x1(xy):
     X, y = xy
     est = EMPKANRegressor(**SMALL, symbolic=False).fit(X, y)
-    assert list(est.feature_names_in_) == ["x0", "x1"]
-    assert est.formula_ is None
+    assert est.variable_names_ == ["x0", "x1"]
+    assert not hasattr(est, "feature_names_in_")  # scikit-learn's: a DataFrame's columns only
+    assert est.formula_ is None and est.equations_ is None
     with pytest.raises(ValueError, match="symbolic=True"):
         est.sympy()
 
@@ -66,12 +68,12 @@ def test_numpy_inputs_are_named_x0_x1(xy):
 @pytest.mark.parametrize(
     ("X", "y", "message"),
     [
-        (np.ones(20), np.ones(20), "must be 2-D"),
-        (np.full((20, 2), np.nan), np.ones(20), "NaN or infinite"),
-        (np.ones((5, 2)), np.ones(5), "at least 10 are needed"),
-        (np.ones((20, 2)), np.ones(19), "one value per row"),
-        (np.ones((20, 2)), np.full(20, np.inf), "y has 20 NaN or infinite"),
-        ([["a", "b"]] * 20, np.ones(20), "must be numeric"),
+        (np.ones(20), np.ones(20), "(?s)Expected 2D array.*Reshape your data"),
+        (np.full((20, 2), np.nan), np.ones(20), "Input X contains NaN"),
+        (np.ones((5, 2)), np.ones(5), "5 sample.* a minimum of 10 is required"),
+        (np.ones((20, 2)), np.ones(19), "inconsistent numbers of samples: \\[20, 19\\]"),
+        (np.ones((20, 2)), np.full(20, np.inf), "Input y contains infinity"),
+        ([["a", "b"]] * 20, np.ones(20), "could not convert string to float"),
     ],
 )
 def test_bad_input_raises_before_training(X, y, message):
@@ -124,6 +126,50 @@ def test_save_and_load_round_trip_without_pickle(fitted, tmp_path):
     assert back.history_ == est.history_ and back.result_.model is back.model_
     assert back.to_networkx().nodes["L0_N0"]["label"] == "mass"
     assert [p.name for p in tmp_path.iterdir()] == ["model.empkan"]  # no temporary left
+    pd.testing.assert_frame_equal(back.equations_, est.equations_)
+    assert list(back.feature_names_in_) == ["mass", "speed"]
+
+
+def test_equations_lists_every_candidate_with_the_chosen_one_marked(fitted):
+    est, frame, _ = fitted
+    table = est.equations_
+    assert list(table.columns) == [
+        "candidate",
+        "route",
+        "equation",
+        "sympy_format",
+        "complexity",
+        "val_rmse",
+        "edges",
+        "chosen",
+    ]
+    assert len(table) >= 2 and table["chosen"].sum() == 1
+    chosen = table[table["chosen"]].iloc[0]
+    assert chosen["sympy_format"] == est.sympy() and chosen["equation"] == str(est.sympy())
+    for row in table.itertuples():
+        assert {s.name for s in row.sympy_format.free_symbols} <= {"mass", "speed"}
+        # each row's validation RMSE is its formula's on the rows the choice was made on
+        values = sp.lambdify(sp.symbols("mass speed", real=True), row.sympy_format, "numpy")
+        assert np.isfinite(row.val_rmse) and row.complexity >= 1
+        assert np.all(np.isfinite(np.broadcast_to(values(*frame.to_numpy().T), (len(frame),))))
+
+
+def test_model_selection_accuracy_picks_the_most_accurate_candidate(xy):
+    X, y = xy
+    best = EMPKANRegressor(**SMALL, all_routes=True).fit(X, y)
+    accurate = EMPKANRegressor(**SMALL, all_routes=True, model_selection="accuracy").fit(X, y)
+    table = accurate.equations_
+    # the same candidates (the choice runs after them); the most accurate, of ties the simplest
+    assert list(table["equation"]) == list(best.equations_["equation"])
+    lowest = table["val_rmse"].min()
+    chosen = table[table["chosen"]].iloc[0]
+    floor = 1e-5 * float(np.std(y))
+    assert chosen["val_rmse"] <= max(lowest, floor)
+    assert (
+        chosen["complexity"] == table[table["val_rmse"] <= max(lowest, floor)]["complexity"].min()
+    )
+    with pytest.raises(ValueError, match="model_selection must be one of best, accuracy"):
+        EMPKANRegressor(model_selection="score").fit(X, y)
 
 
 def test_a_log_route_estimator_saves_and_predicts_the_same(tmp_path):
@@ -192,7 +238,7 @@ def test_model_state_round_trips_symbolic_edges():
 def test_numpy_inputs_take_variable_names(xy):
     X, y = xy
     est = EMPKANRegressor(**SMALL).fit(X, y, variable_names=["mass", "speed"])
-    assert list(est.feature_names_in_) == ["mass", "speed"]
+    assert est.variable_names_ == ["mass", "speed"]
     assert {s.name for s in est.sympy().free_symbols} <= {"mass", "speed"}
     for names, message in (
         (["a"], "1 names for 2 features"),

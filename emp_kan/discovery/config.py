@@ -24,6 +24,7 @@ from emp_kan.pruning.schedule import (
     Schedule,
 )
 from emp_kan.pruning.targets import SCOPES, TARGETS
+from emp_kan.symbolic.choice import MODEL_SELECTIONS
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 
 __all__ = ["ROUTES", "DiscoverConfig", "Setting", "checked_settings", "settings_for"]
@@ -152,6 +153,14 @@ class DiscoverConfig:
         "named in the report)",
         Flag(),
         _ALL,
+    )
+    model_selection: str = _setting(
+        "best",
+        "how one formula is chosen among the candidates on the validation rows: best "
+        "(PySR's rule: the steepest drop of log error per unit of complexity, among those "
+        "within 1.5x of the most accurate) or accuracy (the most accurate; of equally "
+        "accurate ones the simplest)",
+        Options(MODEL_SELECTIONS),
     )
     seed: int = _setting(0, "seed of data, model and training", Interval(int, 0))
     noise: float = _setting(

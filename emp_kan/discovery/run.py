@@ -43,6 +43,7 @@ class MethodRun:
     log_transform: LogTransform | None = None
     front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
     skipped_routes: list[str] = field(default_factory=list)  # see run_method
+    front_formulas: list[SymbolicFormula | None] = field(default_factory=list)  # front's
 
     def summary(self, initial_widths: list[int]) -> dict[str, Any]:
         hist = self.pruned.to_dict()["history"]
@@ -196,6 +197,7 @@ def chosen_run(
             [c.val_rmse for c in candidates],
             float(val["y"].std()),
             [c.pruned.edges_alive for c in candidates],
+            config.model_selection,
         )
         chosen = 0 if picked is None else picked
     best = candidates[chosen]
@@ -222,4 +224,5 @@ def chosen_run(
         best.route.log_transform,
         front,
         list(skipped or []),
+        [c.formula for c in candidates],
     )

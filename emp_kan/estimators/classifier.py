@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from emp_kan._runtime.checks import Interval, Options
 from emp_kan.discovery.config import Setting
+from emp_kan.estimators.inputs import checked_fit_data, checked_rows
 from emp_kan.estimators.params import (
     checked_params,
     estimator_params,
@@ -107,6 +108,8 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
     result_ : PruneResult or None
         The round loop's result for ``prune_schedule="rounds"``.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        The DataFrame's columns (only when fitted on a DataFrame).
 
     Notes
     -----
@@ -115,6 +118,19 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
     |scaled spline coefficient|), ignores pykan's base branch ``scale_base * silu(x)``, which
     carries much of a trained pykan edge: on digits it pruned worse than a random choice of as
     many nodes (benchmarks/bench_digits.py); it stays available by name.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from emp_kan import EMPKANClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = EMPKANClassifier().fit(X, y)  # a [4, 64, 3] KAN, then EMP on its hidden nodes
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> clf.hidden_kept_[0] < 64  # hidden nodes left of 64
+    True
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
     """
 
     __init__ = keyword_init(_PARAMS)
@@ -138,17 +154,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
             )
         raise ValueError(f"unknown method {self.method!r}; use 'emp' or 'threshold'")
 
-    def _check(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        from emp_kan.estimators.regressor import check_features
-
-        X, _ = check_features(X)
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"y must have one label per row of X ({X.shape[0]}), got shape {y.shape}"
-            )
-        return X, y
-
     def fit(self, X: Any, y: Any) -> EMPKANClassifier:
         """Train on ``X (n_samples, n_features)`` and labels ``y (n_samples,)``, then prune."""
         from emp_kan.kan import adapter
@@ -157,7 +162,7 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         from emp_kan.pruning.step import prune_step
 
         checked_params(self, _PARAMS)  # bad settings fail before any work
-        X, y = self._check(X, y)
+        X, y = checked_fit_data(self, X, y, classifier=True)
         pruner = self._pruner()
         classes, codes = np.unique(y, return_inverse=True)
         if classes.size < 2:
@@ -220,34 +225,28 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         self.dense_model_ = dense
         self.model_ = pruned
         self.hidden_kept_ = adapter.widths(pruned)[1:-1]
-        self.n_features_in_ = X.shape[1]
         return self
 
     def _logits(self, X: Any, model: Any = None) -> torch.Tensor:
-        from emp_kan.estimators.regressor import check_features
         from emp_kan.kan import adapter
 
-        if not hasattr(self, "model_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("this EMPKANClassifier is not fitted yet; call fit(X, y) first")
-        X, _ = check_features(X, self.n_features_in_)
-        with torch.no_grad():
-            return adapter.forward_pass(
-                model if model is not None else self.model_, torch.tensor(X, dtype=torch.float32)
-            )
+        X = checked_rows(self, X)
+        return adapter.forward_float64(
+            model if model is not None else self.model_, torch.tensor(X, dtype=torch.float64)
+        )
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)`` (softmax of the logits)."""
-        return torch.softmax(self._logits(X), dim=1).numpy().astype(np.float64)
+        return torch.softmax(self._logits(X), dim=1).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row, ``(n_samples,)``."""
-        return self.classes_[self._logits(X).argmax(dim=1).numpy()]
+        logits = self._logits(X)  # raises NotFittedError before classes_ is read
+        return self.classes_[logits.argmax(dim=1).numpy()]
 
     def log_loss(self, X: Any, y: Any, dense: bool = False) -> float:
         """Mean cross-entropy on ``(X, y)`` of the pruned model (or of the dense one)."""
-        logits = self._logits(X, self.dense_model_ if dense else None)
+        logits = self._logits(X, getattr(self, "dense_model_", None) if dense else None)
         codes = np.searchsorted(self.classes_, np.asarray(y))
         if (codes >= self.classes_.size).any() or (self.classes_[codes] != np.asarray(y)).any():
             raise ValueError("y holds labels the classifier was not fitted on")
@@ -255,7 +254,8 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
 
     def dense_score(self, X: Any, y: Any) -> float:
         """Accuracy of the model before pruning."""
-        predicted = self.classes_[self._logits(X, self.dense_model_).argmax(dim=1).numpy()]
+        logits = self._logits(X, getattr(self, "dense_model_", None))
+        predicted = self.classes_[logits.argmax(dim=1).numpy()]
         return float(np.mean(predicted == np.asarray(y)))
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.

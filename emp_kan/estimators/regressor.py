@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from emp_kan._runtime.checks import Flag, Options
 from emp_kan.discovery.config import DiscoverConfig, Setting
+from emp_kan.estimators.equations import equations_frame
+from emp_kan.estimators.inputs import checked_fit_data, checked_rows, formula_variables
 from emp_kan.estimators.params import (
     checked_params,
     estimator_params,
@@ -26,7 +29,7 @@ from emp_kan.estimators.params import (
     parameters_doc,
 )
 
-__all__ = ["EMPKANRegressor", "check_features"]
+__all__ = ["EMPKANRegressor"]
 
 _PARAMS = estimator_params(
     extra={
@@ -50,63 +53,6 @@ _PARAMS = estimator_params(
 )
 
 
-def _check_variable_names(names: Sequence[str], n_features: int) -> list[str]:
-    """``names`` as a list, or ValueError saying what is wrong with them."""
-    from emp_kan.data.formula_parse import CONSTANTS, FUNCTIONS
-
-    if isinstance(names, str):
-        raise ValueError("variable_names must be a list of names, e.g. ['mass', 'speed']")
-    names = [str(n) for n in names]
-    if len(names) != n_features:
-        raise ValueError(f"variable_names has {len(names)} names for {n_features} features")
-    bad = [
-        n
-        for n in names
-        if not n.isidentifier() or n.startswith("_") or n in FUNCTIONS or n in CONSTANTS
-    ]
-    if bad:
-        shown = ", ".join(map(repr, bad))
-        raise ValueError(
-            f"variable names must be identifiers that are not a function or "
-            f"constant name (pi, E, sin, ...): {shown}"
-        )
-    if len(set(names)) != len(names):
-        raise ValueError("variable_names must be distinct")
-    return names
-
-
-def check_features(X: Any, n_features: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """``X`` as a float array ``(n_samples, n_features)`` and its column names (a DataFrame's,
-    else ``x0, x1, ...``), or ValueError saying what is wrong.
-
-    With ``n_features`` (a fitted estimator's), the column count must match; without it (when
-    fitting) at least 10 rows are needed.
-    """
-    names = None
-    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
-        names = [str(c) for c in X.columns]
-        X = X.to_numpy()
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("X must be numeric (an array or a DataFrame of numbers)") from None
-    if X.ndim != 2:
-        raise ValueError(
-            f"X must be 2-D (n_samples, n_features), got shape {X.shape}; "
-            "reshape a single feature with X.reshape(-1, 1)"
-        )
-    bad = int((~np.isfinite(X)).sum())
-    if bad:
-        raise ValueError(f"X has {bad} NaN or infinite entries; drop or impute them first")
-    if n_features is None and X.shape[0] < 10:
-        raise ValueError(f"X has {X.shape[0]} rows; at least 10 are needed")
-    if names is None:
-        names = [f"x{i}" for i in range(X.shape[1])]
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {n_features}")
-    return X, names
-
-
 class EMPKANRegressor(RegressorMixin, BaseEstimator):
     """A KAN pruned with EMP, with the formula it holds.
 
@@ -117,6 +63,12 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     formula_ : SymbolicFormula or None
         The formula (``formula_.expression`` is sympy; also :meth:`sympy`, :meth:`latex`), its
         test metrics on the validation rows and per-edge fits; None with ``symbolic=False``.
+    equations_ : pandas.DataFrame or None
+        Every candidate formula the fit compared, one row each, in the order compared:
+        ``candidate`` and ``route`` (where it came from), ``equation`` (text),
+        ``sympy_format``, ``complexity``, ``val_rmse`` (on the validation rows), ``edges``
+        (of the pruned KAN it was read from) and ``chosen`` (True on the one row that is
+        ``formula_``, picked by ``model_selection``); None with ``symbolic=False``.
     model_ : kan.MultKAN
         The pruned KAN (in log space when ``transform_`` is set).
     result_ : PruneResult
@@ -126,7 +78,11 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     transform_ : LogTransform or None
         Set when the chosen formula came from the log route: ``predict`` maps the KAN's
         ``log|y|`` back through it.
+    variable_names_ : list of str
+        The formula's variable names: ``fit``'s ``variable_names``, else the DataFrame's
+        columns, else ``x0, x1, ...``.
     feature_names_in_ : ndarray of str
+        The DataFrame's columns (only when fitted on a DataFrame, as in scikit-learn).
     n_features_in_ : int
 
     Notes
@@ -134,25 +90,25 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     Save with :meth:`save` and :meth:`load` (a file that loads without running code).
     A fitted estimator can also be saved with ``pickle`` or ``joblib``; its pykan model travels as a
     plain description (:func:`emp_kan.kan.adapter.model_state`) and is rebuilt on loading.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emp_kan import EMPKANRegressor
+    >>> X = np.random.default_rng(0).uniform(-1, 1, size=(200, 2))
+    >>> y = np.exp(X[:, 0]) + X[:, 1] ** 2
+    >>> est = EMPKANRegressor(hidden=(3,), steps=40, rounds=2).fit(X, y)
+    >>> est.sympy()  # doctest: +SKIP
+    x1**2 + exp(x0)
+    >>> est.score(X, y) > 0.999
+    True
+    >>> int(est.equations_["chosen"].sum())  # one candidate of the front is the formula
+    1
+    >>> est.predict(X[:3]).shape
+    (3,)
     """
 
     __init__ = keyword_init(_PARAMS)
-
-    # --- input handling ---------------------------------------------------------------------
-
-    def _check_X(self, X: Any, fitting: bool) -> tuple[np.ndarray, list[str]]:
-        return check_features(X, None if fitting else self.n_features_in_)
-
-    def _check_y(self, y: Any, n: int) -> np.ndarray:
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=np.float64)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(f"y must have one value per row of X ({n}), got shape {y.shape}")
-        bad = int((~np.isfinite(y)).sum())
-        if bad:
-            raise ValueError(f"y has {bad} NaN or infinite entries; drop them first")
-        return y
 
     # --- the estimator API ------------------------------------------------------------------
 
@@ -173,10 +129,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         from emp_kan.discovery.run import make_pruner, run_method
 
         params = checked_params(self, _PARAMS)  # bad settings fail before any work
-        X, names = self._check_X(X, fitting=True)
-        if variable_names is not None:
-            names = _check_variable_names(variable_names, X.shape[1])
-        y = self._check_y(y, X.shape[0])
+        X, y = checked_fit_data(self, X, y)
+        names = formula_variables(self, variable_names)
         method, symbolic = params.pop("method"), params.pop("symbolic")
         # scikit-learn's way: parallel only where the caller asks (n_jobs), so one process.
         config = DiscoverConfig(**params, compare=False, workers=1).check()
@@ -203,9 +157,13 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self.result_ = run.pruned
         self.model_ = self.result_.model
         self.history_ = self.result_.history
-        self.feature_names_in_ = np.array(names, dtype=object)
-        self.n_features_in_ = X.shape[1]
+        self.variable_names_ = names
         self.formula_ = run.formula
+        self.equations_ = (
+            None
+            if run.formula is None
+            else equations_frame(run.front, [f.expression for f in run.front_formulas])
+        )
         self.transform_ = run.log_transform
         return self
 
@@ -238,30 +196,26 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         return load_estimator(path, cls)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("this EMPKANRegressor is not fitted yet; call fit(X, y) first")
+        check_is_fitted(self, "model_")
 
     def predict(self, X: Any, use_formula: bool = False) -> np.ndarray:
         """Predictions ``(n_samples,)`` of the pruned KAN, or of the formula."""
-        self._check_fitted()
-        X, _ = self._check_X(X, fitting=False)
+        X = checked_rows(self, X)
         if use_formula:
             if self.formula_ is None:
                 raise ValueError("no formula: fit with symbolic=True first")
             return self.formula_.lambdify()(X)
         from emp_kan.kan import adapter
 
-        x = torch.tensor(X, dtype=torch.float32)
+        x = torch.tensor(X, dtype=torch.float64)
         transform = getattr(self, "transform_", None)
         with torch.no_grad():
             if transform is None:
-                out = adapter.forward_pass(self.model_, x)
+                out = adapter.forward_float64(self.model_, x)
             else:
                 route_x = transform.apply({"x": x})["x"]  # log|x| on the log route only
-                out = transform.to_label(adapter.forward_pass(self.model_, route_x), x)
-        return out.numpy()[:, 0].astype(np.float64)
+                out = transform.to_label(adapter.forward_float64(self.model_, route_x), x)
+        return out.numpy()[:, 0]
 
     def sympy(self):
         """The formula as a sympy expression."""
@@ -280,15 +234,9 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         self._check_fitted()
         from emp_kan.draw.graph import to_networkx
 
-        x = (
-            None
-            if X is None
-            else torch.tensor(self._check_X(X, fitting=False)[0], dtype=torch.float32)
-        )
+        x = None if X is None else torch.tensor(checked_rows(self, X), dtype=torch.float32)
         symbolic = self.formula_.graph_attributes() if self.formula_ is not None else None
-        return to_networkx(
-            self.result_, x, variables=list(self.feature_names_in_), symbolic=symbolic
-        )
+        return to_networkx(self.result_, x, variables=list(self.variable_names_), symbolic=symbolic)
 
     def plot(self, ax=None, X: Any = None):
         """Draw the pruned KAN; returns the Axes."""

@@ -106,6 +106,28 @@ def _formula_from_state(state: dict[str, Any] | None) -> Any:
     return SymbolicFormula(expression=expr, variables=symbols, edges=edges, **rest)
 
 
+def _equations_state(frame: Any) -> list[dict[str, Any]] | None:
+    from emp_kan.estimators.equations import equations_rows
+
+    return None if frame is None else equations_rows(frame)
+
+
+def _equations_from_state(rows: list[dict[str, Any]] | None, names: list[str]) -> Any:
+    if rows is None:
+        return None
+    from emp_kan.data.formula_parse import parse_formula
+    from emp_kan.estimators.equations import equations_frame
+
+    by_name = {n: sp.Symbol(n, real=True) for n in names}
+    expressions = []
+    for row in rows:
+        expr = parse_formula(row["formula"], max_length=_MAX_FORMULA)
+        expressions.append(
+            expr.xreplace({s: by_name[s.name] for s in expr.free_symbols if s.name in by_name})
+        )
+    return equations_frame(rows, expressions)
+
+
 def _result_state(result: Any) -> dict[str, Any]:
     state = {
         f.name: _plain(getattr(result, f.name))
@@ -172,8 +194,14 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
         "params": _plain(estimator.get_params()),
         "model": adapter.model_state(estimator.model_),
         "result": _result_state(estimator.result_),
-        "feature_names": [str(n) for n in estimator.feature_names_in_],
+        "feature_names": list(estimator.variable_names_),
+        "dataframe_columns": (
+            None
+            if getattr(estimator, "feature_names_in_", None) is None
+            else [str(n) for n in estimator.feature_names_in_]
+        ),
         "formula": _formula_state(estimator.formula_),
+        "equations": _equations_state(getattr(estimator, "equations_", None)),
         "transform": None if transform is None else _plain(asdict(transform)),
     }
     with staged_file(path) as staging:
@@ -206,9 +234,17 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
     estimator.model_ = model
     estimator.result_ = _result_from_state(payload["result"], model)
     estimator.history_ = estimator.result_.history
-    estimator.feature_names_in_ = np.array(payload["feature_names"], dtype=object)
+    estimator.variable_names_ = list(payload["feature_names"])
     estimator.n_features_in_ = len(payload["feature_names"])
+    # Files written before "dataframe_columns" named every estimator's features.
+    columns = payload.get("dataframe_columns", payload["feature_names"])
+    if columns is not None:
+        estimator.feature_names_in_ = np.array(columns, dtype=object)
     estimator.formula_ = _formula_from_state(payload["formula"])
+    if "equations" in payload:  # files of classifiers and older files have none
+        estimator.equations_ = _equations_from_state(
+            payload["equations"], estimator.variable_names_
+        )
     transform = payload["transform"]
     estimator.transform_ = (
         None

@@ -288,6 +288,19 @@ def forward_pass(model: Any, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def forward_float64(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """``(batch, out)`` outputs of ``model`` on ``x (batch, in)``, computed in float64 on a copy.
+
+    In float32 a row's output can differ by a rounding step with its place in the batch (the
+    kernels treat the rows of a vector block and the tail differently); in float64 that step
+    is far below any tolerance a user applies, so predictions do not depend on the batch.
+    """
+    copy64 = clone_model(model).double()
+    copy64.save_act = False
+    with torch.no_grad():
+        return copy64.forward(x.double())
+
+
 def attribution(model: Any, x: torch.Tensor) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """pykan's attribution scores after a fresh forward pass on ``x``.
 

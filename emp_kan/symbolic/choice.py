@@ -6,7 +6,8 @@ accuracy; on the front, a candidate's score is the drop of log RMSE per unit of 
 its simpler neighbour; the choice is the best-scoring candidate among those within 1.5x of the
 most accurate RMSE (PySR's ``model_selection="best"``). Errors below a floor (1e-5 of the label
 spread: float32 rounding, not model error) count as equal, so that of two exact formulas the
-simpler is chosen.
+simpler is chosen. ``model_selection="accuracy"`` takes the most accurate candidate instead (of
+equally accurate ones, the simplest: the front's last).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["choose_formula", "noise_floor", "pareto_front"]
+__all__ = ["MODEL_SELECTIONS", "choose_formula", "noise_floor", "pareto_front"]
+
+MODEL_SELECTIONS = ("best", "accuracy")
 
 _WITHIN = 1.5
 _NOISE_FLOOR = 1e-5
@@ -59,6 +62,7 @@ def choose_formula(
     rmses: Sequence[float],
     label_std: float,
     sizes: Sequence[int] | None = None,
+    model_selection: str = "best",
 ) -> int | None:
     """The index of the chosen candidate, or None when no candidate has a finite RMSE.
 
@@ -71,13 +75,22 @@ def choose_formula(
         Standard deviation of the validation labels (sets the noise floor).
     sizes : sequence of int, optional
         Breaks ties of complexity and RMSE: the smaller wins (the pruned KAN's live edges).
+    model_selection : {"best", "accuracy"}
+        ``"best"``: the steepest drop of log RMSE per unit of complexity among the candidates
+        within 1.5x of the most accurate; ``"accuracy"``: the most accurate.
     """
     if len(complexities) != len(rmses):
         raise ValueError("one complexity per RMSE")
+    if model_selection not in MODEL_SELECTIONS:
+        raise ValueError(
+            f"model_selection must be one of {', '.join(MODEL_SELECTIONS)}, got {model_selection!r}"
+        )
     floor = noise_floor(label_std)
     front = pareto_front(complexities, rmses, floor, sizes)
     if not front:
         return None
+    if model_selection == "accuracy":
+        return front[-1]  # the front's errors fall with complexity: its last is the lowest
     errors = [_floored(rmses[i], floor) for i in front]
     best_error = min(errors)
     chosen, chosen_score = None, -math.inf
