@@ -31,6 +31,7 @@ import numpy as np
 from emp_kan._runtime.checks import Interval
 
 __all__ = [
+    "BETA",
     "EMPSelection",
     "effective_number",
     "emp_mask",
@@ -86,8 +87,12 @@ def _check_signed(signed: str) -> None:
         raise ValueError(f"signed must be 'abs' or 'shift', got {signed!r}")
 
 
+# beta's one constraint: EMPPruner, DiscoverConfig and the functions here all check it.
+BETA = Interval(float, 0, closed="neither")
+
+
 def _check_beta(beta: Any) -> float:
-    return Interval(float, 0, closed="neither").check("beta", beta)
+    return BETA.check("beta", beta)
 
 
 def _flat_scores(scores: Any) -> tuple[Any, tuple[int, ...], bool]:

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -222,9 +223,6 @@ def write_report(
     DestinationError
         ``out_dir`` is a file, a link, or a folder holding anything but an earlier report.
     """
-    from emp_kan import __version__
-    from emp_kan.kan import adapter
-
     foreign = sorted({name for files in (rendered or {}).values() for name in files} - REPORT_FILES)
     if foreign:
         raise ValueError(
@@ -234,51 +232,82 @@ def write_report(
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    old: Path | None = None
-    moved: list[Path] = []
+    placed = _Placed()
     try:
-        for method, run in runs.items():
-            files = (rendered or {}).get(method) or render_figures(method, run, problem)
-            for name, content in files.items():
-                (staging / name).write_bytes(content)
-            if method == "emp":
-                adapter.save_checkpoint(run.pruned.model, staging / "model")
-        (staging / "report.json").write_text(
-            json.dumps(report, indent=2, allow_nan=False, default=str), encoding="utf-8"
-        )
-        (staging / MARKER).write_text(
-            json.dumps({"written_by": "emp-kan", "version": __version__}) + "\n", encoding="utf-8"
-        )
-        _make_shareable(staging)
+        _fill(staging, report, runs, problem, rendered)
         check_destination(out)  # again: the folder may have changed during the run
-        if out.is_dir() and not any(out.iterdir()):
-            # The user's empty folder: fill it, file by file, never replacing the folder.
-            for item in sorted(staging.iterdir()):
-                os.link(item, out / item.name)  # fails rather than overwrite
-                moved.append(out / item.name)
-            shutil.rmtree(staging)
-        else:
-            if out.exists():
-                # An earlier report of ours: set it aside, put the new one in, then delete it.
-                old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                os.rename(out, old)
-            os.rename(staging, out)  # out is missing here: one rename puts the whole report
+        _put_in_place(staging, out, placed)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # our own temporary folder
-        for path in moved:
-            path.unlink(missing_ok=True)
-        if old is not None and not out.exists():
-            os.rename(old, out)  # put the earlier report back
-            old = None
-        for folder in created:  # parents this call made, if they stayed empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        _undo(staging, out, placed, created)
         raise
-    if old is not None:
-        _remove_earlier_report(old)
+    if placed.old is not None:
+        _remove_earlier_report(placed.old)
     return out
+
+
+@dataclass
+class _Placed:
+    """What :func:`_put_in_place` has done so far, for :func:`_undo`."""
+
+    moved: list[Path] = field(default_factory=list)  # files linked into the user's folder
+    old: Path | None = None  # an earlier report set aside
+
+
+def _fill(
+    staging: Path,
+    report: dict[str, Any],
+    runs: dict[str, Any],
+    problem: Any,
+    rendered: dict[str, dict[str, bytes]] | None,
+) -> None:
+    """Write every report file into the private ``staging`` folder."""
+    from emp_kan import __version__
+    from emp_kan.kan import adapter
+
+    for method, run in runs.items():
+        files = (rendered or {}).get(method) or render_figures(method, run, problem)
+        for name, content in files.items():
+            (staging / name).write_bytes(content)
+        if method == "emp":
+            adapter.save_checkpoint(run.pruned.model, staging / "model")
+    (staging / "report.json").write_text(
+        json.dumps(report, indent=2, allow_nan=False, default=str), encoding="utf-8"
+    )
+    (staging / MARKER).write_text(
+        json.dumps({"written_by": "emp-kan", "version": __version__}) + "\n", encoding="utf-8"
+    )
+    _make_shareable(staging)
+
+
+def _put_in_place(staging: Path, out: Path, placed: _Placed) -> None:
+    """Move the staged report to ``out``, recording each step in ``placed``."""
+    if out.is_dir() and not any(out.iterdir()):
+        # The user's empty folder: fill it, file by file, never replacing the folder.
+        for item in sorted(staging.iterdir()):
+            os.link(item, out / item.name)  # fails rather than overwrite
+            placed.moved.append(out / item.name)
+        shutil.rmtree(staging)
+        return
+    if out.exists():
+        # An earlier report of ours: set it aside, put the new one in, then delete it.
+        placed.old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, placed.old)
+    os.rename(staging, out)  # out is missing here: one rename puts the whole report
+
+
+def _undo(staging: Path, out: Path, placed: _Placed, created: list[Path]) -> None:
+    """After a failure: remove what this call wrote and put an earlier report back."""
+    shutil.rmtree(staging, ignore_errors=True)  # our own temporary folder
+    for path in placed.moved:
+        path.unlink(missing_ok=True)
+    if placed.old is not None and not out.exists():
+        os.rename(placed.old, out)  # put the earlier report back
+        placed.old = None
+    for folder in created:  # parents this call made, if they stayed empty
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _remove_earlier_report(folder: Path) -> None:

@@ -108,47 +108,13 @@ def _run_route(
         progress=config.progress,
         memo=memo,
     )
-    given = route.given_rows
-    formulas = {route.name: formula}
     if route.log_transform is None:
-        # Over every input, not only the kept ones: a sum-KAN models a product badly, and
-        # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
-        # does not use gets a zero exponent, which the validation rows snap away.
-        every_input = list(range(len(problem.variables)))
-        found = product_formulas(formula, given, every_input, config.library, memo=memo)
-        for k, f in enumerate(found):
-            f.spline_test_rmse = formula.spline_test_rmse
-            formulas[f"product-{k + 1}"] = f
-        # The plain power law over every input too: the log route's reading uses the inputs
-        # its pruned KAN kept, and a cut factor loses the monomial (q/(4*pi*epsilon*r)).
-        log_transform, _ = fit_log_transform(given.fit["train_input"], given.fit["train_label"])
-        if log_transform is not None and len(every_input) > 1:
-            f = power_law_formula(formula, log_transform, every_input, given)
-            f.spline_test_rmse = formula.spline_test_rmse
-            formulas["power-law-all"] = f
-    if route.log_transform is not None:
-        spline_rmse = _spline_rmse(pruned.model, route.log_transform, problem.dataset)
-        inputs = [
-            i
-            for i in range(len(problem.variables))
-            if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())
-        ]
-        formulas = {route.name: formula_in_original_space(formula, route.log_transform, given)}
-        if route.log_transform.log_inputs:
-            formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs, given)
-        for f in formulas.values():
-            f.spline_test_rmse = spline_rmse
-    if len(problem.variables) == 1 and route.log_transform is None:
-        for name, f in label_transform_formulas(formula, given, config.library).items():
-            f.spline_test_rmse = formula.spline_test_rmse
-            formulas[name] = f
+        formulas = _data_route_formulas(formula, route, problem, config, memo)
+    else:
+        formulas = _log_route_formulas(formula, pruned, route, problem)
     if len(problem.variables) == 1:
-        for k, f in enumerate(
-            direct_formulas(formula, route.log_transform, route.rows, given, config.library)
-        ):
-            f.spline_test_rmse = formula.spline_test_rmse
-            formulas[f"{route.name}-direct-{k + 1}"] = f
-    val = given.validation
+        formulas.update(_one_input_formulas(formula, route, config))
+    val = route.given_rows.validation
     timings = {
         "train": route.seconds,
         "prune": seconds_prune,
@@ -165,6 +131,73 @@ def _run_route(
         )
         for name, f in formulas.items()
     ]
+
+
+def _data_route_formulas(
+    formula: SymbolicFormula,
+    route: Route,
+    problem: Problem,
+    config: DiscoverConfig,
+    memo: Memo | None,
+) -> dict[str, SymbolicFormula]:
+    """The data route's formula, and the product search's and power law's over every input."""
+    given = route.given_rows
+    formulas = {route.name: formula}
+    # Over every input, not only the kept ones: a sum-KAN models a product badly, and
+    # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
+    # does not use gets a zero exponent, which the validation rows snap away.
+    every_input = list(range(len(problem.variables)))
+    found = product_formulas(formula, given, every_input, config.library, memo=memo)
+    for k, f in enumerate(found):
+        f.spline_test_rmse = formula.spline_test_rmse
+        formulas[f"product-{k + 1}"] = f
+    # The plain power law over every input too: the log route's reading uses the inputs
+    # its pruned KAN kept, and a cut factor loses the monomial (q/(4*pi*epsilon*r)).
+    log_transform, _ = fit_log_transform(given.fit["train_input"], given.fit["train_label"])
+    if log_transform is not None and len(every_input) > 1:
+        f = power_law_formula(formula, log_transform, every_input, given)
+        f.spline_test_rmse = formula.spline_test_rmse
+        formulas["power-law-all"] = f
+    return formulas
+
+
+def _log_route_formulas(
+    formula: SymbolicFormula, pruned: PruneResult, route: Route, problem: Problem
+) -> dict[str, SymbolicFormula]:
+    """A log route's formula mapped back to ``y``, and (log-log) its straight-edge power law
+    over the inputs the pruned KAN kept."""
+    given = route.given_rows
+    spline_rmse = _spline_rmse(pruned.model, route.log_transform, problem.dataset)
+    inputs = [
+        i
+        for i in range(len(problem.variables))
+        if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())
+    ]
+    formulas = {route.name: formula_in_original_space(formula, route.log_transform, given)}
+    if route.log_transform.log_inputs:
+        formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs, given)
+    for f in formulas.values():
+        f.spline_test_rmse = spline_rmse
+    return formulas
+
+
+def _one_input_formulas(
+    formula: SymbolicFormula, route: Route, config: DiscoverConfig
+) -> dict[str, SymbolicFormula]:
+    """For one input: library functions fitted straight to the route's data (and, on the data
+    route, to transforms of the label)."""
+    given = route.given_rows
+    formulas = {}
+    if route.log_transform is None:
+        for name, f in label_transform_formulas(formula, given, config.library).items():
+            f.spline_test_rmse = formula.spline_test_rmse
+            formulas[name] = f
+    for k, f in enumerate(
+        direct_formulas(formula, route.log_transform, route.rows, given, config.library)
+    ):
+        f.spline_test_rmse = formula.spline_test_rmse
+        formulas[f"{route.name}-direct-{k + 1}"] = f
+    return formulas
 
 
 def _spline_rmse(model: Any, transform: LogTransform, dataset: dict[str, Any]) -> float:

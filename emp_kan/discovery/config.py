@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from emp_kan._runtime.checks import Check, Flag, Interval, Names, Options, Widths
+from emp_kan.core import BETA
 from emp_kan.kan.score_names import EDGE_SCORES, NODE_SCORES
 from emp_kan.pruning.schedule import (
     DEFAULT_ROUND_STEPS,
@@ -122,7 +123,7 @@ class DiscoverConfig:
     beta: float = _setting(
         1.0,
         "EMP's scale on N_eff; a rejected round retries with beta x 1.5",
-        Interval(float, 0, closed="neither"),
+        BETA,
     )
     prune: str = _setting("both", "what EMP prunes", Options(TARGETS))
     scope: str = _setting("layer", "EMP ranks per layer or across layers", Options(SCOPES))

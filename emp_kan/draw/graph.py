@@ -90,15 +90,30 @@ def to_networkx(
     else:
         edge_scores = adapter.coefficient_magnitude(model)
         hidden_scores = node_scores_from_edges(edge_scores, "max")
-    symbolic = dict(symbolic or {})
-    pykan_symbolic = _pykan_symbolic(model, node_ids)
-
+    # the caller's fits win over pykan's own symbolic edges
+    given = {key: info for key, info in (symbolic or {}).items() if info}
+    symbolic = {**_pykan_symbolic(model, node_ids), **given}
     graph = nx.DiGraph(name="KAN", widths=" ".join(map(str, adapter.widths(model))))
+    _add_nodes(graph, widths0, node_ids, (names_in, names_out), edge_scores, hidden_scores, masks)
+    _add_edges(graph, widths0, node_ids, masks, edge_scores, pruned_round, symbolic)
+    return graph
+
+
+def _add_nodes(
+    graph: nx.DiGraph,
+    widths0: list[int],
+    node_ids: list[list[int]],
+    names: tuple[list[str], list[str]],
+    edge_scores: list[np.ndarray],
+    hidden_scores: list[np.ndarray],
+    masks: list[np.ndarray],
+) -> None:
+    """Every node of the unpruned layout (original ids), alive or not, with its score."""
     last = len(widths0) - 1
     for layer, n in enumerate(widths0):
         current = {orig: pos for pos, orig in enumerate(node_ids[layer])}
         for i in range(n):
-            label = names_in[i] if layer == 0 else names_out[i] if layer == last else f"h{i}"
+            label = names[0][i] if layer == 0 else names[1][i] if layer == last else f"h{i}"
             score = 0.0
             if 0 < layer < last and i in current:
                 score = float(hidden_scores[layer - 1][current[i]])
@@ -112,7 +127,19 @@ def to_networkx(
                 alive=i in current,
                 score=score,
             )
-    for layer in range(last):
+
+
+def _add_edges(
+    graph: nx.DiGraph,
+    widths0: list[int],
+    node_ids: list[list[int]],
+    masks: list[np.ndarray],
+    edge_scores: list[np.ndarray],
+    pruned_round: list[np.ndarray] | None,
+    symbolic: Mapping[tuple[int, int, int], Mapping[str, Any]],
+) -> None:
+    """Every edge of the unpruned layout: alive, score, the round it went, its fitted function."""
+    for layer in range(len(widths0) - 1):
         pos_out = {orig: pos for pos, orig in enumerate(node_ids[layer + 1])}
         pos_in = {orig: pos for pos, orig in enumerate(node_ids[layer])}
         for o in range(widths0[layer + 1]):
@@ -127,11 +154,10 @@ def to_networkx(
                     attrs["pruned_round"] = -1 if alive else int(max(pruned_round[layer][o, i], 0))
                 else:
                     attrs["pruned_round"] = -1 if alive else 0
-                info = symbolic.get((layer, o, i)) or pykan_symbolic.get((layer, o, i))
+                info = symbolic.get((layer, o, i))
                 if info and alive:
                     attrs.update({k: _scalar(v) for k, v in info.items() if v is not None})
                 graph.add_edge(node_id(layer, i), node_id(layer + 1, o), **attrs)
-    return graph
 
 
 def _input_score(scores: np.ndarray, mask: np.ndarray, pos: int) -> float:

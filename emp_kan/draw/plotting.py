@@ -244,89 +244,10 @@ def plot_history(history: Any):
     start = _unpruned_state(history)
     fig, (ax_n, ax_e, ax_l) = plt.subplots(1, 3, figsize=(13, 3.6))
     xs_all = [int(r.get("attempt") or k + 1) for k, r in enumerate(records)]
-    groups: dict[tuple[str, int], list[tuple[int, float, int]]] = {}
-    for x, r in zip(xs_all, records, strict=True):
-        for d in r["layers"]:
-            groups.setdefault((d["kind"], int(d["layer"])), []).append(
-                (x, float(d["n_eff"]), int(d["kept"]))
-            )
-    for k, ((kind, layer), rows) in enumerate(sorted(groups.items())):
-        color = f"C{k % 10}"
-        name = f"{kind} L{layer}" if layer >= 0 else f"{kind} (global)"
-        xs = [row[0] for row in rows]
-        ax_n.plot(xs, [row[1] for row in rows], "o-", color=color, label=f"N_eff {name}")
-        ax_n.plot(xs, [row[2] for row in rows], "s--", color=color, alpha=0.7, label=f"kept {name}")
-    ax_n.set_title("effective number and kept count")
-    if groups:
-        ax_n.legend(fontsize=7)
-
-    xs_alive = ([0] if start else []) + xs_all
-    ax_e.plot(
-        xs_alive,
-        ([start["edges"]] if start else []) + [int(r["edges_alive"]) for r in records],
-        "o-",
-        color=_ALIVE,
-        label="edges",
-    )
-    ax_e.plot(
-        xs_alive,
-        ([start["nodes"]] if start else []) + [int(r["nodes_alive"]) for r in records],
-        "s-",
-        color="C2",
-        label="hidden nodes",
-    )
-    ax_e.set_title("alive after the attempt")
-    ax_e.legend(fontsize=8)
-
-    def series(key, fallback):
-        key = key if key in records[0] else fallback
-        return [np.nan if r.get(key) is None else float(r[key]) for r in records]
-
-    if start and start["val_rmse"] is not None:
-        ax_l.plot([0], [start["val_rmse"]], "D", color="0.2", label="unpruned")
-    ax_l.plot(xs_all, series("val_rmse_before", "test_rmse_before"), "o-", label="before")
-    ax_l.plot(
-        xs_all,
-        series("val_rmse_after_prune", "test_rmse_after_prune"),
-        "x--",
-        label="right after pruning",
-    )
-    ax_l.plot(
-        xs_all,
-        series("val_rmse_after_retrain", "test_rmse_after_retrain"),
-        "s-",
-        label="after retraining",
-    )
-    limits = series("accept_below", "accept_below") if "accept_below" in records[0] else []
-    if limits and np.isfinite(limits).any():
-        ax_l.plot(xs_all, limits, ":", color="darkred", label="accept limit")
-    ax_l.set_yscale("log")
-    ax_l.set_title("validation RMSE" if "val_rmse_before" in records[0] else "test RMSE")
-    for x, r in zip(xs_all, records, strict=True):
-        status = str(r.get("status", ""))
-        if status.startswith(("rejected", "rolled back")):
-            for ax in (ax_n, ax_e, ax_l):
-                ax.axvspan(x - 0.4, x + 0.4, color="red", alpha=0.12)
-            ax_l.annotate(
-                f"rejected\nrung {r.get('rung', 0)}",
-                (x, 0.97),
-                xycoords=("data", "axes fraction"),
-                ha="center",
-                va="top",
-                fontsize=7,
-                color="darkred",
-            )
-        elif status.startswith("fixed point"):
-            ax_l.annotate(
-                "fixed\npoint",
-                (x, 0.97),
-                xycoords=("data", "axes fraction"),
-                ha="center",
-                va="top",
-                fontsize=7,
-                color="0.3",
-            )
-    ax_l.legend(fontsize=7)
+    _plot_effective_numbers(ax_n, xs_all, records)
+    _plot_alive(ax_e, xs_all, records, start)
+    _plot_losses(ax_l, xs_all, records, start)
+    _mark_attempts((ax_n, ax_e, ax_l), xs_all, records)
     ticks = ([0] if start else []) + xs_all
     tick_labels = (["0\nunpruned"] if start else []) + [str(x) for x in xs_all]
     for ax in (ax_n, ax_e, ax_l):
@@ -337,6 +258,85 @@ def plot_history(history: Any):
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
+
+
+def _plot_effective_numbers(ax: Any, xs_all: list[int], records: list[dict]) -> None:
+    """N_eff and the kept count of each layer (and kind) over the attempts."""
+    groups: dict[tuple[str, int], list[tuple[int, float, int]]] = {}
+    for x, r in zip(xs_all, records, strict=True):
+        for d in r["layers"]:
+            groups.setdefault((d["kind"], int(d["layer"])), []).append(
+                (x, float(d["n_eff"]), int(d["kept"]))
+            )
+    for k, ((kind, layer), rows) in enumerate(sorted(groups.items())):
+        color = f"C{k % 10}"
+        name = f"{kind} L{layer}" if layer >= 0 else f"{kind} (global)"
+        xs = [row[0] for row in rows]
+        ax.plot(xs, [row[1] for row in rows], "o-", color=color, label=f"N_eff {name}")
+        ax.plot(xs, [row[2] for row in rows], "s--", color=color, alpha=0.7, label=f"kept {name}")
+    ax.set_title("effective number and kept count")
+    if groups:
+        ax.legend(fontsize=7)
+
+
+def _plot_alive(ax: Any, xs_all: list[int], records: list[dict], start: dict | None) -> None:
+    """Edges and hidden nodes alive after each attempt (attempt 0: the unpruned model)."""
+    xs_alive = ([0] if start else []) + xs_all
+    for key, counts, marker, color, label in (
+        ("edges", "edges_alive", "o-", _ALIVE, "edges"),
+        ("nodes", "nodes_alive", "s-", "C2", "hidden nodes"),
+    ):
+        ys = ([start[key]] if start else []) + [int(r[counts]) for r in records]
+        ax.plot(xs_alive, ys, marker, color=color, label=label)
+    ax.set_title("alive after the attempt")
+    ax.legend(fontsize=8)
+
+
+def _plot_losses(ax: Any, xs_all: list[int], records: list[dict], start: dict | None) -> None:
+    """Validation RMSE before, right after pruning and after retraining; the accept limit."""
+
+    def series(key, fallback):
+        key = key if key in records[0] else fallback
+        return [np.nan if r.get(key) is None else float(r[key]) for r in records]
+
+    if start and start["val_rmse"] is not None:
+        ax.plot([0], [start["val_rmse"]], "D", color="0.2", label="unpruned")
+    for when, marker, label in (
+        ("before", "o-", "before"),
+        ("after_prune", "x--", "right after pruning"),
+        ("after_retrain", "s-", "after retraining"),
+    ):
+        ax.plot(xs_all, series(f"val_rmse_{when}", f"test_rmse_{when}"), marker, label=label)
+    limits = series("accept_below", "accept_below") if "accept_below" in records[0] else []
+    if limits and np.isfinite(limits).any():
+        ax.plot(xs_all, limits, ":", color="darkred", label="accept limit")
+    ax.set_yscale("log")
+    ax.set_title("validation RMSE" if "val_rmse_before" in records[0] else "test RMSE")
+
+
+def _mark_attempts(axes: tuple, xs_all: list[int], records: list[dict]) -> None:
+    """Shade the rejected attempts red (with their rung) and label the fixed point."""
+    ax_l = axes[-1]
+    for x, r in zip(xs_all, records, strict=True):
+        status = str(r.get("status", ""))
+        if status.startswith(("rejected", "rolled back")):
+            for ax in axes:
+                ax.axvspan(x - 0.4, x + 0.4, color="red", alpha=0.12)
+            text, color = f"rejected\nrung {r.get('rung', 0)}", "darkred"
+        elif status.startswith("fixed point"):
+            text, color = "fixed\npoint", "0.3"
+        else:
+            continue
+        ax_l.annotate(
+            text,
+            (x, 0.97),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="top",
+            fontsize=7,
+            color=color,
+        )
+    ax_l.legend(fontsize=7)
 
 
 def plot_scores(

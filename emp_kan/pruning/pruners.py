@@ -17,8 +17,8 @@ from typing import Literal
 
 import numpy as np
 
-from emp_kan._runtime.checks import Interval, check_finite_nonneg
-from emp_kan.core import effective_number, emp_select, preserved_mass
+from emp_kan._runtime.checks import check_finite_nonneg
+from emp_kan.core import BETA, effective_number, emp_select, preserved_mass
 from emp_kan.kan.scores import EdgeScore, NodeScore, check_score_names
 from emp_kan.pruning.targets import SCOPES, TARGETS
 
@@ -85,7 +85,7 @@ class EMPPruner:
         check_score_names(edge_score, node_score)
         self.target = target
         self.scope = scope
-        self.beta = Interval(float, 0, closed="neither").check("beta", beta)
+        self.beta = BETA.check("beta", beta)
         self.signed = signed
         self.edge_score = edge_score
         self.node_score = node_score

@@ -160,19 +160,21 @@ class _Loop:
 
 
 def _context(
-    rows: Split,
+    data: tuple[Mapping[str, torch.Tensor] | Split, list[int]],
     pruner: Any,
-    steps: int,
-    lamb: float,
-    seed: int,
-    opt: str,
-    update_grid: bool,
-    schedule: Schedule,
+    training: tuple[int, float, int, str, bool, str],
+    schedule: Schedule | None,
     label_map: LabelMap | None,
-    loss: str,
     memo: Memo | None,
 ) -> _Context:
-    """The run's context, or ValueError/TypeError for settings that cannot work."""
+    """The run's context (``data``: the dataset and the model's widths; ``training``: steps,
+    lamb, seed, opt, update_grid, loss), or ValueError/TypeError for settings that cannot
+    work."""
+    dataset, widths = data
+    steps, lamb, seed, opt, update_grid, loss = training
+    check_dataset(dataset.dataset if isinstance(dataset, Split) else dataset, widths[0], widths[-1])
+    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
+    rows = Split.of(dataset, schedule.validation_fraction)
     pruner = EMPPruner(target="both") if pruner is None else pruner
     if not all(hasattr(pruner, a) for a in ("keep_edges", "keep_nodes", "backed_off")):
         raise TypeError(f"pruner must be an EMPPruner or ThresholdPruner, got {pruner!r}")
@@ -428,16 +430,23 @@ def prune_rounds(
     """
     adapter.check_model(model)
     widths = adapter.widths(model)
-    check_dataset(dataset.dataset if isinstance(dataset, Split) else dataset, widths[0], widths[-1])
     rounds = check_whole("rounds", rounds)
-    schedule = DEFAULT_SCHEDULE if schedule is None else schedule
-    rows = Split.of(dataset, schedule.validation_fraction)
-    ctx = _context(
-        rows, pruner, steps, lamb, seed, opt, update_grid, schedule, label_map, loss, memo
-    )
+    training = (steps, lamb, seed, opt, update_grid, loss)
+    ctx = _context((dataset, widths), pruner, training, schedule, label_map, memo)
     initial_steps = ctx.steps if initial_steps is None else initial_steps
+    final_steps = check_whole("final_steps", ctx.steps if final_steps is None else final_steps)
     loop, seconds_initial = _start(model, ctx, check_whole("initial_steps", initial_steps))
     initial = loop.losses
+    stop_reason = _rounds(loop, ctx, rounds, progress, progress_label)
+    final, seconds_final = _polish(loop, ctx, final_steps)
+    seconds = (seconds_initial, seconds_final)
+    return _result(loop, ctx, widths, (initial, final), seconds, stop_reason)
+
+
+def _rounds(
+    loop: _Loop, ctx: _Context, rounds: int, progress: bool, progress_label: str | None
+) -> str:
+    """Run rounds until one is not accepted or ``rounds`` are; why the loop stopped."""
     bar = tqdm(
         total=ctx.schedule.max_attempts,
         desc=progress_label or "pruning attempts",
@@ -452,10 +461,7 @@ def prune_rounds(
             break
         accepted += 1
     bar.close()
-    final_steps = ctx.steps if final_steps is None else check_whole("final_steps", final_steps)
-    final, seconds_final = _polish(loop, ctx, final_steps)
-    seconds = (seconds_initial, seconds_final)
-    return _result(loop, ctx, widths, (initial, final), seconds, stop_reason)
+    return stop_reason
 
 
 def _result(

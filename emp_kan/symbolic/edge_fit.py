@@ -267,26 +267,7 @@ def fit_edge(
     if std_y <= 1e-12 * max(1.0, float(np.abs(y).max())):
         mean = float(all_y.mean())
         return [EdgeCandidate("0", 0.0, 0.0, 0.0, mean, 0.0, 1.0, 0, _cost(0.0, 0))]
-    mx = float(fit_x.mean())
-    sx = float(np.abs(fit_x - mx).max()) or 1.0
-    xs = (fit_x - mx) / sx
-
-    # Grid starts for every curved function, then one batched refinement of all of them.
-    starts = [
-        (name, a_s, b_s)
-        for name in library
-        if name not in ("0", "x")
-        for a_s, b_s in _grid_starts(numpy_function(name), xs, fit_y, n_starts)
-    ]
-    refined: dict[str, list[tuple[float, float, float, float]]] = {}
-    if starts:
-        names, a0, b0 = zip(*starts, strict=True)
-        ra, rb, rc, rd = _refine_batch(names, xs, fit_y, np.array(a0), np.array(b0))
-        for name, a_s, b_s, c, d in zip(names, ra, rb, rc, rd, strict=True):
-            if np.isfinite([a_s, b_s, c, d]).all():
-                # back to unscaled inputs: a_s * (x - mx) / sx + b_s = a x + b
-                refined.setdefault(name, []).append((a_s / sx, b_s - a_s * mx / sx, c, d))
-
+    refined = _refined_starts(library, fit_x, fit_y, n_starts)
     out = []
     for name in library:
         f = numpy_function(name)
@@ -297,19 +278,7 @@ def fit_edge(
             params = [(1.0, 0.0, c, d)]
         else:
             params = refined.get(name, [])
-        best = None
-        for a, b, c, d in params:
-            with np.errstate(all="ignore"):
-                pred = c * f(a * eval_x + b) + d
-                u_fit = f(a * fit_x + b)
-                fit_pred = c * u_fit + d
-            if not (np.isfinite(pred).all() and np.isfinite(fit_pred).all()):
-                continue
-            if name != "0" and _degenerate(u_fit):
-                continue
-            nrmse = float(np.sqrt(np.mean((pred - eval_y) ** 2)) / std_y)
-            if best is None or nrmse < best[0]:
-                best = (nrmse, a, b, c, d)
+        best = _best_on_held_out(name, f, params, (fit_x, fit_y), (eval_x, eval_y), std_y)
         if best is None:
             continue
         nrmse, a, b, c, d = best
@@ -335,6 +304,58 @@ def fit_edge(
         )
     out.sort(key=lambda cand: (cand.cost, cand.complexity))
     return _polish(out, all_x, all_y, top=3)
+
+
+def _refined_starts(
+    library: Sequence[str], fit_x: np.ndarray, fit_y: np.ndarray, n_starts: int
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Grid starts for every curved function, then one batched refinement of all of them:
+    ``{name: [(a, b, c, d), ...]}`` in unscaled inputs, finite ones only."""
+    mx = float(fit_x.mean())
+    sx = float(np.abs(fit_x - mx).max()) or 1.0
+    xs = (fit_x - mx) / sx
+    starts = [
+        (name, a_s, b_s)
+        for name in library
+        if name not in ("0", "x")
+        for a_s, b_s in _grid_starts(numpy_function(name), xs, fit_y, n_starts)
+    ]
+    refined: dict[str, list[tuple[float, float, float, float]]] = {}
+    if starts:
+        names, a0, b0 = zip(*starts, strict=True)
+        ra, rb, rc, rd = _refine_batch(names, xs, fit_y, np.array(a0), np.array(b0))
+        for name, a_s, b_s, c, d in zip(names, ra, rb, rc, rd, strict=True):
+            if np.isfinite([a_s, b_s, c, d]).all():
+                # back to unscaled inputs: a_s * (x - mx) / sx + b_s = a x + b
+                refined.setdefault(name, []).append((a_s / sx, b_s - a_s * mx / sx, c, d))
+    return refined
+
+
+def _best_on_held_out(
+    name: str,
+    f: Callable[[np.ndarray], np.ndarray],
+    params: list[tuple[float, float, float, float]],
+    fit_rows: tuple[np.ndarray, np.ndarray],
+    eval_rows: tuple[np.ndarray, np.ndarray],
+    std_y: float,
+) -> tuple[float, float, float, float, float] | None:
+    """``(nrmse, a, b, c, d)`` of the parameters with the lowest error on the held-out samples,
+    among those finite on every sample and not degenerate; None if there is none."""
+    (fit_x, _), (eval_x, eval_y) = fit_rows, eval_rows
+    best = None
+    for a, b, c, d in params:
+        with np.errstate(all="ignore"):
+            pred = c * f(a * eval_x + b) + d
+            u_fit = f(a * fit_x + b)
+            fit_pred = c * u_fit + d
+        if not (np.isfinite(pred).all() and np.isfinite(fit_pred).all()):
+            continue
+        if name != "0" and _degenerate(u_fit):
+            continue
+        nrmse = float(np.sqrt(np.mean((pred - eval_y) ** 2)) / std_y)
+        if best is None or nrmse < best[0]:
+            best = (nrmse, a, b, c, d)
+    return best
 
 
 def _polish(cands: list[EdgeCandidate], x: np.ndarray, y: np.ndarray, top: int):

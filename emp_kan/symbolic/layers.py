@@ -11,6 +11,7 @@ import numpy as np
 
 from emp_kan._runtime.memo import Memo
 from emp_kan.kan import adapter
+from emp_kan.kan.least_squares import solve_last_layer_splines
 from emp_kan.symbolic.edge_fit import EdgeCandidate, fit_edge
 from emp_kan.symbolic.formula import EdgeFit
 from emp_kan.symbolic.formula_terms import (
@@ -87,7 +88,7 @@ def refit_model(model, data, steps, seed, memo: Memo | None = None) -> bool:
     backup = adapter.clone_model(model)
     if not any(m.any() for m in adapter.numeric_edge_masks(model)[:-1]):
         before = adapter.rmse(model, x, y)
-        after = adapter.rmse(model, x, y) if adapter.solve_last_layer_splines(model, x, y) else None
+        after = adapter.rmse(model, x, y) if solve_last_layer_splines(model, x, y) else None
         if after is None or not math.isfinite(after):
             model.load_state_dict(backup.state_dict())
             return False

@@ -67,12 +67,7 @@ def levenberg_marquardt(
     while evaluations < max_nfev and rejections < max_rejections:
         if not np.max(np.abs(gradient), initial=0.0) > gtol:
             break
-        diagonal = np.diag(normal)
-        scale = np.maximum(diagonal, 1e-12 * max(float(np.max(diagonal)), 1e-300))
-        try:
-            step = np.linalg.solve(normal + damping * np.diag(scale), -gradient)
-        except np.linalg.LinAlgError:
-            step = np.full_like(p, np.nan)
+        step, scale = _damped_step(normal, gradient, damping)
         accepted = False
         if np.all(np.isfinite(step)):
             trial = p + step
@@ -101,3 +96,18 @@ def levenberg_marquardt(
         if flat or still:
             break
     return p
+
+
+def _damped_step(
+    normal: np.ndarray, gradient: np.ndarray, damping: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The step solving ``(J^T J + damping * diag(scale)) step = -J^T r`` (NaN where that
+    system is singular) and the ``scale (P,)``: the diagonal of ``J^T J``, kept above a tiny
+    share of its largest entry so that a parameter the residual ignores still gets damped."""
+    diagonal = np.diag(normal)
+    scale = np.maximum(diagonal, 1e-12 * max(float(np.max(diagonal)), 1e-300))
+    try:
+        step = np.linalg.solve(normal + damping * np.diag(scale), -gradient)
+    except np.linalg.LinAlgError:
+        step = np.full_like(gradient, np.nan)
+    return step, scale

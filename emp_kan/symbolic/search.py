@@ -148,42 +148,60 @@ def fit_formula(
         than one output, bad variable names, or a bad dataset.
     """
     start_time = time.perf_counter()
-    data = dataset.dataset if isinstance(dataset, Split) else dataset
-    model, ids, symbols, library = _checked_source(source, data, variables, library)
+    model, ids, symbols, library = _checked_source(source, dataset, variables, library)
     rows = Split.of(dataset, validation)
-    dataset, fit_data, val = rows.dataset, rows.fit, rows.validation
-    spline_test_rmse = adapter.rmse(model, dataset["test_input"], dataset["test_label"])
+    val = rows.validation
+    spline_test_rmse = adapter.rmse(model, rows.test["x"], rows.test["y"])
     spline_val_rmse = adapter.rmse(model, val["x"], val["y"])
     model, fits, warnings = _fixed_model(
-        model, fit_data, ids, library, retrain_steps, seed, progress, memo
+        model, rows.fit, ids, library, retrain_steps, seed, progress, memo
     )
-    rows = (
-        numpy_xy(fit_data["train_input"], fit_data["train_label"]),
-        numpy_xy(val["x"], val["y"]),
-    )
-    terms, consts, fit_of_key = _searched_terms(
-        model, fits, ids, rows, spline_val_rmse, top_k, max_swaps, refit_evals
-    )
-    box = box_points(np.vstack([rows[0][0], rows[1][0]]), seed)  # every training row
-    trial_evals = max(10, refit_evals // 3)
-    terms, consts = defined_on_box(terms, consts, box, rows[0], fit_of_key, trial_evals)
-    if not np.isfinite(evaluate_terms(terms, consts, box)[0]).all():
-        warnings.append(UNDEFINED_WARNING)
+    budget = (top_k, max_swaps, refit_evals)
+    terms, consts = _terms(model, fits, ids, rows, spline_val_rmse, budget, seed, warnings)
     expr = build_expression(terms, consts, symbols)[0]
     expr = finish_expression(expr, symbols, val["x"], val["y"])
-    formula = _checked_formula(expr, symbols, dataset, fits, warnings)
+    formula = _checked_formula(expr, symbols, rows.dataset, fits, warnings)
     formula.spline_test_rmse = spline_test_rmse
     formula.seconds = time.perf_counter() - start_time
     return formula
 
 
+def _terms(
+    model: Any,
+    fits: list[EdgeFit],
+    ids: list[list[int]],
+    rows: Split,
+    spline_val_rmse: float,
+    budget: tuple[int, int, int],
+    seed: int,
+    warnings: list[str],
+) -> tuple[list, list]:
+    """The searched terms and constants of the fixed model, kept defined on the box of the
+    training rows (a warning is added where they are not)."""
+    top_k, max_swaps, refit_evals = budget
+    xy = (
+        numpy_xy(rows.fit["train_input"], rows.fit["train_label"]),
+        numpy_xy(rows.validation["x"], rows.validation["y"]),
+    )
+    terms, consts, fit_of_key = _searched_terms(
+        model, fits, ids, xy, spline_val_rmse, top_k, max_swaps, refit_evals
+    )
+    box = box_points(np.vstack([xy[0][0], xy[1][0]]), seed)  # every training row
+    trial_evals = max(10, refit_evals // 3)
+    terms, consts = defined_on_box(terms, consts, box, xy[0], fit_of_key, trial_evals)
+    if not np.isfinite(evaluate_terms(terms, consts, box)[0]).all():
+        warnings.append(UNDEFINED_WARNING)
+    return terms, consts
+
+
 def _checked_source(
     source: Any,
-    dataset: Mapping[str, torch.Tensor],
+    dataset: Mapping[str, torch.Tensor] | Split,
     variables: Sequence[str] | None,
     library: Sequence[str],
 ) -> tuple[Any, list[list[int]], list[sp.Symbol], tuple[str, ...]]:
     """The model, its node ids, the inputs' symbols and the library, or ValueError."""
+    dataset = dataset.dataset if isinstance(dataset, Split) else dataset
     library = check_library(library)
     model = source.model if hasattr(source, "node_ids") else source
     adapter.check_model(model)

@@ -252,31 +252,52 @@ def _strong_wolfe(
     point's value and gradient, its step ``t`` and the number of evaluations.
     """
     d_norm = float(np.max(np.abs(d)))
+    brackets, done, ls_iter, ls_func_evals = _bracket(obj_func, t, d, f, g, gtd, c1, c2, max_ls)
+    if done or ls_iter >= max_ls:
+        bracket, bracket_f, bracket_g, _ = brackets
+        low_pos = 0 if len(bracket) == 1 or bracket_f[0] <= bracket_f[-1] else 1
+        return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
+    return _zoom(
+        obj_func,
+        d,
+        f,
+        gtd,
+        brackets,
+        (c1, c2, tolerance_change, max_ls, d_norm),
+        ls_iter,
+        ls_func_evals,
+    )
+
+
+def _bracket(
+    obj_func: Callable[[float], tuple[float, np.ndarray]],
+    t: float,
+    d: np.ndarray,
+    f: float,
+    g: np.ndarray,
+    gtd: float,
+    c1: float,
+    c2: float,
+    max_ls: int,
+) -> tuple[tuple[list, list, list, list], bool, int, int]:
+    """The first phase of :func:`_strong_wolfe`: steps grow until an interval brackets a point
+    that satisfies the strong Wolfe conditions (or one is found: ``done``). Returns the
+    bracket's steps, values, gradients and directional derivatives, ``done``, the iterations
+    and the evaluations so far."""
     f_new, g_new = obj_func(t)
     ls_func_evals = 1
     gtd_new = float(g_new @ d)
     t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
-    done = False
     ls_iter = 0
     while ls_iter < max_ls:
         if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
-            bracket = [t_prev, t]
-            bracket_f = [f_prev, f_new]
-            bracket_g = [g_prev, g_new]
-            bracket_gtd = [gtd_prev, gtd_new]
-            break
+            brackets = ([t_prev, t], [f_prev, f_new], [g_prev, g_new], [gtd_prev, gtd_new])
+            return brackets, False, ls_iter, ls_func_evals
         if abs(gtd_new) <= -c2 * gtd:
-            bracket = [t]
-            bracket_f = [f_new]
-            bracket_g = [g_new]
-            done = True
-            break
+            return ([t], [f_new], [g_new], []), True, ls_iter, ls_func_evals
         if gtd_new >= 0:
-            bracket = [t_prev, t]
-            bracket_f = [f_prev, f_new]
-            bracket_g = [g_prev, g_new]
-            bracket_gtd = [gtd_prev, gtd_new]
-            break
+            brackets = ([t_prev, t], [f_prev, f_new], [g_prev, g_new], [gtd_prev, gtd_new])
+            return brackets, False, ls_iter, ls_func_evals
         min_step = t + 0.01 * (t - t_prev)
         max_step = t * 10
         tmp = t
@@ -291,10 +312,25 @@ def _strong_wolfe(
         ls_func_evals += 1
         gtd_new = float(g_new @ d)
         ls_iter += 1
-    if ls_iter == max_ls:
-        bracket = [0.0, t]
-        bracket_f = [f, f_new]
-        bracket_g = [g, g_new]
+    return ([0.0, t], [f, f_new], [g, g_new], []), False, ls_iter, ls_func_evals
+
+
+def _zoom(
+    obj_func: Callable[[float], tuple[float, np.ndarray]],
+    d: np.ndarray,
+    f: float,
+    gtd: float,
+    brackets: tuple[list, list, list, list],
+    limits: tuple[float, float, float, int, float],
+    ls_iter: int,
+    ls_func_evals: int,
+) -> tuple[float, np.ndarray, float, int]:
+    """The second phase of :func:`_strong_wolfe`: the bracket shrinks by cubic interpolation
+    until a point satisfies the strong Wolfe conditions, the budget is spent or the bracket is
+    too small; the best point's value, gradient, step and the evaluations."""
+    c1, c2, tolerance_change, max_ls, d_norm = limits
+    bracket, bracket_f, bracket_g, bracket_gtd = brackets
+    done = False
     insuf_progress = False
     low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
     while not done and ls_iter < max_ls:
@@ -337,8 +373,6 @@ def _strong_wolfe(
             bracket_f[low_pos] = f_new
             bracket_g[low_pos] = g_new
             bracket_gtd[low_pos] = gtd_new
-    if len(bracket) == 1:
-        return bracket_f[0], bracket_g[0], bracket[0], ls_func_evals
     return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
 
 

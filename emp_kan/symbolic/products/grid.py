@@ -250,6 +250,62 @@ def grid_score(
     return float(np.min(smooth_sse))
 
 
+class _Landscape:
+    """The residuals of one function's column ``f(a*x + b)`` against ``projected``, as
+    functions of ``(a, b)`` (``b`` alone for ``"x"``): compiled where the function has a
+    kernel, else through numpy; undefined points are a constant residual of 1e6."""
+
+    def __init__(self, function: str, x: np.ndarray, projected: Projected) -> None:
+        self.function, self.x, self.projected = function, x, projected
+        self.code = FUNCTION_CODES.get(function)
+        self.clip = math.nan if projected.clip is None else projected.clip
+        self.out = np.empty(len(x))
+
+    def a_and_b(self, params: np.ndarray) -> tuple[float, float]:
+        if self.function == "x":
+            return 1.0, float(params[0])
+        return float(params[0]), float(params[1])
+
+    def compiled(self, params: np.ndarray) -> float:
+        """The compiled residual into ``out``; its sum of squares, or -1.0 if undefined."""
+        p = self.projected
+        return log_column_residual(
+            self.code,
+            self.x,
+            *self.a_and_b(params),
+            self.clip,
+            p.root_weight,
+            p.q,
+            p.target,
+            self.out,
+        )
+
+    def residual(self, params: np.ndarray) -> np.ndarray:
+        if self.code is not None:
+            return np.full(len(self.x), 1e6) if self.compiled(params) < 0.0 else self.out.copy()
+        a, b = self.a_and_b(params)
+        column = grid_columns(self.function, self.x, np.array([a]), np.array([b]))[:, 0]
+        if not np.isfinite(column).all():
+            return np.full(len(self.x), 1e6)
+        return self.projected.residual(column)
+
+    def jacobian(self, params: np.ndarray) -> np.ndarray:
+        p = self.projected
+        slopes = np.empty((len(self.x), 2))
+        defined = log_column_jacobian(
+            self.code, self.x, *self.a_and_b(params), p.root_weight, p.q, p.target, slopes
+        )
+        if defined < 0.0:
+            slopes[:] = 0.0  # the residual is the constant 1e6 there
+        return slopes[:, 1:] if self.function == "x" else slopes
+
+    def sse(self, params: np.ndarray) -> float:
+        if self.code is None:
+            return float(np.sum(self.residual(params) ** 2))
+        total = self.compiled(params)
+        return 1e12 * len(self.x) if total < 0.0 else total
+
+
 def polish_fit(
     function: str, x: np.ndarray, projected: Projected, a0: float, b0: float
 ) -> tuple[float, float, float] | None:
@@ -261,81 +317,29 @@ def polish_fit(
     """
     from scipy.optimize import least_squares, minimize
 
-    code = FUNCTION_CODES.get(function)
-    clip = math.nan if projected.clip is None else projected.clip
-    out = np.empty(len(x))
-
-    def a_and_b(params: np.ndarray) -> tuple[float, float]:
-        return (1.0, float(params[0])) if function == "x" else (float(params[0]), float(params[1]))
-
-    def compiled(params: np.ndarray) -> float:
-        """The compiled residual into ``out``; its sum of squares, or -1.0 if undefined."""
-        return log_column_residual(
-            code,
-            x,
-            *a_and_b(params),
-            clip,
-            projected.root_weight,
-            projected.q,
-            projected.target,
-            out,
-        )
-
-    def residual(params: np.ndarray) -> np.ndarray:
-        if code is not None:
-            return np.full(len(x), 1e6) if compiled(params) < 0.0 else out.copy()
-        a, b = a_and_b(params)
-        column = grid_columns(function, x, np.array([a]), np.array([b]))[:, 0]
-        if not np.isfinite(column).all():
-            return np.full(len(x), 1e6)
-        return projected.residual(column)
-
-    def jacobian(params: np.ndarray) -> np.ndarray:
-        slopes = np.empty((len(x), 2))
-        if (
-            log_column_jacobian(
-                code,
-                x,
-                *a_and_b(params),
-                projected.root_weight,
-                projected.q,
-                projected.target,
-                slopes,
-            )
-            < 0.0
-        ):
-            slopes[:] = 0.0  # the residual is the constant 1e6 there
-        return slopes[:, 1:] if function == "x" else slopes
-
-    def sse(params: np.ndarray) -> float:
-        if code is None:
-            return float(np.sum(residual(params) ** 2))
-        total = compiled(params)
-        return 1e12 * len(x) if total < 0.0 else total
-
+    landscape = _Landscape(function, x, projected)
     start = np.array([b0]) if function == "x" else np.array([a0, b0])
-    before = sse(start)
+    before = landscape.sse(start)
     if not math.isfinite(before) or before >= 1e12 * len(x):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if projected.clip is not None:
             result = minimize(
-                sse,
+                landscape.sse,
                 start,
                 method="Nelder-Mead",
                 options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": _POLISH_EVALUATIONS},
             )
             after = float(result.fun)
         else:
-            jac = "2-point" if code is None else jacobian
+            jac = "2-point" if landscape.code is None else landscape.jacobian
             result = least_squares(
-                residual, start, jac=jac, method="lm", max_nfev=_POLISH_EVALUATIONS
+                landscape.residual, start, jac=jac, method="lm", max_nfev=_POLISH_EVALUATIONS
             )
             after = float(np.sum(result.fun**2))
     params, value = (
         (result.x, after) if math.isfinite(after) and after <= before else (start, before)
     )
-    if function == "x":
-        return 1.0, float(params[0]), value
-    return float(params[0]), float(params[1]), value
+    a, b = landscape.a_and_b(params)
+    return a, b, value
