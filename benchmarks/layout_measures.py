@@ -1,5 +1,6 @@
 """The renovation's measures: modules over 500 lines, functions over 80 lines (an AST walk),
-the call sites of ``split_validation``, and how long ``emp-kan --help`` takes against HEAD~N.
+the places that carve validation rows (``Split.of``'s body), function-local imports of the
+package's own modules, and how long ``emp-kan --help`` takes.
 
     .venv/bin/python benchmarks/layout_measures.py
 """
@@ -16,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "emp_kan"
 
 
 def main() -> None:
-    long_modules, long_functions, splits = [], [], 0
+    long_modules, long_functions, local_imports = [], [], 0
     for path in sorted(ROOT.rglob("*.py")):
         source = path.read_text()
         name = str(path.relative_to(ROOT.parent))
@@ -27,11 +28,19 @@ def main() -> None:
                 length = node.end_lineno - node.lineno + 1
                 if length > 80:
                     long_functions.append((length, f"{name}:{node.lineno} {node.name}"))
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "split_validation":
-                splits += 1
+                local_imports += sum(
+                    isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("emp_kan")
+                    for inner in ast.walk(node)
+                )
     print("modules over 500 lines:", *sorted(long_modules, reverse=True), sep="\n  ")
     print("functions over 80 lines:", *sorted(long_functions, reverse=True), sep="\n  ")
-    print(f"split_validation call sites: {splits}")
+    carving = [
+        str(path.relative_to(ROOT.parent))
+        for path in sorted(ROOT.rglob("*.py"))
+        if "n_val = max(1, int(n * fraction" in path.read_text()
+    ]
+    print("validation rows carved in:", *carving)
+    print(f"function-local imports of emp_kan modules: {local_imports}")
     best = min(_seconds([sys.executable, "-m", "emp_kan.app.cli", "--help"]) for _ in range(5))
     print(f"emp-kan --help: {best:.2f} s (best of 5)")
 

@@ -47,3 +47,12 @@ def test_a_split_is_passed_on_as_carved_and_mapped_in_place():
     assert twice.fraction == 0.3
     assert torch.equal(twice.validation["y"], 2 * rows.validation["y"])
     assert torch.equal(twice.fit["train_input"], 2 * rows.fit["train_input"])
+
+
+def test_rows_without_test_rows_report_their_validation_rows_as_test():
+    data = _dataset(50)
+    rows = Split.of_training_rows(data["train_input"], data["train_label"], 0.2)
+    assert torch.equal(rows.test["x"], rows.validation["x"])
+    assert torch.equal(rows.validation["x"], data["train_input"][40:])
+    assert torch.equal(rows.fit["train_input"], data["train_input"][:40])
+    assert Split.of(rows.dataset, 0.2).validation["x"].shape == (10, 2)  # carved the same again

@@ -36,7 +36,17 @@ from typing import Any
 
 from emp_kan._runtime.checks import check_whole
 from emp_kan.app.bench_summary import METHODS, write_summary
+from emp_kan.baselines import pykan_workflow
+from emp_kan.baselines.operon import require_operon, run_operon
+from emp_kan.data import feynman
+from emp_kan.data.problems import feynman_problem, with_label_noise
 from emp_kan.discovery.config import DiscoverConfig, checked_settings, settings_for
+from emp_kan.discovery.parallel import train_routes
+from emp_kan.discovery.run import make_pruner, run_method
+from emp_kan.kan import adapter
+from emp_kan.symbolic.expression import evaluate_formula
+from emp_kan.symbolic.library import DEFAULT_LIBRARY
+from emp_kan.symbolic.recovery import is_exact_recovery
 
 log = logging.getLogger("emp_kan")
 
@@ -103,14 +113,11 @@ def parse_numbers(text: str, what: str) -> list[int]:
 
 def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
     """Raise ValueError for unknown methods and for equations pykan cannot serve."""
-    from emp_kan.data import feynman
 
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods must be among {', '.join(METHODS)}; got {', '.join(methods)}")
     if "operon" in methods:
-        from emp_kan.baselines.operon import require_operon
-
         require_operon()
     for eq in equations:
         if eq in feynman.BROKEN_FEYNMAN:
@@ -168,11 +175,6 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
 
 
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan.baselines import pykan_workflow
-    from emp_kan.kan import adapter
-    from emp_kan.symbolic.expression import evaluate_formula
-    from emp_kan.symbolic.library import DEFAULT_LIBRARY
-    from emp_kan.symbolic.recovery import is_exact_recovery
 
     data, names = problem.dataset, problem.variables
     x = data["train_input"]
@@ -204,7 +206,6 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
 
 def _operon_workflow(problem, seed: int) -> dict:
-    from emp_kan.baselines.operon import run_operon
 
     run = run_operon(problem, seed)
     return {
@@ -220,8 +221,6 @@ def _operon_workflow(problem, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
-    from emp_kan.discovery.parallel import train_routes
-    from emp_kan.discovery.run import make_pruner, run_method
 
     bench_settings = {name: getattr(settings, name) for name in settings_for("bench")}
     bench_settings.pop("noise")  # added to the problem's labels by run_task
@@ -246,8 +245,6 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
 def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
     """One bench task; never raises: a failure becomes a row with ``error``."""
     import torch
-
-    from emp_kan.data.problems import feynman_problem, with_label_noise
 
     torch.set_num_threads(1)  # one single-threaded worker per core
     bench = BenchSettings(**settings)

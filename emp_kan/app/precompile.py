@@ -32,7 +32,7 @@ def main() -> int:
             "code; run python -m emp_kan.app.precompile in a fresh process"
         )
     _jit.keep_compiled_code()
-
+    # Only now: these import the compiled loops, which must load after the request above.
     from emp_kan.data.problems import formula_problem
     from emp_kan.discovery.config import DiscoverConfig
     from emp_kan.discovery.discover import discover

@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emp_kan import __version__
+from emp_kan.draw.graph import edge_curves, to_networkx
+from emp_kan.draw.plotting import plot_graph, plot_history
+from emp_kan.kan import adapter
+
 log = logging.getLogger("emp_kan")
 
 __all__ = [
@@ -147,9 +152,6 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
     import networkx as nx
 
-    from emp_kan.draw.graph import edge_curves, to_networkx
-    from emp_kan.draw.plotting import plot_graph, plot_history
-
     files: dict[str, bytes] = {}
     suffix = "" if method == "emp" else f"-{method}"
     # The KAN lives in its route's space: log|x| -> log|y| on the log route.
@@ -261,8 +263,6 @@ def _fill(
     rendered: dict[str, dict[str, bytes]] | None,
 ) -> None:
     """Write every report file into the private ``staging`` folder."""
-    from emp_kan import __version__
-    from emp_kan.kan import adapter
 
     for method, run in runs.items():
         files = (rendered or {}).get(method) or render_figures(method, run, problem)

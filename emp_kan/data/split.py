@@ -62,6 +62,17 @@ class Split:
         }
         return cls(data, fraction, fit, validation)
 
+    @classmethod
+    def of_training_rows(cls, x: torch.Tensor, y: torch.Tensor, fraction: float = 0.2) -> Split:
+        """The split of rows ``x (n, w_0)``, ``y (n, w_L)`` with no test rows of their own (an
+        estimator's ``fit``): the validation rows stand in for the test rows, so that the
+        figures reported as "test" are the validation ones."""
+        empty = {"train_input": x, "train_label": y, "test_input": x[:0], "test_label": y[:0]}
+        carved = cls.of(empty, fraction)
+        val = carved.validation
+        dataset = dict(carved.dataset, test_input=val["x"], test_label=val["y"])
+        return cls(dataset, fraction, carved.fit, val)
+
     @property
     def test(self) -> Rows:
         """``{"x": (m, w_0), "y": (m, w_L)}``: the rows that only report."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from emp_kan._runtime.io import atomic_write_text
 from emp_kan.kan import adapter
+from emp_kan.kan.scores import compute_scores, node_scores_from_edges
 
 __all__ = ["edge_curves", "node_id", "read_graph", "to_networkx", "write_graph"]
 
@@ -78,7 +79,6 @@ def to_networkx(
         Node attributes: ``layer, index, label, alive, score``. Edge attributes: ``layer, score,
         alive, pruned_round`` and, where known, ``function, latex, r2``.
     """
-    from emp_kan.kan.scores import compute_scores, node_scores_from_edges
 
     model, widths0, node_ids, pruned_round = _unpack(source)
     names_in = _names(variables, widths0[0], "x", "variables")

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from emp_kan.core import emp_select
+
 __all__ = ["plot_graph", "plot_history", "plot_scores"]
 
 _ALIVE = "#1f4e79"
@@ -362,8 +364,6 @@ def plot_scores(
     matplotlib.axes.Axes
     """
     import matplotlib.pyplot as plt
-
-    from emp_kan.core import emp_select
 
     sel = emp_select(scores, beta, alive=alive, signed=signed)
     flat = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=float)

@@ -17,6 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from emp_kan._runtime.checks import Interval, Options
+from emp_kan.data.split import Split
 from emp_kan.discovery.config import Setting
 from emp_kan.estimators.inputs import checked_fit_data, checked_rows
 from emp_kan.estimators.params import (
@@ -25,6 +26,12 @@ from emp_kan.estimators.params import (
     keyword_init,
     parameters_doc,
 )
+from emp_kan.estimators.saving import picklable_state, restored_state
+from emp_kan.kan import adapter
+from emp_kan.kan.training import train
+from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
+from emp_kan.pruning.rounds import prune_rounds
+from emp_kan.pruning.step import prune_step
 
 __all__ = ["EMPKANClassifier"]
 
@@ -136,7 +143,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
     __init__ = keyword_init(_PARAMS)
 
     def _pruner(self):
-        from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 
         if self.method == "emp":
             return EMPPruner(
@@ -156,10 +162,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> EMPKANClassifier:
         """Train on ``X (n_samples, n_features)`` and labels ``y (n_samples,)``, then prune."""
-        from emp_kan.kan import adapter
-        from emp_kan.kan.training import train
-        from emp_kan.pruning.rounds import prune_rounds
-        from emp_kan.pruning.step import prune_step
 
         checked_params(self, _PARAMS)  # bad settings fail before any work
         X, y = checked_fit_data(self, X, y, classifier=True)
@@ -169,15 +171,10 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("y has one class only; a classifier needs at least two")
         order = np.random.default_rng(self.seed).permutation(X.shape[0])
         X, codes = X[order], codes[order]
-        n_val = max(1, int(X.shape[0] * self.validation_fraction + 1e-9))
         x = torch.tensor(X, dtype=torch.float32)
         onehot = torch.nn.functional.one_hot(torch.tensor(codes), classes.size).float()
-        fit_rows = {
-            "train_input": x[:-n_val],
-            "train_label": onehot[:-n_val],
-            "test_input": x[-n_val:],
-            "test_label": onehot[-n_val:],
-        }
+        rows = Split.of_training_rows(x, onehot, self.validation_fraction)
+        fit_rows = rows.fit
         model = adapter.make_kan(
             [X.shape[1], *self.hidden, classes.size], grid=self.grid, k=self.k, seed=self.seed
         )
@@ -198,16 +195,9 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
             pruned = step.model
             self.decisions_ = [vars(d).copy() for d in step.decisions]
         elif self.prune_schedule == "rounds":
-            # The loop carves its own validation rows from the training rows it is given.
-            data = {
-                "train_input": x,
-                "train_label": onehot,
-                "test_input": x[-n_val:],
-                "test_label": onehot[-n_val:],
-            }
             self.result_ = prune_rounds(
                 dense,
-                data,
+                rows,
                 pruner,
                 rounds=self.rounds,
                 steps=self.round_steps,
@@ -228,7 +218,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _logits(self, X: Any, model: Any = None) -> torch.Tensor:
-        from emp_kan.kan import adapter
 
         X = checked_rows(self, X)
         return adapter.forward_float64(
@@ -260,12 +249,10 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-        from emp_kan.estimators.saving import picklable_state
 
         return picklable_state(self.__dict__, ("model_", "dense_model_"))
 
     def __setstate__(self, state: dict) -> None:
-        from emp_kan.estimators.saving import restored_state
 
         self.__dict__.update(restored_state(state, ("model_", "dense_model_")))
 

@@ -19,7 +19,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from emp_kan._runtime.checks import Flag, Options
+from emp_kan.data.problems import Problem
+from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig, Setting
+from emp_kan.discovery.parallel import train_routes
+from emp_kan.discovery.run import make_pruner, run_method
+from emp_kan.draw.graph import to_networkx
+from emp_kan.draw.plotting import plot_graph
 from emp_kan.estimators.equations import equations_frame
 from emp_kan.estimators.inputs import checked_fit_data, checked_rows, formula_variables
 from emp_kan.estimators.params import (
@@ -28,6 +34,13 @@ from emp_kan.estimators.params import (
     keyword_init,
     parameters_doc,
 )
+from emp_kan.estimators.saving import (
+    load_estimator,
+    picklable_state,
+    restored_state,
+    save_estimator,
+)
+from emp_kan.kan import adapter
 
 __all__ = ["EMPKANRegressor"]
 
@@ -124,9 +137,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             Names of the features in the formula (default: the DataFrame's columns, else
             ``x0, x1, ...``): identifiers, distinct, not a function or constant name.
         """
-        from emp_kan.data.problems import Problem
-        from emp_kan.discovery.parallel import train_routes
-        from emp_kan.discovery.run import make_pruner, run_method
 
         params = checked_params(self, _PARAMS)  # bad settings fail before any work
         X, y = checked_fit_data(self, X, y)
@@ -140,18 +150,12 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         # those validation rows in the loop's "test" columns.
         order = np.random.default_rng(self.seed).permutation(X.shape[0])
         X, y = X[order], y[order]
-        n_val = max(1, int(X.shape[0] * config.validation_fraction + 1e-9))
-
-        def t(a):
-            return torch.tensor(a, dtype=torch.float32)
-
-        data = {
-            "train_input": t(X),
-            "train_label": t(y[:, None]),
-            "test_input": t(X[-n_val:]),
-            "test_label": t(y[-n_val:, None]),
-        }
-        problem = Problem("estimator", data, names, None, None)
+        rows = Split.of_training_rows(
+            torch.tensor(X, dtype=torch.float32),
+            torch.tensor(y[:, None], dtype=torch.float32),
+            config.validation_fraction,
+        )
+        problem = Problem("estimator", rows.dataset, names, None, None)
         routes = train_routes(problem, config, only_first=not config.all_routes, symbolic=symbolic)
         run = run_method(method, pruner, routes, problem, config, symbolic=symbolic)
         self.result_ = run.pruned
@@ -169,12 +173,10 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-        from emp_kan.estimators.saving import picklable_state
 
         return picklable_state(self.__dict__, ("model_",))
 
     def __setstate__(self, state: dict) -> None:
-        from emp_kan.estimators.saving import restored_state
 
         self.__dict__.update(restored_state(state, ("model_",)))
 
@@ -184,14 +186,12 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         The file holds tensors, numbers and text only: :meth:`load` reads it without running
         code from it, unlike a pickle. ``pickle`` and ``joblib`` work as well.
         """
-        from emp_kan.estimators.saving import save_estimator
 
         return save_estimator(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EMPKANRegressor:
         """The estimator :meth:`save` wrote to ``path``; it predicts as it did when saved."""
-        from emp_kan.estimators.saving import load_estimator
 
         return load_estimator(path, cls)
 
@@ -205,7 +205,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             if self.formula_ is None:
                 raise ValueError("no formula: fit with symbolic=True first")
             return self.formula_.lambdify()(X)
-        from emp_kan.kan import adapter
 
         x = torch.tensor(X, dtype=torch.float64)
         transform = getattr(self, "transform_", None)
@@ -232,7 +231,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     def to_networkx(self, X: Any = None):
         """The pruned KAN as a graph (see :func:`emp_kan.to_networkx`)."""
         self._check_fitted()
-        from emp_kan.draw.graph import to_networkx
 
         x = None if X is None else torch.tensor(checked_rows(self, X), dtype=torch.float32)
         symbolic = self.formula_.graph_attributes() if self.formula_ is not None else None
@@ -240,7 +238,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     def plot(self, ax=None, X: Any = None):
         """Draw the pruned KAN; returns the Axes."""
-        from emp_kan.draw.plotting import plot_graph
 
         return plot_graph(self.to_networkx(X), ax=ax)
 

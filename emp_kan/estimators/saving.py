@@ -19,6 +19,13 @@ import sympy as sp
 import torch
 
 from emp_kan._runtime.io import staged_file
+from emp_kan.data.formula_parse import parse_formula
+from emp_kan.estimators.equations import equations_frame, equations_rows
+from emp_kan.kan import adapter
+from emp_kan.pruning.records import PruneResult, RoundRecord
+from emp_kan.symbolic.edge_fit import EdgeCandidate
+from emp_kan.symbolic.formula import EdgeFit, SymbolicFormula
+from emp_kan.symbolic.transform import LogTransform
 
 __all__ = ["FORMAT", "load_estimator", "picklable_state", "restored_state", "save_estimator"]
 
@@ -34,8 +41,6 @@ def picklable_state(state: dict[str, Any], models: tuple[str, ...]) -> dict[str,
     ``result_`` without its model (it is ``model_``)."""
     import copy
 
-    from emp_kan.kan import adapter
-
     state = dict(state)
     for name in models:
         if name in state:
@@ -48,7 +53,6 @@ def picklable_state(state: dict[str, Any], models: tuple[str, ...]) -> dict[str,
 
 def restored_state(state: dict[str, Any], models: tuple[str, ...]) -> dict[str, Any]:
     """The inverse of :func:`picklable_state`."""
-    from emp_kan.kan import adapter
 
     state = dict(state)
     for name in models:
@@ -90,9 +94,6 @@ def _formula_state(formula: Any) -> dict[str, Any] | None:
 def _formula_from_state(state: dict[str, Any] | None) -> Any:
     if state is None:
         return None
-    from emp_kan.data.formula_parse import parse_formula
-    from emp_kan.symbolic.edge_fit import EdgeCandidate
-    from emp_kan.symbolic.formula import EdgeFit, SymbolicFormula
 
     symbols = [sp.Symbol(n, real=True) for n in state["variables"]]
     by_name = {s.name: s for s in symbols}
@@ -107,7 +108,6 @@ def _formula_from_state(state: dict[str, Any] | None) -> Any:
 
 
 def _equations_state(frame: Any) -> list[dict[str, Any]] | None:
-    from emp_kan.estimators.equations import equations_rows
 
     return None if frame is None else equations_rows(frame)
 
@@ -115,8 +115,6 @@ def _equations_state(frame: Any) -> list[dict[str, Any]] | None:
 def _equations_from_state(rows: list[dict[str, Any]] | None, names: list[str]) -> Any:
     if rows is None:
         return None
-    from emp_kan.data.formula_parse import parse_formula
-    from emp_kan.estimators.equations import equations_frame
 
     by_name = {n: sp.Symbol(n, real=True) for n in names}
     expressions = []
@@ -139,7 +137,6 @@ def _result_state(result: Any) -> dict[str, Any]:
 
 
 def _result_from_state(state: dict[str, Any], model: Any) -> Any:
-    from emp_kan.pruning.records import PruneResult, RoundRecord
 
     state = dict(state)
     state["history"] = [RoundRecord(**r) for r in state["history"]]
@@ -181,7 +178,6 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     file is refused with ValueError. Written to a temporary file beside ``path`` and renamed
     into place, so that a failure leaves no half-written file.
     """
-    from emp_kan.kan import adapter
 
     estimator._check_fitted()
     path = Path(path)
@@ -217,8 +213,6 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
     ValueError
         The file is not an emp-kan estimator file (or of another estimator class).
     """
-    from emp_kan.kan import adapter
-    from emp_kan.symbolic.transform import LogTransform
 
     payload, why = _read_payload(path)
     if payload is None:

@@ -24,6 +24,8 @@ import torch
 from emp_kan._runtime.memo import Memo, digest, recall
 from emp_kan._runtime.threads import one_thread, preserved_global_rng
 from emp_kan.kan._pykan import import_pykan, multkan_class, quiet_pykan
+from emp_kan.kan.fast import train as fast
+from emp_kan.kan.topology import live_nodes
 
 log = logging.getLogger("emp_kan")
 
@@ -376,7 +378,6 @@ def fit(
         raise ValueError(f"engine must be 'fast' or 'pykan', got {engine!r}")
     if steps <= 0:
         return
-    from emp_kan.kan.topology import live_nodes
 
     dead = (
         []
@@ -394,7 +395,6 @@ def fit(
             "first (emp_kan.pruning.step.prune_step compacts the model)"
         )
     make_inert(model)
-    from emp_kan.kan.fast import train as fast
 
     with preserved_global_rng(seed), quiet_pykan(), one_thread():
         if engine == "fast" and not kwargs and fast.supports(model):

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from emp_kan.data.formula_parse import as_expression
+
 __all__ = [
     "LibraryFunction",
     "library_function",
@@ -183,8 +185,6 @@ def register_function(
     ValueError
         For a bad name or complexity, a formula in anything but ``x``, or a name taken.
     """
-    from emp_kan.data.formula_parse import as_expression
-
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(
             f"a library name is letters, digits and _, not starting with a digit; got {name!r}"

@@ -20,6 +20,9 @@ import numpy as np
 import sympy as sp
 import torch
 
+from emp_kan.symbolic.edge_fit import fit_edge
+from emp_kan.symbolic.expression import evaluate_formula, finish_expression, formula_complexity
+from emp_kan.symbolic.formula import is_expression_warning, unexplained_warning
 from emp_kan.symbolic.registry import library_function
 
 if TYPE_CHECKING:
@@ -225,9 +228,6 @@ def formula_of_expression(
     constants snapped on the validation rows, errors and complexity measured again."""
     from dataclasses import replace
 
-    from emp_kan.symbolic.expression import evaluate_formula, finish_expression, formula_complexity
-    from emp_kan.symbolic.formula import is_expression_warning, unexplained_warning
-
     val, dataset = rows.validation, rows.dataset
     expr = finish_expression(_integral_floats(expr), formula.variables, val["x"], val["y"])
     expr = _integral_floats(expr)
@@ -287,7 +287,6 @@ def direct_formulas(
     ``sin``), which the per-edge fits then chase. Where the route has made the law a single
     library function (``log|y| = sin(x)``), fitting it to the data directly is exact.
     """
-    from emp_kan.symbolic.edge_fit import fit_edge
 
     fit = route_rows.fit
     x = fit["train_input"].double().numpy()[:, 0]
@@ -329,7 +328,6 @@ def label_transform_formulas(
     dict of str to SymbolicFormula
         Keyed ``"<transform>-direct-<k>"``; constants snapped on the validation rows.
     """
-    from emp_kan.symbolic.edge_fit import fit_edge
 
     fit = rows.fit
     x = fit["train_input"].double().numpy()[:, 0]

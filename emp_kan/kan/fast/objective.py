@@ -46,6 +46,8 @@ class CompiledObjective:
     """
 
     def __init__(self, forward: _Forward, params: _Parameters) -> None:
+        # Imported at the first objective: loading the compiled kernels (numba) costs about a
+        # second that a model trained by pykan's own fit, or not trained, never pays.
         from emp_kan.kan.fast import kernels
 
         self.kernels = kernels
