@@ -159,6 +159,13 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     x = problem.dataset["train_input"]
     names = list(problem.variables)
     output = problem.target if problem.target not in names else f"{problem.target} (output)"
+    if run.scales is not None:  # the KAN works on the columns divided by their scales
+        x = run.scales.apply({"train_input": x})["train_input"]
+        names = [
+            n if s == 1 else f"{n}/{s:g}" for n, s in zip(names, run.scales.inputs, strict=True)
+        ]
+        output = output if run.scales.label == 1 else f"{output}/{run.scales.label:g}"
+    x = x.float()
     if logged:
         x = run.log_transform.apply({"x": x})["x"]
         if run.log_transform.log_inputs:

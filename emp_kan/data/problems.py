@@ -217,8 +217,9 @@ def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float 
     order = np.random.default_rng(seed).permutation(len(table))
     n_test = max(1, int(round(test_share * len(table))))
     test, train = order[:n_test], order[n_test:]
-    x = torch.tensor(np.delete(table, t, axis=1), dtype=torch.float32)
-    y = torch.tensor(table[:, [t]], dtype=torch.float32)
+    # float64: measured values may lie beyond float32's range (discover rescales them first).
+    x = torch.tensor(np.delete(table, t, axis=1), dtype=torch.float64)
+    y = torch.tensor(table[:, [t]], dtype=torch.float64)
     data = {
         "train_input": x[train],
         "train_label": y[train],

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from emp_kan._runtime.forked import usable_workers
 from emp_kan._runtime.memo import Memo
 from emp_kan.baselines.operon import run_operon
 from emp_kan.data.problems import Problem, with_label_noise
+from emp_kan.data.scaling import Scales
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.parallel import run_side_by_side, train_routes
-from emp_kan.discovery.run import MethodRun, make_pruner, run_method
+from emp_kan.discovery.run import MethodRun, make_pruner, run_in_data_units, run_method
 from emp_kan.discovery.summary import versions
 
 log = logging.getLogger("emp_kan")
@@ -44,16 +45,30 @@ def discover(
     config = config.check()
     width = config.model_width(len(problem.variables))
     problem = with_label_noise(problem, config.noise, config.seed)
+    scales = Scales.of(problem.dataset)
+    scales.check_representable(problem.dataset)
+    # The KAN trains on columns near 1 in float32; the law is read back in the data's units.
+    work = scales.problem(problem)
+    if not scales.identity:
+        log.info("columns rescaled by %s (inputs) and %g (label)", scales.inputs, scales.label)
+        work = replace(work, truth=None)  # exactness is judged in the data's units
     methods = ("emp", "threshold") if config.compare else ("emp",)
+    if on_run is not None and not scales.identity:
+        given = on_run
+
+        def on_run(method: str, run: MethodRun) -> None:
+            given(method, run_in_data_units(run, scales, problem, config))
+
     with Memo() as memo:  # both methods' identical retraining and product search
-        routes = train_routes(problem, config, only_first=not config.all_routes, memo=memo)
+        routes = train_routes(work, config, only_first=not config.all_routes, memo=memo)
         if len(methods) > 1 and usable_workers(config.workers) > 1:
-            runs = run_side_by_side(methods, routes, problem, config, on_run, memo)
+            runs = run_side_by_side(methods, routes, work, config, on_run, memo)
         else:
             runs = {
-                m: run_method(m, make_pruner(m, config), routes, problem, config, memo=memo)
+                m: run_method(m, make_pruner(m, config), routes, work, config, memo=memo)
                 for m in methods
             }
+    runs = {m: run_in_data_units(run, scales, problem, config) for m, run in runs.items()}
     reused = memo.hits
     if reused:
         log.info(
@@ -75,6 +90,12 @@ def discover(
             },
             "versions": versions(),
             "noise": config.noise,
+            # The KAN (and its checkpoint) works on input i divided by inputs[i] and predicts
+            # the label divided by label; formulas and errors are in the data's units.
+            "scales": {
+                "inputs": dict(zip(problem.variables, scales.inputs, strict=True)),
+                "label": scales.label,
+            },
             "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,
             "operon": run_operon(problem, config.seed, config.validation_fraction).summary()
             if config.operon

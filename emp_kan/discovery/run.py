@@ -5,29 +5,30 @@ validation rows."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from emp_kan._runtime import threads
 from emp_kan._runtime.memo import Memo
 from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.problems import Problem
+from emp_kan.data.scaling import Scales
+from emp_kan.data.split import Split
 from emp_kan.discovery.candidates import Candidate, route_candidates
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route, ensure_trained, trial_order
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
-from emp_kan.pruning.records import PruneResult
+from emp_kan.pruning.records import PruneResult, in_label_units
 from emp_kan.symbolic.choice import choose_formula, noise_floor
+from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.recovery import is_exact_recovery
-from emp_kan.symbolic.transform import (
-    LogTransform,
-)
+from emp_kan.symbolic.transform import LogTransform, formula_of_expression
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["MethodRun", "chosen_run", "make_pruner", "run_method"]
+__all__ = ["MethodRun", "chosen_run", "make_pruner", "run_in_data_units", "run_method"]
 
 
 @dataclass
@@ -44,6 +45,7 @@ class MethodRun:
     front: list[dict[str, Any]] = field(default_factory=list)  # every route's candidate
     skipped_routes: list[str] = field(default_factory=list)  # see run_method
     front_formulas: list[SymbolicFormula | None] = field(default_factory=list)  # front's
+    scales: Scales | None = None  # the KAN works on the data divided by these (None: as given)
 
     def summary(self, initial_widths: list[int]) -> dict[str, Any]:
         hist = self.pruned.to_dict()["history"]
@@ -225,4 +227,60 @@ def chosen_run(
         front,
         list(skipped or []),
         [c.formula for c in candidates],
+    )
+
+
+def run_in_data_units(
+    run: MethodRun, scales: Scales, problem: Problem, config: DiscoverConfig
+) -> MethodRun:
+    """``run``, found on the data rescaled by ``scales``, in the data's own units: every
+    candidate formula mapped back (constants snapped again on the validation rows, errors
+    measured again, in float64), the pruned KAN's losses times the label's scale, and the
+    choice and exactness as they were (a rescaling changes no error ratio)."""
+    if scales.identity:
+        return run
+    rows = Split.of(problem.dataset, config.validation_fraction)
+    val = rows.validation
+    formulas = []
+    front = []
+    for entry, found in zip(run.front, run.front_formulas, strict=True):
+        if found is None:
+            formulas.append(None)
+            front.append(entry)
+            continue
+        mapped = formula_of_expression(
+            found, scales.to_data_units(found.expression, found.variables), rows, edges=None
+        )
+        mapped.spline_test_rmse = found.spline_test_rmse * scales.label
+        formulas.append(mapped)
+        front.append(
+            dict(
+                entry,
+                formula=str(mapped.expression),
+                complexity=mapped.complexity,
+                val_rmse=finite_or_none(
+                    evaluate_formula(mapped.expression, mapped.variables, val["x"], val["y"])[0]
+                ),
+                test_rmse=finite_or_none(mapped.test_rmse),
+            )
+        )
+    chosen = next((k for k, entry in enumerate(front) if entry["chosen"]), 0)
+    formula = formulas[chosen] if formulas[chosen] is not None else run.formula
+    exact = run.exact
+    if problem.truth is not None:
+        exact = is_exact_recovery(
+            formula.expression,
+            problem.truth,
+            problem.variables,
+            test_r2=formula.test_r2,
+            ranges=problem.ranges,
+        )
+    return replace(
+        run,
+        pruned=in_label_units(run.pruned, scales.label),
+        formula=formula,
+        exact=exact,
+        front=front,
+        front_formulas=formulas,
+        scales=scales,
     )

@@ -20,10 +20,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from emp_kan._runtime.checks import Flag, Options
 from emp_kan.data.problems import Problem
+from emp_kan.data.scaling import Scales
 from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig, Setting
 from emp_kan.discovery.parallel import train_routes
-from emp_kan.discovery.run import make_pruner, run_method
+from emp_kan.discovery.run import make_pruner, run_in_data_units, run_method
 from emp_kan.draw.graph import to_networkx
 from emp_kan.draw.plotting import plot_graph
 from emp_kan.estimators.equations import equations_frame
@@ -88,6 +89,9 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         The round loop's result: ``history``, ``node_ids``, ``stop_reason``, losses.
     history_ : list of RoundRecord
         Every pruning attempt, accepted or not (``result_.history``).
+    scales_ : Scales
+        The powers of ten the KAN's inputs and label were divided by (1.0: as given); the
+        formula and every error are in the data's own units.
     transform_ : LogTransform or None
         Set when the chosen formula came from the log route: ``predict`` maps the KAN's
         ``log|y|`` back through it.
@@ -137,7 +141,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             Names of the features in the formula (default: the DataFrame's columns, else
             ``x0, x1, ...``): identifiers, distinct, not a function or constant name.
         """
-
         params = checked_params(self, _PARAMS)  # bad settings fail before any work
         X, y = checked_fit_data(self, X, y)
         names = formula_variables(self, variable_names)
@@ -151,13 +154,20 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         order = np.random.default_rng(self.seed).permutation(X.shape[0])
         X, y = X[order], y[order]
         rows = Split.of_training_rows(
-            torch.tensor(X, dtype=torch.float32),
-            torch.tensor(y[:, None], dtype=torch.float32),
+            torch.tensor(X, dtype=torch.float64),
+            torch.tensor(y[:, None], dtype=torch.float64),
             config.validation_fraction,
         )
-        problem = Problem("estimator", rows.dataset, names, None, None)
+        # The KAN trains on columns near 1 (see emp_kan.data.scaling); the formula is mapped
+        # back to the data's units.
+        scales = Scales.of(rows.dataset)
+        scales.check_representable(rows.dataset)
+        given = Problem("estimator", rows.dataset, names, None, None)
+        problem = scales.problem(given)
         routes = train_routes(problem, config, only_first=not config.all_routes, symbolic=symbolic)
         run = run_method(method, pruner, routes, problem, config, symbolic=symbolic)
+        run = run_in_data_units(run, scales, given, config)
+        self.scales_ = scales
         self.result_ = run.pruned
         self.model_ = self.result_.model
         self.history_ = self.result_.history
@@ -206,7 +216,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError("no formula: fit with symbolic=True first")
             return self.formula_.lambdify()(X)
 
-        x = torch.tensor(X, dtype=torch.float64)
+        scales = getattr(self, "scales_", None) or Scales((1.0,) * X.shape[1], 1.0)
+        x = torch.tensor(X, dtype=torch.float64) / torch.tensor(scales.inputs, dtype=torch.float64)
         transform = getattr(self, "transform_", None)
         with torch.no_grad():
             if transform is None:
@@ -214,7 +225,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             else:
                 route_x = transform.apply({"x": x})["x"]  # log|x| on the log route only
                 out = transform.to_label(adapter.forward_float64(self.model_, route_x), x)
-        return out.numpy()[:, 0]
+        return out.numpy()[:, 0] * scales.label
 
     def sympy(self):
         """The formula as a sympy expression."""
@@ -232,7 +243,13 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         """The pruned KAN as a graph (see :func:`emp_kan.to_networkx`)."""
         self._check_fitted()
 
-        x = None if X is None else torch.tensor(checked_rows(self, X), dtype=torch.float32)
+        scales = getattr(self, "scales_", None)
+        x = None
+        if X is not None:
+            x = torch.tensor(checked_rows(self, X), dtype=torch.float64)
+            if scales is not None:  # the KAN works on the scaled columns
+                x = x / torch.tensor(scales.inputs, dtype=torch.float64)
+            x = x.float()
         symbolic = self.formula_.graph_attributes() if self.formula_ is not None else None
         return to_networkx(self.result_, x, variables=list(self.variable_names_), symbolic=symbolic)
 

@@ -20,6 +20,7 @@ import torch
 
 from emp_kan._runtime.io import staged_file
 from emp_kan.data.formula_parse import parse_formula
+from emp_kan.data.scaling import Scales
 from emp_kan.estimators.equations import equations_frame, equations_rows
 from emp_kan.kan import adapter
 from emp_kan.pruning.records import PruneResult, RoundRecord
@@ -199,6 +200,7 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
         "formula": _formula_state(estimator.formula_),
         "equations": _equations_state(getattr(estimator, "equations_", None)),
         "transform": None if transform is None else _plain(asdict(transform)),
+        "scales": _plain(asdict(estimator.scales_)) if hasattr(estimator, "scales_") else None,
     }
     with staged_file(path) as staging:
         torch.save(payload, staging)
@@ -239,6 +241,12 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
         estimator.equations_ = _equations_from_state(
             payload["equations"], estimator.variable_names_
         )
+    scales = payload.get("scales")  # files written before scaling have none: as given
+    estimator.scales_ = (
+        Scales((1.0,) * estimator.n_features_in_, 1.0)
+        if scales is None
+        else Scales(tuple(scales["inputs"]), float(scales["label"]))
+    )
     transform = payload["transform"]
     estimator.transform_ = (
         None

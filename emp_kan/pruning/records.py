@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.kan import adapter
 
-__all__ = ["PruneResult", "RoundRecord"]
+__all__ = ["PruneResult", "RoundRecord", "in_label_units"]
 
 
 @dataclass
@@ -150,3 +150,23 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return _jsonable(obj.item())
     return obj
+
+
+def _scaled_losses(record: Any, factor: float) -> Any:
+    """A dataclass with every ``*_rmse*`` field and ``accept_below`` times ``factor``."""
+    changes = {
+        f.name: getattr(record, f.name) * factor
+        for f in fields(record)
+        if ("rmse" in f.name or f.name == "accept_below")
+        and isinstance(getattr(record, f.name), float)
+    }
+    return replace(record, **changes)
+
+
+def in_label_units(result: PruneResult, factor: float) -> PruneResult:
+    """``result`` with every loss (its own and each attempt's) times ``factor``: the losses of
+    a loop run on labels divided by ``factor``, in the labels' own units."""
+    if factor == 1.0:
+        return result
+    scaled = _scaled_losses(result, factor)
+    return replace(scaled, history=[_scaled_losses(r, factor) for r in result.history])

@@ -1,0 +1,105 @@
+"""Tables as measured: any magnitude, from a CSV or arrays, gives the law in the data's units."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emp_kan import EMPKANRegressor, parse_formula
+from emp_kan.app.cli import main
+from emp_kan.data.scaling import Scales, column_scale
+
+
+@settings(max_examples=80, deadline=None)
+@given(exponent=st.integers(-30, 30), spread=st.floats(0.5, 5.0))
+def test_a_column_is_divided_by_the_power_of_ten_nearest_its_size(exponent, spread):
+    values = np.linspace(1.0, spread, 50) * 10.0**exponent
+    scale = column_scale(values)
+    rms = float(np.sqrt(np.mean(values**2)))
+    if 1e-2 <= rms <= 1e2:
+        assert scale == 1.0  # columns near 1 are left as they are
+    else:
+        assert np.log10(scale) == round(np.log10(scale))
+        assert 10**-0.5 <= rms / scale <= 10**0.5
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    exponents=st.lists(st.integers(-25, 25), min_size=3, max_size=3),
+    power=st.integers(-2, 2),
+)
+def test_a_formula_of_the_scaled_columns_is_the_same_law_in_the_data_units(exponents, power):
+    scales = Scales(tuple(10.0**e for e in exponents[:2]), 10.0 ** exponents[2])
+    a, b = sp.symbols("a b", real=True)
+    scaled_law = sp.Float(0.75) * a * b**power + sp.sin(a)
+    law = scales.to_data_units(scaled_law, [a, b])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 2.0, size=(20, 2)) * np.array(scales.inputs)
+    expected = scales.label * (
+        0.75 * (x[:, 0] / scales.inputs[0]) * (x[:, 1] / scales.inputs[1]) ** power
+        + np.sin(x[:, 0] / scales.inputs[0])
+    )
+    got = sp.lambdify([a, b], law, "numpy")(x[:, 0], x[:, 1])
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def _newton(n=300, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    m1, m2 = rng.uniform(1e23, 1e25, n), rng.uniform(1e22, 1e24, n)
+    r = rng.uniform(1e6, 1e8, n)
+    force = 6.674e-11 * m1 * m2 / r**2 * (1 + noise * rng.standard_normal(n))
+    return np.column_stack([m1, m2, r]), force
+
+
+def _constant(expr) -> float:
+    m1, m2, r = (sp.Symbol(n, real=True) for n in ("m1", "m2", "r"))
+    expr = expr.xreplace({s: sp.Symbol(s.name, real=True) for s in expr.free_symbols})
+    ratio = sp.simplify(expr / (m1 * m2 / r**2))
+    assert ratio.free_symbols == set(), f"not G*m1*m2/r**2: {expr}"
+    return float(ratio)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01])
+def test_newtons_gravity_in_si_units_from_a_csv(tmp_path, noise):
+    X, force = _newton(noise=noise)
+    path = tmp_path / "gravity.csv"
+    table = np.column_stack([X, force])
+    np.savetxt(path, table, delimiter=",", header="m1,m2,r,F", comments="", fmt="%.9e")
+    out = tmp_path / "report"
+    code = main(
+        ["discover", "--csv", str(path), "--target", "F", "--out", str(out)]
+        + ["--no-progress", "--compare", "none", "--workers", "1"]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    constant = _constant(parse_formula(report["formula"]))
+    assert constant == pytest.approx(6.674e-11, rel=1e-3)
+    assert report["scales"]["label"] != 1.0 and report["test_r2"] > 0.999
+
+
+def test_the_estimator_reads_laws_at_any_magnitude():
+    X, force = _newton()
+    est = EMPKANRegressor(hidden=(3,), steps=30, rounds=2).fit(X, force, ["m1", "m2", "r"])
+    assert _constant(est.sympy()) == pytest.approx(6.674e-11, rel=1e-3)
+    assert est.score(X, force) > 0.999  # the KAN's own predictions, in the data's units
+    # tiny inputs and a label far beyond float32's range
+    rng = np.random.default_rng(1)
+    tiny = rng.uniform(1e-30, 3e-30, size=(200, 2))
+    label = tiny[:, 0] / tiny[:, 1] * 1e45
+    est = EMPKANRegressor(hidden=(3,), steps=30, rounds=2).fit(tiny, label)
+    assert est.score(tiny, label) > 0.99
+    assert np.isfinite(est.predict(tiny)).all()
+
+
+def test_columns_that_no_rescaling_brings_into_float32_are_refused_before_training():
+    x = np.column_stack([np.geomspace(1e-40, 1e40, 50), np.linspace(1, 2, 50)])
+    y = x[:, 1] * 2
+    with pytest.raises(ValueError, match="orders of magnitude"):
+        EMPKANRegressor().fit(x, y)
+    assert Scales.of({"train_input": torch.ones(3, 1), "train_label": torch.ones(3, 1)}).identity
