@@ -5,7 +5,9 @@
 # Idempotent: the install step is skipped while pyproject.toml and constraints.txt are unchanged,
 # and compiling ahead (python -m emp_kan.app.precompile) while the compiled modules are.
 set -eu
+caller=$(pwd)  # `run` works here: relative paths and the default output are the caller's
 cd "$(dirname "$0")"
+repo=$(pwd)
 job=${1:-run}
 [ $# -gt 0 ] && shift
 
@@ -35,7 +37,7 @@ fi
 
 case "$job" in
     run)  [ $# -gt 0 ] || set -- discover
-          exec .venv/bin/emp-kan "$@" ;;
+          cd "$caller" && exec "$repo/.venv/bin/emp-kan" "$@" ;;
     test) .venv/bin/ruff check . && .venv/bin/ruff format --check . && exec .venv/bin/python -m pytest -q "$@" ;;
     *)    echo "usage: sh bootstrap.sh {run|test} [ARGS...]" >&2; exit 2 ;;
 esac

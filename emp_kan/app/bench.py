@@ -40,9 +40,10 @@ from emp_kan.baselines import pykan_workflow
 from emp_kan.baselines.operon import require_operon, run_operon
 from emp_kan.data import feynman
 from emp_kan.data.problems import feynman_problem, with_label_noise
+from emp_kan.data.scaling import training_view
 from emp_kan.discovery.config import DiscoverConfig, checked_settings, settings_for
 from emp_kan.discovery.parallel import train_routes
-from emp_kan.discovery.run import make_pruner, run_method
+from emp_kan.discovery.run import make_pruner, run_in_data_units, run_method
 from emp_kan.kan import adapter
 from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
@@ -226,8 +227,10 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
     bench_settings.pop("noise")  # added to the problem's labels by run_task
     # One worker per CPU runs one task already: the methods run one after the other.
     config = DiscoverConfig(**bench_settings, seed=seed, workers=1).check()
-    routes = train_routes(problem, config, only_first=not config.all_routes)
-    run = run_method(method, make_pruner(method, config), routes, problem, config)
+    scales, work = training_view(problem)  # as discover: columns far from 1 rescaled
+    routes = train_routes(work, config, only_first=not config.all_routes)
+    run = run_method(method, make_pruner(method, config), routes, work, config)
+    run = run_in_data_units(run, scales, problem, config)
     return {
         "formula": str(run.formula.expression),
         "test_rmse": run.formula.test_rmse,

@@ -65,6 +65,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_DEFAULT_SAMPLES = 500
 DEFAULT_FEYNMAN = 37  # hbar * omega on [-1, 1]^2: two variables, a product a KAN can express
 
 
@@ -85,13 +86,22 @@ def _problem(args: argparse.Namespace):
     if args.formula is not None:
         if args.ranges is None:
             raise UsageError('--formula needs --ranges, e.g. --ranges "x=0:1,y=0:2"')
-        return data.formula_problem(args.formula, args.ranges, args.samples, args.seed)
+        return data.formula_problem(args.formula, args.ranges, _samples(args), args.seed)
     if args.csv is not None:
         if args.target is None:
             raise UsageError("--csv needs --target COLUMN")
+        if args.samples is not None:
+            raise UsageError(
+                "--samples goes with --feynman or --formula; a CSV's rows are its own "
+                "(--max-rows N limits how many of them train)"
+            )
         return data.csv_problem(args.csv, args.target, args.seed)
     number = DEFAULT_FEYNMAN if args.feynman is None else args.feynman
-    return data.feynman_problem(number, args.samples, args.seed)
+    return data.feynman_problem(number, _samples(args), args.seed)
+
+
+def _samples(args: argparse.Namespace) -> int:
+    return _DEFAULT_SAMPLES if args.samples is None else args.samples
 
 
 def _fmt(value, spec: str = ".3g") -> str:
@@ -262,13 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emp-kan {__version__}")
     parser.add_argument("--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    _add_demo(sub)
-    _add_discover(sub)
-    _add_bench(sub)
+    for add in (_add_demo, _add_discover, _add_bench):
+        command = add(sub)
+        # Also after the command (emp-kan discover ... --verbose); SUPPRESS leaves the
+        # top-level flag as it was when it is not given here.
+        command.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
-def _add_demo(sub: Any) -> None:
+def _add_demo(sub: Any) -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="run the EMP core on a built-in score vector and print what it keeps",
@@ -279,9 +293,10 @@ def _add_demo(sub: Any) -> None:
     )
     demo.add_argument("--beta", type=float, default=1.0, help="scale on N_eff (default: 1)")
     demo.set_defaults(handler=_run_demo)
+    return demo
 
 
-def _add_discover(sub: Any) -> None:
+def _add_discover(sub: Any) -> argparse.ArgumentParser:
     disc = sub.add_parser(
         "discover",
         help="find the formula in a KAN: train, EMP rounds, symbolic fit (vs pykan thresholds)",
@@ -311,8 +326,8 @@ def _add_discover(sub: Any) -> None:
     src.add_argument(
         "--samples",
         type=int,
-        default=500,
-        help="train and test rows each for --feynman/--formula (default: %(default)s)",
+        default=None,
+        help=f"train and test rows each for --feynman/--formula (default: {_DEFAULT_SAMPLES})",
     )
     out = disc.add_argument_group("output and baselines")
     out.add_argument(
@@ -331,9 +346,10 @@ def _add_discover(sub: Any) -> None:
     )
     _add_settings(disc.add_argument_group("settings"), "cli")
     disc.set_defaults(handler=_run_discover)
+    return disc
 
 
-def _add_bench(sub: Any) -> None:
+def _add_bench(sub: Any) -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="run methods over Feynman equations and seeds on Dask (resumable)",
@@ -372,6 +388,7 @@ def _add_bench(sub: Any) -> None:
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     bench.set_defaults(handler=_run_bench)
+    return bench
 
 
 def _comma_list(kind: type) -> Any:
@@ -454,6 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print("emp-kan: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped (emp-kan demo | head): not a failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     except Exception as exc:  # one line for the user; --verbose adds the traceback
         logging.getLogger("emp_kan").debug("unexpected failure", exc_info=True)
         if args is not None and args.verbose:

@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-__all__ = ["Scales", "column_scale"]
+__all__ = ["Scales", "column_scale", "training_view"]
 
 # A column whose root mean square lies in this range is left unscaled.
 _NEAR_ONE = (1e-2, 1e2)
@@ -84,6 +84,13 @@ class Scales:
             sp.Float(self.label) * expr.xreplace(swap) if self.label != 1 else expr.xreplace(swap)
         )
 
-    def problem(self, problem: Any) -> Any:
-        """``problem`` in scaled units (float32); its truth is left to the data's units."""
-        return replace(problem, dataset=self.apply(problem.dataset))
+
+def training_view(problem: Any) -> tuple[Scales, Any]:
+    """The scales of ``problem``'s training rows and the problem the KAN trains on: its rows
+    divided by them, as float32. A rescaled problem has no truth: exactness is judged on the
+    formula mapped back to the data's units. ValueError before any work for data that no
+    rescaling brings into float32."""
+    scales = Scales.of(problem.dataset)
+    scales.check_representable(problem.dataset)
+    work = replace(problem, dataset=scales.apply(problem.dataset))
+    return scales, work if scales.identity else replace(work, truth=None)

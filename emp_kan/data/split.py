@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["Split"]
+__all__ = ["Split", "fewer_training_rows"]
 
 Rows = dict[str, torch.Tensor]
 
@@ -82,3 +83,27 @@ class Split:
         """The same rows after ``change`` (a function of a pykan dataset that keeps its rows in
         place, such as a :class:`~emp_kan.symbolic.transform.LogTransform`'s ``apply``)."""
         return Split.of(change(self.dataset), self.fraction)
+
+
+def fewer_training_rows(
+    dataset: Mapping[str, torch.Tensor], max_rows: int, fraction: float, seed: int
+) -> dict[str, torch.Tensor]:
+    """``dataset`` with at most ``max_rows`` training rows, drawn with ``seed``: fit rows from
+    its fit rows and validation rows from its validation rows (in the same shares), so that
+    :meth:`Split.of` on the result carves the drawn validation rows and no row changes side.
+    The test rows are all kept."""
+    rows = Split.of(dataset, fraction)
+    n = rows.dataset["train_input"].shape[0]
+    if n <= max_rows:
+        return rows.dataset
+    n_val = max(1, int(max_rows * fraction + 1e-9))
+    rng = np.random.default_rng([seed, 0x726F7773])  # a stream apart from the data's
+    fit_x, fit_y = rows.fit["train_input"], rows.fit["train_label"]
+    val_x, val_y = rows.validation["x"], rows.validation["y"]
+    fit_pick = np.sort(rng.choice(len(fit_x), max_rows - n_val, replace=False))
+    val_pick = np.sort(rng.choice(len(val_x), n_val, replace=False))
+    return dict(
+        rows.dataset,
+        train_input=torch.cat([fit_x[fit_pick], val_x[val_pick]]),
+        train_label=torch.cat([fit_y[fit_pick], val_y[val_pick]]),
+    )

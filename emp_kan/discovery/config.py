@@ -163,6 +163,14 @@ class DiscoverConfig:
         "accurate ones the simplest)",
         Options(MODEL_SELECTIONS),
     )
+    max_rows: int = _setting(
+        5000,
+        "at most this many training rows (drawn with the seed) train the KAN, prune it and "
+        "fit its formulas; every formula is then measured again, and its constants snapped, "
+        "on all validation rows, and the test figures use all test rows",
+        Interval(int, 10),
+        metavar="N",
+    )
     seed: int = _setting(0, "seed of data, model and training", Interval(int, 0))
     noise: float = _setting(
         0.0,

@@ -12,7 +12,8 @@ from emp_kan._runtime.forked import usable_workers
 from emp_kan._runtime.memo import Memo
 from emp_kan.baselines.operon import run_operon
 from emp_kan.data.problems import Problem, with_label_noise
-from emp_kan.data.scaling import Scales
+from emp_kan.data.scaling import training_view
+from emp_kan.data.split import fewer_training_rows
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.parallel import run_side_by_side, train_routes
 from emp_kan.discovery.run import MethodRun, make_pruner, run_in_data_units, run_method
@@ -45,19 +46,17 @@ def discover(
     config = config.check()
     width = config.model_width(len(problem.variables))
     problem = with_label_noise(problem, config.noise, config.seed)
-    scales = Scales.of(problem.dataset)
-    scales.check_representable(problem.dataset)
     # The KAN trains on columns near 1 in float32; the law is read back in the data's units.
-    work = scales.problem(problem)
+    scales, work = training_view(problem)
     if not scales.identity:
         log.info("columns rescaled by %s (inputs) and %g (label)", scales.inputs, scales.label)
-        work = replace(work, truth=None)  # exactness is judged in the data's units
+    work, fewer = _fewer_rows(work, config)
     methods = ("emp", "threshold") if config.compare else ("emp",)
-    if on_run is not None and not scales.identity:
+    if on_run is not None and not (scales.identity and not fewer):
         given = on_run
 
         def on_run(method: str, run: MethodRun) -> None:
-            given(method, run_in_data_units(run, scales, problem, config))
+            given(method, run_in_data_units(run, scales, problem, config, fewer))
 
     with Memo() as memo:  # both methods' identical retraining and product search
         routes = train_routes(work, config, only_first=not config.all_routes, memo=memo)
@@ -68,7 +67,7 @@ def discover(
                 m: run_method(m, make_pruner(m, config), routes, work, config, memo=memo)
                 for m in methods
             }
-    runs = {m: run_in_data_units(run, scales, problem, config) for m, run in runs.items()}
+    runs = {m: run_in_data_units(run, scales, problem, config, fewer) for m, run in runs.items()}
     reused = memo.hits
     if reused:
         log.info(
@@ -92,6 +91,11 @@ def discover(
             "noise": config.noise,
             # The KAN (and its checkpoint) works on input i divided by inputs[i] and predicts
             # the label divided by label; formulas and errors are in the data's units.
+            "rows": {
+                "train": int(problem.dataset["train_input"].shape[0]),
+                "trained_on": int(work.dataset["train_input"].shape[0]),
+                "test": int(problem.dataset["test_input"].shape[0]),
+            },
             "scales": {
                 "inputs": dict(zip(problem.variables, scales.inputs, strict=True)),
                 "label": scales.label,
@@ -103,3 +107,19 @@ def discover(
         }
     )
     return report, runs
+
+
+def _fewer_rows(work: Problem, config: DiscoverConfig) -> tuple[Problem, bool]:
+    """``work`` with at most ``config.max_rows`` training rows, and whether it had more."""
+    dataset = fewer_training_rows(
+        work.dataset, config.max_rows, config.validation_fraction, config.seed
+    )
+    n_given, n_kept = (d["train_input"].shape[0] for d in (work.dataset, dataset))
+    if n_kept == n_given:
+        return work, False
+    log.info(
+        "%d of %d training rows train the KAN (max_rows); formulas are measured on all rows",
+        n_kept,
+        n_given,
+    )
+    return replace(work, dataset=dataset), True

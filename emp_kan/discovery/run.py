@@ -22,7 +22,7 @@ from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.records import PruneResult, in_label_units
 from emp_kan.symbolic.choice import choose_formula, noise_floor
 from emp_kan.symbolic.expression import evaluate_formula
-from emp_kan.symbolic.formula import SymbolicFormula
+from emp_kan.symbolic.formula import SymbolicFormula, with_trust_warnings
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.transform import LogTransform, formula_of_expression
 
@@ -203,6 +203,8 @@ def chosen_run(
         )
         chosen = 0 if picked is None else picked
     best = candidates[chosen]
+    if best.formula is not None:
+        best = replace(best, formula=with_trust_warnings(best.formula))
     exact = None
     if best.formula is not None and problem.truth is not None:
         exact = is_exact_recovery(
@@ -231,13 +233,18 @@ def chosen_run(
 
 
 def run_in_data_units(
-    run: MethodRun, scales: Scales, problem: Problem, config: DiscoverConfig
+    run: MethodRun,
+    scales: Scales,
+    problem: Problem,
+    config: DiscoverConfig,
+    remeasure: bool = False,
 ) -> MethodRun:
-    """``run``, found on the data rescaled by ``scales``, in the data's own units: every
+    """``run``, found on the data rescaled by ``scales`` (and, with ``remeasure``, on fewer
+    training rows than ``problem`` has), in the data's own units and on all its rows: every
     candidate formula mapped back (constants snapped again on the validation rows, errors
     measured again, in float64), the pruned KAN's losses times the label's scale, and the
-    choice and exactness as they were (a rescaling changes no error ratio)."""
-    if scales.identity:
+    choice as it was. Exactness is judged on the mapped formula."""
+    if scales.identity and not remeasure:
         return run
     rows = Split.of(problem.dataset, config.validation_fraction)
     val = rows.validation
@@ -266,6 +273,7 @@ def run_in_data_units(
         )
     chosen = next((k for k, entry in enumerate(front) if entry["chosen"]), 0)
     formula = formulas[chosen] if formulas[chosen] is not None else run.formula
+    formula = with_trust_warnings(formula)
     exact = run.exact
     if problem.truth is not None:
         exact = is_exact_recovery(

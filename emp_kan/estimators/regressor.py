@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from emp_kan._runtime.checks import Flag, Options
 from emp_kan.data.problems import Problem
-from emp_kan.data.scaling import Scales
-from emp_kan.data.split import Split
+from emp_kan.data.scaling import Scales, training_view
+from emp_kan.data.split import Split, fewer_training_rows
 from emp_kan.discovery.config import DiscoverConfig, Setting
 from emp_kan.discovery.parallel import train_routes
 from emp_kan.discovery.run import make_pruner, run_in_data_units, run_method
@@ -160,13 +161,16 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         )
         # The KAN trains on columns near 1 (see emp_kan.data.scaling); the formula is mapped
         # back to the data's units.
-        scales = Scales.of(rows.dataset)
-        scales.check_representable(rows.dataset)
         given = Problem("estimator", rows.dataset, names, None, None)
-        problem = scales.problem(given)
+        scales, problem = training_view(given)
+        fewer = fewer_training_rows(
+            problem.dataset, config.max_rows, config.validation_fraction, config.seed
+        )
+        remeasure = fewer["train_input"].shape[0] < problem.dataset["train_input"].shape[0]
+        problem = replace(problem, dataset=fewer)
         routes = train_routes(problem, config, only_first=not config.all_routes, symbolic=symbolic)
         run = run_method(method, pruner, routes, problem, config, symbolic=symbolic)
-        run = run_in_data_units(run, scales, given, config)
+        run = run_in_data_units(run, scales, given, config, remeasure)
         self.scales_ = scales
         self.result_ = run.pruned
         self.model_ = self.result_.model

@@ -3,8 +3,10 @@ warnings (:class:`SymbolicFormula`), and the fit chosen for one edge (:class:`Ed
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,11 +16,15 @@ from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.symbolic.edge_fit import EdgeCandidate
 from emp_kan.symbolic.registry import library_function
 
+log = logging.getLogger("emp_kan")
+
 __all__ = [
     "UNDEFINED_WARNING",
     "EdgeFit",
     "SymbolicFormula",
     "is_expression_warning",
+    "trust_warnings",
+    "with_trust_warnings",
     "unexplained_warning",
 ]
 
@@ -58,10 +64,38 @@ def unexplained_warning(test_r2: float) -> str:
     )
 
 
+_POOR_FIT = "the formula explains only"
+_BELOW_NETWORK = "the formula's test error is"
+# Below this test R^2 a formula is not read as the law of the data.
+TRUSTED_R2 = 0.95
+
+
+def trust_warnings(formula: SymbolicFormula) -> list[str]:
+    """What a reader must know before trusting the chosen ``formula``: a test R^2 below
+    :data:`TRUSTED_R2` (and above 0, where :func:`unexplained_warning` speaks), or a test error
+    more than 10 times the pruned network's (the network holds more than the formula says)."""
+    out = []
+    r2, rmse, spline = formula.test_r2, formula.test_rmse, formula.spline_test_rmse
+    if math.isfinite(r2) and 0.0 < r2 < TRUSTED_R2:
+        out.append(
+            f"{_POOR_FIT} R^2 = {r2:.3g} of the test labels' variance (below {TRUSTED_R2}): "
+            "it is not the law of these data; look at the network's picture, add inputs, or "
+            "widen the library"
+        )
+    if math.isfinite(rmse) and math.isfinite(spline) and spline > 0 and rmse > 10 * spline:
+        out.append(
+            f"{_BELOW_NETWORK} {rmse / spline:.3g}x the pruned network's: the network fits "
+            "the data much better than this formula reads it"
+        )
+    return out
+
+
 def is_expression_warning(warning: str, domain: bool = True) -> bool:
     """Whether ``warning`` is about one expression's fit (or, with ``domain``, its domain), not
     about how the symbolic stage ran: a formula rewritten into another expression drops it."""
-    return (domain and warning == UNDEFINED_WARNING) or warning.startswith(_UNEXPLAINED)
+    return (domain and warning == UNDEFINED_WARNING) or warning.startswith(
+        (_UNEXPLAINED, _POOR_FIT, _BELOW_NETWORK)
+    )
 
 
 @dataclass
@@ -170,3 +204,13 @@ class SymbolicFormula:
             ],
             "warnings": self.warnings,
         }
+
+
+def with_trust_warnings(formula: SymbolicFormula) -> SymbolicFormula:
+    """``formula`` with its :func:`trust_warnings` first among its warnings (replacing any it
+    carried from before a rewrite), each logged."""
+    trust = trust_warnings(formula)
+    for warning in trust:
+        log.warning(warning)
+    rest = [w for w in formula.warnings if not w.startswith((_POOR_FIT, _BELOW_NETWORK))]
+    return replace(formula, warnings=trust + rest)
