@@ -79,7 +79,11 @@ def test_csv_with_bad_cells_names_the_lines(tmp_path, capsys, monkeypatch):
     rows = ["a,b,y"] + [f"{i},{i * 2},{i * 3}" for i in range(12)] + ["1,x,2", "3,,4"]
     Path("data.csv").write_text("\n".join(rows) + "\n")
     assert main(["discover", "--csv", "data.csv", "--target", "y"]) == 2
-    assert "line(s) 14, 15" in capsys.readouterr().err
+    assert "column 'b' holds 'x' on line 14" in capsys.readouterr().err
+    Path("data.csv").write_text("\n".join(rows[:-2] + ["3,,4"]) + "\n")
+    assert main(["discover", "--csv", "data.csv", "--target", "y"]) == 2
+    err = capsys.readouterr().err
+    assert "missing cells (columns 'b'; line(s) 14)" in err and "--dropna" in err
 
 
 def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):

@@ -153,3 +153,96 @@ def test_verbose_goes_before_or_after_the_command(capsys):
     assert main(["demo", "--verbose"]) == 0
     assert main(["--verbose", "demo"]) == 0
     assert "N_eff" in capsys.readouterr().out
+
+
+def _law_rows(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(1, 2, n), rng.uniform(1, 2, n)
+    return a, b, a * b
+
+
+def test_semicolons_decimal_commas_a_bom_and_windows_1252_are_read(tmp_path):
+    from emp_kan.data.tables import read_table
+
+    a, b, y = _law_rows()
+    cells = zip(a, b, y, strict=True)
+    body = "\n".join(f"{p:.6f};{q:.6f};{r:.6f}".replace(".", ",") for p, q, r in cells)
+    european = tmp_path / "european.csv"
+    european.write_bytes(("a;b;Temp (°C)\n" + body + "\n").encode("cp1252"))
+    table = read_table(european, "Temp (°C)")
+    np.testing.assert_allclose(table.inputs[:, 0], a, rtol=1e-6)
+    np.testing.assert_allclose(table.target, y, rtol=1e-6)
+    assert table.target_name == "Temp_C" and table.columns["Temp_C"] == "Temp (°C)"
+    with_bom = tmp_path / "bom.csv"
+    rows = "\n".join(f"{p},{q},{r}" for p, q, r in zip(a, b, y, strict=True))
+    with_bom.write_bytes(("Temp (°C),a,b\n" + rows + "\n").encode("utf-8-sig"))
+    assert read_table(with_bom, "Temp (°C)").variables == ["a", "b"]
+
+
+def test_columns_become_variables_that_never_read_as_constants_or_functions(tmp_path):
+    from emp_kan.data.tables import read_table, variable_name
+
+    a, b, y = _law_rows()
+    path = tmp_path / "names.csv"
+    rows = "\n".join(f"{p},{q},{q},{r}" for p, q, r in zip(a, b, y, strict=True))
+    path.write_text("pi,P (bar),exp,y\n" + rows + "\n")
+    table = read_table(path, "y")
+    assert table.variables == ["pi_", "P_bar", "exp_"]
+    assert table.columns == {"pi_": "pi", "P_bar": "P (bar)", "exp_": "exp", "y": "y"}
+    assert variable_name("2nd x", set()) == "x_2nd_x" and variable_name("a", {"a"}) == "a_2"
+    assert all(parse_formula(f"{v} + 1").free_symbols for v in table.variables)
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "arguments", "message"),
+    [
+        ("a,b,y", ["1,abc,2"], {}, "column 'b' holds 'abc' on line 2"),
+        ("a,b,y", ["1,,2"], {}, "missing cells (columns 'b'; line(s) 2); drop those rows"),
+        ("a,b,y", [], {"inputs": ["a", "c"]}, "has no column 'c'; its columns: a, b, y"),
+        ("a,a,y", [], {}, "names the column(s) 'a' more than once"),
+        ("a,,y", [], {}, "a column without a name"),
+        ("a,b,y", [], {"exclude": ["y"]}, "'y' is the target"),
+    ],
+)
+def test_a_messy_table_is_refused_with_the_file_the_column_and_the_line(
+    tmp_path, header, rows, arguments, message
+):
+    from emp_kan.data.tables import read_table
+
+    path = tmp_path / "messy.csv"
+    good = [f"{p},{q},{r}" for p, q, r in zip(*_law_rows(12), strict=True)]
+    path.write_text("\n".join([header, *rows, *good]) + "\n")
+    with pytest.raises(ValueError) as caught:
+        read_table(path, "y", **arguments)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_chosen_columns_dropped_rows_and_original_names_reach_the_report(tmp_path):
+    a, b, y = _law_rows(300)
+    noise = np.random.default_rng(3).uniform(size=300)
+    lines = [f"{p},{q},{n},note,{r}" for p, q, n, r in zip(a, b, noise, y, strict=True)]
+    lines[5] = lines[5].replace(f"{b[5]}", "")  # a missing cell in a used column
+    path = tmp_path / "lab.csv"
+    path.write_text("P (bar),b,noise,comment,y\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "report"
+    args = ["discover", "--csv", str(path), "--target", "y", "--out", str(out), "--no-progress"]
+    args += ["--exclude", "noise,comment", "--dropna", "--compare", "none", "--workers", "1"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["variables"] == ["P_bar", "b"] and report["columns"] == {"P_bar": "P (bar)"}
+    assert report["rows"]["train"] + report["rows"]["test"] == 299
+    found = parse_formula(report["formula"])
+    assert {s.name for s in found.free_symbols} <= {"P_bar", "b"}
+    assert report["test_r2"] > 0.999
+
+
+def test_a_dataframe_with_unit_columns_gives_a_formula_in_variables():
+    import pandas as pd
+
+    a, b, y = _law_rows(200)
+    frame = pd.DataFrame({"P (bar)": a, "pi": b})
+    est = EMPKANRegressor(hidden=(2,), steps=20, rounds=1).fit(frame, y)
+    assert est.variable_names_ == ["P_bar", "pi_"]
+    assert {s.name for s in est.sympy().free_symbols} <= {"P_bar", "pi_"}
+    assert list(est.feature_names_in_) == ["P (bar)", "pi"]  # scikit-learn's, as given

@@ -83,6 +83,11 @@ def _problem(args: argparse.Namespace):
         raise UsageError("--ranges goes with --formula")
     if args.target is not None and args.csv is None:
         raise UsageError("--target goes with --csv")
+    for flag, value in (("--inputs", args.inputs), ("--exclude", args.exclude)):
+        if value is not None and args.csv is None:
+            raise UsageError(f"{flag} goes with --csv")
+    if args.dropna and args.csv is None:
+        raise UsageError("--dropna goes with --csv")
     if args.formula is not None:
         if args.ranges is None:
             raise UsageError('--formula needs --ranges, e.g. --ranges "x=0:1,y=0:2"')
@@ -95,9 +100,26 @@ def _problem(args: argparse.Namespace):
                 "--samples goes with --feynman or --formula; a CSV's rows are its own "
                 "(--max-rows N limits how many of them train)"
             )
-        return data.csv_problem(args.csv, args.target, args.seed)
+        return data.csv_problem(
+            args.csv,
+            args.target,
+            args.seed,
+            inputs=_columns(args.inputs),
+            exclude=_columns(args.exclude) or (),
+            dropna=args.dropna,
+        )
     number = DEFAULT_FEYNMAN if args.feynman is None else args.feynman
     return data.feynman_problem(number, _samples(args), args.seed)
+
+
+def _columns(text: str | None) -> list[str] | None:
+    """``"a,b c"`` -> ``["a", "b c"]`` (column names as written in the file)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise UsageError(f"an empty column name in {text!r}; separate names with commas")
+    return names
 
 
 def _samples(args: argparse.Namespace) -> int:
@@ -323,6 +345,17 @@ def _add_discover(sub: Any) -> argparse.ArgumentParser:
     src.add_argument("--ranges", metavar="SPEC", help='input ranges for --formula: "x=0:1,y=0:2"')
     src.add_argument("--csv", metavar="PATH", help="a CSV file with a header row")
     src.add_argument("--target", metavar="COLUMN", help="the label column of --csv")
+    src.add_argument(
+        "--inputs",
+        metavar="COLUMNS",
+        help='the input columns of --csv, e.g. "m1,m2,r" (default: every column but the target)',
+    )
+    src.add_argument("--exclude", metavar="COLUMNS", help="columns of --csv left out of the inputs")
+    src.add_argument(
+        "--dropna",
+        action="store_true",
+        help="drop rows of --csv with a missing cell in a used column (default: refuse them)",
+    )
     src.add_argument(
         "--samples",
         type=int,

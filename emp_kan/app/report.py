@@ -157,8 +157,9 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     # The KAN lives in its route's space: log|x| -> log|y| on the log route.
     logged = run.log_transform is not None
     x = problem.dataset["train_input"]
-    names = list(problem.variables)
-    output = problem.target if problem.target not in names else f"{problem.target} (output)"
+    names = [problem.columns.get(n, n) for n in problem.variables]  # a CSV's own names
+    target = problem.columns.get(problem.target, problem.target)
+    output = target if target not in names else f"{target} (output)"
     if run.scales is not None:  # the KAN works on the columns divided by their scales
         x = run.scales.apply({"train_input": x})["train_input"]
         names = [
@@ -170,7 +171,7 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
         x = run.log_transform.apply({"x": x})["x"]
         if run.log_transform.log_inputs:
             names = [f"log|{n}|" for n in names]
-        output = f"log|{problem.target}|"
+        output = f"log|{target}|"
     graph = to_networkx(
         run.pruned,
         x,

@@ -7,10 +7,10 @@ alone.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from emp_kan._runtime.checks import check_finite_nonneg
 from emp_kan.data import feynman
 from emp_kan.data.formula_parse import parse_formula
+from emp_kan.data.tables import read_table
 
 __all__ = [
     "Problem",
@@ -42,6 +43,7 @@ class Problem:
     truth: Any
     ranges: list[tuple[float, float]] | None
     target: str = "y"
+    columns: dict[str, str] = field(default_factory=dict)  # variable -> a CSV column's own name
 
 
 def _sample(fn, bounds, n_train, n_test, seed) -> dict[str, torch.Tensor]:
@@ -164,62 +166,30 @@ def readable_name(expr: str, limit: int = 40) -> str:
     return text or "formula"
 
 
-def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float = 0.2) -> Problem:
-    """Real data: a CSV with a header row; ``target`` is the label, other numeric columns inputs.
+def csv_problem(
+    path: str | Path,
+    target: str,
+    seed: int = 0,
+    test_share: float = 0.2,
+    inputs: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    dropna: bool = False,
+) -> Problem:
+    """Real data: a CSV with a header row; ``target`` is the label, the other columns (or
+    ``inputs``, minus ``exclude``) the inputs. See :func:`emp_kan.data.tables.read_table` for
+    what is read and what is refused.
 
-    Rows are shuffled with ``seed`` and split ``1 - test_share`` / ``test_share``.
+    Rows are shuffled with ``seed`` and split ``1 - test_share`` / ``test_share``. The values
+    stay float64 (measured values may lie beyond float32's range; discover rescales them).
+    Column names that are not formula variables become ones (``P (bar)`` -> ``P_bar``); the
+    problem's ``columns`` maps them back.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such CSV file: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) < 2:
-        raise ValueError(f"{path} needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    seen: set[str] = set()
-    twice = sorted({h for h in header if h in seen or seen.add(h)})
-    if twice:
-        raise ValueError(
-            f"{path} names the column(s) {', '.join(map(repr, twice))} more than "
-            "once; give every column its own name"
-        )
-    if any(not h for h in header):
-        raise ValueError(f"{path} has a column without a name; name every column in the header")
-    if target not in header:
-        raise ValueError(f"{path} has no column {target!r}; its columns: {', '.join(header)}")
-    bad_rows = []
-    values = []
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        try:
-            if len(row) != len(header):
-                raise ValueError
-            nums = [float(cell) for cell in row]
-            if not all(math.isfinite(v) for v in nums):
-                raise ValueError
-            values.append(nums)
-        except ValueError:
-            bad_rows.append(line_no)
-    if bad_rows:
-        shown = ", ".join(map(str, bad_rows[:10])) + (" ..." if len(bad_rows) > 10 else "")
-        raise ValueError(
-            f"{path}: non-numeric or missing values on line(s) {shown}; clean or drop them"
-        )
-    if len(values) < 10:
-        raise ValueError(f"{path} has {len(values)} data rows; at least 10 are needed")
-    table = np.array(values)
-    t = header.index(target)
-    inputs = [h for k, h in enumerate(header) if k != t]
-    if not inputs:
-        raise ValueError(f"{path} has no input column besides {target!r}")
-    order = np.random.default_rng(seed).permutation(len(table))
-    n_test = max(1, int(round(test_share * len(table))))
+    table = read_table(path, target, inputs, exclude, dropna)
+    order = np.random.default_rng(seed).permutation(len(table.target))
+    n_test = max(1, int(round(test_share * len(order))))
     test, train = order[:n_test], order[n_test:]
-    # float64: measured values may lie beyond float32's range (discover rescales them first).
-    x = torch.tensor(np.delete(table, t, axis=1), dtype=torch.float64)
-    y = torch.tensor(table[:, [t]], dtype=torch.float64)
+    x = torch.tensor(table.inputs, dtype=torch.float64)
+    y = torch.tensor(table.target[:, None], dtype=torch.float64)
     data = {
         "train_input": x[train],
         "train_label": y[train],
@@ -227,4 +197,5 @@ def csv_problem(path: str | Path, target: str, seed: int = 0, test_share: float 
         "test_label": y[test],
     }
     bounds = [(float(c.min()), float(c.max())) for c in x.T]
-    return Problem(f"csv-{path.stem}", data, inputs, None, bounds, target)
+    name = f"csv-{Path(path).stem}"
+    return Problem(name, data, table.variables, None, bounds, table.target_name, table.columns)

@@ -79,6 +79,8 @@ def discover(
         {
             "dataset": problem.name,
             "variables": list(problem.variables),
+            # a CSV column's own name, for each variable (and the target) named otherwise
+            "columns": {k: v for k, v in problem.columns.items() if k != v},
             "target": problem.target,
             "truth": None if problem.truth is None else str(problem.truth),
             "seed": config.seed,

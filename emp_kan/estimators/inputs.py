@@ -12,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from emp_kan.data.formula_parse import CONSTANTS, FUNCTIONS
+from emp_kan.data.tables import variable_name
 
 __all__ = ["MIN_ROWS", "checked_fit_data", "checked_rows", "formula_variables"]
 
@@ -46,15 +47,16 @@ def checked_rows(estimator: Any, X: Any) -> np.ndarray:
 
 def formula_variables(estimator: Any, names: Sequence[str] | None) -> list[str]:
     """The formula's variable names: ``names`` if given (checked), else the DataFrame's
-    columns, else ``x0, x1, ...``."""
+    columns made variables (:func:`emp_kan.data.tables.variable_name`), else ``x0, x1, ...``."""
     n_features = estimator.n_features_in_
     if names is None:
         columns = getattr(estimator, "feature_names_in_", None)
-        return (
-            [str(c) for c in columns]
-            if columns is not None
-            else [f"x{i}" for i in range(n_features)]
-        )
+        if columns is None:
+            return [f"x{i}" for i in range(n_features)]
+        taken: list[str] = []  # a DataFrame's columns as formula variables (P (bar) -> P_bar)
+        for column in columns:
+            taken.append(variable_name(str(column), set(taken)))
+        return taken
     if isinstance(names, str):
         raise ValueError("variable_names must be a list of names, e.g. ['mass', 'speed']")
     names = [str(n) for n in names]
