@@ -86,3 +86,20 @@ def test_bad_settings_fail_before_training(digits, params, labels, message):
     y = np.full(len(y), labels) if labels else y
     with pytest.raises(ValueError, match=message):
         EMPKANClassifier(**params).fit(x, y)
+
+
+def test_one_shot_pruning_that_costs_accuracy_is_retried_gentler(caplog):
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_val_score
+
+    X, y = load_iris(return_X_y=True)
+    # The third fold of a plain 3-fold split lost a class to pruning (0.66) without the safeguard.
+    scores = cross_val_score(EMPKANClassifier(), X, y, cv=3)
+    assert min(scores) >= 0.9, scores
+    harsh = EMPKANClassifier(beta=0.05, max_accuracy_drop=1.0).fit(X, y)  # the paper's way
+    guarded = EMPKANClassifier(beta=0.05).fit(X, y)
+    assert guarded.hidden_kept_[0] >= harsh.hidden_kept_[0]
+    assert guarded.score(X, y) >= guarded.dense_score(X, y) - 0.1
+    predicted = set(harsh.predict(X).tolist())
+    warned = "never predicts class" in caplog.text
+    assert warned == (predicted != {0, 1, 2})

@@ -10,6 +10,7 @@ between training rounds, decisions on validation cross-entropy); ``"none"`` keep
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,10 @@ from emp_kan.pruning.rounds import prune_rounds
 from emp_kan.pruning.step import prune_step
 
 __all__ = ["EMPKANClassifier"]
+
+log = logging.getLogger("emp_kan")
+
+_ONE_SHOT_TRIES = 7  # the pruner as given, then 6 gentler ones
 
 # The discovery settings a classifier takes, with the EMP paper's classifier defaults, and its
 # own settings.
@@ -89,6 +94,15 @@ _PARAMS = estimator_params(
         "node_th": (
             1e-2,
             Setting("the threshold pruner's node threshold (pykan's default)", Interval(float, 0)),
+        ),
+        "max_accuracy_drop": (
+            0.05,
+            Setting(
+                "one-shot pruning that costs more validation accuracy than this (against the "
+                "dense model) is retried gentler (beta x 1.5, thresholds / 1.5), up to 6 times, "
+                "then the dense model is kept; 1 turns the safeguard off (the paper's setting)",
+                Interval(float, 0, 1, closed="both"),
+            ),
         ),
     },
 )
@@ -191,9 +205,9 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         self.result_ = None
         self.decisions_ = []
         if self.prune_schedule == "one-shot":
-            step = prune_step(dense, fit_rows["train_input"], pruner)
-            pruned = step.model
-            self.decisions_ = [vars(d).copy() for d in step.decisions]
+            step = self._one_shot(dense, rows, pruner)
+            pruned = dense if step is None else step.model
+            self.decisions_ = [] if step is None else [vars(d).copy() for d in step.decisions]
         elif self.prune_schedule == "rounds":
             self.result_ = prune_rounds(
                 dense,
@@ -215,7 +229,44 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         self.dense_model_ = dense
         self.model_ = pruned
         self.hidden_kept_ = adapter.widths(pruned)[1:-1]
+        never = sorted(set(range(classes.size)) - set(self._codes(pruned, x).tolist()))
+        if never:
+            log.warning(
+                "the classifier never predicts class(es) %s on its training rows; prune less "
+                "(a larger beta) or train longer",
+                ", ".join(str(classes[k]) for k in never),
+            )
         return self
+
+    @staticmethod
+    def _codes(model: Any, x: torch.Tensor) -> np.ndarray:
+        """The predicted class index of each row of ``x``."""
+        return adapter.forward_float64(model, x).argmax(dim=1).numpy()
+
+    def _one_shot(self, dense: Any, rows: Split, pruner: Any) -> Any:
+        """The EMP paper's one-shot pruning step, retried gentler while it costs more than
+        ``max_accuracy_drop`` of validation accuracy; None where every try did (the dense
+        model is kept)."""
+        val_x, val_codes = rows.validation["x"], rows.validation["y"].argmax(dim=1).numpy()
+        dense_accuracy = float(np.mean(self._codes(dense, val_x) == val_codes))
+        for attempt in range(_ONE_SHOT_TRIES):
+            step = prune_step(dense, rows.fit["train_input"], pruner)
+            accuracy = float(np.mean(self._codes(step.model, val_x) == val_codes))
+            if accuracy >= dense_accuracy - self.max_accuracy_drop:
+                return step
+            log.info(
+                "one-shot pruning (try %d) cost validation accuracy %.3f -> %.3f; retrying gentler",
+                attempt + 1,
+                dense_accuracy,
+                accuracy,
+            )
+            pruner = pruner.backed_off(1.5)
+        log.warning(
+            "every one-shot pruning tried cost more than %.3g of validation accuracy; the dense "
+            "model is kept",
+            self.max_accuracy_drop,
+        )
+        return None
 
     def _logits(self, X: Any, model: Any = None) -> torch.Tensor:
 
