@@ -106,6 +106,7 @@ def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     assert os.listdir(tmp_path) == ["out"]
     assert sorted(os.listdir("out")) == [
         ".emp-kan-report",
+        "fit.png",
         "graph-threshold.png",
         "graph.graphml",
         "graph.png",

@@ -66,7 +66,7 @@ def _constant(expr) -> float:
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.01])
-def test_newtons_gravity_in_si_units_from_a_csv(tmp_path, noise):
+def test_newtons_gravity_in_si_units_from_a_csv(tmp_path, capsys, noise):
     X, force = _newton(noise=noise)
     path = tmp_path / "gravity.csv"
     table = np.column_stack([X, force])
@@ -81,6 +81,10 @@ def test_newtons_gravity_in_si_units_from_a_csv(tmp_path, noise):
     constant = _constant(parse_formula(report["formula"]))
     assert constant == pytest.approx(6.674e-11, rel=1e-3)
     assert report["scales"]["label"] != 1.0 and report["test_r2"] > 0.999
+    summary = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith(("truth", "exact")) for line in summary)  # no known law
+    assert any(line.startswith("read from") for line in summary)
+    assert (out / "fit.png").stat().st_size > 0
 
 
 def test_the_estimator_reads_laws_at_any_magnitude():
@@ -231,6 +235,8 @@ def test_chosen_columns_dropped_rows_and_original_names_reach_the_report(tmp_pat
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["variables"] == ["P_bar", "b"] and report["columns"] == {"P_bar": "P (bar)"}
+    assert report["inputs"] == {"kept": ["P_bar", "b"], "dropped": []}  # the law uses both
+    assert report["source"] in ("network", "data search")
     assert report["rows"]["train"] + report["rows"]["test"] == 299
     found = parse_formula(report["formula"])
     assert {s.name for s in found.free_symbols} <= {"P_bar", "b"}

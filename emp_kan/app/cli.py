@@ -161,10 +161,22 @@ def _table(report: dict, out: str) -> str:
             return f"{r['seconds']:.1f} in all"
         return "/".join(f"{r['timings'][k]:.1f}" for k in ("train", "prune", "symbolic"))
 
-    rows = [
-        ("formula", [short(r["formula"]) for _, r in runs]),
-        ("truth", [report["truth"] or "-"] * len(runs)),
-        ("exact", [_fmt(r["exact"]) for _, r in runs]),
+    def source(r: dict) -> str:
+        if "source" not in r:  # Operon: its own search
+            return "-"
+        kept, dropped = r["inputs"]["kept"], r["inputs"]["dropped"]
+        return f"{r['source']}; KAN kept {', '.join(kept) or 'none'}" + (
+            f", dropped {', '.join(dropped)}" if dropped else ""
+        )
+
+    rows = [("formula", [short(r["formula"]) for _, r in runs])]
+    if report["truth"] is not None:  # a known law: how it compares
+        rows += [
+            ("truth", [report["truth"]] * len(runs)),
+            ("exact", [_fmt(r["exact"]) for _, r in runs]),
+        ]
+    rows += [
+        ("read from", [source(r) for _, r in runs]),
         ("test RMSE", [_fmt(r["test_rmse"]) for _, r in runs]),
         ("test R^2", [_fmt(r["test_r2"], ".5f") for _, r in runs]),
         ("spline RMSE", [_fmt(r.get("spline_test_rmse")) for _, r in runs]),

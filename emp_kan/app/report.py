@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emp_kan import __version__
 from emp_kan.draw.graph import edge_curves, to_networkx
 from emp_kan.draw.plotting import plot_graph, plot_history
@@ -46,6 +48,7 @@ REPORT_FILES = frozenset(
         "graph.png",
         "graph.graphml",
         "history.png",
+        "fit.png",
         "graph-threshold.png",
         "history-threshold.png",
         "model_config.yml",
@@ -191,6 +194,12 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     ax.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(ax.figure)
     files[f"graph{suffix}.png"] = buffer.getvalue()
+    if method == "emp":
+        fig = plot_fit(run.formula, problem, target)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        files["fit.png"] = buffer.getvalue()
     if run.pruned.history:
         fig = plot_history(run.pruned)
         fig.suptitle(f"{label}: every pruning attempt", fontsize=11)
@@ -200,6 +209,45 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
         plt.close(fig)
         files[f"history{suffix}.png"] = buffer.getvalue()
     return files
+
+
+def plot_fit(formula: Any, problem: Any, target: str) -> Any:
+    """How well ``formula`` fits the test rows, in the data's units: the formula against the
+    measured labels (one input: both against the input) and the residuals.
+
+    Returns a matplotlib Figure with two panels.
+    """
+    import matplotlib.pyplot as plt
+
+    x = problem.dataset["test_input"].double().numpy()
+    measured = problem.dataset["test_label"].double().numpy()[:, 0]
+    predicted = formula.lambdify()(x)
+    fig, (ax_fit, ax_res) = plt.subplots(1, 2, figsize=(10, 4))
+    r2 = formula.test_r2
+    if x.shape[1] == 1:
+        order = np.argsort(x[:, 0])
+        name = problem.columns.get(problem.variables[0], problem.variables[0])
+        ax_fit.plot(x[:, 0], measured, ".", color="0.5", label="measured (test rows)")
+        ax_fit.plot(x[order, 0], predicted[order], "-", color="C3", label="formula")
+        ax_fit.set_xlabel(name)
+        ax_fit.set_ylabel(target)
+        ax_res.plot(x[:, 0], measured - predicted, ".", color="C0")
+        ax_res.set_xlabel(name)
+    else:
+        low, high = float(np.min(measured)), float(np.max(measured))
+        ax_fit.plot([low, high], [low, high], "-", color="0.7", label="formula = measured")
+        ax_fit.plot(measured, predicted, ".", color="C3", label="test rows")
+        ax_fit.set_xlabel(f"measured {target}")
+        ax_fit.set_ylabel(f"formula's {target}")
+        ax_res.plot(measured, measured - predicted, ".", color="C0")
+        ax_res.set_xlabel(f"measured {target}")
+    ax_fit.set_title(f"formula on the test rows (R^2 = {r2:.4g})")
+    ax_fit.legend(fontsize=8)
+    ax_res.axhline(0.0, color="0.7")
+    ax_res.set_ylabel("measured - formula")
+    ax_res.set_title("residuals")
+    fig.tight_layout()
+    return fig
 
 
 def write_report(

@@ -47,6 +47,15 @@ class MethodRun:
     front_formulas: list[SymbolicFormula | None] = field(default_factory=list)  # front's
     scales: Scales | None = None  # the KAN works on the data divided by these (None: as given)
 
+    def inputs(self) -> dict[str, list[str]]:
+        """The inputs the pruned KAN kept (a live edge) and the ones it dropped, by name."""
+        live = adapter.get_edge_masks(self.pruned.model)[0].any(dim=0).tolist()
+        names = [str(v) for v in self.formula.variables]
+        return {
+            "kept": [n for n, alive in zip(names, live, strict=True) if alive],
+            "dropped": [n for n, alive in zip(names, live, strict=True) if not alive],
+        }
+
     def summary(self, initial_widths: list[int]) -> dict[str, Any]:
         hist = self.pruned.to_dict()["history"]
         edges0 = sum(a * b for a, b in zip(initial_widths[:-1], initial_widths[1:], strict=True))
@@ -100,11 +109,25 @@ class MethodRun:
             ],
             "timings": self.timings,
             "candidate": self.candidate,
+            "source": candidate_source(self.candidate),
+            "inputs": self.inputs(),
             "candidates": self.front,
             "skipped_routes": self.skipped_routes,
             "symbolic_edges": self.formula.to_dict()["edges"],
             "warnings": self.formula.warnings + [w for r in hist for w in r["warnings"]],
         }
+
+
+# Candidates read from the pruned KAN: a route's own symbolic formula, and the log route's
+# straight-edge power law over the inputs it kept. The others (product search, power law over
+# every input, direct and label-transform fits) search the data themselves.
+_FROM_NETWORK = ("none", "log", "log-y", "power-law")
+
+
+def candidate_source(candidate: str) -> str:
+    """``"network"`` for a formula read from the pruned KAN, ``"data search"`` for one a search
+    on the rows found (see :class:`~emp_kan.discovery.candidates.Candidate`)."""
+    return "network" if candidate in _FROM_NETWORK else "data search"
 
 
 def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPruner:
