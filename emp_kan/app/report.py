@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from emp_kan import __version__
+from emp_kan.discovery.run import candidate_source
 from emp_kan.draw.graph import edge_curves, to_networkx
 from emp_kan.draw.plotting import plot_graph, plot_history
 from emp_kan.kan import adapter
@@ -130,6 +131,8 @@ def _graph_title(name: str, label: str, run: Any, logged: bool) -> str:
             " (KAN of log|y| over log|x|)" if run.log_transform.log_inputs else " (KAN of log|y|)"
         )
     )
+    if candidate_source(run.candidate) != "network":  # the picture must not claim it
+        lines.append("(formula found by a search on the data, not read from this network)")
     return "\n".join([f"{name}{space}", *lines])
 
 
