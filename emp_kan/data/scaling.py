@@ -64,16 +64,22 @@ class Scales:
             out[key] = value.float()
         return out
 
-    def check_representable(self, dataset: dict[str, torch.Tensor]) -> None:
-        """ValueError naming the problem when the scaled data does not fit float32."""
+    def check_representable(
+        self, dataset: dict[str, torch.Tensor], names: Sequence[str], target: str = "y"
+    ) -> None:
+        """ValueError naming the columns (inputs ``names``, label ``target``) whose values,
+        scaled, do not fit float32 (beyond its largest number, or nonzero below its smallest)."""
+        bad: list[str] = []
         for key, value in self.apply(dataset).items():
-            lost = (value == 0) & (dataset[key] != 0)  # below float32's smallest number
-            if not bool(torch.isfinite(value).all()) or bool(lost.any()):
-                raise ValueError(
-                    f"the {key.replace('_', ' ')} values span too many orders of magnitude to "
-                    "train on even after rescaling each column; rescale or log-transform the "
-                    "widest columns first"
-                )
+            lost = (value == 0) & (dataset[key] != 0)
+            wrong = (~torch.isfinite(value) | lost).any(dim=0).tolist()
+            columns = names if key.endswith("input") else [target]
+            bad += [c for c, w in zip(columns, wrong, strict=True) if w and c not in bad]
+        if bad:
+            raise ValueError(
+                f"the values of {', '.join(map(repr, bad))} span too many orders of magnitude "
+                "to train on, even rescaled by a power of ten; log-transform those columns first"
+            )
 
     def to_data_units(self, expr: Any, symbols: Sequence[sp.Symbol]) -> Any:
         """A formula of the scaled columns as one of the data's: ``s_y * f(x_1 / s_1, ...)``."""
@@ -91,6 +97,6 @@ def training_view(problem: Any) -> tuple[Scales, Any]:
     formula mapped back to the data's units. ValueError before any work for data that no
     rescaling brings into float32."""
     scales = Scales.of(problem.dataset)
-    scales.check_representable(problem.dataset)
+    scales.check_representable(problem.dataset, problem.variables, problem.target)
     work = replace(problem, dataset=scales.apply(problem.dataset))
     return scales, work if scales.identity else replace(work, truth=None)

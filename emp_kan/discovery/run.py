@@ -296,9 +296,10 @@ def run_in_data_units(
         )
     chosen = next((k for k, entry in enumerate(front) if entry["chosen"]), 0)
     formula = formulas[chosen] if formulas[chosen] is not None else run.formula
-    formula = with_trust_warnings(formula)
+    if formula is not None:  # None: the symbolic stage did not run
+        formula = with_trust_warnings(formula)
     exact = run.exact
-    if problem.truth is not None:
+    if problem.truth is not None and formula is not None:
         exact = is_exact_recovery(
             formula.expression,
             problem.truth,
