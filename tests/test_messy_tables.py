@@ -183,6 +183,9 @@ def test_semicolons_decimal_commas_a_bom_and_windows_1252_are_read(tmp_path):
     rows = "\n".join(f"{p},{q},{r}" for p, q, r in zip(a, b, y, strict=True))
     with_bom.write_bytes(("Temp (°C),a,b\n" + rows + "\n").encode("utf-8-sig"))
     assert read_table(with_bom, "Temp (°C)").variables == ["a", "b"]
+    tabs = tmp_path / "tabs.tsv"  # tabs and decimal commas, every number with a comma
+    tabs.write_text("a\tb\ty\n" + body.replace(";", "\t") + "\n")
+    np.testing.assert_allclose(read_table(tabs, "y").target, y, rtol=1e-6)
 
 
 def test_columns_become_variables_that_never_read_as_constants_or_functions(tmp_path):

@@ -74,10 +74,15 @@ def _text(path: Path) -> str:
 def _dialect(sample: str) -> tuple[str, str]:
     """(separator, decimal mark) of a CSV sample: ``,`` ``;`` or a tab; a decimal comma where
     the separator is not a comma and numbers are written ``1,5``."""
-    try:
-        separator = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-    except csv.Error:
-        separator = ","
+    # The header decides: names hold no decimal commas, while a row of "1,5;2,3" holds both.
+    header = sample.split("\n", 1)[0]
+    counts = {mark: header.count(mark) for mark in (";", "\t", ",")}
+    separator = max(counts, key=counts.get) if any(counts.values()) else ""
+    if not separator:
+        try:
+            separator = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+        except csv.Error:
+            separator = ","
     decimal = "," if separator != "," and re.search(r"\d,\d", sample) else "."
     return separator, decimal
 
