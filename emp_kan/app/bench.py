@@ -176,7 +176,6 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
 
 
 def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
-
     data, names = problem.dataset, problem.variables
     x = data["train_input"]
     model = adapter.make_kan([len(names), *settings.hidden, 1], grid=settings.grid, k=3, seed=seed)
@@ -207,7 +206,6 @@ def _pykan_workflow(problem, settings: BenchSettings, seed: int) -> dict:
 
 
 def _operon_workflow(problem, seed: int) -> dict:
-
     run = run_operon(problem, seed)
     return {
         "formula": str(run.formula),
@@ -222,7 +220,6 @@ def _operon_workflow(problem, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
-
     bench_settings = {name: getattr(settings, name) for name in settings_for("bench")}
     bench_settings.pop("noise")  # added to the problem's labels by run_task
     # One worker per CPU runs one task already: the methods run one after the other.

@@ -157,7 +157,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
     __init__ = keyword_init(_PARAMS)
 
     def _pruner(self):
-
         if self.method == "emp":
             return EMPPruner(
                 target=self.prune,
@@ -269,7 +268,6 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
         return None
 
     def _logits(self, X: Any, model: Any = None) -> torch.Tensor:
-
         X = checked_rows(self, X)
         return adapter.forward_float64(
             model if model is not None else self.model_, torch.tensor(X, dtype=torch.float64)
@@ -300,11 +298,9 @@ class EMPKANClassifier(ClassifierMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-
         return picklable_state(self.__dict__, ("model_", "dense_model_"))
 
     def __setstate__(self, state: dict) -> None:
-
         self.__dict__.update(restored_state(state, ("model_", "dense_model_")))
 
 

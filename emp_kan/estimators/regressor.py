@@ -187,11 +187,9 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.
     def __getstate__(self) -> dict:
-
         return picklable_state(self.__dict__, ("model_",))
 
     def __setstate__(self, state: dict) -> None:
-
         self.__dict__.update(restored_state(state, ("model_",)))
 
     def save(self, path: str | os.PathLike) -> Path:

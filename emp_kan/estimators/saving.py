@@ -109,7 +109,6 @@ def _formula_from_state(state: dict[str, Any] | None) -> Any:
 
 
 def _equations_state(frame: Any) -> list[dict[str, Any]] | None:
-
     return None if frame is None else equations_rows(frame)
 
 
@@ -138,7 +137,6 @@ def _result_state(result: Any) -> dict[str, Any]:
 
 
 def _result_from_state(state: dict[str, Any], model: Any) -> Any:
-
     state = dict(state)
     state["history"] = [RoundRecord(**r) for r in state["history"]]
     state["edge_pruned_round"] = [np.asarray(m) for m in state["edge_pruned_round"]]
