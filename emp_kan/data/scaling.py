@@ -65,12 +65,17 @@ class Scales:
         return out
 
     def check_representable(
-        self, dataset: dict[str, torch.Tensor], names: Sequence[str], target: str = "y"
+        self,
+        dataset: dict[str, torch.Tensor],
+        scaled: dict[str, torch.Tensor],
+        names: Sequence[str],
+        target: str = "y",
     ) -> None:
         """ValueError naming the columns (inputs ``names``, label ``target``) whose values,
-        scaled, do not fit float32 (beyond its largest number, or nonzero below its smallest)."""
+        ``scaled`` (:meth:`apply` of ``dataset``), do not fit float32 (beyond its largest
+        number, or nonzero below its smallest)."""
         bad: list[str] = []
-        for key, value in self.apply(dataset).items():
+        for key, value in scaled.items():
             lost = (value == 0) & (dataset[key] != 0)
             wrong = (~torch.isfinite(value) | lost).any(dim=0).tolist()
             columns = names if key.endswith("input") else [target]
@@ -97,6 +102,7 @@ def training_view(problem: Any) -> tuple[Scales, Any]:
     formula mapped back to the data's units. ValueError before any work for data that no
     rescaling brings into float32."""
     scales = Scales.of(problem.dataset)
-    scales.check_representable(problem.dataset, problem.variables, problem.target)
-    work = replace(problem, dataset=scales.apply(problem.dataset))
+    scaled = scales.apply(problem.dataset)
+    scales.check_representable(problem.dataset, scaled, problem.variables, problem.target)
+    work = replace(problem, dataset=scaled)
     return scales, work if scales.identity else replace(work, truth=None)

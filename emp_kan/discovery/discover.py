@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from emp_kan._runtime.forked import usable_workers
@@ -13,10 +13,15 @@ from emp_kan._runtime.memo import Memo
 from emp_kan.baselines.operon import run_operon
 from emp_kan.data.problems import Problem, with_label_noise
 from emp_kan.data.scaling import training_view
-from emp_kan.data.split import fewer_training_rows
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.parallel import run_side_by_side, train_routes
-from emp_kan.discovery.run import MethodRun, make_pruner, run_in_data_units, run_method
+from emp_kan.discovery.run import (
+    MethodRun,
+    fewer_rows,
+    make_pruner,
+    run_in_data_units,
+    run_method,
+)
 from emp_kan.discovery.summary import versions
 
 log = logging.getLogger("emp_kan")
@@ -50,13 +55,20 @@ def discover(
     scales, work = training_view(problem)
     if not scales.identity:
         log.info("columns rescaled by %s (inputs) and %g (label)", scales.inputs, scales.label)
-    work, fewer = _fewer_rows(work, config)
+    work, fewer = fewer_rows(work, config)
     methods = ("emp", "threshold") if config.compare else ("emp",)
+    mapped: dict[str, tuple[MethodRun, MethodRun]] = {}  # method: (run, in the data's units)
+
+    def in_data_units(method: str, run: MethodRun) -> MethodRun:
+        if method not in mapped or mapped[method][0] is not run:
+            mapped[method] = (run, run_in_data_units(run, scales, problem, config, fewer))
+        return mapped[method][1]
+
     if on_run is not None and not (scales.identity and not fewer):
         given = on_run
 
-        def on_run(method: str, run: MethodRun) -> None:
-            given(method, run_in_data_units(run, scales, problem, config, fewer))
+        def on_run(method: str, run: MethodRun) -> None:  # mapped once, used twice
+            given(method, in_data_units(method, run))
 
     with Memo() as memo:  # both methods' identical retraining and product search
         routes = train_routes(work, config, only_first=not config.all_routes, memo=memo)
@@ -67,7 +79,7 @@ def discover(
                 m: run_method(m, make_pruner(m, config), routes, work, config, memo=memo)
                 for m in methods
             }
-    runs = {m: run_in_data_units(run, scales, problem, config, fewer) for m, run in runs.items()}
+    runs = {m: in_data_units(m, run) for m, run in runs.items()}
     reused = memo.hits
     if reused:
         log.info(
@@ -109,19 +121,3 @@ def discover(
         }
     )
     return report, runs
-
-
-def _fewer_rows(work: Problem, config: DiscoverConfig) -> tuple[Problem, bool]:
-    """``work`` with at most ``config.max_rows`` training rows, and whether it had more."""
-    dataset = fewer_training_rows(
-        work.dataset, config.max_rows, config.validation_fraction, config.seed
-    )
-    n_given, n_kept = (d["train_input"].shape[0] for d in (work.dataset, dataset))
-    if n_kept == n_given:
-        return work, False
-    log.info(
-        "%d of %d training rows train the KAN (max_rows); formulas are measured on all rows",
-        n_kept,
-        n_given,
-    )
-    return replace(work, dataset=dataset), True

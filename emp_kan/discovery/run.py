@@ -13,7 +13,7 @@ from emp_kan._runtime.memo import Memo
 from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.problems import Problem
 from emp_kan.data.scaling import Scales
-from emp_kan.data.split import Split
+from emp_kan.data.split import Split, fewer_training_rows
 from emp_kan.discovery.candidates import Candidate, route_candidates
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route, ensure_trained, trial_order
@@ -28,7 +28,14 @@ from emp_kan.symbolic.transform import LogTransform, formula_of_expression
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["MethodRun", "chosen_run", "make_pruner", "run_in_data_units", "run_method"]
+__all__ = [
+    "MethodRun",
+    "chosen_run",
+    "fewer_rows",
+    "make_pruner",
+    "run_in_data_units",
+    "run_method",
+]
 
 
 @dataclass
@@ -253,6 +260,24 @@ def chosen_run(
         list(skipped or []),
         [c.formula for c in candidates],
     )
+
+
+def fewer_rows(work: Problem, config: DiscoverConfig) -> tuple[Problem, bool]:
+    """``work`` with at most ``config.max_rows`` training rows
+    (:func:`~emp_kan.data.split.fewer_training_rows`), and whether it had more (then
+    :func:`run_in_data_units` measures the formulas again on all rows)."""
+    dataset = fewer_training_rows(
+        work.dataset, config.max_rows, config.validation_fraction, config.seed
+    )
+    n_given, n_kept = (d["train_input"].shape[0] for d in (work.dataset, dataset))
+    if n_kept == n_given:
+        return work, False
+    log.info(
+        "%d of %d training rows train the KAN (max_rows); formulas are measured on all rows",
+        n_kept,
+        n_given,
+    )
+    return replace(work, dataset=dataset), True
 
 
 def run_in_data_units(

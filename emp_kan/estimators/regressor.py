@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,10 @@ from sklearn.utils.validation import check_is_fitted
 from emp_kan._runtime.checks import Flag, Options
 from emp_kan.data.problems import Problem
 from emp_kan.data.scaling import Scales, training_view
-from emp_kan.data.split import Split, fewer_training_rows
+from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig, Setting
 from emp_kan.discovery.parallel import train_routes
-from emp_kan.discovery.run import make_pruner, run_in_data_units, run_method
+from emp_kan.discovery.run import fewer_rows, make_pruner, run_in_data_units, run_method
 from emp_kan.draw.graph import to_networkx
 from emp_kan.draw.plotting import plot_graph
 from emp_kan.estimators.equations import equations_frame
@@ -163,11 +162,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         # back to the data's units.
         given = Problem("estimator", rows.dataset, names, None, None)
         scales, problem = training_view(given)
-        fewer = fewer_training_rows(
-            problem.dataset, config.max_rows, config.validation_fraction, config.seed
-        )
-        remeasure = fewer["train_input"].shape[0] < problem.dataset["train_input"].shape[0]
-        problem = replace(problem, dataset=fewer)
+        problem, remeasure = fewer_rows(problem, config)
         routes = train_routes(problem, config, only_first=not config.all_routes, symbolic=symbolic)
         run = run_method(method, pruner, routes, problem, config, symbolic=symbolic)
         run = run_in_data_units(run, scales, given, config, remeasure)
