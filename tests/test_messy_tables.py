@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -257,3 +258,23 @@ def test_a_dataframe_with_unit_columns_gives_a_formula_in_variables():
     assert est.variable_names_ == ["P_bar", "pi_"]
     assert {s.name for s in est.sympy().free_symbols} <= {"P_bar", "pi_"}
     assert list(est.feature_names_in_) == ["P (bar)", "pi"]  # scikit-learn's, as given
+
+
+def test_a_rescaled_poor_formula_warns_once(tmp_path, caplog):
+    # Labels near 1e6 are rescaled: the formula is found on the rescaled data and measured
+    # again in the data's units; the warning is about one formula and is logged once.
+    rng = np.random.default_rng(0)
+    t, tau, w = rng.uniform(0, 3, 400), rng.uniform(0.5, 2, 400), rng.uniform(1, 3, 400)
+    path = tmp_path / "oscillator.csv"
+    table = np.column_stack([t, tau, w, 1e6 * np.exp(-t / tau) * np.cos(w * t)])
+    np.savetxt(path, table, delimiter=",", header="t,tau,w,y", comments="")
+    out = tmp_path / "report"
+    args = ["discover", "--csv", str(path), "--target", "y", "--compare", "none"]
+    args += ["--workers", "1", "--hidden", "2", "--steps", "20", "--rounds", "1"]
+    with caplog.at_level(logging.WARNING, logger="emp_kan"):
+        assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["scales"]["label"] == 1e6
+    assert 0 < report["test_r2"] < 0.95  # the law is beyond this small KAN
+    logged = [r for r in caplog.records if "the formula explains only" in r.getMessage()]
+    assert len(logged) == 1

@@ -147,7 +147,9 @@ def _data_route_formulas(
     # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
     # does not use gets a zero exponent, which the validation rows snap away.
     every_input = list(range(len(problem.variables)))
-    found = product_formulas(formula, given, every_input, config.library, memo=memo)
+    found = product_formulas(
+        formula, given, every_input, config.library, memo=memo, progress=config.progress
+    )
     for k, f in enumerate(found):
         f.spline_test_rmse = formula.spline_test_rmse
         formulas[f"product-{k + 1}"] = f

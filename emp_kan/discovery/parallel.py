@@ -62,7 +62,10 @@ def _search_ahead_then_train(
     try:
         data_route = next(route for route in routes if route.log_transform is None)
         found = product_search_ahead(
-            data_route.given_rows, list(range(len(problem.variables))), config.library
+            data_route.given_rows,
+            list(range(len(problem.variables))),
+            config.library,
+            progress=config.progress,
         )
     except Exception:  # noqa: BLE001 - the run's own search will meet it and say so
         found = None

@@ -322,7 +322,7 @@ def run_in_data_units(
     chosen = next((k for k, entry in enumerate(front) if entry["chosen"]), 0)
     formula = formulas[chosen] if formulas[chosen] is not None else run.formula
     if formula is not None:  # None: the symbolic stage did not run
-        formula = with_trust_warnings(formula)
+        formula = with_trust_warnings(formula, run.formula.warnings if run.formula else ())
     exact = run.exact
     if problem.truth is not None and formula is not None:
         exact = is_exact_recovery(

@@ -206,11 +206,13 @@ class SymbolicFormula:
         }
 
 
-def with_trust_warnings(formula: SymbolicFormula) -> SymbolicFormula:
+def with_trust_warnings(formula: SymbolicFormula, logged: Sequence[str] = ()) -> SymbolicFormula:
     """``formula`` with its :func:`trust_warnings` first among its warnings (replacing any it
-    carried from before a rewrite), each logged."""
+    carried from before a rewrite), each logged unless it is among ``logged`` (the same formula
+    measured again must not warn twice)."""
     trust = trust_warnings(formula)
     for warning in trust:
-        log.warning(warning)
+        if warning not in logged:
+            log.warning(warning)
     rest = [w for w in formula.warnings if not w.startswith((_POOR_FIT, _BELOW_NETWORK))]
     return replace(formula, warnings=trust + rest)

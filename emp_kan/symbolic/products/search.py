@@ -38,17 +38,18 @@ __all__ = ["product_formulas", "product_search", "product_search_ahead", "produc
 
 
 def product_search(
-    rows: Split, inputs: list[int], library: tuple[str, ...], top: int
+    rows: Split, inputs: list[int], library: tuple[str, ...], top: int, progress: bool = False
 ) -> tuple[str, Any]:
     """The memo key of :func:`product_formulas`'s search and the search itself (a function of
-    no arguments returning ``(signed fit, rmse)`` pairs, best first)."""
+    no arguments returning ``(signed fit, rmse)`` pairs, best first; ``progress`` shows its
+    bar)."""
     fit_rows = rows.fit
     x = fit_rows["train_input"].double().numpy()
     y = fit_rows["train_label"].double().numpy()[:, 0]
 
     def search() -> list[tuple[Any, float]]:
         found = []
-        for fit in fit_products(x, y, inputs, tuple(library), top=2 * top):
+        for fit in fit_products(x, y, inputs, tuple(library), 2 * top, progress):
             signed = signed_product(fit, x, y)
             if signed is not None:
                 refitted, rmse = polish_in_y(signed, x, y)
@@ -67,12 +68,16 @@ def product_search_key(
 
 
 def product_search_ahead(
-    rows: Split, inputs: list[int], library: tuple[str, ...], top: int = 3
+    rows: Split,
+    inputs: list[int],
+    library: tuple[str, ...],
+    top: int = 3,
+    progress: bool = False,
 ) -> tuple[str, Any]:
     """What :func:`product_formulas` with these arguments will search, done now: ``(key,
     result)`` for :func:`emp_kan._runtime.memo.remember` (a forked child with time to spare
-    runs it)."""
-    key, search = product_search(rows, inputs, library, top)
+    runs it; ``progress`` shows its bar)."""
+    key, search = product_search(rows, inputs, library, top, progress)
     return key, search()
 
 
@@ -83,6 +88,7 @@ def product_formulas(
     library: tuple[str, ...],
     top: int = 3,
     memo: Memo | None = None,
+    progress: bool = False,
 ) -> list[Any]:
     """The best power-law-times-one-function readings of the data as formulas of ``y``.
 
@@ -98,13 +104,15 @@ def product_formulas(
     top : int
     memo : Memo, optional
         Where a search on the same rows is kept (or pending in another process).
+    progress : bool
+        Show a tqdm bar over the search.
 
     Returns
     -------
     list of SymbolicFormula
         Constants snapped on the validation rows, errors measured on every split.
     """
-    key, search = product_search(rows, inputs, library, top)
+    key, search = product_search(rows, inputs, library, top, progress)
     # The search reads only the data: in discover both methods ask for it on the same rows.
     polished = recall(memo, "products", key, search, keep=list, restore=list)
     out, seen = [], set()
