@@ -20,22 +20,26 @@ from emp_kan.discovery.routes import Route
 from emp_kan.kan import adapter
 from emp_kan.pruning.records import PruneResult
 from emp_kan.pruning.rounds import prune_rounds
+from emp_kan.symbolic.choice import noise_floor
 from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.formula import SymbolicFormula
+from emp_kan.symbolic.pieces import read_structure
 from emp_kan.symbolic.products.search import product_formulas
+from emp_kan.symbolic.refit import refit_floats
 from emp_kan.symbolic.search import fit_formula
 from emp_kan.symbolic.transform import (
     LogTransform,
     direct_formulas,
     fit_log_transform,
     formula_in_original_space,
+    formula_of_expression,
     label_transform_formulas,
     power_law_formula,
 )
 
 log = logging.getLogger("emp_kan")
 
-__all__ = ["Candidate", "route_candidates"]
+__all__ = ["Candidate", "candidate_family", "is_kan_family", "route_candidates"]
 
 
 @dataclass
@@ -47,16 +51,28 @@ class Candidate:
     # input), "product-<k>" (a power law times one function of one input or monomial,
     # fitted to the data as given), "<route>-direct-<k>" (a library function fitted to one
     # input's data) or "<transform>-direct-<k>" (one fitted to y**2, exp(y) or 1/y).
+    # "<route>-structure" is the sum of the route's pruned KAN's additive pieces, each solved
+    # as a sparse sum (emp_kan.symbolic.pieces).
     name: str
     route: Route
     pruned: PruneResult
     formula: SymbolicFormula | None
     val_rmse: float
     timings: dict[str, float]
+    structure: dict[str, Any] | None = None  # the route's pruned KAN's pieces (StructureReading)
+
+    @property
+    def family(self) -> str:
+        """Where the formula comes from: ``"KAN edges"`` (the route's pruned KAN read edge by
+        edge), ``"KAN structure"`` (its pieces as sparse sums), ``"KAN power law"`` (its
+        straight edges in log space), or, read from the data without the KAN, ``"product
+        search"``, ``"power law"`` (over every input) and ``"direct fit"``."""
+        return candidate_family(self.name, self.route.name)
 
     def to_dict(self, chosen: bool) -> dict[str, Any]:
         return {
             "candidate": self.name,
+            "family": self.family,
             "route": self.route.name,
             "chosen": chosen,
             "formula": None if self.formula is None else str(self.formula.expression),
@@ -65,6 +81,29 @@ class Candidate:
             "test_rmse": (None if self.formula is None else finite_or_none(self.formula.test_rmse)),
             "edges": self.pruned.edges_alive,
         }
+
+
+_KAN_FAMILIES = ("KAN edges", "KAN structure", "KAN power law")
+
+
+def candidate_family(name: str, route: str) -> str:
+    """The family of candidate ``name`` of route ``route`` (see :attr:`Candidate.family`)."""
+    if name == route:
+        return "KAN edges"
+    if name.endswith("-structure"):
+        return "KAN structure"
+    if name == "power-law":
+        return "KAN power law"
+    if name.startswith("product-"):
+        return "product search"
+    if name == "power-law-all":
+        return "power law"
+    return "direct fit"
+
+
+def is_kan_family(family: str) -> bool:
+    """Whether a candidate of ``family`` was read from the pruned KAN."""
+    return family in _KAN_FAMILIES
 
 
 def _run_route(
@@ -115,6 +154,25 @@ def _run_route(
     if len(problem.variables) == 1:
         formulas.update(_one_input_formulas(formula, route, config))
     val = route.given_rows.validation
+    val_rmse = {
+        name: evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0]
+        for name, f in formulas.items()
+    }
+    # A law already read to the noise floor leaves the structure nothing to add.
+    floor = noise_floor(float(val["y"].std()))
+    solved = any(r <= floor for r in val_rmse.values())
+    structure, reading = _structure_formula(formula, pruned, route, config, not solved)
+    if structure is not None:
+        formulas[f"{route.name}-structure"] = structure
+        val_rmse[f"{route.name}-structure"] = evaluate_formula(
+            structure.expression, structure.variables, val["x"], val["y"]
+        )[0]
+    if config.candidates == "kan":
+        formulas = {
+            name: f
+            for name, f in formulas.items()
+            if is_kan_family(candidate_family(name, route.name))
+        }
     timings = {
         "train": route.seconds,
         "prune": seconds_prune,
@@ -126,11 +184,51 @@ def _run_route(
             route,
             pruned,
             f,
-            evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0],
+            val_rmse[name],
             timings,
+            reading,
         )
         for name, f in formulas.items()
     ]
+
+
+def _structure_formula(
+    formula: SymbolicFormula,
+    pruned: PruneResult,
+    route: Route,
+    config: DiscoverConfig,
+    solve: bool = True,
+) -> tuple[SymbolicFormula | None, dict[str, Any]]:
+    """The pruned KAN's additive pieces solved as sparse sums and added up
+    (:func:`~emp_kan.symbolic.pieces.read_structure`), mapped to ``y``, every constant refitted
+    jointly on the fit rows, then snapped on the validation rows (None when a piece has more
+    than two inputs or could not be solved), and the pieces as :meth:`StructureReading.to_dict`
+    gives them. Without ``solve`` only the pieces are read."""
+    rows = route.rows
+    reading = read_structure(
+        pruned.model,
+        (rows.fit["train_input"], rows.fit["train_label"]),
+        (rows.validation["x"], rows.validation["y"]),
+        formula.variables,
+        config.library,
+        solve,
+    )
+    names = [str(v) for v in formula.variables]
+    if reading.expression is None:
+        return None, reading.to_dict(names)
+    expr = reading.expression
+    if route.log_transform is not None:
+        expr = route.log_transform.to_original(expr, list(formula.variables))
+    fit = route.given_rows.fit
+    expr = refit_floats(
+        expr,
+        formula.variables,
+        fit["train_input"].double().numpy(),
+        fit["train_label"].double().numpy()[:, 0],
+    )
+    found = formula_of_expression(formula, expr, route.given_rows, edges=[])
+    found.spline_test_rmse = formula.spline_test_rmse
+    return found, reading.to_dict(names)
 
 
 def _data_route_formulas(

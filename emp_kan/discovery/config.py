@@ -28,7 +28,17 @@ from emp_kan.pruning.targets import SCOPES, TARGETS
 from emp_kan.symbolic.choice import MODEL_SELECTIONS
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 
-__all__ = ["ROUTES", "DiscoverConfig", "Setting", "checked_settings", "settings_for"]
+__all__ = [
+    "CANDIDATE_FAMILIES",
+    "ROUTES",
+    "DiscoverConfig",
+    "Setting",
+    "checked_settings",
+    "settings_for",
+]
+
+#: What the ``candidates`` setting may ask for: every family, or the pruned KAN's alone.
+CANDIDATE_FAMILIES = ("all", "kan")
 
 #: What the ``route`` setting may ask for (see :func:`emp_kan.discovery.routes.plan_routes`).
 ROUTES = ("auto", "none", "log", "log-y")
@@ -162,6 +172,15 @@ class DiscoverConfig:
         "within 1.5x of the most accurate) or accuracy (the most accurate; of equally "
         "accurate ones the simplest)",
         Options(MODEL_SELECTIONS),
+    )
+    candidates: str = _setting(
+        "all",
+        "which candidate formulas compete: all, or kan (only those read from the pruned KAN: "
+        "its edges' formula, its additive structure's sparse sums and the log route's power "
+        "law; no product search or direct fit on the data), to measure what the KAN itself "
+        "contributes",
+        Options(CANDIDATE_FAMILIES),
+        ("cli", "estimator", "bench"),
     )
     max_rows: int = _setting(
         5000,

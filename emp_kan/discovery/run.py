@@ -53,6 +53,7 @@ class MethodRun:
     skipped_routes: list[str] = field(default_factory=list)  # see run_method
     front_formulas: list[SymbolicFormula | None] = field(default_factory=list)  # front's
     scales: Scales | None = None  # the KAN works on the data divided by these (None: as given)
+    structure: dict[str, Any] | None = None  # the chosen route's pruned KAN's pieces
 
     def inputs(self) -> dict[str, list[str]]:
         """The inputs the pruned KAN kept (a live edge) and the ones it dropped, by name."""
@@ -116,7 +117,9 @@ class MethodRun:
             ],
             "timings": self.timings,
             "candidate": self.candidate,
+            "family": next((c["family"] for c in self.front if c["chosen"]), None),
             "source": candidate_source(self.candidate),
+            "structure": self.structure,
             "inputs": self.inputs(),
             "candidates": self.front,
             "skipped_routes": self.skipped_routes,
@@ -125,16 +128,18 @@ class MethodRun:
         }
 
 
-# Candidates read from the pruned KAN: a route's own symbolic formula, and the log route's
-# straight-edge power law over the inputs it kept. The others (product search, power law over
-# every input, direct and label-transform fits) search the data themselves.
+# Candidates read from the pruned KAN: a route's own symbolic formula, its structure's sparse
+# sums, and the log route's straight-edge power law over the inputs it kept. The others
+# (product search, power law over every input, direct and label-transform fits) search the
+# data themselves.
 _FROM_NETWORK = ("none", "log", "log-y", "power-law")
 
 
 def candidate_source(candidate: str) -> str:
     """``"network"`` for a formula read from the pruned KAN, ``"data search"`` for one a search
     on the rows found (see :class:`~emp_kan.discovery.candidates.Candidate`)."""
-    return "network" if candidate in _FROM_NETWORK else "data search"
+    from_network = candidate in _FROM_NETWORK or candidate.endswith("-structure")
+    return "network" if from_network else "data search"
 
 
 def make_pruner(method: str, config: DiscoverConfig) -> EMPPruner | ThresholdPruner:
@@ -259,6 +264,7 @@ def chosen_run(
         front,
         list(skipped or []),
         [c.formula for c in candidates],
+        structure=best.structure,
     )
 
 
