@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from emp_kan._runtime.memo import Memo
@@ -161,7 +162,12 @@ def _run_route(
     # A law already read to the noise floor leaves the structure nothing to add.
     floor = noise_floor(float(val["y"].std()))
     solved = any(r <= floor for r in val_rmse.values())
-    structure, reading = _structure_formula(formula, pruned, route, config, not solved)
+    try:
+        structure, reading = _structure_formula(formula, pruned, route, config, not solved)
+    except (ArithmeticError, ValueError, TypeError, MemoryError, np.linalg.LinAlgError) as exc:
+        # one candidate among many: its failure costs the run nothing else
+        log.info("the %s route's structure gave no formula: %s", route.name, exc)
+        structure, reading = None, None
     if structure is not None:
         formulas[f"{route.name}-structure"] = structure
         val_rmse[f"{route.name}-structure"] = evaluate_formula(

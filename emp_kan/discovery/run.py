@@ -5,6 +5,7 @@ validation rows."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,7 +23,7 @@ from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.records import PruneResult, in_label_units
 from emp_kan.symbolic.choice import choose_formula, noise_floor
 from emp_kan.symbolic.expression import evaluate_formula
-from emp_kan.symbolic.formula import SymbolicFormula, with_trust_warnings
+from emp_kan.symbolic.formula import SymbolicFormula, trust_warnings, with_trust_warnings
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.transform import LogTransform, formula_of_expression
 
@@ -240,6 +241,11 @@ def chosen_run(
     best = candidates[chosen]
     if best.formula is not None:
         best = replace(best, formula=with_trust_warnings(best.formula))
+        label = approximate_label(candidates, chosen)
+        if label is not None:
+            log.warning(label)
+            # after the trust warnings, which say what a reader must know first
+            best.formula.warnings.insert(len(trust_warnings(best.formula)), label)
     exact = None
     if best.formula is not None and problem.truth is not None:
         exact = is_exact_recovery(
@@ -266,6 +272,34 @@ def chosen_run(
         [c.formula for c in candidates],
         structure=best.structure,
     )
+
+
+APPROXIMATE = "approximate:"
+_APPROXIMATE_RATIO = 10.0
+
+
+def approximate_label(candidates: list[Candidate], chosen: int) -> str | None:
+    """The warning that labels the chosen candidate approximate, or None: when its validation
+    RMSE is more than 10x the pruned KAN's on the data as given (the data route's), it names
+    the ratio and the most accurate candidate."""
+    reference = next((c for c in candidates if c.route.log_transform is None), None)
+    if reference is None:
+        return None
+    network = reference.pruned.final_val_rmse
+    mine = candidates[chosen].val_rmse
+    if not (math.isfinite(network) and network > 0 and mine > _APPROXIMATE_RATIO * network):
+        return None
+    accurate = min(candidates, key=lambda c: c.val_rmse if math.isfinite(c.val_rmse) else math.inf)
+    text = (
+        f"{APPROXIMATE} the formula's validation error is {mine / network:.3g}x the pruned "
+        "network's"
+    )
+    if accurate is not candidates[chosen] and accurate.formula is not None:
+        text += (
+            f"; the most accurate candidate, {accurate.name}, reads "
+            f"{accurate.formula.expression} ({accurate.val_rmse / network:.3g}x)"
+        )
+    return text
 
 
 def fewer_rows(work: Problem, config: DiscoverConfig) -> tuple[Problem, bool]:
@@ -329,6 +363,11 @@ def run_in_data_units(
     formula = formulas[chosen] if formulas[chosen] is not None else run.formula
     if formula is not None:  # None: the symbolic stage did not run
         formula = with_trust_warnings(formula, run.formula.warnings if run.formula else ())
+        # the label compares errors on the same rows in the same units: it stays as it was
+        kept = [
+            w for w in (run.formula.warnings if run.formula else []) if w.startswith(APPROXIMATE)
+        ]
+        formula = replace(formula, warnings=kept + [w for w in formula.warnings if w not in kept])
     exact = run.exact
     if problem.truth is not None and formula is not None:
         exact = is_exact_recovery(

@@ -261,7 +261,12 @@ def formula_of_expression(
 
 def _integral_floats(expr: Any) -> Any:
     """``x**2.0`` -> ``x**2``: exponents that came out of the log space as whole floats."""
-    whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f) == int(f)}
+    # beyond 2**53 a float is whole without being an integer anyone wrote
+    whole = {
+        f: sp.Integer(int(f))
+        for f in expr.atoms(sp.Float)
+        if abs(float(f)) < 2.0**53 and float(f) == int(float(f))
+    }
     return expr.xreplace(whole)
 
 
