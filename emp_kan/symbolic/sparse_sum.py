@@ -29,7 +29,7 @@ _A_GRID = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 _B_GRID = np.linspace(-4.0, 4.0, 17)
 _NUISANCE_DEGREES = ((), (1, 2))
 _STARTS = 2  # grid points polished per (function, nuisance): the best of each direction
-_SECOND_FROM = 3  # one-function sums a second function is added to
+_SECOND_FROM = 4  # one-function sums a second function is added to
 _POLISHED = 6  # best sums polished jointly at the end
 _RELATIVE_FLOOR = 1e-5  # errors below this share of the labels' spread count as equal
 # log(a x + b) = log|a| + log(x + b/a): its scale is the intercept's, as a power's is the
@@ -46,18 +46,19 @@ class Term1D:
     function: str
     a: float = 1.0
     b: float = 0.0
-    power: int = 0
+    power: float = 0  # a monomial's power (1..5, or -1, -2, 1/2 in the linear stage)
 
     def values(self, x: np.ndarray) -> np.ndarray:
         """The term on ``x (n,)``, ``(n,)``."""
         if self.power:
-            return x**self.power
+            with np.errstate(all="ignore"):
+                return x**self.power
         with np.errstate(all="ignore"):
             return library_function(self.function).numpy(self.a * x + self.b)
 
     def sympy(self, symbol: sp.Expr) -> sp.Expr:
         if self.power:
-            return symbol**self.power
+            return symbol ** sp.nsimplify(self.power)
         inner = sp.Float(self.a) * symbol + sp.Float(self.b)
         return library_function(self.function).sympy(inner)
 
@@ -280,13 +281,18 @@ def _scored(
 
 
 def _with_monomial_subsets(
-    functions: tuple[Term1D, ...], max_terms: int, max_degree: int
+    functions: tuple[Term1D, ...],
+    max_terms: int,
+    max_degree: int,
+    extra_powers: tuple[float, ...] = (),
 ) -> list[tuple[Term1D, ...]]:
-    """``functions`` joined by every set of monomials that keeps at most ``max_terms`` terms."""
+    """``functions`` joined by every set of monomials (powers 1 to ``max_degree`` and
+    ``extra_powers``) that keeps at most ``max_terms`` terms."""
     room = max_terms - len(functions)
     out = []
+    pool = (*range(1, max_degree + 1), *extra_powers)
     for size in range(0, room + 1):
-        for powers in itertools.combinations(range(1, max_degree + 1), size):
+        for powers in itertools.combinations(pool, size):
             terms = tuple(_monomial(p) for p in powers) + functions
             if terms:
                 out.append(terms)
@@ -357,7 +363,15 @@ def fit_sparse_sum(
                 if scored is not None:
                     found[key] = scored
 
-    consider(_with_monomial_subsets((), max_terms, max_degree))
+    # Laurent and root terms join the linear stage where the input allows them: the virial
+    # series 1 + B/V + C/V**2 is linear in 1/V and 1/V**2.
+    everywhere = np.concatenate([x, xv])
+    extra: tuple[float, ...] = ()
+    if (everywhere != 0).all():
+        extra += (-1, -2)
+    if (everywhere > 0).all():
+        extra += (0.5,)
+    consider(_with_monomial_subsets((), max_terms, max_degree, extra))
     singles: list[SparseSum] = []
     for function in function_terms(tuple(library)):
         before = set(found)
