@@ -55,6 +55,18 @@ def test_without_pyoperon_the_operon_method_exits_2_with_the_install_line(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_without_rils_rols_the_rils_method_exits_2_with_the_install_line(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(sys.modules, "rils_rols", None)  # import rils_rols now fails
+    monkeypatch.setitem(sys.modules, "rils_rols.rils_rols", None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--equations", "8", "--methods", "emp,rils", "--out", "b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install --no-build-isolation rils-rols" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_label_noise_touches_training_labels_only_is_seeded_and_leaves_global_rngs_alone():
     problem = formula_problem("x*y", "x=0:1,y=0:1", samples=400, seed=3)
     states = (

@@ -14,7 +14,9 @@ Methods:
 * ``pykan``: pykan's tutorial workflow end to end (fit with lamb, prune, fit, refine(10), fit,
   auto_symbolic, fit, symbolic_formula): the whole-pipeline comparison;
 * ``operon``: pyoperon's genetic programming on the same fit rows, same test rows, same
-  exactness check (:mod:`emp_kan.baselines.operon`; the optional extra ``emp-kan[sr]``).
+  exactness check (:mod:`emp_kan.baselines.operon`; the optional extra ``emp-kan[sr]``);
+* ``rils``: RILS-ROLS (iterated local search and least squares) the same way
+  (:mod:`emp_kan.baselines.rils`; it builds from source, see there).
 
 ``--noise SIGMA`` adds seeded Gaussian noise of SIGMA times the label standard deviation to the
 training (and so the validation) labels of every method alike; the test labels stay clean.
@@ -38,6 +40,7 @@ from emp_kan._runtime.checks import check_whole
 from emp_kan.app.bench_summary import METHODS, write_summary
 from emp_kan.baselines import pykan_workflow
 from emp_kan.baselines.operon import require_operon, run_operon
+from emp_kan.baselines.rils import require_rils, rils_workflow
 from emp_kan.data import feynman
 from emp_kan.data.problems import feynman_problem, with_label_noise
 from emp_kan.data.scaling import training_view
@@ -120,6 +123,8 @@ def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
         raise ValueError(f"methods must be among {', '.join(METHODS)}; got {', '.join(methods)}")
     if "operon" in methods:
         require_operon()
+    if "rils" in methods:
+        require_rils()
     for eq in equations:
         if eq in feynman.BROKEN_FEYNMAN:
             raise ValueError(f"{feynman.BROKEN_FEYNMAN[eq]}; leave it out of --equations")
@@ -265,6 +270,9 @@ def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
             row.update(_pykan_workflow(problem, bench, seed))
         elif method == "operon":
             row.update(_operon_workflow(problem, seed))
+        elif method == "rils":
+            found = rils_workflow(problem, seed)
+            row.update(found, spline_test_rmse=None, edges=None)
         else:
             row.update(_our_workflow(method, problem, bench, seed))
     except Exception as exc:  # recorded, so the bench goes on and the summary shows it

@@ -29,7 +29,7 @@ def _compare(emp_row: dict, other: dict) -> str:
         return "win" if e_exact else "loss"
     e_edges, o_edges = emp_row.get("edges"), other.get("edges")
     e_rmse, o_rmse = emp_row.get("test_rmse"), other.get("test_rmse")
-    if other.get("method") == "operon" and "error" not in other:
+    if other.get("method") in ("operon", "rils") and "error" not in other:
         # No graph to count: the same exactness is settled by the formula's test RMSE alone.
         if e_rmse is None or o_rmse is None:
             return "tie" if e_rmse is o_rmse else ("loss" if e_rmse is None else "win")
@@ -146,7 +146,13 @@ def _plot_summary(summary: dict, rows: list[dict], path: Path) -> None:
 
     methods = list(summary["methods"])
     agg = summary["methods"]
-    colors = {"emp": "#1f4e79", "threshold": "#8c8c8c", "pykan": "#b3541e", "operon": "#4f7f3a"}
+    colors = {
+        "emp": "#1f4e79",
+        "threshold": "#8c8c8c",
+        "pykan": "#b3541e",
+        "operon": "#4f7f3a",
+        "rils": "#7a4f9a",
+    }
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     ax = axes[0]
     ax.bar(methods, [agg[m]["exact_rate"] for m in methods], color=[colors[m] for m in methods])
@@ -161,7 +167,7 @@ def _plot_summary(summary: dict, rows: list[dict], path: Path) -> None:
     ax.bar(
         methods, [agg[m]["median_edges"] or 0 for m in methods], color=[colors[m] for m in methods]
     )
-    ax.set_title("median edges kept (operon: no graph)", fontsize=10)
+    ax.set_title("median edges kept (operon, rils: no graph)", fontsize=10)
     fig.tight_layout()
     try:
         with staged_file(path, suffix=".png") as tmp:
@@ -170,4 +176,4 @@ def _plot_summary(summary: dict, rows: list[dict], path: Path) -> None:
         plt.close(fig)
 
 
-METHODS = ("emp", "threshold", "pykan", "operon")
+METHODS = ("emp", "threshold", "pykan", "operon", "rils")

@@ -414,8 +414,9 @@ def _add_bench(sub: Any) -> argparse.ArgumentParser:
     bench.add_argument(
         "--methods",
         default="emp,threshold,pykan",
-        help="any of emp, threshold, pykan, operon (operon needs pip install 'emp-kan[sr]') "
-        "(default: %(default)s)",
+        help="any of emp, threshold, pykan, operon, rils (operon needs pip install "
+        "'emp-kan[sr]'; rils needs pip install pybind11 wheel setuptools, then pip install "
+        "--no-build-isolation rils-rols) (default: %(default)s)",
     )
     bench.add_argument("--seeds", default="0", metavar="LIST", help="e.g. 0,1 (default: 0)")
     bench.add_argument("--out", required=True, metavar="DIR", help="results folder")

@@ -152,13 +152,12 @@ def _interaction_fit(
     """Forward selection over :func:`_interaction_columns` (least squares on the fit rows), the
     size with the lowest information criterion on the validation rows; over monomials alone
     and with the edges' functions, the better of the two."""
-    monomials_only = _selected(piece, {c: [] for c in piece.inputs}, fit_rows, val_rows, symbols)
-    if not any(functions.values()):
-        return monomials_only
-    with_functions = _selected(piece, functions, fit_rows, val_rows, symbols)
-    if monomials_only is None or with_functions is None:
-        return monomials_only or with_functions
-    return min((monomials_only, with_functions), key=lambda f: f[0])[1]
+    dictionaries = [{c: [] for c in piece.inputs}]
+    if any(functions.values()):
+        dictionaries.append(functions)
+    found = [_selected(piece, d, fit_rows, val_rows, symbols) for d in dictionaries]
+    found = [f for f in found if f is not None]
+    return min(found, key=lambda f: f[0])[1] if found else None
 
 
 def _selected(
