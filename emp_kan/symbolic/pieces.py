@@ -4,9 +4,9 @@ The pruned KAN says which inputs enter the law together (:mod:`emp_kan.kan.struc
 of one input is solved as a sparse sum of monomials and library functions
 (:func:`~emp_kan.symbolic.sparse_sum.fit_sparse_sum`); a piece of two inputs by a sparse
 regression over products of one-input terms (monomials up to degree 3 and the functions its
-first-layer edges read as). Each piece is fitted to the data less the other pieces (the
-network's values at first, then the formulas found: backfitting), so the splines' errors
-leave the result once every piece has a formula.
+first-layer edges read as). Each piece is fitted to the data less the other pieces' values in
+the network; the splines' errors leave the result when the pieces' sum is refitted as a whole
+(:func:`~emp_kan.symbolic.refit.refit_floats`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from emp_kan.symbolic.sparse_sum import (
 
 __all__ = ["PieceFit", "StructureReading", "read_structure"]
 
-_BACKFIT_PASSES = 1
 _MAX_PIECE_INPUTS = 2
 _MAX_INTERACTION_TERMS = 6
 _INTERACTION_DEGREE = 3
@@ -50,11 +49,11 @@ class PieceFit:
 
 @dataclass
 class StructureReading:
-    """The pieces of a pruned KAN and, when every piece could be solved, the formula they add
-    up to (floats unsnapped)."""
+    """The pieces of a pruned KAN, each one's formula where it was solved (``fits``, aligned
+    with ``pieces``) and, when every piece was, the formula they add up to (floats unsnapped)."""
 
     pieces: list[Piece]
-    fits: list[PieceFit]
+    fits: list[PieceFit | None]
     expression: sp.Expr | None
 
     def to_dict(self, names: Sequence[str]) -> dict[str, Any]:
@@ -65,14 +64,10 @@ class StructureReading:
                     formula=None if f is None else str(f.expression),
                     family=(None if f is None else f.family),
                 )
-                for p, f in zip(self.pieces, self._fits_by_piece(), strict=True)
+                for p, f in zip(self.pieces, self.fits, strict=True)
             ],
             "separable": len(self.pieces) > 1,
         }
-
-    def _fits_by_piece(self) -> list[PieceFit | None]:
-        by_piece = {f.piece: f for f in self.fits}
-        return [by_piece.get(p) for p in self.pieces]
 
 
 def _sum_fit(piece: Piece, found: SparseSum, symbol: sp.Symbol) -> PieceFit:
@@ -242,7 +237,7 @@ def read_structure(
     masks = [m.detach().cpu().numpy() for m in adapter.get_edge_masks(model)]
     pieces, reference = split_separable(model, fit_rows[0], additive_pieces(masks))
     if not solve or not pieces or any(len(p.inputs) > _MAX_PIECE_INPUTS for p in pieces):
-        return StructureReading(pieces, [], None)
+        return StructureReading(pieces, [None] * len(pieces), None)
     x, y = (t.detach().double().numpy() for t in fit_rows)
     xv, yv = (t.detach().double().numpy() for t in val_rows)
     y, yv = y[:, 0], yv[:, 0]
@@ -258,30 +253,19 @@ def read_structure(
         if len(p.inputs) == 2
     }
     fits: list[PieceFit | None] = [None] * len(pieces)
-    for _ in range(_BACKFIT_PASSES if len(pieces) > 1 else 1):
-        for k, piece in enumerate(pieces):
-            target, val_target = y - others[k], yv - val_others[k]
-            if len(piece.inputs) == 1:
-                column = piece.inputs[0]
-                found = fit_sparse_sum(
-                    (x[:, column], target), (xv[:, column], val_target), library, top=1
-                )
-                fits[k] = _sum_fit(piece, found[0], variables[column]) if found else None
-            else:
-                fits[k] = _interaction_fit(
-                    piece, functions[piece], (x, target), (xv, val_target), variables
-                )
-            if fits[k] is None:
-                return StructureReading(pieces, [f for f in fits if f is not None], None)
-        # the others of each piece, now from the formulas found
-        predictions = [f.predict(x) for f in fits]
-        val_predictions = [f.predict(xv) for f in fits]
-        if not all(np.isfinite(p).all() for p in predictions + val_predictions):
-            break
-        others = [sum(predictions) - predictions[k] for k in range(len(pieces))]
-        val_others = [sum(val_predictions) - val_predictions[k] for k in range(len(pieces))]
-    solved = [f for f in fits if f is not None]
-    expression = (
-        sum((f.expression for f in solved), sp.Integer(0)) if len(solved) == len(pieces) else None
-    )
-    return StructureReading(pieces, solved, expression)
+    for k, piece in enumerate(pieces):
+        target, val_target = y - others[k], yv - val_others[k]
+        if len(piece.inputs) == 1:
+            column = piece.inputs[0]
+            found = fit_sparse_sum(
+                (x[:, column], target), (xv[:, column], val_target), library, top=1
+            )
+            fits[k] = _sum_fit(piece, found[0], variables[column]) if found else None
+        else:
+            fits[k] = _interaction_fit(
+                piece, functions[piece], (x, target), (xv, val_target), variables
+            )
+        if fits[k] is None:
+            return StructureReading(pieces, fits, None)
+    expression = sum((f.expression for f in fits), sp.Integer(0))
+    return StructureReading(pieces, fits, expression)
