@@ -192,6 +192,16 @@ def test_identities_that_hold_on_positive_ranges_count():
     )
 
 
+def test_identities_that_hold_on_ranges_from_zero_count():
+    # Kepler's third law (Feynman eq. 110, d in [0, 1]) as the symbolic stage writes it
+    d, g, m1, m2 = sp.symbols("d G m_1 m_2")
+    found = 2 * sp.pi * sp.sqrt(d**3 / (g * m1 * (1 + m2 / m1)))
+    truth = 2 * sp.pi * d ** sp.Rational(3, 2) / sp.sqrt(g * (m1 + m2))
+    names = ["d", "G", "m_1", "m_2"]
+    assert is_exact_recovery(found, truth, names, ranges=[(0, 1)] + [(0.5, 2)] * 3)
+    assert not is_exact_recovery(found, truth, names, ranges=[(-1, 1)] + [(0.5, 2)] * 3)
+
+
 def test_rounding_follows_srbench():
     x = sp.Symbol("x")
     assert round_formula(1.23456 * x + 0.00005) == sp.Float(1.235) * x

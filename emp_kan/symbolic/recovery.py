@@ -35,18 +35,16 @@ def round_formula(expr: Any, digits: int = 3, drop_below: float = 1e-4) -> Any:
 
 
 def _by_name(
-    expr: Any, variables: Sequence[Any], positive: Sequence[bool] | None = None
+    expr: Any, variables: Sequence[Any], signs: Sequence[str] | None = None
 ) -> tuple[Any, list[sp.Symbol]]:
     """``expr`` with its symbols replaced by real symbols named as ``variables``.
 
-    Variables flagged in ``positive`` are declared positive, so that sympy may use
-    ``sqrt(a)*sqrt(b) = sqrt(a*b)`` and the like where the data allow it.
+    A variable whose entry of ``signs`` is ``"positive"`` or ``"nonnegative"`` is declared so,
+    so that sympy may use ``sqrt(a)*sqrt(b) = sqrt(a*b)`` or ``sqrt(d**3) = d**(3/2)`` where
+    the data allow it; ``"real"`` (the default) declares only that.
     """
-    positive = positive if positive is not None else [False] * len(variables)
-    plain = [
-        sp.Symbol(str(v), positive=True) if pos else sp.Symbol(str(v), real=True)
-        for v, pos in zip(variables, positive, strict=True)
-    ]
+    signs = signs if signs is not None else ["real"] * len(variables)
+    plain = [sp.Symbol(str(v), **{sign: True}) for v, sign in zip(variables, signs, strict=True)]
     lookup = {str(v): p for v, p in zip(variables, plain, strict=True)}
     expr = as_expression(expr)
     return expr.xreplace({s: lookup[s.name] for s in expr.free_symbols if s.name in lookup}), plain
@@ -107,7 +105,8 @@ def is_exact_recovery(
     ranges : per-variable (low, high), optional
         Where to screen numerically (default [0.5, 2] for every variable, which avoids most
         poles and branch cuts). A variable whose range lies above 0 is treated as positive in
-        the proof (``sqrt(a)*sqrt(b)`` equals ``sqrt(a*b)`` there).
+        the proof (``sqrt(a)*sqrt(b)`` equals ``sqrt(a*b)`` there), one whose range starts at
+        0 as nonnegative.
     seed : int
         For the screening points.
 
@@ -124,9 +123,12 @@ def is_exact_recovery(
         bounds = [tuple(r) for r in ranges]
     else:
         bounds = [(0.5, 2.0)] * len(names)
-    positive = [float(lo) > 0 for lo, _ in bounds]
-    found_r, symbols = _by_name(round_formula(found), names, positive)
-    truth_r, _ = _by_name(truth, names, positive)
+    signs = [
+        "positive" if float(lo) > 0 else "nonnegative" if float(lo) == 0 else "real"
+        for lo, _ in bounds
+    ]
+    found_r, symbols = _by_name(round_formula(found), names, signs)
+    truth_r, _ = _by_name(truth, names, signs)
     if found_r == 0:
         return False
     rng = np.random.default_rng(seed)
