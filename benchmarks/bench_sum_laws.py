@@ -11,7 +11,10 @@ optional extra) on the same training rows. Exactness is the SRBench rule
 the laws already there, so a killed run loses nothing finished.
 
     .venv/bin/python benchmarks/bench_sum_laws.py [--out FILE.jsonl] [--only 1,2]
-        [--candidates all|kan]
+        [--candidates all|kan] [--methods emp,threshold,rils] [--noise 0.01]
+
+``--noise SIGMA`` adds Gaussian noise of SIGMA x the labels' spread to the training labels (seeded,
+the same rows for every method; the test labels stay clean).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from emp_kan.data.problems import formula_problem
+from emp_kan.data.problems import formula_problem, with_label_noise
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.discover import discover
 
@@ -91,7 +94,8 @@ def _row(number: int, law: tuple, config: DiscoverConfig, methods: list[str]) ->
     if "rils" in methods:
         from emp_kan.baselines.rils import rils_workflow
 
-        row["rils"] = rils_workflow(problem, seed=0)
+        # the same noisy training rows discover drew (with_label_noise, seed 0)
+        row["rils"] = rils_workflow(with_label_noise(problem, config.noise, 0), seed=0)
     return row
 
 
@@ -122,9 +126,10 @@ def main() -> None:
     parser.add_argument("--only", default="", help="law numbers (1-based), e.g. 1,4")
     parser.add_argument("--candidates", default="all", choices=("all", "kan"))
     parser.add_argument("--methods", default="emp,threshold", help="add rils for RILS-ROLS")
+    parser.add_argument("--noise", type=float, default=0.0, help="label noise, share of std")
     args = parser.parse_args()
     methods = args.methods.split(",")
-    config = replace(DiscoverConfig(), candidates=args.candidates)
+    config = replace(DiscoverConfig(), candidates=args.candidates, noise=args.noise)
     out = Path(args.out)
     done = (
         {json.loads(line)["law"] for line in out.read_text().splitlines()}

@@ -146,7 +146,11 @@ def test_small_discover_writes_a_complete_report(tmp_path, monkeypatch, capsys):
     parse_formula(report["formula"])  # our own output reads back through the safe parser
     assert report["variables"] == ["x", "y"] and report["truth"] == "x*y + 1"
     assert set(report["timings"]) == {"train", "prune", "symbolic", "total"}
-    assert report["edges"]["initial"] == 9
+    # the [2, 3, 1] KAN, or the larger one the capacity steps kept
+    kept = [step["widths"] for step in report["capacity"] if step["kept"]]
+    assert report["edges"]["initial"] in {
+        sum(a * b for a, b in zip(w, w[1:], strict=False)) for w in [[2, 3, 1], *kept[-1:]]
+    }
     assert report["baseline"]["method"] == "threshold"
     assert set(report["baseline"]) >= {"formula", "exact", "test_rmse", "edges", "timings"}
     layer = report["rounds"][0]["layers"][0]

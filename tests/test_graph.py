@@ -131,3 +131,28 @@ def test_history_plot_needs_rounds():
 def test_variable_names_must_match_the_inputs(trained):
     with pytest.raises(ValueError, match="variables has 2 names but the model has 3"):
         to_networkx(trained, variables=["a", "b"])
+
+
+def test_additive_pieces_colour_their_own_hidden_nodes_and_name_themselves(trained, dataset):
+    from emp_kan.draw.graph import mark_pieces
+
+    g = to_networkx(trained, dataset["train_input"], variables=["a", "b", "c"], outputs=["f"])
+    hidden = [0, 1, 2, 3]  # the unpruned [3, 4, 1] KAN's hidden nodes
+    structure = {
+        "pieces": [
+            {"inputs": ["a"], "nodes": [0]},
+            {"inputs": ["b"], "nodes": [1]},
+            {"inputs": ["c"], "nodes": [1]},  # split off node 1: a shared node is no piece's
+        ]
+    }
+    mark_pieces(g, trained, structure)
+    assert g.nodes[node_id(1, hidden[0])]["piece"] == 1
+    assert "piece" not in g.nodes[node_id(1, hidden[1])]
+    assert all("piece" not in d for n, d in g.nodes(data=True) if n != node_id(1, hidden[0]))
+    ax = plot_graph(g, pieces=["a: sin(a)", "b: b**2", "c"])
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a: sin(a)", "b: b**2", "c"]
+    plt.close(ax.figure)
+    untouched = to_networkx(trained, dataset["train_input"])
+    mark_pieces(untouched, trained, None)
+    assert all("piece" not in d for _, d in untouched.nodes(data=True))

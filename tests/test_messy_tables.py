@@ -271,6 +271,7 @@ def test_a_rescaled_poor_formula_warns_once(tmp_path, caplog):
     out = tmp_path / "report"
     args = ["discover", "--csv", str(path), "--target", "y", "--compare", "none"]
     args += ["--workers", "1", "--hidden", "2", "--steps", "20", "--rounds", "1"]
+    args += ["--capacity", "0"]  # kept too small for the law on purpose
     with caplog.at_level(logging.WARNING, logger="emp_kan"):
         assert main([*args, "--out", str(out), "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())

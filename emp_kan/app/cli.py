@@ -169,7 +169,18 @@ def _table(report: dict, out: str) -> str:
             f", dropped {', '.join(dropped)}" if dropped else ""
         )
 
+    def constants(r: dict) -> str:
+        listed = [
+            f"{c['value']:.4g} ± {c['std_error']:.2g}"
+            if c.get("std_error") is not None
+            else f"{c['value']:.4g}"
+            for c in r.get("constants", [])
+        ]
+        return short(", ".join(listed)) if listed else "-"
+
     rows = [("formula", [short(r["formula"]) for _, r in runs])]
+    if any(r.get("constants") for _, r in runs):
+        rows.append(("constants", [constants(r) for _, r in runs]))
     if report["truth"] is not None:  # a known law: how it compares
         rows += [
             ("truth", [report["truth"]] * len(runs)),

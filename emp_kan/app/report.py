@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from emp_kan import __version__
+from emp_kan.data.formula_parse import parse_formula
 from emp_kan.discovery.run import candidate_source
-from emp_kan.draw.graph import edge_curves, to_networkx
+from emp_kan.draw.graph import edge_curves, mark_pieces, to_networkx
 from emp_kan.draw.plotting import plot_graph, plot_history
 from emp_kan.kan import adapter
 
@@ -185,6 +187,7 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
         outputs=[output],
         symbolic=run.formula.graph_attributes(names),
     )
+    mark_pieces(graph, run.pruned, run.structure)
     if method == "emp":
         files["graph.graphml"] = "\n".join(nx.generate_graphml(graph)).encode("utf-8")
     label = "EMP" if method == "emp" else "pykan thresholds"
@@ -192,6 +195,7 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
         graph,
         curves=edge_curves(run.pruned, x),
         title=_graph_title(problem.name, label, run, logged),
+        pieces=_piece_labels(run.structure),
     )
     buffer = io.BytesIO()
     ax.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
@@ -212,6 +216,31 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
         plt.close(fig)
         files[f"history{suffix}.png"] = buffer.getvalue()
     return files
+
+
+def _piece_labels(structure: dict[str, Any] | None) -> list[str] | None:
+    """The graph's legend of additive pieces (``"x, y: formula"``), when the pruned KAN splits
+    into two or more; None otherwise."""
+    if not structure or len(structure.get("pieces", [])) < 2:
+        return None
+    labels = []
+    for piece in structure["pieces"]:
+        label = ", ".join(piece["inputs"])
+        formula = piece.get("formula")  # None: not solved (a candidate was at the floor)
+        if formula:
+            formula = _rounded(formula)
+            label += f": {formula if len(formula) <= 48 else formula[:45] + '...'}"
+        labels.append(label)
+    return labels
+
+
+def _rounded(formula: str) -> str:
+    """``formula`` with its floats to 4 significant digits, for a legend."""
+    try:
+        expr = parse_formula(formula, max_length=100000)
+    except ValueError:
+        return formula
+    return str(expr.xreplace({f: sp.Float(f, 4) for f in expr.atoms(sp.Float)}))
 
 
 def plot_fit(formula: Any, problem: Any, target: str) -> Any:

@@ -110,6 +110,16 @@ class DiscoverConfig:
     lamb: float = _setting(
         1e-3, "pykan's sparsity regularisation while training", Interval(float, 0), _ALL
     )
+    capacity: int = _setting(
+        3,
+        "when the data route's trained KAN has a validation RMSE above 5 x floor x the std of "
+        "the labels, "
+        "try up to this many larger KANs in turn (hidden layers twice as wide, one more "
+        "layer, a grid twice as fine) and keep one only when it cuts that error by a fifth; "
+        "0: never",
+        Interval(int, 0),
+        _ALL,
+    )
     tol: float = _setting(
         DEFAULT_SCHEDULE.tol,
         "accept a pruned model when its validation RMSE is at most "

@@ -49,7 +49,6 @@ def discover(
         ``"emp"`` and, when comparing, ``"threshold"``: models and formulas for pictures.
     """
     config = config.check()
-    width = config.model_width(len(problem.variables))
     problem = with_label_noise(problem, config.noise, config.seed)
     # The KAN trains on columns near 1 in float32; the law is read back in the data's units.
     scales, work = training_view(problem)
@@ -86,7 +85,7 @@ def discover(
             "work shared between the methods: %s",
             ", ".join(f"{n} {kind}" for kind, n in sorted(reused.items())),
         )
-    report = runs["emp"].summary(width)
+    report = runs["emp"].summary()
     report.update(
         {
             "dataset": problem.name,
@@ -114,7 +113,7 @@ def discover(
                 "inputs": dict(zip(problem.variables, scales.inputs, strict=True)),
                 "label": scales.label,
             },
-            "baseline": runs["threshold"].summary(width) if "threshold" in runs else None,
+            "baseline": runs["threshold"].summary() if "threshold" in runs else None,
             "operon": run_operon(problem, config.seed, config.validation_fraction).summary()
             if config.operon
             else None,

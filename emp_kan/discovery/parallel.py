@@ -134,7 +134,9 @@ def train_routes(
                 {
                     i: (
                         status,
-                        adapter.model_from_state(value) if status == "done" else value,
+                        (adapter.model_from_state(value[0]), value[1])
+                        if status == "done"
+                        else value,
                         seconds,
                     )
                     for i, (status, value, seconds) in theirs.items()

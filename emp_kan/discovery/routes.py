@@ -7,13 +7,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from emp_kan.data.problems import Problem
 from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.kan import adapter
+from emp_kan.kan.capacity import CapacityStep, escalate
 from emp_kan.kan.training import train
 from emp_kan.symbolic.transform import (
     LogTransform,
@@ -47,6 +48,7 @@ class Route:
     trained: Any = None  # None until trained (see train_routes' only_first)
     seconds: float = 0.0
     left_out: bool = False  # an extra route whose training failed or diverged (logged)
+    capacity: list[CapacityStep] = field(default_factory=list)  # larger KANs tried
 
 
 def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
@@ -82,29 +84,51 @@ def plan_routes(problem: Problem, config: DiscoverConfig) -> list[Route]:
     return routes
 
 
-def train_dense(route: Route, config: DiscoverConfig) -> tuple[Any, float]:
+# The dense KAN trains with the sparsity penalty, which costs accuracy that pruning's
+# unpenalised polish wins back (a default law's dense KAN sits at 2% of the label std and its
+# pruned one at 0.02%): only an error well above the pruning floor says the KAN is too small.
+_FAR_ABOVE_FLOOR = 5.0
+
+
+def train_dense(route: Route, config: DiscoverConfig) -> tuple[Any, float, list[CapacityStep]]:
     """The unpruned KAN both pruning methods start from, trained on the route's fit rows only.
 
-    Returns the trained model and the seconds it took. The validation rows (see
-    :class:`~emp_kan.data.split.Split`) are kept out of training so that the round loop and
-    the symbolic stage can decide on them.
+    Returns the trained model, the seconds it took and the larger KANs tried. The validation
+    rows (see :class:`~emp_kan.data.split.Split`) are kept out of training so that the round
+    loop and the symbolic stage can decide on them. On the data route (inputs and label as
+    given), when the model's validation RMSE is above 5 x ``config.floor`` x the labels' std, up
+    to ``config.capacity`` larger KANs are trained
+    (:func:`~emp_kan.kan.capacity.escalate`) and the best on the validation rows is kept.
     """
     width = config.model_width(len(route.problem.variables))
-    fit = route.rows.fit
+    fit, val = route.rows.fit, route.rows.validation
     model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
     start = time.perf_counter()
     trained = train(model, fit, steps=config.steps, lamb=config.lamb, seed=config.seed)
-    return trained, time.perf_counter() - start
+    trained, tried = escalate(
+        trained,
+        fit,
+        val,
+        steps=config.steps,
+        lamb=config.lamb,
+        seed=config.seed,
+        enough=_FAR_ABOVE_FLOOR * config.floor * float(val["y"].std()),
+        # The log routes hold products and exponentials of the inputs; a law that their KAN
+        # cannot fit is not one of those, and more capacity there only costs time.
+        budget=config.capacity if route.log_transform is None else 0,
+    )
+    return trained, time.perf_counter() - start, tried
 
 
 def train_one(route: Route, config: DiscoverConfig, as_state: bool) -> tuple[str, Any, float]:
-    """:func:`train_dense` on one route: ``("done", model, seconds)`` or ``("failed", the
-    exception, 0.0)``; with ``as_state`` the model as a picklable state (for a forked child)."""
+    """:func:`train_dense` on one route: ``("done", (model, capacity steps), seconds)`` or
+    ``("failed", the exception, 0.0)``; with ``as_state`` the model as a picklable state (for
+    a forked child)."""
     try:
-        model, seconds = train_dense(route, config)
+        model, seconds, tried = train_dense(route, config)
     except (RuntimeError, ValueError) as exc:
         return "failed", exc, 0.0
-    return "done", adapter.model_state(model) if as_state else model, seconds
+    return "done", (adapter.model_state(model) if as_state else model, tried), seconds
 
 
 def settle_route(
@@ -126,7 +150,7 @@ def settle_route(
         )
         route.left_out = True
         return
-    route.trained, route.seconds = value, seconds
+    (route.trained, route.capacity), route.seconds = value, seconds
     if essential:
         return
     fit = route.rows.fit

@@ -12,6 +12,7 @@ from typing import Any
 from emp_kan._runtime import threads
 from emp_kan._runtime.memo import Memo
 from emp_kan._runtime.numbers import finite_or_none
+from emp_kan.data.noise import neighbour_noise
 from emp_kan.data.problems import Problem
 from emp_kan.data.scaling import Scales
 from emp_kan.data.split import Split, fewer_training_rows
@@ -21,11 +22,12 @@ from emp_kan.discovery.routes import Route, ensure_trained, trial_order
 from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.records import PruneResult, in_label_units
-from emp_kan.symbolic.choice import choose_formula, noise_floor
-from emp_kan.symbolic.expression import evaluate_formula
+from emp_kan.symbolic.choice import choose_formula, noise_floor, noise_tie
+from emp_kan.symbolic.expression import evaluate_formula, numpy_xy
 from emp_kan.symbolic.formula import SymbolicFormula, trust_warnings, with_trust_warnings
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.transform import LogTransform, formula_of_expression
+from emp_kan.symbolic.uncertainty import constants_with_errors
 
 log = logging.getLogger("emp_kan")
 
@@ -55,6 +57,9 @@ class MethodRun:
     front_formulas: list[SymbolicFormula | None] = field(default_factory=list)  # front's
     scales: Scales | None = None  # the KAN works on the data divided by these (None: as given)
     structure: dict[str, Any] | None = None  # the chosen route's pruned KAN's pieces
+    capacity: list[dict[str, Any]] = field(default_factory=list)  # the data route's larger KANs
+    noise_estimate: dict[str, Any] | None = None  # see noise_estimate()
+    constants: list[dict[str, Any]] = field(default_factory=list)  # the formula's, with errors
 
     def inputs(self) -> dict[str, list[str]]:
         """The inputs the pruned KAN kept (a live edge) and the ones it dropped, by name."""
@@ -65,8 +70,9 @@ class MethodRun:
             "dropped": [n for n, alive in zip(names, live, strict=True) if not alive],
         }
 
-    def summary(self, initial_widths: list[int]) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         hist = self.pruned.to_dict()["history"]
+        initial_widths = self.pruned.initial_widths
         edges0 = sum(a * b for a, b in zip(initial_widths[:-1], initial_widths[1:], strict=True))
         return {
             "method": self.name,
@@ -84,6 +90,9 @@ class MethodRun:
                 "final": sum(adapter.widths(self.pruned.model)[1:-1]),
             },
             "widths": adapter.widths(self.pruned.model),
+            "capacity": self.capacity,
+            "noise_estimate": self.noise_estimate,
+            "constants": self.constants,
             "stop_reason": self.pruned.stop_reason,
             "accept_below": finite_or_none(self.pruned.accept_below),
             "rejected_attempts": self.pruned.rejected_attempts,
@@ -236,6 +245,7 @@ def chosen_run(
             float(val["y"].std()),
             [c.pruned.edges_alive for c in candidates],
             config.model_selection,
+            n_rows=int(val["y"].shape[0]),
         )
         chosen = 0 if picked is None else picked
     best = candidates[chosen]
@@ -255,6 +265,12 @@ def chosen_run(
             test_r2=best.formula.test_r2,
             ranges=problem.ranges,
         )
+    given = candidates[0].route.given_rows
+    constants = (
+        constants_with_errors(best.formula.expression, best.formula.variables, given)
+        if best.formula is not None
+        else []
+    )
     per_route = {c.route.name: c.timings for c in candidates}.values()
     timings = {key: sum(t[key] for t in per_route) for key in ("train", "prune", "symbolic")}
     timings["total"] = sum(timings.values())
@@ -271,7 +287,37 @@ def chosen_run(
         list(skipped or []),
         [c.formula for c in candidates],
         structure=best.structure,
+        # only the data route escalates (see routes.train_dense)
+        noise_estimate=noise_estimate(candidates, given) if symbolic else None,
+        constants=constants,
+        capacity=[
+            step.to_dict()
+            for step in next(
+                (c.route.capacity for c in candidates if c.route.log_transform is None), []
+            )
+        ],
     )
+
+
+def noise_estimate(candidates: list[Candidate], rows: Split) -> dict[str, float | None]:
+    """How noisy the labels look, three ways, each an upper bound of the noise's standard
+    deviation: ``neighbours`` (model-free, :func:`~emp_kan.data.noise.neighbour_noise` on the
+    fit rows; it also counts what the law changes between neighbours), ``network`` (the data
+    route's pruned KAN's validation RMSE) and ``best_formula`` (the lowest validation RMSE of
+    any candidate); and ``ties_below``, the validation RMSE below which candidates counted as
+    equal in the choice (:func:`~emp_kan.symbolic.choice.noise_tie`, or the float32 floor)."""
+    x, y = numpy_xy(rows.fit["train_input"], rows.fit["train_label"])
+    reference = next((c for c in candidates if c.route.log_transform is None), None)
+    val_y = rows.validation["y"]
+    rmses = [c.val_rmse for c in candidates]
+    tie = max(noise_floor(float(val_y.std())), noise_tie(rmses, int(val_y.shape[0])))
+    finite = [r for r in rmses if math.isfinite(r)]
+    return {
+        "neighbours": finite_or_none(neighbour_noise(x, y)),
+        "network": None if reference is None else finite_or_none(reference.pruned.final_val_rmse),
+        "best_formula": finite_or_none(min(finite)) if finite else None,
+        "ties_below": finite_or_none(tie),
+    }
 
 
 APPROXIMATE = "approximate:"
@@ -377,8 +423,24 @@ def run_in_data_units(
             test_r2=formula.test_r2,
             ranges=problem.ranges,
         )
+    estimate = run.noise_estimate
+    if estimate is not None:
+        fit_x, fit_y = numpy_xy(rows.fit["train_input"], rows.fit["train_label"])
+        finite = [e["val_rmse"] for e in front if e.get("val_rmse") is not None]
+        estimate = {
+            "neighbours": finite_or_none(neighbour_noise(fit_x, fit_y)),
+            "network": None if estimate["network"] is None else estimate["network"] * scales.label,
+            "best_formula": min(finite) if finite else None,
+            "ties_below": None
+            if estimate["ties_below"] is None
+            else estimate["ties_below"] * scales.label,
+        }
     return replace(
         run,
+        noise_estimate=estimate,
+        constants=[]
+        if formula is None
+        else constants_with_errors(formula.expression, formula.variables, rows),
         pruned=in_label_units(run.pruned, scales.label),
         formula=formula,
         exact=exact,

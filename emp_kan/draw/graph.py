@@ -21,7 +21,7 @@ from emp_kan._runtime.io import atomic_write_text
 from emp_kan.kan import adapter
 from emp_kan.kan.scores import compute_scores, node_scores_from_edges
 
-__all__ = ["edge_curves", "node_id", "read_graph", "to_networkx", "write_graph"]
+__all__ = ["edge_curves", "mark_pieces", "node_id", "read_graph", "to_networkx", "write_graph"]
 
 
 def node_id(layer: int, index: int) -> str:
@@ -97,6 +97,27 @@ def to_networkx(
     _add_nodes(graph, widths0, node_ids, (names_in, names_out), edge_scores, hidden_scores, masks)
     _add_edges(graph, widths0, node_ids, masks, edge_scores, pruned_round, symbolic)
     return graph
+
+
+def mark_pieces(graph: nx.DiGraph, source: Any, structure: Mapping[str, Any] | None) -> None:
+    """Give the last hidden layer's nodes of ``graph`` (from :func:`to_networkx` of ``source``)
+    the number of the additive piece they belong to, ``piece = k`` (1, 2, ...), from a run's
+    ``structure`` (``{"pieces": [{"nodes": [...], ...}, ...]}``, nodes indexed in the pruned
+    model); nodes in no piece or in several (an input split off a shared node), and every node
+    when ``structure`` is None, get no attribute."""
+    if not structure:
+        return
+    _, widths0, node_ids, _ = _unpack(source)
+    layer = len(widths0) - 2
+    if layer < 1:
+        return
+    owners: dict[int, set[int]] = {}
+    for k, piece in enumerate(structure.get("pieces", []), start=1):
+        for position in piece.get("nodes", []):
+            owners.setdefault(int(position), set()).add(k)
+    for position, pieces in owners.items():
+        if len(pieces) == 1:  # a node the split shares between pieces belongs to none
+            graph.nodes[node_id(layer, node_ids[layer][position])]["piece"] = pieces.pop()
 
 
 def _add_nodes(

@@ -59,6 +59,7 @@ def plot_graph(
     symbolic_labels: bool = True,
     curves: Mapping[tuple[str, str], tuple[Any, Any]] | None = None,
     title: str | None = None,
+    pieces: Sequence[str] | None = None,
 ):
     """Draw a KAN graph from :func:`emp_kan.to_networkx`, inputs at the bottom.
 
@@ -77,6 +78,11 @@ def plot_graph(
         edge's learned curve is drawn as a small inset on it (edges carrying under 5% of the
         top score, and insets that would overlap others, are left without one).
     title : str, optional
+    pieces : sequence of str, optional
+        One label per additive piece (``"x: x**4/2 - 2*x**2"``): nodes whose ``piece``
+        attribute is ``k`` (see :func:`emp_kan.draw.graph.mark_pieces`) are filled with the
+        k-th colour and a legend names the pieces (a white marker: the piece has no node of its
+        own, it was split off a shared node).
 
     Returns
     -------
@@ -93,7 +99,29 @@ def plot_graph(
         _, ax = plt.subplots(figsize=(max(5.0, 0.9 * widest + 2), 1.9 * n_layers + 0.8))
     pos = _layout(graph)
     _draw_edges(ax, graph, pos, show_pruned, symbolic_labels, curves)
-    last = _draw_nodes(ax, graph, pos, show_pruned)
+    last = _draw_nodes(ax, graph, pos, show_pruned, bool(pieces))
+    if pieces:
+        coloured = {int(d["piece"]) for _, d in graph.nodes(data=True) if "piece" in d}
+        handles = [
+            ax.scatter(
+                [],
+                [],
+                s=140,
+                c=_piece_colour(k) if k in coloured else "white",  # white: on a shared node
+                edgecolors="black",
+                label=label,
+            )
+            for k, label in enumerate(pieces, start=1)
+        ]
+        ax.legend(
+            handles=handles,
+            title="additive pieces",
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            fontsize=8,
+            title_fontsize=8,
+            frameon=False,
+        )
     ax.set_xlim(-0.05, 1.05)
     ax.set_ylim(-0.6, last + 0.5)
     ax.axis("off")
@@ -158,8 +186,16 @@ def _draw_edges(ax, graph, pos, show_pruned: bool, symbolic_labels: bool, curves
                     spine.set_linewidth(0.4)
 
 
-def _draw_nodes(ax, graph, pos, show_pruned: bool) -> int:
-    """The graph's nodes, the inputs' and the output's labels; returns the last layer."""
+def _piece_colour(k: int) -> Any:
+    import matplotlib.colors as mcolors
+
+    rgb = np.array(mcolors.to_rgb(f"C{(k - 1) % 10}"))
+    return [tuple(0.45 * rgb + 0.55)]  # pale: the node's outline and labels stay readable
+
+
+def _draw_nodes(ax, graph, pos, show_pruned: bool, pieces: bool = False) -> int:
+    """The graph's nodes (with ``pieces``, filled by their additive piece), the inputs' and
+    the output's labels; returns the last layer."""
     last = max(int(d["layer"]) for _, d in graph.nodes(data=True))
     n_inputs = sum(1 for _, d in graph.nodes(data=True) if int(d["layer"]) == 0)
     label_size = 10 if n_inputs <= 6 else 8
@@ -168,6 +204,8 @@ def _draw_nodes(ax, graph, pos, show_pruned: bool) -> int:
         if not d["alive"] and not show_pruned:
             continue
         face = "white" if d["alive"] else "#eeeeee"
+        if pieces and d["alive"] and "piece" in d:
+            face = _piece_colour(int(d["piece"]))
         edge = "black" if d["alive"] else _PRUNED
         ax.scatter(
             [x],

@@ -8,7 +8,7 @@ import pandas as pd
 
 from emp_kan._runtime.numbers import finite_or_none
 
-__all__ = ["EQUATION_COLUMNS", "equations_frame", "equations_rows"]
+__all__ = ["EQUATION_COLUMNS", "constants_frame", "equations_frame", "equations_rows"]
 
 EQUATION_COLUMNS = [
     "candidate",
@@ -64,3 +64,17 @@ def equations_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         }
         for row in frame.itertuples(index=False)
     ]
+
+
+def constants_frame(constants: list[dict[str, Any]]) -> Any:
+    """A formula's constants (``[{"value", "std_error"}]``, ``std_error`` None where unknown) as
+    a pandas DataFrame with columns ``value`` and ``std_error`` (NaN where unknown)."""
+    return pd.DataFrame(
+        {
+            "value": [float(c["value"]) for c in constants],
+            "std_error": [
+                float("nan") if c.get("std_error") is None else float(c["std_error"])
+                for c in constants
+            ],
+        }
+    )

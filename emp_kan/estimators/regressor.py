@@ -27,7 +27,7 @@ from emp_kan.discovery.parallel import train_routes
 from emp_kan.discovery.run import fewer_rows, make_pruner, run_in_data_units, run_method
 from emp_kan.draw.graph import to_networkx
 from emp_kan.draw.plotting import plot_graph
-from emp_kan.estimators.equations import equations_frame
+from emp_kan.estimators.equations import constants_frame, equations_frame
 from emp_kan.estimators.inputs import checked_fit_data, checked_rows, formula_variables
 from emp_kan.estimators.params import (
     checked_params,
@@ -83,6 +83,14 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         ``sympy_format``, ``complexity``, ``val_rmse`` (on the validation rows), ``edges``
         (of the pruned KAN it was read from) and ``chosen`` (True on the one row that is
         ``formula_``, picked by ``model_selection``); None with ``symbolic=False``.
+    constants_ : pandas.DataFrame
+        The formula's fitted (not snapped) constants, largest first: ``value`` and
+        ``std_error`` (from a least-squares refit on the fit rows, the Jacobian scaled by the
+        residual variance; NaN where the rows do not determine it).
+    noise_estimate_ : dict or None
+        How noisy the labels look (``neighbours``, ``network``, ``best_formula``) and the
+        validation RMSE below which candidates tied in the choice (``ties_below``); see
+        docs/report.md. None with ``symbolic=False``.
     model_ : kan.MultKAN
         The pruned KAN (in log space when ``transform_`` is set).
     result_ : PruneResult
@@ -178,6 +186,8 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             else equations_frame(run.front, [f.expression for f in run.front_formulas])
         )
         self.transform_ = run.log_transform
+        self.constants_ = constants_frame(run.constants)
+        self.noise_estimate_ = run.noise_estimate
         return self
 
     # pykan models hold lambdas that pickle cannot store: they travel as model_state dicts.

@@ -21,7 +21,7 @@ import torch
 from emp_kan._runtime.io import staged_file
 from emp_kan.data.formula_parse import parse_formula
 from emp_kan.data.scaling import Scales
-from emp_kan.estimators.equations import equations_frame, equations_rows
+from emp_kan.estimators.equations import constants_frame, equations_frame, equations_rows
 from emp_kan.kan import adapter
 from emp_kan.pruning.records import PruneResult, RoundRecord
 from emp_kan.symbolic.edge_fit import EdgeCandidate
@@ -106,6 +106,18 @@ def _formula_from_state(state: dict[str, Any] | None) -> Any:
     ]
     rest = {k: v for k, v in state.items() if k not in ("expression", "variables", "edges")}
     return SymbolicFormula(expression=expr, variables=symbols, edges=edges, **rest)
+
+
+def _constants_state(frame: Any) -> list[dict[str, Any]] | None:
+    if frame is None:
+        return None
+    return [
+        {
+            "value": float(value),
+            "std_error": None if not np.isfinite(error) else float(error),
+        }
+        for value, error in zip(frame["value"], frame["std_error"], strict=True)
+    ]
 
 
 def _equations_state(frame: Any) -> list[dict[str, Any]] | None:
@@ -199,6 +211,8 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
         "equations": _equations_state(getattr(estimator, "equations_", None)),
         "transform": None if transform is None else _plain(asdict(transform)),
         "scales": _plain(asdict(estimator.scales_)) if hasattr(estimator, "scales_") else None,
+        "constants": _constants_state(getattr(estimator, "constants_", None)),
+        "noise_estimate": _plain(getattr(estimator, "noise_estimate_", None)),
     }
     with staged_file(path) as staging:
         torch.save(payload, staging)
@@ -239,6 +253,9 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
         estimator.equations_ = _equations_from_state(
             payload["equations"], estimator.variable_names_
         )
+    if payload.get("constants") is not None:  # classifiers' files have none
+        estimator.constants_ = constants_frame(payload["constants"])
+        estimator.noise_estimate_ = payload.get("noise_estimate")
     scales = payload.get("scales")  # files written before scaling have none: as given
     estimator.scales_ = (
         Scales((1.0,) * estimator.n_features_in_, 1.0)

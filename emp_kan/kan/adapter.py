@@ -108,6 +108,38 @@ def make_kan(
     return model
 
 
+def refine_grid(model: Any, grid: int, x: torch.Tensor) -> Any:
+    """A copy of ``model`` on a finer spline grid (pykan's grid extension, file-free).
+
+    Parameters
+    ----------
+    model : MultKAN
+        A sum-node pykan model.
+    grid : int
+        Grid intervals of the copy.
+    x : torch.Tensor
+        ``(n, w_0)`` rows on which the copy's splines are fitted to the model's (least squares,
+        as pykan's ``refine``); the copy's grid spans them.
+    """
+    check_model(model)
+    source = clone_model(model)
+    source.save_act = True  # initialize_from_another_model reads the splines' activations
+    finer = make_kan(
+        widths(model),
+        grid=grid,
+        k=int(model.k),
+        grid_eps=float(model.grid_eps),
+        symbolic_enabled=bool(model.symbolic_enabled),
+    )
+    with preserved_global_rng(), quiet_pykan(), torch.no_grad():
+        finer.initialize_from_another_model(source, x)
+    finer.save_act = model.save_act
+    for name in _CACHE_ATTRS:  # the forward pass on x left them; the next one rebuilds them
+        if name in finer.__dict__:
+            finer.__dict__[name] = None
+    return make_inert(finer)
+
+
 def clone_model(model: Any) -> Any:
     """A deep copy of a pykan model, made in memory (pykan's ``copy()`` writes files)."""
     stash = {name: model.__dict__[name] for name in _CACHE_ATTRS if name in model.__dict__}

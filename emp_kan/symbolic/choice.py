@@ -4,10 +4,12 @@ Every candidate (one per route: the data as given, the log transform, ...) has a
 RMSE and a complexity. The Pareto front keeps each candidate that no simpler one matches in
 accuracy; on the front, a candidate's score is the drop of log RMSE per unit of complexity from
 its simpler neighbour; the choice is the best-scoring candidate among those within 1.5x of the
-most accurate RMSE (PySR's ``model_selection="best"``). Errors below a floor (1e-5 of the label
-spread: float32 rounding, not model error) count as equal, so that of two exact formulas the
-simpler is chosen. ``model_selection="accuracy"`` takes the most accurate candidate instead (of
-equally accurate ones, the simplest: the front's last).
+most accurate RMSE (PySR's ``model_selection="best"``). Errors below a floor count as equal, so
+that of two formulas the data cannot tell apart the simpler is chosen: 1e-5 of the label spread
+(float32 rounding, not model error), or, given the number of validation rows, the best error
+times ``1 + 1/sqrt(n)`` (its sampling spread: with noisy labels, a formula that fits the noise
+is no better than the law). ``model_selection="accuracy"`` takes the most accurate candidate
+instead (of equally accurate ones, the simplest: the front's last).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["MODEL_SELECTIONS", "choose_formula", "noise_floor", "pareto_front"]
+__all__ = ["MODEL_SELECTIONS", "choose_formula", "noise_floor", "noise_tie", "pareto_front"]
 
 MODEL_SELECTIONS = ("best", "accuracy")
 
@@ -28,6 +30,21 @@ def noise_floor(label_std: float) -> float:
     of the validation labels' standard deviation ``label_std``, 0 where that is not a positive
     number. No candidate can beat one at the floor."""
     return _NOISE_FLOOR * label_std if math.isfinite(label_std) and label_std > 0 else 0.0
+
+
+def noise_tie(rmses: Sequence[float], n_rows: int | None) -> float:
+    """The RMSE below which candidates tie with the most accurate one on ``n_rows`` validation
+    rows: ``min(rmses) * (1 + 1/sqrt(n_rows))``, 0 without ``n_rows`` or a finite RMSE.
+
+    An RMSE measured on ``n`` rows of noisy labels wanders by about ``1/sqrt(2n)`` of itself
+    from one draw of the rows to another, and a formula that fits some of the noise beats
+    the law by about as much: below this limit the rows cannot tell the two apart. Without
+    noise the most accurate candidate is the exact law, near 0, and the limit with it.
+    """
+    finite = [r for r in rmses if math.isfinite(r)]
+    if not n_rows or n_rows < 1 or not finite:
+        return 0.0
+    return min(finite) * (1.0 + 1.0 / math.sqrt(n_rows))
 
 
 def _floored(rmse: float, floor: float) -> float:
@@ -63,6 +80,7 @@ def choose_formula(
     label_std: float,
     sizes: Sequence[int] | None = None,
     model_selection: str = "best",
+    n_rows: int | None = None,
 ) -> int | None:
     """The index of the chosen candidate, or None when no candidate has a finite RMSE.
 
@@ -78,6 +96,11 @@ def choose_formula(
     model_selection : {"best", "accuracy"}
         ``"best"``: the steepest drop of log RMSE per unit of complexity among the candidates
         within 1.5x of the most accurate; ``"accuracy"``: the most accurate.
+    n_rows : int, optional
+        The validation rows the RMSEs were measured on. Given, errors within the sampling
+        spread of the best one, ``best * (1 + 1/sqrt(n_rows))``, count as equal too
+        (:func:`noise_tie`): no candidate can be told apart from the best by those rows, and
+        the simplest of them wins.
     """
     if len(complexities) != len(rmses):
         raise ValueError("one complexity per RMSE")
@@ -85,7 +108,7 @@ def choose_formula(
         raise ValueError(
             f"model_selection must be one of {', '.join(MODEL_SELECTIONS)}, got {model_selection!r}"
         )
-    floor = noise_floor(label_std)
+    floor = max(noise_floor(label_std), noise_tie(rmses, n_rows))
     front = pareto_front(complexities, rmses, floor, sizes)
     if not front:
         return None

@@ -16,6 +16,7 @@ from emp_kan.data.formula_parse import as_expression
 __all__ = [
     "evaluate_formula",
     "expansion_risk",
+    "exponent_floats",
     "finish_expression",
     "formula_complexity",
     "lambdify_by_name",
@@ -23,6 +24,7 @@ __all__ = [
     "predict_rows",
     "rmse_r2",
     "simplify_expression",
+    "snap_candidates",
     "snap_constants",
 ]
 
@@ -58,7 +60,15 @@ def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple
 _SNAP_UNITS = (sp.pi, 1 / sp.pi, 1 / sp.sqrt(sp.pi), 1 / sp.sqrt(2 * sp.pi), sp.sqrt(2))
 
 
-def _snap_candidates(value: float) -> list[Any]:
+def snap_candidates(value: float, exponent: bool = False) -> list[Any]:
+    """The numbers a float ``value`` may snap to, simplest first: 0, the nearest integer,
+    small fractions, rational multiples of pi and simple ones of 1/pi, 1/sqrt(pi),
+    1/sqrt(2 pi) and sqrt(2); for an ``exponent``, only the nearest integer, half and third
+    (a power law's exponents are whole or simple fractions: ``r**(7*pi/11)`` is ``r**2``
+    measured with noise)."""
+    if exponent:
+        near = [sp.Rational(round(value * q), q) for q in (1, 2, 3)]
+        return list(dict.fromkeys(near))
     out = [sp.Integer(0), sp.Integer(round(value))]
     frac = Fraction(value).limit_denominator(12)
     out.append(sp.Rational(frac.numerator, frac.denominator))
@@ -90,6 +100,7 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
     if not floats:
         return expr
+    exponents = exponent_floats(expr)
     # One lambdified function with every float as an argument: trials cost no sympy work.
     params = [sp.Dummy(f"c{k}") for k in range(len(floats))]
     fn = lambdify_by_name(expr.xreplace(dict(zip(floats, params, strict=True))), variables, params)
@@ -103,13 +114,26 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     budget = max(base_rmse * (1 + rel_tol), base_rmse + 1e-6 * spread)
     snapped = {}
     for k, f in enumerate(floats):
-        for cand in _snap_candidates(values[k]):
+        for cand in snap_candidates(values[k], exponent=f in exponents):
             trial = values[:k] + [float(cand)] + values[k + 1 :]
             rmse, _ = rmse_r2(predict_rows(fn, xs, ys.size, trial), ys)
             if math.isfinite(rmse) and rmse <= budget:
                 values, snapped[f] = trial, cand
                 break
     return expr.xreplace(snapped)
+
+
+def exponent_floats(expr) -> set:
+    """The floats of ``expr`` that stand as the exponent of a power (and nowhere else)."""
+    exponents = {p.exp for p in expr.atoms(sp.Pow) if p.exp.is_Float}
+    elsewhere = {
+        f
+        for node in sp.preorder_traversal(expr)
+        if not node.is_Pow
+        for f in node.args
+        if f.is_Float
+    }
+    return exponents - elsewhere
 
 
 # Cheap, predictable rewrites. sympy's ``simplify`` is not used: its trigonometric pass took

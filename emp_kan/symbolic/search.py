@@ -81,6 +81,7 @@ from emp_kan.symbolic.term_search import (
     simplify_edges,
     terms_rmse_r2,
 )
+from emp_kan.symbolic.uncertainty import snapped_within_errors
 
 log = logging.getLogger("emp_kan")
 
@@ -160,6 +161,7 @@ def fit_formula(
     terms, consts = _terms(model, fits, ids, rows, spline_val_rmse, budget, seed, warnings)
     expr = build_expression(terms, consts, symbols)[0]
     expr = finish_expression(expr, symbols, val["x"], val["y"])
+    expr = snapped_within_errors(expr, symbols, rows)
     formula = _checked_formula(expr, symbols, rows.dataset, fits, warnings)
     formula.spline_test_rmse = spline_test_rmse
     formula.seconds = time.perf_counter() - start_time

@@ -24,6 +24,7 @@ from emp_kan.symbolic.edge_fit import fit_edge
 from emp_kan.symbolic.expression import evaluate_formula, finish_expression, formula_complexity
 from emp_kan.symbolic.formula import is_expression_warning, unexplained_warning
 from emp_kan.symbolic.registry import library_function
+from emp_kan.symbolic.uncertainty import snapped_within_errors
 
 if TYPE_CHECKING:
     from emp_kan.data.split import Split
@@ -230,7 +231,7 @@ def formula_of_expression(
 
     val, dataset = rows.validation, rows.dataset
     expr = finish_expression(_integral_floats(expr), formula.variables, val["x"], val["y"])
-    expr = _integral_floats(expr)
+    expr = _integral_floats(snapped_within_errors(expr, formula.variables, rows))
     test_rmse, test_r2 = evaluate_formula(
         expr, formula.variables, dataset["test_input"], dataset["test_label"]
     )

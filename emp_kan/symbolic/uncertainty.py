@@ -1,0 +1,134 @@
+"""Constants with error bars: the standard errors of a formula's fitted constants, and snapping
+each to the simplest number inside its error bar, the others refitted jointly after each snap.
+
+With noisy labels a constant is only known to within its standard error: ``m2**1.0009`` with an
+exponent known to +-0.002 is ``m2``. A fixed relative tolerance cannot say this (1e-3 is too
+tight for 1% noise and too loose for none); the standard error can, since it grows with the
+noise and shrinks with the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from emp_kan.data.split import Split
+from emp_kan.symbolic.expression import (
+    exponent_floats,
+    numpy_xy,
+    simplify_expression,
+    snap_candidates,
+)
+from emp_kan.symbolic.refit import FloatProblem
+
+__all__ = ["constants_with_errors", "snap_within_errors", "snapped_within_errors"]
+
+_MAX_CONSTANTS = 20
+# A candidate inside 2.5 standard errors is consistent with the data (98.8% of a normal
+# constant's estimates lie that close to it).
+_WITHIN_ERRORS = 2.5
+
+
+def _problem(expr: sp.Expr, variables: Sequence[Any], rows: Split) -> FloatProblem | None:
+    floats = expr.atoms(sp.Float)
+    if not floats or len(floats) > _MAX_CONSTANTS:
+        return None
+    x, y = numpy_xy(rows.fit["train_input"], rows.fit["train_label"])
+    try:
+        return FloatProblem(expr, variables, x, y, relative=spans_decades(y))
+    except ValueError:  # no closed-form Jacobian: the constants stay as they are
+        return None
+
+
+_DECADES = 2.0
+
+
+def spans_decades(y: np.ndarray) -> bool:
+    """Whether labels ``y (n,)`` of one sign span more than two decades: then the constants are
+    fitted to relative errors (``log|f| - log|y|``). Such labels are measured to a relative
+    precision, and absolute errors would let the few largest rows decide every constant (on
+    Newton's law in SI units with 1% noise, an absolute refit put r's exponent 12 standard
+    errors from 2)."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.size < 2 or not (np.all(y > 0) or np.all(y < 0)):
+        return False
+    magnitude = np.abs(y)
+    return bool(np.log10(magnitude.max() / magnitude.min()) > _DECADES)
+
+
+def constants_with_errors(
+    expr: sp.Expr, variables: Sequence[Any], rows: Split
+) -> list[dict[str, float | None]]:
+    """Each float constant of ``expr`` (largest magnitude first) with its standard error from
+    a least-squares refit on the fit rows of ``rows``: ``[{"value", "std_error"}]``, the value
+    as it stands in ``expr`` and ``std_error`` None where the rows do not determine it (or the
+    formula has more than 20 constants). Snapped numbers (integers, fractions, pi) are exact
+    and not listed."""
+    problem = _problem(expr, variables, rows)
+    floats = sorted(expr.atoms(sp.Float), key=lambda f: (-abs(float(f)), str(f)))
+    if problem is None:
+        return [{"value": float(f), "std_error": None} for f in floats]
+    fitted = problem.solve(problem.start)
+    errors = problem.standard_errors(fitted)
+    return [
+        {"value": float(f), "std_error": float(e) if math.isfinite(e) else None}
+        for f, e in zip(problem.floats, errors, strict=True)
+    ]
+
+
+def snap_within_errors(
+    expr: sp.Expr, variables: Sequence[Any], rows: Split, within: float = _WITHIN_ERRORS
+) -> sp.Expr:
+    """``expr`` with each float snapped to the simplest number inside ``within`` standard
+    errors of it, where that costs no more on the validation rows than their own sampling
+    noise.
+
+    The floats are refitted jointly on the fit rows and their standard errors taken
+    (:class:`~emp_kan.symbolic.refit.FloatProblem`); then, largest first, each float tries
+    the numbers :func:`~emp_kan.symbolic.expression.snap_candidates` offers (0, the nearest
+    integer, small fractions, multiples of pi and the normalisers) that lie inside its error
+    bar: the float is held there, the others refitted, and the snap kept when the validation
+    RMSE stays within ``1 + 1/sqrt(n_val)`` of the unsnapped formula's (the spread of an RMSE
+    measured on ``n_val`` rows). Errors are relative where the labels span decades
+    (:func:`spans_decades`). Without a kept snap ``expr`` is returned as it was.
+    """
+    problem = _problem(expr, variables, rows)
+    if problem is None:
+        return expr
+    val_x, val_y = numpy_xy(rows.validation["x"], rows.validation["y"])
+    base = problem.rmse(problem.start, val_x, val_y)
+    if not math.isfinite(base):
+        return expr
+    budget = base * (1.0 + 1.0 / math.sqrt(max(1, val_y.size)))
+    fitted = problem.solve(problem.start)
+    errors = problem.standard_errors(fitted)
+    exponents = exponent_floats(expr)
+    exact: dict[int, sp.Expr] = {}
+    for k in range(len(problem.floats)):
+        if not math.isfinite(errors[k]):
+            continue
+        for number in snap_candidates(float(fitted[k]), problem.floats[k] in exponents):
+            value = float(number)
+            if value == float(fitted[k]) or abs(value - fitted[k]) > within * errors[k]:
+                continue
+            held = {**{i: float(v) for i, v in exact.items()}, k: value}
+            trial = problem.solve(fitted, held)
+            if problem.rmse(trial, val_x, val_y) <= budget:
+                exact[k] = number
+                fitted = trial
+                errors = problem.standard_errors(fitted, held=list(exact))
+                break
+    if not exact:
+        return expr
+    return problem.expression(fitted, exact)
+
+
+def snapped_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -> sp.Expr:
+    """:func:`snap_within_errors`, then simplified where a snap changed something (an exponent
+    of 1 or a coefficient of 0 lets terms merge or go)."""
+    snapped = snap_within_errors(expr, variables, rows)
+    return expr if snapped is expr else simplify_expression(snapped)
