@@ -103,12 +103,14 @@ def test_every_bench_setting_changes_the_fingerprint():
         "steps": 40,
         "round_steps": 15,
         "rounds": 3,
-        "noise": 0.01,
+        "capacity": 0,
         "all_routes": not base.all_routes,
     }
     for name, value in changed.items():
         assert settings_hash(replace(base, **{name: value})) != settings_hash(base), name
     assert settings_hash(BenchSettings()) == settings_hash(BenchSettings())
+    # the noise level is not a budget: one folder holds every level, each row its own
+    assert not hasattr(base, "noise")
 
 
 def _row(method, exact, rmse, edges=None, seconds=1.0, r2=0.9):
@@ -146,6 +148,29 @@ def test_the_summary_reports_the_share_of_accurate_formulas():
     assert summary["methods"]["emp"]["accurate_rate"] == 1.0
     assert summary["methods"]["operon"]["accurate_rate"] == 0.0
     assert summary["emp_versus"]["operon"] == {"win": 1, "loss": 0, "tie": 0}
+
+
+def test_the_summary_counts_exact_recoveries_per_noise_level_and_pairs_within_a_level():
+    rows = [
+        dict(_row("emp", True, 1e-3, 3), noise=0.0),
+        dict(_row("emp", False, 1e-2, 3), noise=0.01),
+        dict(_row("operon", False, 1e-2), noise=0.0),
+        dict(_row("operon", True, 1e-3), noise=0.01),
+    ]
+    summary = summarise(rows)
+    assert summary["by_noise"]["emp"] == {0.0: (1, 1), 0.01: (0, 1)}
+    assert summary["by_noise"]["operon"] == {0.0: (0, 1), 0.01: (1, 1)}
+    # EMP at 0 meets Operon at 0, and at 0.01 Operon at 0.01: one win, one loss
+    assert summary["emp_versus"]["operon"] == {"win": 1, "loss": 1, "tie": 0}
+
+
+def test_noise_levels_are_finite_shares_of_the_label_std():
+    from emp_kan.app.bench import parse_levels
+
+    assert parse_levels("0, 0.001,0.01,0.1,0.01") == [0.0, 0.001, 0.01, 0.1]
+    for bad in ("-0.1", "nan", "x", "0,,1"):
+        with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
+            parse_levels(bad)
 
 
 def test_pykan_loads_without_its_heavy_imports_and_its_own_tools_still_get_the_real_ones(tmp_path):

@@ -132,7 +132,7 @@ def test_a_bench_on_a_real_cluster_survives_a_lost_worker(tmp_path):
         _, err = bench.communicate(timeout=600)
         assert bench.returncode == 0, err[-2000:]
         keys = [json.loads(line)["key"] for line in results.read_text().splitlines()]
-        expected = [f"{e}:emp:0" for e in EQUATIONS.split(",")]
+        expected = [f"{e}:emp:0:0" for e in EQUATIONS.split(",")]  # noise level 0
         assert sorted(keys) == sorted(expected)  # every task, each exactly once
         assert all("error" not in json.loads(line) for line in results.read_text().splitlines())
     finally:

@@ -241,14 +241,16 @@ def test_killed_bench_resumes_with_every_task_exactly_once(tmp_path):
     lines_before = results.read_text().count("\n")
     assert lines_before >= 1
     with results.open("a") as fh:
-        fh.write('{"key": "16:emp:0", "equation": 16, "meth')  # a torn write
+        fh.write('{"key": "16:emp:0:0", "equation": 16, "meth')  # a torn write
     done = subprocess.run(
         _bench(out, "16,25"), capture_output=True, text=True, timeout=600, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     keys = [r["key"] for r in rows]
-    assert sorted(keys) == sorted(["16:emp:0", "16:threshold:0", "25:emp:0", "25:threshold:0"])
+    assert sorted(keys) == sorted(
+        ["16:emp:0:0", "16:threshold:0:0", "25:emp:0:0", "25:threshold:0:0"]
+    )
     assert (out / "summary.md").exists() and (out / "summary.png").exists()
     assert "EMP vs threshold" in (out / "summary.md").read_text()
     assert sorted(os.listdir(out)) == ["results.jsonl", "summary.md", "summary.png"]
@@ -315,7 +317,7 @@ def test_bench_refuses_to_mix_settings(tmp_path, capsys):
     out = tmp_path / "b"
     out.mkdir()
     row = {
-        "key": "1:emp:0",
+        "key": "1:emp:0:0",
         "equation": 1,
         "method": "emp",
         "seed": 0,

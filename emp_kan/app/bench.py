@@ -18,8 +18,9 @@ Methods:
 * ``rils``: RILS-ROLS (iterated local search and least squares) the same way
   (:mod:`emp_kan.baselines.rils`; it builds from source, see there).
 
-``--noise SIGMA`` adds seeded Gaussian noise of SIGMA times the label standard deviation to the
-training (and so the validation) labels of every method alike; the test labels stay clean.
+``--noise LEVELS`` (e.g. ``0,0.001,0.01,0.1``, SRBench's levels) runs every task at each level:
+seeded Gaussian noise of the level times the label standard deviation is added to the training
+(and so the validation) labels of every method alike; the test labels stay clean.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ __all__ = [
     "BenchSettings",
     "check_out_dir",
     "check_request",
+    "parse_levels",
     "parse_numbers",
     "read_results",
     "run_bench",
@@ -132,8 +134,27 @@ def check_request(equations: Sequence[int], methods: Sequence[str]) -> None:
             raise ValueError(f"Feynman equations are numbered 1-120, got {eq}")
 
 
-def task_key(equation: int, method: str, seed: int) -> str:
-    return f"{equation}:{method}:{seed}"
+def task_key(equation: int, method: str, seed: int, noise: float = 0.0) -> str:
+    return f"{equation}:{method}:{seed}:{noise:g}"
+
+
+def parse_levels(text: str) -> list[float]:
+    """Noise levels from ``"0,0.001,0.01"``: finite shares of the label std, at least 0, in the
+    order given, each once; ValueError names the first that is not one."""
+    levels: list[float] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"noise must be a finite number >= 0 (a share of the label std), got {part!r}; "
+                "e.g. --noise 0,0.01"
+            )
+        if value not in levels:
+            levels.append(value)
+    return levels
 
 
 def settings_hash(settings: BenchSettings) -> str:
@@ -175,7 +196,7 @@ def check_out_dir(out_dir: str | os.PathLike, settings: BenchSettings) -> None:
     if other:
         raise ValueError(
             f"{results} holds results of other settings (--samples, --steps, --round-steps, "
-            f"--rounds, --route, --noise, --all-routes); rerun with those settings to "
+            f"--rounds, --route, --all-routes, ...); rerun with those settings to "
             f"resume, or give another --out"
         )
 
@@ -225,8 +246,8 @@ def _operon_workflow(problem, seed: int) -> dict:
 
 
 def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> dict:
+    # noise is added to the problem's labels by run_task
     bench_settings = {name: getattr(settings, name) for name in settings_for("bench")}
-    bench_settings.pop("noise")  # added to the problem's labels by run_task
     # One worker per CPU runs one task already: the methods run one after the other.
     config = DiscoverConfig(**bench_settings, seed=seed, workers=1).check()
     scales, work = training_view(problem)  # as discover: columns far from 1 rescaled
@@ -247,24 +268,24 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
     }
 
 
-def run_task(equation: int, method: str, seed: int, settings: dict) -> dict:
-    """One bench task; never raises: a failure becomes a row with ``error``."""
+def run_task(equation: int, method: str, seed: int, settings: dict, noise: float = 0.0) -> dict:
+    """One bench task at one noise level; never raises: a failure becomes a row with
+    ``error``."""
     import torch
 
     torch.set_num_threads(1)  # one single-threaded worker per core
     bench = BenchSettings(**settings)
     row: dict[str, Any] = {
-        "key": task_key(equation, method, seed),
+        "key": task_key(equation, method, seed, noise),
         "equation": equation,
         "method": method,
         "seed": seed,
+        "noise": noise,
         "settings_hash": settings_hash(bench),
     }
     start = time.perf_counter()
     try:
-        problem = with_label_noise(
-            feynman_problem(equation, bench.samples, seed), bench.noise, seed
-        )
+        problem = with_label_noise(feynman_problem(equation, bench.samples, seed), noise, seed)
         row["truth"] = str(problem.truth)
         if method == "pykan":
             row.update(_pykan_workflow(problem, bench, seed))
@@ -330,8 +351,10 @@ def run_bench(
     settings: BenchSettings | None = None,
     scheduler: str | None = None,
     progress: bool = False,
+    noise_levels: Sequence[float] = (0.0,),
 ) -> list[dict]:
-    """Run every missing (equation, method, seed) task; returns all rows of ``results.jsonl``."""
+    """Run every missing (equation, method, seed, noise level) task; returns all rows of
+    ``results.jsonl``."""
     from tqdm.auto import tqdm
 
     check_request(equations, methods)
@@ -343,11 +366,12 @@ def run_bench(
     _repair_tail(results)
     done = {r["key"] for r in read_results(results)}
     todo = [
-        (e, m, s)
+        (e, m, s, level)
+        for level in noise_levels
         for e in equations
         for s in seeds
         for m in methods
-        if task_key(e, m, s) not in done
+        if task_key(e, m, s, level) not in done
     ]
     log.info("%d tasks done before, %d to run", len(done), len(todo))
     if todo:
@@ -380,10 +404,11 @@ def _run_on_dask(todo, settings, results, scheduler, progress, tqdm) -> None:
                 m,
                 s,
                 asdict(settings),
+                level,
                 pure=False,
-                key=f"emp-kan-{task_key(e, m, s)}-{time.time_ns()}",
+                key=f"emp-kan-{task_key(e, m, s, level)}-{time.time_ns()}",
             )
-            for e, m, s in todo
+            for e, m, s, level in todo
         ]
         bar = tqdm(total=len(futures), desc="bench tasks", disable=not progress)
         for future in as_completed(futures):

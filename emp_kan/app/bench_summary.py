@@ -67,14 +67,29 @@ def summarise(rows: list[dict]) -> dict:
             "total_seconds": sum(r["seconds"] for r in mine),
         }
     versus = {}
-    by_key = {(r["equation"], r["seed"], r["method"]): r for r in rows}
+    by_key = {(r["equation"], r["seed"], r.get("noise", 0.0), r["method"]): r for r in rows}
     for other in (m for m in methods if m != "emp"):
         tally = {"win": 0, "loss": 0, "tie": 0}
-        for (eq, seed, method), r in by_key.items():
-            if method == "emp" and (eq, seed, other) in by_key:
-                tally[_compare(r, by_key[(eq, seed, other)])] += 1
+        for (eq, seed, noise, method), r in by_key.items():
+            if method == "emp" and (eq, seed, noise, other) in by_key:
+                tally[_compare(r, by_key[(eq, seed, noise, other)])] += 1
         versus[other] = tally
-    return {"methods": agg, "emp_versus": versus}
+    levels = sorted({float(r.get("noise", 0.0)) for r in rows})
+    by_noise = {
+        m: {
+            level: (
+                sum(
+                    bool(r.get("exact")) and "error" not in r
+                    for r in rows
+                    if r["method"] == m and float(r.get("noise", 0.0)) == level
+                ),
+                sum(1 for r in rows if r["method"] == m and float(r.get("noise", 0.0)) == level),
+            )
+            for level in levels
+        }
+        for m in methods
+    }
+    return {"methods": agg, "emp_versus": versus, "by_noise": by_noise}
 
 
 def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
@@ -126,6 +141,18 @@ def write_summary(rows: list[dict], out_dir: str | os.PathLike) -> None:
             f"{_fmt(a['median_test_rmse'])} | {_fmt(a['median_seconds'], '.1f')} | "
             f"{a['total_seconds']:.0f} | {rejected} |"
         )
+    levels = sorted({level for counts in summary["by_noise"].values() for level in counts})
+    if len(levels) > 1:
+        lines += [
+            "",
+            "## Exact recoveries by noise level",
+            "",
+            "| method | " + " | ".join(f"noise {level:g}" for level in levels) + " |",
+            "|---|" + "---|" * len(levels),
+        ]
+        for m, counts in summary["by_noise"].items():
+            cells = " | ".join(f"{counts[level][0]}/{counts[level][1]}" for level in levels)
+            lines.append(f"| {m} | {cells} |")
     if summary["emp_versus"]:
         lines += [
             "",

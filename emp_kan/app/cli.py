@@ -275,6 +275,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         BenchSettings,
         check_out_dir,
         check_request,
+        parse_levels,
         parse_numbers,
         run_bench,
     )
@@ -286,6 +287,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         seeds = parse_numbers(args.seeds, "seeds")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         check_request(equations, methods)
+        levels = parse_levels(args.noise)
         settings = BenchSettings(
             samples=args.samples, **{name: getattr(args, name) for name in settings_for("bench")}
         ).check()
@@ -293,9 +295,24 @@ def _run_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rows = run_bench(
-        equations, methods, seeds, args.out, settings, args.scheduler, progress=args.progress
+        equations,
+        methods,
+        seeds,
+        args.out,
+        settings,
+        args.scheduler,
+        progress=args.progress,
+        noise_levels=levels,
     )
     summary = summarise(rows)
+    if len(summary["by_noise"]) > 1:
+        for m, counts in summary["by_noise"].items():
+            print(
+                f"{m:10s} exact by noise level: "
+                + ", ".join(
+                    f"{level:g}: {exact}/{tasks}" for level, (exact, tasks) in counts.items()
+                )
+            )
     for m, a in summary["methods"].items():
         print(
             f"{m:10s} exact {a['exact']}/{a['tasks']}  median edges {a['median_edges']}  "
@@ -410,9 +427,10 @@ def _add_bench(sub: Any) -> argparse.ArgumentParser:
         "bench",
         help="run methods over Feynman equations and seeds on Dask (resumable)",
         description=(
-            "Run each (equation, method, seed) as one task on a Dask cluster (local by default, "
-            "one single-threaded worker per core). Finished tasks are appended to "
-            "DIR/results.jsonl at once; running the same command again resumes. Writes "
+            "Run each (equation, method, seed, noise level) as one task on a Dask cluster "
+            "(local by default, one single-threaded worker per core). Finished tasks are "
+            "appended to DIR/results.jsonl at once; running the same command again resumes. "
+            "Writes "
             "DIR/summary.md and DIR/summary.png."
         ),
     )
@@ -430,6 +448,14 @@ def _add_bench(sub: Any) -> argparse.ArgumentParser:
         "--no-build-isolation rils-rols) (default: %(default)s)",
     )
     bench.add_argument("--seeds", default="0", metavar="LIST", help="e.g. 0,1 (default: 0)")
+    bench.add_argument(
+        "--noise",
+        default="0",
+        metavar="LEVELS",
+        help="noise levels, each a share of the label std added as seeded Gaussian noise to "
+        "the training labels of every method alike (test labels stay clean); every task runs "
+        "at each, e.g. 0,0.001,0.01,0.1 (default: %(default)s)",
+    )
     bench.add_argument("--out", required=True, metavar="DIR", help="results folder")
     bench.add_argument(
         "--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786"

@@ -206,7 +206,7 @@ class DiscoverConfig:
         "Gaussian noise of this share of the label std added to the training labels "
         "(seeded; test labels stay clean)",
         Interval(float, 0),
-        ("cli", "bench"),
+        ("cli",),  # the bench takes a list of levels (emp_kan.app.bench.parse_levels)
         metavar="SIGMA",
     )
     progress: bool = _setting(False, "show progress bars", Flag(), cli_default=True)

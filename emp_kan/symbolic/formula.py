@@ -208,11 +208,13 @@ class SymbolicFormula:
 
 def with_trust_warnings(formula: SymbolicFormula, logged: Sequence[str] = ()) -> SymbolicFormula:
     """``formula`` with its :func:`trust_warnings` first among its warnings (replacing any it
-    carried from before a rewrite), each logged unless it is among ``logged`` (the same formula
-    measured again must not warn twice)."""
+    carried from before a rewrite), each logged unless one of its kind is among ``logged`` (the
+    same formula measured again must not warn twice)."""
     trust = trust_warnings(formula)
+    # measured again in the data's units, the same formula's R^2 can differ in its last digit
+    kinds = {kind for kind in (_POOR_FIT, _BELOW_NETWORK) for w in logged if w.startswith(kind)}
     for warning in trust:
-        if warning not in logged:
+        if not warning.startswith(tuple(kinds)):
             log.warning(warning)
     rest = [w for w in formula.warnings if not w.startswith((_POOR_FIT, _BELOW_NETWORK))]
     return replace(formula, warnings=trust + rest)
