@@ -160,9 +160,10 @@ def fit_formula(
     budget = (top_k, max_swaps, refit_evals)
     terms, consts = _terms(model, fits, ids, rows, spline_val_rmse, budget, seed, warnings)
     expr = build_expression(terms, consts, symbols)[0]
-    # within the error bars first: with noise the fixed tolerance of finish_expression would
-    # snap an offset of 0 +- 0.02 to 1/62 rather than to 0
-    expr = snapped_within_errors(expr, symbols, rows)
+    # whole numbers within the error bars first: with noise the fixed tolerance of
+    # finish_expression would snap an offset of 0 +- 0.02 to 1/62 rather than to 0; fractions
+    # wait for it (inside the error bar of 1/(4 pi), 2/25 would come first)
+    expr = snapped_within_errors(expr, symbols, rows, whole_only=True)
     expr = finish_expression(expr, symbols, val["x"], val["y"])
     expr = snapped_within_errors(expr, symbols, rows)
     formula = _checked_formula(expr, symbols, rows.dataset, fits, warnings)

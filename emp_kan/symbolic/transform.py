@@ -230,8 +230,8 @@ def formula_of_expression(
     from dataclasses import replace
 
     val, dataset = rows.validation, rows.dataset
-    # within the error bars first (see emp_kan.symbolic.search.fit_formula), then again
-    expr = snapped_within_errors(_integral_floats(expr), formula.variables, rows)
+    # whole numbers within the error bars first (see emp_kan.symbolic.search.fit_formula)
+    expr = snapped_within_errors(_integral_floats(expr), formula.variables, rows, whole_only=True)
     expr = finish_expression(expr, formula.variables, val["x"], val["y"])
     expr = _integral_floats(snapped_within_errors(expr, formula.variables, rows))
     test_rmse, test_r2 = evaluate_formula(

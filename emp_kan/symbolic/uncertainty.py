@@ -81,7 +81,11 @@ def constants_with_errors(
 
 
 def snap_within_errors(
-    expr: sp.Expr, variables: Sequence[Any], rows: Split, within: float = _WITHIN_ERRORS
+    expr: sp.Expr,
+    variables: Sequence[Any],
+    rows: Split,
+    within: float = _WITHIN_ERRORS,
+    whole_only: bool = False,
 ) -> sp.Expr:
     """``expr`` with each float snapped to the simplest number inside ``within`` standard
     errors of it, where that costs no more on the validation rows than their own sampling
@@ -94,7 +98,9 @@ def snap_within_errors(
     bar: the float is held there, the others refitted, and the snap kept when the validation
     RMSE stays within ``1 + 1/sqrt(n_val)`` of the unsnapped formula's (the spread of an RMSE
     measured on ``n_val`` rows). Errors are relative where the labels span decades
-    (:func:`spans_decades`). Without a kept snap ``expr`` is returned as it was.
+    (:func:`spans_decades`). With ``whole_only`` a coefficient tries 0 and the nearest integer
+    only (an exponent still its integer, half and third). Without a kept snap ``expr`` is
+    returned as it was.
     """
     problem = _problem(expr, variables, rows)
     if problem is None:
@@ -111,7 +117,10 @@ def snap_within_errors(
     for k in range(len(problem.floats)):
         if not math.isfinite(errors[k]):
             continue
-        for number in snap_candidates(float(fitted[k]), problem.floats[k] in exponents):
+        numbers = snap_candidates(float(fitted[k]), problem.floats[k] in exponents)
+        if whole_only and problem.floats[k] not in exponents:
+            numbers = [number for number in numbers if number.is_Integer]
+        for number in numbers:
             value = float(number)
             if value == float(fitted[k]) or abs(value - fitted[k]) > within * errors[k]:
                 continue
@@ -127,8 +136,10 @@ def snap_within_errors(
     return problem.expression(fitted, exact)
 
 
-def snapped_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -> sp.Expr:
+def snapped_within_errors(
+    expr: sp.Expr, variables: Sequence[Any], rows: Split, whole_only: bool = False
+) -> sp.Expr:
     """:func:`snap_within_errors`, then simplified where a snap changed something (an exponent
     of 1 or a coefficient of 0 lets terms merge or go)."""
-    snapped = snap_within_errors(expr, variables, rows)
+    snapped = snap_within_errors(expr, variables, rows, whole_only=whole_only)
     return expr if snapped is expr else simplify_expression(snapped)
