@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 
@@ -14,6 +15,7 @@ from emp_kan.kan import adapter
 from emp_kan.kan.least_squares import solve_last_layer_splines
 from emp_kan.kan.training import train
 from emp_kan.symbolic.edge_fit import EdgeCandidate, fit_edge, numpy_function
+from emp_kan.symbolic.expression import evaluate_formula, snap_constants
 from emp_kan.symbolic.formula_terms import Term, refit_terms
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.recovery import is_exact_recovery, round_formula
@@ -484,3 +486,13 @@ def test_roots_of_one_degree_are_taken_together_only_where_the_rows_allow():
     # With gamma and p negative, sqrt(gamma)*sqrt(p) = -sqrt(gamma*p): the form is kept.
     negative = x * torch.tensor([-1.0, -1.0, 1.0])
     assert finish_expression(split, [gamma, p, rho], negative, y) == split
+
+
+def test_a_formula_holding_complex_infinity_evaluates_to_not_finite_instead_of_failing():
+    # a formula mapped back to the data's units can fold 1/0 into zoo (log route, Newton's law)
+    x = sp.Symbol("x")
+    expr = sp.exp(1 / (sp.log(x) ** 2 + sp.zoo))
+    rows = torch.linspace(1.5, 2.0, 8).reshape(-1, 1)
+    rmse, _ = evaluate_formula(expr, [x], rows, rows)
+    assert not math.isfinite(rmse)
+    assert snap_constants(sp.Float(0.5) * x + sp.zoo, [x], rows, rows) is not None

@@ -105,3 +105,11 @@ def test_errors_within_the_validation_rows_spread_tie_and_the_simplest_wins():
     assert choose_formula([5, 30], [0.0200, 0.0100], 1.0, n_rows=60) == 1
     # without noise the exact law is near 0 and so is the band
     assert choose_formula([5, 9], [1e-3, 1e-9], 1.0, n_rows=60) == 1
+
+
+def test_a_formula_sympy_cannot_evaluate_keeps_its_constants_and_costs_nothing_else():
+    # a mapped formula can carry zoo (1/0 folded by sympy); the refit must not crash the run
+    rows = _law(0, 0.01)
+    broken = sp.Float(2.5) * X ** sp.Float(1.5) + sp.zoo * Y
+    assert snap_within_errors(broken, [X, Y], rows) is broken
+    assert [c["std_error"] for c in constants_with_errors(broken, [X, Y], rows)] == [None, None]

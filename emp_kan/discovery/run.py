@@ -287,9 +287,9 @@ def chosen_run(
         list(skipped or []),
         [c.formula for c in candidates],
         structure=best.structure,
-        # only the data route escalates (see routes.train_dense)
         noise_estimate=noise_estimate(candidates, given) if symbolic else None,
         constants=constants,
+        # only the data route escalates (see routes.train_dense)
         capacity=[
             step.to_dict()
             for step in next(

@@ -35,6 +35,9 @@ def lambdify_by_name(expr, variables, params=()):
     symbols = [sp.Symbol(n) for n in names]
     expr = as_expression(expr)
     expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
+    # numpy code has no complex infinity (a formula mapped back can fold 1/0 into zoo): it
+    # evaluates to NaN, which every caller reads as "not finite here"
+    expr = expr.xreplace({sp.zoo: sp.nan})
     return sp.lambdify(symbols + list(params), expr, "numpy")
 
 
@@ -98,7 +101,7 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     labels' standard deviation, whichever is larger.
     """
     floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
-    if not floats:
+    if not floats or expr.has(sp.zoo, sp.nan):  # numpy code cannot say zoo: nothing to snap
         return expr
     exponents = exponent_floats(expr)
     # One lambdified function with every float as an argument: trials cost no sympy work.
