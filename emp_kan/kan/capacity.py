@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.kan import adapter
 from emp_kan.kan.training import train
 
@@ -44,15 +45,11 @@ class CapacityStep:
             "change": self.change,
             "widths": list(self.widths),
             "grid": self.grid,
-            "val_rmse_before": _finite(self.val_rmse_before),
-            "val_rmse_after": _finite(self.val_rmse_after),
+            "val_rmse_before": finite_or_none(self.val_rmse_before),
+            "val_rmse_after": finite_or_none(self.val_rmse_after),
             "kept": self.kept,
             "seconds": round(self.seconds, 3),
         }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 Rows = Mapping[str, torch.Tensor]
