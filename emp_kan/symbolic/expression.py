@@ -101,7 +101,7 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     labels' standard deviation, whichever is larger.
     """
     floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
-    if not floats or expr.has(sp.zoo, sp.nan):  # numpy code cannot say zoo: nothing to snap
+    if not floats:
         return expr
     exponents = exponent_floats(expr)
     # One lambdified function with every float as an argument: trials cost no sympy work.
