@@ -13,9 +13,15 @@ import sympy as sp
 from emp_kan.symbolic.expression import lambdify_by_name
 from emp_kan.symbolic.levenberg import levenberg_marquardt
 
-__all__ = ["FloatProblem", "refit_floats"]
+__all__ = ["FloatProblem", "floats_by_size", "refit_floats"]
 
 _MAX_PARAMETERS = 40
+
+
+def floats_by_size(expr: sp.Expr) -> list[sp.Float]:
+    """The float constants of ``expr``, largest magnitude first (ties by text, so the order is
+    the same in every run): the order of :class:`FloatProblem`'s parameters."""
+    return sorted(expr.atoms(sp.Float), key=lambda f: (-abs(float(f)), str(f)))
 
 
 class FloatProblem:
@@ -48,7 +54,7 @@ class FloatProblem:
         relative: bool = False,
     ) -> None:
         self.relative = relative
-        self.floats = sorted(expr.atoms(sp.Float), key=lambda f: (-abs(float(f)), str(f)))
+        self.floats = floats_by_size(expr)
         self.params = [sp.Dummy(f"p{k}") for k in range(len(self.floats))]
         self.body = expr.xreplace(dict(zip(self.floats, self.params, strict=True)))
         derivatives = [sp.diff(self.body, p) for p in self.params]
@@ -64,6 +70,13 @@ class FloatProblem:
         with np.errstate(all="ignore"):
             return np.broadcast_to(np.asarray(self._value(*columns, *p), np.float64), (n,))
 
+    def _residuals(self, f: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``f - y``, or ``log|f| - log|y|`` (NaN where the signs differ) when relative."""
+        with np.errstate(all="ignore"):
+            if not self.relative:
+                return f - y
+            return np.where(np.sign(f) == np.sign(y), np.log(np.abs(f)) - np.log(np.abs(y)), np.nan)
+
     def residual_and_jacobian(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``r (n,)`` and ``J (n, P)`` at ``p``; a huge residual and a zero Jacobian where the
         formula is not finite (the solver then never steps there)."""
@@ -77,11 +90,8 @@ class FloatProblem:
                 ]
             )
             if self.relative:
-                same_sign = np.sign(f) == np.sign(self.y)
-                r = np.where(same_sign, np.log(np.abs(f)) - np.log(np.abs(self.y)), np.nan)
                 jac = jac / f[:, None]
-            else:
-                r = f - self.y
+        r = self._residuals(f, self.y)
         if not (np.isfinite(r).all() and np.isfinite(jac).all()):
             return np.full(n, 1e150), np.zeros((n, len(p)))
         return r, jac
@@ -91,10 +101,7 @@ class FloatProblem:
         ``x (m, d)``, ``y (m,)``; inf where the formula is not finite there."""
         f = self._predict([np.asarray(x[:, k], np.float64) for k in range(x.shape[1])], p, len(y))
         with np.errstate(all="ignore"):
-            r = np.log(np.abs(f)) - np.log(np.abs(y)) if self.relative else f - y
-            if self.relative:
-                r = np.where(np.sign(f) == np.sign(y), r, np.nan)
-            value = float(np.sqrt(np.mean(r**2)))
+            value = float(np.sqrt(np.mean(self._residuals(f, y) ** 2)))
         return value if math.isfinite(value) else math.inf
 
     def cost(self, p: np.ndarray) -> float:

@@ -55,7 +55,6 @@ from emp_kan.kan.training import check_dataset
 from emp_kan.symbolic.edge_fit import check_library
 from emp_kan.symbolic.expression import (
     evaluate_formula,
-    finish_expression,
     formula_complexity,
     numpy_xy,
 )
@@ -81,7 +80,7 @@ from emp_kan.symbolic.term_search import (
     simplify_edges,
     terms_rmse_r2,
 )
-from emp_kan.symbolic.uncertainty import snapped_within_errors
+from emp_kan.symbolic.uncertainty import finish_within_errors
 
 log = logging.getLogger("emp_kan")
 
@@ -160,12 +159,7 @@ def fit_formula(
     budget = (top_k, max_swaps, refit_evals)
     terms, consts = _terms(model, fits, ids, rows, spline_val_rmse, budget, seed, warnings)
     expr = build_expression(terms, consts, symbols)[0]
-    # whole numbers within the error bars first: with noise the fixed tolerance of
-    # finish_expression would snap an offset of 0 +- 0.02 to 1/62 rather than to 0; fractions
-    # wait for it (inside the error bar of 1/(4 pi), 2/25 would come first)
-    expr = snapped_within_errors(expr, symbols, rows, whole_only=True)
-    expr = finish_expression(expr, symbols, val["x"], val["y"])
-    expr = snapped_within_errors(expr, symbols, rows)
+    expr = finish_within_errors(expr, symbols, rows)
     formula = _checked_formula(expr, symbols, rows.dataset, fits, warnings)
     formula.spline_test_rmse = spline_test_rmse
     formula.seconds = time.perf_counter() - start_time

@@ -21,10 +21,10 @@ import sympy as sp
 import torch
 
 from emp_kan.symbolic.edge_fit import fit_edge
-from emp_kan.symbolic.expression import evaluate_formula, finish_expression, formula_complexity
+from emp_kan.symbolic.expression import evaluate_formula, formula_complexity
 from emp_kan.symbolic.formula import is_expression_warning, unexplained_warning
 from emp_kan.symbolic.registry import library_function
-from emp_kan.symbolic.uncertainty import snapped_within_errors
+from emp_kan.symbolic.uncertainty import finish_within_errors
 
 if TYPE_CHECKING:
     from emp_kan.data.split import Split
@@ -229,11 +229,8 @@ def formula_of_expression(
     constants snapped on the validation rows, errors and complexity measured again."""
     from dataclasses import replace
 
-    val, dataset = rows.validation, rows.dataset
-    # whole numbers within the error bars first (see emp_kan.symbolic.search.fit_formula)
-    expr = snapped_within_errors(_integral_floats(expr), formula.variables, rows, whole_only=True)
-    expr = finish_expression(expr, formula.variables, val["x"], val["y"])
-    expr = _integral_floats(snapped_within_errors(expr, formula.variables, rows))
+    dataset = rows.dataset
+    expr = _integral_floats(finish_within_errors(_integral_floats(expr), formula.variables, rows))
     test_rmse, test_r2 = evaluate_formula(
         expr, formula.variables, dataset["test_input"], dataset["test_label"]
     )

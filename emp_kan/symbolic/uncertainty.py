@@ -19,13 +19,19 @@ import sympy as sp
 from emp_kan.data.split import Split
 from emp_kan.symbolic.expression import (
     exponent_floats,
+    finish_expression,
     numpy_xy,
     simplify_expression,
     snap_candidates,
 )
-from emp_kan.symbolic.refit import FloatProblem
+from emp_kan.symbolic.refit import FloatProblem, floats_by_size
 
-__all__ = ["constants_with_errors", "snap_within_errors", "snapped_within_errors"]
+__all__ = [
+    "constants_with_errors",
+    "finish_within_errors",
+    "snap_within_errors",
+    "snapped_within_errors",
+]
 
 _MAX_CONSTANTS = 20
 # A candidate inside 2.5 standard errors is consistent with the data (98.8% of a normal
@@ -69,9 +75,8 @@ def constants_with_errors(
     formula has more than 20 constants). Snapped numbers (integers, fractions, pi) are exact
     and not listed."""
     problem = _problem(expr, variables, rows)
-    floats = sorted(expr.atoms(sp.Float), key=lambda f: (-abs(float(f)), str(f)))
     if problem is None:
-        return [{"value": float(f), "std_error": None} for f in floats]
+        return [{"value": float(f), "std_error": None} for f in floats_by_size(expr)]
     fitted = problem.solve(problem.start)
     errors = problem.standard_errors(fitted)
     return [
@@ -143,3 +148,15 @@ def snapped_within_errors(
     of 1 or a coefficient of 0 lets terms merge or go)."""
     snapped = snap_within_errors(expr, variables, rows, whole_only=whole_only)
     return expr if snapped is expr else simplify_expression(snapped)
+
+
+def finish_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -> sp.Expr:
+    """A found formula finished on ``rows``: whole numbers within the error bars first (with
+    noise the fixed tolerance of :func:`~emp_kan.symbolic.expression.finish_expression` would
+    snap an offset of 0 +- 0.02 to 1/62 rather than to 0; fractions wait for it, since inside
+    the error bar of 1/(4 pi) 2/25 would come first), then ``finish_expression`` on the
+    validation rows, then every snap within the error bars."""
+    val = rows.validation
+    expr = snapped_within_errors(expr, variables, rows, whole_only=True)
+    expr = finish_expression(expr, variables, val["x"], val["y"])
+    return snapped_within_errors(expr, variables, rows)
