@@ -39,6 +39,7 @@ _LAZY = {
     "feynman_problem": "emp_kan.data.problems",
     "formula_problem": "emp_kan.data.problems",
     "csv_problem": "emp_kan.data.problems",
+    "with_units": "emp_kan.data.problems",
     "DiscoverConfig": "emp_kan.discovery.config",
     "discover": "emp_kan.discovery.discover",
     # a KAN built and trained without pykan's side effects

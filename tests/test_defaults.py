@@ -32,7 +32,13 @@ def test_every_entry_point_takes_the_tables_settings_with_its_defaults():
     bench = BenchSettings()
     for name, (default, _) in settings_for("bench").items():
         assert getattr(bench, name) == default, name
-    assert {f.name for f in fields(BenchSettings)} == {"samples", *settings_for("bench")}
+    # the bench's own: rows per task, and the Feynman units table on or off
+    assert {f.name for f in fields(BenchSettings)} == {
+        "samples",
+        "units",
+        *settings_for("bench"),
+    }
+    assert bench.units is False
 
 
 def test_the_round_loop_defaults_are_the_settings_defaults():

@@ -496,3 +496,14 @@ def test_a_formula_holding_complex_infinity_evaluates_to_not_finite_instead_of_f
     rmse, _ = evaluate_formula(expr, [x], rows, rows)
     assert not math.isfinite(rmse)
     assert snap_constants(sp.Float(0.5) * x + sp.zoo, [x], rows, rows) is not None
+
+
+def test_identities_that_need_a_ranges_upper_end_count_by_their_square():
+    # a Doppler factor of a speed ratio below 1, as the reciprocal-square transform writes it
+    x = sp.Symbol("x")
+    truth = (1 + x) / sp.sqrt(1 - x**2)
+    assert is_exact_recovery(sp.sqrt((x + 1) / (1 - x)), truth, [x], ranges=[(0.1, 0.67)])
+    assert not is_exact_recovery(
+        sp.sqrt((x + 1) / (1 - x)) + x / 1000, truth, [x], ranges=[(0.1, 0.67)]
+    )
+    assert not is_exact_recovery(sp.sqrt((x + 2) / (1 - x)), truth, [x], ranges=[(0.1, 0.67)])

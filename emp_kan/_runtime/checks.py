@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "Check",
     "Flag",
     "Interval",
+    "NameMap",
     "Names",
     "Options",
     "Widths",
@@ -154,6 +155,25 @@ class Names(Check):
         if not all(isinstance(item, str) and item for item in value):
             raise self.fail(name, value)
         return tuple(value)
+
+
+@dataclass(frozen=True)
+class NameMap(Check):
+    """None, or a mapping of names to non-empty strings (e.g. units by column)."""
+
+    example: str = "{'F': 'N'}"
+
+    def describe(self) -> str:
+        return f"None or a dict of names to text, e.g. {self.example}"
+
+    def check(self, name: str, value: Any) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()
+        ):
+            raise self.fail(name, value)
+        return dict(value)
 
 
 def check_whole(name: str, value: Any, low: int = 0) -> int:

@@ -43,11 +43,10 @@ from emp_kan.baselines import pykan_workflow
 from emp_kan.baselines.operon import require_operon, run_operon
 from emp_kan.baselines.rils import require_rils, rils_workflow
 from emp_kan.data import feynman
-from emp_kan.data.problems import feynman_problem, with_label_noise
-from emp_kan.data.scaling import training_view
+from emp_kan.data.feynman_units import feynman_units
+from emp_kan.data.problems import feynman_problem, with_label_noise, with_units
 from emp_kan.discovery.config import DiscoverConfig, checked_settings, settings_for
-from emp_kan.discovery.parallel import train_routes
-from emp_kan.discovery.run import make_pruner, run_in_data_units, run_method
+from emp_kan.discovery.discover import method_runs
 from emp_kan.kan import adapter
 from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
@@ -75,6 +74,8 @@ def _check_bench_settings(self: Any) -> Any:
     """The settings in their canonical types, or ValueError naming the first that cannot
     work (the settings table's checks, and at least 10 rows)."""
     checked = checked_settings(self, settings_for("bench"))
+    if not isinstance(self.units, bool):
+        raise ValueError(f"units must be True or False, got {self.units!r}")
     return replace(self, samples=check_whole("samples", self.samples, low=10), **checked)
 
 
@@ -82,7 +83,7 @@ def _check_bench_settings(self: Any) -> Any:
 #: table marks for the bench (:func:`emp_kan.discovery.config.settings_for`).
 BenchSettings = make_dataclass(
     "BenchSettings",
-    [("samples", int, field(default=500))]
+    [("samples", int, field(default=500)), ("units", bool, field(default=False))]
     + [(name, Any, field(default=default)) for name, (default, _) in settings_for("bench").items()],
     namespace={
         "check": _check_bench_settings,
@@ -250,10 +251,7 @@ def _our_workflow(method: str, problem, settings: BenchSettings, seed: int) -> d
     bench_settings = {name: getattr(settings, name) for name in settings_for("bench")}
     # One worker per CPU runs one task already: the methods run one after the other.
     config = DiscoverConfig(**bench_settings, seed=seed, workers=1).check()
-    scales, work = training_view(problem)  # as discover: columns far from 1 rescaled
-    routes = train_routes(work, config, only_first=not config.all_routes)
-    run = run_method(method, make_pruner(method, config), routes, work, config)
-    run = run_in_data_units(run, scales, problem, config)
+    run = method_runs(problem, (method,), config)[0][method]  # as discover does
     return {
         "formula": str(run.formula.expression),
         "test_rmse": run.formula.test_rmse,
@@ -286,6 +284,8 @@ def run_task(equation: int, method: str, seed: int, settings: dict, noise: float
     start = time.perf_counter()
     try:
         problem = with_label_noise(feynman_problem(equation, bench.samples, seed), noise, seed)
+        if bench.units:  # pykan's workflow, operon and rils do not use them
+            problem = with_units(problem, feynman_units(equation, problem.target))
         row["truth"] = str(problem.truth)
         if method == "pykan":
             row.update(_pykan_workflow(problem, bench, seed))

@@ -71,6 +71,7 @@ DEFAULT_FEYNMAN = 37  # hbar * omega on [-1, 1]^2: two variables, a product a KA
 
 def _problem(args: argparse.Namespace):
     from emp_kan.data import problems as data
+    from emp_kan.data.units import parse_units_option
 
     given = [
         n
@@ -88,6 +89,14 @@ def _problem(args: argparse.Namespace):
             raise UsageError(f"{flag} goes with --csv")
     if args.dropna and args.csv is None:
         raise UsageError("--dropna goes with --csv")
+    units = None if args.units is None else parse_units_option(args.units)
+    problem = _source(args, data, units)
+    if units is not None and args.csv is None:
+        problem = data.with_units(problem, units)
+    return problem
+
+
+def _source(args: argparse.Namespace, data: Any, units: dict[str, str] | None) -> Any:
     if args.formula is not None:
         if args.ranges is None:
             raise UsageError('--formula needs --ranges, e.g. --ranges "x=0:1,y=0:2"')
@@ -107,6 +116,7 @@ def _problem(args: argparse.Namespace):
             inputs=_columns(args.inputs),
             exclude=_columns(args.exclude) or (),
             dropna=args.dropna,
+            units=units,
         )
     number = DEFAULT_FEYNMAN if args.feynman is None else args.feynman
     return data.feynman_problem(number, _samples(args), args.seed)
@@ -171,16 +181,28 @@ def _table(report: dict, out: str) -> str:
 
     def constants(r: dict) -> str:
         listed = [
-            f"{c['value']:.4g} ± {c['std_error']:.2g}"
-            if c.get("std_error") is not None
-            else f"{c['value']:.4g}"
+            (
+                f"{c['value']:.4g} ± {c['std_error']:.2g}"
+                if c.get("std_error") is not None
+                else f"{c['value']:.4g}"
+            )
+            + (f" {c['units']}" if c.get("units") not in (None, "1") else "")
             for c in r.get("constants", [])
         ]
         return short(", ".join(listed)) if listed else "-"
 
+    def units() -> str:
+        given = report["units"]
+        if not given["groups"]:
+            return short(given["note"], 90)
+        groups = ", ".join(f"{n} = {g}" for n, g in given["groups"].items() if n != g)
+        return short(f"KAN of {given['label']}" + (f" over {groups}" if groups else ""), 90)
+
     rows = [("formula", [short(r["formula"]) for _, r in runs])]
     if any(r.get("constants") for _, r in runs):
         rows.append(("constants", [constants(r) for _, r in runs]))
+    if report.get("units"):
+        rows.append(("units", [units()] + ["-"] * (len(runs) - 1)))
     if report["truth"] is not None:  # a known law: how it compares
         rows += [
             ("truth", [report["truth"]] * len(runs)),
@@ -289,7 +311,9 @@ def _run_bench(args: argparse.Namespace) -> int:
         check_request(equations, methods)
         levels = parse_levels(args.noise)
         settings = BenchSettings(
-            samples=args.samples, **{name: getattr(args, name) for name in settings_for("bench")}
+            samples=args.samples,
+            units=args.units,
+            **{name: getattr(args, name) for name in settings_for("bench")},
         ).check()
         check_out_dir(args.out, settings)
     except ValueError as exc:
@@ -402,6 +426,14 @@ def _add_discover(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help=f"train and test rows each for --feynman/--formula (default: {_DEFAULT_SAMPLES})",
     )
+    src.add_argument(
+        "--units",
+        metavar="SPEC",
+        help='the units of the inputs and the target, as pint reads them, e.g. "F=kg*m/s^2,'
+        'm1=kg,m2=kg,r=m" (1: a pure number); the KAN then learns the law between '
+        "dimensionless groups (Buckingham pi). A CSV can instead name them in its header, "
+        "F [N]",
+    )
     out = disc.add_argument_group("output and baselines")
     out.add_argument(
         "--out",
@@ -465,6 +497,12 @@ def _add_bench(sub: Any) -> argparse.ArgumentParser:
         type=int,
         default=500,
         help="train and test rows each (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--units",
+        action="store_true",
+        help="give EMP and the thresholds each equation's SI units "
+        "(emp_kan.data.feynman_units): they learn the law between dimensionless groups",
     )
     _add_settings(bench.add_argument_group("every task's budget"), "bench")
     bench.add_argument(

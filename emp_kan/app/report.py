@@ -135,6 +135,14 @@ def _graph_title(name: str, label: str, run: Any, logged: bool) -> str:
     )
     if candidate_source(run.candidate) != "network":  # the picture must not claim it
         lines.append("(formula found by a search on the data, not read from this network)")
+    if run.groups is not None:
+        described = run.groups.describe()
+        groups = ", ".join(f"{n} = {g}" for n, g in described["groups"].items() if n != g)
+        lines.append(
+            textwrap.shorten(
+                f"KAN of {described['label']}" + (f" over {groups}" * bool(groups)), 110
+            )
+        )
     return "\n".join([f"{name}{space}", *lines])
 
 
@@ -168,6 +176,10 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     names = [problem.columns.get(n, n) for n in problem.variables]  # a CSV's own names
     target = problem.columns.get(problem.target, problem.target)
     output = target if target not in names else f"{target} (output)"
+    if run.groups is not None:  # the KAN learns the law between dimensionless groups
+        x = run.groups.apply(problem.dataset)["train_input"]
+        names = list(run.groups.names)
+        output = run.groups.describe()["label"]
     if run.scales is not None:  # the KAN works on the columns divided by their scales
         x = run.scales.apply({"train_input": x})["train_input"]
         names = [

@@ -7,9 +7,10 @@ alone.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from emp_kan._runtime.checks import check_finite_nonneg
 from emp_kan.data import feynman
 from emp_kan.data.formula_parse import parse_formula
 from emp_kan.data.tables import read_table
+from emp_kan.data.units import dimension_of, unit_dimensions
+
+log = logging.getLogger("emp_kan")
 
 __all__ = [
     "Problem",
@@ -30,6 +34,7 @@ __all__ = [
     "formula_problem",
     "parse_ranges",
     "with_label_noise",
+    "with_units",
 ]
 
 
@@ -44,6 +49,7 @@ class Problem:
     ranges: list[tuple[float, float]] | None
     target: str = "y"
     columns: dict[str, str] = field(default_factory=dict)  # variable -> a CSV column's own name
+    units: dict[str, str] = field(default_factory=dict)  # variable or target -> its unit
 
 
 def _sample(fn, bounds, n_train, n_test, seed) -> dict[str, torch.Tensor]:
@@ -69,7 +75,8 @@ def feynman_problem(number: int, samples: int = 1000, seed: int = 0) -> Problem:
     _check_samples(samples)
     names, truth, fn, bounds = feynman.feynman_entry(number)
     data = _sample(lambda x: fn(x).reshape(-1, 1).float(), bounds, samples, samples, seed)
-    return Problem(f"feynman-{number}", data, names, truth, bounds)
+    target = "y" if "y" not in names else "f"  # equation 56 has an input y
+    return Problem(f"feynman-{number}", data, names, truth, bounds, target)
 
 
 def with_label_noise(problem: Problem, sigma: float, seed: int = 0) -> Problem:
@@ -174,10 +181,15 @@ def csv_problem(
     inputs: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     dropna: bool = False,
+    units: Mapping[str, str] | None = None,
 ) -> Problem:
     """Real data: a CSV with a header row; ``target`` is the label, the other columns (or
     ``inputs``, minus ``exclude``) the inputs. See :func:`emp_kan.data.tables.read_table` for
     what is read and what is refused.
+
+    Units (see :func:`with_units`) come from the header (``F [N]``) and ``units`` (by
+    variable or column name); without ``units``, the header's are used when every column
+    has one.
 
     Rows are shuffled with ``seed`` and split ``1 - test_share`` / ``test_share``. The values
     stay float64 (measured values may lie beyond float32's range; discover rescales them).
@@ -198,4 +210,39 @@ def csv_problem(
     }
     bounds = [(float(c.min()), float(c.max())) for c in x.T]
     name = f"csv-{Path(path).stem}"
-    return Problem(name, data, table.variables, None, bounds, table.target_name, table.columns)
+    problem = Problem(name, data, table.variables, None, bounds, table.target_name, table.columns)
+    if units is None:
+        unitless = [column for name, column in problem.columns.items() if name not in table.units]
+        if not table.units:
+            return problem
+        if unitless:
+            log.info(
+                "the units in the header are not used: %s has none (add them with units)",
+                ", ".join(map(repr, unitless)),
+            )
+            return problem
+    return with_units(replace(problem, units=table.units), units or {})
+
+
+def with_units(problem: Problem, units: Mapping[str, str]) -> Problem:
+    """``problem`` with ``units`` (name -> unit, as pint reads it) added to the ones it has
+    (a CSV header's ``F [N]``); a name is a variable, the target, or a CSV column's own name.
+
+    Raises
+    ------
+    ValueError
+        Before any work: a unit pint cannot read, a name that is not a column, a column left
+        without a unit, or dimensionless groups the data cannot take (a zero under a negative
+        power).
+    """
+    from emp_kan.data.groups import dimensionless_view
+
+    by_column = {column: name for name, column in problem.columns.items()}
+    merged = dict(problem.units)
+    for name, unit in units.items():
+        dimension_of(unit)
+        merged[by_column.get(name, name)] = unit
+    problem = replace(problem, units=merged)
+    unit_dimensions(merged, problem.variables, problem.target)
+    dimensionless_view(problem)
+    return problem

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emp_kan.data.formula_parse import CONSTANTS, FUNCTIONS
+from emp_kan.data.units import split_unit_header
 
 log = logging.getLogger("emp_kan")
 
@@ -37,10 +38,12 @@ class Table:
     target_name: str  # the target column's formula name
     columns: dict[str, str]  # formula name -> the column's name in the file
     dropped_rows: int  # rows with a missing cell, dropped (dropna)
+    units: dict[str, str]  # formula name -> the unit its header gives in brackets, "F [N]"
 
 
 def variable_name(column: str, taken: set[str]) -> str:
-    """A formula variable for a column name: letters, digits and _ (``P (bar)`` -> ``P_bar``),
+    """A formula variable for a column name (its unit in brackets left off): letters, digits
+    and _ (``P (bar)`` -> ``P_bar``),
     never a function or constant of the formula grammar (``pi`` -> ``pi_``) nor one in
     ``taken`` (a suffix ``_2``, ``_3``, ... tells them apart)."""
     name = re.sub(r"\W+", "_", column.strip(), flags=re.ASCII).strip("_") or "column"
@@ -141,9 +144,13 @@ def read_table(
         raise ValueError(f"{path} has {len(values)} usable data rows; at least 10 are needed")
     taken: set[str] = set()
     names = {}
+    units = {}
     for column in used:
-        names[column] = variable_name(column, taken)
+        bare, unit = split_unit_header(column)  # "F [N]": the variable F in newtons
+        names[column] = variable_name(bare, taken)
         taken.add(names[column])
+        if unit is not None:
+            units[names[column]] = unit
         if names[column] != column:
             log.info("column %r is the variable %s", column, names[column])
     input_columns = [c for c in used if c != target]
@@ -154,6 +161,7 @@ def read_table(
         target_name=names[target],
         columns={names[c]: c for c in used},
         dropped_rows=int(missing.sum()),
+        units=units,
     )
 
 

@@ -9,9 +9,12 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import sympy as sp
+
 from emp_kan._runtime import threads
 from emp_kan._runtime.memo import Memo
 from emp_kan._runtime.numbers import finite_or_none
+from emp_kan.data.groups import Groups
 from emp_kan.data.noise import neighbour_noise
 from emp_kan.data.problems import Problem
 from emp_kan.data.scaling import Scales
@@ -56,6 +59,7 @@ class MethodRun:
     skipped_routes: list[str] = field(default_factory=list)  # see run_method
     front_formulas: list[SymbolicFormula | None] = field(default_factory=list)  # front's
     scales: Scales | None = None  # the KAN works on the data divided by these (None: as given)
+    groups: Groups | None = None  # ... and, first, reduced to these dimensionless groups
     structure: dict[str, Any] | None = None  # the chosen route's pruned KAN's pieces
     capacity: list[dict[str, Any]] = field(default_factory=list)  # the data route's larger KANs
     noise_estimate: dict[str, Any] | None = None  # see noise_estimate()
@@ -64,7 +68,11 @@ class MethodRun:
     def inputs(self) -> dict[str, list[str]]:
         """The inputs the pruned KAN kept (a live edge) and the ones it dropped, by name."""
         live = adapter.get_edge_masks(self.pruned.model)[0].any(dim=0).tolist()
-        names = [str(v) for v in self.formula.variables]
+        names = (
+            list(self.groups.names)
+            if self.groups is not None
+            else [str(v) for v in self.formula.variables]
+        )
         return {
             "kept": [n for n, alive in zip(names, live, strict=True) if alive],
             "dropped": [n for n, alive in zip(names, live, strict=True) if not alive],
@@ -372,16 +380,20 @@ def run_in_data_units(
     problem: Problem,
     config: DiscoverConfig,
     remeasure: bool = False,
+    groups: Groups | None = None,
 ) -> MethodRun:
     """``run``, found on the data rescaled by ``scales`` (and, with ``remeasure``, on fewer
-    training rows than ``problem`` has), in the data's own units and on all its rows: every
-    candidate formula mapped back (constants snapped again on the validation rows, errors
-    measured again, in float64), the pruned KAN's losses times the label's scale, and the
-    choice as it was. Exactness is judged on the mapped formula."""
-    if scales.identity and not remeasure:
+    training rows than ``problem`` has; with ``groups``, on ``problem``'s dimensionless
+    groups), in the data's own units and variables and on all its rows: every candidate
+    formula mapped back (constants snapped again on the validation rows, errors measured
+    again, in float64), the pruned KAN's losses times the label's scale (with groups they stay
+    the KAN's, of the dimensionless label), and the choice as it was. Exactness is judged on
+    the mapped formula."""
+    if scales.identity and not remeasure and groups is None:
         return run
     rows = Split.of(problem.dataset, config.validation_fraction)
     val = rows.validation
+    variables = [sp.Symbol(v, real=True) for v in problem.variables]
     formulas = []
     front = []
     for entry, found in zip(run.front, run.front_formulas, strict=True):
@@ -389,9 +401,11 @@ def run_in_data_units(
             formulas.append(None)
             front.append(entry)
             continue
-        mapped = formula_of_expression(
-            found, scales.to_data_units(found.expression, found.variables), rows, edges=None
-        )
+        expr = scales.to_data_units(found.expression, found.variables)
+        if groups is not None:
+            expr = groups.to_data_units(expr)
+            found = replace(found, variables=variables)
+        mapped = formula_of_expression(found, expr, rows, edges=None)
         mapped.spline_test_rmse = found.spline_test_rmse * scales.label
         formulas.append(mapped)
         front.append(
@@ -429,10 +443,13 @@ def run_in_data_units(
         finite = [e["val_rmse"] for e in front if e.get("val_rmse") is not None]
         estimate = {
             "neighbours": finite_or_none(neighbour_noise(fit_x, fit_y)),
-            "network": None if estimate["network"] is None else estimate["network"] * scales.label,
+            # with groups the network's residuals are of the dimensionless label, not of y
+            "network": None
+            if estimate["network"] is None or groups is not None
+            else estimate["network"] * scales.label,
             "best_formula": min(finite) if finite else None,
             "ties_below": None
-            if estimate["ties_below"] is None
+            if estimate["ties_below"] is None or groups is not None
             else estimate["ties_below"] * scales.label,
         }
     return replace(
@@ -447,4 +464,5 @@ def run_in_data_units(
         front=front,
         front_formulas=formulas,
         scales=scales,
+        groups=groups,
     )

@@ -1,14 +1,18 @@
-"""The versions of the parts that decide a report's numbers."""
+"""Parts of the report: the versions that decide its numbers, and what the units did."""
 
 from __future__ import annotations
 
 import platform
+from typing import Any
 
 import torch
 
 from emp_kan import __version__
+from emp_kan.data.groups import Groups
+from emp_kan.data.units import dimension_text, unit_dimensions
+from emp_kan.symbolic.dimensions import constant_dimensions
 
-__all__ = ["versions"]
+__all__ = ["constants_in_units", "units_report", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -30,3 +34,34 @@ def versions() -> dict[str, str]:
         "sympy": sympy.__version__,
         "python": platform.python_version(),
     }
+
+
+def units_report(problem: Any, groups: Groups | None, note: str) -> dict[str, Any] | None:
+    """The report's ``units``: the units given, what the dimensional analysis did (``note``),
+    and with ``groups`` each group's formula, the label the KAN learned and its normaliser.
+    None when no units were given."""
+    if not problem.units:
+        return None
+    out: dict[str, Any] = {"given": dict(problem.units), "note": note}
+    if groups is None:
+        return out | {"groups": None, "label": None, "normaliser": None}
+    return out | groups.describe()
+
+
+def constants_in_units(
+    constants: list[dict[str, Any]], expression: Any, problem: Any
+) -> list[dict[str, Any]]:
+    """``constants`` (the report's, ``{"value", "std_error"}``) each with the ``units`` it
+    carries in ``expression`` (SI base units; None where the formula cannot be made
+    homogeneous), when ``problem`` has units; unchanged otherwise."""
+    if not problem.units:
+        return constants
+    variables, target = unit_dimensions(problem.units, problem.variables, problem.target)
+    carried = constant_dimensions(
+        expression, dict(zip(problem.variables, variables, strict=True)), target
+    )
+    by_value = {} if carried is None else {float(f): d for f, d in carried.items()}
+    return [
+        dict(c, units=dimension_text(by_value[c["value"]]) if c["value"] in by_value else None)
+        for c in constants
+    ]

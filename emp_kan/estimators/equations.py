@@ -67,14 +67,15 @@ def equations_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def constants_frame(constants: list[dict[str, Any]]) -> Any:
-    """A formula's constants (``[{"value", "std_error"}]``, ``std_error`` None where unknown) as
-    a pandas DataFrame with columns ``value`` and ``std_error`` (NaN where unknown)."""
-    return pd.DataFrame(
-        {
-            "value": [float(c["value"]) for c in constants],
-            "std_error": [
-                float("nan") if c.get("std_error") is None else float(c["std_error"])
-                for c in constants
-            ],
-        }
-    )
+    """A formula's constants (``[{"value", "std_error"}]``, ``std_error`` None where unknown;
+    with units also ``"units"``) as a pandas DataFrame with columns ``value`` and
+    ``std_error`` (NaN where unknown), and ``units`` when they have units."""
+    columns = {
+        "value": [float(c["value"]) for c in constants],
+        "std_error": [
+            float("nan") if c.get("std_error") is None else float(c["std_error"]) for c in constants
+        ],
+    }
+    if any("units" in c for c in constants):
+        columns["units"] = [c.get("units") for c in constants]
+    return pd.DataFrame(columns)

@@ -18,13 +18,13 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from emp_kan._runtime.checks import Flag, Options
-from emp_kan.data.problems import Problem
-from emp_kan.data.scaling import Scales, training_view
+from emp_kan._runtime.checks import Flag, NameMap, Options
+from emp_kan.data.problems import Problem, with_units
+from emp_kan.data.scaling import Scales
 from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig, Setting
-from emp_kan.discovery.parallel import train_routes
-from emp_kan.discovery.run import fewer_rows, make_pruner, run_in_data_units, run_method
+from emp_kan.discovery.discover import method_runs
+from emp_kan.discovery.summary import constants_in_units
 from emp_kan.draw.graph import to_networkx
 from emp_kan.draw.plotting import plot_graph
 from emp_kan.estimators.equations import constants_frame, equations_frame
@@ -61,6 +61,16 @@ _PARAMS = estimator_params(
                 "run the symbolic stage in fit (without it, the pruned KAN of "
                 "the data as given is kept and formula_ is None)",
                 Flag(),
+            ),
+        ),
+        "units": (
+            None,
+            Setting(
+                "the units of the features (by name) and of the label (as 'y'), as pint "
+                "reads them, e.g. {'m1': 'kg', 'r': 'm', 'y': 'N'}: the KAN then learns the "
+                "law between dimensionless groups (groups_), and constants_ gives each "
+                "constant's units",
+                NameMap("{'m1': 'kg', 'r': 'm', 'y': 'N'}"),
             ),
         ),
     }
@@ -100,6 +110,10 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
     scales_ : Scales
         The powers of ten the KAN's inputs and label were divided by (1.0: as given); the
         formula and every error are in the data's own units.
+    groups_ : Groups or None
+        With ``units``, the dimensionless groups the KAN learned the law between
+        (``groups_.describe()``: each group's formula and the label the KAN learned); None
+        when the units left nothing to reduce or the inputs as given gave the better formula.
     transform_ : LogTransform or None
         Set when the chosen formula came from the log route: ``predict`` maps the KAN's
         ``log|y|`` back through it.
@@ -153,9 +167,9 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
         X, y = checked_fit_data(self, X, y)
         names = formula_variables(self, variable_names)
         method, symbolic = params.pop("method"), params.pop("symbolic")
+        units = params.pop("units")
         # scikit-learn's way: parallel only where the caller asks (n_jobs), so one process.
         config = DiscoverConfig(**params, compare=False, workers=1).check()
-        pruner = make_pruner(method, config)
         # Shuffled rows; the round loop and the symbolic stage decide on the last
         # validation_fraction of them. With no test rows of its own, the estimator reports
         # those validation rows in the loop's "test" columns.
@@ -166,15 +180,21 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             torch.tensor(y[:, None], dtype=torch.float64),
             config.validation_fraction,
         )
-        # The KAN trains on columns near 1 (see emp_kan.data.scaling); the formula is mapped
-        # back to the data's units.
+        # The KAN trains on columns near 1 (see emp_kan.data.scaling), and with units on
+        # dimensionless groups (emp_kan.data.groups); the formula is mapped back to the data.
         given = Problem("estimator", rows.dataset, names, None, None)
-        scales, problem = training_view(given)
-        problem, remeasure = fewer_rows(problem, config)
-        routes = train_routes(problem, config, only_first=not config.all_routes, symbolic=symbolic)
-        run = run_method(method, pruner, routes, problem, config, symbolic=symbolic)
-        run = run_in_data_units(run, scales, given, config, remeasure)
-        self.scales_ = scales
+        if units is not None:
+            if "y" in names:
+                raise ValueError("a feature is named y, the label's name in units; rename it")
+            given = with_units(given, units)
+        runs, views = method_runs(given, (method,), config, symbolic=symbolic)
+        run, view = runs[method], views[method]
+        self.scales_ = view.scales
+        self.groups_ = view.groups
+        constants = run.constants
+        if run.formula is not None:
+            constants = constants_in_units(constants, run.formula.expression, given)
+        self.constants_ = constants_frame(constants)
         self.result_ = run.pruned
         self.model_ = self.result_.model
         self.history_ = self.result_.history
@@ -186,7 +206,6 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             else equations_frame(run.front, [f.expression for f in run.front_formulas])
         )
         self.transform_ = run.log_transform
-        self.constants_ = constants_frame(run.constants)
         self.noise_estimate_ = run.noise_estimate
         return self
 
@@ -223,6 +242,9 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError("no formula: fit with symbolic=True first")
             return self.formula_.lambdify()(X)
 
+        groups = getattr(self, "groups_", None)
+        normaliser = 1.0 if groups is None else groups.normaliser_of(X)
+        X = X if groups is None else groups.of_inputs(X)
         scales = getattr(self, "scales_", None) or Scales((1.0,) * X.shape[1], 1.0)
         x = torch.tensor(X, dtype=torch.float64) / torch.tensor(scales.inputs, dtype=torch.float64)
         transform = getattr(self, "transform_", None)
@@ -232,7 +254,7 @@ class EMPKANRegressor(RegressorMixin, BaseEstimator):
             else:
                 route_x = transform.apply({"x": x})["x"]  # log|x| on the log route only
                 out = transform.to_label(adapter.forward_float64(self.model_, route_x), x)
-        return out.numpy()[:, 0] * scales.label
+        return out.numpy()[:, 0] * scales.label * normaliser
 
     def sympy(self):
         """The formula as a sympy expression."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle  # only for its error type: nothing here unpickles
 from dataclasses import asdict, fields
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 
 from emp_kan._runtime.io import staged_file
 from emp_kan.data.formula_parse import parse_formula
+from emp_kan.data.groups import Groups
 from emp_kan.data.scaling import Scales
 from emp_kan.estimators.equations import constants_frame, equations_frame, equations_rows
 from emp_kan.kan import adapter
@@ -111,13 +113,39 @@ def _formula_from_state(state: dict[str, Any] | None) -> Any:
 def _constants_state(frame: Any) -> list[dict[str, Any]] | None:
     if frame is None:
         return None
+    units = frame["units"] if "units" in frame else [None] * len(frame)
     return [
         {
             "value": float(value),
             "std_error": None if not np.isfinite(error) else float(error),
         }
-        for value, error in zip(frame["value"], frame["std_error"], strict=True)
+        | ({} if "units" not in frame else {"units": unit})
+        for value, error, unit in zip(frame["value"], frame["std_error"], units, strict=True)
     ]
+
+
+def _groups_state(groups: Groups | None) -> dict[str, Any] | None:
+    if groups is None:
+        return None
+    return {
+        "variables": list(groups.variables),
+        "names": list(groups.names),
+        "exponents": [[str(e) for e in row] for row in groups.exponents],
+        "normaliser": [str(e) for e in groups.normaliser],
+        "target": groups.target,
+    }
+
+
+def _groups_from_state(state: dict[str, Any] | None) -> Groups | None:
+    if state is None:
+        return None
+    return Groups(
+        tuple(state["variables"]),
+        tuple(state["names"]),
+        tuple(tuple(Fraction(e) for e in row) for row in state["exponents"]),
+        tuple(Fraction(e) for e in state["normaliser"]),
+        state["target"],
+    )
 
 
 def _equations_state(frame: Any) -> list[dict[str, Any]] | None:
@@ -211,6 +239,7 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
         "equations": _equations_state(getattr(estimator, "equations_", None)),
         "transform": None if transform is None else _plain(asdict(transform)),
         "scales": _plain(asdict(estimator.scales_)) if hasattr(estimator, "scales_") else None,
+        "groups": _groups_state(getattr(estimator, "groups_", None)),
         "constants": _constants_state(getattr(estimator, "constants_", None)),
         "noise_estimate": _plain(getattr(estimator, "noise_estimate_", None)),
     }
@@ -262,6 +291,7 @@ def load_estimator(path: str | os.PathLike, cls: type) -> Any:
         if scales is None
         else Scales(tuple(scales["inputs"]), float(scales["label"]))
     )
+    estimator.groups_ = _groups_from_state(payload.get("groups"))  # older files: none
     transform = payload["transform"]
     estimator.transform_ = (
         None

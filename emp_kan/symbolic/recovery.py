@@ -141,6 +141,27 @@ def is_exact_recovery(
     if _numerically_constant(difference, symbols, points) and _constant(difference, symbols):
         return True
     ratio = found_r / truth_r
-    if _numerically_constant(ratio, symbols, points) and _constant(ratio, symbols):
+    if not _numerically_constant(ratio, symbols, points):
+        return False
+    if _constant(ratio, symbols):
         return sp.simplify(_exact_decimals(ratio)) != 0
-    return False
+    # sympy cannot use a range's upper end: sqrt((1 + x)/(1 - x)) = (1 + x)/sqrt(1 - x**2) for
+    # x < 1 is proved by its square; a ratio that is real and continuous on the (connected)
+    # ranges and whose square is a constant is that constant's root, of the sign seen at the
+    # points.
+    return (
+        _real_everywhere(ratio, symbols, points)
+        and _constant(ratio**2, symbols)
+        and sp.simplify(_exact_decimals(ratio**2)) != 0
+    )
+
+
+def _real_everywhere(expr, symbols, points: np.ndarray) -> bool:
+    """Whether ``expr`` is a finite real number at every one of ``points``."""
+    try:
+        fn = sp.lambdify(symbols, expr, "numpy")
+        with np.errstate(all="ignore"):
+            values = np.asarray(fn(*points.T), dtype=np.complex128)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return False
+    return bool(np.isfinite(values).all() and (values.imag == 0).all())

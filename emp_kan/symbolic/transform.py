@@ -310,12 +310,19 @@ def direct_formulas(
 
 # name: (applies to labels y (n,), forward g(y), inverse as sympy of g's formula u and the
 # sign s of y). One-variable laws whose outer function is not exp: sqrt(x**2 + 1) is
-# sqrt of a library function of x, log(cos(x) + 2) a log of one, 1/(1 + x**2) a reciprocal.
+# sqrt of a library function of x, log(cos(x) + 2) a log of one, 1/(1 + x**2) a reciprocal,
+# and Lorentz's factors of a speed ratio x, 1/sqrt(1 - x**2), x/sqrt(1 - x**2) and
+# (1 + x)/sqrt(1 - x**2), reciprocal square roots of 1 - x**2, 1/x**2 - 1 and 2/(1 + x) - 1.
 LABEL_TRANSFORMS = {
     "square": (
         lambda y: bool((y > 0).all() or (y < 0).all()),
         np.square,
         lambda u, s: s * sp.sqrt(u),
+    ),
+    "inverse-square": (
+        lambda y: bool((y > 0).all() or (y < 0).all()),
+        lambda y: 1.0 / np.square(y),
+        lambda u, s: s / sp.sqrt(u),
     ),
     "exp": (lambda y: bool(np.abs(y).max() < 30.0), np.exp, lambda u, s: sp.log(u)),
     "reciprocal": (lambda y: bool((y != 0).all()), np.reciprocal, lambda u, s: 1 / u),
