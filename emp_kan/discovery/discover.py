@@ -16,6 +16,7 @@ from emp_kan.data.groups import Groups, dimensionless_view
 from emp_kan.data.problems import Problem, with_label_noise
 from emp_kan.data.scaling import Scales, training_view
 from emp_kan.data.split import Split
+from emp_kan.data.units import unit_dimensions
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.parallel import run_side_by_side, train_routes
 from emp_kan.discovery.run import (
@@ -27,6 +28,7 @@ from emp_kan.discovery.run import (
 )
 from emp_kan.discovery.summary import constants_in_units, units_report, versions
 from emp_kan.symbolic.choice import choose_formula, noise_floor
+from emp_kan.symbolic.dimensions import constant_dimensions
 from emp_kan.symbolic.expression import evaluate_formula
 
 log = logging.getLogger("emp_kan")
@@ -164,12 +166,15 @@ def method_runs(
     With units, the KAN works on the dimensionless groups first; a method whose formula is not
     at the noise floor there is run again on the inputs as given, and the better of its two
     formulas on the validation rows is kept (the choice's rule: the simpler one where they
-    tie). ``on_run`` as in :func:`discover` (with groups it is not called: a run may still
-    change). Without ``symbolic`` (no formula: nothing to compare), the runs on the groups
-    are kept.
+    tie), the second only when it is dimensionally homogeneous. ``on_run`` as in
+    :func:`discover` (with groups it is not called: a run may still change). Without
+    ``symbolic`` (no formula: nothing to compare), the runs on the groups are kept.
     """
     view = working_view(problem, config)
     runs = _runs_on(view, methods, config, on_run if view.groups is None else None, symbolic)
+    # A formula of the groups is homogeneous by construction; one of the inputs as given
+    # replaces it only when it is homogeneous too (a coefficient may carry units, a function
+    # may not take a quantity with units).
     views = dict.fromkeys(methods, view)
     if (
         symbolic
@@ -179,7 +184,7 @@ def method_runs(
         log.info("units: no formula of the groups at the noise floor; trying the inputs as given")
         plain = working_view(problem, config, units=False)
         for method, run in _runs_on(plain, methods, config, None).items():
-            if _better(run, runs[method], problem, config):
+            if _homogeneous(run, problem) and _better(run, runs[method], problem, config):
                 runs[method], views[method] = run, plain
     return runs, views
 
@@ -262,3 +267,13 @@ def _better(
         n_rows=int(val["y"].shape[0]),
     )
     return chosen == 1
+
+
+def _homogeneous(run: MethodRun, problem: Problem) -> bool:
+    """Whether ``run``'s formula has ``problem``'s target's units, each term's coefficient
+    carrying what the rest of its term lacks (:func:`constant_dimensions`)."""
+    if run.formula is None:
+        return False
+    variables, target = unit_dimensions(problem.units, problem.variables, problem.target)
+    dimensions = dict(zip(problem.variables, variables, strict=True))
+    return constant_dimensions(run.formula.expression, dimensions, target) is not None
