@@ -507,3 +507,14 @@ def test_identities_that_need_a_ranges_upper_end_count_by_their_square():
         sp.sqrt((x + 1) / (1 - x)) + x / 1000, truth, [x], ranges=[(0.1, 0.67)]
     )
     assert not is_exact_recovery(sp.sqrt((x + 2) / (1 - x)), truth, [x], ranges=[(0.1, 0.67)])
+
+
+def test_a_constant_snaps_to_a_simple_multiple_of_pi_squared_or_its_reciprocal():
+    from emp_kan.symbolic.expression import snap_constants
+
+    x = sp.Symbol("x", real=True)
+    xs = torch.linspace(0.5, 2.0, 50, dtype=torch.float64)[:, None]
+    for constant in (1 / sp.pi**2, 3 * sp.pi**2 / 4):
+        ys = float(constant) * xs**2
+        found = snap_constants(sp.Float(float(constant)) * x**2, [x], xs, ys)
+        assert sp.simplify(found - constant * x**2) == 0

@@ -60,13 +60,21 @@ def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple
     return rmse_r2(predict_rows(lambdify_by_name(expr, variables), xs, ys.size), ys)
 
 
-_SNAP_UNITS = (sp.pi, 1 / sp.pi, 1 / sp.sqrt(sp.pi), 1 / sp.sqrt(2 * sp.pi), sp.sqrt(2))
+_SNAP_UNITS = (
+    sp.pi,
+    1 / sp.pi,
+    1 / sp.sqrt(sp.pi),
+    1 / sp.sqrt(2 * sp.pi),
+    sp.sqrt(2),
+    sp.pi**2,
+    1 / sp.pi**2,
+)
 
 
 def snap_candidates(value: float, exponent: bool = False) -> list[Any]:
     """The numbers a float ``value`` may snap to, simplest first: 0, the nearest integer,
     small fractions, rational multiples of pi and simple ones of 1/pi, 1/sqrt(pi),
-    1/sqrt(2 pi) and sqrt(2); for an ``exponent``, only the nearest integer, half and third
+    1/sqrt(2 pi), sqrt(2), pi**2 and 1/pi**2; for an ``exponent``, only the nearest integer, half and third
     (a power law's exponents are whole or simple fractions: ``r**(7*pi/11)`` is ``r**2``
     measured with noise)."""
     if exponent:
@@ -80,7 +88,7 @@ def snap_candidates(value: float, exponent: bool = False) -> list[Any]:
     if 0 < abs(frac.numerator) <= 4:
         out.append(sp.Rational(frac.numerator, frac.denominator))
     # Rational multiples of pi, and simple ones (p/q with p <= 4, q <= 16) of the normalisers
-    # 1/pi, 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2): 3/(8*pi), not 13/(5*sqrt(pi)).
+    # 1/pi, 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2), pi**2, 1/pi**2: 3/(8*pi), not 13/(5*sqrt(pi)).
     for unit in _SNAP_UNITS:
         unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 16)
         if unit_frac != 0 and (unit == sp.pi or abs(unit_frac.numerator) <= 4):
