@@ -72,6 +72,9 @@ def _exact(law, ranges, samples=240):
         ("m/sqrt(1 - v**2/c**2)", "m=1:5,v=1:2,c=3:10"),
         ("h*w/(exp(h*w/(k*T)) - 1)", "h=1:5,w=1:5,k=1:5,T=1:5"),
         ("n/cosh(B*u/(k*T))", "n=1:5,B=1:5,u=1:5,k=1:5,T=1:5"),
+        # one input (a law of one dimensionless group): its own power times a function of it
+        ("x/(exp(x) - 1)", "x=0.2:5"),
+        ("x**3/(exp(x) - 1)", "x=0.2:5"),
     ],
 )
 def test_a_power_law_times_a_function_is_recovered_exactly(law, ranges):

@@ -74,9 +74,9 @@ _SNAP_UNITS = (
 def snap_candidates(value: float, exponent: bool = False) -> list[Any]:
     """The numbers a float ``value`` may snap to, simplest first: 0, the nearest integer,
     small fractions, rational multiples of pi and simple ones of 1/pi, 1/sqrt(pi),
-    1/sqrt(2 pi), sqrt(2), pi**2 and 1/pi**2; for an ``exponent``, only the nearest integer, half and third
-    (a power law's exponents are whole or simple fractions: ``r**(7*pi/11)`` is ``r**2``
-    measured with noise)."""
+    1/sqrt(2 pi), sqrt(2), pi**2 and 1/pi**2; for an ``exponent``, only the nearest integer,
+    half and third (a power law's exponents are whole or simple fractions: ``r**(7*pi/11)`` is
+    ``r**2`` measured with noise)."""
     if exponent:
         near = [sp.Rational(round(value * q), q) for q in (1, 2, 3)]
         return list(dict.fromkeys(near))

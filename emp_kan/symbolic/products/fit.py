@@ -104,6 +104,12 @@ def fit_products(
             fit = best_fit(function, ((j, 1),), x, alone, others)
             if fit is not None and math.isfinite(fit.log_rmse):
                 fits.append(fit)
+            # With one input (a law of one dimensionless group) there is no other power:
+            # x/(exp(x) - 1) needs x's own, and the choice weighs the imitations' complexity.
+            if len(inputs) == 1 and function != "x" and j in power_inputs:
+                fit = best_fit(function, ((j, 1),), x, projected, power_inputs)
+                if fit is not None and math.isfinite(fit.log_rmse):
+                    fits.append(fit)
             bar.update()
     fits.sort(key=lambda f: f.log_rmse)
     seeds = {}
@@ -126,8 +132,11 @@ def fit_products(
         for f in fits + grown
         if (f.function == "exp" or abs(f.c) <= _MAX_POWER) and not linearised(f, x)
     ]
-    fits = sorted({(f.argument, f.function): f for f in fits}.values(), key=lambda f: f.log_rmse)
-    return fits[:top]
+    # each (argument, function) once, with its best fit
+    best: dict[tuple[tuple[tuple[int, int], ...], str], ProductFit] = {}
+    for f in sorted(fits, key=lambda f: f.log_rmse):
+        best.setdefault((f.argument, f.function), f)
+    return list(best.values())[:top]
 
 
 def _exhaustive(
