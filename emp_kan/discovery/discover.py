@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from emp_kan._runtime.forked import usable_workers
@@ -32,6 +32,10 @@ from emp_kan.symbolic.dimensions import constant_dimensions
 from emp_kan.symbolic.expression import evaluate_formula
 
 log = logging.getLogger("emp_kan")
+
+# An inhomogeneous formula of the inputs replaces the groups' only below this share of its
+# validation error: then the groups gave no law either.
+_INHOMOGENEOUS_GAIN = 0.1
 
 __all__ = ["WorkingView", "discover", "method_runs", "working_view"]
 
@@ -166,15 +170,16 @@ def method_runs(
     With units, the KAN works on the dimensionless groups first; a method whose formula is not
     at the noise floor there is run again on the inputs as given, and the better of its two
     formulas on the validation rows is kept (the choice's rule: the simpler one where they
-    tie), the second only when it is dimensionally homogeneous. ``on_run`` as in
+    tie), the second when it is dimensionally homogeneous or else ten times more accurate
+    (with a warning that it is not). ``on_run`` as in
     :func:`discover` (with groups it is not called: a run may still change). Without
     ``symbolic`` (no formula: nothing to compare), the runs on the groups are kept.
     """
     view = working_view(problem, config)
     runs = _runs_on(view, methods, config, on_run if view.groups is None else None, symbolic)
     # A formula of the groups is homogeneous by construction; one of the inputs as given
-    # replaces it only when it is homogeneous too (a coefficient may carry units, a function
-    # may not take a quantity with units).
+    # replaces it when it is homogeneous too (a coefficient may carry units, a function may
+    # not take a quantity with units), or, labelled, when it is ten times more accurate.
     views = dict.fromkeys(methods, view)
     if (
         symbolic
@@ -184,8 +189,19 @@ def method_runs(
         log.info("units: no formula of the groups at the noise floor; trying the inputs as given")
         plain = working_view(problem, config, units=False)
         for method, run in _runs_on(plain, methods, config, None).items():
-            if _homogeneous(run, problem) and _better(run, runs[method], problem, config):
+            if not _better(run, runs[method], problem, config):
+                continue
+            if _homogeneous(run, problem):
                 runs[method], views[method] = run, plain
+            elif _validation_error(run, problem, config) < _INHOMOGENEOUS_GAIN * (
+                _validation_error(runs[method], problem, config)
+            ):  # the groups gave no law either: the better fit, labelled
+                warning = (
+                    "the formula is not dimensionally homogeneous under the units given "
+                    "(no formula of their dimensionless groups came near it)"
+                )
+                formula = replace(run.formula, warnings=[*run.formula.warnings, warning])
+                runs[method], views[method] = replace(run, formula=formula), plain
     return runs, views
 
 
