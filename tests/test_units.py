@@ -174,6 +174,11 @@ def test_with_units_the_kan_learns_the_law_between_groups_and_returns_the_law(tm
     assert runs["emp"].inputs()["kept"] == ["pi_1"]
     assert report["exact"] is True
     assert all(c.get("units") in (None, "1") for c in report["constants"])
+    # the pictures show the KAN of the groups: its input is pi_1, its output the label it learned
+    from emp_kan.app.report import render_figures
+
+    graphml = render_figures("emp", runs["emp"], problem)["graph.graphml"].decode()
+    assert "pi_1" in graphml and "epsilon*r**2*y/q2**2" in graphml
 
 
 def _newton_csv(path, n=300):

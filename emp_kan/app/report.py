@@ -176,10 +176,11 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     names = [problem.columns.get(n, n) for n in problem.variables]  # a CSV's own names
     target = problem.columns.get(problem.target, problem.target)
     output = target if target not in names else f"{target} (output)"
+    learned = target  # what the KAN's output stands for
     if run.groups is not None:  # the KAN learns the law between dimensionless groups
         x = run.groups.apply(problem.dataset)["train_input"]
         names = list(run.groups.names)
-        output = run.groups.describe()["label"]
+        output = learned = run.groups.describe()["label"]
     if run.scales is not None:  # the KAN works on the columns divided by their scales
         x = run.scales.apply({"train_input": x})["train_input"]
         names = [
@@ -191,7 +192,7 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
         x = run.log_transform.apply({"x": x})["x"]
         if run.log_transform.log_inputs:
             names = [f"log|{n}|" for n in names]
-        output = f"log|{target}|"
+        output = f"log|{learned}|"
     graph = to_networkx(
         run.pruned,
         x,
