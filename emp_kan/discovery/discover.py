@@ -16,7 +16,6 @@ from emp_kan.data.groups import Groups, dimensionless_view
 from emp_kan.data.problems import Problem, with_label_noise
 from emp_kan.data.scaling import Scales, training_view
 from emp_kan.data.split import Split
-from emp_kan.data.units import unit_dimensions
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.parallel import run_side_by_side, train_routes
 from emp_kan.discovery.run import (
@@ -26,9 +25,13 @@ from emp_kan.discovery.run import (
     run_in_data_units,
     run_method,
 )
-from emp_kan.discovery.summary import constants_in_units, units_report, versions
+from emp_kan.discovery.summary import (
+    carried_dimensions,
+    constants_in_units,
+    units_report,
+    versions,
+)
 from emp_kan.symbolic.choice import choose_formula, noise_floor
-from emp_kan.symbolic.dimensions import constant_dimensions
 from emp_kan.symbolic.expression import evaluate_formula
 
 log = logging.getLogger("emp_kan")
@@ -287,9 +290,7 @@ def _better(
 
 def _homogeneous(run: MethodRun, problem: Problem) -> bool:
     """Whether ``run``'s formula has ``problem``'s target's units, each term's coefficient
-    carrying what the rest of its term lacks (:func:`constant_dimensions`)."""
-    if run.formula is None:
-        return False
-    variables, target = unit_dimensions(problem.units, problem.variables, problem.target)
-    dimensions = dict(zip(problem.variables, variables, strict=True))
-    return constant_dimensions(run.formula.expression, dimensions, target) is not None
+    carrying what the rest of its term lacks (:func:`carried_dimensions`)."""
+    return (
+        run.formula is not None and carried_dimensions(run.formula.expression, problem) is not None
+    )

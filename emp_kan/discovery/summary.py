@@ -12,7 +12,7 @@ from emp_kan.data.groups import Groups
 from emp_kan.data.units import dimension_text, unit_dimensions
 from emp_kan.symbolic.dimensions import constant_dimensions
 
-__all__ = ["constants_in_units", "units_report", "versions"]
+__all__ = ["carried_dimensions", "constants_in_units", "units_report", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -56,12 +56,18 @@ def constants_in_units(
     homogeneous), when ``problem`` has units; unchanged otherwise."""
     if not problem.units:
         return constants
-    variables, target = unit_dimensions(problem.units, problem.variables, problem.target)
-    carried = constant_dimensions(
-        expression, dict(zip(problem.variables, variables, strict=True)), target
-    )
+    carried = carried_dimensions(expression, problem)
     by_value = {} if carried is None else {float(f): d for f, d in carried.items()}
     return [
         dict(c, units=dimension_text(by_value[c["value"]]) if c["value"] in by_value else None)
         for c in constants
     ]
+
+
+def carried_dimensions(expression: Any, problem: Any) -> dict[Any, Any] | None:
+    """The dimension each float of ``expression`` carries for it to have the units of
+    ``problem``'s target, given its columns' units (see
+    :func:`~emp_kan.symbolic.dimensions.constant_dimensions`); None when it cannot."""
+    variables, target = unit_dimensions(problem.units, problem.variables, problem.target)
+    dimensions = dict(zip(problem.variables, variables, strict=True))
+    return constant_dimensions(expression, dimensions, target)
