@@ -518,3 +518,14 @@ def test_a_constant_snaps_to_a_simple_multiple_of_pi_squared_or_its_reciprocal()
         ys = float(constant) * xs**2
         found = snap_constants(sp.Float(float(constant)) * x**2, [x], xs, ys)
         assert sp.simplify(found - constant * x**2) == 0
+
+
+def test_a_formula_holding_an_integer_beyond_int64_evaluates():
+    from emp_kan.symbolic.expression import evaluate_formula
+
+    x = sp.Symbol("x", real=True)
+    huge = sp.Integer(241652272756479541743003369472)
+    xs = torch.linspace(1.0, 2.0, 20, dtype=torch.float64)[:, None]
+    ys = xs * float(sp.log(huge))
+    rmse, r2 = evaluate_formula(x * sp.log(huge), [x], xs, ys)
+    assert rmse == pytest.approx(0.0, abs=1e-9) and r2 == pytest.approx(1.0)

@@ -346,3 +346,13 @@ def test_the_written_out_cubic_basis_is_the_general_triangle_bitwise():
     for cubic, general in zip(*out, strict=True):
         assert np.array_equal(cubic, general)
     assert ((xt < knots[:, :1]) | (xt >= knots[:, -1:])).any()  # points outside the grid too
+
+
+def test_the_line_search_bisects_where_its_cubic_degenerates():
+    from emp_kan.kan.fast.optim import _cubic_interpolate
+
+    # flat ends with equal values: torch's formula divides by zero (a run at 1% noise crashed)
+    assert _cubic_interpolate(0.0, 1.0, 0.0, 1.0, 1.0, 0.0) == 0.5
+    assert _cubic_interpolate(1.0, 1.0, 0.0, 1.0, 1.0, 0.0, bounds=(0.0, 2.0)) == 1.0
+    # an ordinary cubic still gives its minimiser: f = (x - 0.3)**2 on [0, 1]
+    assert _cubic_interpolate(0.0, 0.09, -0.6, 1.0, 0.49, 1.4) == pytest.approx(0.3)

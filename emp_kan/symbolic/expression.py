@@ -38,6 +38,11 @@ def lambdify_by_name(expr, variables, params=()):
     # numpy code has no complex infinity (a formula mapped back can fold 1/0 into zoo): it
     # evaluates to NaN, which every caller reads as "not finite here"
     expr = expr.xreplace({sp.zoo: sp.nan})
+    # nor integers beyond int64: numpy's log(241652272756479541743003369472) is an object
+    # array without a log method
+    huge = {r: sp.Float(r) for r in expr.atoms(sp.Rational) if max(abs(r.p), abs(r.q)) >= 2**62}
+    if huge:
+        expr = expr.xreplace(huge)
     return sp.lambdify(symbols + list(params), expr, "numpy")
 
 

@@ -222,16 +222,29 @@ def _cubic_interpolate(
         xmin_bound, xmax_bound = bounds
     else:
         xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
+    middle = (xmin_bound + xmax_bound) / 2.0
+    if x1 == x2:  # no interval to interpolate on
+        return middle
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     d2_square = d1**2 - g1 * g2
     if d2_square >= 0:
         d2 = math.sqrt(d2_square)
+        # torch divides tensors and gets inf or nan where the cubic degenerates (equal slopes
+        # and no curvature); in floats that is a ZeroDivisionError: bisect instead
         if x1 <= x2:
-            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+            denominator = g2 - g1 + 2 * d2
+            if denominator == 0:
+                return middle
+            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / denominator)
         else:
-            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+            denominator = g1 - g2 + 2 * d2
+            if denominator == 0:
+                return middle
+            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / denominator)
+        if not math.isfinite(min_pos):
+            return middle
         return min(max(min_pos, xmin_bound), xmax_bound)
-    return (xmin_bound + xmax_bound) / 2.0
+    return middle
 
 
 def _strong_wolfe(
