@@ -113,24 +113,3 @@ def test_a_formula_sympy_cannot_evaluate_keeps_its_constants_and_costs_nothing_e
     broken = sp.Float(2.5) * X ** sp.Float(1.5) + sp.zoo * Y
     assert snap_within_errors(broken, [X, Y], rows) is broken
     assert [c["std_error"] for c in constants_with_errors(broken, [X, Y], rows)] == [None, None]
-
-
-def test_a_float_factor_of_a_root_of_a_sum_moves_inside_where_it_can_snap():
-    from emp_kan.symbolic.uncertainty import absorbed_factors
-
-    u, k, c = sp.symbols("u k c", real=True)
-    found = (
-        sp.Float(9152.9124273638)
-        * c
-        * sp.sqrt(k * (sp.Float(1.0e-7) * u / k - sp.Float(1.19366197309316e-8)))
-    )
-    inside = absorbed_factors(found)
-    assert not any(f > 100 for f in inside.atoms(sp.Float))  # one parameter less
-    values = {u: 1.7, k: 0.3, c: 2.1}
-    assert float(inside.subs(values)) == pytest.approx(float(found.subs(values)), rel=1e-12)
-    coefficients = sorted(float(f) for f in inside.atoms(sp.Float))
-    assert coefficients == pytest.approx([-1.0, 8 * np.pi / 3], rel=1e-6)
-    # a negative factor, or two roots, stay where they are
-    assert absorbed_factors(-2.0 * sp.sqrt(u + 1)) == -2.0 * sp.sqrt(u + 1)
-    two = sp.Float(2.0) * sp.sqrt(u + 1) * sp.sqrt(u + 2)
-    assert absorbed_factors(two) == two

@@ -157,35 +157,6 @@ def finish_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -
     the error bar of 1/(4 pi) 2/25 would come first), then ``finish_expression`` on the
     validation rows, then every snap within the error bars."""
     val = rows.validation
-    expr = snapped_within_errors(absorbed_factors(expr), variables, rows, whole_only=True)
+    expr = snapped_within_errors(expr, variables, rows, whole_only=True)
     expr = finish_expression(expr, variables, val["x"], val["y"])
     return snapped_within_errors(expr, variables, rows)
-
-
-def absorbed_factors(expr: sp.Expr) -> sp.Expr:
-    """``expr`` with each positive float factor of a root of a sum (or of a product holding
-    one) moved inside it:
-    ``9152.9*sqrt(1e-7*u - 1.19e-8*k)`` -> ``sqrt(8.3776*u - 1.0*k)``. Outside, the factor and
-    the sum's coefficients are one parameter too many (their errors are unbounded, and none
-    snaps); inside, ``8.3776`` is ``8*pi/3``."""
-
-    def absorb(node: sp.Expr) -> sp.Expr:
-        if not node.is_Mul:
-            return node
-        coefficient, rest = node.as_coeff_Mul()
-        roots = [
-            f
-            for f in sp.Mul.make_args(rest)
-            if f.is_Pow
-            and f.exp.is_Rational
-            and f.exp.q > 1
-            and any(part.is_Add for part in sp.Mul.make_args(f.base))
-        ]
-        if not (isinstance(coefficient, sp.Float) and coefficient > 0 and len(roots) == 1):
-            return node
-        root = roots[0]
-        inside = sp.expand(coefficient ** (1 / root.exp) * root.base)
-        others = [f for f in sp.Mul.make_args(rest) if f is not root]
-        return sp.Mul(*others, sp.Pow(inside, root.exp))
-
-    return expr.replace(lambda node: node.is_Mul, absorb)
