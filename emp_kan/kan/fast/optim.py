@@ -225,26 +225,22 @@ def _cubic_interpolate(
     middle = (xmin_bound + xmax_bound) / 2.0
     if x1 == x2:  # no interval to interpolate on
         return middle
+    if x1 > x2:  # the formula is symmetric in the two points: write it for x1 < x2 only
+        x1, f1, g1, x2, f2, g2 = x2, f2, g2, x1, f1, g1
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     d2_square = d1**2 - g1 * g2
-    if d2_square >= 0:
-        d2 = math.sqrt(d2_square)
-        # torch divides tensors and gets inf or nan where the cubic degenerates (equal slopes
-        # and no curvature); in floats that is a ZeroDivisionError: bisect instead
-        if x1 <= x2:
-            denominator = g2 - g1 + 2 * d2
-            if denominator == 0:
-                return middle
-            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / denominator)
-        else:
-            denominator = g1 - g2 + 2 * d2
-            if denominator == 0:
-                return middle
-            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / denominator)
-        if not math.isfinite(min_pos):
-            return middle
-        return min(max(min_pos, xmin_bound), xmax_bound)
-    return middle
+    if d2_square < 0:
+        return middle
+    d2 = math.sqrt(d2_square)
+    denominator = g2 - g1 + 2 * d2
+    # torch divides tensors and gets inf or nan where the cubic degenerates (equal slopes and
+    # no curvature); in floats that is a ZeroDivisionError: bisect instead
+    if denominator == 0:
+        return middle
+    min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / denominator)
+    if not math.isfinite(min_pos):
+        return middle
+    return min(max(min_pos, xmin_bound), xmax_bound)
 
 
 def _strong_wolfe(
