@@ -185,6 +185,15 @@ def test_a_float_multiple_of_the_truth_is_exact():
     assert is_exact_recovery(sp.Float(0.5) * u * w**2 + sp.Float(0.25), u * w**2 / 2, [u, w])
 
 
+def test_hyperbolic_functions_are_compared_through_exp():
+    # the Hill equation as the symbolic stage once wrote it: tanh(log(S)) = (S**2-1)/(S**2+1)
+    s = sp.Symbol("S")
+    hill = s**2 / (s**2 + 1)
+    assert is_exact_recovery((sp.tanh(sp.log(s)) + 1) / 2, hill, [s], ranges=[(0, 4)])
+    assert not is_exact_recovery(sp.tanh(s), hill, [s], ranges=[(0, 4)])
+    assert not is_exact_recovery((sp.tanh(sp.log(s)) + 1) / 2 + s / 10, hill, [s], ranges=[(0, 4)])
+
+
 def test_identities_that_hold_on_positive_ranges_count():
     g, p, rho = sp.symbols("gamma p rho")
     found, truth = sp.sqrt(g) * sp.sqrt(p) / sp.sqrt(rho), sp.sqrt(g * p / rho)
@@ -518,6 +527,24 @@ def test_a_constant_snaps_to_a_simple_multiple_of_pi_squared_or_its_reciprocal()
         ys = float(constant) * xs**2
         found = snap_constants(sp.Float(float(constant)) * x**2, [x], xs, ys)
         assert sp.simplify(found - constant * x**2) == 0
+
+
+def test_an_exponential_shift_snaps_to_a_power_of_e():
+    # the Morse potential (1 - exp(-3*(r - 1)/2))**2 as the symbolic stage writes it
+    from emp_kan.symbolic.expression import snap_constants
+
+    r = sp.Symbol("r", real=True)
+    truth = (1 - sp.exp(-3 * (r - 1) / 2)) ** 2
+    xs = torch.linspace(0.6, 3.0, 60, dtype=torch.float64)[:, None]
+    ys = torch.tensor([float(truth.subs(r, float(v))) for v in xs[:, 0]], dtype=torch.float64)
+    fitted = sp.Float(float(sp.exp(3))) * (sp.exp(-3 * r / 2) - sp.Float(float(sp.exp(-1.5)))) ** 2
+    found = snap_constants(fitted, [r], xs, ys[:, None])
+    assert not found.atoms(sp.Float)
+    assert sp.simplify(sp.expand(found - truth)) == 0
+    # a constant 1% away from a power of e stays a float
+    near = 1.01 * float(sp.exp(3))
+    off = snap_constants(sp.Float(near) * r, [r], xs, near * xs)
+    assert off.atoms(sp.Float)
 
 
 def test_a_formula_holding_an_integer_beyond_int64_evaluates():

@@ -79,9 +79,9 @@ _SNAP_UNITS = (
 def snap_candidates(value: float, exponent: bool = False) -> list[Any]:
     """The numbers a float ``value`` may snap to, simplest first: 0, the nearest integer,
     small fractions, rational multiples of pi and simple ones of 1/pi, 1/sqrt(pi),
-    1/sqrt(2 pi), sqrt(2), pi**2 and 1/pi**2; for an ``exponent``, only the nearest integer,
-    half and third (a power law's exponents are whole or simple fractions: ``r**(7*pi/11)`` is
-    ``r**2`` measured with noise)."""
+    1/sqrt(2 pi), sqrt(2), pi**2 and 1/pi**2, and e to a whole or half power; for an
+    ``exponent``, only the nearest integer, half and third (a power law's exponents are whole
+    or simple fractions: ``r**(7*pi/11)`` is ``r**2`` measured with noise)."""
     if exponent:
         near = [sp.Rational(round(value * q), q) for q in (1, 2, 3)]
         return list(dict.fromkeys(near))
@@ -98,6 +98,13 @@ def snap_candidates(value: float, exponent: bool = False) -> list[Any]:
         unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 16)
         if unit_frac != 0 and (unit == sp.pi or abs(unit_frac.numerator) <= 4):
             out.append(sp.Rational(unit_frac.numerator, unit_frac.denominator) * unit)
+    # Powers of e with whole or half exponents: an exponential's shift comes out as a factor
+    # (the Morse potential's exp(-3*(r - 1)/2) as exp(3/2)*exp(-3*r/2)).
+    if value != 0 and 0.02 < abs(math.log(abs(value))) <= 6:
+        for q in (1, 2):
+            p = round(math.log(abs(value)) * q)
+            if p != 0:
+                out.append((1 if value > 0 else -1) * sp.exp(sp.Rational(p, q)))
     seen, unique = set(), []
     for c in out:
         if c not in seen:

@@ -84,11 +84,17 @@ def _exact_decimals(expr):
 
 
 def _constant(expr, symbols) -> bool:
+    exact = _exact_decimals(expr)
     try:
-        simplified = sp.simplify(_exact_decimals(expr))
+        if not (sp.simplify(exact).free_symbols & set(symbols)):
+            return True
+        # sympy leaves hyperbolic functions of logs standing: (tanh(log(S)) + 1)/2 is
+        # S**2/(S**2 + 1) only once tanh is written with exp
+        if not exact.has(sp.functions.elementary.hyperbolic.HyperbolicFunction):
+            return False
+        return not (sp.simplify(exact.rewrite(sp.exp)).free_symbols & set(symbols))
     except Exception:  # sympy fails on some inputs; then we cannot prove it
         return False
-    return not (simplified.free_symbols & set(symbols))
 
 
 def is_exact_recovery(
