@@ -25,6 +25,7 @@ from emp_kan.symbolic.choice import noise_floor
 from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.pieces import read_structure
+from emp_kan.symbolic.polynomial import polynomial_expression, sparse_polynomials
 from emp_kan.symbolic.products.search import product_formulas
 from emp_kan.symbolic.refit import refit_floats
 from emp_kan.symbolic.search import fit_formula
@@ -53,7 +54,8 @@ class Candidate:
     # fitted to the data as given), "<route>-direct-<k>" (a library function fitted to one
     # input's data) or "<transform>-direct-<k>" (one fitted to y**2, exp(y) or 1/y).
     # "<route>-structure" is the sum of the route's pruned KAN's additive pieces, each solved
-    # as a sparse sum (emp_kan.symbolic.pieces).
+    # as a sparse sum (emp_kan.symbolic.pieces). "polynomial-<transform>" is a sparse
+    # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2 (emp_kan.symbolic.polynomial).
     name: str
     route: Route
     pruned: PruneResult
@@ -67,7 +69,8 @@ class Candidate:
         """Where the formula comes from: ``"KAN edges"`` (the route's pruned KAN read edge by
         edge), ``"KAN structure"`` (its pieces as sparse sums), ``"KAN power law"`` (its
         straight edges in log space), or, read from the data without the KAN, ``"product
-        search"``, ``"power law"`` (over every input) and ``"direct fit"``."""
+        search"``, ``"power law"`` (over every input), ``"polynomial fit"`` and ``"direct
+        fit"``."""
         return candidate_family(self.name, self.route.name)
 
     def to_dict(self, chosen: bool) -> dict[str, Any]:
@@ -99,6 +102,8 @@ def candidate_family(name: str, route: str) -> str:
         return "product search"
     if name == "power-law-all":
         return "power law"
+    if name.startswith("polynomial-"):
+        return "polynomial fit"
     return "direct fit"
 
 
@@ -173,6 +178,10 @@ def _run_route(
         # one candidate among many: its failure costs the run nothing else
         log.info("the %s route's structure gave no formula: %s", route.name, exc)
         structure, reading = None, None
+    if seek and route.log_transform is None and len(problem.variables) > 1:
+        for name, f in _polynomial_formulas(formula, route).items():
+            formulas[name] = f
+            val_rmse[name] = evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0]
     if structure is not None:
         formulas[f"{route.name}-structure"] = structure
         val_rmse[f"{route.name}-structure"] = evaluate_formula(
@@ -269,6 +278,29 @@ def _data_route_formulas(
         f = power_law_formula(formula, log_transform, every_input, given)
         f.spline_test_rmse = formula.spline_test_rmse
         formulas["power-law-all"] = f
+    return formulas
+
+
+def _polynomial_formulas(
+    formula: SymbolicFormula, route: Route, top: int = 2
+) -> dict[str, SymbolicFormula]:
+    """The ``top`` sparse polynomials of the inputs fitted to the labels or a transform of
+    them (:func:`~emp_kan.symbolic.polynomial.sparse_polynomials`), every constant refitted
+    jointly on the fit rows as a formula of ``y``, then snapped on the validation rows; keyed
+    ``"polynomial-<transform>"``."""
+    given = route.given_rows
+    x_fit = given.fit["train_input"].double().numpy()
+    y_fit = given.fit["train_label"].double().numpy()[:, 0]
+    x_val = given.validation["x"].double().numpy()
+    y_val = given.validation["y"].double().numpy()[:, 0]
+    sign = 1 if (y_fit > 0).all() else -1
+    formulas = {}
+    for fit in sparse_polynomials(x_fit, y_fit, x_val, y_val)[:top]:
+        expr = polynomial_expression(fit, formula.variables, sign)
+        expr = refit_floats(expr, formula.variables, x_fit, y_fit)
+        found = formula_of_expression(formula, expr, given, edges=[])
+        found.spline_test_rmse = formula.spline_test_rmse
+        formulas[f"polynomial-{fit.transform}"] = found
     return formulas
 
 

@@ -1,0 +1,312 @@
+"""Sparse polynomials of the inputs fitted to the labels and to transforms of them.
+
+Sums of products (``x1*y1 + x2*y2 + x3*y3``), a factor times a sum of squares
+(``m*(u**2 + v**2 + w**2)/2``) and roots of squared distances
+(``sqrt((x2 - x1)**2 + (y2 - y1)**2)``, a polynomial once squared) need more hidden nodes than
+a small sum-KAN has, so its splines never fit them and nothing read from it can be the law.
+They are linear in a few monomials of the inputs (possibly times ``sin`` or ``cos`` of one
+input: ``q*E_f + q*B*v*sin(theta)``), so a greedy forward selection over monomials finds
+them in milliseconds. This is AI Feynman's polynomial fit of ``y``, ``y**2``, ``1/y`` and
+``1/y**2``, made sparse.
+
+The maths here is pure: arrays in, :class:`PolynomialFit` out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+__all__ = [
+    "POLYNOMIAL_TRANSFORMS",
+    "PolynomialFit",
+    "Monomials",
+    "monomials",
+    "polynomial_expression",
+    "sparse_polynomials",
+]
+
+# Most columns of the design matrix: the degree falls as the inputs grow (9 inputs: degree 3).
+MAX_FEATURES = 400
+
+# Highest total degree of a monomial: 4 holds mu**2*B_x**2, the square of mu*|B|.
+MAX_DEGREE = 4
+
+# Most terms of a polynomial, besides its constant.
+MAX_TERMS = 8
+
+# A term goes when the validation RMSE without it stays within 5% of the best support's.
+DROP_REL_TOL = 0.05
+
+# name: (applies to labels y (n,), forward g(y), inverse as sympy of g's formula u and the
+# sign s of y, inverse as numpy of g's values and the sign)
+POLYNOMIAL_TRANSFORMS = {
+    "identity": (
+        lambda y: True,
+        lambda y: y,
+        lambda u, s: u,
+        lambda t, s: t,
+    ),
+    "square": (
+        lambda y: bool((y > 0).all() or (y < 0).all()),
+        np.square,
+        lambda u, s: s * sp.sqrt(u),
+        lambda t, s: s * np.sqrt(t),
+    ),
+    "reciprocal": (
+        lambda y: bool((y != 0).all()),
+        np.reciprocal,
+        lambda u, s: 1 / u,
+        lambda t, s: 1.0 / t,
+    ),
+    "inverse-square": (
+        lambda y: bool((y > 0).all() or (y < 0).all()),
+        lambda y: 1.0 / np.square(y),
+        lambda u, s: s / sp.sqrt(u),
+        lambda t, s: s / np.sqrt(t),
+    ),
+}
+
+_TRIG = {"sin": (np.sin, sp.sin), "cos": (np.cos, sp.cos)}
+
+
+@dataclass(frozen=True)
+class Monomials:
+    """The columns of a design matrix: monomials of the inputs, some times ``sin`` or ``cos``
+    of one input.
+
+    Attributes
+    ----------
+    exponents : ndarray of int, shape (m, d)
+        Column ``j`` is ``prod_i x_i ** exponents[j, i]`` ...
+    trig : tuple of (str, int) or None, length m
+        ... times ``trig[j][0](x_{trig[j][1]})`` where not None.
+    """
+
+    exponents: np.ndarray
+    trig: tuple
+
+    def __len__(self) -> int:
+        return len(self.trig)
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """The columns at ``x (n, d)``, shape (n, m)."""
+        with np.errstate(all="ignore"):
+            out = np.prod(x[:, None, :] ** self.exponents[None, :, :], axis=2)
+            for j, trig in enumerate(self.trig):
+                if trig is not None:
+                    out[:, j] *= _TRIG[trig[0]][0](x[:, trig[1]])
+        return out
+
+    def sympy(self, j: int, symbols) -> sp.Expr:
+        """Column ``j`` as a sympy expression of ``symbols``."""
+        term = sp.Mul(*(s ** int(e) for s, e in zip(symbols, self.exponents[j], strict=True)))
+        trig = self.trig[j]
+        if trig is not None:
+            term *= _TRIG[trig[0]][1](symbols[trig[1]])
+        return term
+
+
+def _exponent_rows(n_inputs: int, degree: int) -> list[tuple[int, ...]]:
+    """Every exponent tuple of total degree 1..``degree``, lowest degree first."""
+    rows = []
+    for total in range(1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(n_inputs), total):
+            row = [0] * n_inputs
+            for i in combo:
+                row[i] += 1
+            rows.append(tuple(row))
+    return rows
+
+
+def monomials(n_inputs: int, degree: int, trig_degree: int | None = None) -> Monomials:
+    """The monomials of ``n_inputs`` inputs of total degree 1..``degree`` and, with
+    ``trig_degree``, ``sin`` and ``cos`` of each input times the monomials of the other inputs
+    of degree 0..``trig_degree``."""
+    rows = _exponent_rows(n_inputs, degree)
+    trigs: list = [None] * len(rows)
+    if trig_degree is not None:
+        others = [(0,) * n_inputs, *_exponent_rows(n_inputs, trig_degree)]
+        for i in range(n_inputs):
+            for row in others:
+                if row[i] == 0:
+                    for name in _TRIG:
+                        rows.append(row)
+                        trigs.append((name, i))
+    return Monomials(np.array(rows, dtype=float).reshape(-1, n_inputs), tuple(trigs))
+
+
+def designs(n_inputs: int, n_rows: int, max_features: int = MAX_FEATURES) -> list[Monomials]:
+    """The term sets to search, smallest first: monomials of degree 1..:data:`MAX_DEGREE`,
+    each alone and with ``sin``/``cos`` of one input times monomials of one degree less, as
+    long as a set has at most ``max_features`` columns and a third as many as ``n_rows``."""
+    limit = min(max_features, n_rows // 3)
+    out = []
+    for degree in range(1, MAX_DEGREE + 1):
+        for trig_degree in (None, degree - 1):
+            columns = monomials(n_inputs, degree, trig_degree)
+            if len(columns) <= limit:
+                out.append(columns)
+    return out
+
+
+@dataclass(frozen=True)
+class PolynomialFit:
+    """``g(y) = intercept + sum_k coefficients[k] * columns[support[k]]`` with ``g`` the
+    transform, and the validation RMSE of the ``y`` it gives."""
+
+    transform: str
+    columns: Monomials
+    support: tuple[int, ...]
+    coefficients: np.ndarray  # (k,)
+    intercept: float
+    val_rmse: float
+
+
+def _least_squares(columns: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """The intercept and coefficients of ``target (n,)`` on ``columns (n, k)``."""
+    design = np.column_stack([np.ones(len(target)), columns])
+    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return float(solution[0]), solution[1:]
+
+
+def _forward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> list[tuple]:
+    """Forward selection by orthogonal least squares: the supports of 1..``max_terms``
+    columns of ``features (n, m)``, each the last plus the column whose part orthogonal to
+    the chosen ones (and the constant) explains most of the residual."""
+    n, m = features.shape
+    basis = np.ones((n, 1)) / math.sqrt(n)
+    remaining = features - basis @ (basis.T @ features)
+    residual = target - basis @ (basis.T @ target)
+    scale = np.linalg.norm(features, axis=0)
+    support: list[int] = []
+    path = []
+    for _ in range(max_terms):
+        norms = np.linalg.norm(remaining, axis=0)
+        # a column (nearly) in the span of the chosen ones adds nothing but ill-conditioning
+        usable = norms > 1e-8 * np.maximum(scale, 1e-300)
+        usable[support] = False
+        if not usable.any():
+            break
+        scores = np.where(usable, np.abs(remaining.T @ residual) / np.where(usable, norms, 1), -1)
+        best = int(np.argmax(scores))
+        if scores[best] <= 0:
+            break
+        q = remaining[:, best] / norms[best]
+        remaining = remaining - np.outer(q, q @ remaining)
+        residual = residual - q * (q @ residual)
+        support.append(best)
+        path.append(tuple(support))
+    return path
+
+
+def _backward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> list[tuple]:
+    """Backward elimination from every column of ``features (n, m)``: the supports of
+    ``max_terms``..1 columns, each the last without its column of smallest t-statistic.
+    Monomials of inputs of one sign are strongly correlated, so a forward search takes wrong
+    terms first; the full least-squares fit puts the weight where it belongs."""
+    support = list(range(features.shape[1]))
+    path = []
+    while support:
+        design = np.column_stack([np.ones(len(target)), features[:, support]])
+        pinv = np.linalg.pinv(design)
+        solution = pinv @ target
+        residual = target - design @ solution
+        spread = np.sqrt(np.sum(pinv[1:] ** 2, axis=1))
+        noise = max(float(np.sqrt(np.mean(residual**2))), 1e-300)
+        t = np.abs(solution[1:]) / np.maximum(spread * noise, 1e-300)
+        if len(support) <= max_terms:
+            path.append(tuple(support))
+        del support[int(np.argmin(t))]
+    return path
+
+
+def sparse_polynomials(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    max_terms: int = MAX_TERMS,
+) -> list[PolynomialFit]:
+    """For each transform ``g`` of :data:`POLYNOMIAL_TRANSFORMS` that applies to the labels,
+    the sparse polynomial of ``g(y)``.
+
+    The supports searched are backward elimination's from every term set of :func:`designs`
+    and forward selection's over the largest; each is fitted on the fit rows and measured as
+    ``y`` on the validation rows. The fewest terms whose validation RMSE is within
+    :data:`DROP_REL_TOL` of the best wins.
+
+    Parameters
+    ----------
+    x_fit : ndarray, shape (n, d)
+    y_fit : ndarray, shape (n,)
+    x_val : ndarray, shape (v, d)
+    y_val : ndarray, shape (v,)
+    max_terms : int
+        Most terms besides the constant.
+
+    Returns
+    -------
+    list of PolynomialFit
+        Most accurate on the validation rows first; transforms without a finite fit are left
+        out.
+    """
+    term_sets = designs(x_fit.shape[1], len(y_fit))
+    if not term_sets:
+        return []
+    values = []
+    for columns in term_sets:
+        fit_values, val_values = columns.values(x_fit), columns.values(x_val)
+        finite = np.isfinite(fit_values).all(axis=0) & np.isfinite(val_values).all(axis=0)
+        values.append((columns, np.where(finite, fit_values, 0.0), val_values, finite))
+    sign = 1.0 if (y_fit > 0).all() else -1.0
+    fits = []
+    for name, (applies, forward, _, inverse) in POLYNOMIAL_TRANSFORMS.items():
+        if not (applies(y_fit) and applies(y_val)):
+            continue
+        with np.errstate(all="ignore"):
+            target = forward(y_fit)
+        if not np.isfinite(target).all():
+            continue
+        scored = []
+        for k, (columns, fit_values, val_values, finite) in enumerate(values):
+            paths = _backward_path(fit_values[:, finite], target, max_terms)
+            if k == len(values) - 1:
+                paths += _forward_path(fit_values[:, finite], target, max_terms)
+            usable = np.flatnonzero(finite)
+            for path_support in dict.fromkeys(paths):
+                support = tuple(int(usable[j]) for j in path_support)
+                intercept, coefficients = _least_squares(fit_values[:, support], target)
+                with np.errstate(all="ignore"):
+                    y = inverse(intercept + val_values[:, support] @ coefficients, sign)
+                    rmse = float(np.sqrt(np.mean((y - y_val) ** 2)))
+                if math.isfinite(rmse):
+                    scored.append(
+                        PolynomialFit(name, columns, support, coefficients, intercept, rmse)
+                    )
+        if not scored:
+            continue
+        best = min(f.val_rmse for f in scored)
+        allowed = best * (1 + DROP_REL_TOL)
+        fits.append(
+            min(
+                (f for f in scored if f.val_rmse <= allowed),
+                key=lambda f: (len(f.support), f.val_rmse),
+            )
+        )
+    return sorted(fits, key=lambda f: f.val_rmse)
+
+
+def polynomial_expression(fit: PolynomialFit, symbols, sign: int) -> sp.Expr:
+    """``fit`` as a sympy expression of ``y`` in ``symbols`` (labels of sign ``sign``)."""
+    inner = sp.Float(fit.intercept) + sp.Add(
+        *(
+            sp.Float(float(c)) * fit.columns.sympy(j, symbols)
+            for j, c in zip(fit.support, fit.coefficients, strict=True)
+        )
+    )
+    return POLYNOMIAL_TRANSFORMS[fit.transform][2](inner, sign)
