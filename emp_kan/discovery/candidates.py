@@ -25,7 +25,12 @@ from emp_kan.symbolic.choice import noise_floor
 from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.pieces import read_structure
-from emp_kan.symbolic.polynomial import polynomial_expression, sparse_polynomials
+from emp_kan.symbolic.polynomial import (
+    polynomial_expression,
+    rational_expression,
+    sparse_polynomials,
+    sparse_rationals,
+)
 from emp_kan.symbolic.products.search import product_formulas
 from emp_kan.symbolic.refit import refit_floats
 from emp_kan.symbolic.search import fit_formula
@@ -55,7 +60,8 @@ class Candidate:
     # input's data) or "<transform>-direct-<k>" (one fitted to y**2, exp(y) or 1/y).
     # "<route>-structure" is the sum of the route's pruned KAN's additive pieces, each solved
     # as a sparse sum (emp_kan.symbolic.pieces). "polynomial-<transform>" is a sparse
-    # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2 (emp_kan.symbolic.polynomial).
+    # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2, "rational-<transform>" a
+    # sparse ratio of two fitted to y or y**2 (emp_kan.symbolic.polynomial).
     name: str
     route: Route
     pruned: PruneResult
@@ -102,7 +108,7 @@ def candidate_family(name: str, route: str) -> str:
         return "product search"
     if name == "power-law-all":
         return "power law"
-    if name.startswith("polynomial-"):
+    if name.startswith(("polynomial-", "rational-")):
         return "polynomial fit"
     return "direct fit"
 
@@ -285,22 +291,35 @@ def _polynomial_formulas(
     formula: SymbolicFormula, route: Route, top: int = 2
 ) -> dict[str, SymbolicFormula]:
     """The ``top`` sparse polynomials of the inputs fitted to the labels or a transform of
-    them (:func:`~emp_kan.symbolic.polynomial.sparse_polynomials`), every constant refitted
-    jointly on the fit rows as a formula of ``y``, then snapped on the validation rows; keyed
-    ``"polynomial-<transform>"``."""
+    them (:func:`~emp_kan.symbolic.polynomial.sparse_polynomials`) and the best sparse ratio
+    of polynomials where it is clearly better (:func:`~.sparse_rationals`), every constant
+    refitted jointly on the fit rows as a formula of ``y``, then snapped on the validation
+    rows; keyed ``"polynomial-<transform>"`` and ``"rational-<transform>"``."""
     given = route.given_rows
     x_fit = given.fit["train_input"].double().numpy()
     y_fit = given.fit["train_label"].double().numpy()[:, 0]
     x_val = given.validation["x"].double().numpy()
     y_val = given.validation["y"].double().numpy()[:, 0]
     sign = 1 if (y_fit > 0).all() else -1
+    polynomials = sparse_polynomials(x_fit, y_fit, x_val, y_val)[:top]
+    expressions = {
+        f"polynomial-{fit.transform}": polynomial_expression(fit, formula.variables, sign)
+        for fit in polynomials
+    }
+    # a ratio only where it is clearly better than every polynomial: a polynomial is a ratio
+    # with a constant denominator, and each candidate costs a refit and snapping
+    best_polynomial = min((f.val_rmse for f in polynomials), default=math.inf)
+    for fit in sparse_rationals(x_fit, y_fit, x_val, y_val)[:1]:
+        if fit.val_rmse < 0.5 * best_polynomial:
+            expressions[f"rational-{fit.transform}"] = rational_expression(
+                fit, formula.variables, sign
+            )
     formulas = {}
-    for fit in sparse_polynomials(x_fit, y_fit, x_val, y_val)[:top]:
-        expr = polynomial_expression(fit, formula.variables, sign)
+    for name, expr in expressions.items():
         expr = refit_floats(expr, formula.variables, x_fit, y_fit)
         found = formula_of_expression(formula, expr, given, edges=[])
         found.spline_test_rmse = formula.spline_test_rmse
-        formulas[f"polynomial-{fit.transform}"] = found
+        formulas[name] = found
     return formulas
 
 

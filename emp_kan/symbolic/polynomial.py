@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from emp_kan.symbolic.choice import noise_floor
+
 __all__ = [
     "POLYNOMIAL_TRANSFORMS",
     "PolynomialFit",
@@ -154,6 +156,22 @@ def designs(n_inputs: int, n_rows: int, max_features: int = MAX_FEATURES) -> lis
     return out
 
 
+# Most columns of the set forward selection searches.
+MAX_WIDE_FEATURES = 600
+
+
+def wide_design(n_inputs: int, max_features: int = MAX_WIDE_FEATURES) -> Monomials:
+    """The widest term set forward selection searches: monomials up to the highest degree
+    (at most :data:`MAX_DEGREE`) whose set, with ``sin``/``cos`` of each input times monomials
+    of the others of the same degree, has at most ``max_features`` columns
+    (``q*E_f + q*B*v*sin(theta)``); degree 1 without functions when none fits."""
+    for degree in range(MAX_DEGREE, 0, -1):
+        columns = monomials(n_inputs, degree, degree)
+        if len(columns) <= max_features:
+            return columns
+    return monomials(n_inputs, 1)
+
+
 @dataclass(frozen=True)
 class PolynomialFit:
     """``g(y) = intercept + sum_k coefficients[k] * columns[support[k]]`` with ``g`` the
@@ -206,22 +224,32 @@ def _forward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> l
 
 def _backward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> list[tuple]:
     """Backward elimination from every column of ``features (n, m)``: the supports of
-    ``max_terms``..1 columns, each the last without its column of smallest t-statistic.
-    Monomials of inputs of one sign are strongly correlated, so a forward search takes wrong
-    terms first; the full least-squares fit puts the weight where it belongs."""
-    support = list(range(features.shape[1]))
+    ``max_terms``..1 columns, each the last without its column of smallest t-statistic
+    (above ``4 * max_terms`` columns, the smallest tenth goes at once). Monomials of inputs
+    of one sign are strongly correlated, so a forward search takes wrong terms first; the
+    full least-squares fit puts the weight where it belongs."""
+    n = len(target)
+    centred = features - features.mean(axis=0)
+    norms = np.linalg.norm(centred, axis=0)
+    support = [j for j in range(features.shape[1]) if norms[j] > 0]
+    unit = centred / np.where(norms > 0, norms, 1.0)
+    goal = target - target.mean()
     path = []
     while support:
-        design = np.column_stack([np.ones(len(target)), features[:, support]])
-        pinv = np.linalg.pinv(design)
-        solution = pinv @ target
-        residual = target - design @ solution
-        spread = np.sqrt(np.sum(pinv[1:] ** 2, axis=1))
-        noise = max(float(np.sqrt(np.mean(residual**2))), 1e-300)
-        t = np.abs(solution[1:]) / np.maximum(spread * noise, 1e-300)
+        design = unit[:, support]
+        try:
+            solution, *_ = np.linalg.lstsq(design, goal, rcond=None)
+            spread = np.sqrt(np.clip(np.diag(np.linalg.pinv(design.T @ design)), 0, None))
+        except np.linalg.LinAlgError:
+            break
+        residual = goal - design @ solution
+        noise = max(float(np.sqrt(residual @ residual / n)), 1e-300)
+        t = np.abs(solution) / np.maximum(spread * noise, 1e-300)
         if len(support) <= max_terms:
             path.append(tuple(support))
-        del support[int(np.argmin(t))]
+        drop = max(1, len(support) // 10) if len(support) > 4 * max_terms else 1
+        for k in sorted(np.argsort(t)[:drop], reverse=True):
+            del support[int(k)]
     return path
 
 
@@ -236,9 +264,10 @@ def sparse_polynomials(
     the sparse polynomial of ``g(y)``.
 
     The supports searched are backward elimination's from every term set of :func:`designs`
-    and forward selection's over the largest; each is fitted on the fit rows and measured as
-    ``y`` on the validation rows. The fewest terms whose validation RMSE is within
-    :data:`DROP_REL_TOL` of the best wins.
+    and forward selection's over :func:`wide_design`'s; each is fitted on the fit rows and
+    measured as ``y`` on the validation rows. The fewest terms whose validation RMSE is within
+    :data:`DROP_REL_TOL` of the best, or below the floor of float32 rounding
+    (:func:`~emp_kan.symbolic.choice.noise_floor`), wins.
 
     Parameters
     ----------
@@ -258,11 +287,16 @@ def sparse_polynomials(
     term_sets = designs(x_fit.shape[1], len(y_fit))
     if not term_sets:
         return []
+    # (columns, searched backward, searched forward)
+    searches = [(columns, True, False) for columns in term_sets]
+    searches.append((wide_design(x_fit.shape[1]), False, True))
     values = []
-    for columns in term_sets:
+    for columns, backward, forward_too in searches:
         fit_values, val_values = columns.values(x_fit), columns.values(x_val)
         finite = np.isfinite(fit_values).all(axis=0) & np.isfinite(val_values).all(axis=0)
-        values.append((columns, np.where(finite, fit_values, 0.0), val_values, finite))
+        values.append(
+            (columns, np.where(finite, fit_values, 0.0), val_values, finite, backward, forward_too)
+        )
     sign = 1.0 if (y_fit > 0).all() else -1.0
     fits = []
     for name, (applies, forward, _, inverse) in POLYNOMIAL_TRANSFORMS.items():
@@ -273,9 +307,11 @@ def sparse_polynomials(
         if not np.isfinite(target).all():
             continue
         scored = []
-        for k, (columns, fit_values, val_values, finite) in enumerate(values):
-            paths = _backward_path(fit_values[:, finite], target, max_terms)
-            if k == len(values) - 1:
+        for columns, fit_values, val_values, finite, backward, forward_too in values:
+            paths = []
+            if backward:
+                paths += _backward_path(fit_values[:, finite], target, max_terms)
+            if forward_too:
                 paths += _forward_path(fit_values[:, finite], target, max_terms)
             usable = np.flatnonzero(finite)
             for path_support in dict.fromkeys(paths):
@@ -291,7 +327,7 @@ def sparse_polynomials(
         if not scored:
             continue
         best = min(f.val_rmse for f in scored)
-        allowed = best * (1 + DROP_REL_TOL)
+        allowed = max(best * (1 + DROP_REL_TOL), noise_floor(float(np.std(y_val))))
         fits.append(
             min(
                 (f for f in scored if f.val_rmse <= allowed),
@@ -310,3 +346,131 @@ def polynomial_expression(fit: PolynomialFit, symbols, sign: int) -> sp.Expr:
         )
     )
     return POLYNOMIAL_TRANSFORMS[fit.transform][2](inner, sign)
+
+
+# The denominator's terms: the constant and monomials up to this degree.
+DENOMINATOR_DEGREE = 2
+
+
+@dataclass(frozen=True)
+class RationalFit:
+    """``g(y) = (intercept + sum numerator terms) / (denominator term ``normaliser`` + sum of
+    other denominator terms)`` with ``g`` the transform, and the validation RMSE of ``y``.
+
+    ``numerator`` and ``denominator`` are (columns, support, coefficients); the denominator's
+    columns start with the constant."""
+
+    transform: str
+    numerator: tuple
+    denominator: tuple
+    normaliser: int
+    intercept: float
+    val_rmse: float
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.numerator[1]) + len(self.denominator[1])
+
+
+def _with_constant(columns: Monomials) -> Monomials:
+    zero = np.zeros((1, columns.exponents.shape[1]))
+    return Monomials(np.vstack([zero, columns.exponents]), (None, *columns.trig))
+
+
+def sparse_rationals(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    max_terms: int = MAX_TERMS,
+) -> list[RationalFit]:
+    """For ``g(y)`` with ``g`` the identity or the square (where the labels allow), the
+    sparse ratio of polynomials ``P(x) / Q(x)``: ``g(y) * Q(x) = P(x)`` is linear in both
+    polynomials' coefficients once one term of ``Q`` (the constant or one input) is fixed to
+    1, so backward elimination finds both supports at once (``(m1*r1 + m2*r2)/(m1 + m2)``).
+
+    Parameters and returns as :func:`sparse_polynomials`; ``Q`` has the constant and the
+    monomials up to :data:`DENOMINATOR_DEGREE`, ``P`` the largest term set of
+    :func:`designs` without functions that leaves room for them.
+    """
+    n_inputs = x_fit.shape[1]
+    denominator = _with_constant(monomials(n_inputs, DENOMINATOR_DEGREE))
+    room = min(MAX_FEATURES, len(y_fit) // 3) - len(denominator)
+    plain = [c for c in designs(n_inputs, len(y_fit)) if all(t is None for t in c.trig)]
+    plain = [c for c in plain if len(c) <= room]
+    if not plain:
+        return []
+    numerator = plain[-1]
+    p_fit, p_val = numerator.values(x_fit), numerator.values(x_val)
+    q_fit, q_val = denominator.values(x_fit), denominator.values(x_val)
+    if not all(np.isfinite(a).all() for a in (p_fit, p_val, q_fit, q_val)):
+        return []
+    normalisers = range(1 + n_inputs)  # the constant, then each input
+    fits = []
+    for name in ("identity", "square"):
+        applies, forward, _, inverse = POLYNOMIAL_TRANSFORMS[name]
+        if not (applies(y_fit) and applies(y_val)):
+            continue
+        sign = 1.0 if (y_fit > 0).all() else -1.0
+        t = forward(y_fit)
+        scored = []
+        for j0 in normalisers:
+            others = [k for k in range(len(denominator)) if k != j0]
+            features = np.column_stack([p_fit, -t[:, None] * q_fit[:, others]])
+            target = t * q_fit[:, j0]
+            for support in _backward_path(features, target, max_terms):
+                p_support = tuple(k for k in support if k < p_fit.shape[1])
+                q_support = tuple(
+                    others[k - p_fit.shape[1]] for k in support if k >= p_fit.shape[1]
+                )
+                if not q_support and j0 == 0:
+                    continue  # a polynomial: sparse_polynomials' business
+                intercept, coefficients = _least_squares(features[:, list(support)], target)
+                a = coefficients[: len(p_support)]
+                b = coefficients[len(p_support) :]
+                with np.errstate(all="ignore"):
+                    top = intercept + p_val[:, list(p_support)] @ a
+                    bottom = q_val[:, j0] + q_val[:, list(q_support)] @ b
+                    y = inverse(top / bottom, sign)
+                    rmse = float(np.sqrt(np.mean((y - y_val) ** 2)))
+                if math.isfinite(rmse):
+                    scored.append(
+                        RationalFit(
+                            name,
+                            (numerator, p_support, a),
+                            (denominator, q_support, b),
+                            j0,
+                            intercept,
+                            rmse,
+                        )
+                    )
+        if not scored:
+            continue
+        best = min(f.val_rmse for f in scored)
+        allowed = max(best * (1 + DROP_REL_TOL), noise_floor(float(np.std(y_val))))
+        fits.append(
+            min(
+                (f for f in scored if f.val_rmse <= allowed),
+                key=lambda f: (f.n_terms, f.val_rmse),
+            )
+        )
+    return sorted(fits, key=lambda f: f.val_rmse)
+
+
+def rational_expression(fit: RationalFit, symbols, sign: int) -> sp.Expr:
+    """``fit`` as a sympy expression of ``y`` in ``symbols`` (labels of sign ``sign``)."""
+    columns, support, coefficients = fit.numerator
+    top = sp.Float(fit.intercept) + sp.Add(
+        *(
+            sp.Float(float(c)) * columns.sympy(j, symbols)
+            for j, c in zip(support, coefficients, strict=True)
+        )
+    )
+    columns, support, coefficients = fit.denominator
+    bottom = columns.sympy(fit.normaliser, symbols) + sp.Add(
+        *(
+            sp.Float(float(c)) * columns.sympy(j, symbols)
+            for j, c in zip(support, coefficients, strict=True)
+        )
+    )
+    return POLYNOMIAL_TRANSFORMS[fit.transform][2](top / bottom, sign)
