@@ -556,3 +556,20 @@ def test_a_formula_holding_an_integer_beyond_int64_evaluates():
     ys = xs * float(sp.log(huge))
     rmse, r2 = evaluate_formula(x * sp.log(huge), [x], xs, ys)
     assert rmse == pytest.approx(0.0, abs=1e-9) and r2 == pytest.approx(1.0)
+
+
+def test_numbers_snapped_in_rescaled_units_become_one_float_to_refit():
+    from emp_kan.symbolic.expression import coefficients_as_floats
+
+    m1, m2, r, t = sp.symbols("m1 m2 r T", positive=True)
+    # 2/(3*pi**2) snapped in units of 1e-9, mapped back
+    mapped = sp.Float(6.66666666666667e-10) * m1 * m2 / (sp.pi**2 * r**2)
+    collapsed = coefficients_as_floats(mapped)
+    assert collapsed.atoms(sp.Float) == {sp.Float(float(mapped / (m1 * m2 / r**2)))}
+    assert not collapsed.has(sp.pi)
+    assert sp.simplify(collapsed / mapped - 1).evalf() == pytest.approx(0, abs=1e-12)
+    # exact numbers without a float stay: they were snapped in the data's own units
+    exact = 2 * m1 / 3 + sp.pi * r
+    assert coefficients_as_floats(exact) == exact
+    inner = sp.Float(2.0) * sp.sqrt(2) * sp.exp(-sp.Float(1e3) * sp.Rational(2, 3) / t)
+    assert not coefficients_as_floats(inner).has(sp.Rational(2, 3))

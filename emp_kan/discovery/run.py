@@ -26,11 +26,12 @@ from emp_kan.kan import adapter
 from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.records import PruneResult, in_label_units
 from emp_kan.symbolic.choice import choose_formula, noise_floor, noise_tie
-from emp_kan.symbolic.expression import evaluate_formula, numpy_xy
+from emp_kan.symbolic.expression import coefficients_as_floats, evaluate_formula, numpy_xy
 from emp_kan.symbolic.formula import SymbolicFormula, trust_warnings, with_trust_warnings
 from emp_kan.symbolic.recovery import is_exact_recovery
+from emp_kan.symbolic.refit import refit_floats
 from emp_kan.symbolic.transform import LogTransform, formula_of_expression
-from emp_kan.symbolic.uncertainty import constants_with_errors
+from emp_kan.symbolic.uncertainty import constants_with_errors, spans_decades
 
 log = logging.getLogger("emp_kan")
 
@@ -394,6 +395,7 @@ def run_in_data_units(
     rows = Split.of(problem.dataset, config.validation_fraction)
     val = rows.validation
     variables = [sp.Symbol(v, real=True) for v in problem.variables]
+    fit_x, fit_y = numpy_xy(rows.fit["train_input"], rows.fit["train_label"])
     formulas = []
     front = []
     for entry, found in zip(run.front, run.front_formulas, strict=True):
@@ -405,6 +407,15 @@ def run_in_data_units(
         if groups is not None:
             expr = groups.to_data_units(expr)
             found = replace(found, variables=variables)
+        if not scales.identity:
+            # numbers snapped in rescaled units are refitted and snapped in the data's
+            expr = refit_floats(
+                coefficients_as_floats(expr),
+                found.variables,
+                fit_x,
+                fit_y,
+                relative=spans_decades(fit_y),
+            )
         mapped = formula_of_expression(found, expr, rows, edges=None)
         mapped.spline_test_rmse = found.spline_test_rmse * scales.label
         formulas.append(mapped)
@@ -439,7 +450,6 @@ def run_in_data_units(
         )
     estimate = run.noise_estimate
     if estimate is not None:
-        fit_x, fit_y = numpy_xy(rows.fit["train_input"], rows.fit["train_label"])
         finite = [e["val_rmse"] for e in front if e.get("val_rmse") is not None]
         estimate = {
             "neighbours": finite_or_none(neighbour_noise(fit_x, fit_y)),

@@ -14,6 +14,7 @@ import torch
 from emp_kan.data.formula_parse import as_expression
 
 __all__ = [
+    "coefficients_as_floats",
     "evaluate_formula",
     "expansion_risk",
     "exponent_floats",
@@ -144,6 +145,26 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
                 values, snapped[f] = trial, cand
                 break
     return expr.xreplace(snapped)
+
+
+def coefficients_as_floats(expr):
+    """``expr`` with the numeric factor of every product that holds a float made one float:
+    ``6.67e-10*m1*m2/(pi**2*r**2)`` -> ``6.75e-11*m1*m2/r**2``. A number snapped in rescaled
+    units, times the scales' powers of ten, is no simple number in the data's units; as one
+    float it is refitted and snapped again there."""
+
+    def collapse(node):
+        if not node.is_Mul:
+            return node
+        number, rest = node.as_independent(*node.free_symbols, as_Add=False)
+        if number == 1 or not number.atoms(sp.Float) or not number.is_number:
+            return node
+        value = complex(number.evalf())
+        if value.imag != 0 or not math.isfinite(value.real):
+            return node
+        return sp.Float(value.real) * rest
+
+    return expr.replace(lambda e: e.is_Mul, collapse)
 
 
 def exponent_floats(expr) -> set:

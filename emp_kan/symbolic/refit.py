@@ -178,10 +178,16 @@ class FloatProblem:
 
 
 def refit_floats(
-    expr: sp.Expr, variables: Sequence[Any], x: np.ndarray, y: np.ndarray, max_nfev: int = 100
+    expr: sp.Expr,
+    variables: Sequence[Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    max_nfev: int = 100,
+    relative: bool = False,
 ) -> sp.Expr:
     """``expr`` with its float constants moved jointly to minimise the squared error of
-    ``y (n,)`` on ``x (n, d)`` (Levenberg-Marquardt, exact Jacobian from sympy).
+    ``y (n,)`` on ``x (n, d)`` (Levenberg-Marquardt, exact Jacobian from sympy); with
+    ``relative``, of ``log|y|`` (labels of one sign over several decades).
 
     Returns ``expr`` unchanged when it has no floats, more than 40, or the refit does not
     lower the error.
@@ -190,7 +196,7 @@ def refit_floats(
     if not floats or len(floats) > _MAX_PARAMETERS:
         return expr
     try:
-        problem = FloatProblem(expr, variables, x, y)
+        problem = FloatProblem(expr, variables, x, y, relative=relative)
     except ValueError:
         return expr
     best = problem.solve(problem.start, max_nfev=max_nfev)
