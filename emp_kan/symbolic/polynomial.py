@@ -389,24 +389,55 @@ def sparse_rationals(
     polynomials' coefficients once one term of ``Q`` (the constant or one input) is fixed to
     1, so backward elimination finds both supports at once (``(m1*r1 + m2*r2)/(m1 + m2)``).
 
-    Parameters and returns as :func:`sparse_polynomials`; ``Q`` has the constant and the
-    monomials up to :data:`DENOMINATOR_DEGREE`, ``P`` the largest term set of
-    :func:`designs` without functions that leaves room for them.
+    ``Q`` has the constant and the monomials of degree 1, then up to
+    :data:`DENOMINATOR_DEGREE` unless degree 1 reached the floor: a ``Q`` of higher degree
+    than the law's lets ``P*h / (Q*h)`` solve it for any ``h``, and the least-squares fit
+    spreads over those. ``P`` is the largest term set of :func:`designs` without functions
+    that leaves room for ``Q``. Parameters and returns as :func:`sparse_polynomials`.
     """
+    floor = noise_floor(float(np.std(y_val)))
+    fits: dict[str, list[RationalFit]] = {}
+    for degree in range(1, DENOMINATOR_DEGREE + 1):
+        for name, scored in _rationals_of_degree(
+            x_fit, y_fit, x_val, y_val, degree, max_terms
+        ).items():
+            fits.setdefault(name, []).extend(scored)
+        if any(f.val_rmse <= floor for scored in fits.values() for f in scored):
+            break
+    out = []
+    for scored in fits.values():
+        best = min(f.val_rmse for f in scored)
+        allowed = max(best * (1 + DROP_REL_TOL), floor)
+        out.append(
+            min((f for f in scored if f.val_rmse <= allowed), key=lambda f: (f.n_terms, f.val_rmse))
+        )
+    return sorted(out, key=lambda f: f.val_rmse)
+
+
+def _rationals_of_degree(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    degree: int,
+    max_terms: int,
+) -> dict[str, list[RationalFit]]:
+    """Every ratio :func:`sparse_rationals` tries with ``Q`` of degree ``degree``, by
+    transform."""
     n_inputs = x_fit.shape[1]
-    denominator = _with_constant(monomials(n_inputs, DENOMINATOR_DEGREE))
+    denominator = _with_constant(monomials(n_inputs, degree))
     room = min(MAX_FEATURES, len(y_fit) // 3) - len(denominator)
     plain = [c for c in designs(n_inputs, len(y_fit)) if all(t is None for t in c.trig)]
     plain = [c for c in plain if len(c) <= room]
     if not plain:
-        return []
+        return {}
     numerator = plain[-1]
     p_fit, p_val = numerator.values(x_fit), numerator.values(x_val)
     q_fit, q_val = denominator.values(x_fit), denominator.values(x_val)
     if not all(np.isfinite(a).all() for a in (p_fit, p_val, q_fit, q_val)):
-        return []
+        return {}
     normalisers = range(1 + n_inputs)  # the constant, then each input
-    fits = []
+    fits = {}
     for name in ("identity", "square"):
         applies, forward, _, inverse = POLYNOMIAL_TRANSFORMS[name]
         if not (applies(y_fit) and applies(y_val)):
@@ -418,16 +449,20 @@ def sparse_rationals(
             others = [k for k in range(len(denominator)) if k != j0]
             features = np.column_stack([p_fit, -t[:, None] * q_fit[:, others]])
             target = t * q_fit[:, j0]
+            width = p_fit.shape[1]
             for support in _backward_path(features, target, max_terms):
-                p_support = tuple(k for k in support if k < p_fit.shape[1])
-                q_support = tuple(
-                    others[k - p_fit.shape[1]] for k in support if k >= p_fit.shape[1]
-                )
+                p_support = tuple(k for k in support if k < width)
+                q_support = tuple(others[k - width] for k in support if k >= width)
                 if not q_support and j0 == 0:
                     continue  # a polynomial: sparse_polynomials' business
                 intercept, coefficients = _least_squares(features[:, list(support)], target)
                 a = coefficients[: len(p_support)]
                 b = coefficients[len(p_support) :]
+                # a fixed term that is not in the law leaves the others' coefficients
+                # unbounded, and a denominator of which it is a sliver
+                fixed = float(np.mean(np.abs(q_fit[:, j0])))
+                if fixed < 1e-3 * float(np.mean(np.abs(q_fit[:, list(q_support)] @ b))):
+                    continue
                 with np.errstate(all="ignore"):
                     top = intercept + p_val[:, list(p_support)] @ a
                     bottom = q_val[:, j0] + q_val[:, list(q_support)] @ b
@@ -444,17 +479,9 @@ def sparse_rationals(
                             rmse,
                         )
                     )
-        if not scored:
-            continue
-        best = min(f.val_rmse for f in scored)
-        allowed = max(best * (1 + DROP_REL_TOL), noise_floor(float(np.std(y_val))))
-        fits.append(
-            min(
-                (f for f in scored if f.val_rmse <= allowed),
-                key=lambda f: (f.n_terms, f.val_rmse),
-            )
-        )
-    return sorted(fits, key=lambda f: f.val_rmse)
+        if scored:
+            fits[name] = scored
+    return fits
 
 
 def rational_expression(fit: RationalFit, symbols, sign: int) -> sp.Expr:
