@@ -85,8 +85,9 @@ class Monomials:
     ----------
     exponents : ndarray of int, shape (m, d)
         Column ``j`` is ``prod_i x_i ** exponents[j, i]`` ...
-    trig : tuple of (str, int) or None, length m
-        ... times ``trig[j][0](x_{trig[j][1]})`` where not None.
+    trig : tuple of (str, int) or (str, int, int) or None, length m
+        ... times ``trig[j][0](x_{trig[j][1]})``, or of ``x_{trig[j][1]} - x_{trig[j][2]}``
+        (``cos(theta1 - theta2)``), where not None.
     """
 
     exponents: np.ndarray
@@ -101,7 +102,7 @@ class Monomials:
             out = np.prod(x[:, None, :] ** self.exponents[None, :, :], axis=2)
             for j, trig in enumerate(self.trig):
                 if trig is not None:
-                    out[:, j] *= _TRIG[trig[0]][0](x[:, trig[1]])
+                    out[:, j] *= _TRIG[trig[0]][0](_trig_argument(trig, x.T))
         return out
 
     def sympy(self, j: int, symbols) -> sp.Expr:
@@ -109,8 +110,13 @@ class Monomials:
         term = sp.Mul(*(s ** int(e) for s, e in zip(symbols, self.exponents[j], strict=True)))
         trig = self.trig[j]
         if trig is not None:
-            term *= _TRIG[trig[0]][1](symbols[trig[1]])
+            term *= _TRIG[trig[0]][1](_trig_argument(trig, symbols))
         return term
+
+
+def _trig_argument(trig: tuple, columns):
+    """The argument of a column's function: one input, or the difference of two."""
+    return columns[trig[1]] if len(trig) == 2 else columns[trig[1]] - columns[trig[2]]
 
 
 def _exponent_rows(n_inputs: int, degree: int) -> list[tuple[int, ...]]:
@@ -125,20 +131,29 @@ def _exponent_rows(n_inputs: int, degree: int) -> list[tuple[int, ...]]:
     return rows
 
 
-def monomials(n_inputs: int, degree: int, trig_degree: int | None = None) -> Monomials:
-    """The monomials of ``n_inputs`` inputs of total degree 1..``degree`` and, with
+def monomials(
+    n_inputs: int,
+    degree: int,
+    trig_degree: int | None = None,
+    pair_degree: int | None = None,
+) -> Monomials:
+    """The monomials of ``n_inputs`` inputs of total degree 1..``degree``; with
     ``trig_degree``, ``sin`` and ``cos`` of each input times the monomials of the other inputs
-    of degree 0..``trig_degree``."""
+    of degree 0..``trig_degree``; with ``pair_degree``, ``sin`` and ``cos`` of the difference
+    of two inputs times the monomials of the others of degree 0..``pair_degree``."""
     rows = _exponent_rows(n_inputs, degree)
     trigs: list = [None] * len(rows)
+    arguments = []
     if trig_degree is not None:
-        others = [(0,) * n_inputs, *_exponent_rows(n_inputs, trig_degree)]
-        for i in range(n_inputs):
-            for row in others:
-                if row[i] == 0:
-                    for name in _TRIG:
-                        rows.append(row)
-                        trigs.append((name, i))
+        arguments += [((i,), trig_degree) for i in range(n_inputs)]
+    if pair_degree is not None:
+        arguments += [(pair, pair_degree) for pair in itertools.combinations(range(n_inputs), 2)]
+    for inputs, most in arguments:
+        for row in [(0,) * n_inputs, *_exponent_rows(n_inputs, most)]:
+            if all(row[i] == 0 for i in inputs):
+                for name in _TRIG:
+                    rows.append(row)
+                    trigs.append((name, *inputs))
     return Monomials(np.array(rows, dtype=float).reshape(-1, n_inputs), tuple(trigs))
 
 
@@ -163,9 +178,14 @@ MAX_WIDE_FEATURES = 600
 def wide_design(n_inputs: int, max_features: int = MAX_WIDE_FEATURES) -> Monomials:
     """The widest term set forward selection searches: monomials up to the highest degree
     (at most :data:`MAX_DEGREE`) whose set, with ``sin``/``cos`` of each input times monomials
-    of the others of the same degree, has at most ``max_features`` columns
-    (``q*E_f + q*B*v*sin(theta)``); degree 1 without functions when none fits."""
+    of the others of the same degree (``q*E_f + q*B*v*sin(theta)``) and, where they fit, of
+    the difference of two inputs times monomials of the others up to degree 2
+    (``x1**2 + x2**2 - 2*x1*x2*cos(theta1 - theta2)``), has at most ``max_features`` columns;
+    degree 1 without functions when none fits."""
     for degree in range(MAX_DEGREE, 0, -1):
+        columns = monomials(n_inputs, degree, degree, min(degree, 2))
+        if len(columns) <= max_features:
+            return columns
         columns = monomials(n_inputs, degree, degree)
         if len(columns) <= max_features:
             return columns
