@@ -88,6 +88,8 @@ def test_a_sparse_polynomial_of_integer_coefficients_is_recovered(n_inputs, term
         ("sqrt((x2 - x1)**2 + (y2 - y1)**2)", "x1 x2 y1 y2"),
         ("mu*sqrt(Bx**2 + By**2 + Bz**2)", "mu Bx By Bz"),
         ("beta*(1 + alpha*cos(theta))", "alpha beta theta"),
+        ("I1 + I2 + 2*sqrt(I1*I2)*cos(delta)", "I1 I2 delta"),
+        ("q*(E + B*v*sin(theta))", "q E B v theta"),
         ("1/(a**2 + a*b + 2)", "a b"),
     ],
 )
@@ -96,6 +98,22 @@ def test_feynman_shapes_a_small_kan_cannot_fit_are_recovered(law, names):
     truth = sp.sympify(law, locals={n: sp.Symbol(n) for n in names})
     _, found = _best(truth, names)
     ranges = [(1.0, 5.0)] * len(names)
+    assert is_exact_recovery(_rounded(found), truth, names, ranges=ranges), found
+
+
+def test_a_cosine_of_the_difference_of_two_angles_is_a_term():
+    # the law of cosines (Feynman eq. 29 and its ranges): lengths across zero, whole turns
+    rng = np.random.default_rng(0)
+    x = np.column_stack(
+        [rng.uniform(-1, 1, 300), rng.uniform(-1, 1, 300), *rng.uniform(0, 2 * np.pi, (2, 300))]
+    )
+    y = np.sqrt(x[:, 0] ** 2 - 2 * x[:, 0] * x[:, 1] * np.cos(x[:, 2] - x[:, 3]) + x[:, 1] ** 2)
+    fits = sparse_polynomials(x[:240], y[:240], x[240:], y[240:])
+    names = ["x1", "x2", "t1", "t2"]
+    found = polynomial_expression(fits[0], sp.symbols(names), 1)
+    truth = sp.sympify("sqrt(x1**2 - 2*x1*x2*cos(t1 - t2) + x2**2)")
+    ranges = [(-1, 1), (-1, 1), (0, 2 * math.pi), (0, 2 * math.pi)]
+    assert fits[0].transform == "square"
     assert is_exact_recovery(_rounded(found), truth, names, ranges=ranges), found
 
 

@@ -107,7 +107,12 @@ class Monomials:
 
     def sympy(self, j: int, symbols) -> sp.Expr:
         """Column ``j`` as a sympy expression of ``symbols``."""
-        term = sp.Mul(*(s ** int(e) for s, e in zip(symbols, self.exponents[j], strict=True)))
+        term = sp.Mul(
+            *(
+                s ** sp.Rational(round(2 * e), 2)
+                for s, e in zip(symbols, self.exponents[j], strict=True)
+            )
+        )
         trig = self.trig[j]
         if trig is not None:
             term *= _TRIG[trig[0]][1](_trig_argument(trig, symbols))
@@ -157,10 +162,19 @@ def monomials(
     return Monomials(np.array(rows, dtype=float).reshape(-1, n_inputs), tuple(trigs))
 
 
-def designs(n_inputs: int, n_rows: int, max_features: int = MAX_FEATURES) -> list[Monomials]:
+def designs(
+    n_inputs: int,
+    n_rows: int,
+    max_features: int = MAX_FEATURES,
+    halves: tuple[bool, ...] | None = None,
+) -> list[Monomials]:
     """The term sets to search, smallest first: monomials of degree 1..:data:`MAX_DEGREE`,
     each alone and with ``sin``/``cos`` of one input times monomials of one degree less, as
-    long as a set has at most ``max_features`` columns and a third as many as ``n_rows``."""
+    long as a set has at most ``max_features`` columns and a third as many as ``n_rows``.
+
+    With ``halves`` (per input: whether it is never negative), also the same sets of degree
+    up to 2 in the square roots of those inputs, so that their exponents may be halves
+    (``I_1 + I_2 + 2*sqrt(I_1*I_2)*cos(delta)``)."""
     limit = min(max_features, n_rows // 3)
     out = []
     for degree in range(1, MAX_DEGREE + 1):
@@ -168,7 +182,25 @@ def designs(n_inputs: int, n_rows: int, max_features: int = MAX_FEATURES) -> lis
             columns = monomials(n_inputs, degree, trig_degree)
             if len(columns) <= limit:
                 out.append(columns)
+    if halves is None or not any(halves):
+        return out
+    for degree in (2, 4):  # in the roots: up to x**2 of a halvable input
+        for trig_degree in (None, degree - 2):
+            columns = _in_roots(monomials(n_inputs, degree, trig_degree), halves)
+            if len(columns) <= limit:
+                out.append(columns)
     return out
+
+
+def _in_roots(columns: Monomials, halves: tuple[bool, ...]) -> Monomials:
+    """``columns`` read as monomials of ``sqrt(x_i)`` for the inputs ``halves`` allows: their
+    exponents halved, keeping the columns where the other inputs' exponents stay whole."""
+    halvable = np.array(halves, dtype=bool)
+    exponents = columns.exponents
+    keep = (exponents[:, ~halvable] % 2 == 0).all(axis=1)
+    return Monomials(
+        exponents[keep] / 2, tuple(t for t, k in zip(columns.trig, keep, strict=True) if k)
+    )
 
 
 # Most columns of the set forward selection searches.
@@ -304,7 +336,8 @@ def sparse_polynomials(
         Most accurate on the validation rows first; transforms without a finite fit are left
         out.
     """
-    term_sets = designs(x_fit.shape[1], len(y_fit))
+    halves = tuple(bool((x_fit[:, i] >= 0).all()) for i in range(x_fit.shape[1]))
+    term_sets = designs(x_fit.shape[1], len(y_fit), halves=halves)
     if not term_sets:
         return []
     # (columns, searched backward, searched forward)
