@@ -5,11 +5,12 @@ Sums of products (``x1*y1 + x2*y2 + x3*y3``), a factor times a sum of squares
 (``sqrt((x2 - x1)**2 + (y2 - y1)**2)``, a polynomial once squared) need more hidden nodes than
 a small sum-KAN has, so its splines never fit them and nothing read from it can be the law.
 They are linear in a few monomials of the inputs (possibly times ``sin`` or ``cos`` of one
-input: ``q*E_f + q*B*v*sin(theta)``), so a greedy forward selection over monomials finds
-them in milliseconds. This is AI Feynman's polynomial fit of ``y``, ``y**2``, ``1/y`` and
-``1/y**2``, made sparse.
+input or of a difference of two: ``q*E_f + q*B*v*sin(theta)``), so backward elimination and
+forward selection over monomials find them in a fraction of a second. This is AI Feynman's
+polynomial fit of ``y``, ``y**2``, ``1/y`` and ``1/y**2``, made sparse, and the same for
+ratios of two polynomials (``(m1*r1 + m2*r2)/(m1 + m2)``).
 
-The maths here is pure: arrays in, :class:`PolynomialFit` out.
+The maths here is pure: arrays in, :class:`PolynomialFit` and :class:`RationalFit` out.
 """
 
 from __future__ import annotations
@@ -25,14 +26,20 @@ from emp_kan.symbolic.choice import noise_floor
 
 __all__ = [
     "POLYNOMIAL_TRANSFORMS",
-    "PolynomialFit",
     "Monomials",
+    "PolynomialFit",
+    "RationalFit",
+    "designs",
     "monomials",
     "polynomial_expression",
+    "rational_expression",
     "sparse_polynomials",
+    "sparse_rationals",
+    "wide_design",
 ]
 
-# Most columns of the design matrix: the degree falls as the inputs grow (9 inputs: degree 3).
+# Most columns of a term set backward elimination starts from (also at most a third of the
+# fit rows).
 MAX_FEATURES = 400
 
 # Highest total degree of a monomial: 4 holds mu**2*B_x**2, the square of mu*|B|.

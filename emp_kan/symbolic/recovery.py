@@ -84,8 +84,8 @@ def _exact_decimals(expr):
 
 
 def _constant(expr, symbols) -> bool:
-    exact = _exact_decimals(expr)
     try:
+        exact = _exact_decimals(expr)
         if not (sp.simplify(exact).free_symbols & set(symbols)):
             return True
         # sympy leaves hyperbolic functions of logs standing: (tanh(log(S)) + 1)/2 is
