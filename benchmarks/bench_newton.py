@@ -119,8 +119,7 @@ def main_bench(argv: list[str] | None = None) -> None:
                 if r["std_error"] is not None and abs(r["G"] - G) <= 2 * r["std_error"]
             ]
             print(
-                f"{rows:<6} {noise:<6} {len(got):<5} {len(form):<8} {len(close):<14} "
-                f"{len(two_se)}"
+                f"{rows:<6} {noise:<6} {len(got):<5} {len(form):<8} {len(close):<14} {len(two_se)}"
             )
 
 
