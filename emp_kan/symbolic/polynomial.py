@@ -243,6 +243,10 @@ class PolynomialFit:
     intercept: float
     val_rmse: float
 
+    @property
+    def n_terms(self) -> int:
+        return len(self.support)
+
 
 def _least_squares(columns: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     """The intercept and coefficients of ``target (n,)`` on ``columns (n, k)``."""
@@ -386,15 +390,16 @@ def sparse_polynomials(
                     )
         if not scored:
             continue
-        best = min(f.val_rmse for f in scored)
-        allowed = max(best * (1 + DROP_REL_TOL), noise_floor(float(np.std(y_val))))
-        fits.append(
-            min(
-                (f for f in scored if f.val_rmse <= allowed),
-                key=lambda f: (len(f.support), f.val_rmse),
-            )
-        )
+        fits.append(_fewest_terms(scored, noise_floor(float(np.std(y_val)))))
     return sorted(fits, key=lambda f: f.val_rmse)
+
+
+def _fewest_terms(scored: list, floor: float):
+    """Of fits with ``val_rmse`` and ``n_terms``, the one with the fewest terms whose
+    validation RMSE is within :data:`DROP_REL_TOL` of the best or below ``floor``."""
+    best = min(f.val_rmse for f in scored)
+    allowed = max(best * (1 + DROP_REL_TOL), floor)
+    return min((f for f in scored if f.val_rmse <= allowed), key=lambda f: (f.n_terms, f.val_rmse))
 
 
 def polynomial_expression(fit: PolynomialFit, symbols, sign: int) -> sp.Expr:
@@ -466,11 +471,7 @@ def sparse_rationals(
             break
     out = []
     for scored in fits.values():
-        best = min(f.val_rmse for f in scored)
-        allowed = max(best * (1 + DROP_REL_TOL), floor)
-        out.append(
-            min((f for f in scored if f.val_rmse <= allowed), key=lambda f: (f.n_terms, f.val_rmse))
-        )
+        out.append(_fewest_terms(scored, floor))
     return sorted(out, key=lambda f: f.val_rmse)
 
 
