@@ -27,6 +27,7 @@ from emp_kan.pruning.pruners import EMPPruner, ThresholdPruner
 from emp_kan.pruning.records import PruneResult, in_label_units
 from emp_kan.symbolic.choice import choose_formula, noise_floor, noise_tie
 from emp_kan.symbolic.expression import coefficients_as_floats, evaluate_formula, numpy_xy
+from emp_kan.symbolic.flat import flat_functions
 from emp_kan.symbolic.formula import SymbolicFormula, trust_warnings, with_trust_warnings
 from emp_kan.symbolic.recovery import is_exact_recovery
 from emp_kan.symbolic.refit import refit_floats
@@ -246,15 +247,26 @@ def chosen_run(
     if not candidates:
         raise RuntimeError("every route failed; run with route='none' to see why")
     chosen = 0
+    given = candidates[0].route.given_rows
+    flat = flat_candidates(candidates, given) if symbolic else [[] for _ in candidates]
+    # a formula that uses a function as its own Taylor polynomial names a function the law
+    # does not hold: it competes only when every candidate does so
+    everywhere = all(flat)
+    rmses = [
+        math.inf if f and not everywhere else c.val_rmse
+        for c, f in zip(candidates, flat, strict=True)
+    ]
+    estimate = noise_estimate(candidates, given, rmses) if symbolic else None
     if symbolic and len(candidates) > 1:
-        val = candidates[0].route.given_rows.validation
+        val = given.validation
         picked = choose_formula(
             [c.formula.complexity for c in candidates],
-            [c.val_rmse for c in candidates],
+            rmses,
             float(val["y"].std()),
             [c.pruned.edges_alive for c in candidates],
             config.model_selection,
             n_rows=int(val["y"].shape[0]),
+            noise_bound=noise_bound(estimate),
         )
         chosen = 0 if picked is None else picked
     best = candidates[chosen]
@@ -274,7 +286,6 @@ def chosen_run(
             test_r2=best.formula.test_r2,
             ranges=problem.ranges,
         )
-    given = candidates[0].route.given_rows
     constants = (
         constants_with_errors(best.formula.expression, best.formula.variables, given)
         if best.formula is not None
@@ -283,7 +294,10 @@ def chosen_run(
     per_route = {c.route.name: c.timings for c in candidates}.values()
     timings = {key: sum(t[key] for t in per_route) for key in ("train", "prune", "symbolic")}
     timings["total"] = sum(timings.values())
-    front = [c.to_dict(i == chosen) for i, c in enumerate(candidates)]
+    front = [
+        {**c.to_dict(i == chosen), **({"flat": flat[i]} if flat[i] else {})}
+        for i, c in enumerate(candidates)
+    ]
     return MethodRun(
         name,
         best.pruned,
@@ -296,7 +310,7 @@ def chosen_run(
         list(skipped or []),
         [c.formula for c in candidates],
         structure=best.structure,
-        noise_estimate=noise_estimate(candidates, given) if symbolic else None,
+        noise_estimate=estimate,
         constants=constants,
         # only the data route escalates (see routes.train_dense)
         capacity=[
@@ -308,25 +322,45 @@ def chosen_run(
     )
 
 
-def noise_estimate(candidates: list[Candidate], rows: Split) -> dict[str, float | None]:
+def noise_estimate(
+    candidates: list[Candidate], rows: Split, rmses: list[float] | None = None
+) -> dict[str, float | None]:
     """How noisy the labels look, three ways, each an upper bound of the noise's standard
     deviation: ``neighbours`` (model-free, :func:`~emp_kan.data.noise.neighbour_noise` on the
     fit rows; it also counts what the law changes between neighbours), ``network`` (the data
     route's pruned KAN's validation RMSE) and ``best_formula`` (the lowest validation RMSE of
     any candidate); and ``ties_below``, the validation RMSE below which candidates counted as
-    equal in the choice (:func:`~emp_kan.symbolic.choice.noise_tie`, or the float32 floor)."""
+    equal in the choice (:func:`~emp_kan.symbolic.choice.noise_tie`, or the float32 floor),
+    from ``rmses``, the validation RMSEs the choice saw (each candidate's own by default)."""
     x, y = numpy_xy(rows.fit["train_input"], rows.fit["train_label"])
     reference = next((c for c in candidates if c.route.log_transform is None), None)
     val_y = rows.validation["y"]
-    rmses = [c.val_rmse for c in candidates]
-    tie = max(noise_floor(float(val_y.std())), noise_tie(rmses, int(val_y.shape[0])))
-    finite = [r for r in rmses if math.isfinite(r)]
+    own = [c.val_rmse for c in candidates]
+    tie = max(noise_floor(float(val_y.std())), noise_tie(rmses or own, int(val_y.shape[0])))
+    finite = [r for r in own if math.isfinite(r)]
     return {
         "neighbours": finite_or_none(neighbour_noise(x, y)),
         "network": None if reference is None else finite_or_none(reference.pruned.final_val_rmse),
         "best_formula": finite_or_none(min(finite)) if finite else None,
         "ties_below": finite_or_none(tie),
     }
+
+
+def flat_candidates(candidates: list[Candidate], rows: Split) -> list[list[str]]:
+    """For each candidate, the functions its formula uses as their own Taylor polynomial over
+    the fit rows of ``rows`` (:func:`~emp_kan.symbolic.flat.flat_functions`)."""
+    x = rows.fit["train_input"].double().numpy()
+    return [
+        [] if c.formula is None else flat_functions(c.formula.expression, c.formula.variables, x)
+        for c in candidates
+    ]
+
+
+def noise_bound(estimate: dict[str, float | None] | None) -> float | None:
+    """The tighter of ``estimate``'s two upper bounds of the noise (``neighbours`` and
+    ``network``, see :func:`noise_estimate`), None when it has neither."""
+    bounds = [estimate[k] for k in ("neighbours", "network") if estimate and estimate.get(k)]
+    return min(bounds) if bounds else None
 
 
 APPROXIMATE = "approximate:"

@@ -8,7 +8,11 @@ most accurate RMSE (PySR's ``model_selection="best"``). Errors below a floor cou
 that of two formulas the data cannot tell apart the simpler is chosen: 1e-5 of the label spread
 (float32 rounding, not model error), or, given the number of validation rows, the best error
 times ``1 + 1/sqrt(n)`` (its sampling spread: with noisy labels, a formula that fits the noise
-is no better than the law). ``model_selection="accuracy"`` takes the most accurate candidate
+is no better than the law). Where the labels are noisy - the most accurate candidate's error is
+at least half an upper bound of the noise (the nearest-neighbour estimate or the pruned KAN's
+validation error) - only the candidates tied with the most accurate are eligible, so the
+simplest formula that explains the data down to the noise wins: an error 1.5x the noise's is a
+law missed, not a simpler law. ``model_selection="accuracy"`` takes the most accurate candidate
 instead (of equally accurate ones, the simplest: the front's last).
 """
 
@@ -22,6 +26,7 @@ __all__ = ["MODEL_SELECTIONS", "choose_formula", "noise_floor", "noise_tie", "pa
 MODEL_SELECTIONS = ("best", "accuracy")
 
 _WITHIN = 1.5
+_NOISY = 0.5
 _NOISE_FLOOR = 1e-5
 
 
@@ -81,6 +86,7 @@ def choose_formula(
     sizes: Sequence[int] | None = None,
     model_selection: str = "best",
     n_rows: int | None = None,
+    noise_bound: float | None = None,
 ) -> int | None:
     """The index of the chosen candidate, or None when no candidate has a finite RMSE.
 
@@ -101,6 +107,12 @@ def choose_formula(
         spread of the best one, ``best * (1 + 1/sqrt(n_rows))``, count as equal too
         (:func:`noise_tie`): no candidate can be told apart from the best by those rows, and
         the simplest of them wins.
+    noise_bound : float, optional
+        An upper bound of the validation labels' noise standard deviation (e.g. the
+        nearest-neighbour estimate, or the pruned KAN's validation RMSE). When the most accurate
+        candidate's RMSE is at least half of it, the noise dominates every error: ``"best"``
+        then takes the simplest candidate tied with the most accurate (needs ``n_rows`` to
+        see the tie) instead of the steepest drop within 1.5x of it.
     """
     if len(complexities) != len(rmses):
         raise ValueError("one complexity per RMSE")
@@ -116,9 +128,16 @@ def choose_formula(
         return front[-1]  # the front's errors fall with complexity: its last is the lowest
     errors = [_floored(rmses[i], floor) for i in front]
     best_error = min(errors)
+    noisy = (
+        noise_bound is not None
+        and math.isfinite(noise_bound)
+        and noise_bound > 0
+        and min(r for r in rmses if math.isfinite(r)) >= _NOISY * noise_bound
+    )
+    limit = best_error if noisy else _WITHIN * best_error
     chosen, chosen_score = None, -math.inf
     for position, i in enumerate(front):
-        if errors[position] > _WITHIN * best_error:
+        if errors[position] > limit:
             continue
         if position == 0:
             score = 0.0
