@@ -13,8 +13,12 @@ from hypothesis import strategies as st
 
 from emp_kan.data.split import Split
 from emp_kan.symbolic.choice import choose_formula, noise_tie
-from emp_kan.symbolic.expression import snap_candidates
-from emp_kan.symbolic.uncertainty import constants_with_errors, snap_within_errors
+from emp_kan.symbolic.expression import snap_candidates, snap_constants, snap_cost
+from emp_kan.symbolic.uncertainty import (
+    constants_with_errors,
+    finish_within_errors,
+    snap_within_errors,
+)
 
 X, Y = sp.symbols("x y")
 
@@ -113,3 +117,94 @@ def test_a_formula_sympy_cannot_evaluate_keeps_its_constants_and_costs_nothing_e
     broken = sp.Float(2.5) * X ** sp.Float(1.5) + sp.zoo * Y
     assert snap_within_errors(broken, [X, Y], rows) is broken
     assert [c["std_error"] for c in constants_with_errors(broken, [X, Y], rows)] == [None, None]
+
+
+def test_with_noisy_labels_a_formula_well_above_the_noise_is_a_law_missed():
+    # At noise 0.0037 (both bounds near it), a simpler wrong law 1.34x the noise: PySR's score
+    # would take it (within 1.5x, steep drop from the constant); the noise-aware rule takes the
+    # simplest formula tied with the most accurate.
+    complexities, rmses = [1, 9, 10, 11], [0.362, 0.00497, 0.003715, 0.00372]
+    assert choose_formula(complexities, rmses, 0.37, n_rows=250) == 1
+    assert choose_formula(complexities, rmses, 0.37, n_rows=250, noise_bound=0.0051) == 2
+    # an upper bound far above every error says nothing about noise: PySR's score decides
+    assert choose_formula(complexities, rmses, 0.37, n_rows=250, noise_bound=0.1) == 1
+    # without noise the exact law sits at the float floor, far below any bound
+    assert choose_formula([5, 9], [1e-3, 1e-9], 1.0, n_rows=60, noise_bound=0.01) == 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(-50, 50, allow_nan=False).filter(lambda v: abs(v) > 1e-3))
+def test_snap_candidates_come_cheapest_first_and_near_the_float(value):
+    pairs = snap_cost(value)
+    costs = [cost for cost, _ in pairs]
+    assert costs == sorted(costs) and pairs[0][1] == 0
+    for _, number in pairs[1:]:
+        assert number.is_number and abs(float(number) - value) <= max(1.0, abs(value))
+
+
+def test_of_numbers_that_fit_the_simplest_law_comes_first():
+    # a phase near pi/2: pi/2 before 11/7; 0.2997: 3/10 before 3/(4*sqrt(2*pi)); 0.2015: 1/5
+    # before sqrt(2)/7
+    order = snap_candidates(1.5712)
+    assert order.index(sp.pi / 2) < order.index(sp.Rational(11, 7))
+    order = snap_candidates(0.2997)
+    assert order.index(sp.Rational(3, 10)) < order.index(sp.Rational(3, 4) / sp.sqrt(2 * sp.pi))
+    order = snap_candidates(0.2015)
+    assert order.index(sp.Rational(1, 5)) < order.index(sp.sqrt(2) / 7)
+
+
+def _two_harmonics(noise: float, seed: int = 0) -> Split:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-3, 3, (500, 1))
+    clean = np.sin(x[:, 0]) + np.sin(3 * x[:, 0]) / 3
+    return _rows(x, clean + noise * clean.std() * rng.standard_normal(500))
+
+
+def test_with_noise_a_fixed_tolerance_takes_no_number_other_than_a_plain_fraction():
+    rows = _two_harmonics(0.01)
+    noisy = sp.Float(0.33267) * sp.cos(3 * X + sp.Float(1.5718)) + sp.sin(X)
+    val = rows.validation
+    snapped = snap_constants(noisy, [X], val["x"], val["y"], rel_tol=0.05)
+    # pi/2 lies 6e-4 from the float: too far for a fancy number at a fixed tolerance
+    assert not snapped.has(sp.pi)
+
+
+def test_noisy_harmonics_finish_as_the_law():
+    # the phase and the amplitude as the pruned KAN's edges gave them at 1% noise
+    rows = _two_harmonics(0.01)
+    found = sp.Float(0.999420538) * sp.cos(
+        sp.Float(0.9999196) * X - sp.Float(1.5712235)
+    ) - sp.Float(0.332711011) * sp.cos(sp.Float(3.0016485) * X + sp.Float(1.5714889))
+    finished = finish_within_errors(found, [X], rows)
+    assert sp.simplify(finished - (sp.sin(X) + sp.sin(3 * X) / 3)) == 0, finished
+
+
+def test_relative_errors_only_where_the_bulk_of_the_labels_spans_decades():
+    from emp_kan.symbolic.uncertainty import spans_decades
+
+    rng = np.random.default_rng(0)
+    # Newton's law in SI units: the middle 90% of the labels spans three decades
+    m1, m2, r = (
+        rng.uniform(1e23, 1e25, 300),
+        rng.uniform(1e22, 1e24, 300),
+        rng.uniform(1e6, 1e8, 300),
+    )
+    assert spans_decades(6.674e-11 * m1 * m2 / r**2)
+    # Michaelis-Menten on S in [0, 5]: a few labels near 0, the bulk within half a decade
+    s = rng.uniform(0, 5, 400)
+    assert not spans_decades(2 * s / (s + 0.5))
+    assert not spans_decades(np.array([-1.0, 1e-3, 1e3]))  # of both signs
+
+
+def test_a_scale_the_rows_cannot_fix_is_multiplied_out_so_the_rest_can_snap():
+    from emp_kan.symbolic.uncertainty import distribute_redundant_scales
+
+    s_, i_ = sp.symbols("S I")
+    # SIR's 3*S*I/10 - I/10 as a product search wrote it at 1% noise
+    found = sp.Float(0.402) * i_ * (sp.Float(0.746) * s_ - sp.Float(0.249))
+    spread = distribute_redundant_scales(found)
+    assert spread.is_Add and len(spread.atoms(sp.Float)) == 2
+    assert sp.simplify(spread - found) == 0
+    # a sum with a bare term fixes the scale: left as it is
+    kept = sp.Float(0.5) * i_ * (s_ + sp.Float(0.25))
+    assert distribute_redundant_scales(kept) == kept

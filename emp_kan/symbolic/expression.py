@@ -20,6 +20,7 @@ __all__ = [
     "exponent_floats",
     "finish_expression",
     "formula_complexity",
+    "is_plain_number",
     "lambdify_by_name",
     "numpy_xy",
     "predict_rows",
@@ -27,6 +28,7 @@ __all__ = [
     "simplify_expression",
     "snap_candidates",
     "snap_constants",
+    "snap_cost",
 ]
 
 
@@ -66,52 +68,83 @@ def evaluate_formula(expr, variables, x: torch.Tensor, y: torch.Tensor) -> tuple
     return rmse_r2(predict_rows(lambdify_by_name(expr, variables), xs, ys.size), ys)
 
 
+# Each normaliser with its cost in bits (see snap_cost).
 _SNAP_UNITS = (
-    sp.pi,
-    1 / sp.pi,
-    1 / sp.sqrt(sp.pi),
-    1 / sp.sqrt(2 * sp.pi),
-    sp.sqrt(2),
-    sp.pi**2,
-    1 / sp.pi**2,
+    (sp.pi, 2.0),
+    (1 / sp.pi, 2.0),
+    (1 / sp.sqrt(sp.pi), 3.0),
+    (1 / sp.sqrt(2 * sp.pi), 3.5),
+    (sp.sqrt(2), 2.0),
+    (sp.pi**2, 2.5),
+    (1 / sp.pi**2, 3.0),
 )
+_E_POWER_COST = 3.0
+_PLAIN_DENOMINATOR = 12
+# Where a fixed tolerance on the rows decides (snap_constants), a number other than a whole
+# number or a fraction of denominator <= 12 must also agree with the float to this share of it:
+# with noise such numbers lie thick around every float, and the rows' noise picks one.
+_FANCY_AGREEMENT = 1e-4
+
+
+def _rational_cost(number: Fraction) -> float:
+    return math.log2(abs(number.numerator) + 1) + math.log2(number.denominator)
+
+
+def snap_cost(value: float, exponent: bool = False) -> list[tuple[float, Any]]:
+    """The numbers a float ``value`` may snap to with their cost in bits, cheapest first.
+
+    A fraction ``p/q`` costs ``log2(|p| + 1) + log2(q)``; a fraction times a normaliser (pi,
+    1/pi, 1/sqrt(pi), 1/sqrt(2 pi), sqrt(2), pi**2, 1/pi**2) or e to a whole or half power
+    costs that plus the normaliser's own bits. Where several numbers fit the data, the
+    cheapest is the simplest law: ``pi/2`` (4 bits) before ``11/7`` (6.4), ``3/10`` (5.3)
+    before ``3/(4*sqrt(2*pi))`` (7.5).
+    """
+    if exponent:
+        near = [Fraction(round(value * q), q) for q in (1, 2, 3)]
+        pairs = [(_rational_cost(f), sp.Rational(f.numerator, f.denominator)) for f in near]
+    else:
+        fractions = [Fraction(0), Fraction(round(value))]
+        fractions.append(Fraction(value).limit_denominator(_PLAIN_DENOMINATOR))
+        # Small numerators over larger denominators: 1/16 and 1/32 are common in physics.
+        frac = Fraction(value).limit_denominator(64)
+        if 0 < abs(frac.numerator) <= 4:
+            fractions.append(frac)
+        pairs = [(_rational_cost(f), sp.Rational(f.numerator, f.denominator)) for f in fractions]
+        # Rational multiples of pi, and simple ones (p/q with p <= 4, q <= 16) of the other
+        # normalisers: 3/(8*pi), not 13/(5*sqrt(pi)).
+        for unit, bits in _SNAP_UNITS:
+            unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 16)
+            if unit_frac != 0 and (unit == sp.pi or abs(unit_frac.numerator) <= 4):
+                number = sp.Rational(unit_frac.numerator, unit_frac.denominator) * unit
+                pairs.append((_rational_cost(unit_frac) + bits, number))
+        # Powers of e with whole or half exponents: an exponential's shift comes out as a
+        # factor (the Morse potential's exp(-3*(r - 1)/2) as exp(3/2)*exp(-3*r/2)).
+        if value != 0 and 0.02 < abs(math.log(abs(value))) <= 6:
+            for q in (1, 2):
+                p = round(math.log(abs(value)) * q)
+                if p != 0:
+                    power = Fraction(p, q)
+                    number = (1 if value > 0 else -1) * sp.exp(sp.Rational(p, q))
+                    pairs.append((_rational_cost(power) + _E_POWER_COST, number))
+    best: dict[Any, float] = {}
+    for cost, number in pairs:
+        best[number] = min(cost, best.get(number, math.inf))
+    return sorted(((cost, number) for number, cost in best.items()), key=lambda p: p[0])
 
 
 def snap_candidates(value: float, exponent: bool = False) -> list[Any]:
-    """The numbers a float ``value`` may snap to, simplest first: 0, the nearest integer,
-    small fractions, rational multiples of pi and simple ones of 1/pi, 1/sqrt(pi),
-    1/sqrt(2 pi), sqrt(2), pi**2 and 1/pi**2, and e to a whole or half power; for an
-    ``exponent``, only the nearest integer, half and third (a power law's exponents are whole
-    or simple fractions: ``r**(7*pi/11)`` is ``r**2`` measured with noise)."""
-    if exponent:
-        near = [sp.Rational(round(value * q), q) for q in (1, 2, 3)]
-        return list(dict.fromkeys(near))
-    out = [sp.Integer(0), sp.Integer(round(value))]
-    frac = Fraction(value).limit_denominator(12)
-    out.append(sp.Rational(frac.numerator, frac.denominator))
-    # Small numerators over larger denominators: 1/16 and 1/32 are common in physics.
-    frac = Fraction(value).limit_denominator(64)
-    if 0 < abs(frac.numerator) <= 4:
-        out.append(sp.Rational(frac.numerator, frac.denominator))
-    # Rational multiples of pi, and simple ones (p/q with p <= 4, q <= 16) of the normalisers
-    # 1/pi, 1/sqrt(pi), 1/sqrt(2*pi), sqrt(2), pi**2, 1/pi**2: 3/(8*pi), not 13/(5*sqrt(pi)).
-    for unit in _SNAP_UNITS:
-        unit_frac = Fraction(value / float(unit)).limit_denominator(12 if unit == sp.pi else 16)
-        if unit_frac != 0 and (unit == sp.pi or abs(unit_frac.numerator) <= 4):
-            out.append(sp.Rational(unit_frac.numerator, unit_frac.denominator) * unit)
-    # Powers of e with whole or half exponents: an exponential's shift comes out as a factor
-    # (the Morse potential's exp(-3*(r - 1)/2) as exp(3/2)*exp(-3*r/2)).
-    if value != 0 and 0.02 < abs(math.log(abs(value))) <= 6:
-        for q in (1, 2):
-            p = round(math.log(abs(value)) * q)
-            if p != 0:
-                out.append((1 if value > 0 else -1) * sp.exp(sp.Rational(p, q)))
-    seen, unique = set(), []
-    for c in out:
-        if c not in seen:
-            seen.add(c)
-            unique.append(c)
-    return unique
+    """The numbers a float ``value`` may snap to, simplest (cheapest, :func:`snap_cost`)
+    first: 0, the nearest integer, small fractions, rational multiples of pi and simple ones of
+    1/pi, 1/sqrt(pi), 1/sqrt(2 pi), sqrt(2), pi**2 and 1/pi**2, and e to a whole or half
+    power; for an ``exponent``, only the nearest integer, half and third (a power law's
+    exponents are whole or simple fractions: ``r**(7*pi/11)`` is ``r**2`` measured with
+    noise)."""
+    return [number for _, number in snap_cost(value, exponent)]
+
+
+def is_plain_number(number: Any) -> bool:
+    """Whether a snap candidate is a whole number or a fraction of denominator at most 12."""
+    return bool(number.is_Rational and number.q <= _PLAIN_DENOMINATOR)
 
 
 def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
@@ -119,7 +152,9 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
 
     One float at a time, largest first; a replacement is kept when the RMSE on ``(x, y)`` stays
     within ``rel_tol`` (relative) of the unsnapped expression's RMSE, or within 1e-6 of the
-    labels' standard deviation, whichever is larger.
+    labels' standard deviation, whichever is larger. A number that is not plain
+    (:func:`is_plain_number`) must also lie within 1e-4 of the float (relative): with noisy
+    rows every float has such numbers close by, and the rows' own noise would pick one.
     """
     floats = sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f)))
     if not floats:
@@ -139,6 +174,10 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     snapped = {}
     for k, f in enumerate(floats):
         for cand in snap_candidates(values[k], exponent=f in exponents):
+            if not is_plain_number(cand) and abs(float(cand) - values[k]) > _FANCY_AGREEMENT * abs(
+                values[k]
+            ):
+                continue
             trial = values[:k] + [float(cand)] + values[k + 1 :]
             rmse, _ = rmse_r2(predict_rows(fn, xs, ys.size, trial), ys)
             if math.isfinite(rmse) and rmse <= budget:

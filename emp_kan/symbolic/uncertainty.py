@@ -28,6 +28,7 @@ from emp_kan.symbolic.refit import FloatProblem, floats_by_size
 
 __all__ = [
     "constants_with_errors",
+    "distribute_redundant_scales",
     "finish_within_errors",
     "snap_within_errors",
     "snapped_within_errors",
@@ -54,16 +55,18 @@ _DECADES = 2.0
 
 
 def spans_decades(y: np.ndarray) -> bool:
-    """Whether labels ``y (n,)`` of one sign span more than two decades: then the constants are
-    fitted to relative errors (``log|f| - log|y|``). Such labels are measured to a relative
-    precision, and absolute errors would let the few largest rows decide every constant (on
-    Newton's law in SI units with 1% noise, an absolute refit put r's exponent 12 standard
-    errors from 2)."""
+    """Whether labels ``y (n,)`` of one sign span more than two decades between their 5th and
+    95th percentiles: then the constants are fitted to relative errors (``log|f| - log|y|``).
+    Such labels are measured to a relative precision, and absolute errors would let the few
+    largest rows decide every constant (on Newton's law in SI units with 1% noise, an absolute
+    refit put r's exponent 12 standard errors from 2). The percentiles keep a few labels near 0
+    from switching a law with additive noise to relative errors, where those rows' noise would
+    decide every constant (Michaelis-Menten's ``2*S/(S + 1/2)`` on S in [0, 5])."""
     y = np.asarray(y, dtype=np.float64)
     if y.size < 2 or not (np.all(y > 0) or np.all(y < 0)):
         return False
-    magnitude = np.abs(y)
-    return bool(np.log10(magnitude.max() / magnitude.min()) > _DECADES)
+    low, high = np.quantile(np.abs(y), [0.05, 0.95])
+    return bool(np.log10(high / low) > _DECADES)
 
 
 def constants_with_errors(
@@ -150,13 +153,36 @@ def snapped_within_errors(
     return expr if snapped is expr else simplify_expression(snapped)
 
 
+def distribute_redundant_scales(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every product of a float and a sum whose terms each hold a float
+    multiplied out: ``0.402*I*(0.746*S - 0.249)`` -> ``0.300*I*S - 0.100*I``. The rows fix only
+    the products of such a scale with the sum's floats, so no float has an error bar of its own
+    (the scale can grow as the others shrink) and none could snap."""
+
+    def redundant(node: sp.Expr) -> bool:
+        if not node.is_Mul or not any(a.is_Float for a in node.args):
+            return False
+        return any(
+            factor.is_Add and all(term.atoms(sp.Float) for term in factor.args)
+            for factor in node.args
+        )
+
+    return expr.replace(redundant, sp.expand_mul)
+
+
 def finish_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -> sp.Expr:
     """A found formula finished on ``rows``: whole numbers within the error bars first (with
     noise the fixed tolerance of :func:`~emp_kan.symbolic.expression.finish_expression` would
-    snap an offset of 0 +- 0.02 to 1/62 rather than to 0; fractions wait for it, since inside
-    the error bar of 1/(4 pi) 2/25 would come first), then ``finish_expression`` on the
-    validation rows, then every snap within the error bars."""
+    snap an offset of 0 +- 0.02 to 1/62 rather than to 0), then every snap within the error
+    bars (the cheapest number inside each, :func:`~emp_kan.symbolic.expression.snap_cost`:
+    left to the fixed tolerance, the validation rows' own noise would pick a phase of 11/7
+    over pi/2), then ``finish_expression`` on the validation rows (simplified, and what the
+    error bars left snapped at a fixed tolerance), then the error bars once more for the
+    numbers simplifying exposed. A float times a sum of terms that each hold a float is
+    distributed first (:func:`distribute_redundant_scales`)."""
     val = rows.validation
+    expr = distribute_redundant_scales(expr)
     expr = snapped_within_errors(expr, variables, rows, whole_only=True)
+    expr = snapped_within_errors(expr, variables, rows)
     expr = finish_expression(expr, variables, val["x"], val["y"])
     return snapped_within_errors(expr, variables, rows)
