@@ -55,6 +55,21 @@ def levenberg_marquardt(
     ndarray, ``(P,)``
         Never worse than ``start``: a rejected step is not taken.
     """
+    # Residuals near 1e154 overflow their squares and products: such a start stops the
+    # solver and such a step is rejected, by the finiteness tests below, not with a warning.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _solve(residual_and_jacobian, start, max_nfev, ftol, xtol, gtol, max_rejections)
+
+
+def _solve(
+    residual_and_jacobian: ResidualAndJacobian,
+    start: np.ndarray,
+    max_nfev: int,
+    ftol: float,
+    xtol: float,
+    gtol: float,
+    max_rejections: int,
+) -> np.ndarray:
     p = np.array(start, dtype=np.float64)
     r, jac = residual_and_jacobian(p)
     cost = float(r @ r)
@@ -73,8 +88,7 @@ def levenberg_marquardt(
             trial = p + step
             r_trial, jac_trial = residual_and_jacobian(trial)
             evaluations += 1
-            with np.errstate(over="ignore", invalid="ignore"):  # an overflowing trial is rejected
-                cost_trial = float(r_trial @ r_trial)
+            cost_trial = float(r_trial @ r_trial)  # an overflowing trial is rejected
             predicted = float(step @ (damping * scale * step - gradient))
             accepted = bool(np.isfinite(cost_trial) and cost_trial < cost and predicted > 0)
         if not accepted:  # no step, or a step that does not lower the cost: damp harder
