@@ -353,9 +353,10 @@ def refit_terms(
     # call. Not scipy's "trf" either: on the refits of a default discovery it took 1.4x our
     # solver's time (benchmarks/bench_refit.py).
     budget = min(max_nfev * start.size, 10 * max_nfev)  # bounded: big formulas get less each
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # an overflowing solution is refused just below
         solution = solve(both, start, budget)
-    if not float(np.sum(residual(solution) ** 2)) <= start_sse:
+        solution_sse = float(np.sum(residual(solution) ** 2))
+    if not solution_sse <= start_sse:
         return terms, consts
     return _unpack(terms, consts, solution)
 
