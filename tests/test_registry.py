@@ -11,6 +11,7 @@ from emp_kan.kan import adapter
 from emp_kan.symbolic.edge_fit import check_library, fit_edge
 from emp_kan.symbolic.library import DEFAULT_LIBRARY
 from emp_kan.symbolic.registry import (
+    companions,
     library_function,
     library_names,
     register_function,
@@ -21,7 +22,7 @@ from emp_kan.symbolic.search import fit_formula
 X = sp.Symbol("x")
 
 
-@pytest.mark.parametrize("name", library_names())
+@pytest.mark.parametrize("name", [*library_names(), *companions("exp")])
 def test_every_builtin_agrees_with_itself_in_numpy_sympy_and_derivative(name):
     entry = library_function(name)
     u = np.linspace(0.2, 0.9, 7)  # inside every built-in's domain
@@ -30,6 +31,20 @@ def test_every_builtin_agrees_with_itself_in_numpy_sympy_and_derivative(name):
     h = 1e-6
     slope = (entry.numpy(u + h) - entry.numpy(u - h)) / (2 * h)
     np.testing.assert_allclose(entry.derivative(u), slope, rtol=1e-5, atol=1e-6)
+
+
+def test_the_product_searchs_exp_forms_are_entries_but_no_library_names():
+    assert companions("exp") == ("exp(x)-1", "cosh")
+    for name in companions("exp"):
+        assert name not in library_names() and library_function(name).kernel is not None
+    with pytest.raises(ValueError, match="unknown library function"):
+        check_library(("x", "cosh"))
+
+
+def test_of_two_equally_complex_functions_the_algebraic_ranks_first():
+    for simpler, other in (("x^2", "sin"), ("1/x", "exp"), ("sqrt", "log"), ("tanh", "tan")):
+        a, b = library_function(simpler), library_function(other)
+        assert a.complexity == b.complexity and a.rank < b.rank
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 Every part of the symbolic stage reads this registry: the edge fit (numpy values and exact
 derivatives for its least squares), the formula's terms (their sympy form and how a scale moves
-out of them), the search (complexity, and which functions are defined on every real input) and
-the pykan model the stage fixes edges on (a torch form). Each entry is a
-:class:`LibraryFunction`; a name is what ``--library`` and ``library=`` take.
+out of them), the search (complexity, which functions are defined on every real input, and
+which of two equally complex ones to prefer), the product search (its compiled kernel's code,
+its symmetry, and the forms it tries beside ``exp``) and the pykan model the stage fixes edges
+on (a torch form). Each entry is a :class:`LibraryFunction`; a name is what ``--library`` and
+``library=`` take, except a companion's (``exp(x)-1`` and ``cosh``: forms the product search
+tries where the library holds ``exp``).
 
 The built-in entries carry hand-written numpy forms (``u * u`` is faster than ``u ** 2``) and
 use pykan's own torch forms (which avoid its singularities). A user adds a function with
@@ -34,6 +37,7 @@ from emp_kan.data.formula_parse import as_expression
 
 __all__ = [
     "LibraryFunction",
+    "companions",
     "library_function",
     "library_names",
     "register_function",
@@ -64,6 +68,19 @@ class LibraryFunction:
     torch : callable or None
         ``u -> f(u)`` on torch tensors; None for built-ins, whose pykan entry of the same name
         is used.
+    rank : int
+        Among functions of equal complexity, the lower rank is the simpler: algebraic before
+        transcendental (the simplicity pass swaps a ``cos`` for an ``x^2`` that fits as well).
+    kernel : int or None
+        The function's code in the product search's compiled loop
+        (:func:`emp_kan.symbolic.products.kernels.apply_function`); None: the numpy path.
+    mirrored : bool
+        ``|f(-u)| = |f(u)|`` bitwise in numpy, so ``(a, b)`` and ``(-a, -b)`` give the product
+        search one column.
+    companion_of : str or None
+        Not a library name of its own: a form the product search tries where the library
+        holds this function (``exp(x) - 1``, the Bose-Einstein and Planck denominator, and the
+        ``cosh`` of two-state systems, with ``exp``).
     """
 
     name: str
@@ -74,40 +91,72 @@ class LibraryFunction:
     total: bool = False
     homogeneous: float | None = None
     torch: Callable[[Any], Any] | None = None
+    rank: int = 99
+    kernel: int | None = None
+    mirrored: bool = False
+    companion_of: str | None = None
 
     @property
     def builtin(self) -> bool:
         return self.torch is None
 
 
-def _builtin(name, sympy_form, numpy_form, derivative, complexity, total=False, homogeneous=None):
-    return LibraryFunction(name, sympy_form, numpy_form, derivative, complexity, total, homogeneous)
+def _builtin(
+    name,
+    sympy_form,
+    numpy_form,
+    derivative,
+    complexity,
+    total=False,
+    homogeneous=None,
+    *,
+    rank=99,
+    kernel=None,
+    mirrored=False,
+    companion_of=None,
+):
+    return LibraryFunction(
+        name,
+        sympy_form,
+        numpy_form,
+        derivative,
+        complexity,
+        total,
+        homogeneous,
+        rank=rank,
+        kernel=kernel,
+        mirrored=mirrored,
+        companion_of=companion_of,
+    )
 
 
-# name, sympy, numpy, derivative, complexity, total, homogeneous. Complexity of sin and cos: 2.
-# (Counting them 3, like tan and tanh, made the default discover exact on eq. 37 but turned
-# eq. 1's accurate cos(tanh) composition into a parabola with 150x the test RMSE on the
-# 30-equation bench; see docs/benchmarks.md.)
+# name, sympy, numpy, derivative, complexity, total, homogeneous; then rank (algebraic before
+# transcendental at equal complexity), the product search's kernel code, whether |f| is even.
+# Complexity of sin and cos: 2. (Counting them 3, like tan and tanh, made the default discover
+# exact on eq. 37 but turned eq. 1's accurate cos(tanh) composition into a parabola with 150x
+# the test RMSE on the 30-equation bench; see docs/benchmarks.md.)
 # fmt: off
 _BUILTINS = [
     _builtin("0", lambda u: sp.Integer(0), np.zeros_like, np.zeros_like, 0, True),
-    _builtin("x", lambda u: u, lambda u: u, np.ones_like, 1, True),
-    _builtin("x^2", lambda u: u**2, lambda u: u * u, lambda u: 2.0 * u, 2, True, 2),
-    _builtin("x^3", lambda u: u**3, lambda u: u * u * u, lambda u: 3.0 * (u * u), 3, True, 3),
+    _builtin("x", lambda u: u, lambda u: u, np.ones_like, 1, True, rank=0, kernel=0),
+    _builtin("x^2", lambda u: u**2, lambda u: u * u, lambda u: 2.0 * u, 2, True, 2, rank=1),
+    _builtin("x^3", lambda u: u**3, lambda u: u * u * u, lambda u: 3.0 * (u * u), 3, True, 3,
+             rank=2),
     _builtin("x^4", lambda u: u**4, lambda u: (u * u) * (u * u), lambda u: 4.0 * (u * u * u), 4,
-             True, 4),
+             True, 4, rank=3),
     _builtin("x^5", lambda u: u**5, lambda u: (u * u) * (u * u) * u,
              lambda u: 5.0 * ((u * u) * (u * u)), 5, True, 5),
-    _builtin("1/x", lambda u: 1 / u, lambda u: 1.0 / u, lambda u: -1.0 / (u * u), 2, False, -1),
+    _builtin("1/x", lambda u: 1 / u, lambda u: 1.0 / u, lambda u: -1.0 / (u * u), 2, False, -1,
+             rank=4),
     _builtin("1/x^2", lambda u: u**-2, lambda u: 1.0 / (u * u), lambda u: -2.0 / (u * u * u), 3,
-             False, -2),
+             False, -2, rank=5),
     _builtin("1/x^3", lambda u: u**-3, lambda u: 1.0 / (u * u * u),
              lambda u: -3.0 / ((u * u) * (u * u)), 4, False, -3),
     _builtin("1/x^4", lambda u: u**-4, lambda u: 1.0 / ((u * u) * (u * u)),
              lambda u: -4.0 / ((u * u) * (u * u) * u), 5, False, -4),
     _builtin("1/x^5", lambda u: u**-5, lambda u: 1.0 / ((u * u) * (u * u) * u),
              lambda u: -5.0 / ((u * u * u) * (u * u * u)), 6, False, -5),
-    _builtin("sqrt", sp.sqrt, np.sqrt, lambda u: 0.5 / np.sqrt(u), 2, False, 0.5),
+    _builtin("sqrt", sp.sqrt, np.sqrt, lambda u: 0.5 / np.sqrt(u), 2, False, 0.5, rank=6),
     _builtin("x^0.5", sp.sqrt, np.sqrt, lambda u: 0.5 / np.sqrt(u), 2, False, 0.5),
     _builtin("x^1.5", lambda u: u ** sp.Rational(3, 2), lambda u: np.sqrt(u) ** 3,
              lambda u: 1.5 * np.sqrt(u), 3, False, 1.5),
@@ -115,20 +164,30 @@ _BUILTINS = [
              lambda u: -0.5 / np.sqrt(u) ** 3, 3, False, -0.5),
     _builtin("1/x^0.5", lambda u: 1 / sp.sqrt(u), lambda u: 1.0 / np.sqrt(u),
              lambda u: -0.5 / np.sqrt(u) ** 3, 3, False, -0.5),
-    _builtin("exp", sp.exp, np.exp, np.exp, 2, True),
-    _builtin("log", sp.log, np.log, lambda u: 1.0 / u, 2),
-    _builtin("sin", sp.sin, np.sin, np.cos, 2, True),
-    _builtin("cos", sp.cos, np.cos, lambda u: -np.sin(u), 2, True),
-    _builtin("tan", sp.tan, np.tan, lambda u: 1.0 / np.cos(u) ** 2, 3),
-    _builtin("tanh", sp.tanh, np.tanh, lambda u: 1.0 - np.tanh(u) ** 2, 3, True),
-    _builtin("abs", sp.Abs, np.abs, np.sign, 2, True, 1),
+    _builtin("exp", sp.exp, np.exp, np.exp, 2, True, rank=8, kernel=1),
+    _builtin("log", sp.log, np.log, lambda u: 1.0 / u, 2, rank=9, kernel=2),
+    _builtin("sin", sp.sin, np.sin, np.cos, 2, True, rank=10, kernel=3, mirrored=True),
+    _builtin("cos", sp.cos, np.cos, lambda u: -np.sin(u), 2, True, rank=11, kernel=4,
+             mirrored=True),
+    _builtin("tan", sp.tan, np.tan, lambda u: 1.0 / np.cos(u) ** 2, 3, rank=13, kernel=5,
+             mirrored=True),
+    _builtin("tanh", sp.tanh, np.tanh, lambda u: 1.0 - np.tanh(u) ** 2, 3, True, rank=12,
+             kernel=6, mirrored=True),
+    _builtin("abs", sp.Abs, np.abs, np.sign, 2, True, 1, rank=7),
     _builtin("sgn", sp.sign, np.sign, np.zeros_like, 3, True),
-    _builtin("arcsin", sp.asin, np.arcsin, lambda u: 1.0 / np.sqrt(1.0 - u**2), 3),
-    _builtin("arccos", sp.acos, np.arccos, lambda u: -1.0 / np.sqrt(1.0 - u**2), 3),
-    _builtin("arctan", sp.atan, np.arctan, lambda u: 1.0 / (1.0 + u**2), 3, True),
-    _builtin("arctanh", sp.atanh, np.arctanh, lambda u: 1.0 / (1.0 - u**2), 3),
+    _builtin("arcsin", sp.asin, np.arcsin, lambda u: 1.0 / np.sqrt(1.0 - u**2), 3, kernel=7,
+             mirrored=True),
+    _builtin("arccos", sp.acos, np.arccos, lambda u: -1.0 / np.sqrt(1.0 - u**2), 3, kernel=8),
+    _builtin("arctan", sp.atan, np.arctan, lambda u: 1.0 / (1.0 + u**2), 3, True, kernel=9,
+             mirrored=True),
+    _builtin("arctanh", sp.atanh, np.arctanh, lambda u: 1.0 / (1.0 - u**2), 3, kernel=10,
+             mirrored=True),
     _builtin("gaussian", lambda u: sp.exp(-(u**2)), lambda u: np.exp(-(u * u)),
-             lambda u: -2.0 * u * np.exp(-(u**2)), 3, True),
+             lambda u: -2.0 * u * np.exp(-(u**2)), 3, True, kernel=11, mirrored=True),
+    _builtin("exp(x)-1", lambda u: sp.exp(u) - 1, np.expm1, np.exp, 3, True, kernel=12,
+             companion_of="exp"),
+    _builtin("cosh", sp.cosh, np.cosh, np.sinh, 3, True, kernel=13, mirrored=True,
+             companion_of="exp"),
 ]
 # fmt: on
 
@@ -137,8 +196,13 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def library_names() -> tuple[str, ...]:
-    """Every registered name, built-ins first."""
-    return tuple(_REGISTRY)
+    """Every registered name, built-ins first (companions are no names of their own)."""
+    return tuple(name for name, entry in _REGISTRY.items() if entry.companion_of is None)
+
+
+def companions(name: str) -> tuple[str, ...]:
+    """The forms the product search tries where the library holds ``name``."""
+    return tuple(n for n, entry in _REGISTRY.items() if entry.companion_of == name)
 
 
 def library_function(name: str) -> LibraryFunction:
@@ -147,7 +211,7 @@ def library_function(name: str) -> LibraryFunction:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(
-            f"unknown library function {name!r}; valid names: {', '.join(sorted(_REGISTRY))}"
+            f"unknown library function {name!r}; valid names: {', '.join(sorted(library_names()))}"
         ) from None
 
 

@@ -163,30 +163,10 @@ def chain_search(
     return terms, consts, val_rmse, val_r2
 
 
-# At equal complexity, algebraic functions before transcendental ones: the order in which the
-# simplicity pass prefers them.
-_PREFERENCE = (
-    "x",
-    "x^2",
-    "x^3",
-    "x^4",
-    "1/x",
-    "1/x^2",
-    "sqrt",
-    "abs",
-    "exp",
-    "log",
-    "sin",
-    "cos",
-    "tanh",
-    "tan",
-)
-
-
 def _simplicity(function: str) -> tuple[int, int]:
-    """Sort key of a library function: (complexity, place in :data:`_PREFERENCE`)."""
-    rank = _PREFERENCE.index(function) if function in _PREFERENCE else len(_PREFERENCE)
-    return library_function(function).complexity, rank
+    """Sort key of a library function: (complexity, rank), both from the registry."""
+    entry = library_function(function)
+    return entry.complexity, entry.rank
 
 
 def simplify_edges(
@@ -197,7 +177,7 @@ def simplify_edges(
 
     Occam's razor with the term-dropping pass's tolerance: an edge whose chosen function has a
     simpler candidate (lower complexity, e.g. ``x`` for a ``sqrt`` fitted to a nearly straight
-    spline; at equal complexity, earlier in :data:`_PREFERENCE`, e.g. ``x^2`` for a ``cos``
+    spline; at equal complexity, of lower rank in the registry, e.g. ``x^2`` for a ``cos``
     whose small frequency imitates a parabola) takes it when, after a refit, the validation
     RMSE stays within ``DROP_REL_TOL`` of the formula before any swap (or under
     ``DROP_ABS_TOL`` of the labels' spread). Per-edge fits cannot see this: a slightly curved

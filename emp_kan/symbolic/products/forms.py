@@ -6,21 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 
 from emp_kan.symbolic.products.kernels import (
     LOG_FLOOR,
 )
-from emp_kan.symbolic.registry import library_function
+from emp_kan.symbolic.registry import companions, library_function
 
 __all__ = [
-    "MIRRORED",
     "ProductFit",
     "log_abs",
     "monomial",
-    "numpy_form",
     "product_functions",
-    "sympy_form",
 ]
 
 
@@ -65,44 +61,19 @@ def monomial(x: np.ndarray, argument: tuple[tuple[int, int], ...]) -> np.ndarray
     return z
 
 
-# Two functions of exp for products only, searched where the library has exp: the
-# Bose-Einstein and Planck denominator exp(u) - 1 and the cosh of two-state systems.
-_EXP_FAMILY = {
-    "exp(x)-1": (np.expm1, lambda u: sp.exp(u) - 1),
-    "cosh": (np.cosh, sp.cosh),
-}
-
-
-# Functions with |f(-u)| = |f(u)| bitwise in numpy, so log|f(a z + b)| = log|f(-a z - b)|.
-MIRRORED = frozenset(
-    {"sin", "cos", "tan", "tanh", "arcsin", "arctan", "arctanh", "gaussian", "cosh"}
-)
-
-
 def product_functions(library: tuple[str, ...]) -> list[str]:
     """The functions worth a search: ``x`` (whose power ``c`` covers every power and root of
     an affine), the library's non-power functions (``abs``, ``sgn`` and the constant add
-    nothing to a power law) and, with ``exp``, :data:`_EXP_FAMILY`."""
+    nothing to a power law) and each one's companions in the registry (``exp(x)-1`` and
+    ``cosh`` with ``exp``)."""
     out = ["x"]
     for name in library:
         entry = library_function(name)
         if entry.homogeneous is None and name not in ("0", "x", "sgn"):
             out.append(name)
-    if "exp" in library:
-        out += list(_EXP_FAMILY)
+    for name in library:
+        out += [c for c in companions(name) if c not in out]
     return out
-
-
-def numpy_form(function: str):
-    return (
-        _EXP_FAMILY[function][0] if function in _EXP_FAMILY else (library_function(function).numpy)
-    )
-
-
-def sympy_form(function: str):
-    return (
-        _EXP_FAMILY[function][1] if function in _EXP_FAMILY else (library_function(function).sympy)
-    )
 
 
 def log_abs(values: np.ndarray) -> np.ndarray:

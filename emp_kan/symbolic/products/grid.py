@@ -9,12 +9,12 @@ import warnings
 import numpy as np
 
 from emp_kan.symbolic.products import kernels
-from emp_kan.symbolic.products.forms import MIRRORED, ProductFit, log_abs, monomial, numpy_form
+from emp_kan.symbolic.products.forms import ProductFit, log_abs, monomial
 from emp_kan.symbolic.products.kernels import (
-    FUNCTION_CODES,
     log_column_jacobian,
     log_column_residual,
 )
+from emp_kan.symbolic.registry import library_function
 
 __all__ = [
     "B_GRID",
@@ -109,7 +109,7 @@ def grid_columns(function: str, z: np.ndarray, a: np.ndarray, b: np.ndarray) -> 
     """``log|f(a*z + b)|`` for every pair ``(a[k], b[k])``: ``(n, m)``, NaN where ``f`` is
     undefined."""
     with np.errstate(all="ignore"):
-        values = numpy_form(function)(np.outer(z, a) + b)
+        values = library_function(function).numpy(np.outer(z, a) + b)
     return log_abs(values)
 
 
@@ -119,14 +119,14 @@ def grid_scores(
     """The weighted SSE of ``f(a[k]*z + b[k])`` for every grid point on the smooth landscape
     and (with ``exact``) on the exact one: ``(m,)`` each, inf where ``f`` is undefined."""
     every = None
-    if function in MIRRORED:  # f(-u) = +-f(u): (a, b) and (-a, -b) give one column
+    if library_function(function).mirrored:  # f(-u) = +-f(u): (a, b) and (-a, -b) give one column
         sign = np.sign(a)
         _, first, every = np.unique(
             np.column_stack([a * sign, b * sign]), axis=0, return_index=True, return_inverse=True
         )
         a, b = a[first], b[first]
     with np.errstate(all="ignore"):
-        logs = np.log(np.abs(numpy_form(function)(np.outer(a, z) + b[:, None])))
+        logs = np.log(np.abs(library_function(function).numpy(np.outer(a, z) + b[:, None])))
     smooth_sse = np.empty(len(a))
     exact_sse = np.empty(len(a) if exact else 0)
     kernels.grid_sse(
@@ -257,7 +257,7 @@ class _Landscape:
 
     def __init__(self, function: str, x: np.ndarray, projected: Projected) -> None:
         self.function, self.x, self.projected = function, x, projected
-        self.code = FUNCTION_CODES.get(function)
+        self.code = library_function(function).kernel
         self.clip = math.nan if projected.clip is None else projected.clip
         self.out = np.empty(len(x))
 

@@ -18,35 +18,16 @@ import numpy as np
 
 from emp_kan._runtime.jit import compiled
 
-__all__ = ["FUNCTION_CODES", "LOG_FLOOR", "grid_sse", "log_column_jacobian", "log_column_residual"]
+__all__ = ["LOG_FLOOR", "grid_sse", "log_column_jacobian", "log_column_residual"]
 
 
 LOG_FLOOR = -30.0  # log|f| where f is 0 underflows to this, never -inf
 
-# The library's built-in functions (and the two exp forms of products only) the loop knows;
-# any other function (a user's registered one) takes the numpy path.
-FUNCTION_CODES = {
-    "x": 0,
-    "exp": 1,
-    "log": 2,
-    "sin": 3,
-    "cos": 4,
-    "tan": 5,
-    "tanh": 6,
-    "arcsin": 7,
-    "arccos": 8,
-    "arctan": 9,
-    "arctanh": 10,
-    "gaussian": 11,
-    "exp(x)-1": 12,
-    "cosh": 13,
-}
-
 
 @compiled(nogil=True)
 def _apply(code, u):  # pragma: no cover
-    """``f(u)`` for the function of :data:`FUNCTION_CODES` entry ``code`` (NaN outside its
-    domain, as numpy's)."""
+    """``f(u)`` for the function whose registry entry has ``kernel == code``
+    (:class:`emp_kan.symbolic.registry.LibraryFunction`; NaN outside its domain, as numpy's)."""
     if code == 0:
         return u
     if code == 1:
@@ -127,7 +108,7 @@ def log_column_residual(code, z, a, b, clip, root_weight, q, target, residual): 
     Parameters
     ----------
     code : int
-        ``f``'s entry in :data:`FUNCTION_CODES`.
+        ``f``'s ``kernel`` code in the registry.
     z : ndarray (n,)
         The argument's values on the rows.
     a, b : float

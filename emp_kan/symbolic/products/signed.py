@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from emp_kan.symbolic.products.forms import ProductFit, numpy_form, sympy_form
+from emp_kan.symbolic.products.forms import ProductFit
+from emp_kan.symbolic.registry import library_function
 from emp_kan.symbolic.transform import LogTransform, _sign_model
 
 __all__ = ["SignedProduct", "polish_in_y", "product_expression", "signed_product", "snap_powers"]
@@ -63,7 +64,7 @@ class SignedProduct:
             log_part = fit.log_scale + np.log(np.abs(x[:, inputs])) @ np.array(
                 list(fit.exponents.values())
             )
-            factor = numpy_form(fit.function)(fit.a * fit.argument_values(x) + fit.b)
+            factor = library_function(fit.function).numpy(fit.a * fit.argument_values(x) + fit.b)
             sign = self.s0 * np.prod(
                 np.where(np.array(self.parity, dtype=bool), np.sign(x), 1.0), axis=1
             )
@@ -80,7 +81,7 @@ def signed_product(fit: ProductFit, x: np.ndarray, y: np.ndarray) -> SignedProdu
         return None
     fit = replace(fit, c=c)
     with np.errstate(all="ignore"):
-        inner = numpy_form(fit.function)(fit.a * fit.argument_values(x) + fit.b)
+        inner = library_function(fit.function).numpy(fit.a * fit.argument_values(x) + fit.b)
     fractional = c != int(c)
     if fractional and fit.function == "x" and (inner < 0).all():  # |z - 1| = 1 - z here
         fit = replace(fit, a=-fit.a, b=-fit.b)
@@ -190,5 +191,5 @@ def product_expression(signed: SignedProduct, symbols: list[Any]) -> Any:
     )
     power = sp.Float(fit.c) if signed.fractional_power else sp.Integer(int(fit.c))
     argument = sp.Mul(*(symbols[k] ** p for k, p in fit.argument))
-    factor = sympy_form(fit.function)(sp.Float(fit.a) * argument + sp.Float(fit.b))
+    factor = library_function(fit.function).sympy(sp.Float(fit.a) * argument + sp.Float(fit.b))
     return transform.to_original(log_expr, symbols) * factor**power
