@@ -154,10 +154,35 @@ def test_noise_keeps_the_terms_and_moves_the_constants_by_about_the_noise():
     assert best.val_rmse < 2 * noise
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.01])
+def test_negative_exponents_of_inputs_away_from_zero_are_terms(noise):
+    # the Doppler shift omega_0/(1 - v/c) is 1/y = 1/omega_0 - v/(c*omega_0): two terms of
+    # the reciprocals, found through their correlated neighbours even at 1% noise
+    names = ["c", "omega_0", "v"]
+    truth = sp.sympify("omega_0/(1 - v/c)")
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.uniform(3, 10, 500), rng.uniform(1, 5, 500), rng.uniform(1, 2, 500)])
+    y = x[:, 1] / (1 - x[:, 2] / x[:, 0])
+    y = y + noise * y.std() * rng.standard_normal(500)
+    best = sparse_polynomials(x[:400], y[:400], x[400:], y[400:])[0]
+    assert best.transform == "reciprocal" and best.n_terms == 2
+    pairs = zip(best.support, best.coefficients, strict=True)
+    terms = {tuple(best.columns.exponents[j]): c for j, c in pairs}
+    assert set(terms) == {(0.0, -1.0, 0.0), (-1.0, -1.0, 1.0)}
+    assert np.allclose([terms[(0.0, -1.0, 0.0)], terms[(-1.0, -1.0, 1.0)]], [1, -1], atol=0.02)
+    if noise == 0:
+        found = polynomial_expression(best, sp.symbols(names), 1)
+        assert is_exact_recovery(found, truth, names, test_r2=1.0)
+    # an input that reaches 0 never enters as its reciprocal
+    x[:, 1] = rng.uniform(0, 5, 500)
+    for columns in designs(3, 400, reciprocals=(True, False, True)):
+        assert (columns.exponents[:, 1] >= 0).all()
+
+
 def test_the_term_sets_stay_within_the_rows_and_the_cap():
     for n_inputs in range(1, 10):
         for rows in (30, 300, 3000):
-            for columns in designs(n_inputs, rows):
+            for columns in designs(n_inputs, rows, reciprocals=(True,) * n_inputs):
                 assert len(columns) <= min(MAX_FEATURES, rows // 3)
     assert designs(9, 30) == [] or all(len(c) <= 10 for c in designs(9, 30))
     # every column is a distinct term

@@ -30,6 +30,7 @@ __all__ = [
     "PolynomialFit",
     "RationalFit",
     "designs",
+    "laurent_monomials",
     "monomials",
     "polynomial_expression",
     "rational_expression",
@@ -99,6 +100,11 @@ class Monomials:
 
     exponents: np.ndarray
     trig: tuple
+
+    @property
+    def laurent(self) -> bool:
+        """Whether some exponent is negative."""
+        return bool((self.exponents < 0).any())
 
     def __len__(self) -> int:
         return len(self.trig)
@@ -174,6 +180,7 @@ def designs(
     n_rows: int,
     max_features: int = MAX_FEATURES,
     halves: tuple[bool, ...] | None = None,
+    reciprocals: tuple[bool, ...] | None = None,
 ) -> list[Monomials]:
     """The term sets to search, smallest first: monomials of degree 1..:data:`MAX_DEGREE`,
     each alone and with ``sin``/``cos`` of one input times monomials of one degree less, as
@@ -181,12 +188,21 @@ def designs(
 
     With ``halves`` (per input: whether it is never negative), also the same sets of degree
     up to 2 in the square roots of those inputs, so that their exponents may be halves
-    (``I_1 + I_2 + 2*sqrt(I_1*I_2)*cos(delta)``)."""
+    (``I_1 + I_2 + 2*sqrt(I_1*I_2)*cos(delta)``).
+
+    With ``reciprocals`` (per input: whether it keeps one sign, away from 0), also the
+    monomials of degree 2 and 3 in those inputs and their reciprocals, so that exponents may
+    be negative (``1/y = n/d2 + 1/d1``, ``1/y = 1/omega_0 - v/(c*omega_0)``)."""
     limit = min(max_features, n_rows // 3)
     out = []
     for degree in range(1, MAX_DEGREE + 1):
         for trig_degree in (None, degree - 1):
             columns = monomials(n_inputs, degree, trig_degree)
+            if len(columns) <= limit:
+                out.append(columns)
+    if reciprocals is not None and any(reciprocals):
+        for degree in (2, 3):
+            columns = laurent_monomials(n_inputs, degree, reciprocals)
             if len(columns) <= limit:
                 out.append(columns)
     if halves is None or not any(halves):
@@ -197,6 +213,23 @@ def designs(
             if len(columns) <= limit:
                 out.append(columns)
     return out
+
+
+def laurent_monomials(n_inputs: int, degree: int, reciprocals: tuple[bool, ...]) -> Monomials:
+    """The distinct monomials of total degree 1..``degree`` in the inputs and in the
+    reciprocals of those ``reciprocals`` allows (``x_i`` and ``1/x_i`` never in one term)."""
+    allowed = [i for i in range(n_inputs) if reciprocals[i]]
+    rows: dict[tuple[int, ...], None] = {}
+    for row in _exponent_rows(n_inputs + len(allowed), degree):
+        exponents = list(row[:n_inputs])
+        for k, i in enumerate(allowed):
+            inverse = row[n_inputs + k]
+            if inverse and exponents[i]:
+                break
+            exponents[i] -= inverse
+        else:
+            rows.setdefault(tuple(exponents), None)
+    return Monomials(np.array(list(rows), dtype=float).reshape(-1, n_inputs), (None,) * len(rows))
 
 
 def _in_roots(columns: Monomials, halves: tuple[bool, ...]) -> Monomials:
@@ -316,6 +349,64 @@ def _backward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> 
     return path
 
 
+# Most supports of one size that _SmallSupports solves.
+MAX_COMBINATIONS = 50_000
+
+
+class _SmallSupports:
+    """Every support of 1..``most_terms`` columns of ``features (n, m)`` (sizes with more than
+    :data:`MAX_COMBINATIONS` supports are skipped), with the inverse Gram block of each, so
+    that each target's best supports take one product per support."""
+
+    def __init__(self, features: np.ndarray, most_terms: int = 3) -> None:
+        self.mean = features.mean(axis=0)
+        centred = features - self.mean
+        norms = np.linalg.norm(centred, axis=0)
+        self.usable = np.flatnonzero(norms > 0)
+        self.unit = centred[:, self.usable] / norms[self.usable]
+        gram = self.unit.T @ self.unit
+        self.sizes = []
+        for size in range(1, most_terms + 1):
+            if math.comb(len(self.usable), size) > MAX_COMBINATIONS:
+                break
+            combos = np.array(
+                list(itertools.combinations(range(len(self.usable)), size)), dtype=int
+            ).reshape(-1, size)
+            blocks = gram[combos[:, :, None], combos[:, None, :]]  # (k, size, size)
+            # unit columns: a determinant near 0 is a nearly collinear support, which fits
+            # anything with huge opposite coefficients; it is left out
+            kept = np.linalg.det(blocks) > 1e-8
+            self.sizes.append((combos[kept], np.linalg.inv(blocks[kept])))
+
+    def best(self, target: np.ndarray, keep: int = 3) -> list[tuple]:
+        """For each size, the ``keep`` supports that explain most of ``target (n,)``."""
+        projection = self.unit.T @ (target - target.mean())
+        out = []
+        for combos, inverses in self.sizes:
+            if not len(combos):
+                continue
+            rights = projection[combos]
+            explained = np.einsum("ki,kij,kj->k", rights, inverses, rights)
+            for k in np.argsort(-explained)[:keep]:
+                out.append(tuple(int(self.usable[j]) for j in combos[k]))
+        return out
+
+
+# An input may enter as 1/x where it keeps one sign and its smallest magnitude is at least this
+# share of its largest: 1/x stays a tame column.
+_RECIPROCAL_SPAN = 1e-2
+
+
+def _away_from_zero(x: np.ndarray) -> tuple[bool, ...]:
+    """Per column of ``x (n, d)``: whether it keeps one sign, away from 0."""
+    out = []
+    for column in x.T:
+        magnitude = np.abs(column)
+        one_sign = bool((column > 0).all() or (column < 0).all())
+        out.append(one_sign and float(magnitude.min()) >= _RECIPROCAL_SPAN * float(magnitude.max()))
+    return tuple(out)
+
+
 def sparse_polynomials(
     x_fit: np.ndarray,
     y_fit: np.ndarray,
@@ -348,19 +439,24 @@ def sparse_polynomials(
         out.
     """
     halves = tuple(bool((x_fit[:, i] >= 0).all()) for i in range(x_fit.shape[1]))
-    term_sets = designs(x_fit.shape[1], len(y_fit), halves=halves)
+    term_sets = designs(
+        x_fit.shape[1], len(y_fit), halves=halves, reciprocals=_away_from_zero(x_fit)
+    )
     if not term_sets:
         return []
-    # (columns, searched backward, searched forward)
-    searches = [(columns, True, False) for columns in term_sets]
+    # (columns, searched backward, searched forward). A Laurent set's columns (v/omega,
+    # 1/(c*omega), ...) are so correlated on positive inputs that backward elimination and
+    # forward selection both miss the two true terms of 1/y = 1/omega_0 - v/(c*omega_0) at
+    # 0.1% noise: its supports of up to three terms are all tried instead (_SmallSupports).
+    searches = [(columns, not columns.laurent, False) for columns in term_sets]
     searches.append((wide_design(x_fit.shape[1]), False, True))
     values = []
     for columns, backward, forward_too in searches:
         fit_values, val_values = columns.values(x_fit), columns.values(x_val)
         finite = np.isfinite(fit_values).all(axis=0) & np.isfinite(val_values).all(axis=0)
-        values.append(
-            (columns, np.where(finite, fit_values, 0.0), val_values, finite, backward, forward_too)
-        )
+        fit_values = np.where(finite, fit_values, 0.0)
+        small = _SmallSupports(fit_values[:, finite]) if columns.laurent else None
+        values.append((columns, fit_values, val_values, finite, backward, forward_too, small))
     sign = 1.0 if (y_fit > 0).all() else -1.0
     fits = []
     for name, (applies, forward, _, inverse) in POLYNOMIAL_TRANSFORMS.items():
@@ -371,12 +467,14 @@ def sparse_polynomials(
         if not np.isfinite(target).all():
             continue
         scored = []
-        for columns, fit_values, val_values, finite, backward, forward_too in values:
+        for columns, fit_values, val_values, finite, backward, forward_too, small in values:
             paths = []
             if backward:
                 paths += _backward_path(fit_values[:, finite], target, max_terms)
             if forward_too:
                 paths += _forward_path(fit_values[:, finite], target, max_terms)
+            if small is not None:
+                paths += small.best(target)
             usable = np.flatnonzero(finite)
             for path_support in dict.fromkeys(paths):
                 support = tuple(int(usable[j]) for j in path_support)
