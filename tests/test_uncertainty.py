@@ -208,3 +208,12 @@ def test_a_scale_the_rows_cannot_fix_is_multiplied_out_so_the_rest_can_snap():
     # a sum with a bare term fixes the scale: left as it is
     kept = sp.Float(0.5) * i_ * (s_ + sp.Float(0.25))
     assert distribute_redundant_scales(kept) == kept
+
+
+def test_of_equally_complex_formulas_the_rows_cannot_tell_apart_fewer_free_constants_win():
+    # Coulomb's q/(4*pi*epsilon*r) (no float) and sin(0.0797*q/r)/epsilon (one), complexity 9
+    complexities, rmses = [9, 9], [3.087e-4, 3.112e-4]
+    assert choose_formula(complexities, rmses, 0.05, n_rows=100) == 0
+    assert choose_formula(complexities, rmses, 0.05, n_rows=100, floats=[1, 0]) == 1
+    # a clear gain still wins
+    assert choose_formula(complexities, [1e-4, 3.112e-4], 0.05, n_rows=100, floats=[1, 0]) == 0

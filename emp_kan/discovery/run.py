@@ -267,6 +267,7 @@ def chosen_run(
             config.model_selection,
             n_rows=int(val["y"].shape[0]),
             noise_bound=noise_bound(estimate),
+            floats=[len(c.formula.expression.atoms(sp.Float)) for c in candidates],
         )
         chosen = 0 if picked is None else picked
     best = candidates[chosen]

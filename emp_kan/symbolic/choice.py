@@ -61,15 +61,18 @@ def pareto_front(
     rmses: Sequence[float],
     floor: float = 0.0,
     sizes: Sequence[int] | None = None,
+    floats: Sequence[int] | None = None,
 ) -> list[int]:
     """Indices of the candidates on the front, simplest first.
 
     A candidate is on the front when every simpler candidate (or an equally complex one with
-    a smaller ``sizes`` entry, e.g. fewer KAN edges, or else listed before it) has a larger
-    RMSE. RMSEs below ``floor`` count as ``floor``; non-finite ones are never on the front.
+    fewer ``floats``, i.e. unsnapped constants, or else a smaller ``sizes`` entry, e.g. fewer
+    KAN edges, or else listed before it) has a larger RMSE. RMSEs below ``floor`` count as
+    ``floor``; non-finite ones are never on the front.
     """
     sizes = sizes if sizes is not None else [0] * len(rmses)
-    order = sorted(range(len(rmses)), key=lambda i: (complexities[i], sizes[i], i))
+    floats = floats if floats is not None else [0] * len(rmses)
+    order = sorted(range(len(rmses)), key=lambda i: (complexities[i], floats[i], sizes[i], i))
     front, best = [], math.inf
     for i in order:
         error = _floored(rmses[i], floor)
@@ -87,6 +90,7 @@ def choose_formula(
     model_selection: str = "best",
     n_rows: int | None = None,
     noise_bound: float | None = None,
+    floats: Sequence[int] | None = None,
 ) -> int | None:
     """The index of the chosen candidate, or None when no candidate has a finite RMSE.
 
@@ -113,6 +117,10 @@ def choose_formula(
         candidate's RMSE is at least half of it, the noise dominates every error: ``"best"``
         then takes the simplest candidate tied with the most accurate (needs ``n_rows`` to
         see the tie) instead of the steepest drop within 1.5x of it.
+    floats : sequence of int, optional
+        Unsnapped constants of each formula: of equally complex candidates whose errors tie,
+        the one with fewer comes first (``q/(4*pi*epsilon*r)`` before
+        ``sin(0.0797*q/r)/epsilon``), before ``sizes`` decides.
     """
     if len(complexities) != len(rmses):
         raise ValueError("one complexity per RMSE")
@@ -121,7 +129,7 @@ def choose_formula(
             f"model_selection must be one of {', '.join(MODEL_SELECTIONS)}, got {model_selection!r}"
         )
     floor = max(noise_floor(label_std), noise_tie(rmses, n_rows))
-    front = pareto_front(complexities, rmses, floor, sizes)
+    front = pareto_front(complexities, rmses, floor, sizes, floats)
     if not front:
         return None
     if model_selection == "accuracy":
