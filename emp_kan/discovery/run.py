@@ -250,8 +250,10 @@ def chosen_run(
     given = candidates[0].route.given_rows
     flat = flat_candidates(candidates, given) if symbolic else [[] for _ in candidates]
     # a formula that uses a function as its own Taylor polynomial names a function the law
-    # does not hold: it competes only when every candidate does so
-    everywhere = all(flat)
+    # does not hold: it competes only when no other candidate has a finite error
+    everywhere = not any(
+        not f and math.isfinite(c.val_rmse) for c, f in zip(candidates, flat, strict=True)
+    )
     rmses = [
         math.inf if f and not everywhere else c.val_rmse
         for c, f in zip(candidates, flat, strict=True)
