@@ -9,6 +9,7 @@ noise and shrinks with the rows.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -94,6 +95,7 @@ def snap_within_errors(
     rows: Split,
     within: float = _WITHIN_ERRORS,
     whole_only: bool = False,
+    whole_first: bool = False,
 ) -> sp.Expr:
     """``expr`` with each float snapped to the simplest number inside ``within`` standard
     errors of it, where that costs no more on the validation rows than their own sampling
@@ -107,8 +109,9 @@ def snap_within_errors(
     RMSE stays within ``1 + 1/sqrt(n_val)`` of the unsnapped formula's (the spread of an RMSE
     measured on ``n_val`` rows). Errors are relative where the labels span decades
     (:func:`spans_decades`). With ``whole_only`` a coefficient tries 0 and the nearest integer
-    only (an exponent still its integer, half and third). Without a kept snap ``expr`` is
-    returned as it was.
+    only (an exponent still its integer, half and third); with ``whole_first`` every float
+    tries that first, and then, those left, every number (one refit serves both passes).
+    Without a kept snap ``expr`` is returned as it was.
     """
     problem = _problem(expr, variables, rows)
     if problem is None:
@@ -122,11 +125,12 @@ def snap_within_errors(
     errors = problem.standard_errors(fitted)
     exponents = exponent_floats(expr)
     exact: dict[int, sp.Expr] = {}
-    for k in range(len(problem.floats)):
-        if not math.isfinite(errors[k]):
+    passes = (True, False) if whole_first else (whole_only,)
+    for whole, k in itertools.product(passes, range(len(problem.floats))):
+        if k in exact or not math.isfinite(errors[k]):
             continue
         numbers = snap_candidates(float(fitted[k]), problem.floats[k] in exponents)
-        if whole_only and problem.floats[k] not in exponents:
+        if whole and problem.floats[k] not in exponents:
             numbers = [number for number in numbers if number.is_Integer]
         for number in numbers:
             value = float(number)
@@ -145,11 +149,17 @@ def snap_within_errors(
 
 
 def snapped_within_errors(
-    expr: sp.Expr, variables: Sequence[Any], rows: Split, whole_only: bool = False
+    expr: sp.Expr,
+    variables: Sequence[Any],
+    rows: Split,
+    whole_only: bool = False,
+    whole_first: bool = False,
 ) -> sp.Expr:
     """:func:`snap_within_errors`, then simplified where a snap changed something (an exponent
     of 1 or a coefficient of 0 lets terms merge or go)."""
-    snapped = snap_within_errors(expr, variables, rows, whole_only=whole_only)
+    snapped = snap_within_errors(
+        expr, variables, rows, whole_only=whole_only, whole_first=whole_first
+    )
     return expr if snapped is expr else simplify_expression(snapped)
 
 
@@ -177,12 +187,12 @@ def finish_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -
     bars (the cheapest number inside each, :func:`~emp_kan.symbolic.expression.snap_cost`:
     left to the fixed tolerance, the validation rows' own noise would pick a phase of 11/7
     over pi/2), then ``finish_expression`` on the validation rows (simplified, and what the
-    error bars left snapped at a fixed tolerance), then the error bars once more for the
-    numbers simplifying exposed. A float times a sum of terms that each hold a float is
+    error bars left snapped at a fixed tolerance), then, where that changed the formula, the
+    error bars once more for the numbers simplifying exposed. A float times a sum of terms that each hold a float is
     distributed first (:func:`distribute_redundant_scales`)."""
     val = rows.validation
     expr = distribute_redundant_scales(expr)
-    expr = snapped_within_errors(expr, variables, rows, whole_only=True)
-    expr = snapped_within_errors(expr, variables, rows)
-    expr = finish_expression(expr, variables, val["x"], val["y"])
-    return snapped_within_errors(expr, variables, rows)
+    expr = snapped_within_errors(expr, variables, rows, whole_first=True)
+    finished = finish_expression(expr, variables, val["x"], val["y"])
+    # unchanged by it, the formula has nothing the error bars have not tried
+    return expr if finished == expr else snapped_within_errors(finished, variables, rows)
