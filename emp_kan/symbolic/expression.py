@@ -174,9 +174,8 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
     snapped = {}
     for k, f in enumerate(floats):
         for cand in snap_candidates(values[k], exponent=f in exponents):
-            if not is_plain_number(cand) and abs(float(cand) - values[k]) > _FANCY_AGREEMENT * abs(
-                values[k]
-            ):
+            far = abs(float(cand) - values[k]) > _FANCY_AGREEMENT * abs(values[k])
+            if far and not is_plain_number(cand):
                 continue
             trial = values[:k] + [float(cand)] + values[k + 1 :]
             rmse, _ = rmse_r2(predict_rows(fn, xs, ys.size, trial), ys)

@@ -188,8 +188,8 @@ def finish_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -
     left to the fixed tolerance, the validation rows' own noise would pick a phase of 11/7
     over pi/2), then ``finish_expression`` on the validation rows (simplified, and what the
     error bars left snapped at a fixed tolerance), then, where that changed the formula, the
-    error bars once more for the numbers simplifying exposed. A float times a sum of terms that each hold a float is
-    distributed first (:func:`distribute_redundant_scales`)."""
+    error bars once more for the numbers simplifying exposed. A float times a sum of terms
+    that each hold a float is distributed first (:func:`distribute_redundant_scales`)."""
     val = rows.validation
     expr = distribute_redundant_scales(expr)
     expr = snapped_within_errors(expr, variables, rows, whole_first=True)
