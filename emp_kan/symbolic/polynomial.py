@@ -359,8 +359,7 @@ class _SmallSupports:
     that each target's best supports take one product per support."""
 
     def __init__(self, features: np.ndarray, most_terms: int = 3) -> None:
-        self.mean = features.mean(axis=0)
-        centred = features - self.mean
+        centred = features - features.mean(axis=0)
         norms = np.linalg.norm(centred, axis=0)
         self.usable = np.flatnonzero(norms > 0)
         self.unit = centred[:, self.usable] / norms[self.usable]
