@@ -72,8 +72,8 @@ class LibraryFunction:
         Among functions of equal complexity, the lower rank is the simpler: algebraic before
         transcendental (the simplicity pass swaps a ``cos`` for an ``x^2`` that fits as well).
     kernel : int or None
-        The function's code in the product search's compiled loop
-        (:func:`emp_kan.symbolic.products.kernels.apply_function`); None: the numpy path.
+        The function's code in the product search's compiled loop (the branches of
+        :mod:`emp_kan.symbolic.products.kernels`); None: the numpy path.
     mirrored : bool
         ``|f(-u)| = |f(u)|`` bitwise in numpy, so ``(a, b)`` and ``(-a, -b)`` give the product
         search one column.
