@@ -93,7 +93,7 @@ def test_a_finer_grid_starts_from_the_coarser_kan_s_curves():
 
 
 def test_the_report_records_the_larger_kans_and_prunes_the_kept_one():
-    problem = formula_problem("x*y", "x=-1:1,y=-1:1", samples=200)
+    problem = formula_problem("x*y", "x=-1:1,y=-1:1", samples=300)
     config = DiscoverConfig(
         hidden=(1,), grid=5, steps=20, round_steps=5, rounds=1, route="none", compare=False
     )

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from emp_kan._runtime import threads
+from emp_kan._runtime.memo import Memo
 from emp_kan.kan import _pykan, adapter
 from emp_kan.kan.fast.optim import FlatAdam, FlatLBFGS
 from emp_kan.kan.fast.train import (
@@ -356,3 +357,58 @@ def test_the_line_search_bisects_where_its_cubic_degenerates():
     assert _cubic_interpolate(1.0, 1.0, 0.0, 1.0, 1.0, 0.0, bounds=(0.0, 2.0)) == 1.0
     # an ordinary cubic still gives its minimiser: f = (x - 0.3)**2 on [0, 1]
     assert _cubic_interpolate(0.0, 0.09, -0.6, 1.0, 0.49, 1.4) == pytest.approx(0.3)
+
+
+def _noisy_rows() -> dict[str, torch.Tensor]:
+    """40 training rows of a noisy sine that a [1, 5, 1] KAN on a fine grid overfits, and 60
+    held-out rows."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(100, 1, generator=gen) * 2 - 1
+    y = torch.sin(3 * x) + 0.3 * torch.randn(100, 1, generator=gen)
+    return {
+        "train_input": x[:40],
+        "train_label": y[:40],
+        "test_input": x[40:],
+        "test_label": y[40:],
+    }
+
+
+def _held_out_rmse(model, data) -> float:
+    return adapter.rmse(model, data["test_input"], data["test_label"])
+
+
+def test_early_stopping_ends_at_the_step_with_the_lowest_held_out_loss():
+    data = _noisy_rows()
+    base = adapter.make_kan([1, 5, 1], grid=10, k=3, seed=0)
+    steps = 15
+    # The fast path on one thread is deterministic: a k-step fit is the first k steps of a
+    # longer one.
+    after_step = []
+    for k in range(1, steps + 1):
+        model = adapter.clone_model(base)
+        adapter.fit(model, data, k, 0.0, seed=0)
+        after_step.append(_held_out_rmse(model, data))
+    assert min(after_step) < 0.95 * after_step[-1]  # the plain fit does chase the noise
+    stopped = adapter.clone_model(base)
+    adapter.fit(stopped, data, steps, 0.0, seed=0, early_stopping=True)
+    assert _held_out_rmse(stopped, data) == pytest.approx(min(after_step), rel=1e-5)
+    # The grids came back with the parameters: pykan's own forward agrees with ours.
+    with torch.no_grad():
+        x = data["test_input"]
+        assert torch.allclose(stopped.forward(x), kan_forward(stopped, x), atol=1e-6)
+
+
+def test_a_memo_keeps_apart_fits_that_stop_on_different_held_out_rows():
+    data = _noisy_rows()
+    other = dict(data, test_input=data["test_input"][:20], test_label=-data["test_label"][:20])
+    base = adapter.make_kan([1, 5, 1], grid=10, k=3, seed=0)
+    memo = Memo()
+    for rows in (data, other):
+        alone, remembered = adapter.clone_model(base), adapter.clone_model(base)
+        adapter.fit(alone, rows, 15, 0.0, seed=0, early_stopping=True)
+        adapter.fit(remembered, rows, 15, 0.0, seed=0, early_stopping=True, memo=memo)
+        assert different_tensors(alone, remembered) == []
+    assert memo.hits == {}  # the second fit's rows differ only in the held-out rows
+    again = adapter.clone_model(base)
+    adapter.fit(again, data, 15, 0.0, seed=0, early_stopping=True, memo=memo)
+    assert memo.hits == {"fit": 1}

@@ -140,6 +140,7 @@ def _run_route(
         initial_steps=0,
         final_steps=config.steps,
         seed=config.seed,
+        early_stopping=config.early_stopping,
         progress=config.progress,
         label_map=None if route.log_transform is None else torch.exp,
         progress_label=f"{getattr(pruner, 'name', 'pruning')}, route {route.name}: attempts",

@@ -110,6 +110,13 @@ class DiscoverConfig:
     lamb: float = _setting(
         1e-3, "pykan's sparsity regularisation while training", Interval(float, 0), _ALL
     )
+    early_stopping: bool = _setting(
+        True,
+        "end every training at its step with the lowest loss on the validation rows "
+        "(early stopping), so that fits of noisy labels stop before they chase the noise",
+        Flag(),
+        _ALL,
+    )
     capacity: int = _setting(
         3,
         "when the data route's trained KAN has a validation RMSE above 5 x floor x the std of "

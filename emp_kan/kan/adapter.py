@@ -392,6 +392,7 @@ def fit(
     loss: str = "mse",
     lr: float = 1.0,
     memo: Memo | None = None,
+    early_stopping: bool = False,
     **kwargs: Any,
 ) -> None:
     """Train in place: silent, file-free, reproducible from ``seed``.
@@ -404,7 +405,10 @@ def fit(
     fast path does not cover, or extra pykan keyword arguments) runs pykan's own ``fit``, whose
     batches come from the global numpy generator: it is seeded here and restored afterwards.
     With a ``memo``, a fast fit identical to one done before in it (same state, rows and
-    settings) is not done again: its result is loaded.
+    settings) is not done again: its result is loaded. ``early_stopping`` ends the fast path at
+    its step with the lowest loss on ``dataset``'s ``test_*`` rows, which must then be
+    validation rows (see :func:`emp_kan.kan.fast.train.fast_fit`); pykan's ``fit`` always
+    ends at its last step.
     """
     if engine not in ("fast", "pykan"):
         raise ValueError(f"engine must be 'fast' or 'pykan', got {engine!r}")
@@ -432,17 +436,25 @@ def fit(
         if engine == "fast" and not kwargs and fast.supports(model):
             # No seed: the fast path draws no random numbers (a test holds fits with
             # different seeds equal), so the retraining attempts that differ only in it match.
-            settings = (steps, lamb, opt, update_grid, loss, lr)
+            settings = (steps, lamb, opt, update_grid, loss, lr, early_stopping)
 
             def train_here() -> dict[str, torch.Tensor]:
                 fast.fast_fit(
-                    model, dataset, steps, lamb, opt=opt, update_grid=update_grid, loss=loss, lr=lr
+                    model,
+                    dataset,
+                    steps,
+                    lamb,
+                    opt=opt,
+                    update_grid=update_grid,
+                    loss=loss,
+                    lr=lr,
+                    early_stopping=early_stopping,
                 )
                 return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
             # An identical fit (both methods reaching the same pruned model) is done once;
             # the fast path is deterministic in this key.
-            key = "" if memo is None else _fit_key(model, dataset, settings)
+            key = "" if memo is None else _fit_key(model, dataset, settings, early_stopping)
             trained = recall(memo, "fit", key, train_here)
             model.load_state_dict(trained)
         else:
@@ -459,9 +471,13 @@ def fit(
             )
 
 
-def _fit_key(model: Any, dataset: Mapping[str, torch.Tensor], settings: tuple) -> str:
+def _fit_key(
+    model: Any, dataset: Mapping[str, torch.Tensor], settings: tuple, held_out: bool
+) -> str:
     """A digest of everything :func:`emp_kan.kan.fast.train.fast_fit` reads: the model's
-    state, which tensors train, its layers' grid settings, the training rows and the settings."""
+    state, which tensors train, its layers' grid settings, the training rows (and with
+    ``held_out`` the test rows, which then pick the step it ends at) and the settings."""
+    rows = ["train_input", "train_label"] + (["test_input", "test_label"] if held_out else [])
     layers = [(layer.num, layer.k, float(layer.grid_eps)) for layer in model.act_fun]
     trains = [(name, p.requires_grad) for name, p in model.named_parameters()]
     return digest(
@@ -470,8 +486,7 @@ def _fit_key(model: Any, dataset: Mapping[str, torch.Tensor], settings: tuple) -
         layers,
         list(model.width),
         model.input_id,
-        dataset["train_input"],
-        dataset["train_label"],
+        [dataset[name] for name in rows],
         list(settings),
     )
 

@@ -62,27 +62,27 @@ def validation_rmse(model: Any, validation: Rows) -> float:
     return value if math.isfinite(value) else math.inf
 
 
-def _wider(model: Any, fit: Rows, steps: int, lamb: float, seed: int) -> tuple[str, Any]:
+def _wider(model: Any, fit: Rows, training: dict[str, Any]) -> tuple[str, Any]:
     w = adapter.widths(model)
     wider = [w[0], *(2 * h for h in w[1:-1]), w[-1]]
     change = f"hidden {','.join(map(str, w[1:-1]))} -> {','.join(map(str, wider[1:-1]))}"
-    fresh = adapter.make_kan(wider, grid=int(model.grid), k=int(model.k), seed=seed)
-    return change, train(fresh, fit, steps=steps, lamb=lamb, seed=seed)
+    fresh = adapter.make_kan(wider, grid=int(model.grid), k=int(model.k), seed=training["seed"])
+    return change, train(fresh, fit, **training)
 
 
-def _deeper(model: Any, fit: Rows, steps: int, lamb: float, seed: int) -> tuple[str, Any]:
+def _deeper(model: Any, fit: Rows, training: dict[str, Any]) -> tuple[str, Any]:
     w = adapter.widths(model)
     deeper = [*w[:-1], w[-2], w[-1]]
     change = f"layers {len(w) - 1} -> {len(deeper) - 1}"
-    fresh = adapter.make_kan(deeper, grid=int(model.grid), k=int(model.k), seed=seed)
-    return change, train(fresh, fit, steps=steps, lamb=lamb, seed=seed)
+    fresh = adapter.make_kan(deeper, grid=int(model.grid), k=int(model.k), seed=training["seed"])
+    return change, train(fresh, fit, **training)
 
 
-def _finer(model: Any, fit: Rows, steps: int, lamb: float, seed: int) -> tuple[str, Any]:
+def _finer(model: Any, fit: Rows, training: dict[str, Any]) -> tuple[str, Any]:
     grid = int(model.grid)
     finer = min(2 * grid, _MAX_GRID)
     refined = adapter.refine_grid(model, finer, fit["train_input"])
-    return f"grid {grid} -> {finer}", train(refined, fit, steps=steps, lamb=lamb, seed=seed)
+    return f"grid {grid} -> {finer}", train(refined, fit, **training)
 
 
 # The ladder's order: a wider layer and one more layer add the nodes that sums of products and
@@ -101,6 +101,7 @@ def escalate(
     seed: int,
     enough: float,
     budget: int,
+    early_stopping: bool = False,
 ) -> tuple[Any, list[CapacityStep]]:
     """The best of ``model`` and the larger KANs of :data:`LADDER`, on the validation rows.
 
@@ -112,8 +113,9 @@ def escalate(
         The pykan dataset the larger KANs train on (its ``test_*`` rows are not used).
     validation : dict of torch.Tensor
         ``{"x": (n, w_0), "y": (n, 1)}``: the rows every step is judged on, kept out of ``fit``.
-    steps, lamb, seed : int, float, int
-        Each larger KAN's training budget and settings (as the first training's).
+    steps, lamb, seed, early_stopping : int, float, int, bool
+        Each larger KAN's training budget and settings (as the first training's; see
+        :func:`~emp_kan.kan.training.train`).
     enough : float
         A validation RMSE at or below this needs no more capacity: the ladder stops there (and
         is not started when ``model`` is already there).
@@ -128,6 +130,7 @@ def escalate(
     steps : list of CapacityStep
         Each larger KAN tried, in order.
     """
+    training = {"steps": steps, "lamb": lamb, "seed": seed, "early_stopping": early_stopping}
     best, best_rmse = model, validation_rmse(model, validation)
     record: list[CapacityStep] = []
     for propose in LADDER[: max(0, budget)]:
@@ -135,7 +138,7 @@ def escalate(
             break
         start = time.perf_counter()
         try:
-            change, candidate = propose(best, fit, steps, lamb, seed)
+            change, candidate = propose(best, fit, training)
         except (RuntimeError, ValueError) as exc:  # a larger KAN that fails costs nothing else
             log.info("capacity step %s failed: %s", propose.__name__.strip("_"), exc)
             continue

@@ -72,9 +72,14 @@ def train(
     update_grid: bool = True,
     loss: str = "mse",
     lr: float = 1.0,
+    early_stopping: bool = False,
 ) -> Any:
     """Train a copy of ``model`` as pykan's ``fit`` would (through the fast path of
     :mod:`emp_kan.kan.fast.train` where it applies); silent, file-free, reproducible.
+
+    With ``early_stopping`` the copy is the one of the step with the lowest loss on
+    ``dataset``'s ``test_*`` rows, which must then be validation rows (a
+    :attr:`~emp_kan.data.split.Split.fit` dataset holds them there).
 
     Returns the trained copy; ``model`` and the global generators are left as they were.
     """
@@ -85,6 +90,15 @@ def train(
     lamb = check_finite_nonneg("lamb", lamb)
     trained = adapter.clone_model(model)
     adapter.fit(
-        trained, dataset, steps, lamb, seed, opt=opt, update_grid=update_grid, loss=loss, lr=lr
+        trained,
+        dataset,
+        steps,
+        lamb,
+        seed,
+        opt=opt,
+        update_grid=update_grid,
+        loss=loss,
+        lr=lr,
+        early_stopping=early_stopping,
     )
     return trained

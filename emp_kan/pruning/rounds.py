@@ -127,6 +127,7 @@ class _Context:
     label_map: LabelMap | None
     loss: str
     memo: Memo | None
+    early_stopping: bool = False
     limit: float = math.inf  # set once the unpruned model's validation loss is known
 
     def losses(self, model: Any) -> tuple[float, float, float]:
@@ -143,6 +144,7 @@ class _Context:
             update_grid=self.update_grid,
             loss=self.loss,
             memo=self.memo,
+            early_stopping=self.early_stopping,
         )
 
 
@@ -374,6 +376,7 @@ def prune_rounds(
     seed: int = 0,
     opt: str = "LBFGS",
     update_grid: bool = True,
+    early_stopping: bool = False,
     progress: bool = False,
     schedule: Schedule | None = None,
     label_map: LabelMap | None = None,
@@ -412,6 +415,13 @@ def prune_rounds(
         tutorial does after pruning (default ``steps``; 0 to skip).
     seed : int
         Seeds every training call (attempt ``a`` uses ``seed + a``).
+    opt, update_grid : str, bool
+        pykan's optimiser and grid updates while training.
+    early_stopping : bool
+        Every training ends at its step with the lowest loss on the validation rows (the
+        regulariser included while it applies) rather than its last: fits of noisy labels
+        stop before they chase the noise, and the unpruned reference and every pruned
+        attempt are trained alike.
     progress, progress_label : bool, str
         Show a tqdm bar over attempts, with this description (default "pruning attempts").
     schedule : Schedule, optional
@@ -433,6 +443,7 @@ def prune_rounds(
     rounds = check_whole("rounds", rounds)
     training = (steps, lamb, seed, opt, update_grid, loss)
     ctx = _context((dataset, widths), pruner, training, schedule, label_map, memo)
+    ctx.early_stopping = early_stopping
     initial_steps = ctx.steps if initial_steps is None else initial_steps
     final_steps = check_whole("final_steps", ctx.steps if final_steps is None else final_steps)
     loop, seconds_initial = _start(model, ctx, check_whole("initial_steps", initial_steps))

@@ -49,6 +49,18 @@ def lambdify_by_name(expr, variables, params=()):
     return sp.lambdify(symbols + list(params), expr, "numpy")
 
 
+def values_at(expr, variables, points: np.ndarray) -> np.ndarray | None:
+    """``expr`` at each of ``points`` ``(m, d)`` (columns in the order of ``variables``,
+    matched by name) as complex numbers ``(m,)``; None when numpy cannot evaluate it."""
+    try:
+        fn = lambdify_by_name(expr, variables)
+        with np.errstate(all="ignore"):
+            values = np.asarray(fn(*points.T), dtype=np.complex128)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return np.broadcast_to(values, (points.shape[0],))
+
+
 def predict_rows(fn, xs: np.ndarray, n: int, params=()) -> np.ndarray:
     """Real predictions ``(n,)`` of a lambdified formula; NaN where complex or undefined."""
     with np.errstate(all="ignore"):

@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from emp_kan.data.formula_parse import as_expression
-from emp_kan.symbolic.expression import lambdify_by_name
+from emp_kan.symbolic.expression import values_at
 
 __all__ = ["flat_functions"]
 
@@ -61,13 +61,8 @@ def flat_functions(expr: Any, variables: Sequence[Any], x: np.ndarray) -> list[s
         return []
     flat = []
     for function, argument, relative in _arguments(as_expression(expr)):
-        try:
-            fn = lambdify_by_name(argument, variables)
-            with np.errstate(all="ignore"):
-                values = np.asarray(fn(*x.T), dtype=np.complex128) * np.ones(x.shape[0])
-        except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
-            continue
-        if not np.all(np.isfinite(values)) or np.any(np.abs(values.imag) > 0):
+        values = values_at(argument, variables, x)
+        if values is None or not np.all(np.isfinite(values)) or np.any(np.abs(values.imag) > 0):
             continue
         real = values.real
         span = float(real.max() - real.min())

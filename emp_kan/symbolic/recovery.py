@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 
 from emp_kan.data.formula_parse import as_expression
+from emp_kan.symbolic.expression import values_at
 
 __all__ = ["is_exact_recovery", "round_formula"]
 
@@ -50,22 +51,10 @@ def _by_name(
     return expr.xreplace({s: lookup[s.name] for s in expr.free_symbols if s.name in lookup}), plain
 
 
-def _values_at(expr, symbols, points: np.ndarray) -> np.ndarray | None:
-    """``expr`` at each of ``points`` ``(m, d)`` as complex numbers ``(m,)``; None when numpy
-    cannot evaluate it."""
-    try:
-        fn = sp.lambdify(symbols, expr, "numpy")
-        with np.errstate(all="ignore"):
-            values = np.asarray(fn(*points.T), dtype=np.complex128)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
-        return None
-    return np.broadcast_to(values, (points.shape[0],))
-
-
 def _numerically_constant(expr, symbols, points: np.ndarray) -> bool:
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):  # rounding can leave (1.0*c - c)**(-0.5)
         return False
-    values = _values_at(expr, symbols, points)
+    values = values_at(expr, symbols, points)
     if values is None:
         return False  # numpy cannot evaluate it: nothing to screen, so nothing proven
     finite = np.isfinite(values)
@@ -172,5 +161,5 @@ def is_exact_recovery(
 
 def _real_everywhere(expr, symbols, points: np.ndarray) -> bool:
     """Whether ``expr`` is a finite real number at every one of ``points``."""
-    values = _values_at(expr, symbols, points)
+    values = values_at(expr, symbols, points)
     return values is not None and bool(np.isfinite(values).all() and (values.imag == 0).all())

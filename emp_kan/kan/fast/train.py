@@ -442,6 +442,7 @@ def fast_fit(
     grid_update_num: int = 10,
     stop_grid_update_step: int = 50,
     loss: str = "mse",
+    early_stopping: bool = False,
 ) -> list[float]:
     """Train ``model`` in place as ``model.fit(dataset, opt, steps, lamb=lamb, lr=lr)`` would.
 
@@ -462,6 +463,12 @@ def fast_fit(
     loss : {"mse", "cross_entropy"}
         Squared error, or cross-entropy of the outputs (logits) against one-hot or
         class-probability labels ``(n, classes)`` (pykan's ``loss_fn`` for classification).
+    early_stopping : bool
+        End at the step whose objective, with the data term measured on the dataset's
+        ``test_input (m, w_0)`` / ``test_label (m, w_L)`` rows, is lowest (grids included),
+        instead of at the last step: training that stops where the held-out error is least,
+        so that a long fit of noisy labels does not end chasing their noise. Pass validation
+        rows there (:attr:`emp_kan.data.split.Split.fit` does), never rows that report.
 
     Returns
     -------
@@ -482,11 +489,52 @@ def fast_fit(
         update_grid and step % grid_update_freq == 0 and step < stop_grid_update_step
         for step in range(steps)
     ]
+    best = _BestState(dataset, loss) if early_stopping else None
     try:
-        return _run_steps(model, params, vector, optimizer, dataset, (loss, lamb), grid_steps)
+        return _run_steps(model, params, vector, optimizer, dataset, (loss, lamb), grid_steps, best)
     finally:
         _give_back(params, vector)
         params.store()
+
+
+class _BestState:
+    """The model state with the lowest held-out objective seen so far (:func:`fast_fit`'s
+    ``early_stopping``): the data loss on the dataset's test rows plus the regulariser's share of
+    the training objective, so that a penalised fit is judged on what it trains for."""
+
+    def __init__(self, dataset: Mapping[str, torch.Tensor], loss: str) -> None:
+        self.x, self.y = dataset["test_input"], dataset["test_label"]
+        self.loss = loss
+        self.value = math.inf
+        self.state: dict[str, torch.Tensor] | None = None
+        self.step = 0
+        self.offers = 0
+
+    def offer(
+        self, model: Any, forward: _Forward, params: _Parameters, vector: np.ndarray, penalty: float
+    ) -> None:
+        """Keep the model at ``vector`` when it beats the best so far; ``penalty`` is the
+        regulariser's part of its training objective."""
+        self.offers += 1
+        _give_back(params, vector)
+        with torch.no_grad():
+            prediction, _ = forward(self.x, with_scales=False, views=params.views())
+            value = float(data_loss(prediction, self.y, self.loss)) + penalty
+        if not value < self.value:  # NaN never wins
+            return
+        self.value, self.step = value, self.offers
+        params.store()
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, model: Any, params: _Parameters, vector: np.ndarray, steps: int) -> None:
+        """Put the best state back into ``model`` and ``vector`` unless it is the last one
+        (``steps``: the number of steps taken; -1 when the last was not offered)."""
+        if self.state is None or self.step == steps:
+            return
+        model.load_state_dict(self.state)
+        params.load()
+        vector[:] = params.flat.detach().numpy()
+        log.debug("training ended at its best held-out step, %d of %d", self.step, steps)
 
 
 def _run_steps(
@@ -497,9 +545,11 @@ def _run_steps(
     dataset: Mapping[str, torch.Tensor],
     objective: tuple[str, float],
     grid_steps: list[bool],
+    best: _BestState | None = None,
 ) -> list[float]:
     """:func:`fast_fit`'s steps (a grid update before each step marked in ``grid_steps``) on
-    the optimiser's ``vector``; the training RMSE (cross-entropy) after each."""
+    the optimiser's ``vector``; the training RMSE (cross-entropy) after each. With ``best``,
+    ``vector`` (and the model's grids) end at the best step it saw."""
     loss, lamb = objective
     steps = len(grid_steps)
     x_train, y_train = dataset["train_input"], dataset["train_label"]
@@ -513,6 +563,7 @@ def _run_steps(
             params, y_train, loss, lamb, point
         )
         state["train_loss"] = train_loss
+        state["objective"] = value
         state.setdefault("first_loss", train_loss)
         return value, gradient
 
@@ -533,10 +584,16 @@ def _run_steps(
             and _in_float32(vector)
         ):
             _stop(vector, good if good is not None else before, step, steps)
+            if best is not None:
+                best.restore(model, params, vector, -1)
             return losses
         value = state["train_loss"]
         losses.append(math.sqrt(value) if loss == "mse" else value)
+        if best is not None:
+            best.offer(model, forward, params, vector, state["objective"] - value)
     _give_back(params, vector)
     if good is not None and not math.isfinite(_loss_at(forward, params, x_train, y_train)):
         _stop(vector, good, steps - 1, steps)
+    elif best is not None:
+        best.restore(model, params, vector, len(losses))
     return losses
