@@ -56,6 +56,16 @@ def test_functions_undefined_on_the_data_are_left_out():
         assert np.isfinite(c.predict(X)).all()
 
 
+def test_an_edge_is_fitted_where_its_samples_are_finite():
+    # A layer fixed before this edge can leave NaN on some rows; the rest still say sin.
+    y = np.sin(2 * X)
+    y[::7] = np.nan
+    best = fit_edge(X, y)[0]
+    assert best.function == "sin" and best.r2 > 0.9999
+    nowhere = fit_edge(np.full_like(X, np.nan), y)
+    assert [(c.function, c.c, c.d) for c in nowhere] == [("0", 0.0, 0.0)]
+
+
 def test_unknown_library_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="unknown library function.*'sinus'.*valid names: .*sin"):
         fit_edge(X, X, ["x", "sinus"])

@@ -246,12 +246,20 @@ def fit_edge(
 
     Returns
     -------
-    list of EdgeCandidate, sorted by cost. Functions that cannot be evaluated on the data's
-    range (``sqrt`` of negatives, ``1/x`` through 0, ...) for every start are left out.
+    list of EdgeCandidate, sorted by cost; never empty (the constant is always fitted).
+    Functions that cannot be evaluated on the data's range (``sqrt`` of negatives, ``1/x``
+    through 0, ...) for every start are left out. Samples where ``x`` or ``y`` is not
+    finite are left out; with fewer than two left, the one candidate is the constant 0.
     """
     library = check_library(library)
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
+    # A layer fixed before this one can leave NaN on some rows (a refit that diverged); the
+    # edge is fitted where it is defined, and is a constant 0 where it is defined nowhere.
+    finite = np.isfinite(x) & np.isfinite(y)
+    if finite.sum() < 2:
+        return [EdgeCandidate("0", 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0, _cost(1.0, 0))]
+    x, y = x[finite], y[finite]
     all_x, all_y = x, y
     order = np.argsort(x, kind="stable")
     if x.size > max_samples:
@@ -302,6 +310,9 @@ def fit_edge(
                 _cost(nrmse, complexity),
             )
         )
+    if not out:  # no function of the library is defined on these samples
+        mean = float(all_y.mean())
+        out.append(EdgeCandidate("0", 0.0, 0.0, 0.0, mean, 1.0, 0.0, 0, _cost(1.0, 0)))
     out.sort(key=lambda cand: (cand.cost, cand.complexity))
     return _polish(out, all_x, all_y, top=3)
 
