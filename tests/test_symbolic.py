@@ -400,6 +400,33 @@ def test_simplifying_a_high_fractional_power_of_a_sum_returns_at_once():
     assert any(p.exp == sp.Rational(189, 2) for p in out.atoms(sp.Pow))
 
 
+def test_simplifying_a_sum_of_a_dozen_transcendental_pieces_returns_at_once():
+    # Feynman eq. 15's data route at 1% noise: sp.cancel's polynomial gcd over these twelve
+    # generators ran for minutes.
+    from emp_kan.symbolic.expression import expansion_risk, simplify_expression
+
+    g, m, z = sp.symbols("g m z", real=True)
+    inner = (
+        sp.log(g) / sp.sqrt(sp.pi)
+        + sp.Rational(6, 11) * sp.log(m)
+        - sp.pi * sp.cos(3 * z / 4 + 2) / 4
+    )
+    power = (
+        sp.exp(-5) * sp.log(m)
+        + sp.exp(sp.Rational(-9, 2)) * sp.log(2 - z)
+        - 1 / (7 * sp.pi**2)
+        - sp.Float(0.0091967884849849437) / (g + 1 / (2 * sp.sqrt(sp.pi)))
+    ) ** -2
+    expr = sp.Rational(10, 7) * sp.tanh(inner - 1) + sp.Rational(3, 2) - 0.00012759646 * power
+    assert expansion_risk(expr)
+    out = simplify_expression(expr)
+    assert sp.count_ops(out) <= sp.count_ops(expr)
+    # The largest laws of the Feynman list are still multiplied out and cancelled.
+    x1, x2, y1, y2, z1, z2, m1, m2, big_g = sp.symbols("x1 x2 y1 y2 z1 z2 m1 m2 G")
+    law = big_g * m1 * m2 / ((x2 - x1) ** 2 + (y2 - y1) ** 2 + (z2 - z1) ** 2)
+    assert not expansion_risk(law)
+
+
 def test_one_pruned_model_gives_one_formula_on_every_call():
     # A log-route model whose edge reads as exp(85*y/9): MINPACK's refit gave one of two
     # formulas by heap state here (docs/concepts.md, Determinism).

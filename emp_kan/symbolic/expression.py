@@ -251,12 +251,24 @@ _EXPANDING = (sp.cancel, sp.together, _expand)  # these multiply powers of sums 
 
 
 _MAX_EXPANDED_POWER = 6
+# The most a law of the 117 Feynman equations holds is 9 (eq. 5's G, m1, m2 and six
+# coordinates); cancel's polynomial gcd over a dozen is exponential in them.
+_MAX_GENERATORS = 10
+
+
+def polynomial_generators(expr) -> set:
+    """What ``cancel`` would treat as variables, counted generously: the symbols, every
+    function (nested ones too), pi and E, and roots of numbers."""
+    found = set(expr.free_symbols) | set(expr.atoms(sp.Function)) | set(expr.atoms(sp.NumberSymbol))
+    return found | {p for p in expr.atoms(sp.Pow) if p.base.is_number and not p.exp.is_Integer}
 
 
 def expansion_risk(expr) -> bool:
     """Whether multiplying ``expr`` out could run without bound: a power of a sum above the
-    6th, whole or not (``(...)**(189/2)`` is ``sqrt(...)**189`` to ``cancel``)."""
-    return any(
+    6th, whole or not (``(...)**(189/2)`` is ``sqrt(...)**189`` to ``cancel``), or more than
+    10 :func:`polynomial_generators` (a fit of noisy labels with ``exp(-5)``, ``exp(-9/2)``,
+    ``sqrt(pi)``, three logs and a ``tanh`` over a squared sum held ``cancel`` for minutes)."""
+    return len(polynomial_generators(expr)) > _MAX_GENERATORS or any(
         p.base.is_Add and p.exp.is_Rational and abs(p.exp) > _MAX_EXPANDED_POWER
         for p in expr.atoms(sp.Pow)
     )
