@@ -111,9 +111,9 @@ class DiscoverConfig:
         1e-3, "pykan's sparsity regularisation while training", Interval(float, 0), _ALL
     )
     early_stopping: bool = _setting(
-        True,
+        False,
         "end every training at its step with the lowest loss on the validation rows "
-        "(early stopping), so that fits of noisy labels stop before they chase the noise",
+        "(early stopping) instead of its last",
         Flag(),
         _ALL,
     )
