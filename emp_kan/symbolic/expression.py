@@ -22,6 +22,7 @@ __all__ = [
     "formula_complexity",
     "is_plain_number",
     "lambdify_by_name",
+    "parameter_symbols",
     "numpy_xy",
     "predict_rows",
     "rmse_r2",
@@ -32,12 +33,35 @@ __all__ = [
 ]
 
 
+def parameter_symbols(count: int, variables) -> list[sp.Symbol]:
+    """``count`` plain symbols ``_c0, _c1, ...`` for a formula's constants, named apart from
+    ``variables`` (more leading underscores until none clashes).
+
+    Plain symbols rather than ``sp.Dummy``: lambdify replaces every argument of a function
+    that has one Dummy argument by a new Dummy, rebuilding the expression once per argument,
+    which made lambdifying most of a refit's cost.
+    """
+    names = {str(v) for v in variables}
+    prefix = "_c"
+    while any(name.startswith(prefix) for name in names):
+        prefix = "_" + prefix
+    return [sp.Symbol(f"{prefix}{k}") for k in range(count)]
+
+
 def lambdify_by_name(expr, variables, params=()):
     """``expr`` as a numpy function of ``variables`` (matched by name) and then ``params``."""
     names = [str(v) for v in variables]
-    symbols = [sp.Symbol(n) for n in names]
     expr = as_expression(expr)
-    expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
+    # The expression's own symbols are the arguments where their names are unique in it (a
+    # symbol declared real is the same argument to numpy): rebuilding the expression with
+    # plain symbols costs sympy's assumption queries on every node.
+    by_name: dict[str, list[sp.Symbol]] = {}
+    for s in expr.free_symbols:
+        by_name.setdefault(s.name, []).append(s)
+    if any(len(found) > 1 for name, found in by_name.items() if name in names):
+        expr = expr.xreplace({s: sp.Symbol(s.name) for s in expr.free_symbols if s.name in names})
+        by_name = {name: [sp.Symbol(name)] for name in by_name}
+    symbols = [by_name[n][0] if n in by_name else sp.Symbol(n) for n in names]
     # numpy code has no complex infinity (a formula mapped back can fold 1/0 into zoo): it
     # evaluates to NaN, which every caller reads as "not finite here"
     expr = expr.xreplace({sp.zoo: sp.nan})
@@ -173,7 +197,7 @@ def snap_constants(expr, variables, x, y, rel_tol: float = 1e-3):
         return expr
     exponents = exponent_floats(expr)
     # One lambdified function with every float as an argument: trials cost no sympy work.
-    params = [sp.Dummy(f"c{k}") for k in range(len(floats))]
+    params = parameter_symbols(len(floats), variables)
     fn = lambdify_by_name(expr.xreplace(dict(zip(floats, params, strict=True))), variables, params)
     xs, ys = numpy_xy(x, y)
     values = [float(f) for f in floats]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from emp_kan.symbolic.expression import lambdify_by_name
+from emp_kan.symbolic.expression import lambdify_by_name, parameter_symbols
 from emp_kan.symbolic.levenberg import levenberg_marquardt
 
 __all__ = ["FloatProblem", "floats_by_size", "refit_floats"]
@@ -55,7 +55,7 @@ class FloatProblem:
     ) -> None:
         self.relative = relative
         self.floats = floats_by_size(expr)
-        self.params = [sp.Dummy(f"p{k}") for k in range(len(self.floats))]
+        self.params = parameter_symbols(len(self.floats), variables)
         self.body = expr.xreplace(dict(zip(self.floats, self.params, strict=True)))
         derivatives = [sp.diff(self.body, p) for p in self.params]
         if any(d.has(sp.Derivative, sp.Subs) for d in derivatives):
