@@ -210,3 +210,26 @@ def test_discover_chooses_the_polynomial_where_the_tiny_kan_cannot_fit_the_law()
     # the KAN-only switch leaves the polynomial out
     kan_only, _ = discover(problem, replace(config, candidates="kan"))
     assert all(c["family"] != "polynomial fit" for c in kan_only["candidates"])
+
+
+def test_both_methods_share_one_polynomial_fit_of_the_same_rows(monkeypatch):
+    import emp_kan.discovery.candidates as candidates
+
+    calls = []
+    real = candidates.sparse_polynomials
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(candidates, "sparse_polynomials", counted)
+    law = "x1*y1 + x2*y2 + x3*y3"
+    ranges = ",".join(f"{n}=1:5" for n in "x1 x2 x3 y1 y2 y3".split())
+    problem = formula_problem(law, ranges, samples=300, seed=0)
+    config = DiscoverConfig(hidden=(3,), steps=20, rounds=1, workers=1, route="none")
+    report, _ = discover(problem, config)
+    assert report["baseline"]["method"] == "threshold"
+    for method in (report, report["baseline"]):
+        families = {c["family"] for c in method["candidates"]}
+        assert method["exact"] and "polynomial fit" in families
+    assert calls == [1]

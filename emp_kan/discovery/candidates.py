@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from emp_kan._runtime.memo import Memo
+from emp_kan._runtime.memo import Memo, digest, recall
 from emp_kan._runtime.numbers import finite_or_none
 from emp_kan.data.problems import Problem
+from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route
 from emp_kan.kan import adapter
@@ -37,9 +38,11 @@ from emp_kan.symbolic.search import fit_formula
 from emp_kan.symbolic.transform import (
     LogTransform,
     direct_formulas,
+    finished_expression,
     fit_log_transform,
     formula_in_original_space,
     formula_of_expression,
+    formula_with_expression,
     label_transform_formulas,
     power_law_formula,
 )
@@ -186,7 +189,7 @@ def _run_route(
         log.info("the %s route's structure gave no formula: %s", route.name, exc)
         structure, reading = None, None
     if seek and route.log_transform is None and len(problem.variables) > 1:
-        for name, f in _polynomial_formulas(formula, route).items():
+        for name, f in _polynomial_formulas(formula, route, memo).items():
             formulas[name] = f
             val_rmse[name] = evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0]
     if structure is not None:
@@ -289,14 +292,30 @@ def _data_route_formulas(
 
 
 def _polynomial_formulas(
-    formula: SymbolicFormula, route: Route, top: int = 2
+    formula: SymbolicFormula, route: Route, memo: Memo | None = None, top: int = 2
 ) -> dict[str, SymbolicFormula]:
     """The ``top`` sparse polynomials of the inputs fitted to the labels or a transform of
     them (:func:`~emp_kan.symbolic.polynomial.sparse_polynomials`) and the best sparse ratio
     of polynomials where it is clearly better (:func:`~.sparse_rationals`), every constant
     refitted jointly on the fit rows as a formula of ``y``, then snapped on the validation
-    rows; keyed ``"polynomial-<transform>"`` and ``"rational-<transform>"``."""
+    rows; keyed ``"polynomial-<transform>"`` and ``"rational-<transform>"``. They read only
+    the rows: ``memo`` hands another method's run on the same rows the same expressions."""
     given = route.given_rows
+    names = [str(v) for v in formula.variables]
+    key = digest(given.fit["train_input"], given.fit["train_label"], given.validation, names, top)
+    expressions = recall(
+        memo, "polynomials", key, lambda: _polynomial_expressions(formula.variables, given, top)
+    )
+    formulas = {}
+    for name, expr in expressions.items():
+        found = formula_with_expression(formula, expr, given, edges=[])
+        found.spline_test_rmse = formula.spline_test_rmse
+        formulas[name] = found
+    return formulas
+
+
+def _polynomial_expressions(variables: list, given: Split, top: int) -> dict[str, Any]:
+    """:func:`_polynomial_formulas`' expressions, finished, by name."""
     x_fit = given.fit["train_input"].double().numpy()
     y_fit = given.fit["train_label"].double().numpy()[:, 0]
     x_val = given.validation["x"].double().numpy()
@@ -304,7 +323,7 @@ def _polynomial_formulas(
     sign = 1 if (y_fit > 0).all() else -1
     polynomials = sparse_polynomials(x_fit, y_fit, x_val, y_val)[:top]
     expressions = {
-        f"polynomial-{fit.transform}": polynomial_expression(fit, formula.variables, sign)
+        f"polynomial-{fit.transform}": polynomial_expression(fit, variables, sign)
         for fit in polynomials
     }
     # a ratio only where it is clearly better than every polynomial: a polynomial is a ratio
@@ -312,16 +331,11 @@ def _polynomial_formulas(
     best_polynomial = min((f.val_rmse for f in polynomials), default=math.inf)
     for fit in sparse_rationals(x_fit, y_fit, x_val, y_val)[:1]:
         if fit.val_rmse < 0.5 * best_polynomial:
-            expressions[f"rational-{fit.transform}"] = rational_expression(
-                fit, formula.variables, sign
-            )
-    formulas = {}
-    for name, expr in expressions.items():
-        expr = refit_floats(expr, formula.variables, x_fit, y_fit)
-        found = formula_of_expression(formula, expr, given, edges=[])
-        found.spline_test_rmse = formula.spline_test_rmse
-        formulas[name] = found
-    return formulas
+            expressions[f"rational-{fit.transform}"] = rational_expression(fit, variables, sign)
+    return {
+        name: finished_expression(refit_floats(expr, variables, x_fit, y_fit), variables, given)
+        for name, expr in expressions.items()
+    }
 
 
 def _log_route_formulas(

@@ -226,11 +226,25 @@ def formula_of_expression(
     edges: list | None = None,
 ) -> Any:
     """``formula`` with ``expr`` (of ``y``) as its expression: whole floats made integers,
-    constants snapped on the validation rows, errors and complexity measured again."""
+    constants snapped on the validation rows (:func:`finished_expression`), errors and
+    complexity measured again (:func:`formula_with_expression`)."""
+    expr = finished_expression(expr, formula.variables, rows)
+    return formula_with_expression(formula, expr, rows, edges)
+
+
+def finished_expression(expr: Any, variables: Any, rows: Split) -> Any:
+    """``expr`` (of ``y``) with whole floats made integers and its constants snapped on the
+    validation rows within their error bars
+    (:func:`~emp_kan.symbolic.uncertainty.finish_within_errors`)."""
+    return _integral_floats(finish_within_errors(_integral_floats(expr), variables, rows))
+
+
+def formula_with_expression(formula: Any, expr: Any, rows: Split, edges: list | None = None) -> Any:
+    """``formula`` with the finished ``expr`` (of ``y``) as its expression, its errors on the
+    rows, complexity and warnings measured again (``edges``: as :func:`formula_of_expression`)."""
     from dataclasses import replace
 
     dataset = rows.dataset
-    expr = _integral_floats(finish_within_errors(_integral_floats(expr), formula.variables, rows))
     test_rmse, test_r2 = evaluate_formula(
         expr, formula.variables, dataset["test_input"], dataset["test_label"]
     )
