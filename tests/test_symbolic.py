@@ -610,3 +610,15 @@ def test_numbers_snapped_in_rescaled_units_become_one_float_to_refit():
     assert coefficients_as_floats(exact) == exact
     inner = sp.Float(2.0) * sp.sqrt(2) * sp.exp(-sp.Float(1e3) * sp.Rational(2, 3) / t)
     assert not coefficients_as_floats(inner).has(sp.Rational(2, 3))
+
+
+def test_constants_get_symbols_named_apart_from_the_variables():
+    from emp_kan.symbolic.expression import lambdify_by_name, parameter_symbols
+
+    params = parameter_symbols(2, ["_c0", "x"])
+    assert not {str(p) for p in params} & {"_c0", "x"}
+    x_real, x_plain = sp.Symbol("x", real=True), sp.Symbol("x")
+    # A formula may hold one variable as two sympy symbols (declared real, and plain): both
+    # are the same column.
+    fn = lambdify_by_name(params[0] * x_real + x_plain**2 + params[1], ["x"], params)
+    np.testing.assert_allclose(fn(np.array([1.0, 2.0]), 3.0, 0.5), [4.5, 10.5])
