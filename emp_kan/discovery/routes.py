@@ -104,22 +104,19 @@ def train_dense(route: Route, config: DiscoverConfig) -> tuple[Any, float, list[
     fit, val = route.rows.fit, route.rows.validation
     model = adapter.make_kan(width, grid=config.grid, k=config.k, seed=config.seed)
     start = time.perf_counter()
-    trained = train(
-        model,
-        fit,
-        steps=config.steps,
-        lamb=config.lamb,
-        seed=config.seed,
-        early_stopping=config.early_stopping,
-    )
+    # The larger KANs of the capacity ladder train as the first one did.
+    training = {
+        "steps": config.steps,
+        "lamb": config.lamb,
+        "seed": config.seed,
+        "early_stopping": config.early_stopping,
+    }
+    trained = train(model, fit, **training)
     trained, tried = escalate(
         trained,
         fit,
         val,
-        steps=config.steps,
-        lamb=config.lamb,
-        seed=config.seed,
-        early_stopping=config.early_stopping,
+        **training,
         enough=_FAR_ABOVE_FLOOR * config.floor * float(val["y"].std()),
         # The log routes hold products and exponentials of the inputs; a law that their KAN
         # cannot fit is not one of those, and more capacity there only costs time.
