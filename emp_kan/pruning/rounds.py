@@ -164,16 +164,16 @@ class _Loop:
 def _context(
     data: tuple[Mapping[str, torch.Tensor] | Split, list[int]],
     pruner: Any,
-    training: tuple[int, float, int, str, bool, str],
+    training: tuple[int, float, int, str, bool, str, bool],
     schedule: Schedule | None,
     label_map: LabelMap | None,
     memo: Memo | None,
 ) -> _Context:
     """The run's context (``data``: the dataset and the model's widths; ``training``: steps,
-    lamb, seed, opt, update_grid, loss), or ValueError/TypeError for settings that cannot
-    work."""
+    lamb, seed, opt, update_grid, loss, early_stopping), or ValueError/TypeError for settings
+    that cannot work."""
     dataset, widths = data
-    steps, lamb, seed, opt, update_grid, loss = training
+    steps, lamb, seed, opt, update_grid, loss, early_stopping = training
     check_dataset(dataset.dataset if isinstance(dataset, Split) else dataset, widths[0], widths[-1])
     schedule = DEFAULT_SCHEDULE if schedule is None else schedule
     rows = Split.of(dataset, schedule.validation_fraction)
@@ -192,6 +192,7 @@ def _context(
         label_map,
         loss,
         memo,
+        early_stopping,
     )
 
 
@@ -441,9 +442,8 @@ def prune_rounds(
     adapter.check_model(model)
     widths = adapter.widths(model)
     rounds = check_whole("rounds", rounds)
-    training = (steps, lamb, seed, opt, update_grid, loss)
+    training = (steps, lamb, seed, opt, update_grid, loss, early_stopping)
     ctx = _context((dataset, widths), pruner, training, schedule, label_map, memo)
-    ctx.early_stopping = early_stopping
     initial_steps = ctx.steps if initial_steps is None else initial_steps
     final_steps = check_whole("final_steps", ctx.steps if final_steps is None else final_steps)
     loop, seconds_initial = _start(model, ctx, check_whole("initial_steps", initial_steps))
