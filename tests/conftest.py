@@ -28,6 +28,19 @@ def different_tensors(a, b) -> list[str]:
     ]
 
 
+def count_calls(monkeypatch, owner, name: str) -> list[int]:
+    """Replace ``owner.name`` by a wrapper that appends 1 to the returned list on each call."""
+    calls: list[int] = []
+    original = getattr(owner, name)
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
 def make_dataset(n_train: int = 60, n_test: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
     """y = sin(pi x0) + x1^2 on [-1, 1]^2, plus an irrelevant third input."""
     gen = torch.Generator().manual_seed(seed)

@@ -12,21 +12,13 @@ from hypothesis.extra.numpy import arrays
 from emp_kan._runtime.memo import Memo, Pending, digest, recall
 from emp_kan.kan import adapter
 from emp_kan.kan.fast import train as fast
-from tests.conftest import different_tensors, make_dataset
+from tests.conftest import count_calls, different_tensors, make_dataset
 
 
 @pytest.fixture
 def counted_fits(monkeypatch):
     """How many times the fast path really trained."""
-    calls = []
-    original = fast.fast_fit
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(fast, "fast_fit", counting)
-    return calls
+    return count_calls(monkeypatch, fast, "fast_fit")
 
 
 def test_the_fast_path_draws_no_random_numbers_so_the_seed_does_not_change_a_fit():

@@ -25,6 +25,7 @@ from emp_kan.symbolic.polynomial import (
     sparse_rationals,
 )
 from emp_kan.symbolic.recovery import is_exact_recovery
+from tests.conftest import count_calls
 
 
 def _samples(law, names, low=1.0, high=5.0, rows=300, seed=0):
@@ -215,14 +216,7 @@ def test_discover_chooses_the_polynomial_where_the_tiny_kan_cannot_fit_the_law()
 def test_both_methods_share_one_polynomial_fit_of_the_same_rows(monkeypatch):
     import emp_kan.discovery.candidates as candidates
 
-    calls = []
-    real = candidates.sparse_polynomials
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(candidates, "sparse_polynomials", counted)
+    calls = count_calls(monkeypatch, candidates, "sparse_polynomials")
     law = "x1*y1 + x2*y2 + x3*y3"
     ranges = ",".join(f"{n}=1:5" for n in "x1 x2 x3 y1 y2 y3".split())
     problem = formula_problem(law, ranges, samples=300, seed=0)
