@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -173,6 +174,8 @@ def test_a_function_held_at_its_asymptote_is_not_offered_as_a_law():
 
     assert linearised(fit("cosh", 0.4, 20.0), x)  # cosh(20 + 0.4 x) is exp(...)/2 there
     assert linearised(fit("exp", 1e-4, 0.0), x)  # a line, not an exponential
+    # exp(-0.02*z - 1.4)**50 is exp(-z - 70): an exponential whose scale sits in the power
+    assert not linearised(dataclasses.replace(fit("exp", -0.02, -1.4), c=50.0), x)
     assert not linearised(fit("cosh", 1.0, 0.0), x)
     assert not linearised(fit("sin", 2.0, 0.3), x)
 

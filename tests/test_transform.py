@@ -354,3 +354,26 @@ def test_a_formula_rewritten_into_another_expression_does_not_carry_the_old_ones
     assert found.warnings == ([process] if edges == [] else [process, UNDEFINED_WARNING])
     bad = formula_of_expression(failed, x * 0 + 7, Split.of(problem.dataset), edges=edges)
     assert any(w.startswith("the formula explains less") for w in bad.warnings)
+
+
+def test_a_formula_at_the_floor_with_several_free_constants_does_not_end_the_routes():
+    from types import SimpleNamespace
+
+    from emp_kan.discovery.run import _enough
+
+    gamma, v = sp.symbols("gamma V")
+    validation = {"y": torch.linspace(0.0, 1.0, 60)}
+    route = SimpleNamespace(given_rows=SimpleNamespace(validation=validation))
+
+    def at_floor(expression):
+        formula = SimpleNamespace(expression=expression)
+        return [SimpleNamespace(val_rmse=1e-9, formula=formula, route=route)]
+
+    config = DiscoverConfig()
+    # a series in log(gamma) standing in for log(gamma - 1): the data route may name it
+    series = v * sp.exp(sp.Float(0.33) * sp.log(gamma) - sp.Float(0.12) * sp.log(gamma) ** 2)
+    assert not _enough(at_floor(series), None, config, True)
+    # a law with one free scale is a law
+    assert _enough(at_floor(sp.Float(0.0477) * v / gamma), None, config, True)
+    assert _enough(at_floor(v / (gamma - 1)), None, config, True)
+    assert not _enough(at_floor(series), None, replace(config, all_routes=True), True)

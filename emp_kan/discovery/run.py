@@ -155,6 +155,9 @@ class MethodRun:
 _FROM_NETWORK = ("none", "log", "log-y", "power-law")
 
 
+_FREE_CONSTANTS = 1  # a formula at the noise floor with at most this many floats ends the routes
+
+
 def candidate_source(candidate: str) -> str:
     """``"network"`` for a formula read from the pruned KAN, ``"data search"`` for one a search
     on the rows found (see :class:`~emp_kan.discovery.candidates.Candidate`)."""
@@ -189,7 +192,8 @@ def run_method(
     :class:`~emp_kan.EMPKANRegressor` all call it. Routes are tried in :func:`trial_order`
     (the log route first), and one not yet trained is trained when reached. Unless
     ``config.all_routes``, the run stops after the first route with a candidate at the noise
-    floor on the validation rows (:func:`~emp_kan.symbolic.choice.noise_floor`): a later route
+    floor on the validation rows (:func:`~emp_kan.symbolic.choice.noise_floor`) and at most one
+    free constant: a later route
     could only tie with it, and the routes not tried are listed in the run's
     ``skipped_routes``. The candidates are chosen among in the routes' own order, so that with
     every route the choice is the one of trying them in that order. Without the symbolic stage
@@ -222,7 +226,8 @@ def _enough(
 ) -> bool:
     """Whether the routes after these (one route's) candidates can change nothing worth their
     time: without the symbolic stage the data route is kept anyway; with it, one candidate is
-    at the noise floor on the validation rows (unless ``config.all_routes``)."""
+    at the noise floor on the validation rows with at most one free constant (unless
+    ``config.all_routes``)."""
     if not candidates:
         return False
     if not symbolic:
@@ -231,7 +236,13 @@ def _enough(
         return False
     val = candidates[0].route.given_rows.validation
     floor = noise_floor(float(val["y"].std()))
-    return any(c.val_rmse <= floor for c in candidates)
+    # Several free constants at the floor may be a series standing in for a function the
+    # route cannot name (log(gamma - 1) as a polynomial in log(gamma) on the log route); a
+    # later route may state it exactly. A free scale alone is a law's constant.
+    return any(
+        c.val_rmse <= floor and len(c.formula.expression.atoms(sp.Float)) <= _FREE_CONSTANTS
+        for c in candidates
+    )
 
 
 def chosen_run(

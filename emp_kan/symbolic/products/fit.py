@@ -176,12 +176,15 @@ def _exhaustive(
 
 def linearised(fit: ProductFit, x: np.ndarray) -> bool:
     """Whether ``f`` stands in for a simpler function over the rows, as another law's limit:
-    its argument barely moves (``exp(0.0002*z) - 0.9998`` is a line), or stays where ``f`` is
-    its asymptote (``cosh(20 + z)**-1.2`` is ``exp(-1.2*z)``, ``tanh(9 + z)`` is 1)."""
+    its argument barely moves (``exp(0.0002*z) - 0.9998`` is a line; for ``exp(u)**c`` the
+    argument is ``c*u``), or stays where ``f`` is its asymptote (``cosh(20 + z)**-1.2`` is
+    ``exp(-1.2*z)``, ``tanh(9 + z)`` is 1)."""
     if fit.function == "x":
         return False
     u = fit.a * fit.argument_values(x) + fit.b
-    if float(np.max(u) - np.min(u)) < _MIN_ARGUMENT_SWING:
+    # exp(u)**c is exp(c*u) (signed_product reads it so): a tiny a with a huge c is a law
+    swing = float(np.max(u) - np.min(u)) * (abs(fit.c) if fit.function == "exp" else 1.0)
+    if swing < _MIN_ARGUMENT_SWING:
         return True
     saturates = _ASYMPTOTIC.get(fit.function)
     if saturates is None:
