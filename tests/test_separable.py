@@ -76,6 +76,10 @@ def _exact(law, ranges, samples=240):
         # one input (a law of one dimensionless group): its own power times a function of it
         ("x/(exp(x) - 1)", "x=0.2:5"),
         ("x**3/(exp(x) - 1)", "x=0.2:5"),
+        # the argument over the inputs outside the whole powers: a square among six inputs,
+        # and five of eight inputs in the argument of a power factor times a sum
+        ("a*b**2*c*d*w**4/(w**2 - u**2)**2", "a=1:2,b=1:2,c=1:2,d=1:2,w=1:2,u=3:5"),
+        ("m*(B + M*a/(c**2*e))/(T*k)", "m=1:5,T=1:5,k=1:5,B=1:5,M=1:5,a=1:5,c=1:5,e=1:5"),
     ],
 )
 def test_a_power_law_times_a_function_is_recovered_exactly(law, ranges):

@@ -36,6 +36,9 @@ _SQUARES_INPUTS = 4  # up to here the argument's powers may be +-2 as well (thet
 _GROWTH_GAIN = 0.8  # an input joins the argument when it cuts the log-space RMSE by 20%
 
 
+_WHOLE_POWER = 0.05  # a power this close to a whole number marks an input outside the argument
+
+
 def fit_products(
     x: np.ndarray,
     y: np.ndarray,
@@ -49,6 +52,9 @@ def fit_products(
     Every input is tried as the function's argument with every function; then each
     function's best argument grows greedily into a monomial (``exp(-g*m*x/(T*k_b))``): one
     more input to the power +1 or -1 at a time, while that cuts the log-space RMSE by 20%.
+    Up to six inputs every monomial argument is scored as well, and again over the inputs
+    the best fit leaves outside its whole powers (:func:`_argument_inputs`), where squares
+    fit in the budget (``(omega**2/omega_0**2 - 1)**-2``).
 
     Parameters
     ----------
@@ -124,6 +130,12 @@ def fit_products(
         for function in functions:
             grown += _exhaustive(function, x, projected, inputs, power_inputs)
             bar.update()
+    narrowed = _argument_inputs(min(fits + grown, key=lambda f: f.log_rmse), inputs) if fits else []
+    if 2 <= len(narrowed) <= _EXHAUSTIVE_INPUTS and len(narrowed) < len(inputs):
+        bar.total += len(functions)
+        for function in functions:
+            grown += _exhaustive(function, x, projected, narrowed, power_inputs)
+            bar.update()
     bar.close()
     # A huge power of a barely varying factor is a limit of another law, not a law:
     # (1 + z/b)**c with b and c near 1e5 is exp(z*c/b), which the exp entry states plainly.
@@ -172,6 +184,25 @@ def _exhaustive(
         if fit is not None and math.isfinite(fit.log_rmse):
             out.append(fit)
     return out
+
+
+def _argument_inputs(fit: ProductFit, inputs: list[int]) -> list[int]:
+    """The inputs a law's argument may hold, read from the best fit so far: those of its
+    argument and those whose power in it is not whole.
+
+    An input that enters the law only as a power factor gets a whole exponent in any fit
+    that models the rest roughly (``mu/(T*k_b)`` in ``mu/(T*k_b)*(B + M*alpha/(c**2*eps))``
+    gets 0.98, -1.02, -0.99 from ``exp(x)-1`` of ``B`` alone). Without those the exhaustive
+    search can afford squares and more inputs: ``B*c**2*eps/(M*alpha)`` has five of eight.
+    """
+    in_argument = {k for k, _ in fit.argument}
+    return [
+        i
+        for i in inputs
+        if i in in_argument
+        or i not in fit.exponents
+        or abs(fit.exponents[i] - round(fit.exponents[i])) > _WHOLE_POWER
+    ]
 
 
 def linearised(fit: ProductFit, x: np.ndarray) -> bool:
