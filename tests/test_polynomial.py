@@ -102,6 +102,48 @@ def test_feynman_shapes_a_small_kan_cannot_fit_are_recovered(law, names):
     assert is_exact_recovery(_rounded(found), truth, names, ranges=ranges), found
 
 
+@pytest.mark.parametrize(
+    "law, ranges",
+    [
+        (
+            "n*(1 + Ef*p*cos(theta)/(T*k))",
+            {
+                "n": (0, 1),
+                "p": (-1, 1),
+                "Ef": (-1, 1),
+                "theta": (0, 6.3),
+                "T": (0.5, 2),
+                "k": (0.5, 2),
+            },
+        ),
+        (
+            "mu*(B + M*alpha/(c**2*eps))/(T*k)",
+            {
+                "mu": (0, 1),
+                "B": (0, 1),
+                "k": (0.5, 2),
+                "T": (0.5, 2),
+                "alpha": (0, 1),
+                "M": (0, 1),
+                "eps": (0.5, 2),
+                "c": (0.5, 2),
+            },
+        ),
+    ],
+)
+def test_terms_that_share_a_factor_are_found_beyond_the_plain_term_sets(law, ranges):
+    # terms of degree 5 and 6 (with a cosine): beyond every plain term set, within a small
+    # box around the factor every term shares
+    names = list(ranges)
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.uniform(*ranges[name], 300) for name in names])
+    truth = sp.sympify(law, locals={n: sp.Symbol(n) for n in names})
+    y = sp.lambdify(sp.symbols(names), truth, "numpy")(*x.T)
+    fits = sparse_polynomials(x[:240], y[:240], x[240:], y[240:])
+    found = polynomial_expression(fits[0], sp.symbols(names), 1 if (y > 0).all() else -1)
+    assert is_exact_recovery(_rounded(found), truth, names, ranges=list(ranges.values())), found
+
+
 def test_a_cosine_of_the_difference_of_two_angles_is_a_term():
     # the law of cosines (Feynman eq. 29 and its ranges): lengths across zero, whole turns
     rng = np.random.default_rng(0)

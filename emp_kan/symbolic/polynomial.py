@@ -29,7 +29,9 @@ __all__ = [
     "Monomials",
     "PolynomialFit",
     "RationalFit",
+    "common_factor",
     "designs",
+    "factored_design",
     "laurent_monomials",
     "monomials",
     "polynomial_expression",
@@ -264,6 +266,80 @@ def wide_design(n_inputs: int, max_features: int = MAX_WIDE_FEATURES) -> Monomia
     return monomials(n_inputs, 1)
 
 
+# A power this close to a nonzero whole number marks an input as a factor of every term.
+_WHOLE_POWER = 0.1
+
+# Most columns of a factored term set: exponents -2..2 over up to five inputs.
+MAX_FACTORED_FEATURES = 4000
+
+# Most terms forward selection takes from a factored term set.
+FACTORED_TERMS = 4
+
+
+def common_factor(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
+    """The monomial every term of ``target (n,)`` seems to share, from a power law of
+    ``|target|`` over the inputs ``x (n, d)`` of one sign: the inputs whose power is within
+    :data:`_WHOLE_POWER` of a nonzero whole number, with that power, ``(d,)``; and the other
+    inputs. None when no input has such a power, or none is left over.
+
+    An input that multiplies every term gets its whole power in the power law whatever the
+    rest does (``n_0`` in ``n_0 + n_0*E_f*p_d*cos(theta)/(T*k_b)``)."""
+    keep = np.isfinite(target) & (target != 0)
+    one_sign = [i for i in range(x.shape[1]) if (x[:, i] > 0).all() or (x[:, i] < 0).all()]
+    if keep.sum() <= len(one_sign) + 1 or not one_sign:
+        return None
+    logs = np.column_stack([np.log(np.abs(x[keep][:, one_sign])), np.ones(int(keep.sum()))])
+    # rows near a zero of the target weigh little: there its log swings by decades
+    magnitude = np.abs(target[keep])
+    weight = np.sqrt(magnitude / (magnitude + float(np.median(magnitude))))
+    powers, *_ = np.linalg.lstsq(logs * weight[:, None], np.log(magnitude) * weight, rcond=None)
+    factor = np.zeros(x.shape[1])
+    for i, power in zip(one_sign, powers[:-1], strict=True):
+        if round(power) != 0 and abs(power - round(power)) <= _WHOLE_POWER:
+            factor[i] = round(power)
+    free = [i for i in range(x.shape[1]) if factor[i] == 0]
+    return (factor, free) if factor.any() and free else None
+
+
+def factored_design(
+    factor: np.ndarray, free: list[int], max_features: int = MAX_FACTORED_FEATURES
+) -> Monomials | None:
+    """The monomial ``factor (d,)`` (exponents) times each monomial of the ``free`` inputs
+    with exponents -2..2 (-1..1 where those are too many), and times ``sin``/``cos`` of one
+    free input and a monomial of the others with exponents -1..1; None when even the
+    smaller set has more than ``max_features`` columns.
+
+    A sum whose terms share a factor has terms of high degree (``mu*B/(T*k_b)`` and
+    ``mu*M*alpha/(T*c**2*epsilon*k_b)`` are of degree 4 and 6): beyond the plain term sets,
+    but within a small box around the factor."""
+    k = len(free)
+    powers = next(
+        (
+            p
+            for p in ((-2, -1, 0, 1, 2), (-1, 0, 1))
+            if len(p) ** k + 2 * k * 3 ** (k - 1) <= max_features
+        ),
+        None,
+    )
+    if powers is None:
+        return None
+    rows, trig = [], []
+    for free_powers in itertools.product(powers, repeat=k):
+        row = factor.copy()
+        row[free] = free_powers
+        rows.append(row)
+        trig.append(None)
+    for j in free:
+        others = [i for i in free if i != j]
+        for other_powers in itertools.product((-1, 0, 1), repeat=len(others)):
+            row = factor.copy()
+            row[others] = other_powers
+            for name in _TRIG:
+                rows.append(row)
+                trig.append((name, j))
+    return Monomials(np.array(rows, dtype=float), tuple(trig))
+
+
 @dataclass(frozen=True)
 class PolynomialFit:
     """``g(y) = intercept + sum_k coefficients[k] * columns[support[k]]`` with ``g`` the
@@ -391,6 +467,32 @@ class _SmallSupports:
         return out
 
 
+# Columns of a factored set whose every support of up to three is tried.
+_SCREENED = 60
+
+
+class _ScreenedSupports:
+    """:class:`_SmallSupports` over the :data:`_SCREENED` columns of ``features (n, m)`` most
+    correlated with ``target (n,)``: forward selection alone takes wrong terms first where
+    the columns span decades (``mu*M*alpha/(T*c**2*epsilon*k_b)`` for inputs in 1..5)."""
+
+    def __init__(self, features: np.ndarray, target: np.ndarray) -> None:
+        centred = features - features.mean(axis=0)
+        norms = np.linalg.norm(centred, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            strength = np.abs(centred.T @ (target - target.mean())) / norms
+        strength = np.where(np.isfinite(strength), strength, -1.0)
+        self.screened = np.argsort(-strength, kind="stable")[:_SCREENED]
+        self.small = _SmallSupports(features[:, self.screened])
+
+    def best(self, target: np.ndarray, keep: int = 3) -> list[tuple]:
+        """For each size, the ``keep`` supports that explain most of ``target (n,)``."""
+        return [
+            tuple(int(self.screened[j]) for j in support)
+            for support in self.small.best(target, keep)
+        ]
+
+
 # An input may enter as 1/x where it keeps one sign and its smallest magnitude is at least this
 # share of its largest: 1/x stays a tame column.
 _RECIPROCAL_SPAN = 1e-2
@@ -416,8 +518,9 @@ def sparse_polynomials(
     """For each transform ``g`` of :data:`POLYNOMIAL_TRANSFORMS` that applies to the labels,
     the sparse polynomial of ``g(y)``.
 
-    The supports searched are backward elimination's from every term set of :func:`designs`
-    and forward selection's over :func:`wide_design`'s; each is fitted on the fit rows and
+    The supports searched are backward elimination's from every term set of :func:`designs`,
+    forward selection's over :func:`wide_design`'s and, where ``g(y)``'s terms share a
+    :func:`common_factor`, over its :func:`factored_design`; each is fitted on the fit rows and
     measured as ``y`` on the validation rows. The fewest terms whose validation RMSE is within
     :data:`DROP_REL_TOL` of the best, or below the floor of float32 rounding
     (:func:`~emp_kan.symbolic.choice.noise_floor`), wins.
@@ -434,8 +537,8 @@ def sparse_polynomials(
     Returns
     -------
     list of PolynomialFit
-        Most accurate on the validation rows first; transforms without a finite fit are left
-        out.
+        Most accurate on the validation rows first (below the floor of float rounding, the
+        fewest terms first); transforms without a finite fit are left out.
     """
     halves = tuple(bool((x_fit[:, i] >= 0).all()) for i in range(x_fit.shape[1]))
     term_sets = designs(
@@ -443,19 +546,20 @@ def sparse_polynomials(
     )
     if not term_sets:
         return []
-    # (columns, searched backward, searched forward). A Laurent set's columns (v/omega,
-    # 1/(c*omega), ...) are so correlated on positive inputs that backward elimination and
-    # forward selection both miss the two true terms of 1/y = 1/omega_0 - v/(c*omega_0) at
-    # 0.1% noise: its supports of up to three terms are all tried instead (_SmallSupports).
-    searches = [(columns, not columns.laurent, False) for columns in term_sets]
-    searches.append((wide_design(x_fit.shape[1]), False, True))
+    # (columns, searched backward, most terms searched forward). A Laurent set's columns
+    # (v/omega, 1/(c*omega), ...) are so correlated on positive inputs that backward
+    # elimination and forward selection both miss the two true terms of 1/y = 1/omega_0 -
+    # v/(c*omega_0) at 0.1% noise: its supports of up to three terms are all tried instead
+    # (_SmallSupports).
+    searches = [(columns, not columns.laurent, 0) for columns in term_sets]
+    searches.append((wide_design(x_fit.shape[1]), False, max_terms))
     values = []
-    for columns, backward, forward_too in searches:
+    for columns, backward, forward_terms in searches:
         fit_values, val_values = columns.values(x_fit), columns.values(x_val)
         finite = np.isfinite(fit_values).all(axis=0) & np.isfinite(val_values).all(axis=0)
         fit_values = np.where(finite, fit_values, 0.0)
         small = _SmallSupports(fit_values[:, finite]) if columns.laurent else None
-        values.append((columns, fit_values, val_values, finite, backward, forward_too, small))
+        values.append((columns, fit_values, val_values, finite, backward, forward_terms, small))
     sign = 1.0 if (y_fit > 0).all() else -1.0
     fits = []
     for name, (applies, forward, _, inverse) in POLYNOMIAL_TRANSFORMS.items():
@@ -466,12 +570,16 @@ def sparse_polynomials(
         if not np.isfinite(target).all():
             continue
         scored = []
-        for columns, fit_values, val_values, finite, backward, forward_too, small in values:
+        factored = _factored_search(x_fit, x_val, target)
+        for columns, fit_values, val_values, finite, backward, forward_terms, small in [
+            *values,
+            *factored,
+        ]:
             paths = []
             if backward:
                 paths += _backward_path(fit_values[:, finite], target, max_terms)
-            if forward_too:
-                paths += _forward_path(fit_values[:, finite], target, max_terms)
+            if forward_terms:
+                paths += _forward_path(fit_values[:, finite], target, forward_terms)
             if small is not None:
                 paths += small.best(target)
             usable = np.flatnonzero(finite)
@@ -488,7 +596,24 @@ def sparse_polynomials(
         if not scored:
             continue
         fits.append(_fewest_terms(scored, noise_floor(float(np.std(y_val)))))
-    return sorted(fits, key=lambda f: f.val_rmse)
+    # below the floor of float rounding errors are equal: the fewest terms first
+    floor = noise_floor(float(np.std(y_val)))
+    return sorted(fits, key=lambda f: (max(f.val_rmse, floor), f.n_terms))
+
+
+def _factored_search(x_fit: np.ndarray, x_val: np.ndarray, target: np.ndarray) -> list[tuple]:
+    """The factored term set of ``target``'s :func:`common_factor` as a search of
+    :func:`sparse_polynomials` (forward selection of up to :data:`FACTORED_TERMS` terms),
+    or nothing where it has no common factor."""
+    shared = common_factor(x_fit, target)
+    columns = None if shared is None else factored_design(*shared)
+    if columns is None:
+        return []
+    fit_values, val_values = columns.values(x_fit), columns.values(x_val)
+    finite = np.isfinite(fit_values).all(axis=0) & np.isfinite(val_values).all(axis=0)
+    fit_values = np.where(finite, fit_values, 0.0)
+    small = _ScreenedSupports(fit_values[:, finite], target)
+    return [(columns, fit_values, val_values, finite, False, FACTORED_TERMS, small)]
 
 
 def _fewest_terms(scored: list, floor: float):
