@@ -467,32 +467,6 @@ class _SmallSupports:
         return out
 
 
-# Columns of a factored set whose every support of up to three is tried.
-_SCREENED = 60
-
-
-class _ScreenedSupports:
-    """:class:`_SmallSupports` over the :data:`_SCREENED` columns of ``features (n, m)`` most
-    correlated with ``target (n,)``: forward selection alone takes wrong terms first where
-    the columns span decades (``mu*M*alpha/(T*c**2*epsilon*k_b)`` for inputs in 1..5)."""
-
-    def __init__(self, features: np.ndarray, target: np.ndarray) -> None:
-        centred = features - features.mean(axis=0)
-        norms = np.linalg.norm(centred, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            strength = np.abs(centred.T @ (target - target.mean())) / norms
-        strength = np.where(np.isfinite(strength), strength, -1.0)
-        self.screened = np.argsort(-strength, kind="stable")[:_SCREENED]
-        self.small = _SmallSupports(features[:, self.screened])
-
-    def best(self, target: np.ndarray, keep: int = 3) -> list[tuple]:
-        """For each size, the ``keep`` supports that explain most of ``target (n,)``."""
-        return [
-            tuple(int(self.screened[j]) for j in support)
-            for support in self.small.best(target, keep)
-        ]
-
-
 # An input may enter as 1/x where it keeps one sign and its smallest magnitude is at least this
 # share of its largest: 1/x stays a tame column.
 _RECIPROCAL_SPAN = 1e-2
@@ -612,8 +586,7 @@ def _factored_search(x_fit: np.ndarray, x_val: np.ndarray, target: np.ndarray) -
     fit_values, val_values = columns.values(x_fit), columns.values(x_val)
     finite = np.isfinite(fit_values).all(axis=0) & np.isfinite(val_values).all(axis=0)
     fit_values = np.where(finite, fit_values, 0.0)
-    small = _ScreenedSupports(fit_values[:, finite], target)
-    return [(columns, fit_values, val_values, finite, False, FACTORED_TERMS, small)]
+    return [(columns, fit_values, val_values, finite, False, FACTORED_TERMS, None)]
 
 
 def _fewest_terms(scored: list, floor: float):
