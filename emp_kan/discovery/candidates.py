@@ -20,6 +20,7 @@ from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route
 from emp_kan.kan import adapter
+from emp_kan.kan.structure import network_gradients
 from emp_kan.pruning.records import PruneResult
 from emp_kan.pruning.rounds import prune_rounds
 from emp_kan.symbolic.choice import noise_floor
@@ -32,7 +33,8 @@ from emp_kan.symbolic.polynomial import (
     sparse_polynomials,
     sparse_rationals,
 )
-from emp_kan.symbolic.products.search import product_formulas
+from emp_kan.symbolic.products.groups import group_arguments, group_direction, group_fits
+from emp_kan.symbolic.products.search import finished_fits, product_formulas, signed_formulas
 from emp_kan.symbolic.refit import refit_floats
 from emp_kan.symbolic.search import fit_formula
 from emp_kan.symbolic.transform import (
@@ -65,6 +67,8 @@ class Candidate:
     # as a sparse sum (emp_kan.symbolic.pieces). "polynomial-<transform>" is a sparse
     # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2, "rational-<transform>" a
     # sparse ratio of two fitted to y or y**2 (emp_kan.symbolic.polynomial).
+    # "<route>-group-<k>" is a power law times one function of the monomial group along which
+    # the log route's pruned KAN's gradients vary (emp_kan.symbolic.products.groups).
     name: str
     route: Route
     pruned: PruneResult
@@ -77,7 +81,8 @@ class Candidate:
     def family(self) -> str:
         """Where the formula comes from: ``"KAN edges"`` (the route's pruned KAN read edge by
         edge), ``"KAN structure"`` (its pieces as sparse sums), ``"KAN power law"`` (its
-        straight edges in log space), or, read from the data without the KAN, ``"product
+        straight edges in log space), ``"KAN group"`` (a function of the monomial group its
+        gradients vary along in log space), or, read from the data without the KAN, ``"product
         search"``, ``"power law"`` (over every input), ``"polynomial fit"`` and ``"direct
         fit"``."""
         return candidate_family(self.name, self.route.name)
@@ -96,7 +101,7 @@ class Candidate:
         }
 
 
-_KAN_FAMILIES = ("KAN edges", "KAN structure", "KAN power law")
+_KAN_FAMILIES = ("KAN edges", "KAN structure", "KAN power law", "KAN group")
 
 
 def candidate_family(name: str, route: str) -> str:
@@ -107,6 +112,8 @@ def candidate_family(name: str, route: str) -> str:
         return "KAN structure"
     if name == "power-law":
         return "KAN power law"
+    if name.startswith(f"{route}-group-"):
+        return "KAN group"
     if name.startswith("product-"):
         return "product search"
     if name == "power-law-all":
@@ -166,7 +173,7 @@ def _run_route(
     if route.log_transform is None:
         formulas = _data_route_formulas(formula, route, problem, config, memo)
     else:
-        formulas = _log_route_formulas(formula, pruned, route, problem)
+        formulas = _log_route_formulas(formula, pruned, route, problem, config.library)
     if len(problem.variables) == 1:
         formulas.update(_one_input_formulas(formula, route, config))
     val = route.given_rows.validation
@@ -339,10 +346,14 @@ def _polynomial_expressions(variables: list, given: Split, top: int) -> dict[str
 
 
 def _log_route_formulas(
-    formula: SymbolicFormula, pruned: PruneResult, route: Route, problem: Problem
+    formula: SymbolicFormula,
+    pruned: PruneResult,
+    route: Route,
+    problem: Problem,
+    library: tuple[str, ...],
 ) -> dict[str, SymbolicFormula]:
     """A log route's formula mapped back to ``y``, and (log-log) its straight-edge power law
-    over the inputs the pruned KAN kept."""
+    over the inputs the pruned KAN kept and its group readings (:func:`_group_formulas`)."""
     given = route.given_rows
     spline_rmse = _spline_rmse(pruned.model, route.log_transform, problem.dataset)
     inputs = [
@@ -353,9 +364,37 @@ def _log_route_formulas(
     formulas = {route.name: formula_in_original_space(formula, route.log_transform, given)}
     if route.log_transform.log_inputs:
         formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs, given)
+        for k, f in enumerate(_group_formulas(formula, pruned, route, inputs, library)):
+            formulas[f"{route.name}-group-{k + 1}"] = f
     for f in formulas.values():
         f.spline_test_rmse = spline_rmse
     return formulas
+
+
+def _group_formulas(
+    formula: SymbolicFormula,
+    pruned: PruneResult,
+    route: Route,
+    inputs: list[int],
+    library: tuple[str, ...],
+    top: int = 2,
+) -> list[SymbolicFormula]:
+    """The log-log route's pruned KAN read as a power law over ``inputs`` (the columns it
+    kept) times one function of the monomial group along which its gradients vary
+    (:mod:`emp_kan.symbolic.products.groups`); the constants fitted on the fit rows of ``y``,
+    snapped on the validation rows. Empty when the gradients vary along no single direction."""
+    if not inputs:
+        return []
+    gradients = network_gradients(pruned.model, route.rows.fit["train_input"], inputs)
+    direction = group_direction(gradients)
+    log.debug("the %s route's KAN varies along %s over inputs %s", route.name, direction, inputs)
+    if direction is None:
+        return []
+    fit = route.given_rows.fit
+    x = fit["train_input"].double().numpy()
+    y = fit["train_label"].double().numpy()[:, 0]
+    fits = group_fits(x, y, group_arguments(direction, inputs), inputs, library, 2 * top)
+    return signed_formulas(formula, finished_fits(fits, x, y), route.given_rows, top)
 
 
 def _one_input_formulas(

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from emp_kan.symbolic.products.forms import ProductFit, product_functions
 from emp_kan.symbolic.products.grid import Projected, best_fit, grid_score
 
-__all__ = ["fit_products", "linearised"]
+__all__ = ["fit_products", "linearised", "plausible"]
 
 
 _MIN_ROWS = 8
@@ -137,13 +137,7 @@ def fit_products(
             grown += _exhaustive(function, x, projected, narrowed, power_inputs)
             bar.update()
     bar.close()
-    # A huge power of a barely varying factor is a limit of another law, not a law:
-    # (1 + z/b)**c with b and c near 1e5 is exp(z*c/b), which the exp entry states plainly.
-    fits = [
-        f
-        for f in fits + grown
-        if (f.function == "exp" or abs(f.c) <= _MAX_POWER) and not linearised(f, x)
-    ]
+    fits = [f for f in fits + grown if plausible(f, x)]
     # each (argument, function) once, with its best fit
     best: dict[tuple[tuple[tuple[int, int], ...], str], ProductFit] = {}
     for f in sorted(fits, key=lambda f: f.log_rmse):
@@ -203,6 +197,13 @@ def _argument_inputs(fit: ProductFit, inputs: list[int]) -> list[int]:
         or i not in fit.exponents
         or abs(fit.exponents[i] - round(fit.exponents[i])) > _WHOLE_POWER
     ]
+
+
+def plausible(fit: ProductFit, x: np.ndarray) -> bool:
+    """Whether ``fit`` may be offered as a law: not a huge power of a barely varying factor
+    (``(1 + z/b)**c`` with ``b`` and ``c`` near 1e5 is ``exp(z*c/b)``, which the exp entry
+    states plainly) and not :func:`linearised`."""
+    return (fit.function == "exp" or abs(fit.c) <= _MAX_POWER) and not linearised(fit, x)
 
 
 def linearised(fit: ProductFit, x: np.ndarray) -> bool:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from emp_kan._runtime.memo import Memo, digest, recall
 from emp_kan.data.split import Split
 from emp_kan.symbolic.products.fit import fit_products
@@ -34,7 +36,14 @@ from emp_kan.symbolic.products.signed import (
 )
 from emp_kan.symbolic.transform import formula_of_expression
 
-__all__ = ["product_formulas", "product_search", "product_search_ahead", "product_search_key"]
+__all__ = [
+    "finished_fits",
+    "product_formulas",
+    "product_search",
+    "product_search_ahead",
+    "product_search_key",
+    "signed_formulas",
+]
 
 
 def product_search(
@@ -48,13 +57,7 @@ def product_search(
     y = fit_rows["train_label"].double().numpy()[:, 0]
 
     def search() -> list[tuple[Any, float]]:
-        found = []
-        for fit in fit_products(x, y, inputs, tuple(library), 2 * top, progress):
-            signed = signed_product(fit, x, y)
-            if signed is not None:
-                refitted, rmse = polish_in_y(signed, x, y)
-                found.append(snap_powers(refitted, x, y, rmse))
-        return sorted(found, key=lambda pair: pair[1])
+        return finished_fits(fit_products(x, y, inputs, tuple(library), 2 * top, progress), x, y)
 
     return digest(x, y, list(inputs), list(library), top), search
 
@@ -115,6 +118,28 @@ def product_formulas(
     key, search = product_search(rows, inputs, library, top, progress)
     # The search reads only the data: in discover both methods ask for it on the same rows.
     polished = recall(memo, "products", key, search, keep=list, restore=list)
+    return signed_formulas(formula, polished, rows, top)
+
+
+def finished_fits(fits: list[Any], x: np.ndarray, y: np.ndarray) -> list[tuple[Any, float]]:
+    """Log-space :class:`ProductFit` objects as ``(SignedProduct, rmse of y)`` pairs, best first:
+    each given a sign model, polished on ``y (n,)`` over the rows ``x (n, d)`` and its powers
+    snapped (fits no sign model explains are dropped)."""
+    found = []
+    for fit in fits:
+        signed = signed_product(fit, x, y)
+        if signed is not None:
+            refitted, rmse = polish_in_y(signed, x, y)
+            found.append(snap_powers(refitted, x, y, rmse))
+    return sorted(found, key=lambda pair: pair[1])
+
+
+def signed_formulas(
+    formula: Any, polished: list[tuple[Any, float]], rows: Split, top: int
+) -> list[Any]:
+    """The first ``top`` distinct formulas of ``y`` among :func:`finished_fits`' ``polished``
+    pairs, constants snapped on ``rows``' validation rows (``formula``'s variables and
+    bookkeeping reused)."""
     out, seen = [], set()
     for signed, _ in polished:  # sin(t) and cos(t - pi/2) snap to one formula: list it once
         found = formula_of_expression(
