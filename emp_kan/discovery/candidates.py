@@ -20,7 +20,7 @@ from emp_kan.data.split import Split
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route
 from emp_kan.kan import adapter
-from emp_kan.kan.structure import network_gradients
+from emp_kan.kan.structure import elasticities
 from emp_kan.pruning.records import PruneResult
 from emp_kan.pruning.rounds import prune_rounds
 from emp_kan.symbolic.choice import noise_floor
@@ -68,7 +68,7 @@ class Candidate:
     # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2, "rational-<transform>" a
     # sparse ratio of two fitted to y or y**2 (emp_kan.symbolic.polynomial).
     # "<route>-group-<k>" is a power law times one function of the monomial group along which
-    # the log route's pruned KAN's gradients vary (emp_kan.symbolic.products.groups).
+    # the route's pruned KAN's log-space gradients vary (emp_kan.symbolic.products.groups).
     name: str
     route: Route
     pruned: PruneResult
@@ -82,7 +82,7 @@ class Candidate:
         """Where the formula comes from: ``"KAN edges"`` (the route's pruned KAN read edge by
         edge), ``"KAN structure"`` (its pieces as sparse sums), ``"KAN power law"`` (its
         straight edges in log space), ``"KAN group"`` (a function of the monomial group its
-        gradients vary along in log space), or, read from the data without the KAN, ``"product
+        log-space gradients vary along), or, read from the data without the KAN, ``"product
         search"``, ``"power law"`` (over every input), ``"polynomial fit"`` and ``"direct
         fit"``."""
         return candidate_family(self.name, self.route.name)
@@ -173,9 +173,15 @@ def _run_route(
     if route.log_transform is None:
         formulas = _data_route_formulas(formula, route, problem, config, memo)
     else:
-        formulas = _log_route_formulas(formula, pruned, route, problem, config.library)
+        formulas = _log_route_formulas(formula, pruned, route, problem)
     if len(problem.variables) == 1:
         formulas.update(_one_input_formulas(formula, route, config))
+    if config.candidates == "kan":  # before the floor is judged: it must be the KAN's own
+        formulas = {
+            name: f
+            for name, f in formulas.items()
+            if is_kan_family(candidate_family(name, route.name))
+        }
     val = route.given_rows.validation
     val_rmse = {
         name: evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0]
@@ -184,6 +190,12 @@ def _run_route(
     # A law already read to the noise floor leaves the structure nothing to add.
     floor = noise_floor(float(val["y"].std()))
     seek = not any(r <= floor for r in val_rmse.values())
+    if seek and len(problem.variables) > 1:
+        for k, f in enumerate(_group_formulas(formula, pruned, route, config.library)):
+            f.spline_test_rmse = formulas[route.name].spline_test_rmse
+            name = f"{route.name}-group-{k + 1}"
+            formulas[name] = f
+            val_rmse[name] = evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0]
     # On the log route a piece is a function of log x_i: its sparse sums only bend the power
     # law the route's own reading states, and on noisy data the bends fit the noise (Newton's
     # gravity at 1%: m1**0.99 chosen over m1).
@@ -195,7 +207,8 @@ def _run_route(
         # one candidate among many: its failure costs the run nothing else
         log.info("the %s route's structure gave no formula: %s", route.name, exc)
         structure, reading = None, None
-    if seek and route.log_transform is None and len(problem.variables) > 1:
+    polynomials = config.candidates == "all" and route.log_transform is None
+    if seek and polynomials and len(problem.variables) > 1:
         for name, f in _polynomial_formulas(formula, route, memo).items():
             formulas[name] = f
             val_rmse[name] = evaluate_formula(f.expression, f.variables, val["x"], val["y"])[0]
@@ -204,12 +217,6 @@ def _run_route(
         val_rmse[f"{route.name}-structure"] = evaluate_formula(
             structure.expression, structure.variables, val["x"], val["y"]
         )[0]
-    if config.candidates == "kan":
-        formulas = {
-            name: f
-            for name, f in formulas.items()
-            if is_kan_family(candidate_family(name, route.name))
-        }
     timings = {
         "train": route.seconds,
         "prune": seconds_prune,
@@ -278,6 +285,8 @@ def _data_route_formulas(
     """The data route's formula, and the product search's and power law's over every input."""
     given = route.given_rows
     formulas = {route.name: formula}
+    if config.candidates == "kan":
+        return formulas
     # Over every input, not only the kept ones: a sum-KAN models a product badly, and
     # pruning it loses factors (m*r*v*sin(theta) pruned to 2 edges); an input the law
     # does not use gets a zero exponent, which the validation rows snap away.
@@ -346,14 +355,10 @@ def _polynomial_expressions(variables: list, given: Split, top: int) -> dict[str
 
 
 def _log_route_formulas(
-    formula: SymbolicFormula,
-    pruned: PruneResult,
-    route: Route,
-    problem: Problem,
-    library: tuple[str, ...],
+    formula: SymbolicFormula, pruned: PruneResult, route: Route, problem: Problem
 ) -> dict[str, SymbolicFormula]:
     """A log route's formula mapped back to ``y``, and (log-log) its straight-edge power law
-    over the inputs the pruned KAN kept and its group readings (:func:`_group_formulas`)."""
+    over the inputs the pruned KAN kept."""
     given = route.given_rows
     spline_rmse = _spline_rmse(pruned.model, route.log_transform, problem.dataset)
     inputs = [
@@ -364,8 +369,6 @@ def _log_route_formulas(
     formulas = {route.name: formula_in_original_space(formula, route.log_transform, given)}
     if route.log_transform.log_inputs:
         formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs, given)
-        for k, f in enumerate(_group_formulas(formula, pruned, route, inputs, library)):
-            formulas[f"{route.name}-group-{k + 1}"] = f
     for f in formulas.values():
         f.spline_test_rmse = spline_rmse
     return formulas
@@ -375,18 +378,27 @@ def _group_formulas(
     formula: SymbolicFormula,
     pruned: PruneResult,
     route: Route,
-    inputs: list[int],
     library: tuple[str, ...],
     top: int = 2,
 ) -> list[SymbolicFormula]:
-    """The log-log route's pruned KAN read as a power law over ``inputs`` (the columns it
-    kept) times one function of the monomial group along which its gradients vary
-    (:mod:`emp_kan.symbolic.products.groups`); the constants fitted on the fit rows of ``y``,
-    snapped on the validation rows. Empty when the gradients vary along no single direction."""
+    """The route's pruned KAN read as a power law over the inputs it kept times one function
+    of the monomial group along which its log-space gradients vary
+    (:func:`~emp_kan.kan.structure.elasticities`, :mod:`emp_kan.symbolic.products.groups`);
+    the constants fitted on the fit rows of ``y``, snapped on the validation rows. Empty when
+    the gradients vary along no single direction."""
+    masks = adapter.get_edge_masks(pruned.model)
+    inputs = [i for i in range(masks[0].shape[1]) if bool(masks[0][:, i].any())]
     if not inputs:
         return []
-    gradients = network_gradients(pruned.model, route.rows.fit["train_input"], inputs)
-    direction = group_direction(gradients)
+    transform = route.log_transform
+    gradients, weights = elasticities(
+        pruned.model,
+        route.rows.fit["train_input"],
+        inputs,
+        inputs_logged=transform is not None and transform.log_inputs,
+        label_logged=transform is not None,
+    )
+    direction = group_direction(gradients, weights)
     log.debug("the %s route's KAN varies along %s over inputs %s", route.name, direction, inputs)
     if direction is None:
         return []

@@ -19,7 +19,14 @@ import torch
 
 from emp_kan.kan import adapter
 
-__all__ = ["Piece", "additive_pieces", "network_gradients", "piece_values", "split_separable"]
+__all__ = [
+    "Piece",
+    "additive_pieces",
+    "elasticities",
+    "network_gradients",
+    "piece_values",
+    "split_separable",
+]
 
 
 @dataclass(frozen=True)
@@ -196,3 +203,34 @@ def network_gradients(
         return np.zeros((n, 0))
     out = adapter.forward_float64(model, torch.cat(batches))[:, 0].numpy().reshape(-1, 2, n)
     return ((out[:, 0] - out[:, 1]) / (2 * np.array(steps)[:, None])).T
+
+
+_NEAR_ZERO = 0.1  # rows whose predicted |y| is below this share of its median are left out
+
+
+def elasticities(
+    model: Any, x: torch.Tensor, inputs: Sequence[int], inputs_logged: bool, label_logged: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``d log|y| / d log|x_i|`` of the network's output 0 for each of ``inputs``, at the rows
+    of ``x (n, w_0)`` (the network's inputs: ``log|x|`` when ``inputs_logged``; its output
+    ``log|y|`` when ``label_logged``), and a weight per row.
+
+    Returns
+    -------
+    values : ndarray, ``(m, len(inputs))``
+    weights : ndarray, ``(m,)``
+        With ``label_logged`` every row, weighted alike. Without, the rows where the network's
+        ``|y|`` is at least a tenth of its median (``m <= n``), weighted by
+        ``(|y| / (|y| + median|y|))**2``: near a zero of ``y`` the ratio ``x * y' / y``
+        magnifies the splines' errors.
+    """
+    gradients = network_gradients(model, x, inputs)
+    if not inputs_logged:
+        gradients = gradients * x[:, list(inputs)].detach().double().numpy()
+    if label_logged:
+        return gradients, np.ones(len(gradients))
+    y = adapter.forward_float64(model, x)[:, 0].numpy()
+    size = np.abs(y)
+    median = float(np.median(size))
+    keep = size >= _NEAR_ZERO * median
+    return gradients[keep] / y[keep, None], (size[keep] / (size[keep] + median)) ** 2

@@ -32,7 +32,7 @@ __all__ = ["group_arguments", "group_direction", "group_fits"]
 _POWER_LAW = 0.02  # centred gradients' RMS below this share of the mean's norm: no group
 
 
-_ONE_GROUP = 0.35  # second singular value over the first above this: more than one group
+_ONE_GROUP = 0.5  # second singular value over the first above this: more than one group
 
 
 _IN_GROUP = 0.15  # a component below this share of the largest is not in the group
@@ -53,25 +53,28 @@ _FULL_FITS = 8  # (argument, function) pairs fitted in full after the grid's coa
 _MIN_ROWS = 8
 
 
-def group_direction(gradients: np.ndarray) -> np.ndarray | None:
+def group_direction(gradients: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
     """The direction ``p (k,)`` (unit length, largest component positive) along which the
-    gradients ``(n, k)`` of ``log|y|`` over ``log|x|`` vary, or None when they barely vary (a
-    power law) or vary along more than one direction.
+    gradients ``(n, k)`` of ``log|y|`` over ``log|x|`` vary, each row weighted by ``weights
+    (n,)`` (default alike), or None when they barely vary (a power law) or vary along more
+    than one direction.
 
     >>> import numpy as np
     >>> h = np.linspace(0.1, 2.0, 50)
     >>> g = np.column_stack([np.ones(50), -1 / h, 2 / h])
-    >>> np.round(group_direction(g) * np.sqrt(5), 6)
+    >>> np.round(group_direction(g) * np.sqrt(5), 6) + 0.0
     array([ 0., -1.,  2.])
     """
-    gradients = gradients[np.isfinite(gradients).all(axis=1)]
+    weights = np.ones(len(gradients)) if weights is None else np.asarray(weights, dtype=float)
+    usable = np.isfinite(gradients).all(axis=1) & np.isfinite(weights) & (weights > 0)
+    gradients, weights = gradients[usable], weights[usable]
     if gradients.shape[0] < _MIN_ROWS or gradients.shape[1] == 0:
         return None
-    mean = gradients.mean(axis=0)
-    centred = gradients - mean
+    total = float(weights.sum())
+    mean = weights @ gradients / total
+    centred = (gradients - mean) * np.sqrt(weights / total)[:, None]
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    spread = singular[0] / math.sqrt(gradients.shape[0])
-    if not spread > _POWER_LAW * max(float(np.linalg.norm(mean)), 1e-12):
+    if not singular[0] > _POWER_LAW * max(float(np.linalg.norm(mean)), 1e-12):
         return None
     if len(singular) > 1 and singular[1] > _ONE_GROUP * singular[0]:
         return None
