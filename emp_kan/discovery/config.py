@@ -193,8 +193,9 @@ class DiscoverConfig:
     candidates: str = _setting(
         "all",
         "which candidate formulas compete: all, or kan (only those read from the pruned KAN: "
-        "its edges' formula, its additive structure's sparse sums and the log route's power "
-        "law; no product search or direct fit on the data), to measure what the KAN itself "
+        "its edges' formula, its additive structure's sparse sums, the log route's power "
+        "law and a function of the monomial group its gradients vary along; no product "
+        "search, polynomial or direct fit on the data), to measure what the KAN itself "
         "contributes",
         Options(CANDIDATE_FAMILIES),
         ("cli", "estimator", "bench"),
