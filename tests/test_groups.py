@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,9 +54,17 @@ def test_a_power_law_or_two_groups_give_no_group():
     assert group_direction(two) is None
 
 
-def test_a_function_of_a_group_is_read_from_a_tiny_kan_alone():
-    problem = formula_problem("n*exp(-a*b/c)", "n=1:5,a=1:3,b=1:3,c=1:5", samples=300, seed=0)
+@pytest.mark.parametrize(
+    "law, ranges, route",
+    [
+        ("a*b/(exp(b/c) - 1)", "a=1:3,b=1:3,c=1:3", "log"),  # gradients of log|y| over log|x|
+        ("a*b*sin(t)", "a=1:2,b=1:2,t=0.5:5.5", "none"),  # y changes sign: elasticities x*y'/y
+    ],
+)
+def test_a_function_of_a_group_is_read_from_a_tiny_kan_alone(law, ranges, route):
+    problem = formula_problem(law, ranges, samples=300, seed=0)
     config = DiscoverConfig(hidden=(3,), steps=40, rounds=2, compare=False, workers=1)
-    report, _ = discover(problem, replace(config, candidates="kan"))
+    report, _ = discover(problem, replace(config, candidates="kan", route=route))
     assert report["exact"], report["formula"]
-    assert report["family"] == "KAN group"
+    chosen = [c for c in report["candidates"] if c["chosen"]]
+    assert [(c["family"], c["route"]) for c in chosen] == [("KAN group", route)]
