@@ -190,8 +190,14 @@ def _run_route(
     # A law already read to the noise floor leaves the structure nothing to add.
     floor = noise_floor(float(val["y"].std()))
     seek = not any(r <= floor for r in val_rmse.values())
+    groups: list[SymbolicFormula] = []
     if seek and len(problem.variables) > 1:
-        for k, f in enumerate(_group_formulas(formula, pruned, route, config.library)):
+        try:
+            groups = _group_formulas(formula, pruned, route, config.library)
+        except (ArithmeticError, ValueError, MemoryError, np.linalg.LinAlgError) as exc:
+            # one candidate among many: its failure costs the run nothing else
+            log.info("the %s route's KAN gave no group reading: %s", route.name, exc)
+        for k, f in enumerate(groups):
             f.spline_test_rmse = formulas[route.name].spline_test_rmse
             name = f"{route.name}-group-{k + 1}"
             formulas[name] = f
