@@ -367,17 +367,19 @@ def _log_route_formulas(
     over the inputs the pruned KAN kept."""
     given = route.given_rows
     spline_rmse = _spline_rmse(pruned.model, route.log_transform, problem.dataset)
-    inputs = [
-        i
-        for i in range(len(problem.variables))
-        if bool(adapter.get_edge_masks(pruned.model)[0][:, i].any())
-    ]
+    inputs = _kept_inputs(pruned.model)
     formulas = {route.name: formula_in_original_space(formula, route.log_transform, given)}
     if route.log_transform.log_inputs:
         formulas["power-law"] = power_law_formula(formula, route.log_transform, inputs, given)
     for f in formulas.values():
         f.spline_test_rmse = spline_rmse
     return formulas
+
+
+def _kept_inputs(model: Any) -> list[int]:
+    """The input columns with a live first-layer edge in ``model``."""
+    first = adapter.get_edge_masks(model)[0]
+    return [i for i in range(first.shape[1]) if bool(first[:, i].any())]
 
 
 def _group_formulas(
@@ -392,8 +394,7 @@ def _group_formulas(
     (:func:`~emp_kan.kan.structure.elasticities`, :mod:`emp_kan.symbolic.products.groups`);
     the constants fitted on the fit rows of ``y``, snapped on the validation rows. Empty when
     the gradients vary along no single direction."""
-    masks = adapter.get_edge_masks(pruned.model)
-    inputs = [i for i in range(masks[0].shape[1]) if bool(masks[0][:, i].any())]
+    inputs = _kept_inputs(pruned.model)
     if not inputs:
         return []
     transform = route.log_transform

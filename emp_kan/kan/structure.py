@@ -179,18 +179,20 @@ def split_separable(
 
 def network_gradients(
     model: Any, x: torch.Tensor, inputs: Sequence[int], relative_step: float = 1e-4
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """The gradient of output 0 of ``model`` with respect to each of ``inputs``, at every row
-    of ``x (n, w_0)``, by central differences in float64 through the network (one batch).
+    of ``x (n, w_0)``, by central differences in float64 through the network, and the output
+    itself (one batch).
 
     Returns
     -------
-    ndarray, ``(n, len(inputs))``
+    gradients : ndarray, ``(n, len(inputs))``
         The step for column ``i`` is ``relative_step`` times its spread on ``x`` (or 1).
+    values : ndarray, ``(n,)``
     """
     rows = x.detach().double()
     n = rows.shape[0]
-    batches, steps = [], []
+    batches, steps = [rows], []
     for column in inputs:
         spread = float(rows[:, column].std()) if n > 1 else 0.0
         step = relative_step * (spread if spread > 0 else 1.0)
@@ -199,10 +201,10 @@ def network_gradients(
             moved[:, column] += sign * step
             batches.append(moved)
         steps.append(step)
-    if not batches:
-        return np.zeros((n, 0))
-    out = adapter.forward_float64(model, torch.cat(batches))[:, 0].numpy().reshape(-1, 2, n)
-    return ((out[:, 0] - out[:, 1]) / (2 * np.array(steps)[:, None])).T
+    out = adapter.forward_float64(model, torch.cat(batches))[:, 0].numpy()
+    values, moved = out[:n], out[n:].reshape(-1, 2, n)
+    gradients = (moved[:, 0] - moved[:, 1]) / (2 * np.array(steps).reshape(-1, 1))
+    return gradients.T.reshape(n, len(steps)), values
 
 
 _NEAR_ZERO = 0.1  # rows whose predicted |y| is below this share of its median are left out
@@ -224,12 +226,11 @@ def elasticities(
         ``(|y| / (|y| + median|y|))**2``: near a zero of ``y`` the ratio ``x * y' / y``
         magnifies the splines' errors.
     """
-    gradients = network_gradients(model, x, inputs)
+    gradients, y = network_gradients(model, x, inputs)
     if not inputs_logged:
         gradients = gradients * x[:, list(inputs)].detach().double().numpy()
     if label_logged:
         return gradients, np.ones(len(gradients))
-    y = adapter.forward_float64(model, x)[:, 0].numpy()
     size = np.abs(y)
     median = float(np.median(size))
     keep = size >= _NEAR_ZERO * median

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 from emp_kan.symbolic.products.forms import ProductFit, product_functions
 from emp_kan.symbolic.products.grid import Projected, best_fit, grid_score
 
-__all__ = ["fit_products", "linearised", "plausible"]
+__all__ = ["fit_products", "linearised", "log_space_rows", "plausible"]
 
 
 _MIN_ROWS = 8
@@ -75,21 +76,11 @@ def fit_products(
     list of ProductFit
         Best first by log-space RMSE; empty when ``y`` is 0 on the rows or too few remain.
     """
-    keep = np.isfinite(y) & (np.abs(y) > 1e-12 * max(float(np.max(np.abs(y))), 1e-300))
-    x, y = x[keep], y[keep]
-    if len(y) < _MIN_ROWS:
+    rows = log_space_rows(x, y)
+    if rows is None:
         return []
-    log_y = np.log(np.abs(y))
+    x, projection = rows
     power_inputs = [i for i in inputs if not (x[:, i] == 0).any()]
-
-    # Rows near a zero of y weigh little: there log|y| moves by decades for a small shift of
-    # (a, b), which makes the search's landscape rugged around the right answer.
-    magnitude = np.abs(y)
-    weight = magnitude / (magnitude + float(np.median(magnitude)))
-
-    def projection(columns: list[int]) -> Projected:
-        fixed = np.column_stack([np.log(np.abs(x[:, columns])), np.ones(len(y))])
-        return Projected(fixed, log_y, weight)
 
     projected = projection(power_inputs)
     functions = product_functions(library)
@@ -197,6 +188,32 @@ def _argument_inputs(fit: ProductFit, inputs: list[int]) -> list[int]:
         or i not in fit.exponents
         or abs(fit.exponents[i] - round(fit.exponents[i])) > _WHOLE_POWER
     ]
+
+
+def log_space_rows(
+    x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, Callable[[list[int]], Projected]] | None:
+    """The rows of ``x (n, d)`` where ``y (n,)`` is finite and not zero, and a function that
+    gives :class:`Projected` ``log|y|`` on them with the logs of the given columns (and a
+    constant) as fixed columns; None when fewer than ``_MIN_ROWS`` rows remain.
+
+    Rows near a zero of ``y`` weigh little (``|y| / (|y| + median|y|)``): there ``log|y|``
+    moves by decades for a small shift of ``(a, b)``, which makes the search's landscape
+    rugged around the right answer.
+    """
+    keep = np.isfinite(y) & (np.abs(y) > 1e-12 * max(float(np.max(np.abs(y))), 1e-300))
+    x, y = x[keep], y[keep]
+    if len(y) < _MIN_ROWS:
+        return None
+    log_y = np.log(np.abs(y))
+    magnitude = np.abs(y)
+    weight = magnitude / (magnitude + float(np.median(magnitude)))
+
+    def projection(columns: list[int]) -> Projected:
+        fixed = np.column_stack([np.log(np.abs(x[:, columns])), np.ones(len(y))])
+        return Projected(fixed, log_y, weight)
+
+    return x, projection
 
 
 def plausible(fit: ProductFit, x: np.ndarray) -> bool:

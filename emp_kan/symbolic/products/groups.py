@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emp_kan.symbolic.products.fit import plausible
+from emp_kan.symbolic.products.fit import log_space_rows, plausible
 from emp_kan.symbolic.products.forms import ProductFit, product_functions
-from emp_kan.symbolic.products.grid import Projected, best_fit, grid_score
+from emp_kan.symbolic.products.grid import best_fit, grid_score
 
 __all__ = ["group_arguments", "group_direction", "group_fits"]
 
@@ -133,13 +133,10 @@ def group_fits(
     list of ProductFit
         Best first by log-space RMSE, one per (argument, function).
     """
-    keep = np.isfinite(y) & (np.abs(y) > 1e-12 * max(float(np.max(np.abs(y))), 1e-300))
-    x, y = x[keep], y[keep]
-    if len(y) < _MIN_ROWS:
+    rows = log_space_rows(x, y)
+    if rows is None:
         return []
-    log_y = np.log(np.abs(y))
-    magnitude = np.abs(y)
-    weight = magnitude / (magnitude + float(np.median(magnitude)))
+    x, projection = rows
     power_inputs = [i for i in inputs if not (x[:, i] == 0).any()]
     scored = []
     for argument in arguments:
@@ -147,8 +144,7 @@ def group_fits(
             continue
         alone = argument[0][0] if len(argument) == 1 else None
         powers = [i for i in power_inputs if i != alone]
-        fixed = np.column_stack([np.log(np.abs(x[:, powers])), np.ones(len(y))])
-        projected = Projected(fixed, log_y, weight)
+        projected = projection(powers)
         for function in product_functions(library):
             score = grid_score(function, argument, x, projected)
             if math.isfinite(score):
