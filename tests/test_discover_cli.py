@@ -408,25 +408,32 @@ def test_the_report_holds_the_pruned_kan_as_a_pykan_checkpoint(tmp_path):
 
 
 @pytest.mark.skipif(usable_workers(2) < 2, reason="side by side needs two CPUs")
-def test_a_finished_method_is_handed_over_while_the_other_runs_and_drawn_the_same(tmp_path):
-    # The CLI draws the EMP run's figures while the threshold child still runs; the report
-    # holds the same files as one drawn at the end.
+def test_each_method_is_drawn_where_it_ran_and_drawn_the_same(tmp_path):
+    # The CLI draws the EMP run's figures here while the threshold child draws its own; the
+    # report holds the same files as one drawn at the end, in this process.
     from emp_kan.app.report import render_figures, write_report
     from emp_kan.data.problems import formula_problem
     from emp_kan.discovery.config import DiscoverConfig
     from emp_kan.discovery.discover import discover
+    from emp_kan.discovery.run import RunHook
 
     problem = formula_problem("x*y + 1", "x=-1:1,y=-1:1", samples=60)
     config = DiscoverConfig(hidden=(2,), grid=3, steps=3, round_steps=2, rounds=1, workers=2)
-    calls = []
-    report, runs = discover(problem, config, on_run=lambda m, run: calls.append((m, run)))
-    assert [m for m, _ in calls] == ["emp"] and calls[0][1] is runs["emp"]
-    early = {"emp": render_figures("emp", runs["emp"], problem)}
-    write_report(tmp_path / "early", report, runs, problem, early)
+    pids = RunHook(lambda method, run: (os.getpid(), run.name))
+    discover(problem, config, on_run=pids)
+    assert pids.results["emp"] == (os.getpid(), "emp")
+    child, name = pids.results["threshold"]
+    assert child != os.getpid() and name == "threshold"  # drawn in the child that ran it
+
+    drawn = RunHook(lambda method, run: render_figures(method, run, problem))
+    report, runs = discover(problem, config, on_run=drawn)
+    assert sorted(drawn.results) == ["emp", "threshold"]
+    write_report(tmp_path / "early", report, runs, problem, drawn.results)
     write_report(tmp_path / "late", report, runs, problem)
     names = sorted(os.listdir(tmp_path / "late"))
     assert sorted(os.listdir(tmp_path / "early")) == names
-    for name in ("graph.png", "history.png", "graph.graphml", "graph-threshold.png"):
+    both = ("graph.png", "history.png", "graph-threshold.png", "history-threshold.png")
+    for name in (*both, "graph.graphml"):
         assert (tmp_path / "early" / name).read_bytes() == (tmp_path / "late" / name).read_bytes()
 
 

@@ -266,6 +266,7 @@ def _run_discover(args: argparse.Namespace) -> int:
     from emp_kan.discovery.config import DiscoverConfig, settings_for
     from emp_kan.discovery.discover import discover
     from emp_kan.discovery.routes import plan_routes
+    from emp_kan.discovery.run import RunHook
 
     _one_torch_thread()
     try:
@@ -281,13 +282,10 @@ def _run_discover(args: argparse.Namespace) -> int:
         check_destination(out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    rendered: dict[str, dict[str, bytes]] = {}
-
-    def draw_early(method: str, run: object) -> None:  # while the other method's child runs
-        rendered[method] = render_figures(method, run, problem)
-
-    report, runs = discover(problem, config, on_run=draw_early)
-    path = write_report(out, report, runs, problem, rendered)
+    # Each method's figures drawn in the process that ran it, as soon as it is done.
+    drawn = RunHook(lambda method, run: render_figures(method, run, problem))
+    report, runs = discover(problem, config, on_run=drawn)
+    path = write_report(out, report, runs, problem, drawn.results)
     print(_table(report, str(path)))
     return 0
 

@@ -160,8 +160,8 @@ def render_figures(method: str, run: Any, problem: Any) -> dict[str, bytes]:
     ``history{-method}.png`` (no suffix for ``"emp"``), and for EMP ``graph.graphml``.
 
     :func:`emp_kan.discovery.discover.discover` hands each run over as soon as it is done
-    (``on_run``), so the CLI draws the faster method's figures while the slower one still
-    runs; :func:`write_report` draws whatever it was not given.
+    (``on_run``), in the process that ran it, so the CLI draws the two methods' figures side
+    by side; :func:`write_report` draws whatever it was not given.
     """
     import io
 

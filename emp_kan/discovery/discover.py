@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -20,6 +19,7 @@ from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.parallel import run_side_by_side, train_routes
 from emp_kan.discovery.run import (
     MethodRun,
+    RunHook,
     fewer_rows,
     make_pruner,
     run_in_data_units,
@@ -92,12 +92,13 @@ def working_view(problem: Problem, config: DiscoverConfig, units: bool = True) -
 def discover(
     problem: Problem,
     config: DiscoverConfig,
-    on_run: Callable[[str, MethodRun], None] | None = None,
+    on_run: RunHook | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the pipeline on ``problem``.
 
-    ``on_run(method, run)``, if given, is called with a method's run while another method
-    still runs in a forked child (the CLI draws the finished run's figures there).
+    ``on_run``, if given, is called with each method's run, in the data's units, as soon as
+    it is done, where the two methods run side by side in two processes (the CLI draws each
+    run's figures there); see :class:`~emp_kan.discovery.run.RunHook`.
 
     Returns
     -------
@@ -164,7 +165,7 @@ def method_runs(
     problem: Problem,
     methods: tuple[str, ...],
     config: DiscoverConfig,
-    on_run: Callable[[str, MethodRun], None] | None = None,
+    on_run: RunHook | None = None,
     symbolic: bool = True,
 ) -> tuple[dict[str, MethodRun], dict[str, WorkingView]]:
     """Each method's run on ``problem`` (its noise added), in the data's variables and units,
@@ -212,7 +213,7 @@ def _runs_on(
     view: WorkingView,
     methods: tuple[str, ...],
     config: DiscoverConfig,
-    on_run: Callable[[str, MethodRun], None] | None,
+    on_run: RunHook | None,
     symbolic: bool = True,
 ) -> dict[str, MethodRun]:
     """Each method's run on ``view.work``, in the data's variables and units; ``on_run`` as
@@ -224,11 +225,9 @@ def _runs_on(
             mapped[method] = (run, view.in_data_units(run, config))
         return mapped[method][1]
 
-    if on_run is not None and not view.as_given:
-        given = on_run
-
-        def on_run(method: str, run: MethodRun) -> None:  # mapped once, used twice
-            given(method, in_data_units(method, run))
+    if on_run is not None and not view.as_given:  # mapped once, used twice
+        given = on_run.function
+        on_run = RunHook(lambda m, run: given(m, in_data_units(m, run)), on_run.results)
 
     work = view.work
     with Memo() as memo:  # both methods' identical retraining and product search

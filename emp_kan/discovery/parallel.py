@@ -3,7 +3,6 @@ side in a forked child, with the same results as one after the other."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +13,7 @@ from emp_kan.data.problems import Problem
 from emp_kan.discovery.candidates import Candidate, route_candidates
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route, plan_routes, settle_route, train_one, trial_order
-from emp_kan.discovery.run import MethodRun, chosen_run, make_pruner, run_method
+from emp_kan.discovery.run import MethodRun, RunHook, chosen_run, make_pruner, run_method
 from emp_kan.kan import adapter
 from emp_kan.symbolic.products.search import product_search_ahead, product_search_key
 
@@ -189,13 +188,14 @@ def run_side_by_side(
     routes: list[Route],
     problem: Problem,
     config: DiscoverConfig,
-    on_run: Callable[[str, MethodRun], None] | None = None,
+    on_run: RunHook | None = None,
     memo: Memo | None = None,
 ) -> dict[str, MethodRun]:
     """:func:`run_method` for the two methods at once: the first in this process, the second
     in a forked child, which takes the second method's routes one at a time (the longest
     usually last in the list, so first here); when the first is done, this process takes the
-    second method's routes still unclaimed, then hands the first run to ``on_run``. Each route's
+    second method's routes still unclaimed, then hands the first run to ``on_run`` (and, where
+    each method runs whole, see :func:`_run_each_whole`, the child the second). Each route's
     candidates are the same whichever process computes them (deterministic, reading only
     the trained routes), so the runs are those of one method after the other."""
     import multiprocessing
@@ -241,11 +241,19 @@ def _run(
 
 
 def _whole_run_as_state(
-    method: str, routes: list[Route], problem: Problem, config: DiscoverConfig, memo: Memo | None
-) -> MethodRun:
-    """A forked child's :func:`run_method`, its pruned model as a picklable state."""
+    method: str,
+    routes: list[Route],
+    problem: Problem,
+    config: DiscoverConfig,
+    memo: Memo | None,
+    on_run: RunHook | None,
+) -> tuple[MethodRun, Any]:
+    """A forked child's :func:`run_method`, its pruned model as a picklable state, and what
+    ``on_run`` returned for it (None without)."""
     run = _run(method, routes, problem, config, memo)
-    return replace(run, pruned=replace(run.pruned, model=adapter.model_state(run.pruned.model)))
+    handed = on_run(method, run) if on_run is not None else None
+    state = replace(run, pruned=replace(run.pruned, model=adapter.model_state(run.pruned.model)))
+    return state, handed
 
 
 def _run_each_whole(
@@ -253,10 +261,11 @@ def _run_each_whole(
     routes: list[Route],
     problem: Problem,
     config: DiscoverConfig,
-    on_run: Callable[[str, MethodRun], None] | None,
+    on_run: RunHook | None,
     memo: Memo | None,
 ) -> dict[str, MethodRun]:
-    """:func:`run_method` for the two methods at once, the second whole in a forked child.
+    """:func:`run_method` for the two methods at once, the second whole in a forked child,
+    which hands its run to ``on_run`` itself (the two runs' figures are drawn side by side).
 
     Each method stops at its own route (see :func:`run_method`), so the routes are not split
     between the processes: each trains the extra routes it gets to itself (the same model in
@@ -266,7 +275,7 @@ def _run_each_whole(
         memo.share_pending_with_a_fork()
     child = Child(
         _whole_run_as_state,
-        (second, routes, problem, replace(config, progress=False), memo),
+        (second, routes, problem, replace(config, progress=False), memo, on_run),
         f"the {second} run",
     )
     try:
@@ -275,9 +284,11 @@ def _run_each_whole(
             memo.settle_pending()
         if on_run is not None:  # while the child finishes
             on_run(first, runs[first])
-        shipped = child.result()
+        shipped, handed = child.result()
     finally:
         child.close()
+    if on_run is not None:
+        on_run.results[second] = handed
     runs[second] = replace(
         shipped,
         pruned=replace(shipped.pruned, model=adapter.model_from_state(shipped.pruned.model)),

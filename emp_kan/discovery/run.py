@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +39,7 @@ log = logging.getLogger("emp_kan")
 
 __all__ = [
     "MethodRun",
+    "RunHook",
     "chosen_run",
     "fewer_rows",
     "make_pruner",
@@ -146,6 +148,25 @@ class MethodRun:
             "symbolic_edges": self.formula.to_dict()["edges"],
             "warnings": self.formula.warnings + [w for r in hist for w in r["warnings"]],
         }
+
+
+@dataclass
+class RunHook:
+    """``function(method, run)``, called with each method's run as soon as it is done, in the
+    process that computed it (a forked child for a method run beside another), and what it
+    returned, by method, in ``results``: the CLI draws each run's figures this way, the second
+    method's in its child while this process draws the first's.
+
+    ``function``'s value must pickle when it is computed in a child. A method it was not
+    called for (with units, or one method at a time) has no entry in ``results``.
+    """
+
+    function: Callable[[str, MethodRun], Any]
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, method: str, run: MethodRun) -> Any:
+        self.results[method] = value = self.function(method, run)
+        return value
 
 
 # Candidates read from the pruned KAN: a route's own symbolic formula, its structure's sparse
