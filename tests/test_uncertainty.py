@@ -210,6 +210,27 @@ def test_a_scale_the_rows_cannot_fix_is_multiplied_out_so_the_rest_can_snap():
     assert distribute_redundant_scales(kept) == kept
 
 
+def test_a_scale_outside_a_root_of_floats_is_taken_inside_so_the_floats_can_snap():
+    from emp_kan.symbolic.uncertainty import distribute_redundant_scales
+
+    c, g, a, rho, k = sp.symbols("c G a rho k", positive=True)
+    # Friedmann's sqrt(8*pi*G*rho/3 - c**2*k/a**2) as the data-units mapping wrote it: the
+    # rescaling's powers of ten inside, the rest outside, the sum times k
+    root = sp.sqrt(k * (sp.Float(1e-7) * g * a**2 * rho / (c**2 * k) - sp.Float(1.1937e-8)))
+    found = sp.Float(9152.9) * c * root / a
+    taken = distribute_redundant_scales(found)
+    assert not any(f.is_Float for f in taken.args)  # no float outside the root
+    assert sorted(round(abs(float(f)), 2) for f in taken.atoms(sp.Float)) == [1.0, 8.38]
+    point = {c: 3.0, g: 2.0, a: 5.0, rho: 7.0, k: 0.5}
+    assert abs(float((taken - found).subs(point))) < 1e-9
+    # negative scales and reciprocal roots keep their value
+    inverse = sp.Float(-2.5) * c / sp.sqrt(sp.Float(1.5) * g + sp.Float(2.0))
+    assert abs(float((distribute_redundant_scales(inverse) - inverse).subs(point))) < 1e-12
+    # a root with a bare term fixes the scale: left as it is
+    kept = sp.Float(2.0) * sp.sqrt(g + sp.Float(0.5))
+    assert distribute_redundant_scales(kept) == kept
+
+
 def test_of_equally_complex_formulas_the_rows_cannot_tell_apart_fewer_free_constants_win():
     # Coulomb's q/(4*pi*epsilon*r) (no float) and sin(0.0797*q/r)/epsilon (one), complexity 9
     complexities, rmses = [9, 9], [3.087e-4, 3.112e-4]

@@ -167,7 +167,8 @@ def distribute_redundant_scales(expr: sp.Expr) -> sp.Expr:
     """``expr`` with every product of a float and a sum whose terms each hold a float
     multiplied out: ``0.402*I*(0.746*S - 0.249)`` -> ``0.300*I*S - 0.100*I``. The rows fix only
     the products of such a scale with the sum's floats, so no float has an error bar of its own
-    (the scale can grow as the others shrink) and none could snap."""
+    (the scale can grow as the others shrink) and none could snap. A float times a root of
+    such a sum is taken inside the root the same way."""
 
     def redundant(node: sp.Expr) -> bool:
         if not node.is_Mul or not any(a.is_Float for a in node.args):
@@ -177,7 +178,33 @@ def distribute_redundant_scales(expr: sp.Expr) -> sp.Expr:
             for factor in node.args
         )
 
-    return expr.replace(redundant, sp.expand_mul)
+    return _scales_into_roots(expr.replace(redundant, sp.expand_mul))
+
+
+def _scales_into_roots(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every float that multiplies one root of a sum whose terms each hold a
+    float taken inside it: ``9152.9*c*sqrt(1e-7*G*rho - 1.19e-8*k)`` ->
+    ``c*sqrt(8.378*G*rho - 1.0*k)``, as :func:`distribute_redundant_scales` does for a sum."""
+
+    def root_of_floats(factor: sp.Expr) -> bool:
+        if not (factor.is_Pow and factor.exp.is_Rational and not factor.exp.is_Integer):
+            return False
+        base = sp.expand_mul(factor.base)  # k*(a/k - b): a - b*k
+        return base.is_Add and all(term.atoms(sp.Float) for term in base.args)
+
+    def redundant(node: sp.Expr) -> bool:
+        scales = [a for a in node.args if a.is_Float] if node.is_Mul else []
+        return len(scales) == 1 and sum(map(root_of_floats, node.args)) == 1
+
+    def taken_in(node: sp.Expr) -> sp.Expr:
+        scale = next(a for a in node.args if a.is_Float)
+        root = next(a for a in node.args if root_of_floats(a))
+        times = sp.Float(abs(float(scale)) ** float(1 / root.exp))
+        inside = sp.expand_mul(sp.expand_mul(root.base) * times)
+        rest = node.func(*[a for a in node.args if a is not scale and a is not root])
+        return sp.sign(scale) * rest * inside**root.exp
+
+    return expr.replace(redundant, taken_in)
 
 
 def finish_within_errors(expr: sp.Expr, variables: Sequence[Any], rows: Split) -> sp.Expr:
