@@ -54,7 +54,7 @@ def test_a_failure_in_the_baselines_process_is_raised_as_itself(monkeypatch):
 
 
 def test_a_baselines_process_that_dies_is_named_with_the_way_to_see_why(monkeypatch):
-    def dying(method, routes, problem, config, memo):
+    def dying(method, routes, problem, config, memo, on_run):
         os._exit(3)  # the forked child's whole threshold run
 
     monkeypatch.setattr(parallel, "_whole_run_as_state", dying)
