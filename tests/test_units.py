@@ -127,6 +127,30 @@ def test_coulombs_law_has_one_group_and_maps_back_to_the_law():
     )
 
 
+def test_rows_whose_normaliser_would_magnify_the_noise_are_left_out_of_the_kans_rows():
+    # Eq. 63, E_f*n*p_d**2/(3*T*k_b), at 1% label noise: y/N(x) divides each row's noise by
+    # |N|, which spans five decades on the bench's ranges
+    from emp_kan.data.groups import dimensionless_view
+    from emp_kan.data.problems import with_label_noise
+
+    clean = with_units(feynman_problem(63, samples=300), feynman_units(63, "y"))
+    noisy = with_label_noise(clean, 0.01)
+    groups, view, note = dimensionless_view(noisy)
+    _, everything, _ = dimensionless_view(clean)
+    x = noisy.dataset["train_input"].double().numpy()
+    normaliser = np.abs(groups.normaliser_of(x))
+    kept = normaliser >= np.median(normaliser) / 10
+    assert 0 < (~kept).sum() < len(kept) // 4
+    assert view.dataset["train_input"].shape[0] == kept.sum()
+    assert f"{(~kept).sum()} training row(s)" in note and "left out" in note
+    # what is left carries noise within a small share of the label's spread
+    clean_labels = groups.apply(clean.dataset)["train_label"].numpy()[kept, 0]
+    noise = view.dataset["train_label"].numpy()[:, 0] - clean_labels
+    assert np.abs(noise).max() < 0.5 * clean_labels.std()
+    # the test rows are all there
+    assert view.dataset["test_input"].shape == everything.dataset["test_input"].shape
+
+
 def test_groups_the_data_cannot_take_are_refused_before_any_work():
     problem = feynman_problem(9, samples=20)
     problem.dataset["train_input"][0, 1] = 0.0  # q2 = 0 under q1/q2

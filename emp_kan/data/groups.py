@@ -211,6 +211,13 @@ def _group_names(groups: Groups) -> list[str]:
     return names
 
 
+# The KAN's label y/N(x) carries the label's noise divided by |N|: a row whose |N| is a
+# thousandth of the others' carries a thousand times their noise (at 1% label noise, eq. 99's
+# dimensionless label held noise 1e8 times its spread). Rows with |N| below the median over
+# this are left out of the KAN's rows; formulas are measured on every row after mapping back.
+_NORMALISER_SPAN = 10.0
+
+
 def dimensionless_view(problem: Any) -> tuple[Groups | None, Any, str]:
     """``problem`` (with ``units``) reduced to its dimensionless groups.
 
@@ -218,7 +225,9 @@ def dimensionless_view(problem: Any) -> tuple[Groups | None, Any, str]:
     units give nothing to reduce (no units, a target no product of the inputs reaches, no
     group left, or as many groups as inputs with a unitless label), with ``note`` saying
     which. The view has no truth (exactness is judged on the law mapped back) and its ranges
-    are the groups' on the training rows.
+    are the groups' on the training rows. Training rows whose ``|N(x)|`` is below a tenth of
+    its median are left out of the view (their label ``y/N`` magnifies the label's noise);
+    the note says how many.
 
     Raises
     ------
@@ -246,6 +255,12 @@ def dimensionless_view(problem: Any) -> tuple[Groups | None, Any, str]:
     if not groups.reduces:
         return None, problem, "every input is a pure number: nothing to reduce"
     dataset = groups.apply(problem.dataset)
+    normaliser = np.abs(groups.normaliser_of(problem.dataset["train_input"].double().numpy()))
+    small = normaliser < np.median(normaliser) / _NORMALISER_SPAN
+    if small.any():
+        kept = torch.from_numpy(~small)
+        for part in ("train_input", "train_label"):
+            dataset[part] = dataset[part][kept]
     x = dataset["train_input"].numpy()
     ranges = [(float(c.min()), float(c.max())) for c in x.T]
     view = replace(
@@ -258,4 +273,9 @@ def dimensionless_view(problem: Any) -> tuple[Groups | None, Any, str]:
         units={},
     )
     note = f"{len(problem.variables)} inputs -> {len(groups.names)} dimensionless group(s)"
+    if small.any():
+        note += (
+            f"; {int(small.sum())} training row(s) whose {groups.normaliser_expression()} is "
+            f"below 1/{_NORMALISER_SPAN:g} of its median left out of the KAN's rows"
+        )
     return groups, view, note
