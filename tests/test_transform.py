@@ -47,6 +47,22 @@ def test_a_signed_product_maps_back_to_the_product_itself():
     assert not back.has(sp.Abs, sp.sign)
 
 
+def test_a_log_formula_holding_a_huge_power_of_a_sum_maps_back_without_multiplying_it_out():
+    # Read off eq. 47's log-y route at 1% noise: multiplied out, (k + 1/(8*pi**2))**2162 never
+    # ended. Mapped back as it is, it keeps its value.
+    from emp_kan.symbolic.transform import LogTransform
+
+    a, g, k, v = sp.symbols("A gamma k_b v", real=True)
+    inner = -704 * (a - sp.Rational(5, 2)) ** 2 - 718 * (g - 10 * sp.pi / 9) ** 2 + 1015849
+    huge = (k + 1 / (8 * sp.pi**2)) ** 2162 * (v + sp.Float(0.000312)) ** 2049
+    log_formula = sp.Rational(5032, 5) - sp.sqrt(inner - sp.log(huge))
+    transform = LogTransform((1, 1, 1, 1), 1, (0, 0, 0, 0), log_inputs=False)
+    back = transform.to_original(log_formula, [a, g, k, v])
+    point = (2.0, 3.0, 1.0, 1.0)
+    expected = math.exp(sp.lambdify([a, g, k, v], log_formula)(*point))
+    assert sp.lambdify([a, g, k, v], back)(*point) == pytest.approx(expected, rel=1e-9)
+
+
 @given(st.lists(st.integers(-3, 3), min_size=3, max_size=3), st.sampled_from([1.0, -2.5]))
 def test_the_sign_model_and_exp_give_the_labels_back(exponents, scale):
     x = _rows(64, seed=1).double()

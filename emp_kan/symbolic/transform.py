@@ -21,7 +21,7 @@ import sympy as sp
 import torch
 
 from emp_kan.symbolic.edge_fit import fit_edge
-from emp_kan.symbolic.expression import evaluate_formula, formula_complexity
+from emp_kan.symbolic.expression import evaluate_formula, expansion_risk, formula_complexity
 from emp_kan.symbolic.formula import is_expression_warning, unexplained_warning
 from emp_kan.symbolic.registry import library_function
 from emp_kan.symbolic.uncertainty import finish_within_errors
@@ -86,7 +86,10 @@ class LogTransform:
             if not self.log_inputs:
                 break
             log_of[s] = sp.log(s) if sign > 0 else sp.log(-s) if sign < 0 else sp.log(sp.Abs(s))
-        body = sp.expand_power_exp(sp.exp(sp.expand(expr.xreplace(log_of))))
+        exponent = expr.xreplace(log_of)
+        if not expansion_risk(exponent):  # multiplied out, its terms split into factors of y
+            exponent = sp.expand(exponent)
+        body = sp.expand_power_exp(sp.exp(exponent))
         body = sp.powsimp(body, combine="exp")
         for s, p in zip(symbols, self.parity, strict=True):
             if p:
