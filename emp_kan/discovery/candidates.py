@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sympy as sp
 import torch
 
 from emp_kan._runtime.memo import Memo, digest, recall
 from emp_kan._runtime.numbers import finite_or_none
+from emp_kan.data.groups import Groups, buckingham
 from emp_kan.data.problems import Problem
 from emp_kan.data.split import Split
+from emp_kan.data.units import unit_dimensions
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.routes import Route
 from emp_kan.kan import adapter
@@ -26,6 +29,7 @@ from emp_kan.pruning.rounds import prune_rounds
 from emp_kan.symbolic.choice import noise_floor
 from emp_kan.symbolic.expression import evaluate_formula
 from emp_kan.symbolic.formula import SymbolicFormula
+from emp_kan.symbolic.group_polynomial import group_polynomial_expression, group_polynomials
 from emp_kan.symbolic.pieces import read_structure
 from emp_kan.symbolic.polynomial import (
     polynomial_expression,
@@ -118,6 +122,8 @@ def candidate_family(name: str, route: str) -> str:
         return "product search"
     if name == "power-law-all":
         return "power law"
+    if name.startswith("units-"):
+        return "units"
     if name.startswith(("polynomial-", "rational-")):
         return "polynomial fit"
     return "direct fit"
@@ -310,7 +316,68 @@ def _data_route_formulas(
         f = power_law_formula(formula, log_transform, every_input, given)
         f.spline_test_rmse = formula.spline_test_rmse
         formulas["power-law-all"] = f
+    formulas.update(_units_formulas(formula, problem, given, memo))
     return formulas
+
+
+def _units_formulas(
+    formula: SymbolicFormula, problem: Problem, rows: Split, memo: Memo | None
+) -> dict[str, SymbolicFormula]:
+    """With units, ``N(x)`` times a sparse polynomial of the dimensionless groups, fitted on
+    ``y`` (or ``y**2``, ``1/y``, ``1/y**2``) in its own units
+    (:func:`~emp_kan.symbolic.group_polynomial.group_polynomials`), its constants refitted
+    jointly and snapped; keyed ``"units-<transform>"``, the best two. With no group it is
+    ``C * N(x)``, the law by the pi theorem. Nothing without units, or where no product of
+    the inputs has the label's units."""
+    if not problem.units:
+        return {}
+    dimensions, target = unit_dimensions(problem.units, problem.variables, problem.target)
+    groups = buckingham(dimensions, target, problem.variables, problem.target)
+    if groups is None:
+        return {}
+    names = [str(v) for v in formula.variables]
+    key = digest(rows.fit["train_input"], rows.fit["train_label"], rows.validation, names, "units")
+    expressions = recall(
+        memo, "units", key, lambda: _units_expressions(formula.variables, groups, rows)
+    )
+    found = {}
+    for name, expr in expressions.items():
+        found[name] = formula_with_expression(formula, expr, rows, edges=[])
+        found[name].spline_test_rmse = formula.spline_test_rmse
+    return found
+
+
+def _units_expressions(variables: list, groups: Groups, rows: Split, top: int = 2) -> dict:
+    """:func:`_units_formulas`' expressions, finished, by name."""
+    x_fit = rows.fit["train_input"].double().numpy()
+    y_fit = rows.fit["train_label"].double().numpy()[:, 0]
+    x_val = rows.validation["x"].double().numpy()
+    y_val = rows.validation["y"].double().numpy()[:, 0]
+
+    def of_groups(x: np.ndarray) -> np.ndarray:
+        return groups.of_inputs(x) if groups.names else np.zeros((x.shape[0], 0))
+
+    fits = group_polynomials(
+        of_groups(x_fit),
+        groups.normaliser_of(x_fit),
+        y_fit,
+        of_groups(x_val),
+        groups.normaliser_of(x_val),
+        y_val,
+    )[:top]
+    symbols = [sp.Symbol(n) for n in groups.names]
+    in_inputs = dict(zip(symbols, groups.group_expressions(), strict=True))
+    by_name = {str(v): v for v in variables}
+    out = {}
+    for fit in fits:
+        expr = group_polynomial_expression(fit, symbols, groups.normaliser_expression())
+        expr = expr.xreplace(in_inputs)
+        expr = expr.xreplace({s: by_name[s.name] for s in expr.free_symbols})
+        expr = refit_floats(expr, variables, x_fit, y_fit)
+        expr = finished_expression(expr, variables, rows)
+        if expr not in out.values():  # with no group every transform gives C * N(x)
+            out[f"units-{fit.transform}"] = expr
+    return out
 
 
 def _polynomial_formulas(

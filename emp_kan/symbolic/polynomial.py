@@ -364,12 +364,14 @@ def _least_squares(columns: np.ndarray, target: np.ndarray) -> tuple[float, np.n
     return float(solution[0]), solution[1:]
 
 
-def _forward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> list[tuple]:
+def _forward_path(
+    features: np.ndarray, target: np.ndarray, max_terms: int, intercept: bool = True
+) -> list[tuple]:
     """Forward selection by orthogonal least squares: the supports of 1..``max_terms``
     columns of ``features (n, m)``, each the last plus the column whose part orthogonal to
-    the chosen ones (and the constant) explains most of the residual."""
+    the chosen ones (and the constant, with ``intercept``) explains most of the residual."""
     n, m = features.shape
-    basis = np.ones((n, 1)) / math.sqrt(n)
+    basis = np.ones((n, 1)) / math.sqrt(n) if intercept else np.zeros((n, 0))
     remaining = features - basis @ (basis.T @ features)
     residual = target - basis @ (basis.T @ target)
     scale = np.linalg.norm(features, axis=0)
@@ -394,18 +396,20 @@ def _forward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> l
     return path
 
 
-def _backward_path(features: np.ndarray, target: np.ndarray, max_terms: int) -> list[tuple]:
-    """Backward elimination from every column of ``features (n, m)``: the supports of
-    ``max_terms``..1 columns, each the last without its column of smallest t-statistic
-    (above ``4 * max_terms`` columns, the smallest tenth goes at once). Monomials of inputs
-    of one sign are strongly correlated, so a forward search takes wrong terms first; the
-    full least-squares fit puts the weight where it belongs."""
+def _backward_path(
+    features: np.ndarray, target: np.ndarray, max_terms: int, intercept: bool = True
+) -> list[tuple]:
+    """Backward elimination from every column of ``features (n, m)`` (and the constant, with
+    ``intercept``): the supports of ``max_terms``..1 columns, each the last without its
+    column of smallest t-statistic (above ``4 * max_terms`` columns, the smallest tenth goes
+    at once). Monomials of inputs of one sign are strongly correlated, so a forward search
+    takes wrong terms first; the full least-squares fit puts the weight where it belongs."""
     n = len(target)
-    centred = features - features.mean(axis=0)
+    centred = features - features.mean(axis=0) if intercept else features
     norms = np.linalg.norm(centred, axis=0)
     support = [j for j in range(features.shape[1]) if norms[j] > 0]
     unit = centred / np.where(norms > 0, norms, 1.0)
-    goal = target - target.mean()
+    goal = target - target.mean() if intercept else target
     path = []
     while support:
         design = unit[:, support]

@@ -1,0 +1,372 @@
+"""Sparse polynomials of dimensionless groups, fitted on the label in its own units.
+
+With units, a law is ``y = N(x) * F(pi(x))`` (:mod:`emp_kan.data.groups`). The KAN learns
+``F`` from ``y / N``, whose noise is the label's divided by ``|N|``: rows where ``N`` is small
+carry the most, and at 1% label noise they swamp the law (eq. 99 of the Feynman list, ``-m*q**4
+/(32*pi**2*epsilon**2*hbar**2*n**2)``). Here ``F`` is sought among sparse Laurent polynomials of
+the groups, some terms times ``sin`` or ``cos`` of one group, fitted on ``y`` itself: ``y =
+sum_k c_k * N(x) * m_k(pi(x))`` is linear in the ``c_k``, so least squares on ``y`` weighs every
+row by the noise it really has. Through the transforms of
+:data:`~emp_kan.symbolic.polynomial.POLYNOMIAL_TRANSFORMS`, ``y**2``, ``1/y`` and ``1/y**2``
+are ``N**2``, ``1/N`` and ``1/N**2`` times such a polynomial (``m0*v/sqrt(1 - v**2/c**2)`` is
+``1/y**2 = (1/(m0*v)**2) * (1 - 1/pi**2)`` with ``pi = c/v``). With no group at all, ``F`` is
+a constant and the law is ``C * N(x)``. Every formula found this way is dimensionally
+homogeneous.
+
+The maths here is pure: arrays in, :class:`GroupPolynomialFit` out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from emp_kan.symbolic.choice import noise_floor, noise_tie
+from emp_kan.symbolic.polynomial import (
+    DROP_REL_TOL,
+    POLYNOMIAL_TRANSFORMS,
+    _backward_path,
+    _forward_path,
+)
+
+__all__ = [
+    "GroupPolynomialFit",
+    "group_columns",
+    "group_polynomial_expression",
+    "group_polynomials",
+]
+
+# The power of N(x) each transform of y carries: g(y) = N**power * F'(groups).
+NORMALISER_POWER = {"identity": 1, "square": 2, "reciprocal": -1, "inverse-square": -2}
+
+# Most columns of the term set (monomials of the groups, and sin/cos of one group times
+# monomials of the others).
+MAX_COLUMNS = 600
+
+# Highest sum of the absolute exponents of a monomial (1/pi**2 and pi_1*pi_2 are 2).
+MAX_DEGREE = 4
+
+# Most terms of a polynomial (a squared distance in three groups has six).
+MAX_TERMS = 6
+
+# How a root's sign is known (GroupPolynomialFit.root; a group's index otherwise).
+_OF_SHAPE, _OF_LABEL = -1, -2
+
+# Most swaps that improve a forward support (_swapped).
+MAX_SWAPS = 4
+
+# Share of the sum of |y| whose sign a root's sign must match (noise flips labels near 0).
+SIGN_AGREEMENT = 0.99
+
+_TRIG = {"sin": (np.sin, sp.sin), "cos": (np.cos, sp.cos)}
+
+
+@dataclass(frozen=True)
+class GroupPolynomialFit:
+    """``g(y) = N(x)**p * P(groups)``, ``P = sum_k coefficients[k] * column[support[k]]``,
+    with ``g`` the transform and ``p`` its :data:`NORMALISER_POWER`, so that ``y = N *
+    g^-1(P)``; column ``j`` is ``prod_i pi_i ** exponents[j, i]``, times
+    ``trig[j][0](pi_{trig[j][1]})`` where ``trig[j]`` is not None. ``val_rmse`` is of ``y``
+    on the validation rows. A root (of ``y**2`` and ``1/y**2``) takes the sign of ``y / N``
+    where that keeps one sign (``root`` -1); else of ``y``, as ``y = sign *
+    sqrt(N**2 * P)`` (``root`` -2, where ``N`` changes sign and ``y`` does not); else ``N``
+    is ``N * pi_root`` (also of ``y``'s units), whose ratio to ``y`` keeps one sign."""
+
+    transform: str
+    exponents: np.ndarray  # (m, k) ints
+    trig: tuple
+    support: tuple[int, ...]
+    coefficients: np.ndarray  # (len(support),)
+    val_rmse: float
+    sign: float = 1.0  # of y / N, or of y or y / (N * pi_root) (see root)
+    root: int = -1  # how a root's sign is known: _OF_SHAPE, _OF_LABEL or a group's index
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.support)
+
+
+def group_columns(n_groups: int, max_columns: int = MAX_COLUMNS) -> tuple[np.ndarray, tuple]:
+    """The term set over ``n_groups`` groups: ``(exponents (m, n_groups), trig (m,))``.
+
+    The constant, then every monomial with exponents -2..2 (-1..1 when those are more than
+    ``max_columns``) and absolute degree up to :data:`MAX_DEGREE`, then ``sin`` and ``cos`` of
+    each group times the monomials of the others with exponents -1..1 and absolute degree up
+    to 2, as long as the set stays within ``max_columns``. With no group, the constant alone.
+    """
+    rows: list[tuple[int, ...]] = []
+    for powers in ((-2, -1, 0, 1, 2), (-1, 0, 1)):
+        rows = [
+            r
+            for r in itertools.product(powers, repeat=n_groups)
+            if sum(abs(e) for e in r) <= MAX_DEGREE
+        ]
+        if len(rows) <= max_columns:
+            break
+    rows = sorted(rows, key=lambda r: (sum(abs(e) for e in r), r))[:max_columns]
+    trig: list = [None] * len(rows)
+    for i in range(n_groups):
+        others = [
+            r
+            for r in itertools.product((-1, 0, 1), repeat=n_groups)
+            if r[i] == 0 and sum(abs(e) for e in r) <= 2
+        ]
+        for r in sorted(others, key=lambda r: (sum(abs(e) for e in r), r)):
+            for name in _TRIG:
+                if len(rows) >= max_columns:
+                    break
+                rows.append(r)
+                trig.append((name, i))
+    exponents = np.array(rows, dtype=float).reshape(len(rows), n_groups)
+    return exponents, tuple(trig)
+
+
+def _values(exponents: np.ndarray, trig: tuple, groups: np.ndarray) -> np.ndarray:
+    """The columns at ``groups (n, k)``, shape (n, m); NaN or inf where undefined."""
+    with np.errstate(all="ignore"):
+        out = np.prod(groups[:, None, :] ** exponents[None, :, :], axis=2)
+        for j, t in enumerate(trig):
+            if t is not None:
+                out[:, j] *= _TRIG[t[0]][0](groups[:, t[1]])
+    return out
+
+
+def group_polynomials(
+    groups_fit: np.ndarray,
+    normaliser_fit: np.ndarray,
+    y_fit: np.ndarray,
+    groups_val: np.ndarray,
+    normaliser_val: np.ndarray,
+    y_val: np.ndarray,
+    max_terms: int = MAX_TERMS,
+) -> list[GroupPolynomialFit]:
+    """For each transform ``g`` of ``y`` that applies, the sparse polynomial of the groups that
+    ``g(y) / N**p`` is, fitted on ``g(y)`` (see the module's docstring).
+
+    The supports searched are forward selection's (up to ``max_terms`` columns) and, where the
+    columns are fewer than a third of the fit rows, backward elimination's; each is fitted by
+    least squares on the fit rows with no intercept (a constant of ``F`` is the column ``N``)
+    and measured as ``y`` on the validation rows. The fewest terms whose validation RMSE is
+    within 5% of the best, or within what the validation rows can tell apart
+    (:func:`~emp_kan.symbolic.choice.noise_tie`), or below the floor of float rounding, wins
+    (of those, the one with the fewest functions, then the lowest degrees). Forward supports
+    are also improved by swaps, and searched among the columns without functions apart.
+
+    Parameters
+    ----------
+    groups_fit : ndarray, shape (n, k)
+        The groups on the fit rows (``k`` may be 0).
+    normaliser_fit : ndarray, shape (n,)
+        ``N(x)`` on the fit rows.
+    y_fit : ndarray, shape (n,)
+    groups_val, normaliser_val, y_val : ndarray, shapes (v, k), (v,), (v,)
+        The same on the validation rows.
+    max_terms : int
+
+    Returns
+    -------
+    list of GroupPolynomialFit
+        Most accurate on the validation rows first (below the floor, the fewest terms first).
+    """
+    exponents, trig = group_columns(groups_fit.shape[1])
+    fit_columns = _values(exponents, trig, groups_fit)
+    val_columns = _values(exponents, trig, groups_val)
+    finite = np.isfinite(fit_columns).all(axis=0) & np.isfinite(val_columns).all(axis=0)
+    usable = np.flatnonzero(finite)
+    if not usable.size:
+        return []
+    floor = noise_floor(float(np.std(y_val)))
+    # Backward elimination needs three fit rows per column: from every column where they are
+    # few enough, and from the plain monomials of absolute degree up to 2 (a forward search
+    # over many correlated columns takes wrong terms first).
+    low = np.array(
+        [t is None and np.abs(e).sum() <= 2 for e, t in zip(exponents, trig, strict=True)]
+    )
+    starts = [s for s in (finite, finite & low) if 0 < s.sum() <= len(y_fit) // 3]
+    plain = np.flatnonzero(finite & np.array([t is None for t in trig], dtype=bool))
+    fits = []
+    known = _root_sign(groups_fit, normaliser_fit, y_fit, groups_val, normaliser_val, y_val)
+    for name, power in NORMALISER_POWER.items():
+        _, forward, _, inverse = POLYNOMIAL_TRANSFORMS[name]
+        if name != "identity" and known is None:  # a root's sign must be known on the rows
+            continue
+        mode = _OF_SHAPE if name == "identity" else known
+        n_fit, n_val = normaliser_fit, normaliser_val
+        if mode >= 0:
+            n_fit, n_val = n_fit * groups_fit[:, mode], n_val * groups_val[:, mode]
+        # the sign of y / N, or of y itself: y**2 = N**2 * P gives y = N * sign * sqrt(P), or
+        # sign * sqrt(N**2 * P) where N changes sign and y does not
+        signed = y_fit if mode == _OF_LABEL else y_fit * np.sign(n_fit)
+        sign = 1.0 if np.mean(signed > 0) >= 0.5 else -1.0
+        with np.errstate(all="ignore"):
+            target = forward(y_fit)
+            scale_fit = n_fit**power
+        if not (np.isfinite(target).all() and np.isfinite(scale_fit).all()):
+            continue
+        # g(y) carries the label's noise times |g'(y)|: each row is weighed by its inverse
+        weight = _noise_weights(name, y_fit)
+        target = target * weight
+        features = fit_columns * (scale_fit * weight)[:, None]
+        paths = []
+        for columns in (usable, plain):  # on noisy rows sin(alpha) + cos(alpha) ties 1 + alpha
+            forward_paths = _forward_path(features[:, columns], target, max_terms, intercept=False)
+            found = [
+                tuple(int(columns[j]) for j in support)
+                for path in forward_paths
+                for support in (path, _swapped(features[:, columns], target, path))
+            ]
+            # and backward from every column those took: a forward search's first column may
+            # be one the law does not hold, which no single swap removes
+            taken = sorted({j for support in found for j in support})
+            found += [
+                tuple(taken[j] for j in path)
+                for path in _backward_path(features[:, taken], target, max_terms, intercept=False)
+            ]
+            paths += found
+        for start in starts:
+            kept = np.flatnonzero(start)
+            paths += [
+                tuple(int(kept[j]) for j in path)
+                for path in _backward_path(features[:, kept], target, max_terms, intercept=False)
+            ]
+        scored = []
+        for support in dict.fromkeys(paths):
+            coefficients, *_ = np.linalg.lstsq(features[:, support], target, rcond=None)
+            with np.errstate(all="ignore"):
+                inner = val_columns[:, support] @ coefficients
+                if mode == _OF_LABEL:
+                    predicted = inverse(n_val**power * inner, sign)
+                else:
+                    predicted = n_val * inverse(inner, sign)
+                rmse = float(np.sqrt(np.mean((predicted - y_val) ** 2)))
+            if math.isfinite(rmse):
+                scored.append(
+                    GroupPolynomialFit(
+                        name, exponents, trig, support, coefficients, rmse, sign, mode
+                    )
+                )
+        if scored:
+            best = min(f.val_rmse for f in scored)
+            allowed = max(best * (1 + DROP_REL_TOL), noise_tie([best], len(y_val)), floor)
+            fits.append(min((f for f in scored if f.val_rmse <= allowed), key=_plainness))
+    return sorted(fits, key=lambda f: (max(f.val_rmse, floor), f.n_terms))
+
+
+def group_polynomial_expression(
+    fit: GroupPolynomialFit, group_symbols: list, normaliser: sp.Expr
+) -> sp.Expr:
+    """``fit`` as a sympy expression of ``y``: ``group_symbols`` stand for the groups (replace
+    them by their monomials to read it in the inputs) and ``normaliser`` is ``N``."""
+    if fit.root >= 0:
+        normaliser = normaliser * group_symbols[fit.root]
+    polynomial = sp.Add(
+        *(
+            sp.Float(float(c))
+            * sp.Mul(
+                *(s ** int(e) for s, e in zip(group_symbols, fit.exponents[j], strict=True) if e)
+            )
+            * (
+                _TRIG[fit.trig[j][0]][1](group_symbols[fit.trig[j][1]])
+                if fit.trig[j] is not None
+                else 1
+            )
+            for j, c in zip(fit.support, fit.coefficients, strict=True)
+        )
+    )
+    inverse = POLYNOMIAL_TRANSFORMS[fit.transform][2]
+    if fit.root == _OF_LABEL:
+        return inverse(normaliser ** NORMALISER_POWER[fit.transform] * polynomial, int(fit.sign))
+    return normaliser * inverse(polynomial, int(fit.sign))
+
+
+def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...]) -> tuple:
+    """``support`` improved by swaps: while replacing one of its columns of ``features (n,
+    m)`` by another lowers the least-squares residual of ``target (n,)`` (no intercept), the
+    best such swap is made (at most :data:`MAX_SWAPS`). Forward selection over correlated
+    columns takes a wrong one early and keeps it (``alpha**2`` and ``cos(alpha)`` for a
+    constant)."""
+
+    def residual(columns: list[int]) -> float:
+        design = features[:, columns]
+        solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+        left = target - design @ solution
+        return float(left @ left)
+
+    current = list(support)
+    best = residual(current)
+    for _ in range(MAX_SWAPS):
+        trial = None
+        for position in range(len(current)):
+            for column in range(features.shape[1]):
+                if column in current:
+                    continue
+                swapped = [*current[:position], column, *current[position + 1 :]]
+                value = residual(swapped)
+                if value < best * (1 - 1e-9):
+                    best, trial = value, swapped
+        if trial is None:
+            break
+        current = trial
+    return tuple(current)
+
+
+def _plainness(fit: GroupPolynomialFit) -> tuple:
+    """Fewest terms first, then fewest functions, then the lowest degrees: among fits that tie
+    on noisy rows, ``1 - pi**2`` rather than ``cos(pi) - pi**2/2``."""
+    return (
+        fit.n_terms,
+        sum(fit.trig[j] is not None for j in fit.support),
+        float(sum(np.abs(fit.exponents[j]).sum() for j in fit.support)),
+        fit.val_rmse,
+    )
+
+
+def _noise_weights(transform: str, y: np.ndarray) -> np.ndarray:
+    """``1 / |g'(y)|`` per row ``(n,)`` for ``transform`` ``g`` (up to a constant), from the
+    observed labels: ``1/y**2`` of a label near 0 is mostly noise, and ``y**2`` there is known
+    best. Below the tenth percentile of ``|y|`` the observed label may be noise alone: there
+    ``y**2``'s weight stops growing, and ``1/y`` and ``1/y**2`` get none (a label of pure
+    noise where the law is near 0 would pull the fit by more than every other row)."""
+    magnitude = np.abs(y)
+    small = max(float(np.percentile(magnitude, 10)), 1e-300)
+    if transform == "square":
+        return 1.0 / np.maximum(magnitude, small)
+    if transform == "reciprocal":
+        return np.where(magnitude > small, magnitude**2, 0.0)
+    if transform == "inverse-square":
+        return np.where(magnitude > small, magnitude**3, 0.0)
+    return np.ones_like(magnitude)
+
+
+def _root_sign(
+    groups_fit: np.ndarray,
+    normaliser_fit: np.ndarray,
+    y_fit: np.ndarray,
+    groups_val: np.ndarray,
+    normaliser_val: np.ndarray,
+    y_val: np.ndarray,
+) -> int | None:
+    """How a root's sign is known (see :class:`GroupPolynomialFit`'s ``root``): ``y / N``
+    keeps one sign, else ``y`` does, else ``y / (N * pi_i)`` does for the first group ``i``
+    that makes it; None when none does. "Keeps one sign" allows rows of the other sign that
+    hold at most ``1 - SIGN_AGREEMENT`` of the sum of ``|y|``: noise flips labels near 0."""
+    y = np.concatenate([y_fit, y_val])
+    shape = y * np.concatenate([np.sign(normaliser_fit), np.sign(normaliser_val)])
+    groups = np.concatenate([groups_fit, groups_val])
+    total = float(np.abs(y).sum())
+
+    def one_sign(values: np.ndarray) -> bool:
+        mass = max(float(values[values > 0].sum()), float(-values[values < 0].sum()))
+        return total > 0 and mass >= SIGN_AGREEMENT * total
+
+    if one_sign(shape):
+        return _OF_SHAPE
+    if one_sign(y):
+        return _OF_LABEL
+    return next(
+        (i for i in range(groups.shape[1]) if one_sign(shape * np.sign(groups[:, i]))), None
+    )
