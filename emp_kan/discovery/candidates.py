@@ -70,7 +70,9 @@ class Candidate:
     # "<route>-structure" is the sum of the route's pruned KAN's additive pieces, each solved
     # as a sparse sum (emp_kan.symbolic.pieces). "polynomial-<transform>" is a sparse
     # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2, "rational-<transform>" a
-    # sparse ratio of two fitted to y or y**2 (emp_kan.symbolic.polynomial).
+    # sparse ratio of two fitted to y or y**2 (emp_kan.symbolic.polynomial). With units,
+    # "units-<transform>" is N(x) times a sparse polynomial of the dimensionless groups fitted
+    # on y, y**2, 1/y or 1/y**2 (emp_kan.symbolic.group_polynomial).
     # "<route>-group-<k>" is a power law times one function of the monomial group along which
     # the route's pruned KAN's log-space gradients vary (emp_kan.symbolic.products.groups).
     name: str
@@ -87,8 +89,8 @@ class Candidate:
         edge), ``"KAN structure"`` (its pieces as sparse sums), ``"KAN power law"`` (its
         straight edges in log space), ``"KAN group"`` (a function of the monomial group its
         log-space gradients vary along), or, read from the data without the KAN, ``"product
-        search"``, ``"power law"`` (over every input), ``"polynomial fit"`` and ``"direct
-        fit"``."""
+        search"``, ``"power law"`` (over every input), ``"polynomial fit"``, ``"units"``
+        (with units, ``N(x)`` times a polynomial of the groups) and ``"direct fit"``."""
         return candidate_family(self.name, self.route.name)
 
     def to_dict(self, chosen: bool) -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""With units, N(x) times a sparse polynomial of the dimensionless groups, fitted on the label
+in its own units: the laws whose groups' label y/N is swamped by noise where N is small."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emp_kan.data.feynman_units import feynman_units
+from emp_kan.data.problems import feynman_problem, with_label_noise, with_units
+from emp_kan.discovery.config import DiscoverConfig
+from emp_kan.discovery.discover import method_runs
+from emp_kan.symbolic.group_polynomial import (
+    group_columns,
+    group_polynomial_expression,
+    group_polynomials,
+)
+from emp_kan.symbolic.recovery import is_exact_recovery
+
+
+def _halves(rng: np.random.Generator, *columns: np.ndarray, noise: float, y: np.ndarray):
+    """Fit and validation halves of the groups, N and y with noise of ``noise * std(y)``."""
+    y = y + noise * float(np.std(y)) * rng.standard_normal(len(y))
+    cut = len(y) * 3 // 4
+    return [part for c in (*columns, y) for part in (c[:cut], c[cut:])]
+
+
+def _fit(groups, normaliser, y):
+    (g_fit, g_val), (n_fit, n_val), (y_fit, y_val) = (
+        (groups[0], groups[1]),
+        (normaliser[0], normaliser[1]),
+        (y[0], y[1]),
+    )
+    return group_polynomials(g_fit, n_fit, y_fit, g_val, n_val, y_val)
+
+
+def _reads(fit, names, normaliser_symbol, expected, values: dict) -> None:
+    """``fit``'s expression equals ``expected`` at ``values`` (within 1%) and holds the same
+    symbols."""
+    symbols = [sp.Symbol(n) for n in names]
+    expr = group_polynomial_expression(fit, symbols, normaliser_symbol)
+    assert expr.free_symbols == expected.free_symbols
+    got = float(expr.subs(values))
+    want = float(expected.subs(values))
+    assert got == pytest.approx(want, rel=1e-2)
+
+
+def test_with_no_group_the_law_is_a_constant_times_the_normaliser():
+    rng = np.random.default_rng(0)
+    n = rng.uniform(-3.0, 3.0, 200)
+    data = _halves(rng, np.zeros((200, 0)), n, noise=0.01, y=-0.25 * n)
+    fits = _fit(data[0:2], data[2:4], data[4:6])
+    n_s = sp.Symbol("N")
+    for fit in fits:  # y, y**2, 1/y and 1/y**2 all read the same law
+        assert fit.n_terms == 1
+        _reads(fit, [], n_s, -0.25 * n_s, {n_s: 1.5})
+
+
+def test_rows_are_weighed_by_their_own_noise_not_their_noise_over_n():
+    """y = N * c / pi**2 with N over six decades: y/N on the small-N rows is noise alone, but
+    the fit on y reads c."""
+    rng = np.random.default_rng(1)
+    pi = rng.uniform(1.0, 5.0, 300)
+    n = 10.0 ** rng.uniform(-3.0, 3.0, 300)
+    y = n * (-0.003) / pi**2
+    data = _halves(rng, pi[:, None], n, noise=0.01, y=y)
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    pi_s, n_s = sp.Symbol("pi_1"), sp.Symbol("N")
+    _reads(best, ["pi_1"], n_s, -0.003 * n_s / pi_s**2, {pi_s: 2.0, n_s: 5.0})
+
+
+def test_a_root_takes_its_sign_from_the_group_that_carries_it():
+    """Relativistic momentum m0*v/sqrt(1 - v**2/c**2) as N = c*m0 times pi/sqrt(1 - pi**2),
+    pi = v/c of both signs: 1/y**2 is N**-2 times a polynomial once N*pi replaces N."""
+    rng = np.random.default_rng(2)
+    pi = rng.uniform(-0.8, 0.8, 300)
+    n = rng.uniform(1.0, 5.0, 300)
+    y = n * pi / np.sqrt(1 - pi**2)
+    data = _halves(rng, pi[:, None], n, noise=0.01, y=y)
+    fits = _fit(data[0:2], data[2:4], data[4:6])
+    best = fits[0]
+    assert best.transform in ("inverse-square", "square")
+    pi_s, n_s = sp.Symbol("pi_1"), sp.Symbol("N")
+    expected = n_s * pi_s / sp.sqrt(1 - pi_s**2)
+    for value in (-0.5, 0.3):
+        _reads(best, ["pi_1"], n_s, expected, {pi_s: value, n_s: 2.0})
+
+
+def test_a_root_of_a_sum_of_squares_keeps_the_labels_sign_where_n_changes_sign():
+    """A distance in a plane: y = sqrt(y2**2 * P(x1/y2, x2/y2, y1/y2)) with y2 of both signs."""
+    rng = np.random.default_rng(3)
+    x1, x2, y1, y2 = (rng.uniform(-1.0, 1.0, 400) for _ in range(4))
+    y2 = np.where(np.abs(y2) < 0.1, 0.5, y2)  # groups stay finite
+    y = np.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2)
+    groups = np.column_stack([x1 / y2, x2 / y2, y1 / y2])
+    data = _halves(rng, groups, y2, noise=0.0, y=y)
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    assert best.transform == "square"
+    assert best.val_rmse < 1e-8
+    a, b, c, n_s = sp.symbols("pi_1 pi_2 pi_3 N")
+    expected = sp.sqrt(n_s**2 * ((b - a) ** 2 + (1 - c) ** 2))
+    _reads(best, ["pi_1", "pi_2", "pi_3"], n_s, expected, {a: 0.3, b: -0.7, c: 0.2, n_s: -0.8})
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_groups=st.integers(0, 6))
+def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_groups):
+    exponents, trig = group_columns(n_groups, max_columns=300)
+    assert exponents.shape == (len(trig), n_groups)
+    assert 1 <= len(trig) <= 300
+    assert not exponents[0].any() and trig[0] is None
+    assert len({(tuple(e), t) for e, t in zip(exponents.tolist(), trig, strict=True)}) == len(trig)
+    assert all(t is None or t[0] in ("sin", "cos") for t in trig)
+
+
+@pytest.mark.parametrize("equation", [32, 99])
+def test_a_law_whose_groups_are_swamped_by_noise_is_read_in_the_labels_units(equation):
+    """Larmor's a**2*q**2/(c**3*epsilon) (no group) and the Bohr energies
+    -m*q**4/(32*pi**2*epsilon**2*hbar**2*n**2) (one group, n) at 1% label noise: a real KAN
+    run on the groups is not at the floor, and the fit on y gives the law."""
+    problem = with_label_noise(feynman_problem(equation, 300, 0), 0.01, 0)
+    problem = with_units(problem, feynman_units(equation, problem.target))
+    config = DiscoverConfig(hidden=(3,), steps=10, round_steps=3, rounds=1, compare=False)
+    runs, _ = method_runs(problem, ("emp",), replace(config, workers=1, progress=False))
+    run = runs["emp"]
+    assert run.candidate.startswith("units-")
+    assert is_exact_recovery(
+        run.formula.expression,
+        problem.truth,
+        problem.variables,
+        test_r2=run.formula.test_r2,
+        ranges=problem.ranges,
+    )
