@@ -107,6 +107,39 @@ def test_a_root_of_a_sum_of_squares_keeps_the_labels_sign_where_n_changes_sign()
     _reads(best, ["pi_1", "pi_2", "pi_3"], n_s, expected, {a: 0.3, b: -0.7, c: 0.2, n_s: -0.8})
 
 
+def test_a_ratio_of_polynomials_in_the_groups_is_read_as_one():
+    """Compton scattering E/(1 + E*(1 - cos(theta))/(m*c**2)) as N = E over 1 + (1 -
+    cos(theta))/pi with pi = m*c**2/E: a polynomial of 1/y, or a ratio of y's."""
+    rng = np.random.default_rng(4)
+    pi = rng.uniform(1.0, 5.0, 300)
+    theta = rng.uniform(0.0, 3.0, 300)
+    n = rng.uniform(1.0, 5.0, 300)
+    y = n / (1 + (1 - np.cos(theta)) / pi)
+    data = _halves(rng, np.column_stack([pi, theta]), n, noise=0.0, y=y)
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    assert best.val_rmse < 1e-8
+    p_s, t_s, n_s = sp.symbols("pi_1 theta N")
+    expected = n_s / (1 + (1 - sp.cos(t_s)) / p_s)
+    _reads(best, ["pi_1", "theta"], n_s, expected, {p_s: 2.0, t_s: 1.0, n_s: 3.0})
+
+
+def test_a_squared_sine_and_the_difference_of_two_angles_are_terms():
+    """x_1*(alpha*cos(omega*t)**2 + cos(omega*t)) and d/(1 + alpha*cos(theta_1 - theta_2))."""
+    rng = np.random.default_rng(5)
+    alpha, phase, theta_1, theta_2 = (rng.uniform(0.5, 3.0, 300) for _ in range(4))
+    n = rng.uniform(1.0, 5.0, 300)
+    cases = [
+        (np.column_stack([alpha, phase]), n * (alpha * np.cos(phase) ** 2 + np.cos(phase))),
+        (
+            np.column_stack([alpha, theta_1, theta_2]),
+            n / (1 + 0.3 * alpha * np.cos(theta_1 - theta_2)),
+        ),
+    ]
+    for groups, y in cases:
+        data = _halves(rng, groups, n, noise=0.0, y=y)
+        assert _fit(data[0:2], data[2:4], data[4:6])[0].val_rmse < 1e-8
+
+
 @settings(max_examples=25, deadline=None)
 @given(n_groups=st.integers(0, 6))
 def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_groups):
@@ -115,7 +148,7 @@ def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_grou
     assert 1 <= len(trig) <= 300
     assert not exponents[0].any() and trig[0] is None
     assert len({(tuple(e), t) for e, t in zip(exponents.tolist(), trig, strict=True)}) == len(trig)
-    assert all(t is None or t[0] in ("sin", "cos") for t in trig)
+    assert all(t is None or t[0] in ("sin", "cos", "sin2") for t in trig)
 
 
 @pytest.mark.parametrize("equation", [32, 99])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
@@ -62,19 +62,26 @@ MAX_SWAPS = 4
 # Share of the sum of |y| whose sign a root's sign must match (noise flips labels near 0).
 SIGN_AGREEMENT = 0.99
 
-_TRIG = {"sin": (np.sin, sp.sin), "cos": (np.cos, sp.cos)}
+_TRIG = {
+    "sin": (np.sin, sp.sin),
+    "cos": (np.cos, sp.cos),
+    "sin2": (lambda v: np.sin(v) ** 2, lambda v: sp.sin(v) ** 2),
+}
 
 
 @dataclass(frozen=True)
 class GroupPolynomialFit:
-    """``g(y) = N(x)**p * P(groups)``, ``P = sum_k coefficients[k] * column[support[k]]``,
-    with ``g`` the transform and ``p`` its :data:`NORMALISER_POWER`, so that ``y = N *
-    g^-1(P)``; column ``j`` is ``prod_i pi_i ** exponents[j, i]``, times
-    ``trig[j][0](pi_{trig[j][1]})`` where ``trig[j]`` is not None. ``val_rmse`` is of ``y``
-    on the validation rows. A root (of ``y**2`` and ``1/y**2``) takes the sign of ``y / N``
-    where that keeps one sign (``root`` -1); else of ``y``, as ``y = sign *
-    sqrt(N**2 * P)`` (``root`` -2, where ``N`` changes sign and ``y`` does not); else ``N``
-    is ``N * pi_root`` (also of ``y``'s units), whose ratio to ``y`` keeps one sign."""
+    """``g(y) = N(x)**p * P(groups) / (1 - R(groups))`` with ``g`` the transform and ``p`` its
+    :data:`NORMALISER_POWER`, so that ``y = N * g^-1(P / (1 - R))``; ``P = sum_k
+    coefficients[k] * column[support[k]]`` and ``R`` the same over ``denominator`` (empty: a
+    polynomial). Column ``j`` is ``prod_i pi_i ** exponents[j, i]``, times the function
+    ``trig[j]`` names where it is not None (see :func:`group_columns`). ``val_rmse`` is of
+    ``y`` on the validation rows.
+
+    A root (of ``y**2`` and ``1/y**2``) takes the sign of ``y / N`` where that keeps one sign
+    (``root`` -1); else of ``y``, as ``y = sign * sqrt(N**2 * P / (1 - R))`` (``root`` -2,
+    where ``N`` changes sign and ``y`` does not); else ``N`` is ``N * pi_root`` (also of
+    ``y``'s units), whose ratio to ``y`` keeps one sign."""
 
     transform: str
     exponents: np.ndarray  # (m, k) ints
@@ -84,20 +91,30 @@ class GroupPolynomialFit:
     val_rmse: float
     sign: float = 1.0  # of y / N, or of y or y / (N * pi_root) (see root)
     root: int = -1  # how a root's sign is known: _OF_SHAPE, _OF_LABEL or a group's index
+    denominator: tuple[int, ...] = ()
+    denominator_coefficients: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_terms(self) -> int:
-        return len(self.support)
+        return len(self.support) + len(self.denominator)
 
 
 def group_columns(n_groups: int, max_columns: int = MAX_COLUMNS) -> tuple[np.ndarray, tuple]:
     """The term set over ``n_groups`` groups: ``(exponents (m, n_groups), trig (m,))``.
 
     The constant, then every monomial with exponents -2..2 (-1..1 when those are more than
-    ``max_columns``) and absolute degree up to :data:`MAX_DEGREE`, then ``sin`` and ``cos`` of
-    each group times the monomials of the others with exponents -1..1 and absolute degree up
-    to 2, as long as the set stays within ``max_columns``. With no group, the constant alone.
+    ``max_columns``) and absolute degree up to :data:`MAX_DEGREE`; then ``sin``, ``cos`` and
+    ``sin**2`` of each group times the monomials of the others with exponents -1..1 and
+    absolute degree up to 2 (``alpha*cos(omega*t)**2``, ``sin(theta)**2``); then ``sin`` and
+    ``cos`` of the difference of two groups times the monomials of the others of absolute
+    degree up to 1 (``alpha*cos(theta_1 - theta_2)``); as long as the set
+    stays within ``max_columns``. With no group, the constant alone. ``trig[j]`` is None, or
+    ``(name, i)`` for ``name(pi_i)``, or ``(name, i, j)`` for ``name(pi_i - pi_j)``.
     """
+
+    def degree(r: tuple[int, ...]) -> tuple:
+        return (sum(abs(e) for e in r), r)
+
     rows: list[tuple[int, ...]] = []
     for powers in ((-2, -1, 0, 1, 2), (-1, 0, 1)):
         rows = [
@@ -107,22 +124,34 @@ def group_columns(n_groups: int, max_columns: int = MAX_COLUMNS) -> tuple[np.nda
         ]
         if len(rows) <= max_columns:
             break
-    rows = sorted(rows, key=lambda r: (sum(abs(e) for e in r), r))[:max_columns]
+    rows = sorted(rows, key=degree)[:max_columns]
     trig: list = [None] * len(rows)
-    for i in range(n_groups):
+    extra: list[tuple[tuple[int, ...], tuple]] = []
+    for names in (("sin", "cos"), ("sin2",)):
+        for i in range(n_groups):
+            others = [
+                r
+                for r in itertools.product((-1, 0, 1), repeat=n_groups)
+                if r[i] == 0 and sum(abs(e) for e in r) <= 2
+            ]
+            extra += [(r, (name, i)) for r in sorted(others, key=degree) for name in names]
+    for i, j in itertools.combinations(range(n_groups), 2):
         others = [
             r
             for r in itertools.product((-1, 0, 1), repeat=n_groups)
-            if r[i] == 0 and sum(abs(e) for e in r) <= 2
+            if r[i] == r[j] == 0 and sum(abs(e) for e in r) <= 1
         ]
-        for r in sorted(others, key=lambda r: (sum(abs(e) for e in r), r)):
-            for name in _TRIG:
-                if len(rows) >= max_columns:
-                    break
-                rows.append(r)
-                trig.append((name, i))
+        extra += [(r, (name, i, j)) for r in sorted(others, key=degree) for name in ("sin", "cos")]
+    for r, t in extra[: max(0, max_columns - len(rows))]:
+        rows.append(r)
+        trig.append(t)
     exponents = np.array(rows, dtype=float).reshape(len(rows), n_groups)
     return exponents, tuple(trig)
+
+
+def _argument(t: tuple, groups):
+    """The argument of a column's function: one group, or the difference of two."""
+    return groups[t[1]] if len(t) == 2 else groups[t[1]] - groups[t[2]]
 
 
 def _values(exponents: np.ndarray, trig: tuple, groups: np.ndarray) -> np.ndarray:
@@ -131,7 +160,7 @@ def _values(exponents: np.ndarray, trig: tuple, groups: np.ndarray) -> np.ndarra
         out = np.prod(groups[:, None, :] ** exponents[None, :, :], axis=2)
         for j, t in enumerate(trig):
             if t is not None:
-                out[:, j] *= _TRIG[t[0]][0](groups[:, t[1]])
+                out[:, j] *= _TRIG[t[0]][0](_argument(t, groups.T))
     return out
 
 
@@ -144,17 +173,24 @@ def group_polynomials(
     y_val: np.ndarray,
     max_terms: int = MAX_TERMS,
 ) -> list[GroupPolynomialFit]:
-    """For each transform ``g`` of ``y`` that applies, the sparse polynomial of the groups that
-    ``g(y) / N**p`` is, fitted on ``g(y)`` (see the module's docstring).
+    """For each transform ``g`` of ``y`` that applies, the sparse polynomial, or ratio, of the
+    groups that ``g(y) / N**p`` is, fitted on ``g(y)`` (see the module's docstring).
 
-    The supports searched are forward selection's (up to ``max_terms`` columns) and, where the
-    columns are fewer than a third of the fit rows, backward elimination's; each is fitted by
-    least squares on the fit rows with no intercept (a constant of ``F`` is the column ``N``)
-    and measured as ``y`` on the validation rows. The fewest terms whose validation RMSE is
-    within 5% of the best, or within what the validation rows can tell apart
-    (:func:`~emp_kan.symbolic.choice.noise_tie`), or below the floor of float rounding, wins
-    (of those, the one with the fewest functions, then the lowest degrees). Forward supports
-    are also improved by swaps, and searched among the columns without functions apart.
+    A ratio ``P / (1 - R)`` is fitted as ``g(y) = N**p * P + g(y) * R``, which is linear in
+    the coefficients of both (``(x - u*t)/sqrt(1 - u**2/c**2)``: ``y**2 = x**2 * (1 - pi_1)**2 +
+    y**2 * pi_2**2``). The supports searched are forward selection's over the polynomial's
+    columns (up to ``max_terms``), each improved by swapping single columns, and backward
+    elimination's from every column those took, all again among the columns without
+    functions; and, where the columns are fewer than a third of the fit rows, backward
+    elimination's from every polynomial column, from the monomials of absolute degree up to
+    2, and, for a ratio, from those and the functions times a monomial of degree up to 2 (1
+    where those are too many) in both ``P`` and ``R``. Each is fitted by least squares on the
+    fit rows with no intercept (a constant of ``F`` is the column ``N``) and measured as ``y``
+    on the validation rows.
+    The fewest terms whose validation RMSE is within 5% of the best, or within what the
+    validation rows can tell apart (:func:`~emp_kan.symbolic.choice.noise_tie`), or below the
+    floor of float rounding, wins; of those, the polynomial before the ratio, then the fewest
+    functions, then the lowest degrees.
 
     Parameters
     ----------
@@ -173,21 +209,29 @@ def group_polynomials(
         Most accurate on the validation rows first (below the floor, the fewest terms first).
     """
     exponents, trig = group_columns(groups_fit.shape[1])
+    m = len(trig)
     fit_columns = _values(exponents, trig, groups_fit)
     val_columns = _values(exponents, trig, groups_val)
     finite = np.isfinite(fit_columns).all(axis=0) & np.isfinite(val_columns).all(axis=0)
-    usable = np.flatnonzero(finite)
-    if not usable.size:
+    if not finite.any():
         return []
+    fit_columns = np.where(finite, fit_columns, 0.0)
     floor = noise_floor(float(np.std(y_val)))
-    # Backward elimination needs three fit rows per column: from every column where they are
-    # few enough, and from the plain monomials of absolute degree up to 2 (a forward search
-    # over many correlated columns takes wrong terms first).
-    low = np.array(
-        [t is None and np.abs(e).sum() <= 2 for e, t in zip(exponents, trig, strict=True)]
-    )
-    starts = [s for s in (finite, finite & low) if 0 < s.sum() <= len(y_fit) // 3]
-    plain = np.flatnonzero(finite & np.array([t is None for t in trig], dtype=bool))
+    plain = finite & np.array([t is None for t in trig], dtype=bool)
+    column_sets = [np.flatnonzero(keep) for keep in (finite, plain)]
+    # Backward elimination from many columns needs three fit rows per column: from every
+    # polynomial column where they are few enough, from the plain monomials of absolute
+    # degree up to 2, and for a ratio from those and the functions times degree up to 1 in
+    # both P (columns 0..m-1) and R (m..2m-1; never the constant: R = 1 fits anything).
+    degrees = np.abs(exponents).sum(axis=1)
+    low = plain & (degrees <= 2)
+    starts = [np.flatnonzero(k) for k in (finite, low) if 0 < k.sum() <= len(y_fit) // 3]
+    for most in (2, 1):
+        small = low | (finite & ~plain & (degrees <= most))
+        ratio = np.flatnonzero(np.concatenate([small, small & (np.arange(m) > 0)]))
+        if len(ratio) <= len(y_fit) // 3:
+            starts.append(ratio)
+            break
     fits = []
     known = _root_sign(groups_fit, normaliser_fit, y_fit, groups_val, normaliser_val, y_val)
     for name, power in NORMALISER_POWER.items():
@@ -209,10 +253,13 @@ def group_polynomials(
             continue
         # g(y) carries the label's noise times |g'(y)|: each row is weighed by its inverse
         weight = _noise_weights(name, y_fit)
+        features = np.concatenate(
+            [fit_columns * (scale_fit * weight)[:, None], fit_columns * (target * weight)[:, None]],
+            axis=1,
+        )
         target = target * weight
-        features = fit_columns * (scale_fit * weight)[:, None]
         paths = []
-        for columns in (usable, plain):  # on noisy rows sin(alpha) + cos(alpha) ties 1 + alpha
+        for columns in column_sets:  # on noisy rows sin(alpha) + cos(alpha) ties 1 + alpha
             forward_paths = _forward_path(features[:, columns], target, max_terms, intercept=False)
             found = [
                 tuple(int(columns[j]) for j in support)
@@ -227,17 +274,23 @@ def group_polynomials(
                 for path in _backward_path(features[:, taken], target, max_terms, intercept=False)
             ]
             paths += found
-        for start in starts:
-            kept = np.flatnonzero(start)
+        for kept in starts:
             paths += [
                 tuple(int(kept[j]) for j in path)
                 for path in _backward_path(features[:, kept], target, max_terms, intercept=False)
             ]
         scored = []
-        for support in dict.fromkeys(paths):
+        for support in dict.fromkeys(tuple(sorted(p)) for p in paths):
+            numerator = tuple(j for j in support if j < m)
+            denominator = tuple(j - m for j in support if j >= m)
+            if not numerator:
+                continue
             coefficients, *_ = np.linalg.lstsq(features[:, support], target, rcond=None)
+            c_num, c_den = coefficients[: len(numerator)], coefficients[len(numerator) :]
             with np.errstate(all="ignore"):
-                inner = val_columns[:, support] @ coefficients
+                inner = (val_columns[:, numerator] @ c_num) / (
+                    1.0 - val_columns[:, denominator] @ c_den
+                )
                 if mode == _OF_LABEL:
                     predicted = inverse(n_val**power * inner, sign)
                 else:
@@ -246,7 +299,16 @@ def group_polynomials(
             if math.isfinite(rmse):
                 scored.append(
                     GroupPolynomialFit(
-                        name, exponents, trig, support, coefficients, rmse, sign, mode
+                        name,
+                        exponents,
+                        trig,
+                        numerator,
+                        c_num,
+                        rmse,
+                        sign,
+                        mode,
+                        denominator,
+                        c_den,
                     )
                 )
         if scored:
@@ -263,24 +325,28 @@ def group_polynomial_expression(
     them by their monomials to read it in the inputs) and ``normaliser`` is ``N``."""
     if fit.root >= 0:
         normaliser = normaliser * group_symbols[fit.root]
-    polynomial = sp.Add(
-        *(
-            sp.Float(float(c))
-            * sp.Mul(
-                *(s ** int(e) for s, e in zip(group_symbols, fit.exponents[j], strict=True) if e)
-            )
-            * (
-                _TRIG[fit.trig[j][0]][1](group_symbols[fit.trig[j][1]])
-                if fit.trig[j] is not None
-                else 1
-            )
-            for j, c in zip(fit.support, fit.coefficients, strict=True)
+
+    def column(j: int) -> sp.Expr:
+        term = sp.Mul(
+            *(s ** int(e) for s, e in zip(group_symbols, fit.exponents[j], strict=True) if e)
         )
-    )
+        t = fit.trig[j]
+        if t is not None:
+            term *= _TRIG[t[0]][1](_argument(t, group_symbols))
+        return term
+
+    def combination(columns: tuple[int, ...], coefficients: np.ndarray) -> sp.Expr:
+        return sp.Add(
+            *(sp.Float(float(c)) * column(j) for j, c in zip(columns, coefficients, strict=True))
+        )
+
+    ratio = combination(fit.support, fit.coefficients)
+    if fit.denominator:
+        ratio = ratio / (1 - combination(fit.denominator, fit.denominator_coefficients))
     inverse = POLYNOMIAL_TRANSFORMS[fit.transform][2]
     if fit.root == _OF_LABEL:
-        return inverse(normaliser ** NORMALISER_POWER[fit.transform] * polynomial, int(fit.sign))
-    return normaliser * inverse(polynomial, int(fit.sign))
+        return inverse(normaliser ** NORMALISER_POWER[fit.transform] * ratio, int(fit.sign))
+    return normaliser * inverse(ratio, int(fit.sign))
 
 
 def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...]) -> tuple:
@@ -288,26 +354,35 @@ def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...])
     m)`` by another lowers the least-squares residual of ``target (n,)`` (no intercept), the
     best such swap is made (at most :data:`MAX_SWAPS`). Forward selection over correlated
     columns takes a wrong one early and keeps it (``alpha**2`` and ``cos(alpha)`` for a
-    constant)."""
-
-    def residual(columns: list[int]) -> float:
-        design = features[:, columns]
-        solution, *_ = np.linalg.lstsq(design, target, rcond=None)
-        left = target - design @ solution
-        return float(left @ left)
-
+    constant). Each position's best replacement is read off the residual and the columns
+    projected away from the rest of the support."""
+    scale = np.linalg.norm(features, axis=0)
     current = list(support)
-    best = residual(current)
+
+    def projected(rest: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        if not rest:
+            return target, features
+        q, _ = np.linalg.qr(features[:, rest])
+        return target - q @ (q.T @ target), features - q @ (q.T @ features)
+
+    residual, _ = projected(current)
+    best = float(residual @ residual)
     for _ in range(MAX_SWAPS):
         trial = None
         for position in range(len(current)):
-            for column in range(features.shape[1]):
-                if column in current:
-                    continue
-                swapped = [*current[:position], column, *current[position + 1 :]]
-                value = residual(swapped)
-                if value < best * (1 - 1e-9):
-                    best, trial = value, swapped
+            rest = current[:position] + current[position + 1 :]
+            left, columns = projected(rest)
+            norms = (columns * columns).sum(axis=0)
+            # a column (nearly) in the span of the rest adds nothing but ill-conditioning
+            usable = norms > 1e-16 * np.maximum(scale**2, 1e-300)
+            usable[current] = False
+            if not usable.any():
+                continue
+            gains = np.where(usable, (left @ columns) ** 2 / np.where(usable, norms, 1.0), -1.0)
+            column = int(np.argmax(gains))
+            value = float(left @ left) - float(gains[column])
+            if value < best * (1 - 1e-9):
+                best, trial = value, [*rest[:position], column, *rest[position:]]
         if trial is None:
             break
         current = trial
@@ -315,12 +390,15 @@ def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...])
 
 
 def _plainness(fit: GroupPolynomialFit) -> tuple:
-    """Fewest terms first, then fewest functions, then the lowest degrees: among fits that tie
-    on noisy rows, ``1 - pi**2`` rather than ``cos(pi) - pi**2/2``."""
+    """Fewest terms first, then a polynomial before a ratio, then fewest functions, then the
+    lowest degrees: among fits that tie on noisy rows, ``1 - pi**2`` rather than ``cos(pi) -
+    pi**2/2``."""
+    columns = fit.support + fit.denominator
     return (
         fit.n_terms,
-        sum(fit.trig[j] is not None for j in fit.support),
-        float(sum(np.abs(fit.exponents[j]).sum() for j in fit.support)),
+        len(fit.denominator),
+        sum(fit.trig[j] is not None for j in columns),
+        float(sum(np.abs(fit.exponents[j]).sum() for j in columns)),
         fit.val_rmse,
     )
 
