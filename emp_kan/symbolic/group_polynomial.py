@@ -53,6 +53,9 @@ MAX_DEGREE = 4
 # Most terms of a polynomial (a squared distance in three groups has six).
 MAX_TERMS = 6
 
+# Most supports of one shape that _small_ratios tries.
+MAX_RATIO_SUPPORTS = 200_000
+
 # How a root's sign is known (GroupPolynomialFit.root; a group's index otherwise).
 _OF_SHAPE, _OF_LABEL = -1, -2
 
@@ -232,6 +235,10 @@ def group_polynomials(
         if len(ratio) <= len(y_fit) // 3:
             starts.append(ratio)
             break
+    # the small ratios' columns: no squared sines, functions times degree up to 1
+    tiny = low | (
+        finite & ~plain & (degrees <= 1) & np.array([t is None or t[0] != "sin2" for t in trig])
+    )
     fits = []
     known = _root_sign(groups_fit, normaliser_fit, y_fit, groups_val, normaliser_val, y_val)
     for name, power in NORMALISER_POWER.items():
@@ -274,6 +281,7 @@ def group_polynomials(
                 for path in _backward_path(features[:, taken], target, max_terms, intercept=False)
             ]
             paths += found
+        paths += _small_ratios(features, target, np.flatnonzero(tiny), m)
         for kept in starts:
             paths += [
                 tuple(int(kept[j]) for j in path)
@@ -387,6 +395,55 @@ def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...])
             break
         current = trial
     return tuple(current)
+
+
+def _small_ratios(
+    features: np.ndarray, target: np.ndarray, columns: np.ndarray, m: int, keep: int = 3
+) -> list[tuple[int, ...]]:
+    """The ``keep`` best supports of each small ratio shape (one or two columns of ``P``,
+    one or two of ``R``; ``features (n, 2m)`` holds ``P``'s columns then ``R``'s) among
+    ``columns`` (indices below ``m``), by their least-squares residual of ``target (n,)``;
+    shapes with more than :data:`MAX_RATIO_SUPPORTS` supports are skipped.
+
+    A forward search takes ``R``'s columns first (``y * pi`` is much like ``y`` itself), and
+    backward elimination from many columns on noisy rows drops the ratio's few; the supports
+    of a small ratio are few enough to try all: ``(m1*r1 + m2*r2)/(m1 + m2)`` is ``r2 * (1 +
+    pi_1*pi_2) / (1 + pi_1)``."""
+    numerators = [int(j) for j in columns]
+    denominators = [int(j) + m for j in columns if j > 0]
+    chosen = np.array(numerators + denominators)
+    unit = features[:, chosen]
+    norms = np.linalg.norm(unit, axis=0)
+    unit = unit / np.where(norms > 0, norms, 1.0)
+    gram, right = unit.T @ unit, unit.T @ target
+    out: list[tuple[int, ...]] = []
+    for p_size, r_size in ((1, 1), (2, 1), (1, 2), (2, 2)):
+        count = math.comb(len(numerators), p_size) * math.comb(len(denominators), r_size)
+        if not count or count > MAX_RATIO_SUPPORTS:
+            continue
+        p_rows = np.array(list(itertools.combinations(range(len(numerators)), p_size)))
+        r_rows = np.array(list(itertools.combinations(range(len(denominators)), r_size)))
+        r_rows = r_rows + len(numerators)  # R's columns follow P's in ``chosen``
+        supports = np.concatenate(
+            [
+                np.repeat(p_rows, len(r_rows), axis=0),
+                np.tile(r_rows, (len(p_rows), 1)),
+            ],
+            axis=1,
+        )
+        blocks = gram[supports[:, :, None], supports[:, None, :]]
+        # a determinant near 0 is a nearly collinear support, which fits anything
+        usable = np.linalg.det(blocks) > 1e-8
+        if not usable.any():
+            continue
+        supports, blocks = supports[usable], blocks[usable]
+        rights = right[supports]
+        explained = np.einsum(
+            "ki,ki->k", rights, np.linalg.solve(blocks, rights[:, :, None])[..., 0]
+        )
+        for k in np.argsort(-explained)[:keep]:
+            out.append(tuple(int(chosen[j]) for j in supports[k]))
+    return out
 
 
 def _plainness(fit: GroupPolynomialFit) -> tuple:
