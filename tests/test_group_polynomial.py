@@ -123,6 +123,20 @@ def test_a_ratio_of_polynomials_in_the_groups_is_read_as_one():
     _reads(best, ["pi_1", "theta"], n_s, expected, {p_s: 2.0, t_s: 1.0, n_s: 3.0})
 
 
+def test_a_small_ratio_is_found_on_noisy_rows():
+    """The centre of mass (m1*r1 + m2*r2)/(m1 + m2) at 1% noise: r2 * (1 + pi_1*pi_2) / (1 +
+    pi_1) with pi_1 = m1/m2 and pi_2 = r1/r2, three terms."""
+    rng = np.random.default_rng(6)
+    m1, m2, r1, r2 = (rng.uniform(1.0, 5.0, 300) for _ in range(4))
+    y = (m1 * r1 + m2 * r2) / (m1 + m2)
+    data = _halves(rng, np.column_stack([m1 / m2, r1 / r2]), r2, noise=0.01, y=y)
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    assert best.n_terms == 3
+    a, b, n_s = sp.symbols("pi_1 pi_2 N")
+    expected = n_s * (1 + a * b) / (1 + a)
+    _reads(best, ["pi_1", "pi_2"], n_s, expected, {a: 0.7, b: 2.0, n_s: 3.0})
+
+
 def test_a_squared_sine_and_the_difference_of_two_angles_are_terms():
     """x_1*(alpha*cos(omega*t)**2 + cos(omega*t)) and d/(1 + alpha*cos(theta_1 - theta_2))."""
     rng = np.random.default_rng(5)
@@ -140,6 +154,21 @@ def test_a_squared_sine_and_the_difference_of_two_angles_are_terms():
         assert _fit(data[0:2], data[2:4], data[4:6])[0].val_rmse < 1e-8
 
 
+def test_a_law_of_exp_of_a_polynomial_is_read_through_log_y():
+    """A Gaussian exp(-theta**2/2)/sqrt(2*pi) at 1% noise: log|y| - log|N| is a polynomial,
+    weighed by |y| (the rows near 0 are noise)."""
+    rng = np.random.default_rng(7)
+    theta = rng.uniform(-3.0, 3.0, 300)
+    y = np.exp(-(theta**2) / 2) / np.sqrt(2 * np.pi)
+    data = _halves(rng, theta[:, None], np.ones(300), noise=0.01, y=y)
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    assert best.transform == "log" and best.n_terms == 2
+    t_s, n_s = sp.symbols("theta N")
+    expected = n_s * sp.exp(-(t_s**2) / 2) / sp.sqrt(2 * sp.pi)
+    for value in (0.0, 1.5):
+        _reads(best, ["theta"], n_s, expected, {t_s: value, n_s: 1.0})
+
+
 @settings(max_examples=25, deadline=None)
 @given(n_groups=st.integers(0, 6))
 def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_groups):
@@ -148,7 +177,7 @@ def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_grou
     assert 1 <= len(trig) <= 300
     assert not exponents[0].any() and trig[0] is None
     assert len({(tuple(e), t) for e, t in zip(exponents.tolist(), trig, strict=True)}) == len(trig)
-    assert all(t is None or t[0] in ("sin", "cos", "sin2") for t in trig)
+    assert all(t is None or t[0] in ("sin", "cos", "sin2", "exp", "tanh") for t in trig)
 
 
 @pytest.mark.parametrize("equation", [32, 99])

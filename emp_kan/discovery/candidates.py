@@ -328,7 +328,7 @@ def _units_formulas(
     """With units, ``N(x)`` times a sparse polynomial of the dimensionless groups, fitted on
     ``y`` (or ``y**2``, ``1/y``, ``1/y**2``) in its own units
     (:func:`~emp_kan.symbolic.group_polynomial.group_polynomials`), its constants refitted
-    jointly and snapped; keyed ``"units-<transform>"``, the best two. With no group it is
+    jointly and snapped; keyed ``"units-<transform>"``, the best three. With no group it is
     ``C * N(x)``, the law by the pi theorem. Nothing without units, or where no product of
     the inputs has the label's units."""
     if not problem.units:
@@ -349,7 +349,7 @@ def _units_formulas(
     return found
 
 
-def _units_expressions(variables: list, groups: Groups, rows: Split, top: int = 2) -> dict:
+def _units_expressions(variables: list, groups: Groups, rows: Split, top: int = 3) -> dict:
     """:func:`_units_formulas`' expressions, finished, by name."""
     x_fit = rows.fit["train_input"].double().numpy()
     y_fit = rows.fit["train_label"].double().numpy()[:, 0]

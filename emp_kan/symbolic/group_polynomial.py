@@ -1,20 +1,20 @@
-"""Sparse polynomials of dimensionless groups, fitted on the label in its own units.
+"""Sparse polynomials and ratios of dimensionless groups, fitted on the label in its own units.
 
 With units, a law is ``y = N(x) * F(pi(x))`` (:mod:`emp_kan.data.groups`). The KAN learns
 ``F`` from ``y / N``, whose noise is the label's divided by ``|N|``: rows where ``N`` is small
 carry the most, and at 1% label noise they swamp the law (eq. 99 of the Feynman list, ``-m*q**4
 /(32*pi**2*epsilon**2*hbar**2*n**2)``). Here ``F`` is sought among sparse Laurent polynomials of
-the groups, some terms times ``sin`` or ``cos`` of one group, fitted on ``y`` itself: ``y =
-sum_k c_k * N(x) * m_k(pi(x))`` is linear in the ``c_k``, so least squares on ``y`` weighs every
-row by the noise it really has. Through the transforms of
+the groups, some terms times a function of one group (:func:`group_columns`), fitted on ``y``
+itself: ``y = sum_k c_k * N(x) * m_k(pi(x))`` is linear in the ``c_k``, so least squares on
+``y`` weighs every row by the noise it really has. Through the transforms of
 :data:`~emp_kan.symbolic.polynomial.POLYNOMIAL_TRANSFORMS`, ``y**2``, ``1/y`` and ``1/y**2``
 are ``N**2``, ``1/N`` and ``1/N**2`` times such a polynomial (``m0*v/sqrt(1 - v**2/c**2)`` is
-``1/y**2 = (1/(m0*v)**2) * (1 - 1/pi**2)`` with ``pi = c/v``). With no group at all, ``F`` is
-a constant and the law is ``C * N(x)``. Every formula found this way is dimensionally
-homogeneous.
+``1/y**2 = (1/(m0*v)**2) * (1 - 1/pi**2)`` with ``pi = c/v``), ``log|y|`` is ``log|N|`` plus
+one (a Gaussian), and a ratio ``P / (1 - R)`` of two is linear in both once multiplied out.
+With no group at all, ``F`` is a constant and the law is ``C * N(x)``. Every formula found
+this way is dimensionally homogeneous.
 
-The maths here is pure: arrays in, :class:`GroupPolynomialFit` out.
-"""
+The maths here is pure: arrays in, :class:`GroupPolynomialFit` out."""
 
 from __future__ import annotations
 
@@ -40,8 +40,12 @@ __all__ = [
     "group_polynomials",
 ]
 
-# The power of N(x) each transform of y carries: g(y) = N**power * F'(groups).
-NORMALISER_POWER = {"identity": 1, "square": 2, "reciprocal": -1, "inverse-square": -2}
+# The power of N(x) each transform of y carries: g(y) = N**power * F'(groups); "log" is
+# log|y| = log|N| + P(groups), the law N * exp(P).
+NORMALISER_POWER = {"identity": 1, "square": 2, "reciprocal": -1, "inverse-square": -2, "log": 0}
+
+# The transforms with a root, whose sign must be known on the rows (see _root_sign), and log.
+_SIGNED = ("square", "inverse-square", "log")
 
 # Most columns of the term set (monomials of the groups, and sin/cos of one group times
 # monomials of the others).
@@ -65,10 +69,12 @@ MAX_SWAPS = 4
 # Share of the sum of |y| whose sign a root's sign must match (noise flips labels near 0).
 SIGN_AGREEMENT = 0.99
 
-_TRIG = {
+_FUNCTIONS = {
     "sin": (np.sin, sp.sin),
     "cos": (np.cos, sp.cos),
     "sin2": (lambda v: np.sin(v) ** 2, lambda v: sp.sin(v) ** 2),
+    "exp": (np.exp, sp.exp),
+    "tanh": (np.tanh, sp.tanh),
 }
 
 
@@ -130,7 +136,7 @@ def group_columns(n_groups: int, max_columns: int = MAX_COLUMNS) -> tuple[np.nda
     rows = sorted(rows, key=degree)[:max_columns]
     trig: list = [None] * len(rows)
     extra: list[tuple[tuple[int, ...], tuple]] = []
-    for names in (("sin", "cos"), ("sin2",)):
+    for names in (("sin", "cos"), ("sin2", "exp", "tanh")):
         for i in range(n_groups):
             others = [
                 r
@@ -163,7 +169,7 @@ def _values(exponents: np.ndarray, trig: tuple, groups: np.ndarray) -> np.ndarra
         out = np.prod(groups[:, None, :] ** exponents[None, :, :], axis=2)
         for j, t in enumerate(trig):
             if t is not None:
-                out[:, j] *= _TRIG[t[0]][0](_argument(t, groups.T))
+                out[:, j] *= _FUNCTIONS[t[0]][0](_argument(t, groups.T))
     return out
 
 
@@ -209,7 +215,8 @@ def group_polynomials(
     Returns
     -------
     list of GroupPolynomialFit
-        Most accurate on the validation rows first (below the floor, the fewest terms first).
+        One per transform: those within the tie of the most accurate first, plainest first
+        (see the order above), then the others by validation RMSE.
     """
     exponents, trig = group_columns(groups_fit.shape[1])
     m = len(trig)
@@ -242,10 +249,10 @@ def group_polynomials(
     fits = []
     known = _root_sign(groups_fit, normaliser_fit, y_fit, groups_val, normaliser_val, y_val)
     for name, power in NORMALISER_POWER.items():
-        _, forward, _, inverse = POLYNOMIAL_TRANSFORMS[name]
-        if name != "identity" and known is None:  # a root's sign must be known on the rows
+        forward, inverse = _transform(name)
+        if name in _SIGNED and known is None:  # a root's sign must be known on the rows
             continue
-        mode = _OF_SHAPE if name == "identity" else known
+        mode = known if name in _SIGNED else _OF_SHAPE
         n_fit, n_val = normaliser_fit, normaliser_val
         if mode >= 0:
             n_fit, n_val = n_fit * groups_fit[:, mode], n_val * groups_val[:, mode]
@@ -256,10 +263,13 @@ def group_polynomials(
         with np.errstate(all="ignore"):
             target = forward(y_fit)
             scale_fit = n_fit**power
+            if name == "log":  # log|y| - log|N| = P: the normaliser leaves the columns alone
+                target = target - np.log(np.abs(n_fit))
+        weight = _noise_weights(name, y_fit)
+        target = np.where(weight > 0, target, 0.0)  # log|y| of a label of 0 has no weight
         if not (np.isfinite(target).all() and np.isfinite(scale_fit).all()):
             continue
         # g(y) carries the label's noise times |g'(y)|: each row is weighed by its inverse
-        weight = _noise_weights(name, y_fit)
         features = np.concatenate(
             [fit_columns * (scale_fit * weight)[:, None], fit_columns * (target * weight)[:, None]],
             axis=1,
@@ -291,7 +301,7 @@ def group_polynomials(
         for support in dict.fromkeys(tuple(sorted(p)) for p in paths):
             numerator = tuple(j for j in support if j < m)
             denominator = tuple(j - m for j in support if j >= m)
-            if not numerator:
+            if not numerator or (denominator and name == "log"):  # exp(P) of a ratio: no
                 continue
             coefficients, *_ = np.linalg.lstsq(features[:, support], target, rcond=None)
             c_num, c_den = coefficients[: len(numerator)], coefficients[len(numerator) :]
@@ -299,7 +309,9 @@ def group_polynomials(
                 inner = (val_columns[:, numerator] @ c_num) / (
                     1.0 - val_columns[:, denominator] @ c_den
                 )
-                if mode == _OF_LABEL:
+                if mode == _OF_LABEL and name == "log":
+                    predicted = np.abs(n_val) * inverse(inner, sign)
+                elif mode == _OF_LABEL:
                     predicted = inverse(n_val**power * inner, sign)
                 else:
                     predicted = n_val * inverse(inner, sign)
@@ -323,7 +335,12 @@ def group_polynomials(
             best = min(f.val_rmse for f in scored)
             allowed = max(best * (1 + DROP_REL_TOL), noise_tie([best], len(y_val)), floor)
             fits.append(min((f for f in scored if f.val_rmse <= allowed), key=_plainness))
-    return sorted(fits, key=lambda f: (max(f.val_rmse, floor), f.n_terms))
+    if not fits:
+        return []
+    # across transforms too, the rows cannot tell apart fits within the tie of the best
+    best = min(f.val_rmse for f in fits)
+    allowed = max(best * (1 + DROP_REL_TOL), noise_tie([best], len(y_val)), floor)
+    return sorted(fits, key=lambda f: (f.val_rmse > allowed, _plainness(f)))
 
 
 def group_polynomial_expression(
@@ -340,7 +357,7 @@ def group_polynomial_expression(
         )
         t = fit.trig[j]
         if t is not None:
-            term *= _TRIG[t[0]][1](_argument(t, group_symbols))
+            term *= _FUNCTIONS[t[0]][1](_argument(t, group_symbols))
         return term
 
     def combination(columns: tuple[int, ...], coefficients: np.ndarray) -> sp.Expr:
@@ -351,7 +368,12 @@ def group_polynomial_expression(
     ratio = combination(fit.support, fit.coefficients)
     if fit.denominator:
         ratio = ratio / (1 - combination(fit.denominator, fit.denominator_coefficients))
-    inverse = POLYNOMIAL_TRANSFORMS[fit.transform][2]
+    if fit.transform == "log":
+        inverse = lambda u, sign: sign * sp.exp(u)  # noqa: E731
+    else:
+        inverse = POLYNOMIAL_TRANSFORMS[fit.transform][2]
+    if fit.root == _OF_LABEL and fit.transform == "log":
+        return sp.Abs(normaliser) * inverse(ratio, int(fit.sign))
     if fit.root == _OF_LABEL:
         return inverse(normaliser ** NORMALISER_POWER[fit.transform] * ratio, int(fit.sign))
     return normaliser * inverse(ratio, int(fit.sign))
@@ -398,7 +420,7 @@ def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...])
 
 
 def _small_ratios(
-    features: np.ndarray, target: np.ndarray, columns: np.ndarray, m: int, keep: int = 3
+    features: np.ndarray, target: np.ndarray, columns: np.ndarray, m: int, keep: int = 8
 ) -> list[tuple[int, ...]]:
     """The ``keep`` best supports of each small ratio shape (one or two columns of ``P``,
     one or two of ``R``; ``features (n, 2m)`` holds ``P``'s columns then ``R``'s) among
@@ -447,17 +469,27 @@ def _small_ratios(
 
 
 def _plainness(fit: GroupPolynomialFit) -> tuple:
-    """Fewest terms first, then a polynomial before a ratio, then fewest functions, then the
-    lowest degrees: among fits that tie on noisy rows, ``1 - pi**2`` rather than ``cos(pi) -
-    pi**2/2``."""
+    """Fewest terms first, then a polynomial before a ratio, then ``y`` before its transforms
+    (in :data:`NORMALISER_POWER`'s order), then fewest functions, then the lowest degrees:
+    among fits that tie on noisy rows, ``1 - pi**2`` rather than ``cos(pi) - pi**2/2``."""
     columns = fit.support + fit.denominator
     return (
         fit.n_terms,
         len(fit.denominator),
+        list(NORMALISER_POWER).index(fit.transform),
         sum(fit.trig[j] is not None for j in columns),
         float(sum(np.abs(fit.exponents[j]).sum() for j in columns)),
         fit.val_rmse,
     )
+
+
+def _transform(name: str):
+    """``(forward, inverse)`` of transform ``name`` on numpy arrays: ``g(y)`` and ``y`` from
+    ``g``'s values and the sign (see :data:`NORMALISER_POWER`)."""
+    if name == "log":
+        return (lambda y: np.log(np.abs(y))), (lambda t, sign: sign * np.exp(t))
+    _, forward, _, inverse = POLYNOMIAL_TRANSFORMS[name]
+    return forward, inverse
 
 
 def _noise_weights(transform: str, y: np.ndarray) -> np.ndarray:
@@ -474,6 +506,8 @@ def _noise_weights(transform: str, y: np.ndarray) -> np.ndarray:
         return np.where(magnitude > small, magnitude**2, 0.0)
     if transform == "inverse-square":
         return np.where(magnitude > small, magnitude**3, 0.0)
+    if transform == "log":
+        return np.where(magnitude > small, magnitude, 0.0)
     return np.ones_like(magnitude)
 
 
