@@ -291,7 +291,7 @@ def group_polynomials(
                 for path in _backward_path(features[:, taken], target, max_terms, intercept=False)
             ]
             paths += found
-        paths += _small_ratios(features, target, np.flatnonzero(tiny), m)
+        paths += _small_ratios(features, target, np.flatnonzero(tiny), np.flatnonzero(low), m)
         for kept in starts:
             paths += [
                 tuple(int(kept[j]) for j in path)
@@ -420,38 +420,46 @@ def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...])
 
 
 def _small_ratios(
-    features: np.ndarray, target: np.ndarray, columns: np.ndarray, m: int, keep: int = 8
+    features: np.ndarray,
+    target: np.ndarray,
+    columns: np.ndarray,
+    plain: np.ndarray,
+    m: int,
+    keep: int = 8,
 ) -> list[tuple[int, ...]]:
-    """The ``keep`` best supports of each small ratio shape (one or two columns of ``P``,
-    one or two of ``R``; ``features (n, 2m)`` holds ``P``'s columns then ``R``'s) among
-    ``columns`` (indices below ``m``), by their least-squares residual of ``target (n,)``;
-    shapes with more than :data:`MAX_RATIO_SUPPORTS` supports are skipped.
+    """The ``keep`` best supports of each small ratio shape, by their least-squares residual
+    of ``target (n,)``: one column of ``P`` over one of ``R``, both among ``columns``; two of
+    ``P`` among ``plain`` over one of ``R`` among ``columns``; one over two; two over two
+    (``features (n, 2m)`` holds ``P``'s columns then ``R``'s; ``columns`` and ``plain`` are
+    indices below ``m``). A shape with more than :data:`MAX_RATIO_SUPPORTS` supports is
+    skipped.
 
     A forward search takes ``R``'s columns first (``y * pi`` is much like ``y`` itself), and
     backward elimination from many columns on noisy rows drops the ratio's few; the supports
     of a small ratio are few enough to try all: ``(m1*r1 + m2*r2)/(m1 + m2)`` is ``r2 * (1 +
-    pi_1*pi_2) / (1 + pi_1)``."""
-    numerators = [int(j) for j in columns]
-    denominators = [int(j) + m for j in columns if j > 0]
-    chosen = np.array(numerators + denominators)
+    pi_1*pi_2) / (1 + pi_1)``, and ``d*(1 - alpha**2)/(1 + alpha*cos(theta_1 - theta_2))``
+    two monomials over one term with a function."""
+    pool = sorted({int(j) for j in (*columns, *plain)})
+    chosen = np.array(pool + [j + m for j in pool if j > 0])
+    position = {int(j): k for k, j in enumerate(chosen)}
     unit = features[:, chosen]
     norms = np.linalg.norm(unit, axis=0)
     unit = unit / np.where(norms > 0, norms, 1.0)
     gram, right = unit.T @ unit, unit.T @ target
+    wide_p = [position[int(j)] for j in columns]
+    wide_r = [position[int(j) + m] for j in columns if j > 0]
+    plain_p = [position[int(j)] for j in plain]
+    plain_r = [position[int(j) + m] for j in plain if j > 0]
+    shapes = ((wide_p, 1, wide_r, 1), (plain_p, 2, wide_r, 1), (wide_p, 1, plain_r, 2))
     out: list[tuple[int, ...]] = []
-    for p_size, r_size in ((1, 1), (2, 1), (1, 2), (2, 2)):
-        count = math.comb(len(numerators), p_size) * math.comb(len(denominators), r_size)
+    for p_pool, p_size, r_pool, r_size in (*shapes, (plain_p, 2, plain_r, 2)):
+        count = math.comb(len(p_pool), p_size) * math.comb(len(r_pool), r_size)
         if not count or count > MAX_RATIO_SUPPORTS:
             continue
-        p_rows = np.array(list(itertools.combinations(range(len(numerators)), p_size)))
-        r_rows = np.array(list(itertools.combinations(range(len(denominators)), r_size)))
-        r_rows = r_rows + len(numerators)  # R's columns follow P's in ``chosen``
+        p_rows = np.array(list(itertools.combinations(p_pool, p_size)))
+        r_rows = np.array(list(itertools.combinations(r_pool, r_size)))
         supports = np.concatenate(
-            [
-                np.repeat(p_rows, len(r_rows), axis=0),
-                np.tile(r_rows, (len(p_rows), 1)),
-            ],
-            axis=1,
+            [np.repeat(p_rows, len(r_rows), axis=0), np.tile(r_rows, (len(p_rows), 1))], axis=1
         )
         blocks = gram[supports[:, :, None], supports[:, None, :]]
         # a determinant near 0 is a nearly collinear support, which fits anything

@@ -420,7 +420,8 @@ def _backward_path(
             break
         residual = goal - design @ solution
         noise = max(float(np.sqrt(residual @ residual / n)), 1e-300)
-        t = np.abs(solution) / np.maximum(spread * noise, 1e-300)
+        with np.errstate(over="ignore"):  # a column with no error bar: t is inf, it stays
+            t = np.abs(solution) / np.maximum(spread * noise, 1e-300)
         if len(support) <= max_terms:
             path.append(tuple(support))
         drop = max(1, len(support) // 10) if len(support) > 4 * max_terms else 1
