@@ -357,6 +357,42 @@ def chosen_run(
     )
 
 
+def _chosen_in_label_units(
+    front: list[dict[str, Any]],
+    formulas: list[SymbolicFormula | None],
+    chosen: int,
+    validation: dict[str, Any],
+    config: DiscoverConfig,
+) -> int:
+    """The candidate chosen again by the choice's rule on the validation rows of ``y``, among
+    those of the chosen one's route (whose pruned KAN the run keeps), for a run found on
+    dimensionless groups: there each row's error was divided by ``|N(x)|``, and on noisy
+    labels the rows with small ``N`` made the choice (Kepler's third law at 1% noise chose
+    ``6*sqrt(d**3/(G*m_2*(m_1/m_2 + 8/9)))`` over the law, whose error on ``y`` is a quarter
+    of it). A candidate the first choice kept out as flat stays out."""
+    route = front[chosen]["route"]
+    among = [
+        k
+        for k, entry in enumerate(front)
+        if entry["route"] == route
+        and formulas[k] is not None
+        and entry.get("val_rmse") is not None
+        and not entry.get("flat")
+    ]
+    if chosen not in among or len(among) < 2:
+        return chosen
+    picked = choose_formula(
+        [formulas[k].complexity for k in among],
+        [front[k]["val_rmse"] for k in among],
+        float(validation["y"].std()),
+        [front[k]["edges"] for k in among],
+        config.model_selection,
+        n_rows=int(validation["y"].shape[0]),
+        floats=[len(formulas[k].expression.atoms(sp.Float)) for k in among],
+    )
+    return chosen if picked is None else among[picked]
+
+
 def noise_estimate(
     candidates: list[Candidate], rows: Split, rmses: list[float] | None = None
 ) -> dict[str, float | None]:
@@ -457,8 +493,10 @@ def run_in_data_units(
     groups), in the data's own units and variables and on all its rows: every candidate
     formula mapped back (constants snapped again on the validation rows, errors measured
     again, in float64), the pruned KAN's losses times the label's scale (with groups they stay
-    the KAN's, of the dimensionless label), and the choice as it was. Exactness is judged on
-    the mapped formula."""
+    the KAN's, of the dimensionless label), and the choice as it was, except that with
+    ``groups`` it is made again on the validation rows of ``y`` among the chosen route's
+    candidates (see :func:`_chosen_in_label_units`). Exactness is judged on the mapped
+    formula."""
     if scales.identity and not remeasure and groups is None:
         return run
     rows = Split.of(problem.dataset, config.validation_fraction)
@@ -499,13 +537,19 @@ def run_in_data_units(
                 test_rmse=finite_or_none(mapped.test_rmse),
             )
         )
-    chosen = next((k for k, entry in enumerate(front) if entry["chosen"]), 0)
+    first = chosen = next((k for k, entry in enumerate(front) if entry["chosen"]), 0)
+    if groups is not None:
+        chosen = _chosen_in_label_units(front, formulas, chosen, val, config)
+        front = [dict(entry, chosen=k == chosen) for k, entry in enumerate(front)]
     formula = formulas[chosen] if formulas[chosen] is not None else run.formula
     if formula is not None:  # None: the symbolic stage did not run
         formula = with_trust_warnings(formula, run.formula.warnings if run.formula else ())
-        # the label compares errors on the same rows in the same units: it stays as it was
+        # the label compares errors on the same rows in the same units: it stays as it was,
+        # where the formula does
         kept = [
-            w for w in (run.formula.warnings if run.formula else []) if w.startswith(APPROXIMATE)
+            w
+            for w in (run.formula.warnings if run.formula and chosen == first else [])
+            if w.startswith(APPROXIMATE)
         ]
         formula = replace(formula, warnings=kept + [w for w in formula.warnings if w not in kept])
     exact = run.exact
@@ -533,6 +577,7 @@ def run_in_data_units(
         }
     return replace(
         run,
+        candidate=front[chosen]["candidate"],
         noise_estimate=estimate,
         constants=[]
         if formula is None
