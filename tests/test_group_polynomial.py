@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import sympy as sp
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,8 @@ from emp_kan.data.feynman_units import feynman_units
 from emp_kan.data.problems import feynman_problem, with_label_noise, with_units
 from emp_kan.discovery.config import DiscoverConfig
 from emp_kan.discovery.discover import method_runs
+from emp_kan.discovery.run import _chosen_in_label_units
+from emp_kan.symbolic.formula import SymbolicFormula
 from emp_kan.symbolic.group_polynomial import (
     group_columns,
     group_polynomial_expression,
@@ -198,3 +201,48 @@ def test_a_law_whose_groups_are_swamped_by_noise_is_read_in_the_labels_units(equ
         test_r2=run.formula.test_r2,
         ranges=problem.ranges,
     )
+
+
+def _formula(text: str) -> SymbolicFormula:
+    expression = sp.sympify(text)
+    return SymbolicFormula(
+        expression=expression,
+        variables=sorted(expression.free_symbols, key=str),
+        test_rmse=0.0,
+        test_r2=1.0,
+        train_rmse=0.0,
+        spline_test_rmse=0.0,
+        complexity=int(sp.count_ops(expression)) + len(expression.free_symbols),
+        edges=[],
+        explains_data=True,
+        seconds=0.0,
+    )
+
+
+def test_with_groups_the_formula_is_chosen_again_on_the_labels_own_rows():
+    """On the groups each row's error is divided by |N|; mapped back, the candidate of the
+    chosen one's route with the smaller error on y wins, one from another route or one kept
+    out as flat does not."""
+    front = [
+        {"candidate": "product-2", "route": "none", "val_rmse": 0.048, "edges": 4},
+        {"candidate": "inverse-square-direct-1", "route": "none", "val_rmse": 0.0116, "edges": 4},
+        {"candidate": "log", "route": "log", "val_rmse": 0.001, "edges": 3},
+        {
+            "candidate": "none-direct-2",
+            "route": "none",
+            "val_rmse": 0.0001,
+            "edges": 4,
+            "flat": ["sin"],
+        },
+    ]
+    formulas = [
+        _formula("6*sqrt(d**3/(G*m_2*(m_1/m_2 + 8/9)))"),
+        _formula("2*pi*sqrt(d**3/(G*m_2*(m_1/m_2 + 1)))"),
+        _formula("sqrt(d**3/(G*m_2))*exp(m_1/m_2)"),
+        _formula("sqrt(d**3/(G*m_2))*(1 - m_1/m_2)"),
+    ]
+    validation = {"y": torch.linspace(0.0, 1.0, 60)[:, None]}
+    config = DiscoverConfig()
+    assert _chosen_in_label_units(front, formulas, 0, validation, config) == 1
+    # the run's own choice stands where no candidate of its route is better
+    assert _chosen_in_label_units(front, formulas, 1, validation, config) == 1
