@@ -71,8 +71,8 @@ class Candidate:
     # as a sparse sum (emp_kan.symbolic.pieces). "polynomial-<transform>" is a sparse
     # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2, "rational-<transform>" a
     # sparse ratio of two fitted to y or y**2 (emp_kan.symbolic.polynomial). With units,
-    # "units-<transform>" is N(x) times a sparse polynomial of the dimensionless groups fitted
-    # on y, y**2, 1/y or 1/y**2 (emp_kan.symbolic.group_polynomial).
+    # "units-<transform>" is N(x) times a sparse polynomial or ratio of the dimensionless
+    # groups fitted on y, y**2, 1/y, 1/y**2 or log|y| (emp_kan.symbolic.group_polynomial).
     # "<route>-group-<k>" is a power law times one function of the monomial group along which
     # the route's pruned KAN's log-space gradients vary (emp_kan.symbolic.products.groups).
     name: str
@@ -318,15 +318,19 @@ def _data_route_formulas(
         f = power_law_formula(formula, log_transform, every_input, given)
         f.spline_test_rmse = formula.spline_test_rmse
         formulas["power-law-all"] = f
-    formulas.update(_units_formulas(formula, problem, given, memo))
+    try:
+        formulas.update(_units_formulas(formula, problem, given, memo))
+    except (ArithmeticError, ValueError, MemoryError, np.linalg.LinAlgError) as exc:
+        # one family among many: its failure costs the run nothing else
+        log.info("the units' polynomials of the groups gave no formula: %s", exc)
     return formulas
 
 
 def _units_formulas(
     formula: SymbolicFormula, problem: Problem, rows: Split, memo: Memo | None
 ) -> dict[str, SymbolicFormula]:
-    """With units, ``N(x)`` times a sparse polynomial of the dimensionless groups, fitted on
-    ``y`` (or ``y**2``, ``1/y``, ``1/y**2``) in its own units
+    """With units, ``N(x)`` times a sparse polynomial or ratio of the dimensionless groups,
+    fitted on ``y`` (or ``y**2``, ``1/y``, ``1/y**2``, ``log|y|``) in its own units
     (:func:`~emp_kan.symbolic.group_polynomial.group_polynomials`), its constants refitted
     jointly and snapped; keyed ``"units-<transform>"``, the best three. With no group it is
     ``C * N(x)``, the law by the pi theorem. Nothing without units, or where no product of
