@@ -187,13 +187,15 @@ def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_grou
 def test_a_law_whose_groups_are_swamped_by_noise_is_read_in_the_labels_units(equation):
     """Larmor's a**2*q**2/(c**3*epsilon) (no group) and the Bohr energies
     -m*q**4/(32*pi**2*epsilon**2*hbar**2*n**2) (one group, n) at 1% label noise: a real KAN
-    run on the groups is not at the floor, and the fit on y gives the law."""
+    run on the groups is not at the floor; the fit on y, or the choice made again on y, gives
+    the law."""
     problem = with_label_noise(feynman_problem(equation, 300, 0), 0.01, 0)
     problem = with_units(problem, feynman_units(equation, problem.target))
     config = DiscoverConfig(hidden=(3,), steps=10, round_steps=3, rounds=1, compare=False)
     runs, _ = method_runs(problem, ("emp",), replace(config, workers=1, progress=False))
     run = runs["emp"]
-    assert run.candidate.startswith("units-")
+    if equation == 32:  # no group: C * N(x) is the units' own candidate
+        assert run.candidate.startswith("units-")
     assert is_exact_recovery(
         run.formula.expression,
         problem.truth,
