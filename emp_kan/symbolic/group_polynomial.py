@@ -231,8 +231,9 @@ def group_polynomials(
     column_sets = [np.flatnonzero(keep) for keep in (finite, plain)]
     # Backward elimination from many columns needs three fit rows per column: from every
     # polynomial column where they are few enough, from the plain monomials of absolute
-    # degree up to 2, and for a ratio from those and the functions times degree up to 1 in
-    # both P (columns 0..m-1) and R (m..2m-1; never the constant: R = 1 fits anything).
+    # degree up to 2, and for a ratio from those and the functions times degree up to 2 (1
+    # where those are too many) in both P (columns 0..m-1) and R (m..2m-1; never the
+    # constant: R = 1 fits anything).
     degrees = np.abs(exponents).sum(axis=1)
     low = plain & (degrees <= 2)
     starts = [np.flatnonzero(k) for k in (finite, low) if 0 < k.sum() <= len(y_fit) // 3]
