@@ -47,8 +47,8 @@ NORMALISER_POWER = {"identity": 1, "square": 2, "reciprocal": -1, "inverse-squar
 # The transforms with a root, whose sign must be known on the rows (see _root_sign), and log.
 _SIGNED = ("square", "inverse-square", "log")
 
-# Most columns of the term set (monomials of the groups, and sin/cos of one group times
-# monomials of the others).
+# Most columns of the term set (monomials of the groups, and functions of one group, or of
+# the difference of two, times monomials of the others).
 MAX_COLUMNS = 600
 
 # Highest sum of the absolute exponents of a monomial (1/pi**2 and pi_1*pi_2 are 2).
