@@ -346,11 +346,7 @@ def _units_formulas(
     expressions = recall(
         memo, "units", key, lambda: _units_expressions(formula.variables, groups, rows)
     )
-    found = {}
-    for name, expr in expressions.items():
-        found[name] = formula_with_expression(formula, expr, rows, edges=[])
-        found[name].spline_test_rmse = formula.spline_test_rmse
-    return found
+    return _formulas_of(formula, expressions, rows)
 
 
 def _units_expressions(variables: list, groups: Groups, rows: Split, top: int = 3) -> dict:
@@ -401,9 +397,17 @@ def _polynomial_formulas(
     expressions = recall(
         memo, "polynomials", key, lambda: _polynomial_expressions(formula.variables, given, top)
     )
+    return _formulas_of(formula, expressions, given)
+
+
+def _formulas_of(
+    formula: SymbolicFormula, expressions: dict[str, Any], rows: Split
+) -> dict[str, SymbolicFormula]:
+    """``formula`` with each finished expression of a search on the rows (not read off the
+    route's edges), measured again, by name."""
     formulas = {}
     for name, expr in expressions.items():
-        found = formula_with_expression(formula, expr, given, edges=[])
+        found = formula_with_expression(formula, expr, rows, edges=[])
         found.spline_test_rmse = formula.spline_test_rmse
         formulas[name] = found
     return formulas

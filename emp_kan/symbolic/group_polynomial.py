@@ -69,6 +69,16 @@ MAX_SWAPS = 4
 # Share of the sum of |y| whose sign a root's sign must match (noise flips labels near 0).
 SIGN_AGREEMENT = 0.99
 
+# name: (forward g on numpy, inverse on sympy of g's formula u and the sign, inverse on numpy)
+_TRANSFORMS = {
+    **{name: (t[1], t[2], t[3]) for name, t in POLYNOMIAL_TRANSFORMS.items()},
+    "log": (
+        lambda y: np.log(np.abs(y)),
+        lambda u, sign: sign * sp.exp(u),
+        lambda t, sign: sign * np.exp(t),
+    ),
+}
+
 _FUNCTIONS = {
     "sin": (np.sin, sp.sin),
     "cos": (np.cos, sp.cos),
@@ -248,9 +258,13 @@ def group_polynomials(
         finite & ~plain & (degrees <= 1) & np.array([t is None or t[0] != "sin2" for t in trig])
     )
     fits = []
-    known = _root_sign(groups_fit, normaliser_fit, y_fit, groups_val, normaliser_val, y_val)
+    known = _root_sign(
+        np.concatenate([groups_fit, groups_val]),
+        np.concatenate([normaliser_fit, normaliser_val]),
+        np.concatenate([y_fit, y_val]),
+    )
     for name, power in NORMALISER_POWER.items():
-        forward, inverse = _transform(name)
+        forward, _, inverse = _TRANSFORMS[name]
         if name in _SIGNED and known is None:  # a root's sign must be known on the rows
             continue
         mode = known if name in _SIGNED else _OF_SHAPE
@@ -333,15 +347,21 @@ def group_polynomials(
                     )
                 )
         if scored:
-            best = min(f.val_rmse for f in scored)
-            allowed = max(best * (1 + DROP_REL_TOL), noise_tie([best], len(y_val)), floor)
+            allowed = _tie(scored, len(y_val), floor)
             fits.append(min((f for f in scored if f.val_rmse <= allowed), key=_plainness))
     if not fits:
         return []
     # across transforms too, the rows cannot tell apart fits within the tie of the best
-    best = min(f.val_rmse for f in fits)
-    allowed = max(best * (1 + DROP_REL_TOL), noise_tie([best], len(y_val)), floor)
+    allowed = _tie(fits, len(y_val), floor)
     return sorted(fits, key=lambda f: (f.val_rmse > allowed, _plainness(f)))
+
+
+def _tie(fits: list[GroupPolynomialFit], n_val: int, floor: float) -> float:
+    """The validation RMSE up to which ``fits`` tie with the most accurate: within 5% of it,
+    within what ``n_val`` rows can tell apart (:func:`~emp_kan.symbolic.choice.noise_tie`),
+    or below the floor of float rounding."""
+    best = min(f.val_rmse for f in fits)
+    return max(best * (1 + DROP_REL_TOL), noise_tie([best], n_val), floor)
 
 
 def group_polynomial_expression(
@@ -369,10 +389,7 @@ def group_polynomial_expression(
     ratio = combination(fit.support, fit.coefficients)
     if fit.denominator:
         ratio = ratio / (1 - combination(fit.denominator, fit.denominator_coefficients))
-    if fit.transform == "log":
-        inverse = lambda u, sign: sign * sp.exp(u)  # noqa: E731
-    else:
-        inverse = POLYNOMIAL_TRANSFORMS[fit.transform][2]
+    inverse = _TRANSFORMS[fit.transform][1]
     if fit.root == _OF_LABEL and fit.transform == "log":
         return sp.Abs(normaliser) * inverse(ratio, int(fit.sign))
     if fit.root == _OF_LABEL:
@@ -492,15 +509,6 @@ def _plainness(fit: GroupPolynomialFit) -> tuple:
     )
 
 
-def _transform(name: str):
-    """``(forward, inverse)`` of transform ``name`` on numpy arrays: ``g(y)`` and ``y`` from
-    ``g``'s values and the sign (see :data:`NORMALISER_POWER`)."""
-    if name == "log":
-        return (lambda y: np.log(np.abs(y))), (lambda t, sign: sign * np.exp(t))
-    _, forward, _, inverse = POLYNOMIAL_TRANSFORMS[name]
-    return forward, inverse
-
-
 def _noise_weights(transform: str, y: np.ndarray) -> np.ndarray:
     """``1 / |g'(y)|`` per row ``(n,)`` for ``transform`` ``g`` (up to a constant), from the
     observed labels: ``1/y**2`` of a label near 0 is mostly noise, and ``y**2`` there is known
@@ -520,21 +528,13 @@ def _noise_weights(transform: str, y: np.ndarray) -> np.ndarray:
     return np.ones_like(magnitude)
 
 
-def _root_sign(
-    groups_fit: np.ndarray,
-    normaliser_fit: np.ndarray,
-    y_fit: np.ndarray,
-    groups_val: np.ndarray,
-    normaliser_val: np.ndarray,
-    y_val: np.ndarray,
-) -> int | None:
-    """How a root's sign is known (see :class:`GroupPolynomialFit`'s ``root``): ``y / N``
-    keeps one sign, else ``y`` does, else ``y / (N * pi_i)`` does for the first group ``i``
-    that makes it; None when none does. "Keeps one sign" allows rows of the other sign that
-    hold at most ``1 - SIGN_AGREEMENT`` of the sum of ``|y|``: noise flips labels near 0."""
-    y = np.concatenate([y_fit, y_val])
-    shape = y * np.concatenate([np.sign(normaliser_fit), np.sign(normaliser_val)])
-    groups = np.concatenate([groups_fit, groups_val])
+def _root_sign(groups: np.ndarray, normaliser: np.ndarray, y: np.ndarray) -> int | None:
+    """How a root's sign is known on rows of ``groups (n, k)``, ``normaliser (n,)`` and ``y
+    (n,)`` (see :class:`GroupPolynomialFit`'s ``root``): ``y / N`` keeps one sign, else ``y``
+    does, else ``y / (N * pi_i)`` does for the first group ``i`` that makes it; None when none
+    does. "Keeps one sign" allows rows of the other sign that hold at most ``1 -
+    SIGN_AGREEMENT`` of the sum of ``|y|``: noise flips labels near 0."""
+    shape = y * np.sign(normaliser)
     total = float(np.abs(y).sum())
 
     def one_sign(values: np.ndarray) -> bool:
