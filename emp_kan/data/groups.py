@@ -270,7 +270,8 @@ def dimensionless_view(problem: Any) -> tuple[Groups | None, Any, str]:
         truth=None,
         ranges=ranges,
         columns={},
-        units={},
+        # every group and y / N is a pure number: the units family fits the view's label too
+        units={name: "1" for name in (*groups.names, problem.target)},
     )
     note = f"{len(problem.variables)} inputs -> {len(groups.names)} dimensionless group(s)"
     if small.any():

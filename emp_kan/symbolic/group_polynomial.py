@@ -41,8 +41,20 @@ __all__ = [
 ]
 
 # The power of N(x) each transform of y carries: g(y) = N**power * F'(groups); "log" is
-# log|y| = log|N| + P(groups), the law N * exp(P).
-NORMALISER_POWER = {"identity": 1, "square": 2, "reciprocal": -1, "inverse-square": -2, "log": 0}
+# log|y| = log|N| + P(groups), the law N * exp(P); "sine" and "cosine" take a dimensionless
+# angle (N = 1) to P(groups), the law asin(P) or acos(P).
+NORMALISER_POWER = {
+    "identity": 1,
+    "square": 2,
+    "reciprocal": -1,
+    "inverse-square": -2,
+    "log": 0,
+    "sine": 0,
+    "cosine": 0,
+}
+
+# The transforms of an angle: each one's range of y, where its inverse gives y back.
+_ANGLES = {"sine": (-math.pi / 2, math.pi / 2), "cosine": (0.0, math.pi)}
 
 # The transforms with a root, whose sign must be known on the rows (see _root_sign), and log.
 _SIGNED = ("square", "inverse-square", "log")
@@ -69,6 +81,11 @@ MAX_SWAPS = 4
 # Share of the sum of |y| whose sign a root's sign must match (noise flips labels near 0).
 SIGN_AGREEMENT = 0.99
 
+
+def _unit(t: np.ndarray) -> np.ndarray:
+    return np.clip(t, -1.0, 1.0)
+
+
 # name: (forward g on numpy, inverse on sympy of g's formula u and the sign, inverse on numpy)
 _TRANSFORMS = {
     **{name: (t[1], t[2], t[3]) for name, t in POLYNOMIAL_TRANSFORMS.items()},
@@ -77,6 +94,9 @@ _TRANSFORMS = {
         lambda u, sign: sign * sp.exp(u),
         lambda t, sign: sign * np.exp(t),
     ),
+    # a polynomial a rounding past +-1 on a row measures there as the range's end
+    "sine": (np.sin, lambda u, sign: sp.asin(u), lambda t, sign: np.arcsin(_unit(t))),
+    "cosine": (np.cos, lambda u, sign: sp.acos(u), lambda t, sign: np.arccos(_unit(t))),
 }
 
 _FUNCTIONS = {
@@ -266,6 +286,8 @@ def group_polynomials(
     for name, power in NORMALISER_POWER.items():
         forward, _, inverse = _TRANSFORMS[name]
         if name in _SIGNED and known is None:  # a root's sign must be known on the rows
+            continue
+        if name in _ANGLES and not _is_angle(name, normaliser_fit, y_fit, y_val):
             continue
         mode = known if name in _SIGNED else _OF_SHAPE
         n_fit, n_val = normaliser_fit, normaliser_val
@@ -468,9 +490,15 @@ def _small_ratios(
     wide_r = [position[int(j) + m] for j in columns if j > 0]
     plain_p = [position[int(j)] for j in plain]
     plain_r = [position[int(j) + m] for j in plain if j > 0]
-    shapes = ((wide_p, 1, wide_r, 1), (plain_p, 2, wide_r, 1), (wide_p, 1, plain_r, 2))
+    shapes = (
+        (wide_p, 1, wide_r, 1),
+        (wide_p, 2, wide_r, 1),
+        (plain_p, 2, wide_r, 1),
+        (wide_p, 1, plain_r, 2),
+        (plain_p, 2, plain_r, 2),
+    )
     out: list[tuple[int, ...]] = []
-    for p_pool, p_size, r_pool, r_size in (*shapes, (plain_p, 2, plain_r, 2)):
+    for p_pool, p_size, r_pool, r_size in shapes:
         count = math.comb(len(p_pool), p_size) * math.comb(len(r_pool), r_size)
         if not count or count > MAX_RATIO_SUPPORTS:
             continue
@@ -525,7 +553,19 @@ def _noise_weights(transform: str, y: np.ndarray) -> np.ndarray:
         return np.where(magnitude > small, magnitude**3, 0.0)
     if transform == "log":
         return np.where(magnitude > small, magnitude, 0.0)
+    if transform in _ANGLES:  # |g'(y)| is |cos(y)| or |sin(y)|, 0 at the range's ends
+        slope = np.abs(np.cos(y) if transform == "sine" else np.sin(y))
+        return 1.0 / np.maximum(slope, max(float(np.percentile(slope, 10)), 1e-300))
     return np.ones_like(magnitude)
+
+
+def _is_angle(transform: str, normaliser: np.ndarray, y_fit: np.ndarray, y_val: np.ndarray) -> bool:
+    """Whether ``y`` is a dimensionless angle (``N = 1`` on every row) within the range on
+    which ``transform``'s inverse gives it back (``asin`` ``[-pi/2, pi/2]``, ``acos`` ``[0,
+    pi]``), on the fit rows ``(n,)`` and the validation rows ``(v,)``."""
+    low, high = _ANGLES[transform]
+    labels = np.concatenate([y_fit, y_val])
+    return bool(np.all(normaliser == 1.0) and labels.min() >= low and labels.max() <= high)
 
 
 def _root_sign(groups: np.ndarray, normaliser: np.ndarray, y: np.ndarray) -> int | None:
