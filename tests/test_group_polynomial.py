@@ -172,6 +172,80 @@ def test_a_law_of_exp_of_a_polynomial_is_read_through_log_y():
         _reads(best, ["theta"], n_s, expected, {t_s: value, n_s: 1.0})
 
 
+def test_a_gaussian_of_a_difference_over_a_width_carries_the_widths_power():
+    """exp(-(theta - theta_1)**2/(2*sigma**2))/(sqrt(2*pi)*sigma), every input a pure
+    number: log|y| is a constant, -log(sigma) and a squared difference over sigma**2."""
+    rng = np.random.default_rng(8)
+    theta, theta_1 = rng.uniform(-1.5, 1.5, 300), rng.uniform(-1.5, 1.5, 300)
+    sigma = rng.uniform(0.5, 2.0, 300)
+    y = np.exp(-((theta - theta_1) ** 2) / (2 * sigma**2)) / (np.sqrt(2 * np.pi) * sigma)
+    groups = np.column_stack([theta, theta_1, sigma])
+    data = _halves(rng, groups, np.ones(300), noise=0.0, y=y)
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    assert best.transform == "log" and best.n_terms == 3
+    t_s, t1_s, s_s, n_s = sp.symbols("theta theta_1 sigma N")
+    expected = n_s * sp.exp(-((t_s - t1_s) ** 2) / (2 * s_s**2)) / (sp.sqrt(2 * sp.pi) * s_s)
+    for values in ((0.3, -0.4, 0.7), (1.0, 1.2, 1.9)):
+        _reads(
+            best,
+            ["theta", "theta_1", "sigma"],
+            n_s,
+            expected,
+            dict(zip((t_s, t1_s, s_s), values, strict=True)) | {n_s: 1.0},
+        )
+
+
+def test_a_dimensionless_angle_is_read_through_its_sine_or_cosine():
+    """asin(pi_1/n) and the aberration acos((cos(theta) - pi_1)/(1 - pi_1*cos(theta))), y a
+    pure number (N = 1): sin(y) and cos(y) are a monomial and a small ratio of the groups."""
+    rng = np.random.default_rng(9)
+    pi_1, n = rng.uniform(0.0, 0.9, 300), rng.uniform(1.0, 2.0, 300)
+    theta = rng.uniform(0.0, np.pi, 300)
+    p_s, n_s, t_s, one = sp.symbols("pi_1 n theta N")
+    cases = [
+        (np.column_stack([pi_1, n]), np.arcsin(pi_1 / n), ["pi_1", "n"], sp.asin(p_s / n_s)),
+        (
+            np.column_stack([theta, pi_1]),
+            np.arccos((np.cos(theta) - pi_1) / (1 - pi_1 * np.cos(theta))),
+            ["theta", "pi_1"],
+            sp.acos((sp.cos(t_s) - p_s) / (1 - p_s * sp.cos(t_s))),
+        ),
+    ]
+    for groups, y, names, law in cases:
+        data = _halves(rng, groups, np.ones(300), noise=0.0, y=y)
+        best = _fit(data[0:2], data[2:4], data[4:6])[0]
+        assert best.transform in ("sine", "cosine") and best.val_rmse < 1e-6
+        values = {p_s: 0.4, n_s: 1.3, t_s: 1.1, one: 1.0}
+        _reads(best, names, one, one * law, values)
+
+
+def test_a_label_with_units_is_not_read_as_an_angle():
+    """y = N * pi within [0, 1] with N a length: asin and acos of a dimensioned label are not
+    laws, whatever its range."""
+    rng = np.random.default_rng(10)
+    pi, n = rng.uniform(0.1, 1.0, 300), rng.uniform(0.5, 1.0, 300)
+    data = _halves(rng, np.sin(pi)[:, None], n, noise=0.0, y=n * np.sin(np.sin(pi)))
+    fits = _fit(data[0:2], data[2:4], data[4:6])
+    assert fits and all(f.transform not in ("sine", "cosine") for f in fits)
+
+
+def test_a_root_whose_label_changes_sign_takes_it_from_a_factor():
+    """Lorentz's x' = x*(1 - pi_1*pi_2)/sqrt(1 - pi_1**2), pi_1 = u/c and pi_2 = c*t/x: y/N,
+    y and N all take both signs, so no root has a sign of its own; (1 - pi_1*pi_2) carries
+    it."""
+    rng = np.random.default_rng(11)
+    pi_1, pi_2 = rng.uniform(-0.9, 0.9, 400), rng.uniform(-3.0, 3.0, 400)
+    n = rng.uniform(-2.0, 2.0, 400)
+    y = n * (1 - pi_1 * pi_2) / np.sqrt(1 - pi_1**2)
+    data = _halves(rng, np.column_stack([pi_1, pi_2]), n, noise=0.0, y=y)
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    assert best.val_rmse < 1e-6
+    p1, p2, n_s = sp.symbols("pi_1 pi_2 N")
+    expected = n_s * (1 - p1 * p2) / sp.sqrt(1 - p1**2)
+    for values in ((0.5, 2.0, -1.5), (-0.7, 1.0, 0.8), (0.2, -2.5, 1.1)):
+        _reads(best, ["pi_1", "pi_2"], n_s, expected, dict(zip((p1, p2, n_s), values, strict=True)))
+
+
 @settings(max_examples=25, deadline=None)
 @given(n_groups=st.integers(0, 6))
 def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_groups):
@@ -180,7 +254,11 @@ def test_the_term_set_starts_with_the_constant_and_stays_within_its_bound(n_grou
     assert 1 <= len(trig) <= 300
     assert not exponents[0].any() and trig[0] is None
     assert len({(tuple(e), t) for e, t in zip(exponents.tolist(), trig, strict=True)}) == len(trig)
-    assert all(t is None or t[0] in ("sin", "cos", "sin2", "exp", "tanh") for t in trig)
+    of_one = [t for t in trig if t is not None and len(t) == 2]
+    of_two = [t for t in trig if t is not None and len(t) == 3]
+    assert all(t[0] in ("sin", "cos", "sin2", "exp", "tanh", "log") for t in of_one)
+    assert all(t[0] in ("sin", "cos", "square") and t[1] < t[2] < n_groups for t in of_two)
+    assert all(t[1] < n_groups for t in of_one)
 
 
 @pytest.mark.parametrize("equation", [32, 99])

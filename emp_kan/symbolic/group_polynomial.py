@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sympy as sp
@@ -73,7 +73,7 @@ MAX_TERMS = 6
 MAX_RATIO_SUPPORTS = 200_000
 
 # How a root's sign is known (GroupPolynomialFit.root; a group's index otherwise).
-_OF_SHAPE, _OF_LABEL = -1, -2
+_OF_SHAPE, _OF_LABEL, _OF_FACTOR = -1, -2, -3
 
 # Most swaps that improve a forward support (_swapped).
 MAX_SWAPS = 4
@@ -105,6 +105,8 @@ _FUNCTIONS = {
     "sin2": (lambda v: np.sin(v) ** 2, lambda v: sp.sin(v) ** 2),
     "exp": (np.exp, sp.exp),
     "tanh": (np.tanh, sp.tanh),
+    "log": (lambda v: np.log(np.abs(v)), lambda v: sp.log(sp.Abs(v))),
+    "square": (np.square, lambda v: v**2),
 }
 
 
@@ -166,7 +168,7 @@ def group_columns(n_groups: int, max_columns: int = MAX_COLUMNS) -> tuple[np.nda
     rows = sorted(rows, key=degree)[:max_columns]
     trig: list = [None] * len(rows)
     extra: list[tuple[tuple[int, ...], tuple]] = []
-    for names in (("sin", "cos"), ("sin2", "exp", "tanh")):
+    for names in (("sin", "cos"), ("sin2", "exp", "tanh", "log")):
         for i in range(n_groups):
             others = [
                 r
@@ -181,6 +183,13 @@ def group_columns(n_groups: int, max_columns: int = MAX_COLUMNS) -> tuple[np.nda
             if r[i] == r[j] == 0 and sum(abs(e) for e in r) <= 1
         ]
         extra += [(r, (name, i, j)) for r in sorted(others, key=degree) for name in ("sin", "cos")]
+        # a squared difference over a squared width: the exponent of a Gaussian
+        widths = [
+            r
+            for r in itertools.product((-2, -1, 0, 1, 2), repeat=n_groups)
+            if r[i] == r[j] == 0 and sum(abs(e) for e in r) <= 2
+        ]
+        extra += [(r, ("square", i, j)) for r in sorted(widths, key=degree)]
     for r, t in extra[: max(0, max_columns - len(rows))]:
         rows.append(r)
         trig.append(t)
@@ -285,18 +294,20 @@ def group_polynomials(
     )
     for name, power in NORMALISER_POWER.items():
         forward, _, inverse = _TRANSFORMS[name]
-        if name in _SIGNED and known is None:  # a root's sign must be known on the rows
-            continue
         if name in _ANGLES and not _is_angle(name, normaliser_fit, y_fit, y_val):
             continue
         mode = known if name in _SIGNED else _OF_SHAPE
+        if mode is None:  # a root's sign must be known on the rows, or come from a factor
+            if name != "square":
+                continue
+            mode = _OF_FACTOR
         n_fit, n_val = normaliser_fit, normaliser_val
         if mode >= 0:
             n_fit, n_val = n_fit * groups_fit[:, mode], n_val * groups_val[:, mode]
         # the sign of y / N, or of y itself: y**2 = N**2 * P gives y = N * sign * sqrt(P), or
         # sign * sqrt(N**2 * P) where N changes sign and y does not
         signed = y_fit if mode == _OF_LABEL else y_fit * np.sign(n_fit)
-        sign = 1.0 if np.mean(signed > 0) >= 0.5 else -1.0
+        sign = 1.0 if mode == _OF_FACTOR or np.mean(signed > 0) >= 0.5 else -1.0
         with np.errstate(all="ignore"):
             target = forward(y_fit)
             scale_fit = n_fit**power
@@ -314,11 +325,25 @@ def group_polynomials(
         target = target * weight
         paths = []
         for columns in column_sets:  # on noisy rows sin(alpha) + cos(alpha) ties 1 + alpha
-            forward_paths = _forward_path(features[:, columns], target, max_terms, intercept=False)
+            position = {int(c): k for k, c in enumerate(columns)}
+            forward_paths = [
+                tuple(int(columns[j]) for j in path)
+                for path in _forward_path(features[:, columns], target, max_terms, intercept=False)
+            ]
+            if 0 in position:
+                forward_paths += _constant_first(features, target, columns, max_terms)
             found = [
-                tuple(int(columns[j]) for j in support)
+                support
                 for path in forward_paths
-                for support in (path, _swapped(features[:, columns], target, path))
+                for support in (
+                    path,
+                    tuple(
+                        int(columns[j])
+                        for j in _swapped(
+                            features[:, columns], target, tuple(position[c] for c in path)
+                        )
+                    ),
+                )
             ]
             # and backward from every column those took: a forward search's first column may
             # be one the law does not hold, which no single swap removes
@@ -329,6 +354,16 @@ def group_polynomials(
             ]
             paths += found
         paths += _small_ratios(features, target, np.flatnonzero(tiny), np.flatnonzero(low), m)
+        if name == "square":
+            paths += _squared_ratios(
+                features,
+                target,
+                exponents,
+                np.flatnonzero(plain),
+                np.flatnonzero(low),
+                np.flatnonzero(tiny),
+                m,
+            )
         for kept in starts:
             paths += [
                 tuple(int(kept[j]) for j in path)
@@ -350,6 +385,8 @@ def group_polynomials(
                     predicted = np.abs(n_val) * inverse(inner, sign)
                 elif mode == _OF_LABEL:
                     predicted = inverse(n_val**power * inner, sign)
+                elif mode == _OF_FACTOR:  # the size alone: the sign comes with Q
+                    predicted = np.abs(n_val * inverse(inner, sign)) * np.sign(y_val)
                 else:
                     predicted = n_val * inverse(inner, sign)
                 rmse = float(np.sqrt(np.mean((predicted - y_val) ** 2)))
@@ -370,7 +407,19 @@ def group_polynomials(
                 )
         if scored:
             allowed = _tie(scored, len(y_val), floor)
-            fits.append(min((f for f in scored if f.val_rmse <= allowed), key=_plainness))
+            best = min((f for f in scored if f.val_rmse <= allowed), key=_plainness)
+            if mode == _OF_FACTOR:
+                best = _factored_root(
+                    best,
+                    (fit_columns, val_columns),
+                    np.flatnonzero(plain),
+                    (n_fit, n_val),
+                    (y_fit, y_val),
+                    max_terms,
+                    floor,
+                )
+            if best is not None:
+                fits.append(best)
     if not fits:
         return []
     # across transforms too, the rows cannot tell apart fits within the tie of the best
@@ -411,12 +460,95 @@ def group_polynomial_expression(
     ratio = combination(fit.support, fit.coefficients)
     if fit.denominator:
         ratio = ratio / (1 - combination(fit.denominator, fit.denominator_coefficients))
+    if fit.root == _OF_FACTOR:
+        numerator = combination(fit.support, fit.coefficients)
+        return (
+            normaliser
+            * numerator
+            / sp.sqrt(1 - combination(fit.denominator, fit.denominator_coefficients))
+        )
     inverse = _TRANSFORMS[fit.transform][1]
     if fit.root == _OF_LABEL and fit.transform == "log":
         return sp.Abs(normaliser) * inverse(ratio, int(fit.sign))
     if fit.root == _OF_LABEL:
         return inverse(normaliser ** NORMALISER_POWER[fit.transform] * ratio, int(fit.sign))
     return normaliser * inverse(ratio, int(fit.sign))
+
+
+def _factored_root(
+    fit: GroupPolynomialFit,
+    columns: tuple[np.ndarray, np.ndarray],
+    plain: np.ndarray,
+    normaliser: tuple[np.ndarray, np.ndarray],
+    y: tuple[np.ndarray, np.ndarray],
+    max_terms: int,
+    floor: float,
+) -> GroupPolynomialFit | None:
+    """``y = N * Q / sqrt(1 - R)`` from ``fit``, a fit of ``y**2 = N**2 * P / (1 - R)`` whose
+    root has no sign of its own on the rows: ``P`` is ``Q**2``, and ``Q``, a sparse
+    polynomial among the ``plain`` columns, carries the sign. With ``R`` known the law is
+    linear in ``Q``'s coefficients, fitted on ``y`` itself. ``(x - u*t)/sqrt(1 - u**2/c**2)``:
+    ``y / x`` takes both signs, and ``Q`` is ``1 - pi_1``.
+
+    ``columns``, ``normaliser`` and ``y`` are pairs of the fit rows' and the validation
+    rows' values (shapes ``(n, m)``, ``(n,)``, ``(n,)`` and the same with ``v``). None where
+    ``1 - R`` is not positive on every row, or no ``Q`` is found."""
+    roots = []
+    for values in columns:
+        with np.errstate(all="ignore"):
+            roots.append(np.sqrt(1.0 - values[:, fit.denominator] @ fit.denominator_coefficients))
+    if not all(np.isfinite(r).all() and (r > 0).all() for r in roots):
+        return None
+    features = columns[0][:, plain] * (normaliser[0] / roots[0])[:, None]
+    found = [
+        tuple(int(plain[j]) for j in path)
+        for path in _forward_path(features, y[0], max_terms, intercept=False)
+    ]
+    if plain[0] == 0:
+        found += _constant_first(
+            columns[0] * (normaliser[0] / roots[0])[:, None], y[0], plain, max_terms
+        )
+    scored = []
+    for support in dict.fromkeys(found):
+        design = columns[0][:, support] * (normaliser[0] / roots[0])[:, None]
+        coefficients, *_ = np.linalg.lstsq(design, y[0], rcond=None)
+        predicted = normaliser[1] * (columns[1][:, support] @ coefficients) / roots[1]
+        rmse = float(np.sqrt(np.mean((predicted - y[1]) ** 2)))
+        if math.isfinite(rmse):
+            scored.append(
+                replace(
+                    fit,
+                    support=support,
+                    coefficients=coefficients,
+                    val_rmse=rmse,
+                    sign=1.0,
+                    root=_OF_FACTOR,
+                )
+            )
+    if not scored:
+        return None
+    allowed = _tie(scored, len(y[1]), floor)
+    return min((f for f in scored if f.val_rmse <= allowed), key=_plainness)
+
+
+def _constant_first(
+    features: np.ndarray, target: np.ndarray, columns: np.ndarray, max_terms: int
+) -> list[tuple[int, ...]]:
+    """Forward selection among ``columns`` of ``features (n, m)`` with the constant (column
+    0) taken first: the supports of 2..``max_terms`` columns, as indices of ``features``.
+    Unforced, a forward search takes ``sigma`` for ``log(sigma)`` plus a constant (a
+    Gaussian's ``log|y|``), and no single swap brings both back."""
+    rest = columns[columns != 0]
+    norm = float(np.linalg.norm(features[:, 0]))
+    if not len(rest) or norm == 0:
+        return []
+    q = features[:, 0] / norm
+    projected = features[:, rest] - np.outer(q, q @ features[:, rest])
+    residual = target - q * float(q @ target)
+    return [
+        (0, *(int(rest[j]) for j in path))
+        for path in _forward_path(projected, residual, max_terms - 1, intercept=False)
+    ]
 
 
 def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...]) -> tuple:
@@ -517,9 +649,60 @@ def _small_ratios(
         explained = np.einsum(
             "ki,ki->k", rights, np.linalg.solve(blocks, rights[:, :, None])[..., 0]
         )
-        for k in np.argsort(-explained)[:keep]:
-            out.append(tuple(int(chosen[j]) for j in supports[k]))
+        out += [tuple(int(chosen[j]) for j in supports[k]) for k in np.argsort(-explained)[:keep]]
     return out
+
+
+def _squared_ratios(
+    features: np.ndarray,
+    target: np.ndarray,
+    exponents: np.ndarray,
+    plain: np.ndarray,
+    low: np.ndarray,
+    columns: np.ndarray,
+    m: int,
+    keep: int = 8,
+) -> list[tuple[int, ...]]:
+    """The ``keep`` best supports of ``Q**2 / (1 - R)`` by their least-squares residual of
+    ``target (n,)``: ``Q`` two monomials among ``low``, so ``P = Q**2`` the three among
+    ``plain`` of exponents ``2a``, ``a + b`` and ``2b``; ``R`` one column among ``columns``
+    (``features (n, 2m)`` holds ``P``'s columns then ``R``'s). ``y**2`` of ``(t -
+    u*x/c**2)/sqrt(1 - u**2/c**2)`` is ``t**2 * (1 - pi_1*pi_2)**2 / (1 - pi_1**2)``: four
+    terms, of which ``pi_1**2*pi_2**2`` has degree 4 and is found by no small ratio."""
+    index = {tuple(exponents[j]): int(j) for j in plain}
+    numerators = []
+    for a, b in itertools.combinations(low, 2):
+        keys = (
+            tuple(2 * exponents[a]),
+            tuple(exponents[a] + exponents[b]),
+            tuple(2 * exponents[b]),
+        )
+        if all(k in index for k in keys):
+            numerators.append([index[k] for k in keys])
+    r_pool = [int(j) + m for j in columns if j > 0]
+    if not numerators or not r_pool or len(numerators) * len(r_pool) > MAX_RATIO_SUPPORTS:
+        return []
+    supports = np.concatenate(
+        [
+            np.repeat(np.array(numerators), len(r_pool), axis=0),
+            np.tile(np.array(r_pool)[:, None], (len(numerators), 1)),
+        ],
+        axis=1,
+    )
+    chosen = np.unique(supports)
+    position = np.searchsorted(chosen, supports)
+    unit = features[:, chosen]
+    norms = np.linalg.norm(unit, axis=0)
+    unit = unit / np.where(norms > 0, norms, 1.0)
+    gram, right = unit.T @ unit, unit.T @ target
+    blocks = gram[position[:, :, None], position[:, None, :]]
+    usable = np.linalg.det(blocks) > 1e-8
+    if not usable.any():
+        return []
+    position, blocks = position[usable], blocks[usable]
+    rights = right[position]
+    explained = np.einsum("ki,ki->k", rights, np.linalg.solve(blocks, rights[:, :, None])[..., 0])
+    return [tuple(int(chosen[j]) for j in position[k]) for k in np.argsort(-explained)[:keep]]
 
 
 def _plainness(fit: GroupPolynomialFit) -> tuple:
