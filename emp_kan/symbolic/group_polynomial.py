@@ -10,7 +10,8 @@ itself: ``y = sum_k c_k * N(x) * m_k(pi(x))`` is linear in the ``c_k``, so least
 :data:`~emp_kan.symbolic.polynomial.POLYNOMIAL_TRANSFORMS`, ``y**2``, ``1/y`` and ``1/y**2``
 are ``N**2``, ``1/N`` and ``1/N**2`` times such a polynomial (``m0*v/sqrt(1 - v**2/c**2)`` is
 ``1/y**2 = (1/(m0*v)**2) * (1 - 1/pi**2)`` with ``pi = c/v``), ``log|y|`` is ``log|N|`` plus
-one (a Gaussian), and a ratio ``P / (1 - R)`` of two is linear in both once multiplied out.
+one (a Gaussian), ``sin(y)`` or ``cos(y)`` of a dimensionless angle is one (``asin(lambda/(d*n))``),
+and a ratio ``P / (1 - R)`` of two is linear in both once multiplied out.
 With no group at all, ``F`` is a constant and the law is ``C * N(x)``. Every formula found
 this way is dimensionally homogeneous.
 
@@ -122,7 +123,9 @@ class GroupPolynomialFit:
     A root (of ``y**2`` and ``1/y**2``) takes the sign of ``y / N`` where that keeps one sign
     (``root`` -1); else of ``y``, as ``y = sign * sqrt(N**2 * P / (1 - R))`` (``root`` -2,
     where ``N`` changes sign and ``y`` does not); else ``N`` is ``N * pi_root`` (also of
-    ``y``'s units), whose ratio to ``y`` keeps one sign."""
+    ``y``'s units), whose ratio to ``y`` keeps one sign. Where none does, ``root`` -3: ``y =
+    N * P / sqrt(1 - R)``, ``P`` the polynomial whose square ``y**2 / N**2`` was found to
+    hold over ``1 - R``, carrying the sign (see ``_factored_root``)."""
 
     transform: str
     exponents: np.ndarray  # (m, k) ints
@@ -144,12 +147,14 @@ def group_columns(n_groups: int, max_columns: int = MAX_COLUMNS) -> tuple[np.nda
     """The term set over ``n_groups`` groups: ``(exponents (m, n_groups), trig (m,))``.
 
     The constant, then every monomial with exponents -2..2 (-1..1 when those are more than
-    ``max_columns``) and absolute degree up to :data:`MAX_DEGREE`; then ``sin``, ``cos`` and
-    ``sin**2`` of each group times the monomials of the others with exponents -1..1 and
-    absolute degree up to 2 (``alpha*cos(omega*t)**2``, ``sin(theta)**2``); then ``sin`` and
-    ``cos`` of the difference of two groups times the monomials of the others of absolute
-    degree up to 1 (``alpha*cos(theta_1 - theta_2)``); as long as the set
-    stays within ``max_columns``. With no group, the constant alone. ``trig[j]`` is None, or
+    ``max_columns``) and absolute degree up to :data:`MAX_DEGREE`; then ``sin`` and ``cos``,
+    then ``sin**2``, ``exp``, ``tanh`` and ``log|.|`` of each group times the monomials of the
+    others with exponents -1..1 and absolute degree up to 2 (``alpha*cos(omega*t)**2``,
+    ``sin(theta)**2``, ``log|sigma|``); then ``sin`` and ``cos`` of the difference of two
+    groups times the monomials of the others of absolute degree up to 1
+    (``alpha*cos(theta_1 - theta_2)``), and its square times those of exponents -2..2 and
+    absolute degree up to 2 (``(theta - theta_1)**2/sigma**2``); as long as the set stays
+    within ``max_columns``. With no group, the constant alone. ``trig[j]`` is None, or
     ``(name, i)`` for ``name(pi_i)``, or ``(name, i, j)`` for ``name(pi_i - pi_j)``.
     """
 
@@ -227,14 +232,19 @@ def group_polynomials(
     A ratio ``P / (1 - R)`` is fitted as ``g(y) = N**p * P + g(y) * R``, which is linear in
     the coefficients of both (``(x - u*t)/sqrt(1 - u**2/c**2)``: ``y**2 = x**2 * (1 - pi_1)**2 +
     y**2 * pi_2**2``). The supports searched are forward selection's over the polynomial's
-    columns (up to ``max_terms``), each improved by swapping single columns, and backward
+    columns (up to ``max_terms``; also with the constant taken first), each improved by
+    swapping single columns, and backward
     elimination's from every column those took, all again among the columns without
     functions; and, where the columns are fewer than a third of the fit rows, backward
     elimination's from every polynomial column, from the monomials of absolute degree up to
     2, and, for a ratio, from those and the functions times a monomial of degree up to 2 (1
-    where those are too many) in both ``P`` and ``R``. Each is fitted by least squares on the
-    fit rows with no intercept (a constant of ``F`` is the column ``N``) and measured as ``y``
-    on the validation rows.
+    where those are too many) in both ``P`` and ``R``; every small ratio (:func:`_small_ratios`),
+    and for ``y**2`` a squared binomial over one term (:func:`_squared_ratios`). Each is fitted
+    by least squares on the fit rows with no intercept (a constant of ``F`` is the column
+    ``N``) and measured as ``y`` on the validation rows. Where no root's sign is known on the
+    rows, ``y**2``'s best is read as ``N * Q / sqrt(1 - R)`` (:func:`_factored_root`) and the
+    other roots are not fitted. ``sin(y)`` and ``cos(y)`` apply where ``N`` is 1 on every
+    row and ``y`` lies within ``asin``'s or ``acos``'s range.
     The fewest terms whose validation RMSE is within 5% of the best, or within what the
     validation rows can tell apart (:func:`~emp_kan.symbolic.choice.noise_tie`), or below the
     floor of float rounding, wins; of those, the polynomial before the ratio, then the fewest
