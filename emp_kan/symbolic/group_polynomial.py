@@ -467,16 +467,11 @@ def group_polynomial_expression(
             *(sp.Float(float(c)) * column(j) for j, c in zip(columns, coefficients, strict=True))
         )
 
-    ratio = combination(fit.support, fit.coefficients)
-    if fit.denominator:
-        ratio = ratio / (1 - combination(fit.denominator, fit.denominator_coefficients))
+    numerator = combination(fit.support, fit.coefficients)
+    denominator = 1 - combination(fit.denominator, fit.denominator_coefficients)
     if fit.root == _OF_FACTOR:
-        numerator = combination(fit.support, fit.coefficients)
-        return (
-            normaliser
-            * numerator
-            / sp.sqrt(1 - combination(fit.denominator, fit.denominator_coefficients))
-        )
+        return normaliser * numerator / sp.sqrt(denominator)
+    ratio = numerator / denominator
     inverse = _TRANSFORMS[fit.transform][1]
     if fit.root == _OF_LABEL and fit.transform == "log":
         return sp.Abs(normaliser) * inverse(ratio, int(fit.sign))
@@ -497,8 +492,9 @@ def _factored_root(
     """``y = N * Q / sqrt(1 - R)`` from ``fit``, a fit of ``y**2 = N**2 * P / (1 - R)`` whose
     root has no sign of its own on the rows: ``P`` is ``Q**2``, and ``Q``, a sparse
     polynomial among the ``plain`` columns, carries the sign. With ``R`` known the law is
-    linear in ``Q``'s coefficients, fitted on ``y`` itself. ``(x - u*t)/sqrt(1 - u**2/c**2)``:
-    ``y / x`` takes both signs, and ``Q`` is ``1 - pi_1``.
+    linear in ``Q``'s coefficients, fitted on ``y`` itself. ``(x - u*t)/sqrt(1 - u**2/c**2)``
+    with ``pi_1 = u/c`` and ``pi_2 = c*t/x``: ``y / x`` takes both signs, and ``Q`` is ``1 -
+    pi_1*pi_2``.
 
     ``columns``, ``normaliser`` and ``y`` are pairs of the fit rows' and the validation
     rows' values (shapes ``(n, m)``, ``(n,)``, ``(n,)`` and the same with ``v``). None where
@@ -611,7 +607,8 @@ def _small_ratios(
 ) -> list[tuple[int, ...]]:
     """The ``keep`` best supports of each small ratio shape, by their least-squares residual
     of ``target (n,)``: one column of ``P`` over one of ``R``, both among ``columns``; two of
-    ``P`` among ``plain`` over one of ``R`` among ``columns``; one over two; two over two
+    ``P`` over one, all among ``columns``, and again with ``P``'s among ``plain`` (when the
+    former are too many); one over two; two over two
     (``features (n, 2m)`` holds ``P``'s columns then ``R``'s; ``columns`` and ``plain`` are
     indices below ``m``). A shape with more than :data:`MAX_RATIO_SUPPORTS` supports is
     skipped.
@@ -619,8 +616,9 @@ def _small_ratios(
     A forward search takes ``R``'s columns first (``y * pi`` is much like ``y`` itself), and
     backward elimination from many columns on noisy rows drops the ratio's few; the supports
     of a small ratio are few enough to try all: ``(m1*r1 + m2*r2)/(m1 + m2)`` is ``r2 * (1 +
-    pi_1*pi_2) / (1 + pi_1)``, and ``d*(1 - alpha**2)/(1 + alpha*cos(theta_1 - theta_2))``
-    two monomials over one term with a function."""
+    pi_1*pi_2) / (1 + pi_1)``, ``d*(1 - alpha**2)/(1 + alpha*cos(theta_1 - theta_2))`` two
+    monomials over one term with a function, and ``cos(y) = (cos(theta) - pi)/(1 -
+    pi*cos(theta))`` (relativistic aberration) two terms, one with a function, over one."""
     pool = sorted({int(j) for j in (*columns, *plain)})
     chosen = np.array(pool + [j + m for j in pool if j > 0])
     position = {int(j): k for k, j in enumerate(chosen)}
