@@ -622,10 +622,7 @@ def _small_ratios(
     pool = sorted({int(j) for j in (*columns, *plain)})
     chosen = np.array(pool + [j + m for j in pool if j > 0])
     position = {int(j): k for k, j in enumerate(chosen)}
-    unit = features[:, chosen]
-    norms = np.linalg.norm(unit, axis=0)
-    unit = unit / np.where(norms > 0, norms, 1.0)
-    gram, right = unit.T @ unit, unit.T @ target
+    gram, right = _gram(features[:, chosen], target)
     wide_p = [position[int(j)] for j in columns]
     wide_r = [position[int(j) + m] for j in columns if j > 0]
     plain_p = [position[int(j)] for j in plain]
@@ -647,18 +644,30 @@ def _small_ratios(
         supports = np.concatenate(
             [np.repeat(p_rows, len(r_rows), axis=0), np.tile(r_rows, (len(p_rows), 1))], axis=1
         )
-        blocks = gram[supports[:, :, None], supports[:, None, :]]
-        # a determinant near 0 is a nearly collinear support, which fits anything
-        usable = np.linalg.det(blocks) > 1e-8
-        if not usable.any():
-            continue
-        supports, blocks = supports[usable], blocks[usable]
-        rights = right[supports]
-        explained = np.einsum(
-            "ki,ki->k", rights, np.linalg.solve(blocks, rights[:, :, None])[..., 0]
-        )
-        out += [tuple(int(chosen[j]) for j in supports[k]) for k in np.argsort(-explained)[:keep]]
+        out += [tuple(int(chosen[j]) for j in row) for row in _best(gram, right, supports, keep)]
     return out
+
+
+def _gram(columns: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Gram matrix ``(m, m)`` of ``columns (n, m)`` scaled to unit norm, and their inner
+    products ``(m,)`` with ``target (n,)``."""
+    norms = np.linalg.norm(columns, axis=0)
+    unit = columns / np.where(norms > 0, norms, 1.0)
+    return unit.T @ unit, unit.T @ target
+
+
+def _best(gram: np.ndarray, right: np.ndarray, supports: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` rows of ``supports (s, k)`` (indices into ``gram (m, m)``) whose columns
+    explain most of the target by least squares, best first, all solved at once."""
+    blocks = gram[supports[:, :, None], supports[:, None, :]]
+    # a determinant near 0 is a nearly collinear support, which fits anything
+    usable = np.linalg.det(blocks) > 1e-8
+    supports, blocks = supports[usable], blocks[usable]
+    if not len(supports):
+        return supports
+    rights = right[supports]
+    explained = np.einsum("ki,ki->k", rights, np.linalg.solve(blocks, rights[:, :, None])[..., 0])
+    return supports[np.argsort(-explained)[:keep]]
 
 
 def _squared_ratios(
@@ -698,19 +707,9 @@ def _squared_ratios(
         axis=1,
     )
     chosen = np.unique(supports)
-    position = np.searchsorted(chosen, supports)
-    unit = features[:, chosen]
-    norms = np.linalg.norm(unit, axis=0)
-    unit = unit / np.where(norms > 0, norms, 1.0)
-    gram, right = unit.T @ unit, unit.T @ target
-    blocks = gram[position[:, :, None], position[:, None, :]]
-    usable = np.linalg.det(blocks) > 1e-8
-    if not usable.any():
-        return []
-    position, blocks = position[usable], blocks[usable]
-    rights = right[position]
-    explained = np.einsum("ki,ki->k", rights, np.linalg.solve(blocks, rights[:, :, None])[..., 0])
-    return [tuple(int(chosen[j]) for j in position[k]) for k in np.argsort(-explained)[:keep]]
+    gram, right = _gram(features[:, chosen], target)
+    best = _best(gram, right, np.searchsorted(chosen, supports), keep)
+    return [tuple(int(chosen[j]) for j in row) for row in best]
 
 
 def _plainness(fit: GroupPolynomialFit) -> tuple:
