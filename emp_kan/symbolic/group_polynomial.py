@@ -83,8 +83,12 @@ MAX_SWAPS = 4
 SIGN_AGREEMENT = 0.99
 
 
-def _unit(t: np.ndarray) -> np.ndarray:
-    return np.clip(t, -1.0, 1.0)
+def _arcsin(t: np.ndarray) -> np.ndarray:
+    return np.arcsin(np.clip(t, -1.0, 1.0))
+
+
+def _arccos(t: np.ndarray) -> np.ndarray:
+    return np.arccos(np.clip(t, -1.0, 1.0))
 
 
 # name: (forward g on numpy, inverse on sympy of g's formula u and the sign, inverse on numpy)
@@ -96,8 +100,8 @@ _TRANSFORMS = {
         lambda t, sign: sign * np.exp(t),
     ),
     # a polynomial a rounding past +-1 on a row measures there as the range's end
-    "sine": (np.sin, lambda u, sign: sp.asin(u), lambda t, sign: np.arcsin(_unit(t))),
-    "cosine": (np.cos, lambda u, sign: sp.acos(u), lambda t, sign: np.arccos(_unit(t))),
+    "sine": (np.sin, lambda u, sign: sp.asin(u), lambda t, sign: _arcsin(t)),
+    "cosine": (np.cos, lambda u, sign: sp.acos(u), lambda t, sign: _arccos(t)),
 }
 
 _FUNCTIONS = {
