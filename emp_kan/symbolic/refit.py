@@ -154,7 +154,10 @@ class FloatProblem:
         s2 = float(r @ r) / dof
         # Columns scaled to unit length first: G near 1e-11 beside an exponent near 1 puts
         # the normal matrix's eigenvalues 1e18 apart, and the cut-off would drop one.
-        norms = np.linalg.norm(j, axis=0)
+        # A column whose length overflows (a derivative near 1e160) gets no error bar, and
+        # its constant is left as fitted.
+        with np.errstate(over="ignore"):
+            norms = np.linalg.norm(j, axis=0)
         determined = norms > 0
         scale = np.where(determined, 1.0 / np.where(determined, norms, 1.0), 0.0)
         scaled = j * scale
