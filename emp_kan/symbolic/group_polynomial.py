@@ -57,6 +57,9 @@ NORMALISER_POWER = {
 # The transforms of an angle: each one's range of y, where its inverse gives y back.
 _ANGLES = {"sine": (-math.pi / 2, math.pi / 2), "cosine": (0.0, math.pi)}
 
+# How far beyond its range, as a share of the range's width, an angle's label may lie.
+ANGLE_MARGIN = 0.05
+
 # The transforms with a root, whose sign must be known on the rows (see _root_sign), and log.
 _SIGNED = ("square", "inverse-square", "log")
 
@@ -756,10 +759,14 @@ def _noise_weights(transform: str, y: np.ndarray) -> np.ndarray:
 def _is_angle(transform: str, normaliser: np.ndarray, y_fit: np.ndarray, y_val: np.ndarray) -> bool:
     """Whether ``y`` is a dimensionless angle (``N = 1`` on every row) within the range on
     which ``transform``'s inverse gives it back (``asin`` ``[-pi/2, pi/2]``, ``acos`` ``[0,
-    pi]``), on the fit rows ``(n,)`` and the validation rows ``(v,)``."""
+    pi]``), on the fit rows ``(n,)`` and the validation rows ``(v,)``; labels up to
+    :data:`ANGLE_MARGIN` of the range's width beyond its ends count as within (noise carries
+    a law's 0 below 0)."""
     low, high = _ANGLES[transform]
+    margin = ANGLE_MARGIN * (high - low)
     labels = np.concatenate([y_fit, y_val])
-    return bool(np.all(normaliser == 1.0) and labels.min() >= low and labels.max() <= high)
+    inside = labels.min() >= low - margin and labels.max() <= high + margin
+    return bool(np.all(normaliser == 1.0) and inside)
 
 
 def _root_sign(groups: np.ndarray, normaliser: np.ndarray, y: np.ndarray) -> int | None:
