@@ -219,6 +219,19 @@ def test_a_dimensionless_angle_is_read_through_its_sine_or_cosine():
         _reads(best, names, one, one * law, values)
 
 
+def test_an_angle_whose_noisy_labels_pass_the_ranges_end_is_still_read_as_one():
+    """The aberration acos(...) at 1% noise over theta in [0, pi]: labels near 0 fall below
+    it, and cos(y) still gives the law."""
+    rng = np.random.default_rng(12)
+    theta, pi_1 = rng.uniform(0.0, np.pi, 400), rng.uniform(0.0, 0.9, 400)
+    theta[::20] = 0.0  # head-on: y = 0
+    y = np.arccos((np.cos(theta) - pi_1) / (1 - pi_1 * np.cos(theta)))
+    data = _halves(rng, np.column_stack([theta, pi_1]), np.ones(400), noise=0.01, y=y)
+    assert min(data[4].min(), data[5].min()) < 0.0
+    best = _fit(data[0:2], data[2:4], data[4:6])[0]
+    assert best.transform == "cosine" and best.n_terms == 3
+
+
 def test_a_label_with_units_is_not_read_as_an_angle():
     """y = N * pi within [0, 1] with N a length: asin and acos of a dimensioned label are not
     laws, whatever its range."""
