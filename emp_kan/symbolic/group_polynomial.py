@@ -564,6 +564,9 @@ def _constant_first(
     ]
 
 
+# A column past 1e154 (exp of a large group) overflows its squared norm: inf marks it not
+# usable, which is what it is, without a warning.
+@np.errstate(over="ignore", invalid="ignore")
 def _swapped(features: np.ndarray, target: np.ndarray, support: tuple[int, ...]) -> tuple:
     """``support`` improved by swaps: while replacing one of its columns of ``features (n,
     m)`` by another lowers the least-squares residual of ``target (n,)`` (no intercept), the
