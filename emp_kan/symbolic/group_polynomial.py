@@ -342,25 +342,14 @@ def group_polynomials(
         target = target * weight
         paths = []
         for columns in column_sets:  # on noisy rows sin(alpha) + cos(alpha) ties 1 + alpha
-            position = {int(c): k for k, c in enumerate(columns)}
-            forward_paths = [
-                tuple(int(columns[j]) for j in path)
-                for path in _forward_path(features[:, columns], target, max_terms, intercept=False)
-            ]
-            if 0 in position:
-                forward_paths += _constant_first(features, target, columns, max_terms)
+            design = features[:, columns]
+            forward_paths = _forward_path(design, target, max_terms, intercept=False)
+            if columns[0] == 0:  # the constant
+                forward_paths += _constant_first(design, target, max_terms)
             found = [
-                support
+                tuple(int(columns[j]) for j in support)
                 for path in forward_paths
-                for support in (
-                    path,
-                    tuple(
-                        int(columns[j])
-                        for j in _swapped(
-                            features[:, columns], target, tuple(position[c] for c in path)
-                        )
-                    ),
-                )
+                for support in (path, _swapped(design, target, path))
             ]
             # and backward from every column those took: a forward search's first column may
             # be one the law does not hold, which no single swap removes
@@ -423,8 +412,7 @@ def group_polynomials(
                     )
                 )
         if scored:
-            allowed = _tie(scored, len(y_val), floor)
-            best = min((f for f in scored if f.val_rmse <= allowed), key=_plainness)
+            best = _plainest_tied(scored, len(y_val), floor)
             if mode == _OF_FACTOR:
                 best = _factored_root(
                     best,
@@ -442,6 +430,12 @@ def group_polynomials(
     # across transforms too, the rows cannot tell apart fits within the tie of the best
     allowed = _tie(fits, len(y_val), floor)
     return sorted(fits, key=lambda f: (f.val_rmse > allowed, _plainness(f)))
+
+
+def _plainest_tied(fits: list[GroupPolynomialFit], n_val: int, floor: float) -> GroupPolynomialFit:
+    """The plainest (:func:`_plainness`) of ``fits`` that tie with the most accurate."""
+    allowed = _tie(fits, n_val, floor)
+    return min((f for f in fits if f.val_rmse <= allowed), key=_plainness)
 
 
 def _tie(fits: list[GroupPolynomialFit], n_val: int, floor: float) -> float:
@@ -512,19 +506,15 @@ def _factored_root(
             roots.append(np.sqrt(1.0 - values[:, fit.denominator] @ fit.denominator_coefficients))
     if not all(np.isfinite(r).all() and (r > 0).all() for r in roots):
         return None
-    features = columns[0][:, plain] * (normaliser[0] / roots[0])[:, None]
-    found = [
-        tuple(int(plain[j]) for j in path)
-        for path in _forward_path(features, y[0], max_terms, intercept=False)
-    ]
-    if plain[0] == 0:
-        found += _constant_first(
-            columns[0] * (normaliser[0] / roots[0])[:, None], y[0], plain, max_terms
-        )
+    # y = N * Q / sqrt(1 - R): Q's columns, each times N / sqrt(1 - R)
+    design = columns[0][:, plain] * (normaliser[0] / roots[0])[:, None]
+    paths = _forward_path(design, y[0], max_terms, intercept=False)
+    if plain[0] == 0:  # the constant
+        paths += _constant_first(design, y[0], max_terms)
     scored = []
-    for support in dict.fromkeys(found):
-        design = columns[0][:, support] * (normaliser[0] / roots[0])[:, None]
-        coefficients, *_ = np.linalg.lstsq(design, y[0], rcond=None)
+    for path in dict.fromkeys(paths):
+        support = tuple(int(plain[j]) for j in path)
+        coefficients, *_ = np.linalg.lstsq(design[:, list(path)], y[0], rcond=None)
         predicted = normaliser[1] * (columns[1][:, support] @ coefficients) / roots[1]
         rmse = float(np.sqrt(np.mean((predicted - y[1]) ** 2)))
         if math.isfinite(rmse):
@@ -538,28 +528,23 @@ def _factored_root(
                     root=_OF_FACTOR,
                 )
             )
-    if not scored:
-        return None
-    allowed = _tie(scored, len(y[1]), floor)
-    return min((f for f in scored if f.val_rmse <= allowed), key=_plainness)
+    return _plainest_tied(scored, len(y[1]), floor) if scored else None
 
 
-def _constant_first(
-    features: np.ndarray, target: np.ndarray, columns: np.ndarray, max_terms: int
-) -> list[tuple[int, ...]]:
-    """Forward selection among ``columns`` of ``features (n, m)`` with the constant (column
-    0) taken first: the supports of 2..``max_terms`` columns, as indices of ``features``.
-    Unforced, a forward search takes ``sigma`` for ``log(sigma)`` plus a constant (a
-    Gaussian's ``log|y|``), and no single swap brings both back."""
-    rest = columns[columns != 0]
+def _constant_first(features: np.ndarray, target: np.ndarray, max_terms: int) -> list[tuple]:
+    """Forward selection over ``features (n, m)``, whose column 0 is the constant, with the
+    constant taken first: the supports of 2..``max_terms`` columns. Unforced, a forward
+    search takes ``sigma`` for ``log(sigma)`` plus a constant (a Gaussian's ``log|y|``), and
+    no single swap brings both back."""
     norm = float(np.linalg.norm(features[:, 0]))
-    if not len(rest) or norm == 0:
+    if features.shape[1] < 2 or norm == 0:
         return []
     q = features[:, 0] / norm
-    projected = features[:, rest] - np.outer(q, q @ features[:, rest])
+    rest = features[:, 1:]
+    projected = rest - np.outer(q, q @ rest)
     residual = target - q * float(q @ target)
     return [
-        (0, *(int(rest[j]) for j in path))
+        (0, *(j + 1 for j in path))
         for path in _forward_path(projected, residual, max_terms - 1, intercept=False)
     ]
 
