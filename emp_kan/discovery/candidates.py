@@ -72,7 +72,8 @@ class Candidate:
     # polynomial of the inputs fitted to y, y**2, 1/y or 1/y**2, "rational-<transform>" a
     # sparse ratio of two fitted to y or y**2 (emp_kan.symbolic.polynomial). With units,
     # "units-<transform>" is N(x) times a sparse polynomial or ratio of the dimensionless
-    # groups fitted on y, y**2, 1/y, 1/y**2 or log|y| (emp_kan.symbolic.group_polynomial).
+    # groups fitted on y, y**2, 1/y, 1/y**2, log|y|, or sin(y) or cos(y) of an angle
+    # (emp_kan.symbolic.group_polynomial).
     # "<route>-group-<k>" is a power law times one function of the monomial group along which
     # the route's pruned KAN's log-space gradients vary (emp_kan.symbolic.products.groups).
     name: str
@@ -330,7 +331,8 @@ def _units_formulas(
     formula: SymbolicFormula, problem: Problem, rows: Split, memo: Memo | None
 ) -> dict[str, SymbolicFormula]:
     """With units, ``N(x)`` times a sparse polynomial or ratio of the dimensionless groups,
-    fitted on ``y`` (or ``y**2``, ``1/y``, ``1/y**2``, ``log|y|``) in its own units
+    fitted on ``y`` (or ``y**2``, ``1/y``, ``1/y**2``, ``log|y|``, or ``sin(y)`` or
+    ``cos(y)`` of an angle) in its own units
     (:func:`~emp_kan.symbolic.group_polynomial.group_polynomials`), its constants refitted
     jointly and snapped; keyed ``"units-<transform>"``, the best three. With no group it is
     ``C * N(x)``, the law by the pi theorem. Nothing without units, or where no product of
